@@ -1,0 +1,25 @@
+package vigil
+
+import "time"
+
+// QuarantineItem is input that could not be accepted, kept whole with the
+// reason, so that nothing a sender sent is silently dropped. Items can be
+// listed by admins and, once the cause is fixed, replayed.
+type QuarantineItem struct {
+	ID        string    `json:"id"`
+	Received  time.Time `json:"received"`
+	Source    string    `json:"source"`              // adapter: "http", "mqtt", "hl7"
+	Sender    string    `json:"sender"`              // device or user id that sent it; "" if unknown
+	Index     int       `json:"index"`               // position in the sender's batch; -1 for the whole body
+	Reason    string    `json:"reason"`              // why it was refused, for people
+	Code      string    `json:"code"`                // error code (ErrorCode), for programs
+	Payload   []byte    `json:"payload"`             // exactly what was received (possibly truncated, see Truncated)
+	Truncated bool      `json:"truncated,omitempty"` // Payload is a prefix of an over-large input
+}
+
+// QuarantineFilter selects quarantine items, newest first.
+type QuarantineFilter struct {
+	Sender string
+	Before string // resume before this item id
+	Limit  int
+}

@@ -1,0 +1,72 @@
+package vigil
+
+import "time"
+
+// Role is what kind of principal a user or token is. Authorization rules
+// (package auth) are written in terms of roles; deny is the default.
+type Role string
+
+// Roles.
+const (
+	RoleAdmin       Role = "admin"       // manages users, teams, devices
+	RoleClinician   Role = "clinician"   // sees patients of their care teams
+	RolePatient     Role = "patient"     // sees their own record only
+	RoleDevice      Role = "device"      // writes readings for its assigned patient only
+	RoleIntegration Role = "integration" // a service account; exactly the scopes its token carries
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleAdmin, RoleClinician, RolePatient, RoleDevice, RoleIntegration:
+		return true
+	}
+	return false
+}
+
+// User is a person or service account that signs in or holds tokens.
+type User struct {
+	ID           string    `json:"id"`
+	Username     string    `json:"username"`
+	Role         Role      `json:"role"`
+	SubjectID    string    `json:"patient_id,omitempty"` // for RolePatient: their own subject
+	PasswordHash string    `json:"-"`                    // PHC string (argon2id); "" for service accounts
+	Created      time.Time `json:"created"`
+	Disabled     bool      `json:"disabled"`
+}
+
+// TokenKind says how a token came to be.
+type TokenKind string
+
+// Token kinds.
+const (
+	TokenSession  TokenKind = "session"  // issued at sign-in
+	TokenPersonal TokenKind = "personal" // created by a user for scripts
+	TokenService  TokenKind = "service"  // held by a service account (integration)
+)
+
+// Token is a bearer credential. The secret is shown once; only its SHA-256
+// hash is stored.
+type Token struct {
+	ID       string     `json:"id"`
+	UserID   string     `json:"user_id"`
+	Kind     TokenKind  `json:"kind"`
+	Name     string     `json:"name"`
+	Scopes   []string   `json:"scopes,omitempty"`
+	Hash     []byte     `json:"-"`
+	Created  time.Time  `json:"created"`
+	Expires  time.Time  `json:"expires_at"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+	Revoked  *time.Time `json:"revoked,omitempty"`
+}
+
+// Principal is who is making a request, resolved from its credentials.
+type Principal struct {
+	Role      Role
+	UserID    string // "" for devices
+	DeviceID  string // for RoleDevice
+	SubjectID string // for RolePatient their own subject; for RoleDevice the assigned subject
+	TokenID   string
+	Scopes    []string
+	Name      string // username or device id, for audit and logs
+}
