@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlagsEnvironment(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantAddr string
+		wantAge  time.Duration
+		wantErr  string
+	}{
+		{"defaults", nil, nil, ":8443", time.Hour, ""},
+		{"environment", nil, map[string]string{"VIGIL_HTTP": ":9443", "VIGIL_LOG_MAX_AGE": "2h"}, ":9443", 2 * time.Hour, ""},
+		{"flag beats environment", []string{"--http", ":1"}, map[string]string{"VIGIL_HTTP": ":9443"}, ":1", time.Hour, ""},
+		{"bad environment value", nil, map[string]string{"VIGIL_LOG_MAX_AGE": "soon"}, "", 0, "VIGIL_LOG_MAX_AGE"},
+		{"stray argument", []string{"extra"}, nil, "", 0, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.SetOutput(&bytes.Buffer{})
+			addr := fs.String("http", ":8443", "")
+			age := fs.Duration("log-max-age", time.Hour, "")
+			err := parseFlags(fs, tt.args, func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *addr != tt.wantAddr || *age != tt.wantAge {
+				t.Errorf("got %q %v, want %q %v", *addr, *age, tt.wantAddr, tt.wantAge)
+			}
+		})
+	}
+}
+
+// TestHelpListsEveryFlagWithItsVariable checks each command's --help.
+func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
+	for _, cmd := range []string{"serve", "simulate", "bench"} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{cmd, "--help"}, func(string) string { return "" }, &out, &errOut)
+		if code != 0 {
+			t.Errorf("%s --help exited %d", cmd, code)
+		}
+		help := errOut.String()
+		for _, want := range []string{"--data", "[VIGIL_DATA]"} {
+			if cmd == "serve" && !strings.Contains(help, want) {
+				t.Errorf("serve --help lacks %q:\n%s", want, help)
+			}
+		}
+		if n, m := strings.Count(help, "\n  --"), strings.Count(help, "[VIGIL_"); n == 0 || n != m {
+			t.Errorf("%s --help: %d flags, %d environment variables", cmd, n, m)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil/server"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "Run Vigil: the HTTPS API, the durable log (NATS JetStream embedded) and the store (SQLite),\nall kept in one data directory.", stderr)
+	var (
+		o         server.Options
+		tlsHosts  string
+		logLevel  string
+		logFormat string
+		maxBody   int64
+		shutdown  time.Duration
+	)
+	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
+	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by Vigil's own CA in <data>/tls")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
+	fs.StringVar(&tlsHosts, "tls-hosts", "", "extra host names or IP addresses, comma-separated, for the generated certificate")
+	fs.StringVar(&o.AdminPassword, "admin-password", "", "password of the admin user created on first start (prefer the environment variable); random and printed once if unset")
+	fs.BoolVar(&o.AdminReadsClinical, "admin-reads-clinical", true, "let admins read patients' clinical data")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
+	fs.DurationVar(&o.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long the durable log keeps readings after they are stored")
+	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
+	fs.Int64Var(&maxBody, "max-body", 1<<20, "largest request body in bytes")
+	fs.DurationVar(&o.MaxFuture, "max-future", 5*time.Minute, "how far ahead of the server clock a reading's time may be")
+	fs.DurationVar(&o.TokenTTL, "token-ttl", 12*time.Hour, "lifetime of sign-in tokens")
+	fs.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return usageError(err)
+	}
+	o.MaxBodyBytes = maxBody
+	for _, h := range strings.Split(tlsHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			o.TLSHosts = append(o.TLSHosts, h)
+		}
+	}
+	logger, err := newLogger(stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	o.Logger = logger
+	o.Announce = func(format string, args ...any) { fmt.Fprintf(stderr, "vigil: "+format+"\n", args...) }
+
+	srv, err := server.New(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	fmt.Fprintf(stderr, "vigil: listening on %s (data in %s)\n", srv.URL(), o.DataDir)
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "vigil: shutting down: finishing requests in flight and storing what the log holds")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	fmt.Fprintln(stderr, "vigil: stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+// usageError turns a flag parsing error into errUsage (already printed by
+// the flag package) or passes on --help.
+func usageError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", errUsage, err)
+}

@@ -1,0 +1,112 @@
+// Package http serves Vigil's JSON API (/api/v1), health and metrics
+// endpoints over net/http. Later the FHIR API and the dashboard join it.
+//
+// Every route is declared once, in routes, with the rule that authorizes it;
+// nothing is reachable without a rule (deny by default). Errors are
+// translated to HTTP in one place, writeError.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/ingest"
+)
+
+// Authenticator resolves bearer secrets and passwords; *auth.Authenticator
+// implements it.
+type Authenticator interface {
+	Authenticate(ctx context.Context, secret string) (*vigil.Principal, error)
+	SignIn(ctx context.Context, username, password string, ttl time.Duration) (string, *vigil.Token, error)
+}
+
+// Pinger reports whether a dependency can serve; used by /readyz.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Defaults for Server limits.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultTokenTTL     = 12 * time.Hour
+	quarantinePrefix    = 64 << 10 // bytes of an over-large body kept in the quarantine
+)
+
+// Server holds the API's dependencies. Set the fields, then call Handler.
+type Server struct {
+	Store    vigil.Store
+	Ingest   *ingest.Service
+	Auth     Authenticator
+	Ready    map[string]Pinger // checked by /readyz, by name
+	Logger   *slog.Logger
+	Gatherer prometheus.Gatherer   // served at /metrics
+	Metrics  prometheus.Registerer // where the server registers its own metrics
+	Now      func() time.Time
+	// NewSecret creates a bearer secret and its stored hash for a new
+	// device ("device") or service token ("user"); see package auth.
+	NewSecret func(kind string) (secret string, hash []byte)
+	// HashSecret hashes a presented bearer secret for lookup.
+	HashSecret func(secret string) []byte
+
+	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
+	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
+	// AdminReadsClinical lets admins read patients' clinical data.
+	AdminReadsClinical bool
+
+	httpDuration *prometheus.HistogramVec
+}
+
+// Handler returns the root handler with every route, its authorization
+// rule, logging, metrics and security headers.
+func (s *Server) Handler() http.Handler {
+	s.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vigil_http_request_seconds",
+		Help:    "HTTP request durations by route and status.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "status"})
+	if s.Metrics != nil {
+		s.Metrics.MustRegister(s.httpDuration)
+	}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.wrap(rt))
+	}
+	mux.Handle("/", s.wrap(route{pattern: "/", rule: public, handle: func(w http.ResponseWriter, r *http.Request) error {
+		return vigil.Errorf(vigil.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	}}))
+	return securityHeaders(mux)
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Server) maxBody() int64 {
+	if s.MaxBodyBytes > 0 {
+		return s.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
+// securityHeaders sets the headers every response carries: HSTS, a strict
+// content security policy (the API serves no active content), no sniffing,
+// and no caching (responses hold patient data).
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,519 @@
+// Package ingest is the front and back of Vigil's reading pipeline.
+//
+// Service (the front) turns what a sender sent into canonical readings: it
+// decodes the wire JSON, checks every item against the code catalogue and the
+// sender's rights, quarantines every item it refuses, and appends the batch
+// to the durable log. It returns only once the log holds the batch, so its
+// caller may then acknowledge the sender. Every inbound adapter (HTTP, MQTT,
+// HL7, FHIR) goes through Service.
+//
+// Writer (the back) consumes the log and writes batches to the Store.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// Catalog is what ingest needs of the code catalogue; *catalog.Catalog
+// implements it.
+type Catalog interface {
+	// Normalize converts value from unit to code's canonical unit and checks
+	// that it is plausible. Errors are *vigil.Error (EINVALID) with a message
+	// fit for the sender.
+	Normalize(code string, value float64, unit string) (v float64, canonical string, converted bool, err error)
+	// Panel reports whether code is a panel (no value of its own) and, if
+	// so, which component codes it requires and which it allows besides.
+	Panel(code string) (required, optional []string, ok bool)
+}
+
+// Defaults for Service limits.
+const (
+	DefaultMaxItems  = 10000
+	DefaultMaxFuture = 5 * time.Minute
+	DefaultMaxPast   = 365 * 24 * time.Hour
+)
+
+// Service validates readings and appends them to the durable log. Its
+// fields are set before first use and not changed after; Submit is safe for
+// concurrent use.
+type Service struct {
+	Log      vigil.Log
+	Devices  vigil.DeviceStore
+	Patients vigil.PatientStore
+	Catalog  Catalog
+	Logger   *slog.Logger
+	Metrics  *Metrics // may be nil
+	Now      func() time.Time
+
+	MaxItems  int           // most readings in one submission; DefaultMaxItems if 0
+	MaxFuture time.Duration // how far ahead of Now a reading's time may be; DefaultMaxFuture if 0
+	MaxPast   time.Duration // how far behind Now a reading's time may be; DefaultMaxPast if 0
+}
+
+// Result says what became of a submission. Rejected items are in the
+// quarantine with the same reason.
+type Result struct {
+	Accepted int         `json:"accepted"`
+	Rejected []Rejection `json:"rejected"`
+}
+
+// Rejection is one refused item. Index is its position in the submitted
+// array, or -1 when the whole submission was refused.
+type Rejection struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+	Code   string `json:"code"`
+}
+
+// wireReading is one item of {"readings":[...]} as senders write it.
+type wireReading struct {
+	Code       string          `json:"code"`
+	Value      *float64        `json:"value"`
+	Unit       string          `json:"unit"`
+	Time       string          `json:"time"`
+	Seq        *uint64         `json:"seq"`
+	Flags      []string        `json:"flags"`
+	Components []wireComponent `json:"components"`
+	DeviceID   string          `json:"device_id"`  // integrations: the device that measured it
+	PatientID  string          `json:"patient_id"` // integrations: the patient (subject) it belongs to
+}
+
+type wireComponent struct {
+	Code  string   `json:"code"`
+	Value *float64 `json:"value"`
+	Unit  string   `json:"unit"`
+}
+
+// DecodeBatch splits a submission {"readings":[...]} into its raw items,
+// keeping each item's bytes exactly as sent for the quarantine. Errors are
+// *vigil.Error with code EINVALID. It never panics on any input.
+func DecodeBatch(body []byte) ([]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var env struct {
+		Readings *[]json.RawMessage `json:"readings"`
+	}
+	if err := dec.Decode(&env); err != nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "malformed JSON: %s", jsonErrorText(err))
+	}
+	if dec.More() {
+		return nil, vigil.Errorf(vigil.EINVALID, "malformed JSON: unexpected data after the top-level object")
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "malformed JSON: unexpected data after the top-level object")
+	}
+	if env.Readings == nil {
+		return nil, vigil.Errorf(vigil.EINVALID, `missing "readings": the body must be {"readings":[...]}`)
+	}
+	if len(*env.Readings) == 0 {
+		return nil, vigil.Errorf(vigil.EINVALID, `"readings" is empty`)
+	}
+	return *env.Readings, nil
+}
+
+// jsonErrorText makes encoding/json's errors readable for senders.
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("%s at byte %d", se.Error(), se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.String()), te.Value)
+		}
+		return fmt.Sprintf("expected %s, not %s", jsonKind(te.Type.String()), te.Value)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.Contains(goType, "float"), strings.Contains(goType, "int"):
+		return "a number"
+	case strings.Contains(goType, "string"):
+		return "a string"
+	case strings.HasPrefix(goType, "[]"), strings.HasPrefix(goType, "*[]"):
+		return "an array"
+	}
+	return "an object"
+}
+
+// Submit validates the submission body sent by p through adapter source
+// ("http", "mqtt", ...), quarantines what it refuses and appends the rest to
+// the log. It returns once both are durable. The error is non-nil when
+// nothing was accepted (EINVALID, with the whole-body reason when the body
+// could not be read at all) or when the log failed (the sender must not be
+// acknowledged then); Result is non-nil unless the log failed.
+func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string, body []byte) (*Result, error) {
+	now := s.now()
+	items, err := DecodeBatch(body)
+	if err != nil {
+		res := &Result{Rejected: []Rejection{{Index: -1, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)}}}
+		if qerr := s.Quarantine(ctx, p, source, body, false, err); qerr != nil {
+			return nil, qerr
+		}
+		return res, err
+	}
+	if max := s.maxItems(); len(items) > max {
+		err := vigil.Errorf(vigil.ETOOLARGE, "too many readings: %d in one request, at most %d", len(items), max)
+		if qerr := s.Quarantine(ctx, p, source, body, false, err); qerr != nil {
+			return nil, qerr
+		}
+		return &Result{Rejected: []Rejection{{Index: -1, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)}}}, err
+	}
+
+	v := validator{s: s, p: p, now: now, devices: map[string]*vigil.Device{}, patients: map[string]error{}}
+	batch := vigil.Batch{Readings: make([]vigil.Reading, 0, len(items))}
+	res := &Result{Rejected: []Rejection{}}
+	for i, raw := range items {
+		r, err := v.reading(ctx, raw)
+		if err != nil {
+			if vigil.ErrorCode(err) == vigil.EINTERNAL || vigil.ErrorCode(err) == vigil.EUNAVAILABLE {
+				return nil, fmt.Errorf("validate reading %d: %w", i, err)
+			}
+			res.Rejected = append(res.Rejected, Rejection{Index: i, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)})
+			batch.Quarantine = append(batch.Quarantine, s.quarantineItem(p, source, i, raw, false, err, now))
+			continue
+		}
+		r.Received = now
+		r.Source = source
+		batch.Readings = append(batch.Readings, r)
+	}
+	res.Accepted = len(batch.Readings)
+
+	start := time.Now()
+	if err := s.Log.Append(ctx, &batch); err != nil {
+		s.Metrics.appendFailed()
+		return nil, fmt.Errorf("append batch: %w", err)
+	}
+	s.Metrics.observe(source, res.Accepted, len(res.Rejected), time.Since(start))
+	if res.Accepted == 0 {
+		return res, vigil.Errorf(vigil.EINVALID, "no reading was accepted: %s", res.Rejected[0].Reason)
+	}
+	return res, nil
+}
+
+// Quarantine keeps a whole submission that could not be taken apart
+// (malformed, over-large, or from a revoked device) with the reason, and
+// returns once it is durable. truncated says payload is only a prefix of
+// what was sent.
+func (s *Service) Quarantine(ctx context.Context, p *vigil.Principal, source string, payload []byte, truncated bool, reason error) error {
+	b := vigil.Batch{Quarantine: []vigil.QuarantineItem{s.quarantineItem(p, source, -1, payload, truncated, reason, s.now())}}
+	if err := s.Log.Append(ctx, &b); err != nil {
+		s.Metrics.appendFailed()
+		return fmt.Errorf("append quarantine: %w", err)
+	}
+	s.Metrics.observe(source, 0, 1, 0)
+	return nil
+}
+
+func (s *Service) quarantineItem(p *vigil.Principal, source string, index int, payload []byte, truncated bool, reason error, now time.Time) vigil.QuarantineItem {
+	sender := ""
+	if p != nil {
+		sender = p.DeviceID
+		if sender == "" {
+			sender = p.UserID
+		}
+	}
+	return vigil.QuarantineItem{
+		ID:        vigil.NewID(vigil.PrefixQuarantine),
+		Received:  now,
+		Source:    source,
+		Sender:    sender,
+		Index:     index,
+		Reason:    vigil.ErrorMessage(reason),
+		Code:      vigil.ErrorCode(reason),
+		Payload:   bytes.Clone(payload),
+		Truncated: truncated,
+	}
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) maxItems() int {
+	if s.MaxItems > 0 {
+		return s.MaxItems
+	}
+	return DefaultMaxItems
+}
+
+// validator checks the items of one submission, caching the devices and
+// patients it looks up.
+type validator struct {
+	s        *Service
+	p        *vigil.Principal
+	now      time.Time
+	devices  map[string]*vigil.Device // by id; nil value: not found
+	patients map[string]error         // by id; nil: exists
+}
+
+// senderFlags are the quality flags a sender may set; the others are Vigil's.
+const senderFlags = vigil.QualityQuestionable | vigil.QualityArtifact | vigil.QualitySensorOff | vigil.QualityCalibrating
+
+func (v *validator) reading(ctx context.Context, raw json.RawMessage) (vigil.Reading, error) {
+	var w wireReading
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return vigil.Reading{}, vigil.Errorf(vigil.EINVALID, "malformed reading: %s", jsonErrorText(err))
+	}
+	var r vigil.Reading
+	if w.Code == "" {
+		return r, vigil.Errorf(vigil.EINVALID, `"code" is required`)
+	}
+	r.Code = w.Code
+
+	t, err := v.time(w.Time)
+	if err != nil {
+		return r, err
+	}
+	r.Time = t
+
+	for _, f := range w.Flags {
+		q, ok := vigil.ParseQuality(f)
+		if !ok || q&senderFlags == 0 {
+			return r, vigil.Errorf(vigil.EINVALID, "unknown flag %q: a sender may set questionable, artifact, sensor-off or calibrating", f)
+		}
+		r.Quality |= q
+	}
+
+	if err := v.subject(ctx, &r, w.DeviceID, w.PatientID); err != nil {
+		return r, err
+	}
+	if err := v.measurement(&r, &w); err != nil {
+		return r, err
+	}
+	r.Key = v.key(&r, w.Seq)
+	return r, nil
+}
+
+// time parses an RFC 3339 time and checks it is neither missing nor too far
+// in the future or past. Times are kept at microsecond precision in UTC.
+func (v *validator) time(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, vigil.Errorf(vigil.EINVALID, `"time" is required (RFC 3339, e.g. "2026-11-20T10:00:00Z")`)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, vigil.Errorf(vigil.EINVALID, "time %q is not RFC 3339 with a time zone (e.g. \"2026-11-20T10:00:00Z\")", s)
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	maxFuture, maxPast := v.s.MaxFuture, v.s.MaxPast
+	if maxFuture == 0 {
+		maxFuture = DefaultMaxFuture
+	}
+	if maxPast == 0 {
+		maxPast = DefaultMaxPast
+	}
+	if d := t.Sub(v.now); d > maxFuture {
+		return time.Time{}, vigil.Errorf(vigil.EINVALID, "time %s is %s in the future (at most %s ahead of the server clock is accepted; check the device clock)", s, d.Round(time.Second), maxFuture)
+	}
+	if d := v.now.Sub(t); d > maxPast {
+		return time.Time{}, vigil.Errorf(vigil.EINVALID, "time %s is older than the %s accepted", s, maxPast)
+	}
+	return t, nil
+}
+
+// subject decides whose reading it is from the sender's rights.
+func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, patientID string) error {
+	switch v.p.Role {
+	case vigil.RoleDevice:
+		if deviceID != "" && deviceID != v.p.DeviceID {
+			return vigil.Errorf(vigil.EFORBIDDEN, "device %s may not send readings as device %s", v.p.DeviceID, deviceID)
+		}
+		d, err := v.device(ctx, v.p.DeviceID)
+		if err != nil {
+			return err
+		}
+		return v.assigned(r, d, patientID)
+	case vigil.RoleIntegration:
+		if deviceID == "" && patientID == "" {
+			return vigil.Errorf(vigil.EINVALID, `an integration must name "device_id" or "patient_id" in each reading`)
+		}
+		if deviceID != "" {
+			d, err := v.device(ctx, deviceID)
+			if err != nil {
+				return err
+			}
+			return v.assigned(r, d, patientID)
+		}
+		if err := v.patient(ctx, patientID); err != nil {
+			return err
+		}
+		r.SubjectID = patientID
+		return nil
+	}
+	return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not send readings", v.p.Role)
+}
+
+func (v *validator) assigned(r *vigil.Reading, d *vigil.Device, patientID string) error {
+	if !d.Active() {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is revoked", d.ID)
+	}
+	if d.SubjectID == "" {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is not assigned to a patient", d.ID)
+	}
+	if patientID != "" && patientID != d.SubjectID {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is not assigned to patient %s", d.ID, patientID)
+	}
+	r.DeviceID = d.ID
+	r.SubjectID = d.SubjectID
+	return nil
+}
+
+func (v *validator) device(ctx context.Context, id string) (*vigil.Device, error) {
+	if d, ok := v.devices[id]; ok {
+		if d == nil {
+			return nil, vigil.Errorf(vigil.EINVALID, "unknown device %q", id)
+		}
+		return d, nil
+	}
+	d, err := v.s.Devices.Device(ctx, id)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		v.devices[id] = nil
+		return nil, vigil.Errorf(vigil.EINVALID, "unknown device %q", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("look up device: %w", err)
+	}
+	v.devices[id] = d
+	return d, nil
+}
+
+func (v *validator) patient(ctx context.Context, id string) error {
+	if err, ok := v.patients[id]; ok {
+		return err
+	}
+	_, err := v.s.Patients.Patient(ctx, id)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		err = vigil.Errorf(vigil.EINVALID, "unknown patient %q", id)
+	} else if err != nil {
+		return fmt.Errorf("look up patient: %w", err)
+	}
+	v.patients[id] = err
+	return err
+}
+
+// measurement checks the value or components against the catalogue and
+// converts them to canonical units.
+func (v *validator) measurement(r *vigil.Reading, w *wireReading) error {
+	cat := v.s.Catalog
+	required, optional, panel := cat.Panel(w.Code)
+	if !panel {
+		if len(w.Components) > 0 {
+			return vigil.Errorf(vigil.EINVALID, "%s is not a panel: send a value, not components", w.Code)
+		}
+		if w.Value == nil {
+			return vigil.Errorf(vigil.EINVALID, `"value" is required for %s`, w.Code)
+		}
+		val, unit, converted, err := cat.Normalize(w.Code, *w.Value, w.Unit)
+		if err != nil {
+			return err
+		}
+		r.Value, r.Unit = val, unit
+		if converted {
+			r.Quality |= vigil.QualityConverted
+		}
+		return nil
+	}
+	if w.Value != nil {
+		return vigil.Errorf(vigil.EINVALID, "%s is a panel with no value of its own: send its components (%s)", w.Code, strings.Join(required, ", "))
+	}
+	if w.Unit != "" {
+		return vigil.Errorf(vigil.EINVALID, "%s is a panel with no unit of its own: give units on its components", w.Code)
+	}
+	seen := make(map[string]bool, len(w.Components))
+	r.Components = make([]vigil.Component, 0, len(w.Components))
+	for _, c := range w.Components {
+		if !slices.Contains(required, c.Code) && !slices.Contains(optional, c.Code) {
+			return vigil.Errorf(vigil.EINVALID, "component %q does not belong in %s (allowed: %s)", c.Code, w.Code, strings.Join(append(append([]string{}, required...), optional...), ", "))
+		}
+		if seen[c.Code] {
+			return vigil.Errorf(vigil.EINVALID, "component %s appears twice in %s", c.Code, w.Code)
+		}
+		seen[c.Code] = true
+		if c.Value == nil {
+			return vigil.Errorf(vigil.EINVALID, `component %s needs a "value"`, c.Code)
+		}
+		val, unit, converted, err := cat.Normalize(c.Code, *c.Value, c.Unit)
+		if err != nil {
+			return vigil.Errorf(vigil.EINVALID, "component %s: %s", c.Code, vigil.ErrorMessage(err))
+		}
+		if converted {
+			r.Quality |= vigil.QualityConverted
+		}
+		r.Components = append(r.Components, vigil.Component{Code: c.Code, Value: val, Unit: unit})
+	}
+	for _, code := range required {
+		if !seen[code] {
+			return vigil.Errorf(vigil.EINVALID, "%s needs component %s", w.Code, code)
+		}
+	}
+	return nil
+}
+
+// key returns the reading's idempotency key: the device (or, without one,
+// the sending account) and its sequence number when there is one, else a
+// hash of the reading's content. The same reading sent twice gets the same
+// key, so the Store keeps it once.
+func (v *validator) key(r *vigil.Reading, seq *uint64) string {
+	if seq != nil {
+		if r.DeviceID != "" {
+			return "d:" + r.DeviceID + ":" + strconv.FormatUint(*seq, 10)
+		}
+		return "u:" + v.p.UserID + ":" + r.SubjectID + ":" + strconv.FormatUint(*seq, 10)
+	}
+	return ContentKey(r)
+}
+
+// ContentKey is the idempotency key of a reading that has no sequence
+// number: "h:" and the SHA-256 of its subject, device, code, time, value,
+// unit and components.
+func ContentKey(r *vigil.Reading) string {
+	h := sha256.New()
+	var buf [8]byte
+	str := func(s string) {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(s)))
+		h.Write(buf[:])
+		h.Write([]byte(s))
+	}
+	num := func(f float64) {
+		binary.BigEndian.PutUint64(buf[:], math.Float64bits(f))
+		h.Write(buf[:])
+	}
+	str(r.SubjectID)
+	str(r.DeviceID)
+	str(r.Code)
+	num(float64(r.Time.UnixMicro()))
+	num(r.Value)
+	str(r.Unit)
+	for _, c := range r.Components {
+		str(c.Code)
+		num(c.Value)
+		str(c.Unit)
+	}
+	return "h:" + hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,80 @@
+package ingest
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts what the pipeline does. A nil *Metrics records nothing.
+type Metrics struct {
+	readings      *prometheus.CounterVec
+	appendLatency prometheus.Histogram
+	appendErrors  prometheus.Counter
+	stored        prometheus.Counter
+	duplicates    prometheus.Counter
+	writeErrors   prometheus.Counter
+}
+
+// NewMetrics creates the pipeline's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		readings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_readings_total",
+			Help: "Readings submitted, by adapter and result (accepted or quarantined).",
+		}, []string{"source", "result"}),
+		appendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_ingest_append_seconds",
+			Help:    "Time from handing a batch to the durable log until it is durable (group commit included).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
+		}),
+		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingest_append_errors_total",
+			Help: "Batches the durable log failed to take; their senders were not acknowledged.",
+		}),
+		stored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_store_readings_written_total",
+			Help: "Readings written to the store by the log consumer (duplicates excluded).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_store_readings_duplicate_total",
+			Help: "Readings the store already held (retries, redeliveries) and skipped.",
+		}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_store_write_errors_total",
+			Help: "Failed store writes; the batches are redelivered.",
+		}),
+	}
+	reg.MustRegister(m.readings, m.appendLatency, m.appendErrors, m.stored, m.duplicates, m.writeErrors)
+	return m
+}
+
+func (m *Metrics) observe(source string, accepted, quarantined int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.readings.WithLabelValues(source, "accepted").Add(float64(accepted))
+	m.readings.WithLabelValues(source, "quarantined").Add(float64(quarantined))
+	if d > 0 {
+		m.appendLatency.Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) appendFailed() {
+	if m != nil {
+		m.appendErrors.Inc()
+	}
+}
+
+func (m *Metrics) written(stored, total int) {
+	if m != nil {
+		m.stored.Add(float64(stored))
+		m.duplicates.Add(float64(total - stored))
+	}
+}
+
+func (m *Metrics) writeFailed() {
+	if m != nil {
+		m.writeErrors.Inc()
+	}
+}

@@ -1,0 +1,357 @@
+// Package server assembles a Vigil node from its parts: the SQLite store,
+// the durable log, the ingest pipeline and the HTTPS API. It is the library
+// form of `vigil serve`: Options → New → Start → Shutdown.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/bus"
+	"github.com/vigil-health/vigil/catalog"
+	vhttp "github.com/vigil-health/vigil/http"
+	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/pki"
+	"github.com/vigil-health/vigil/sqlite"
+)
+
+// Options configure a node. The zero value of every field but DataDir is a
+// working default.
+type Options struct {
+	DataDir  string // everything the node keeps; created 0700 if missing
+	HTTPAddr string // HTTPS listen address; default ":8443"; "127.0.0.1:0" picks a free port
+
+	TLSCert, TLSKey string   // a user-supplied certificate and key; default: issued by the node's own CA
+	TLSHosts        []string // extra host names or addresses for the generated certificate
+
+	AdminPassword      string // password for the "admin" user created on first start; random if empty
+	AdminReadsClinical bool   // admins may read clinical data
+
+	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
+	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
+	CatalogFile string        // extra codes and units merged over the built-in catalogue
+
+	MaxBodyBytes int64         // largest request body
+	MaxFuture    time.Duration // how far ahead of the clock a reading may be
+	TokenTTL     time.Duration // sign-in token lifetime
+
+	Logger *slog.Logger
+	// Announce receives the lines a person starting the node must see once
+	// (the generated admin password, the CA file and fingerprint). Default: discarded.
+	Announce func(format string, args ...any)
+}
+
+// Server is a running node.
+type Server struct {
+	opts     Options
+	logger   *slog.Logger
+	store    *sqlite.Store
+	log      *bus.Log
+	catalog  *catalog.Catalog
+	registry *prometheus.Registry
+	ingest   *ingest.Service
+	writer   *ingest.Writer
+	http     *nethttp.Server
+	listener net.Listener
+	caFile   string
+
+	writerCancel context.CancelFunc
+	writerDone   chan error
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New opens the store and the log and prepares the API; Start serves it.
+// On error everything opened is closed again.
+func New(ctx context.Context, opts Options) (_ *Server, err error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("data directory is required")
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = ":8443"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Announce == nil {
+		opts.Announce = func(string, ...any) {}
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s := &Server{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.closeStorage(context.Background())
+		}
+	}()
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	s.catalog = catalog.Default()
+	if opts.CatalogFile != "" {
+		f, err := os.Open(opts.CatalogFile)
+		if err != nil {
+			return nil, fmt.Errorf("open catalogue file: %w", err)
+		}
+		extra, err := catalog.Parse(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("catalogue file %s: %w", opts.CatalogFile, err)
+		}
+		if s.catalog, err = s.catalog.Merge(extra); err != nil {
+			return nil, fmt.Errorf("catalogue file %s: %w", opts.CatalogFile, err)
+		}
+	}
+
+	if s.store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "vigil.db")); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if s.log, err = bus.Open(ctx, bus.Options{
+		Dir:    filepath.Join(opts.DataDir, "log"),
+		URL:    opts.NATSURL,
+		MaxAge: opts.LogMaxAge,
+		Logger: opts.Logger,
+	}); err != nil {
+		return nil, fmt.Errorf("open durable log: %w", err)
+	}
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		return nil, err
+	}
+
+	metrics := ingest.NewMetrics(s.registry)
+	s.ingest = &ingest.Service{
+		Log:       s.log,
+		Devices:   s.store,
+		Patients:  s.store,
+		Catalog:   s.catalog,
+		Logger:    opts.Logger,
+		Metrics:   metrics,
+		MaxFuture: opts.MaxFuture,
+	}
+	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: opts.Logger, Metrics: metrics}
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_store_writer_lag_messages",
+		Help: "Log messages not yet written to the store.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := s.log.Lag(ctx, ingest.WriterName)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+
+	tlsConfig, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	api := &vhttp.Server{
+		Store:              s.store,
+		Ingest:             s.ingest,
+		Auth:               &auth.Authenticator{Users: s.store, Devices: s.store},
+		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.log},
+		Logger:             opts.Logger,
+		Gatherer:           s.registry,
+		Metrics:            s.registry,
+		NewSecret:          newSecret,
+		HashSecret:         auth.HashSecret,
+		MaxBodyBytes:       opts.MaxBodyBytes,
+		TokenTTL:           opts.TokenTTL,
+		AdminReadsClinical: opts.AdminReadsClinical,
+	}
+	s.http = &nethttp.Server{
+		Handler:           api.Handler(),
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func newSecret(kind string) (string, []byte) {
+	if kind == "device" {
+		return auth.NewSecret(auth.DeviceSecret)
+	}
+	return auth.NewSecret(auth.UserSecret)
+}
+
+// tlsConfig loads the user's certificate or issues one from the node's CA.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.opts.TLSCert != "" || s.opts.TLSKey != "" {
+		if s.opts.TLSCert == "" || s.opts.TLSKey == "" {
+			return nil, errors.New("a TLS certificate needs both its certificate and its key file")
+		}
+		cert, err := pki.LoadKeyPair(s.opts.TLSCert, s.opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		return pki.ServerTLSConfig(cert), nil
+	}
+	dir := filepath.Join(s.opts.DataDir, "tls")
+	ca, err := pki.LoadOrCreate(dir, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("certificate authority: %w", err)
+	}
+	cert, err := ca.ServerCertificate(dir, s.opts.TLSHosts)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	s.caFile = ca.CertFile()
+	s.opts.Announce("TLS: certificates are issued by Vigil's own CA; trust %s (SHA-256 fingerprint %s)", ca.CertFile(), pki.Fingerprint(ca.Cert()))
+	return pki.ServerTLSConfig(cert), nil
+}
+
+// bootstrapAdmin creates the "admin" user on first start.
+func (s *Server) bootstrapAdmin(ctx context.Context) error {
+	_, err := s.store.UserByUsername(ctx, "admin")
+	if err == nil {
+		return nil
+	}
+	if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		return fmt.Errorf("look up admin user: %w", err)
+	}
+	pw := s.opts.AdminPassword
+	generated := pw == ""
+	if generated {
+		var b [18]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("generate admin password: %w", err)
+		}
+		pw = base64.RawURLEncoding.EncodeToString(b[:])
+	} else if err := auth.CheckPasswordPolicy(pw); err != nil {
+		return fmt.Errorf("admin password from VIGIL_ADMIN_PASSWORD: %w", err)
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("hash admin password: %w", err)
+	}
+	if err := s.store.CreateUser(ctx, &vigil.User{Username: "admin", Role: vigil.RoleAdmin, PasswordHash: hash}); err != nil {
+		return fmt.Errorf("create admin user: %w", err)
+	}
+	if generated {
+		s.opts.Announce("created user admin with password %s (shown once; set VIGIL_ADMIN_PASSWORD to choose it)", pw)
+	} else {
+		s.opts.Announce("created user admin with the password from VIGIL_ADMIN_PASSWORD")
+	}
+	return nil
+}
+
+// Start listens and serves in the background, and starts the log→store
+// writer. It returns once the listener is open.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.opts.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.opts.HTTPAddr, err)
+	}
+	s.listener = ln
+	wctx, cancel := context.WithCancel(context.Background())
+	s.writerCancel = cancel
+	s.writerDone = make(chan error, 1)
+	go func() { s.writerDone <- s.writer.Run(wctx) }()
+	go func() {
+		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			s.logger.Error("https server stopped", "err", err)
+		}
+	}()
+	s.logger.Info("vigil serving", "addr", s.Addr(), "data", s.opts.DataDir)
+	return nil
+}
+
+// Addr is the address the API listens on (useful with port 0).
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return s.opts.HTTPAddr
+	}
+	return s.listener.Addr().String()
+}
+
+// URL is the API's base URL for a client on this machine.
+func (s *Server) URL() string {
+	host, port, _ := net.SplitHostPort(s.Addr())
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// CAFile is the certificate file of the node's own CA ("" with a
+// user-supplied certificate).
+func (s *Server) CAFile() string { return s.caFile }
+
+// Store is the node's store, for tools that run beside the server.
+func (s *Server) Store() vigil.Store { return s.store }
+
+// WaitStored blocks until the store holds everything the log has
+// acknowledged so far, or ctx ends.
+func (s *Server) WaitStored(ctx context.Context) error {
+	for {
+		n, err := s.log.Lag(ctx, ingest.WriterName)
+		if err == nil && n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Shutdown stops accepting connections, lets requests in flight finish
+// (each is acknowledged only once durable), waits for the writer to store
+// what the log holds, and closes the log and store. ctx bounds the wait;
+// whatever the writer has not stored by then stays in the log and is stored
+// on the next start. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		var errs []error
+		if s.listener != nil {
+			if err := s.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop https: %w", err))
+			}
+			if err := s.WaitStored(ctx); err != nil {
+				s.logger.Warn("shutdown before the store caught up with the log; the rest is stored on next start", "err", err)
+			}
+			s.writerCancel()
+			<-s.writerDone
+		}
+		errs = append(errs, s.closeStorage(ctx))
+		s.shutdownErr = errors.Join(errs...)
+	})
+	return s.shutdownErr
+}
+
+func (s *Server) closeStorage(ctx context.Context) error {
+	var errs []error
+	if s.log != nil {
+		if err := s.log.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close log: %w", err))
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
