@@ -55,4 +55,3 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	})
 	return err
 }
-
