@@ -445,6 +445,9 @@ func (v *validator) measurement(r *vigil.Reading, w *wireReading) error {
 	if w.Unit != "" {
 		return vigil.Errorf(vigil.EINVALID, "%s is a panel with no unit of its own: give units on its components", w.Code)
 	}
+	if len(w.Components) == 0 {
+		return vigil.Errorf(vigil.EINVALID, "%s is a panel: send its components", w.Code)
+	}
 	seen := make(map[string]bool, len(w.Components))
 	r.Components = make([]vigil.Component, 0, len(w.Components))
 	for _, c := range w.Components {

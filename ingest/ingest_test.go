@@ -150,6 +150,7 @@ func TestSubmitItems(t *testing.T) {
 		{"unknown field", deviceA, `{"code":"8867-4","valeu":72,"unit":"/min","time":"2026-11-20T09:59:00Z"}`, `unknown field "valeu"`, nil},
 		{"not an object", deviceA, `42`, "malformed reading", nil},
 		{"unknown flag", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","flags":["derived"]}`, `unknown flag "derived"`, nil},
+		{"panel without components", deviceA, `{"code":"85353-1","time":"2026-11-20T09:59:00Z"}`, "is a panel: send its components", nil},
 		{"panel with value", deviceA, `{"code":"85354-9","value":120,"time":"2026-11-20T09:59:00Z"}`, "no value of its own", nil},
 		{"panel missing diastolic", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":120,"unit":"mm[Hg]"}]}`, "needs component 8462-4", nil},
 		{"panel foreign component", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8867-4","value":60,"unit":"/min"}]}`, `component "8867-4" does not belong`, nil},
