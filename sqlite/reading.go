@@ -1,0 +1,416 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// readingColumns are the columns scanReading reads, in order. The latest
+// table has the same columns, with reading_id for id.
+const readingColumns = "id, subject_id, device_id, code, value, unit, t, received, key, quality, source, components"
+
+const (
+	insertReading = `INSERT INTO readings (subject_id, device_id, code, value, unit, t, received, key, quality, source, components)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO NOTHING`
+	insertComponent = `INSERT INTO reading_components (subject_id, code, t, reading_id, idx, value) VALUES (?, ?, ?, ?, ?, ?)`
+	// upsertLatest replaces a subject's latest reading of a code only with a
+	// newer one: later in time, or as late and stored later.
+	upsertLatest = `INSERT INTO latest (subject_id, code, reading_id, device_id, value, unit, t, received, key, quality, source, components)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (subject_id, code) DO UPDATE SET
+			reading_id = excluded.reading_id, device_id = excluded.device_id, value = excluded.value,
+			unit = excluded.unit, t = excluded.t, received = excluded.received, key = excluded.key,
+			quality = excluded.quality, source = excluded.source, components = excluded.components
+		WHERE excluded.t > latest.t OR (excluded.t = latest.t AND excluded.reading_id > latest.reading_id)`
+	insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+)
+
+// WriteBatches stores the readings and quarantine items of bs in one
+// transaction. A reading whose Key is stored already is skipped, and so is a
+// quarantine item whose ID is. It sets Reading.ID of the readings it stores
+// (only once the transaction has committed) and returns how many readings it
+// stored. EINVALID if a reading has no subject, code, key or time, or a
+// quarantine item no ID; then nothing is stored.
+func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error) {
+	for i := range bs {
+		for j := range bs[i].Readings {
+			if err := checkReading(&bs[i].Readings[j]); err != nil {
+				return 0, fmt.Errorf("write batches: %w", err)
+			}
+		}
+		for j := range bs[i].Quarantine {
+			if bs[i].Quarantine[j].ID == "" {
+				return 0, fmt.Errorf("write batches: %w", vigil.Errorf(vigil.EINVALID, "quarantine item without id"))
+			}
+		}
+	}
+
+	type stored struct {
+		r  *vigil.Reading
+		id int64
+	}
+	var done []stored
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		w, err := newBatchWriter(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer w.close()
+		for i := range bs {
+			for j := range bs[i].Readings {
+				r := &bs[i].Readings[j]
+				id, err := w.reading(ctx, r)
+				if err != nil {
+					return err
+				}
+				if id != 0 {
+					done = append(done, stored{r, id})
+				}
+			}
+			for j := range bs[i].Quarantine {
+				if err := w.quarantine(ctx, &bs[i].Quarantine[j]); err != nil {
+					return err
+				}
+			}
+		}
+		return w.flushLatest(ctx)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("write batches: %w", err)
+	}
+	for _, d := range done {
+		d.r.ID = d.id
+	}
+	return len(done), nil
+}
+
+// checkReading reports why r cannot be stored, or nil.
+func checkReading(r *vigil.Reading) error {
+	switch {
+	case r.SubjectID == "":
+		return vigil.Errorf(vigil.EINVALID, "reading %q without subject", r.Key)
+	case r.Code == "":
+		return vigil.Errorf(vigil.EINVALID, "reading %q without code", r.Key)
+	case r.Key == "":
+		return vigil.Errorf(vigil.EINVALID, "reading without key")
+	case r.Time.IsZero():
+		return vigil.Errorf(vigil.EINVALID, "reading %q without time", r.Key)
+	}
+	return nil
+}
+
+// latestKey identifies a row of the latest table.
+type latestKey struct{ subject, code string }
+
+// latestRow is a row of the latest table: a reading, or a panel's component
+// as a reading of its own. Values are as stored.
+type latestRow struct {
+	subject, code string
+	id            int64
+	device        string
+	value         any
+	unit          string
+	t             int64
+	received      any
+	key           string
+	quality       int64
+	source        string
+	components    any
+}
+
+// batchWriter writes the readings and quarantine items of one transaction
+// with statements prepared once. It collects the newest reading of each
+// (subject, code) and upserts the latest table once per pair, in flushLatest.
+type batchWriter struct {
+	insReading, insComponent, upsLatest, insQuarantine *sql.Stmt
+
+	newest map[latestKey]latestRow
+}
+
+func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
+	w := &batchWriter{newest: make(map[latestKey]latestRow)}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&w.insReading, insertReading},
+		{&w.insComponent, insertComponent},
+		{&w.upsLatest, upsertLatest},
+		{&w.insQuarantine, insertQuarantine},
+	} {
+		st, err := tx.PrepareContext(ctx, p.q)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("prepare statement: %w", err)
+		}
+		*p.stmt = st
+	}
+	return w, nil
+}
+
+func (w *batchWriter) close() {
+	for _, st := range []*sql.Stmt{w.insReading, w.insComponent, w.upsLatest, w.insQuarantine} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// reading stores r and returns its new id, or 0 if its key is stored already.
+func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, error) {
+	var value any
+	if r.HasValue() {
+		value = r.Value
+	}
+	var comps any
+	if len(r.Components) > 0 {
+		b, err := json.Marshal(r.Components)
+		if err != nil {
+			return 0, fmt.Errorf("encode components of reading %q: %w", r.Key, err)
+		}
+		comps = string(b)
+	}
+	t := r.Time.UnixMicro()
+	received := micros(r.Received)
+	res, err := w.insReading.ExecContext(ctx, r.SubjectID, r.DeviceID, r.Code, value, r.Unit, t, received,
+		r.Key, int64(r.Quality), r.Source, comps)
+	if err != nil {
+		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
+	} else if n == 0 {
+		return 0, nil // stored already
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
+	}
+
+	row := latestRow{subject: r.SubjectID, code: r.Code, id: id, device: r.DeviceID, value: value, unit: r.Unit,
+		t: t, received: received, key: r.Key, quality: int64(r.Quality), source: r.Source, components: comps}
+	w.offer(row)
+	for i, c := range r.Components {
+		if _, err := w.insComponent.ExecContext(ctx, r.SubjectID, c.Code, t, id, i, c.Value); err != nil {
+			return 0, fmt.Errorf("insert component %s of reading %q: %w", c.Code, r.Key, err)
+		}
+		cr := row
+		cr.code, cr.value, cr.unit, cr.components = c.Code, c.Value, c.Unit, nil
+		w.offer(cr)
+	}
+	return id, nil
+}
+
+// offer makes row a candidate for the latest table, kept if it is the
+// newest of its (subject, code) in this transaction.
+func (w *batchWriter) offer(row latestRow) {
+	k := latestKey{row.subject, row.code}
+	if cur, ok := w.newest[k]; ok && (cur.t > row.t || cur.t == row.t && cur.id > row.id) {
+		return
+	}
+	w.newest[k] = row
+}
+
+// flushLatest upserts the newest candidate of each (subject, code).
+func (w *batchWriter) flushLatest(ctx context.Context) error {
+	for _, r := range w.newest {
+		if _, err := w.upsLatest.ExecContext(ctx, r.subject, r.code, r.id, r.device, r.value, r.unit, r.t,
+			r.received, r.key, r.quality, r.source, r.components); err != nil {
+			return fmt.Errorf("update latest %s: %w", r.code, err)
+		}
+	}
+	return nil
+}
+
+// quarantine stores q unless its ID is stored already.
+func (w *batchWriter) quarantine(ctx context.Context, q *vigil.QuarantineItem) error {
+	payload := q.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, err := w.insQuarantine.ExecContext(ctx, q.ID, q.Received.UnixMicro(), q.Source, q.Sender, q.Index,
+		q.Reason, q.Code, payload, q.Truncated)
+	if err != nil {
+		return fmt.Errorf("insert quarantine item %s: %w", q.ID, err)
+	}
+	return nil
+}
+
+// Readings returns one page of a subject's readings in time order (ties
+// broken by ID), oldest first unless q.Desc. A Limit of 0 or more than
+// vigil.MaxReadingLimit means vigil.MaxReadingLimit. Next is set only when
+// more readings follow. EINVALID without a subject.
+func (s *Store) Readings(ctx context.Context, q vigil.ReadingQuery) (vigil.ReadingPage, error) {
+	if q.SubjectID == "" {
+		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", vigil.Errorf(vigil.EINVALID, "subject required"))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > vigil.MaxReadingLimit {
+		limit = vigil.MaxReadingLimit
+	}
+
+	where := []string{"subject_id = ?"}
+	args := []any{q.SubjectID}
+	if len(q.Codes) > 0 {
+		where = append(where, "code IN ("+placeholders(len(q.Codes))+")")
+		for _, c := range q.Codes {
+			args = append(args, c)
+		}
+	}
+	if !q.From.IsZero() {
+		where = append(where, "t >= ?")
+		args = append(args, q.From.UnixMicro())
+	}
+	if !q.To.IsZero() {
+		where = append(where, "t < ?")
+		args = append(args, q.To.UnixMicro())
+	}
+	order := " ORDER BY t, id"
+	if q.Desc {
+		order = " ORDER BY t DESC, id DESC"
+	}
+	if q.After != nil {
+		if q.Desc {
+			where = append(where, "(t, id) < (?, ?)")
+		} else {
+			where = append(where, "(t, id) > (?, ?)")
+		}
+		args = append(args, q.After.Time.UnixMicro(), q.After.ID)
+	}
+	args = append(args, limit+1) // one more tells whether another page follows
+
+	rows, err := s.r.QueryContext(ctx, "SELECT "+readingColumns+" FROM readings"+whereClause(where)+order+" LIMIT ?", args...)
+	if err != nil {
+		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", err)
+	}
+	rs, err := scanReadings(rows)
+	if err != nil {
+		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", err)
+	}
+	page := vigil.ReadingPage{Readings: rs}
+	if len(rs) > limit {
+		page.Readings = rs[:limit]
+		last := page.Readings[limit-1]
+		page.Next = &vigil.Cursor{Time: last.Time, ID: last.ID}
+	}
+	return page, nil
+}
+
+// Latest returns the newest reading of each code for a subject, ordered by
+// code. Component codes of panels are included as readings of their own,
+// with the panel's ID, time, device and key.
+func (s *Store) Latest(ctx context.Context, subjectID string) ([]vigil.Reading, error) {
+	rows, err := s.r.QueryContext(ctx,
+		"SELECT reading_id, subject_id, device_id, code, value, unit, t, received, key, quality, source, components"+
+			" FROM latest WHERE subject_id = ? ORDER BY code", subjectID)
+	if err != nil {
+		return nil, fmt.Errorf("query latest: %w", err)
+	}
+	rs, err := scanReadings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("query latest: %w", err)
+	}
+	return rs, nil
+}
+
+// Buckets summarises one code's values per time bucket, oldest first.
+// Buckets start at multiples of q.Width since the Unix epoch; a bucket that
+// starts before q.From summarises only the values from q.From on. Values of
+// components of panels count as well as stand-alone readings. EINVALID
+// without a subject, code, range (From before To) or width (a positive
+// whole number of microseconds).
+func (s *Store) Buckets(ctx context.Context, q vigil.BucketQuery) ([]vigil.Bucket, error) {
+	switch {
+	case q.SubjectID == "":
+		return nil, fmt.Errorf("query buckets: %w", vigil.Errorf(vigil.EINVALID, "subject required"))
+	case q.Code == "":
+		return nil, fmt.Errorf("query buckets: %w", vigil.Errorf(vigil.EINVALID, "code required"))
+	case q.From.IsZero() || q.To.IsZero() || !q.From.Before(q.To):
+		return nil, fmt.Errorf("query buckets: %w", vigil.Errorf(vigil.EINVALID, "range required: from before to"))
+	case q.Width <= 0 || q.Width%time.Microsecond != 0:
+		return nil, fmt.Errorf("query buckets: %w", vigil.Errorf(vigil.EINVALID, "width must be a positive whole number of microseconds"))
+	}
+	w := q.Width.Microseconds()
+	from, to := q.From.UnixMicro(), q.To.UnixMicro()
+	// start is t rounded down to a multiple of the width. SQLite's % takes
+	// the sign of t, so times before the epoch need more arithmetic.
+	start := "t - t % :w"
+	if from < 0 {
+		start = "t - ((t % :w) + :w) % :w"
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT b, min(v), max(v), avg(v), count(*) FROM (
+			SELECT `+start+` AS b, value AS v FROM readings
+			WHERE subject_id = :subject AND code = :code AND t >= :from AND t < :to AND value IS NOT NULL
+			UNION ALL
+			SELECT `+start+` AS b, value AS v FROM reading_components
+			WHERE subject_id = :subject AND code = :code AND t >= :from AND t < :to
+		) GROUP BY b ORDER BY b`,
+		sql.Named("w", w), sql.Named("subject", q.SubjectID), sql.Named("code", q.Code),
+		sql.Named("from", from), sql.Named("to", to))
+	if err != nil {
+		return nil, fmt.Errorf("query buckets: %w", err)
+	}
+	defer rows.Close()
+	var bs []vigil.Bucket
+	for rows.Next() {
+		var b vigil.Bucket
+		var us int64
+		if err := rows.Scan(&us, &b.Min, &b.Max, &b.Mean, &b.Count); err != nil {
+			return nil, fmt.Errorf("query buckets: %w", err)
+		}
+		b.Start = time.UnixMicro(us).UTC()
+		bs = append(bs, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query buckets: %w", err)
+	}
+	return bs, nil
+}
+
+// scanReadings reads every row of rows with scanReading and closes rows.
+func scanReadings(rows *sql.Rows) ([]vigil.Reading, error) {
+	defer rows.Close()
+	var rs []vigil.Reading
+	for rows.Next() {
+		var r vigil.Reading
+		if err := scanReading(rows, &r); err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// scanReading reads one row of readingColumns into r.
+func scanReading(sc scanner, r *vigil.Reading) error {
+	var value sql.NullFloat64
+	var received sql.NullInt64
+	var t int64
+	var quality int64
+	var comps sql.NullString
+	if err := sc.Scan(&r.ID, &r.SubjectID, &r.DeviceID, &r.Code, &value, &r.Unit, &t, &received,
+		&r.Key, &quality, &r.Source, &comps); err != nil {
+		return fmt.Errorf("scan reading: %w", err)
+	}
+	r.Value = value.Float64
+	r.Time = time.UnixMicro(t).UTC()
+	r.Received = timeOf(received)
+	r.Quality = vigil.Quality(quality)
+	if comps.Valid {
+		if err := json.Unmarshal([]byte(comps.String), &r.Components); err != nil {
+			return fmt.Errorf("decode components of reading %d: %w", r.ID, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+// Package sqlite implements vigil.Store on an embedded SQLite database file
+// (pure Go, modernc.org/sqlite).
+//
+// The database runs in WAL mode with synchronous=FULL: once a write method
+// returns nil its data survive a crash or power loss, so the log consumer may
+// acknowledge what it wrote. Writes go through one connection (SQLite has one
+// writer at a time); reads use a separate pool of read-only connections and
+// never wait for the writer.
+//
+// Times are stored as unix microseconds and returned in UTC; finer precision
+// is truncated.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// busyTimeout is how long a connection waits for a lock held by another
+// connection (another process, or a WAL checkpoint) before failing.
+const busyTimeout = 10 * time.Second
+
+// Store is a vigil.Store backed by one SQLite database file. It is safe for
+// concurrent use.
+type Store struct {
+	w   *sql.DB // the single writer connection
+	r   *sql.DB // read-only connections
+	now func() time.Time
+}
+
+var _ vigil.Store = (*Store)(nil)
+
+// Open opens the database file at path, creating it (mode 0600) if it does not
+// exist, and brings its schema up to date. The directory must exist and be
+// writable: SQLite keeps its write-ahead log beside the file.
+func Open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	// Create the file ourselves: it holds health data, so it is private to
+	// its owner, and a missing or unwritable directory gives a plain error
+	// rather than SQLite's "unable to open database file".
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+
+	s := &Store{now: time.Now}
+	s.w, err = sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+
+	if err := s.init(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+
+	s.r, err = sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	s.r.SetConnMaxIdleTime(0)
+	if err := s.r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+// dsn returns the data source name of a connection to the file at abs: a
+// writer, or a reader that refuses writes.
+func dsn(abs string, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "FULL")
+	if readOnly {
+		q.Set("_query_only", "on")
+	} else {
+		q.Set("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
+	}
+	// SQLite ignores parameters it does not know; the driver consumes ours.
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String()
+}
+
+// init switches the database to WAL mode and applies pending migrations.
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("set journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("set journal mode: got %q, want wal", mode)
+	}
+	return migrate(ctx, s.w)
+}
+
+// Ping reports whether both the writer and the readers can reach the database.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite writer: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite reader: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database. Calls in flight may fail.
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite store: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in a transaction on the writer connection, committing if fn
+// returns nil and rolling back otherwise.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// timestamp returns the current time as it will be stored.
+func (s *Store) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// micros returns t in unix microseconds for storage, or nil for the zero time.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// microsPtr is micros for optional times.
+func microsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return micros(*t)
+}
+
+// timeOf returns the UTC time of a stored unix microsecond value, or the zero
+// time for NULL.
+func timeOf(us sql.NullInt64) time.Time {
+	if !us.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(us.Int64).UTC()
+}
+
+// timePtrOf is timeOf for optional times: nil for NULL.
+func timePtrOf(us sql.NullInt64) *time.Time {
+	if !us.Valid {
+		return nil
+	}
+	t := timeOf(us)
+	return &t
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// notFound maps sql.ErrNoRows to ENOTFOUND naming what was sought.
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return &vigil.Error{Code: vigil.ENOTFOUND, Message: what + " not found", Err: err}
+	}
+	return err
+}
+
+// constraint maps a violated UNIQUE constraint to ECONFLICT and a violated
+// foreign key to EINVALID, with messages naming the field. Other errors are
+// returned as they are.
+func constraint(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return &vigil.Error{Code: vigil.ECONFLICT, Message: uniqueField(e.Error()) + " is already taken", Err: err}
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return &vigil.Error{Code: vigil.EINVALID, Message: "a referenced record does not exist", Err: err}
+	}
+	return err
+}
+
+// uniqueField names, for people, the field of a UNIQUE constraint failure
+// message ("UNIQUE constraint failed: patients.mrn").
+func uniqueField(msg string) string {
+	switch {
+	case strings.Contains(msg, "patients.mrn"):
+		return "MRN"
+	case strings.Contains(msg, "patients.id"):
+		return "patient id"
+	case strings.Contains(msg, "devices.token_hash"):
+		return "device token"
+	case strings.Contains(msg, "devices.id"):
+		return "device id"
+	case strings.Contains(msg, "users.username"):
+		return "username"
+	case strings.Contains(msg, "users.id"):
+		return "user id"
+	case strings.Contains(msg, "tokens.hash"):
+		return "token"
+	case strings.Contains(msg, "tokens.id"):
+		return "token id"
+	}
+	return "a unique field"
+}
