@@ -207,7 +207,16 @@ func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string,
 	}
 	s.Metrics.observe(source, res.Accepted, len(res.Rejected), time.Since(start))
 	if res.Accepted == 0 {
-		return res, vigil.Errorf(vigil.EINVALID, "no reading was accepted: %s", res.Rejected[0].Reason)
+		// The answer carries the refusals' common code (e.g. forbidden for a
+		// device sending for another patient), or invalid if they differ.
+		code := res.Rejected[0].Code
+		for _, r := range res.Rejected[1:] {
+			if r.Code != code {
+				code = vigil.EINVALID
+				break
+			}
+		}
+		return res, vigil.Errorf(code, "no reading was accepted: %s", res.Rejected[0].Reason)
 	}
 	return res, nil
 }

@@ -190,9 +190,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 
 func newSecret(kind string) (string, []byte) {
 	if kind == "device" {
-		return auth.NewSecret(auth.DeviceSecret)
+		return auth.NewSecret(auth.SecretDevice)
 	}
-	return auth.NewSecret(auth.UserSecret)
+	return auth.NewSecret(auth.SecretUser)
 }
 
 // tlsConfig loads the user's certificate or issues one from the node's CA.

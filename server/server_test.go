@@ -361,13 +361,16 @@ func TestAccessRules(t *testing.T) {
 
 func TestMetricsAndHeaders(t *testing.T) {
 	h := start(t, "")
+	if st, m := h.do("POST", "/api/v1/readings", h.devTok, []byte(fmt.Sprintf(`{"readings":[{"code":"8867-4","value":70,"unit":"/min","time":%q}]}`, recent(0)))); st != 202 {
+		t.Fatalf("POST readings: %d %v", st, m)
+	}
 	resp, err := h.hc.Get(h.srv.URL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"vigil_ingest_readings_total", "vigil_store_writer_lag_messages", "vigil_http_request_seconds"} {
+	for _, want := range []string{`vigil_ingest_readings_total{result="accepted",source="http"} 1`, "vigil_store_writer_lag_messages", "vigil_http_request_seconds"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -1,0 +1,378 @@
+// Package bus is Vigil's durable log on NATS JetStream. It implements
+// vigil.Log and vigil.Consumer.
+//
+// In embedded mode (Options.URL == "") a NATS server runs inside the process
+// with JetStream storing in Options.Dir; it listens on no port and the client
+// connects in-process. Every write is fsynced before it is acknowledged
+// (server option SyncAlways). In external mode the log connects to a NATS
+// cluster; durability then depends on that cluster's settings (run it with
+// sync_interval: always, and use Replicas: 3).
+//
+// Append group-commits: the batches of concurrent callers are merged into one
+// JetStream message, published, and every caller in the group returns once
+// JetStream has acknowledged (stored and fsynced) it. Throughput comes from
+// merging, not from relaxing fsync.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-health/vigil"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultStream        = "VIGIL"
+	DefaultSubject       = "vigil.log"
+	DefaultMaxAge        = 7 * 24 * time.Hour
+	DefaultMaxBatchBytes = 1 << 20
+	DefaultMaxInFlight   = 1
+	DefaultAckTimeout    = 10 * time.Second
+	DefaultFetchSize     = 32
+	DefaultFetchWait     = 2 * time.Second
+	DefaultAckWait       = 5 * time.Minute
+	DefaultRetryMin      = 100 * time.Millisecond
+	DefaultRetryMax      = 30 * time.Second
+
+	// embeddedMaxPayload is the embedded server's largest message.
+	embeddedMaxPayload = 8 << 20
+	// headerSlack is reserved in each message for the subject and headers.
+	headerSlack = 4 << 10
+)
+
+// Options configure a Log. The zero value of every field but Dir (embedded
+// mode) or URL (external mode) selects a default.
+type Options struct {
+	// Dir is the data directory of the embedded server; JetStream stores
+	// under it. Required when URL is "".
+	Dir string
+	// URL selects external mode: the NATS server URLs, comma-separated.
+	URL string
+	// NATSOptions are extra client options for external mode (credentials,
+	// TLS...).
+	NATSOptions []nats.Option
+
+	// Stream is the JetStream stream name; default DefaultStream.
+	Stream string
+	// Subject is the subject prefix: the stream holds Subject+".>"; default
+	// DefaultSubject. Two streams in one account need different subjects.
+	Subject string
+	// Replicas of the stream; default 1. Use 3 in a cluster.
+	Replicas int
+	// MaxAge is how long messages are kept; default DefaultMaxAge.
+	MaxAge time.Duration
+	// MaxBytes caps the stream size, dropping the oldest messages; 0 means
+	// no limit.
+	MaxBytes int64
+
+	// MaxBatchBytes caps the encoded size of one log message; default
+	// DefaultMaxBatchBytes, and never more than the server's max payload
+	// allows. A single reading or quarantine item larger than that is
+	// written alone.
+	MaxBatchBytes int
+	// MaxInFlight is how many log messages may await their acknowledgement
+	// at once; default DefaultMaxInFlight. One is fastest when the CPU, not
+	// fsync, is the limit (as measured on a 2-core machine): waiting longer
+	// makes larger groups and fewer messages (see BenchmarkAppend).
+	MaxInFlight int
+	// AckTimeout is how long to wait for JetStream to acknowledge a message;
+	// default DefaultAckTimeout.
+	AckTimeout time.Duration
+
+	// FetchSize is the most deliveries passed to one call of a Consume
+	// function; default DefaultFetchSize.
+	FetchSize int
+	// FetchWait is how long one idle fetch waits for messages; default
+	// DefaultFetchWait. It bounds nothing the caller sees.
+	FetchWait time.Duration
+	// AckWait is how long JetStream waits for a consumer's acknowledgement
+	// before it considers a delivery lost; default DefaultAckWait. Consume
+	// does not rely on it for redelivery (see Consume).
+	AckWait time.Duration
+	// RetryMin and RetryMax bound the exponential back-off after a Consume
+	// function fails; defaults DefaultRetryMin and DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
+
+	// Logger receives operational messages, including the embedded
+	// server's warnings and errors; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	if o.Subject == "" {
+		o.Subject = DefaultSubject
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = DefaultAckTimeout
+	}
+	if o.FetchSize <= 0 {
+		o.FetchSize = DefaultFetchSize
+	}
+	if o.FetchWait <= 0 {
+		o.FetchWait = DefaultFetchWait
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = DefaultRetryMin
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(DefaultRetryMax, o.RetryMin)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Log is the durable log. It is safe for concurrent use. Close it to stop
+// the embedded server.
+type Log struct {
+	opts    Options
+	log     *slog.Logger
+	srv     *server.Server // nil in external mode
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	subject string // the subject batches are published on
+	maxMsg  int    // most record bytes per message
+
+	mu     sync.Mutex
+	closed bool
+	queue  []chunk // chunks waiting to be published, in arrival order
+	wake   chan struct{}
+	slots  chan struct{} // one token per message awaiting its ack
+	acks   chan inflight // published messages, in publish order
+	done   chan struct{} // closed when every queued chunk is completed
+
+	stop      context.Context // cancelled by Close; stops consumers
+	stopAll   context.CancelFunc
+	consumers map[string]bool // names with an active Consume; guarded by mu
+	consWG    sync.WaitGroup
+	canReset  bool // the server has the consumer reset API (2.14+)
+
+	bufs sync.Pool // of *[]byte message buffers
+}
+
+var (
+	_ vigil.Log      = (*Log)(nil)
+	_ vigil.Consumer = (*Log)(nil)
+)
+
+// Open starts the embedded server or connects to the external one, and
+// creates the stream or updates its configuration.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	opts.setDefaults()
+	l := &Log{
+		opts:      opts,
+		log:       opts.Logger,
+		subject:   opts.Subject + ".batch",
+		wake:      make(chan struct{}, 1),
+		slots:     make(chan struct{}, opts.MaxInFlight),
+		acks:      make(chan inflight, opts.MaxInFlight),
+		done:      make(chan struct{}),
+		consumers: make(map[string]bool),
+	}
+	if err := l.connect(); err != nil {
+		return nil, err
+	}
+	if err := l.setup(ctx); err != nil {
+		l.shutdown()
+		return nil, err
+	}
+	l.stop, l.stopAll = context.WithCancel(context.Background())
+	go l.commit()
+	go l.awaitAcks()
+	return l, nil
+}
+
+func (l *Log) connect() error {
+	if l.opts.URL != "" {
+		opts := append([]nats.Option{nats.Name("vigil-bus"), nats.MaxReconnects(-1)}, l.opts.NATSOptions...)
+		nc, err := nats.Connect(l.opts.URL, opts...)
+		if err != nil {
+			return unavailable("connect to NATS", err)
+		}
+		l.nc = nc
+		return nil
+	}
+	if l.opts.Dir == "" {
+		return vigil.Errorf(vigil.EINVALID, "bus: Options.Dir is required in embedded mode")
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "vigil",
+		DontListen: true,
+		JetStream:  true,
+		StoreDir:   l.opts.Dir,
+		SyncAlways: true, // fsync every write before it is acknowledged
+		MaxPayload: embeddedMaxPayload,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return fmt.Errorf("create embedded NATS server: %w", err)
+	}
+	srv.SetLoggerV2(serverLogger{l.log}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return unavailable("start embedded NATS server", errors.New("not ready within 30s"))
+	}
+	l.srv = srv
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("vigil-bus"))
+	if err != nil {
+		l.shutdown()
+		return unavailable("connect to embedded NATS server", err)
+	}
+	l.nc = nc
+	return nil
+}
+
+func (l *Log) setup(ctx context.Context) error {
+	js, err := jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(l.opts.AckTimeout))
+	if err != nil {
+		return fmt.Errorf("create JetStream context: %w", err)
+	}
+	l.js = js
+	maxBytes := l.opts.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      l.opts.Stream,
+		Subjects:  []string{l.opts.Subject + ".>"},
+		Retention: jetstream.LimitsPolicy,
+		Discard:   jetstream.DiscardOld,
+		Storage:   jetstream.FileStorage,
+		Replicas:  l.opts.Replicas,
+		MaxAge:    l.opts.MaxAge,
+		MaxBytes:  maxBytes,
+		MaxMsgs:   -1,
+	})
+	if err != nil {
+		return unavailable("create or update stream "+l.opts.Stream, err)
+	}
+	payload := int(l.nc.MaxPayload())
+	if payload <= headerSlack+1 {
+		return fmt.Errorf("open log: server max payload %d is too small", payload)
+	}
+	l.maxMsg = min(l.opts.MaxBatchBytes, payload-headerSlack-1)
+	l.canReset = versionAtLeast(l.nc.ConnectedServerVersion(), 2, 14)
+	if !l.canReset {
+		l.log.Info("NATS server lacks the consumer reset API; consumers rewind by re-creation", "server", l.nc.ConnectedServerVersion())
+	}
+	return nil
+}
+
+// Close stops accepting appends, waits until every batch already accepted is
+// acknowledged (or failed), stops running consumers, and shuts the embedded
+// server down. If ctx ends first, the remaining appends fail and the server
+// is shut down anyway. Close is idempotent.
+func (l *Log) Close(ctx context.Context) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.signal()
+
+	var err error
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		err = fmt.Errorf("close log: drain appends: %w", ctx.Err())
+	}
+	l.stopAll()
+	consumersDone := make(chan struct{})
+	go func() { l.consWG.Wait(); close(consumersDone) }()
+	select {
+	case <-consumersDone:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("close log: stop consumers: %w", ctx.Err())
+		}
+	}
+	l.shutdown()
+	<-l.done // the closed connection fails whatever was still pending
+	return err
+}
+
+// shutdown closes the connection and stops the embedded server.
+func (l *Log) shutdown() {
+	if l.nc != nil {
+		l.nc.Close()
+		if l.js != nil {
+			l.js.CleanupPublisher()
+		}
+	}
+	if l.srv != nil {
+		l.srv.Shutdown()
+		l.srv.WaitForShutdown()
+	}
+}
+
+// Ping reports whether the log can take appends: it is open, connected, and
+// JetStream answers for the stream. For readiness probes.
+func (l *Log) Ping(ctx context.Context) error {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return vigil.Errorf(vigil.EUNAVAILABLE, "durable log is closed")
+	}
+	if s := l.nc.Status(); s != nats.CONNECTED {
+		return unavailable("ping log", fmt.Errorf("NATS connection is %v", s))
+	}
+	if _, err := l.js.Stream(ctx, l.opts.Stream); err != nil {
+		return unavailable("ping log", err)
+	}
+	return nil
+}
+
+// unavailable returns an EUNAVAILABLE error whose cause is err.
+func unavailable(doing string, err error) error {
+	return &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "durable log unavailable", Err: fmt.Errorf("%s: %w", doing, err)}
+}
+
+// serverLogger sends the embedded server's log to slog. Notices are debug
+// messages: the server is chatty at start-up.
+type serverLogger struct{ log *slog.Logger }
+
+func (s serverLogger) Noticef(format string, v ...any) { s.emit(slog.LevelDebug, format, v) }
+func (s serverLogger) Warnf(format string, v ...any)   { s.emit(slog.LevelWarn, format, v) }
+func (s serverLogger) Fatalf(format string, v ...any)  { s.emit(slog.LevelError, format, v) }
+func (s serverLogger) Errorf(format string, v ...any)  { s.emit(slog.LevelError, format, v) }
+func (s serverLogger) Debugf(format string, v ...any)  { s.emit(slog.LevelDebug, format, v) }
+func (s serverLogger) Tracef(format string, v ...any)  { s.emit(slog.LevelDebug, format, v) }
+
+func (s serverLogger) emit(level slog.Level, format string, v []any) {
+	ctx := context.Background()
+	if s.log.Enabled(ctx, level) {
+		s.log.Log(ctx, level, fmt.Sprintf(format, v...), "component", "nats-server")
+	}
+}

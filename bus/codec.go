@@ -1,0 +1,296 @@
+package bus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// Message encoding, format version 1.
+//
+//	message    = version record*
+//	version    = byte 0x01
+//	record     = tag uvarint(len(body)) body
+//	tag        = 0x01 (reading) | 0x02 (quarantine item)
+//
+// A reading body holds, in order: ID (varint), SubjectID, DeviceID, Code
+// (strings), Value (8 bytes, little-endian IEEE 754), Unit (string), Time,
+// Received (times), Key (string), Quality (uvarint), the number of components
+// (uvarint) followed by each component's Code (string), Value (8 bytes) and
+// Unit (string), and Source (string).
+//
+// A quarantine body holds: ID (string), Received (time), Source, Sender
+// (strings), Index (varint), Reason, Code (strings), a flags byte (bit 0:
+// Truncated, bit 1: Payload is not nil) and Payload (bytes).
+//
+// A string or bytes field is uvarint(len) followed by the bytes; a time is
+// the varint of its Unix time in microseconds, decoded in UTC.
+//
+// Because a message is the version byte followed by self-delimiting records,
+// the records of several batches concatenated form the encoding of the
+// merged batch: that is how group commit merges and splits batches without
+// re-encoding. Decoding is strict: an unknown version, tag or flag, a
+// truncated field or trailing bytes in a record are errors, so that data
+// written by a newer format is never silently dropped.
+const (
+	formatV1 = 1
+
+	tagReading    = 1
+	tagQuarantine = 2
+
+	flagTruncated  = 1 << 0
+	flagHasPayload = 1 << 1
+)
+
+// errCorrupt is wrapped by every decoding error.
+var errCorrupt = errors.New("corrupt log message")
+
+// encodeRecords appends the records of b (without the version byte) to dst
+// and returns the extended buffer together with the end offset of each
+// record in it, relative to len(dst) on entry.
+func encodeRecords(dst []byte, b *vigil.Batch) (out []byte, ends []int) {
+	base := len(dst)
+	ends = make([]int, 0, len(b.Readings)+len(b.Quarantine))
+	var body []byte
+	for i := range b.Readings {
+		body = appendReading(body[:0], &b.Readings[i])
+		dst = append(dst, tagReading)
+		dst = binary.AppendUvarint(dst, uint64(len(body)))
+		dst = append(dst, body...)
+		ends = append(ends, len(dst)-base)
+	}
+	for i := range b.Quarantine {
+		body = appendQuarantine(body[:0], &b.Quarantine[i])
+		dst = append(dst, tagQuarantine)
+		dst = binary.AppendUvarint(dst, uint64(len(body)))
+		dst = append(dst, body...)
+		ends = append(ends, len(dst)-base)
+	}
+	return dst, ends
+}
+
+// encodeBatch returns the complete message encoding of b.
+func encodeBatch(b *vigil.Batch) []byte {
+	out, _ := encodeRecords([]byte{formatV1}, b)
+	return out
+}
+
+func appendReading(dst []byte, r *vigil.Reading) []byte {
+	dst = binary.AppendVarint(dst, r.ID)
+	dst = appendString(dst, r.SubjectID)
+	dst = appendString(dst, r.DeviceID)
+	dst = appendString(dst, r.Code)
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(r.Value))
+	dst = appendString(dst, r.Unit)
+	dst = appendTime(dst, r.Time)
+	dst = appendTime(dst, r.Received)
+	dst = appendString(dst, r.Key)
+	dst = binary.AppendUvarint(dst, uint64(r.Quality))
+	dst = binary.AppendUvarint(dst, uint64(len(r.Components)))
+	for _, c := range r.Components {
+		dst = appendString(dst, c.Code)
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Value))
+		dst = appendString(dst, c.Unit)
+	}
+	return appendString(dst, r.Source)
+}
+
+func appendQuarantine(dst []byte, q *vigil.QuarantineItem) []byte {
+	dst = appendString(dst, q.ID)
+	dst = appendTime(dst, q.Received)
+	dst = appendString(dst, q.Source)
+	dst = appendString(dst, q.Sender)
+	dst = binary.AppendVarint(dst, int64(q.Index))
+	dst = appendString(dst, q.Reason)
+	dst = appendString(dst, q.Code)
+	var flags byte
+	if q.Truncated {
+		flags |= flagTruncated
+	}
+	if q.Payload != nil {
+		flags |= flagHasPayload
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(q.Payload)))
+	return append(dst, q.Payload...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	return binary.AppendVarint(dst, t.UnixMicro())
+}
+
+// decodeBatch decodes a complete message. It never panics; any malformed
+// input yields an error wrapping errCorrupt. The result shares no memory
+// with data.
+func decodeBatch(data []byte) (vigil.Batch, error) {
+	var b vigil.Batch
+	if len(data) == 0 {
+		return b, fmt.Errorf("%w: empty", errCorrupt)
+	}
+	if data[0] != formatV1 {
+		return b, fmt.Errorf("%w: unknown format version %d", errCorrupt, data[0])
+	}
+	d := decoder{buf: data[1:]}
+	for len(d.buf) > 0 {
+		tag := d.buf[0]
+		d.buf = d.buf[1:]
+		n := d.uvarint()
+		if d.err != nil || n > uint64(len(d.buf)) {
+			return vigil.Batch{}, fmt.Errorf("%w: truncated record", errCorrupt)
+		}
+		rd := decoder{buf: d.buf[:n]}
+		d.buf = d.buf[n:]
+		switch tag {
+		case tagReading:
+			b.Readings = append(b.Readings, rd.reading())
+		case tagQuarantine:
+			b.Quarantine = append(b.Quarantine, rd.quarantine())
+		default:
+			return vigil.Batch{}, fmt.Errorf("%w: unknown record tag %d", errCorrupt, tag)
+		}
+		if rd.err == nil && len(rd.buf) > 0 {
+			rd.err = errors.New("trailing bytes in record")
+		}
+		if rd.err != nil {
+			return vigil.Batch{}, fmt.Errorf("%w: %v", errCorrupt, rd.err)
+		}
+	}
+	return b, nil
+}
+
+// decoder reads fields from buf; after the first error every read returns a
+// zero value and err stays set.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("bad %s", what)
+	}
+	d.buf = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.buf)) {
+		d.fail("length")
+		return nil
+	}
+	b := d.buf[:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) float() float64 {
+	if len(d.buf) < 8 {
+		d.fail("float")
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.buf))
+	d.buf = d.buf[8:]
+	return v
+}
+
+func (d *decoder) time() time.Time { return time.UnixMicro(d.varint()).UTC() }
+
+func (d *decoder) reading() vigil.Reading {
+	var r vigil.Reading
+	r.ID = d.varint()
+	r.SubjectID = d.string()
+	r.DeviceID = d.string()
+	r.Code = d.string()
+	r.Value = d.float()
+	r.Unit = d.string()
+	r.Time = d.time()
+	r.Received = d.time()
+	r.Key = d.string()
+	q := d.uvarint()
+	if q > math.MaxUint32 {
+		d.fail("quality")
+	}
+	r.Quality = vigil.Quality(q)
+	n := d.uvarint()
+	// Each component takes at least 10 bytes: bound n before allocating.
+	if n > uint64(len(d.buf))/10 {
+		d.fail("component count")
+		n = 0
+	}
+	if n > 0 {
+		r.Components = make([]vigil.Component, n)
+		for i := range r.Components {
+			c := &r.Components[i]
+			c.Code = d.string()
+			c.Value = d.float()
+			c.Unit = d.string()
+		}
+	}
+	r.Source = d.string()
+	return r
+}
+
+func (d *decoder) quarantine() vigil.QuarantineItem {
+	var q vigil.QuarantineItem
+	q.ID = d.string()
+	q.Received = d.time()
+	q.Source = d.string()
+	q.Sender = d.string()
+	idx := d.varint()
+	if int64(int(idx)) != idx {
+		d.fail("index")
+	}
+	q.Index = int(idx)
+	q.Reason = d.string()
+	q.Code = d.string()
+	var flags byte
+	if len(d.buf) > 0 {
+		flags = d.buf[0]
+		d.buf = d.buf[1:]
+	} else {
+		d.fail("flags")
+	}
+	if flags&^(flagTruncated|flagHasPayload) != 0 {
+		d.fail("flags")
+	}
+	q.Truncated = flags&flagTruncated != 0
+	p := d.bytes()
+	switch {
+	case flags&flagHasPayload != 0:
+		q.Payload = append([]byte{}, p...)
+	case len(p) > 0:
+		d.fail("payload")
+	}
+	return q
+}
