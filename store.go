@@ -43,6 +43,8 @@ type UserStore interface {
 	UserByUsername(ctx context.Context, username string) (*User, error)
 	// Users returns every user ordered by username.
 	Users(ctx context.Context) ([]*User, error)
+	// UpdateUser applies u and returns the user as it now is; ENOTFOUND if none.
+	UpdateUser(ctx context.Context, id string, u UserUpdate) (*User, error)
 
 	// CreateToken stores t, setting t.ID (if empty) and t.Created.
 	CreateToken(ctx context.Context, t *Token) error
@@ -53,6 +55,10 @@ type UserStore interface {
 	TouchToken(ctx context.Context, id string, at time.Time) error
 	// RevokeToken revokes a token at time at; ENOTFOUND if none.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// Token returns one token; ENOTFOUND if none.
+	Token(ctx context.Context, id string) (*Token, error)
+	// Tokens returns the tokens of a user ("" for every user), newest first.
+	Tokens(ctx context.Context, userID string) ([]*Token, error)
 }
 
 // ReadingStore keeps readings and quarantined input.
@@ -84,6 +90,9 @@ type Store interface {
 	PatientStore
 	DeviceStore
 	UserStore
+	TeamStore
+	BreakGlassStore
+	AuditStore
 	ReadingStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

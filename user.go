@@ -67,6 +67,15 @@ type Principal struct {
 	DeviceID  string // for RoleDevice
 	SubjectID string // for RolePatient their own subject; for RoleDevice the assigned subject
 	TokenID   string
+	TokenKind TokenKind // how the token came to be; "" for devices
 	Scopes    []string
 	Name      string // username or device id, for audit and logs
+}
+
+// UserUpdate changes a user. Nil fields are left as they are.
+type UserUpdate struct {
+	Role         *Role
+	SubjectID    *string
+	PasswordHash *string
+	Disabled     *bool
 }

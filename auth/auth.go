@@ -34,6 +34,12 @@ type Authenticator struct {
 	// Guard, if not nil, is consulted on every sign-in attempt: the seam for
 	// rate limiting and lockout.
 	Guard SignInGuard
+
+	// SessionIdle ends a session token (vigil.TokenSession) that has not
+	// been used for this long; 0 means sessions end only at their expiry.
+	// Use is recorded at most once a minute, so the effective idle limit is
+	// up to a minute longer.
+	SessionIdle time.Duration
 }
 
 // SignInGuard decides whether a sign-in attempt may go ahead and learns how
@@ -119,6 +125,15 @@ func (a *Authenticator) authenticateUser(ctx context.Context, secret string) (*v
 	if !now.Before(t.Expires) {
 		return nil, unauthorized("token expired")
 	}
+	if t.Kind == vigil.TokenSession && a.SessionIdle > 0 {
+		last := t.Created
+		if t.LastUsed != nil {
+			last = *t.LastUsed
+		}
+		if now.Sub(last) >= a.SessionIdle {
+			return nil, unauthorized("session expired after inactivity")
+		}
+	}
 	u, err := a.Users.User(ctx, t.UserID)
 	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
 		return nil, unauthorized("invalid token")
@@ -138,11 +153,12 @@ func (a *Authenticator) authenticateUser(ctx context.Context, secret string) (*v
 		}
 	}
 	p := &vigil.Principal{
-		Role:    u.Role,
-		UserID:  u.ID,
-		TokenID: t.ID,
-		Scopes:  slices.Clone(t.Scopes),
-		Name:    u.Username,
+		Role:      u.Role,
+		UserID:    u.ID,
+		TokenID:   t.ID,
+		TokenKind: t.Kind,
+		Scopes:    slices.Clone(t.Scopes),
+		Name:      u.Username,
 	}
 	if u.Role == vigil.RolePatient {
 		p.SubjectID = u.SubjectID

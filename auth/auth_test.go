@@ -121,19 +121,19 @@ func TestAuthenticate(t *testing.T) {
 	}{
 		{
 			name: "clinician token", secret: f.secrets["alice"],
-			want: &vigil.Principal{Role: vigil.RoleClinician, UserID: "usr_alice", TokenID: f.ids["alice"], Scopes: []string{"readings:read"}, Name: "alice"},
+			want: &vigil.Principal{Role: vigil.RoleClinician, UserID: "usr_alice", TokenID: f.ids["alice"], TokenKind: vigil.TokenPersonal, Scopes: []string{"readings:read"}, Name: "alice"},
 		},
 		{
 			name: "patient token", secret: f.secrets["pat"],
-			want: &vigil.Principal{Role: vigil.RolePatient, UserID: "usr_pat", SubjectID: "pat_1", TokenID: f.ids["pat"], Name: "pat"},
+			want: &vigil.Principal{Role: vigil.RolePatient, UserID: "usr_pat", SubjectID: "pat_1", TokenID: f.ids["pat"], TokenKind: vigil.TokenSession, Name: "pat"},
 		},
 		{
 			name: "token one nanosecond before expiry", secret: f.secrets["admin"],
-			want: &vigil.Principal{Role: vigil.RoleAdmin, UserID: "usr_admin", TokenID: f.ids["admin"], Name: "admin"},
+			want: &vigil.Principal{Role: vigil.RoleAdmin, UserID: "usr_admin", TokenID: f.ids["admin"], TokenKind: vigil.TokenSession, Name: "admin"},
 		},
 		{
 			name: "service token", secret: f.secrets["svc"],
-			want: &vigil.Principal{Role: vigil.RoleIntegration, UserID: "usr_svc", TokenID: f.ids["svc"], Scopes: []string{"readings:write", "patients:read"}, Name: "lab-feed"},
+			want: &vigil.Principal{Role: vigil.RoleIntegration, UserID: "usr_svc", TokenID: f.ids["svc"], TokenKind: vigil.TokenService, Scopes: []string{"readings:write", "patients:read"}, Name: "lab-feed"},
 		},
 		{
 			name: "assigned device", secret: f.secrets["oximeter"],

@@ -272,3 +272,65 @@ func (s *fakeStore) UpdateDevice(ctx context.Context, id string, u vigil.DeviceU
 	}
 	return nil, notFound()
 }
+
+func (s *fakeStore) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (*vigil.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	for _, have := range s.users {
+		if have.ID != id {
+			continue
+		}
+		if u.Role != nil {
+			have.Role = *u.Role
+		}
+		if u.SubjectID != nil {
+			have.SubjectID = *u.SubjectID
+		}
+		if u.PasswordHash != nil {
+			have.PasswordHash = *u.PasswordHash
+		}
+		if u.Disabled != nil {
+			have.Disabled = *u.Disabled
+		}
+		return copyUser(have), nil
+	}
+	return nil, notFound()
+}
+
+func (s *fakeStore) Token(ctx context.Context, id string) (*vigil.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	for _, t := range s.tokens {
+		if t.ID == id {
+			return copyToken(t), nil
+		}
+	}
+	return nil, notFound()
+}
+
+func (s *fakeStore) Tokens(ctx context.Context, userID string) ([]*vigil.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	var ts []*vigil.Token
+	for _, t := range s.tokens {
+		if userID == "" || t.UserID == userID {
+			ts = append(ts, copyToken(t))
+		}
+	}
+	slices.SortFunc(ts, func(a, b *vigil.Token) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	return ts, nil
+}

@@ -67,65 +67,6 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signIn exchanges a username and password for a session token.
-func (s *Server) signIn(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	if err := s.decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	if in.Username == "" || in.Password == "" {
-		return vigil.Errorf(vigil.EINVALID, `"username" and "password" are required`)
-	}
-	ttl := s.TokenTTL
-	if ttl == 0 {
-		ttl = DefaultTokenTTL
-	}
-	secret, tok, err := s.Auth.SignIn(r.Context(), in.Username, in.Password, ttl)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": secret, "expires_at": tok.Expires})
-	return nil
-}
-
-// createServiceToken creates a service account of role integration and a
-// token for it, shown once.
-func (s *Server) createServiceToken(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Name      string `json:"name"`
-		ExpiresIn string `json:"expires_in"` // Go duration; default one year
-	}
-	if err := s.decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	if in.Name == "" {
-		return vigil.Errorf(vigil.EINVALID, `"name" is required`)
-	}
-	ttl := 365 * 24 * time.Hour
-	if in.ExpiresIn != "" {
-		d, err := time.ParseDuration(in.ExpiresIn)
-		if err != nil || d <= 0 {
-			return vigil.Errorf(vigil.EINVALID, `"expires_in" must be a positive duration such as "720h"`)
-		}
-		ttl = d
-	}
-	ctx := r.Context()
-	u := &vigil.User{Username: "svc-" + in.Name, Role: vigil.RoleIntegration}
-	if err := s.Store.CreateUser(ctx, u); err != nil {
-		return err
-	}
-	secret, hash := s.NewSecret("user")
-	tok := &vigil.Token{UserID: u.ID, Kind: vigil.TokenService, Name: in.Name, Hash: hash, Expires: s.now().Add(ttl)}
-	if err := s.Store.CreateToken(ctx, tok); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": tok.ID, "user_id": u.ID, "token": secret, "expires_at": tok.Expires})
-	return nil
-}
-
 func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Name      string `json:"name"`
@@ -163,11 +104,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getPatient(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if err := s.canReadPatient(principal(r.Context()), id); err != nil {
-		return err
-	}
-	p, err := s.Store.Patient(r.Context(), id)
+	p, err := s.Store.Patient(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -183,13 +120,21 @@ func (s *Server) listPatients(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := vigil.PatientFilter{After: q.Get("cursor"), MRN: q.Get("mrn"), Limit: limit + 1}
-	switch {
-	case pr.Role == vigil.RoleAdmin && s.AdminReadsClinical:
-	case pr.Role == vigil.RolePatient:
+	switch pr.Role {
+	case vigil.RoleAdmin, vigil.RoleIntegration:
+		// Admins manage registrations; integrations hold Patient scopes.
+	case vigil.RolePatient:
 		f.IDs = []string{pr.SubjectID}
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{"patients": []*vigil.Patient{}, "next": ""})
-		return nil
+	case vigil.RoleClinician:
+		ids, err := s.Store.UserPatients(r.Context(), pr.UserID)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"patients": []*vigil.Patient{}, "next": ""})
+			return nil
+		}
+		f.IDs = ids
 	}
 	ps, err := s.Store.Patients(r.Context(), f)
 	if err != nil {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -9,41 +10,53 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 )
 
-// rule authorizes a request before its handler runs. It returns nil to
-// allow, or an error to refuse. Resource-level checks (which patient) happen
-// in handlers through canReadPatient, which the rule names.
+// rule authorizes a request before its handler runs. Every route has one;
+// nothing is reachable without a rule (deny by default).
 type rule struct {
-	name  string                         // for docs and the route test
-	authn bool                           // a valid bearer token is required
-	check func(p *vigil.Principal) error // role check; nil: any authenticated principal
+	name  string       // for docs and tests
+	authn bool         // a valid credential is required
+	roles []vigil.Role // roles allowed; every other role is refused
+	// scope is what a scoped token (an integration's, or a personal token
+	// with scopes) must carry: "Resource.perms", e.g. "Observation.rs".
+	// Empty: scoped tokens may not use the route at all (unless the role is
+	// device, which has no scopes).
+	scope string
+	// patient: the path's {id} is a patient whose data the route touches;
+	// the caller must be allowed that patient (canAccessPatient), else 404.
+	patient bool
+	// clinical: the route serves clinical data (readings), which admins see
+	// only when AdminReadsClinical is on.
+	clinical bool
+	// anyToken: scoped tokens may use the route whatever their scopes (it
+	// serves no resource, e.g. "who am I").
+	anyToken bool
+	// action is what the audit log records for the request.
+	action string
 }
 
 var public = rule{name: "public"}
 
-func roles(rs ...vigil.Role) rule {
-	names := make([]string, len(rs))
-	for i, r := range rs {
-		names[i] = string(r)
-	}
-	return rule{name: "roles(" + strings.Join(names, ",") + ")", authn: true, check: func(p *vigil.Principal) error {
-		if slices.Contains(rs, p.Role) {
-			return nil
-		}
-		return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not do this", p.Role)
-	}}
+var (
+	everyone   = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient, vigil.RoleIntegration}
+	people     = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient}
+	careRoles  = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient, vigil.RoleIntegration}
+	adminOnly  = []vigil.Role{vigil.RoleAdmin}
+	clinicians = []vigil.Role{vigil.RoleClinician}
+	senders    = []vigil.Role{vigil.RoleDevice, vigil.RoleIntegration}
+)
+
+func authn(name, action string, roles []vigil.Role) rule {
+	return rule{name: name, authn: true, roles: roles, action: action}
 }
 
-// patientData allows people who may read some patients' records; the
-// handler then checks the particular patient with canReadPatient.
-var patientData = rule{name: "patient-data", authn: true, check: func(p *vigil.Principal) error {
-	switch p.Role {
-	case vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient:
-		return nil
-	}
-	return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not read patient data", p.Role)
-}}
+// withScope, onPatient and clinicalData refine a rule.
+func (r rule) withScope(s string) rule { r.scope = s; return r }
+func (r rule) onPatient() rule         { r.patient = true; return r }
+func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; return r }
+func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
 
 type route struct {
 	pattern string // net/http ServeMux pattern, with method
@@ -58,24 +71,49 @@ func (s *Server) routes() []route {
 		{"GET /readyz", public, s.readyz},
 		{"GET /metrics", public, s.metrics},
 
+		// Sign-in is public and audited by its handler.
 		{"POST /api/v1/auth/token", public, s.signIn},
-		{"POST /api/v1/tokens", roles(vigil.RoleAdmin), s.createServiceToken},
+		{"POST /api/v1/auth/session", public, s.createSession},
+		{"DELETE /api/v1/auth/session", authn("signed-in", vigil.AuditTokenRevoke, people), s.deleteSession},
+		{"GET /api/v1/me", authn("any", "user.read", everyone).forAnyToken(), s.me},
 
-		{"POST /api/v1/patients", roles(vigil.RoleAdmin), s.createPatient},
-		{"GET /api/v1/patients", patientData, s.listPatients},
-		{"GET /api/v1/patients/{id}", patientData, s.getPatient},
-		{"GET /api/v1/patients/{id}/readings", patientData, s.listReadings},
-		{"GET /api/v1/patients/{id}/latest", patientData, s.latestReadings},
+		{"POST /api/v1/users", authn("admin", vigil.AuditUserChange, adminOnly), s.createUser},
+		{"GET /api/v1/users", authn("admin", "user.read", adminOnly), s.listUsers},
+		{"GET /api/v1/users/{id}", authn("admin", "user.read", adminOnly), s.getUser},
+		{"PATCH /api/v1/users/{id}", authn("admin", vigil.AuditUserChange, adminOnly), s.updateUser},
 
-		{"POST /api/v1/devices", roles(vigil.RoleAdmin), s.createDevice},
-		{"GET /api/v1/devices", roles(vigil.RoleAdmin), s.listDevices},
-		{"GET /api/v1/devices/{id}", roles(vigil.RoleAdmin), s.getDevice},
-		{"PATCH /api/v1/devices/{id}", roles(vigil.RoleAdmin), s.updateDevice},
-		{"POST /api/v1/devices/{id}/revoke", roles(vigil.RoleAdmin), s.revokeDevice},
-		{"POST /api/v1/devices/{id}/token", roles(vigil.RoleAdmin), s.rotateDeviceToken},
+		{"POST /api/v1/teams", authn("admin", vigil.AuditTeamChange, adminOnly), s.createTeam},
+		{"GET /api/v1/teams", authn("admin", "team.read", adminOnly), s.listTeams},
+		{"GET /api/v1/teams/{id}", authn("admin", "team.read", adminOnly), s.getTeam},
+		{"DELETE /api/v1/teams/{id}", authn("admin", vigil.AuditTeamChange, adminOnly), s.deleteTeam},
+		{"PUT /api/v1/teams/{id}/members/{user}", authn("admin", vigil.AuditTeamChange, adminOnly), s.addMember},
+		{"DELETE /api/v1/teams/{id}/members/{user}", authn("admin", vigil.AuditTeamChange, adminOnly), s.removeMember},
+		{"PUT /api/v1/teams/{id}/patients/{patient}", authn("admin", vigil.AuditTeamChange, adminOnly), s.enrollPatient},
+		{"DELETE /api/v1/teams/{id}/patients/{patient}", authn("admin", vigil.AuditTeamChange, adminOnly), s.unenrollPatient},
 
-		{"POST /api/v1/readings", roles(vigil.RoleDevice, vigil.RoleIntegration), s.postReadings},
-		{"GET /api/v1/quarantine", roles(vigil.RoleAdmin), s.listQuarantine},
+		{"POST /api/v1/tokens", authn("people", vigil.AuditTokenCreate, people), s.createToken},
+		{"GET /api/v1/tokens", authn("people", "token.read", people), s.listTokens},
+		{"DELETE /api/v1/tokens/{id}", authn("people", vigil.AuditTokenRevoke, people), s.revokeToken},
+
+		{"POST /api/v1/patients", authn("admin", vigil.AuditPatientCreate, adminOnly), s.createPatient},
+		{"GET /api/v1/patients", authn("care", "patient.list", careRoles).withScope("Patient.rs"), s.listPatients},
+		{"GET /api/v1/patients/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.getPatient},
+		{"GET /api/v1/patients/{id}/readings", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.listReadings},
+		{"GET /api/v1/patients/{id}/latest", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.latestReadings},
+		{"GET /api/v1/patients/{id}/access-log", authn("care", "audit.read", []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).onPatient(), s.patientAccessLog},
+		{"POST /api/v1/patients/{id}/break-glass", authn("clinician", vigil.AuditBreakGlassStart, clinicians), s.breakGlass},
+		{"GET /api/v1/break-glass", authn("admin", "breakglass.read", adminOnly), s.listBreakGlass},
+
+		{"POST /api/v1/devices", authn("admin", vigil.AuditDeviceChange, adminOnly), s.createDevice},
+		{"GET /api/v1/devices", authn("admin", "device.read", adminOnly), s.listDevices},
+		{"GET /api/v1/devices/{id}", authn("admin", "device.read", adminOnly), s.getDevice},
+		{"PATCH /api/v1/devices/{id}", authn("admin", vigil.AuditDeviceChange, adminOnly), s.updateDevice},
+		{"POST /api/v1/devices/{id}/revoke", authn("admin", vigil.AuditDeviceChange, adminOnly), s.revokeDevice},
+		{"POST /api/v1/devices/{id}/token", authn("admin", vigil.AuditDeviceChange, adminOnly), s.rotateDeviceToken},
+
+		{"POST /api/v1/readings", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.postReadings},
+		{"GET /api/v1/quarantine", authn("admin", "quarantine.read", adminOnly), s.listQuarantine},
+		{"GET /api/v1/audit", authn("admin", "audit.read", adminOnly), s.listAudit},
 	}
 }
 
@@ -110,24 +148,22 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// wrap authenticates and authorizes per the route's rule, runs the handler,
-// translates its error, and logs and measures the request.
+// wrap authenticates, authorizes and audits per the route's rule, runs the
+// handler, translates its error, and logs and measures the request.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(auth.WithClientAddr(r.Context(), remoteHost(r)))
 		var who string
 		err := func() error {
 			if rt.rule.authn {
-				p, err := s.authenticate(r)
+				p, err := s.authorize(w, r, rt)
+				if p != nil {
+					who = p.Name
+				}
 				if err != nil {
 					return err
-				}
-				who = p.Name
-				if rt.rule.check != nil {
-					if err := rt.rule.check(p); err != nil {
-						return err
-					}
 				}
 				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			}
@@ -150,27 +186,154 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// authenticate resolves the request's bearer token.
-func (s *Server) authenticate(r *http.Request) (*vigil.Principal, error) {
-	h := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || secret == "" {
-		return nil, vigil.Errorf(vigil.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
+// authorize applies rt's rule: credentials, role, token scope, patient
+// access, CSRF for cookie sessions; and records the outcome in the audit
+// log. An error refuses the request; a failure to audit refuses it too.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, error) {
+	ctx := r.Context()
+	p, viaCookie, err := s.authenticate(r)
+	if err != nil {
+		s.audit(ctx, r, nil, rt.rule.action, "", vigil.AuditDenied, vigil.ErrorMessage(err))
+		return nil, err
 	}
-	return s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
+	subject := ""
+	if rt.rule.patient {
+		subject = r.PathValue("id")
+	} else if p.Role == vigil.RoleDevice {
+		subject = p.SubjectID
+	}
+	deny := func(err error) (*vigil.Principal, error) {
+		if aerr := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+			return p, aerr
+		}
+		return p, err
+	}
+	if viaCookie && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if err := s.checkCSRF(r); err != nil {
+			return deny(err)
+		}
+	}
+	if !slices.Contains(rt.rule.roles, p.Role) {
+		return deny(vigil.Errorf(vigil.EFORBIDDEN, "role %s may not do this", p.Role))
+	}
+	if scoped(p) && !rt.rule.anyToken {
+		res, perms, _ := strings.Cut(rt.rule.scope, ".")
+		if rt.rule.scope == "" || !auth.ScopesAllow(p.Scopes, res, perms) {
+			need := rt.rule.scope
+			if need == "" {
+				need = "a session or an unscoped token"
+			}
+			return deny(vigil.Errorf(vigil.EFORBIDDEN, "this token's scopes do not allow this (needs %s)", need))
+		}
+	}
+	if rt.rule.patient {
+		if err := s.canAccessPatient(ctx, p, subject, rt.rule.clinical); err != nil {
+			return deny(err)
+		}
+	}
+	if err := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditSuccess, ""); err != nil {
+		return p, err
+	}
+	return p, nil
 }
 
-// canReadPatient returns nil if p may read patient id's data, and ENOTFOUND
-// otherwise, so that a caller cannot tell a patient it may not see from one
-// that does not exist.
-func (s *Server) canReadPatient(p *vigil.Principal, id string) error {
-	switch {
-	case p.Role == vigil.RoleAdmin && s.AdminReadsClinical:
-		return nil
-	case p.Role == vigil.RolePatient && p.SubjectID == id:
+// scoped reports whether p's token is limited by scopes: integrations
+// always, personal tokens when they carry any.
+func scoped(p *vigil.Principal) bool {
+	return p.Role == vigil.RoleIntegration || (p.TokenKind == vigil.TokenPersonal && len(p.Scopes) > 0)
+}
+
+// canAccessPatient returns nil if p may see patient id's data (clinical:
+// readings; otherwise demographics), and ENOTFOUND otherwise, so that a
+// caller cannot tell a patient it may not see from one that does not exist.
+func (s *Server) canAccessPatient(ctx context.Context, p *vigil.Principal, id string, clinical bool) error {
+	notFound := vigil.Errorf(vigil.ENOTFOUND, "patient %s not found", id)
+	switch p.Role {
+	case vigil.RoleAdmin:
+		if !clinical || s.AdminReadsClinical {
+			return nil
+		}
+		return notFound
+	case vigil.RolePatient:
+		if p.SubjectID != "" && p.SubjectID == id {
+			return nil
+		}
+		return notFound
+	case vigil.RoleIntegration:
+		return nil // system-level: its scopes were checked
+	case vigil.RoleClinician:
+		ok, err := s.Store.UserSeesPatient(ctx, p.UserID, id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		_, err = s.Store.ActiveBreakGlass(ctx, p.UserID, id, s.now())
+		if err == nil {
+			return nil
+		}
+		if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			return err
+		}
+	}
+	return notFound
+}
+
+// authenticate resolves the request's credential: a bearer token, or the
+// session cookie of a browser (viaCookie).
+func (s *Server) authenticate(r *http.Request) (p *vigil.Principal, viaCookie bool, err error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || strings.TrimSpace(secret) == "" {
+			return nil, false, vigil.Errorf(vigil.EUNAUTHORIZED, "malformed Authorization header: send Authorization: Bearer <token>")
+		}
+		p, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
+		return p, false, err
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		p, err := s.Auth.Authenticate(r.Context(), c.Value)
+		if err == nil && p.TokenKind != vigil.TokenSession {
+			return nil, true, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid session")
+		}
+		return p, true, err
+	}
+	return nil, false, vigil.Errorf(vigil.EUNAUTHORIZED, "missing credentials: send Authorization: Bearer <token>")
+}
+
+// audit records one entry. With no Auditor configured it records nothing.
+func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal, action, subject, outcome, detail string) error {
+	if s.Auditor == nil {
 		return nil
 	}
-	// Clinicians see the patients of their care teams; teams arrive with
-	// the access-control work and until then clinicians see none.
-	return vigil.Errorf(vigil.ENOTFOUND, "patient %s not found", id)
+	e := vigil.AuditEntry{
+		Time:      s.now(),
+		Action:    action,
+		SubjectID: subject,
+		Resource:  r.Pattern,
+		Remote:    remoteHost(r),
+		Outcome:   outcome,
+		Detail:    detail,
+	}
+	if e.Action == "" {
+		e.Action = vigil.AuditTokenUse
+	}
+	if p != nil {
+		e.Actor, e.ActorName, e.Role = p.UserID, p.Name, p.Role
+		if p.Role == vigil.RoleDevice {
+			e.Actor = p.DeviceID
+		}
+	}
+	if err := s.Auditor.Record(ctx, e); err != nil {
+		s.Logger.ErrorContext(ctx, "audit log unavailable; refusing the request", "err", err)
+		return &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit log unavailable", Err: err}
+	}
+	return nil
+}
+
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }

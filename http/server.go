@@ -41,6 +41,7 @@ type Server struct {
 	Store    vigil.Store
 	Ingest   *ingest.Service
 	Auth     Authenticator
+	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	Ready    map[string]Pinger // checked by /readyz, by name
 	Logger   *slog.Logger
 	Gatherer prometheus.Gatherer   // served at /metrics
@@ -54,8 +55,11 @@ type Server struct {
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
-	// AdminReadsClinical lets admins read patients' clinical data.
+	// AdminReadsClinical lets admins read patients' clinical data
+	// (readings). Admins always see demographics, which they manage.
 	AdminReadsClinical bool
+	// BreakGlassTTL is the longest break-glass access; DefaultBreakGlassTTL if 0.
+	BreakGlassTTL time.Duration
 
 	httpDuration *prometheus.HistogramVec
 }

@@ -15,12 +15,14 @@ import (
 	nethttp "net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
@@ -39,8 +41,10 @@ type Options struct {
 	TLSCert, TLSKey string   // a user-supplied certificate and key; default: issued by the node's own CA
 	TLSHosts        []string // extra host names or addresses for the generated certificate
 
-	AdminPassword      string // password for the "admin" user created on first start; random if empty
-	AdminReadsClinical bool   // admins may read clinical data
+	AdminPassword      string        // password for the "admin" user created on first start; random if empty
+	AdminReadsClinical bool          // admins may read clinical data (readings); off by default
+	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
+	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -66,12 +70,16 @@ type Server struct {
 	registry *prometheus.Registry
 	ingest   *ingest.Service
 	writer   *ingest.Writer
+	auditor  *audit.Recorder
+	api      *vhttp.Server
+	lockout  *auth.Lockout
 	http     *nethttp.Server
 	listener net.Listener
 	caFile   string
 
 	writerCancel context.CancelFunc
 	writerDone   chan error
+	sweepDone    chan struct{}
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -132,6 +140,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.bootstrapAdmin(ctx); err != nil {
 		return nil, err
 	}
+	if s.auditor, err = audit.NewRecorder(ctx, s.store, audit.RecorderOptions{Logger: opts.Logger}); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
 
 	metrics := ingest.NewMetrics(s.registry)
 	s.ingest = &ingest.Service{
@@ -161,10 +172,16 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.SessionIdle == 0 {
+		opts.SessionIdle = 30 * time.Minute
+	}
+	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	api := &vhttp.Server{
 		Store:              s.store,
 		Ingest:             s.ingest,
-		Auth:               &auth.Authenticator{Users: s.store, Devices: s.store},
+		Auth:               &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle},
+		Auditor:            s.auditor,
+		BreakGlassTTL:      opts.BreakGlassTTL,
 		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.log},
 		Logger:             opts.Logger,
 		Gatherer:           s.registry,
@@ -175,6 +192,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
 	}
+	s.api = api
 	s.http = &nethttp.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         tlsConfig,
@@ -268,6 +286,8 @@ func (s *Server) Start() error {
 	s.writerCancel = cancel
 	s.writerDone = make(chan error, 1)
 	go func() { s.writerDone <- s.writer.Run(wctx) }()
+	s.sweepDone = make(chan struct{})
+	go s.sweep(wctx)
 	go func() {
 		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
 			s.logger.Error("https server stopped", "err", err)
@@ -334,6 +354,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 			s.writerCancel()
 			<-s.writerDone
+			<-s.sweepDone
 		}
 		errs = append(errs, s.closeStorage(ctx))
 		s.shutdownErr = errors.Join(errs...)
@@ -343,6 +364,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStorage(ctx context.Context) error {
 	var errs []error
+	if s.auditor != nil {
+		if err := s.auditor.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close audit log: %w", err))
+		}
+	}
 	if s.log != nil {
 		if err := s.log.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close log: %w", err))
@@ -354,4 +380,42 @@ func (s *Server) closeStorage(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sweepInterval is how often time-based access ends are recorded.
+const sweepInterval = 15 * time.Second
+
+// sweep ends expired break-glass grants and sign-in lockouts, auditing each
+// end, until ctx ends.
+func (s *Server) sweep(ctx context.Context) {
+	defer close(s.sweepDone)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.lockout.Sweep(ctx)
+		if err := s.api.EndExpiredBreakGlass(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Error("ending expired break-glass access", "err", err)
+		}
+	}
+}
+
+// auditLockout records the start and end of a sign-in lockout.
+func (s *Server) auditLockout(ctx context.Context, key string, start bool, until time.Time) {
+	e := vigil.AuditEntry{Time: time.Now().UTC(), Action: vigil.AuditLockoutEnd, Resource: "sign-in", Outcome: vigil.AuditSuccess}
+	if start {
+		e.Action, e.Outcome, e.Detail = vigil.AuditLockout, vigil.AuditDenied, "locked until "+until.UTC().Format(time.RFC3339)
+	}
+	if name, ok := strings.CutPrefix(key, "user:"); ok {
+		e.ActorName = name
+	} else {
+		e.Remote = strings.TrimPrefix(key, "addr:")
+	}
+	if err := s.auditor.Record(ctx, e); err != nil {
+		s.logger.Error("audit lockout", "err", err)
+	}
 }

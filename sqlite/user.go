@@ -75,6 +75,42 @@ func (s *Store) Users(ctx context.Context) ([]*vigil.User, error) {
 	return us, nil
 }
 
+// UpdateUser applies u and returns the user as it now is; ENOTFOUND if
+// none, EINVALID if u.Role is not a known role.
+func (s *Store) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (*vigil.User, error) {
+	if u.Role != nil && !u.Role.Valid() {
+		return nil, fmt.Errorf("update user: %w", vigil.Errorf(vigil.EINVALID, "unknown role %q", *u.Role))
+	}
+	var user *vigil.User
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		user, err = scanUser(tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+		if err != nil {
+			return notFound(err, "user")
+		}
+		if u.Role != nil {
+			user.Role = *u.Role
+		}
+		if u.SubjectID != nil {
+			user.SubjectID = *u.SubjectID
+		}
+		if u.PasswordHash != nil {
+			user.PasswordHash = *u.PasswordHash
+		}
+		if u.Disabled != nil {
+			user.Disabled = *u.Disabled
+		}
+		_, err = tx.ExecContext(ctx,
+			"UPDATE users SET role = ?, subject_id = ?, password_hash = ?, disabled = ? WHERE id = ?",
+			string(user.Role), user.SubjectID, user.PasswordHash, user.Disabled, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update user: %w", err)
+	}
+	return user, nil
+}
+
 func scanUser(sc scanner) (*vigil.User, error) {
 	var u vigil.User
 	var created sql.NullInt64
@@ -148,6 +184,43 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 		return fmt.Errorf("revoke token: %w", err)
 	}
 	return nil
+}
+
+// Token returns one token; ENOTFOUND if none.
+func (s *Store) Token(ctx context.Context, id string) (*vigil.Token, error) {
+	t, err := scanToken(s.r.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE id = ?", id))
+	if err != nil {
+		return nil, fmt.Errorf("get token: %w", notFound(err, "token"))
+	}
+	return t, nil
+}
+
+// Tokens returns the tokens of a user ("" for every user), newest first
+// (ties broken by id, descending). A user that does not exist has none.
+func (s *Store) Tokens(ctx context.Context, userID string) ([]*vigil.Token, error) {
+	q := "SELECT " + tokenColumns + " FROM tokens"
+	var args []any
+	if userID != "" {
+		q += " WHERE user_id = ?"
+		args = append(args, userID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY created DESC, id DESC", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var ts []*vigil.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return ts, nil
 }
 
 // updateToken runs an UPDATE of one token; ENOTFOUND if it matches no row.

@@ -45,7 +45,7 @@ var listeningRE = regexp.MustCompile(`listening on (https://\S+)`)
 // until it listens.
 func startVigil(t *testing.T, bin, dir string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical")
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD="+testPassword)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {

@@ -37,6 +37,8 @@ Commands:
   serve      run the server with embedded defaults (HTTPS API, durable log, SQLite store)
   simulate   register virtual patients and devices on a server and send their readings
   bench      measure the ingest path: readings/s and acknowledgement latency
+  admin      recover access with the server stopped: users, passwords, tokens
+  audit      verify the audit log's hash chain; list entries
   version    print the version
 
 Run 'vigil <command> --help' for a command's flags. Every flag can also be set
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = simulate(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		err = bench(ctx, args[1:], getenv, stdout, stderr)
+	case "admin":
+		err = admin(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		err = auditCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 	case "help", "-h", "--help":

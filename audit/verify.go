@@ -1,0 +1,208 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-health/vigil"
+)
+
+// defaultProgressEvery is Verifier.ProgressEvery when it is 0.
+const defaultProgressEvery = 100_000
+
+// Kind says what is wrong with the chain.
+type Kind string
+
+// Kinds of Problem.
+const (
+	// Altered: the entry's hash does not match its fields and the hash of
+	// the entry before it. Its fields or its hash were changed, or it was
+	// put in place of the entry recorded at its seq.
+	Altered Kind = "altered"
+	// Missing: seqs jump from Seq-1 to Found; the entries between were
+	// removed.
+	Missing Kind = "missing"
+	// Reordered: the entry recorded at Seq is stored at seq Found (moved,
+	// swapped with another, or shifted by an inserted entry), or the store
+	// returned seq Found after a seq not below it.
+	Reordered Kind = "reordered"
+	// Truncated: the log ends at Seq-1, before the anchor's seq; the
+	// entries from Seq on were removed.
+	Truncated Kind = "truncated"
+	// Diverged: the entry at the anchor's seq (Seq) is intact in the chain
+	// but its hash is not the anchor's: the chain up to it was rewritten.
+	Diverged Kind = "diverged"
+)
+
+// Problem is the first place where the chain is broken.
+type Problem struct {
+	Kind Kind
+	// Seq is the first seq whose entry is not as recorded: the altered
+	// entry, the first missing seq, the seq whose entry is elsewhere.
+	Seq int64
+	// Found is, for Missing, the seq stored after Seq-1; for Reordered,
+	// the seq where the entry recorded at Seq is stored, or the seq the
+	// store returned out of order. Otherwise 0.
+	Found int64
+	// Detail says what is wrong, for people.
+	Detail string
+}
+
+// String returns the kind, the seq and the detail.
+func (p *Problem) String() string {
+	return fmt.Sprintf("%s at seq %d: %s", p.Kind, p.Seq, p.Detail)
+}
+
+// Anchor is a point of the chain kept outside the database, from a previous
+// Report: the seq and hash of an entry.
+type Anchor struct {
+	Seq  int64
+	Hash []byte
+}
+
+// Report is the result of a verification.
+type Report struct {
+	// Entries is how many entries were found intact, from seq 1 on; with a
+	// Problem, those before it.
+	Entries int64
+	// LastSeq and LastHash are the seq and hash of the last intact entry
+	// (0 and nil for none). Keep them elsewhere as an Anchor.
+	LastSeq  int64
+	LastHash []byte
+	// Problem is the first break in the chain; nil if it is intact.
+	Problem *Problem
+}
+
+// OK reports whether the chain is intact.
+func (r Report) OK() bool { return r.Problem == nil }
+
+// Verifier checks an audit log's hash chain. The zero value checks the
+// chain alone.
+type Verifier struct {
+	// Anchor, if not nil, is a point the chain must reach and pass
+	// through: the log must hold an entry at Anchor.Seq with hash
+	// Anchor.Hash.
+	Anchor *Anchor
+	// Progress, if not nil, is called with the report so far after every
+	// ProgressEvery intact entries (0 means 100,000).
+	Progress      func(Report)
+	ProgressEvery int64
+}
+
+// Verify checks store's audit log with the zero Verifier.
+func Verify(ctx context.Context, store vigil.AuditStore) (Report, error) {
+	return Verifier{}.Verify(ctx, store)
+}
+
+// errStop ends a scan early.
+var errStop = errors.New("stop scan")
+
+// Verify walks store's audit log in seq order, holding one entry at a time,
+// and reports the first problem: an entry that does not follow the one
+// before it, a gap in the seqs, or (with an Anchor) a log that does not
+// reach or pass through the anchor. The error is for failures to read the
+// log; a broken chain is a Report with a Problem and a nil error.
+//
+// When an entry's hash does not match, Verify reads on to tell an altered
+// entry from a moved one: if a later row holds the entry recorded at that
+// seq, the problem is Reordered, else Altered.
+func (v Verifier) Verify(ctx context.Context, store vigil.AuditStore) (Report, error) {
+	every := v.ProgressEvery
+	if every <= 0 {
+		every = defaultProgressEvery
+	}
+	var rep Report
+	var mismatch *vigil.AuditEntry // the first entry whose hash does not match
+	err := store.ScanAudit(ctx, 1, func(e vigil.AuditEntry) error {
+		if mismatch != nil {
+			// Does this row hold the entry recorded at mismatch.Seq?
+			moved := e
+			moved.Seq = mismatch.Seq
+			if bytes.Equal(Hash(rep.LastHash, moved), e.Hash) {
+				rep.Problem = &Problem{Kind: Reordered, Seq: mismatch.Seq, Found: e.Seq,
+					Detail: fmt.Sprintf("the entry recorded at seq %d is stored at seq %d", mismatch.Seq, e.Seq)}
+				return errStop
+			}
+			return ctx.Err()
+		}
+		want := rep.LastSeq + 1
+		switch {
+		case e.Seq < want:
+			rep.Problem = &Problem{Kind: Reordered, Seq: want, Found: e.Seq,
+				Detail: fmt.Sprintf("seq %d comes after seq %d", e.Seq, rep.LastSeq)}
+			return errStop
+		case e.Seq > want && rep.LastSeq == 0:
+			rep.Problem = &Problem{Kind: Missing, Seq: want, Found: e.Seq,
+				Detail: fmt.Sprintf("the log starts at seq %d; entries 1 to %d are missing", e.Seq, e.Seq-1)}
+			return errStop
+		case e.Seq > want:
+			rep.Problem = &Problem{Kind: Missing, Seq: want, Found: e.Seq,
+				Detail: fmt.Sprintf("seq %d is followed by seq %d; %s", rep.LastSeq, e.Seq, span(want, e.Seq-1))}
+			return errStop
+		}
+		if !bytes.Equal(Hash(rep.LastHash, e), e.Hash) {
+			mismatch = &e
+			return nil
+		}
+		if v.Anchor != nil && e.Seq == v.Anchor.Seq && !bytes.Equal(e.Hash, v.Anchor.Hash) {
+			rep.Problem = &Problem{Kind: Diverged, Seq: e.Seq,
+				Detail: fmt.Sprintf("hash %x differs from the anchor's %x: the chain up to here was rewritten", e.Hash, v.Anchor.Hash)}
+			return errStop
+		}
+		rep.Entries++
+		rep.LastSeq, rep.LastHash = e.Seq, e.Hash
+		if v.Progress != nil && rep.Entries%every == 0 {
+			v.Progress(rep)
+		}
+		return ctx.Err()
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return rep, fmt.Errorf("verify audit log: %w", err)
+	}
+	switch {
+	case rep.Problem != nil:
+	case mismatch != nil:
+		rep.Problem = &Problem{Kind: Altered, Seq: mismatch.Seq,
+			Detail: fmt.Sprintf("hash mismatch: the entry's fields or hash were changed (stored %x)", mismatch.Hash)}
+	case v.Anchor != nil && rep.LastSeq < v.Anchor.Seq:
+		rep.Problem = &Problem{Kind: Truncated, Seq: rep.LastSeq + 1,
+			Detail: fmt.Sprintf("the log ends at seq %d but the anchor is at seq %d; %s", rep.LastSeq, v.Anchor.Seq, span(rep.LastSeq+1, v.Anchor.Seq))}
+	}
+	return rep, nil
+}
+
+// span describes the missing seqs from a to b.
+func span(a, b int64) string {
+	if a == b {
+		return fmt.Sprintf("entry %d is missing", a)
+	}
+	return fmt.Sprintf("entries %d to %d are missing", a, b)
+}
+
+// ParseAnchor parses an anchor written as "SEQ:HEXHASH", the form
+// Anchor.String returns. EINVALID if s is not one.
+func ParseAnchor(s string) (Anchor, error) {
+	seq, h, ok := strings.Cut(s, ":")
+	if !ok {
+		return Anchor{}, vigil.Errorf(vigil.EINVALID, "anchor %q: want SEQ:HASH", s)
+	}
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if err != nil || n < 1 {
+		return Anchor{}, vigil.Errorf(vigil.EINVALID, "anchor %q: seq must be a whole number from 1", s)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != HashSize {
+		return Anchor{}, vigil.Errorf(vigil.EINVALID, "anchor %q: hash must be %d hex digits", s, 2*HashSize)
+	}
+	return Anchor{Seq: n, Hash: b}, nil
+}
+
+// String returns the anchor as "SEQ:HEXHASH".
+func (a Anchor) String() string {
+	return fmt.Sprintf("%d:%x", a.Seq, a.Hash)
+}

@@ -1,0 +1,42 @@
+package vigil
+
+import (
+	"context"
+	"time"
+)
+
+// AuditFilter selects audit entries. Zero values match everything.
+type AuditFilter struct {
+	SubjectID string    // entries about this patient
+	Actor     string    // entries by this user or device id
+	From      time.Time // entries at or after From
+	To        time.Time // entries before To
+	AfterSeq  int64     // entries with a greater seq: pass the last seq of a page to get the next
+	Limit     int       // at most this many; 0 for no limit
+}
+
+// AuditStore keeps the audit log: an append-only sequence of entries
+// numbered from 1 without gaps. Implementations offer no way to change or
+// remove an entry; an entry changed or removed behind their back is found by
+// the hash chain (package audit), not by the store.
+type AuditStore interface {
+	// AppendAudit stores es, whose Seq and Hash are set, in one
+	// transaction: all of them or none. The seqs must be consecutive and
+	// the first must follow the last stored entry (be 1 for an empty log).
+	// EINVALID if an entry has no hash, a seq below 1, or the seqs of es
+	// are not consecutive; ECONFLICT if a seq is stored already or the
+	// first does not follow the last stored entry (another writer got
+	// there first). Times are stored to the microsecond, in UTC.
+	AppendAudit(ctx context.Context, es []AuditEntry) error
+	// LastAudit returns the entry with the greatest seq; ENOTFOUND if the
+	// log is empty.
+	LastAudit(ctx context.Context) (*AuditEntry, error)
+	// AuditEntries returns the entries matching f in seq order, oldest
+	// first; page through them with f.AfterSeq.
+	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// ScanAudit calls fn with every entry whose seq is at least fromSeq,
+	// in seq order, without holding the whole log in memory. It stops at
+	// the first error of fn and returns it as it is. fn may call the
+	// store. Entries appended during the scan may or may not be seen.
+	ScanAudit(ctx context.Context, fromSeq int64, fn func(AuditEntry) error) error
+}

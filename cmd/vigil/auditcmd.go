@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/sqlite"
+)
+
+const auditUsage = `Usage: vigil audit <subcommand> [flags]
+
+Check and read the audit log in a data directory. Both subcommands only read
+it, and may run beside a server.
+
+Subcommands:
+  verify   walk the hash chain and report the first edited, removed or reordered
+           entry; on success print the entry count and the last hash, to be kept
+           elsewhere and given back as --anchor SEQ:HASH (SEQ = the count)
+  list     print entries as JSON lines, oldest first: --patient, --user, --limit
+
+Run 'vigil audit <subcommand> --help' for its flags.
+`
+
+// auditProgressEvery is how many entries verify checks between progress
+// lines.
+const auditProgressEvery = 100_000
+
+// errChainBroken is returned by audit verify when the chain is broken; the
+// problem has been printed.
+var errChainBroken = errors.New("audit chain broken")
+
+// auditCmd runs one `vigil audit` subcommand.
+func auditCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, auditUsage)
+		return fmt.Errorf("%w: missing subcommand", errUsage)
+	}
+	switch args[0] {
+	case "verify":
+		return auditVerify(ctx, args[1:], getenv, stdout, stderr)
+	case "list":
+		return auditList(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, auditUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, auditUsage)
+	return fmt.Errorf("%w: unknown subcommand %q", errUsage, args[0])
+}
+
+func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit verify", "Walk the audit log's hash chain and report the first entry that was edited, removed or\nreordered. Exits 0 if the chain is intact, 1 if not.", stderr)
+	var dataDir, anchor string
+	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory")
+	fs.StringVar(&anchor, "anchor", "", "SEQ:HASH printed by an earlier verify: the chain must still hold that entry with that hash")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return usageError(err)
+	}
+	var v audit.Verifier
+	if anchor != "" {
+		a, err := audit.ParseAnchor(anchor)
+		if err != nil {
+			return fmt.Errorf("%w: --anchor: %s", errUsage, vigil.ErrorMessage(err))
+		}
+		v.Anchor = &a
+	}
+	v.ProgressEvery = auditProgressEvery
+	v.Progress = func(r audit.Report) {
+		fmt.Fprintf(stderr, "audit verify: %d entries intact so far\n", r.Entries)
+	}
+
+	s, err := openAuditStore(ctx, dataDir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rep, err := v.Verify(ctx, s)
+	if err != nil {
+		return err
+	}
+	if rep.Problem != nil {
+		fmt.Fprintf(stdout, "audit chain broken: %s\n", rep.Problem)
+		if rep.LastSeq > 0 {
+			fmt.Fprintf(stdout, "entries 1 to %d are intact; hash of %d: %x\n", rep.LastSeq, rep.LastSeq, rep.LastHash)
+		}
+		return fmt.Errorf("%w: %s at seq %d", errChainBroken, rep.Problem.Kind, rep.Problem.Seq)
+	}
+	if rep.Entries == 0 {
+		fmt.Fprintln(stdout, "audit chain intact: 0 entries (the log is empty)")
+		return nil
+	}
+	fmt.Fprintf(stdout, "audit chain intact: %d entries, last hash %x\n", rep.Entries, rep.LastHash)
+	return nil
+}
+
+func auditList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit list", "Print audit entries matching the flags as JSON lines, oldest first.", stderr)
+	var (
+		dataDir string
+		f       vigil.AuditFilter
+		after   int64
+	)
+	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory")
+	fs.StringVar(&f.SubjectID, "patient", "", "only entries about this patient id")
+	fs.StringVar(&f.Actor, "user", "", "only entries by this user (or device) id")
+	fs.IntVar(&f.Limit, "limit", 100, "at most this many entries; 0 for all")
+	fs.Int64Var(&after, "after", 0, "only entries after this seq (to page on from the last one printed)")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return usageError(err)
+	}
+	if f.Limit < 0 || after < 0 {
+		return fmt.Errorf("%w: --limit and --after must not be negative", errUsage)
+	}
+	f.AfterSeq = after
+
+	s, err := openAuditStore(ctx, dataDir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	es, err := s.AuditEntries(ctx, f)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, e := range es {
+		if err := enc.Encode(e); err != nil {
+			return fmt.Errorf("write entries: %w", err)
+		}
+	}
+	return nil
+}
+
+// openAuditStore opens the database of data directory dir, which must
+// exist. A running server may have it open.
+func openAuditStore(ctx context.Context, dir string) (*sqlite.Store, error) {
+	path := filepath.Join(dir, "vigil.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no Vigil database in %s (is --data the server's data directory?)", dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return sqlite.Open(ctx, path)
+}

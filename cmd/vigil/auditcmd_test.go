@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/sqlite"
+)
+
+// auditFixture records n entries in a new data directory and returns it.
+// Entry i (seq i) is by usr_1 if i is odd, usr_2 if even, about pat_a if
+// i is a multiple of 3.
+func auditFixture(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := audit.NewRecorder(t.Context(), s, audit.RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		e := vigil.AuditEntry{
+			Time:    time.Date(2025, 3, 14, 9, 0, i, 0, time.UTC),
+			Actor:   "usr_1",
+			Role:    vigil.RoleClinician,
+			Action:  vigil.AuditReadingsRead,
+			Outcome: vigil.AuditSuccess,
+			Detail:  fmt.Sprint("entry ", i),
+		}
+		if i%2 == 0 {
+			e.Actor = "usr_2"
+		}
+		if i%3 == 0 {
+			e.SubjectID = "pat_a"
+		}
+		if err := r.Record(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// runAudit runs `vigil audit args...` and returns its exit code and output.
+func runAudit(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), append([]string{"audit"}, args...), func(string) string { return "" }, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// tamperDB runs statements on the database of dir with the append-only
+// triggers dropped, as someone with write access to the file could.
+func tamperDB(t *testing.T, dir string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range append([]string{"DROP TRIGGER audit_no_update", "DROP TRIGGER audit_no_delete"}, stmts...) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+var intactRE = regexp.MustCompile(`^audit chain intact: (\d+) entries, last hash ([0-9a-f]{64})\n$`)
+
+func TestAuditVerify(t *testing.T) {
+	dir := auditFixture(t, 30)
+	code, out, errOut := runAudit(t, "verify", "--data", dir)
+	m := intactRE.FindStringSubmatch(out)
+	if code != 0 || m == nil || m[1] != "30" {
+		t.Fatalf("verify of an intact log: exit %d, stdout %q, stderr %q; want exit 0 and 30 entries", code, out, errOut)
+	}
+	anchor := m[1] + ":" + m[2]
+	if code, out, _ := runAudit(t, "verify", "--data", dir, "--anchor", anchor); code != 0 {
+		t.Errorf("verify with its own anchor: exit %d, %q; want 0", code, out)
+	}
+
+	tests := []struct {
+		name   string
+		stmts  []string
+		anchor bool
+		want   string // in stdout
+	}{
+		{"edited", []string{"UPDATE audit SET actor = 'usr_9' WHERE seq = 11"}, false, "altered at seq 11"},
+		{"deleted", []string{"DELETE FROM audit WHERE seq = 11"}, false, "missing at seq 11: seq 10 is followed by seq 12"},
+		{"swapped", []string{
+			"UPDATE audit SET seq = -1 WHERE seq = 11",
+			"UPDATE audit SET seq = 11 WHERE seq = 15",
+			"UPDATE audit SET seq = 15 WHERE seq = -1",
+		}, false, "reordered at seq 11: the entry recorded at seq 11 is stored at seq 15"},
+		{"truncated", []string{"DELETE FROM audit WHERE seq = 30"}, true, "truncated at seq 30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := auditFixture(t, 30)
+			tamperDB(t, dir, tt.stmts...)
+			args := []string{"verify", "--data", dir}
+			if tt.anchor {
+				args = append(args, "--anchor", anchor) // same entries and times: same hashes
+			}
+			code, out, errOut := runAudit(t, args...)
+			if code != 1 || !strings.Contains(out, "audit chain broken: "+tt.want) {
+				t.Errorf("verify: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+}
+
+// TestAuditVerifyProgress: a long chain reports progress on stderr.
+func TestAuditVerifyProgress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 200,000 entries; skipped with -short")
+	}
+	dir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write the chain directly, in large transactions.
+	const n = 200_000
+	var prev []byte
+	batch := make([]vigil.AuditEntry, 0, 10_000)
+	for i := int64(1); i <= n; i++ {
+		e := vigil.AuditEntry{Seq: i, Time: time.Unix(i, 0).UTC(), Actor: "usr_1", Action: vigil.AuditPatientRead, Outcome: vigil.AuditSuccess}
+		e.Hash = audit.Hash(prev, e)
+		prev = e.Hash
+		batch = append(batch, e)
+		if len(batch) == cap(batch) {
+			if err := s.AppendAudit(t.Context(), batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	s.Close()
+	code, out, errOut := runAudit(t, "verify", "--data", dir)
+	if code != 0 || !strings.HasPrefix(out, "audit chain intact: 200000 entries") {
+		t.Fatalf("verify: exit %d, %q, %q", code, out, errOut)
+	}
+	want := "audit verify: 100000 entries intact so far\naudit verify: 200000 entries intact so far\n"
+	if errOut != want {
+		t.Errorf("stderr %q, want %q", errOut, want)
+	}
+}
+
+func TestAuditList(t *testing.T) {
+	dir := auditFixture(t, 12)
+	tests := []struct {
+		args []string
+		want []int64
+	}{
+		{nil, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+		{[]string{"--patient", "pat_a"}, []int64{3, 6, 9, 12}},
+		{[]string{"--user", "usr_2"}, []int64{2, 4, 6, 8, 10, 12}},
+		{[]string{"--user", "usr_1", "--patient", "pat_a"}, []int64{3, 9}},
+		{[]string{"--limit", "2"}, []int64{1, 2}},
+		{[]string{"--limit", "2", "--after", "10"}, []int64{11, 12}},
+		{[]string{"--user", "usr_9"}, nil},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runAudit(t, append([]string{"list", "--data", dir}, tt.args...)...)
+		if code != 0 {
+			t.Errorf("list %v: exit %d, %q", tt.args, code, errOut)
+			continue
+		}
+		var got []int64
+		for line := range strings.Lines(out) {
+			var e vigil.AuditEntry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("list %v: line %q: %v", tt.args, line, err)
+			}
+			got = append(got, e.Seq)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("list %v = seqs %v, want %v", tt.args, got, tt.want)
+		}
+	}
+	// A line is the entry's JSON, with the fields of the API.
+	_, out, _ := runAudit(t, "list", "--data", dir, "--limit", "1")
+	for _, field := range []string{`"seq":1`, `"time":"2025-03-14T09:00:01Z"`, `"actor":"usr_1"`, `"action":"readings.read"`, `"hash":"`} {
+		if !strings.Contains(out, field) {
+			t.Errorf("list line %q lacks %s", out, field)
+		}
+	}
+}
+
+func TestAuditUsage(t *testing.T) {
+	dir := auditFixture(t, 1)
+	tests := []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{nil, 2, "Usage: vigil audit"},
+		{[]string{"nonsense"}, 2, `unknown subcommand "nonsense"`},
+		{[]string{"verify", "--data", dir, "--anchor", "12"}, 2, "--anchor"},
+		{[]string{"list", "--data", dir, "--limit", "-1"}, 2, "must not be negative"},
+		{[]string{"verify", "--data", filepath.Join(dir, "none")}, 1, "no Vigil database"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runAudit(t, tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("audit %v: exit %d, stderr %q; want exit %d and %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// The principals of the authorization matrix, in column order.
+var principals = []string{"anon", "admin", "clin", "clinX", "pat", "dev", "intW", "intR"}
+
+// matrix holds, per route, the expected answer of each principal (columns
+// as in principals) on its own patient (P1) and, for patient routes, on
+// another patient (P2). "ok" means authorization let the request through
+// (the handler may still refuse the empty body with 400); a number is the
+// exact status of a refusal. Every route of the router must be here.
+//
+//	clin  is a clinician in a team P1 is enrolled in; clinX is in no team.
+//	pat   is P1's own patient account; dev is P1's device.
+//	intW  is an integration with scope system/Observation.c;
+//	intR  one with system/Patient.rs and system/Observation.rs.
+//	Admins may not read clinical data (the default).
+var matrix = []struct {
+	pattern    string
+	own, other string
+}{
+	{"GET /healthz", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /readyz", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /metrics", "ok ok ok ok ok ok ok ok", ""},
+	{"POST /api/v1/auth/token", "ok ok ok ok ok ok ok ok", ""},
+	{"POST /api/v1/auth/session", "ok ok ok ok ok ok ok ok", ""},
+	{"DELETE /api/v1/auth/session", "401 ok ok ok ok 403 403 403", ""},
+	{"GET /api/v1/me", "401 ok ok ok ok 403 ok ok", ""},
+
+	{"POST /api/v1/users", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/users", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/users/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"PATCH /api/v1/users/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/teams", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/teams", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/teams/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/teams/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"PUT /api/v1/teams/{id}/members/{user}", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/teams/{id}/members/{user}", "401 ok 403 403 403 403 403 403", ""},
+	{"PUT /api/v1/teams/{id}/patients/{patient}", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/teams/{id}/patients/{patient}", "401 ok 403 403 403 403 403 403", ""},
+
+	{"POST /api/v1/tokens", "401 ok ok ok ok 403 403 403", ""},
+	{"GET /api/v1/tokens", "401 ok ok ok ok 403 403 403", ""},
+	{"DELETE /api/v1/tokens/{id}", "401 ok ok ok ok 403 403 403", ""},
+
+	{"POST /api/v1/patients", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/patients", "401 ok ok ok ok 403 403 ok", ""},
+	{"GET /api/v1/patients/{id}",
+		"401 ok ok 404 ok 403 403 ok",
+		"401 ok 404 404 404 403 403 ok"},
+	{"GET /api/v1/patients/{id}/readings",
+		"401 404 ok 404 ok 403 403 ok",
+		"401 404 404 404 404 403 403 ok"},
+	{"GET /api/v1/patients/{id}/latest",
+		"401 404 ok 404 ok 403 403 ok",
+		"401 404 404 404 404 403 403 ok"},
+	{"GET /api/v1/patients/{id}/access-log",
+		"401 ok 403 403 ok 403 403 403",
+		"401 ok 403 403 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/break-glass",
+		"401 403 ok ok 403 403 403 403",
+		"401 403 ok ok 403 403 403 403"},
+	{"GET /api/v1/break-glass", "401 ok 403 403 403 403 403 403", ""},
+
+	{"POST /api/v1/devices", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/devices", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/devices/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"PATCH /api/v1/devices/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/devices/{id}/revoke", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/devices/{id}/token", "401 ok 403 403 403 403 403 403", ""},
+
+	{"POST /api/v1/readings", "401 403 403 403 403 ok ok 403", ""},
+	{"GET /api/v1/quarantine", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/audit", "401 ok 403 403 403 403 403 403", ""},
+}
+
+// TestAuthorizationMatrix asserts every cell: every role × every route ×
+// own and other patient.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p1, p2 := e.patient("P1"), e.patient("P2")
+	admin := e.user("admin", vigil.RoleAdmin, "")
+	clin := e.user("clin", vigil.RoleClinician, "")
+	clinX := e.user("clinx", vigil.RoleClinician, "")
+	pat := e.user("pat", vigil.RolePatient, p1)
+	intW := e.user("svc-w", vigil.RoleIntegration, "")
+	intR := e.user("svc-r", vigil.RoleIntegration, "")
+	team := &vigil.Team{Name: "Ward 1"}
+	if err := e.store.CreateTeam(ctx, team); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddTeamMember(ctx, team.ID, clin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.EnrollPatient(ctx, team.ID, p1); err != nil {
+		t.Fatal(err)
+	}
+	devID, devToken := e.device(p1)
+
+	// Fresh credentials per cell, so that a route that revokes or deletes
+	// something does not change later cells.
+	tokenOf := func(who string) string {
+		switch who {
+		case "admin":
+			return e.token(admin, vigil.TokenSession)
+		case "clin":
+			return e.token(clin, vigil.TokenSession)
+		case "clinX":
+			return e.token(clinX, vigil.TokenSession)
+		case "pat":
+			return e.token(pat, vigil.TokenSession)
+		case "dev":
+			return devToken
+		case "intW":
+			return e.token(intW, vigil.TokenService, "system/Observation.c")
+		case "intR":
+			return e.token(intR, vigil.TokenService, "system/Patient.rs", "system/Observation.rs")
+		}
+		return ""
+	}
+	// Path parameters: sacrificial objects where the route changes things.
+	param := regexp.MustCompile(`\{(\w+)\}`)
+	fill := func(pattern, who, patient string) string {
+		path := strings.SplitN(pattern, " ", 2)[1]
+		return param.ReplaceAllStringFunc(path, func(m string) string {
+			switch m {
+			case "{id}":
+				switch {
+				case strings.HasPrefix(path, "/api/v1/patients/"):
+					return patient
+				case strings.HasPrefix(path, "/api/v1/users/"):
+					return clinX.ID
+				case strings.HasPrefix(path, "/api/v1/teams/"):
+					t2 := &vigil.Team{Name: fmt.Sprintf("scratch %d", time.Now().UnixNano())}
+					if err := e.store.CreateTeam(ctx, t2); err != nil {
+						t.Fatal(err)
+					}
+					return t2.ID
+				case strings.HasPrefix(path, "/api/v1/devices/"):
+					id, _ := e.device(p2)
+					return id
+				case strings.HasPrefix(path, "/api/v1/tokens/"):
+					return tokenID(t, e, who, clinX)
+				}
+			case "{user}":
+				return clinX.ID
+			case "{patient}":
+				return p2
+			}
+			t.Fatalf("no value for %s in %s", m, pattern)
+			return ""
+		})
+	}
+
+	covered := map[string]bool{}
+	for _, row := range matrix {
+		covered[row.pattern] = true
+		method := strings.SplitN(row.pattern, " ", 2)[0]
+		cases := []struct{ target, want string }{{p1, row.own}}
+		if row.other != "" {
+			cases = append(cases, struct{ target, want string }{p2, row.other})
+		}
+		for _, c := range cases {
+			wants := strings.Fields(c.want)
+			if len(wants) != len(principals) {
+				t.Fatalf("%s: %d expectations for %d principals", row.pattern, len(wants), len(principals))
+			}
+			for i, who := range principals {
+				path := fill(row.pattern, who, c.target)
+				status, body := e.request(method, path, tokenOf(who), "")
+				if wants[i] == "ok" {
+					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && strings.Contains(row.pattern, "/api/v1/patients/{id}")) {
+						t.Errorf("%s as %s on %s: %d %s, want it allowed", row.pattern, who, path, status, body)
+					}
+					continue
+				}
+				if fmt.Sprint(status) != wants[i] {
+					t.Errorf("%s as %s on %s: %d %s, want %s", row.pattern, who, path, status, body, wants[i])
+				}
+			}
+		}
+	}
+	for _, rt := range e.api.routes() {
+		if !covered[rt.pattern] {
+			t.Errorf("route %s is not in the authorization matrix", rt.pattern)
+		}
+	}
+	_ = devID
+}
+
+// tokenID returns the id of a sacrificial token the principal may revoke:
+// its own (admins: another user's).
+func tokenID(t *testing.T, e *env, who string, other *vigil.User) string {
+	t.Helper()
+	ctx := context.Background()
+	var owner *vigil.User
+	users, err := e.store.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := map[string]string{"admin": "admin", "clin": "clin", "clinX": "clinx", "pat": "pat", "intW": "svc-w", "intR": "svc-r"}[who]
+	for _, u := range users {
+		if u.Username == name {
+			owner = u
+		}
+	}
+	if owner == nil {
+		owner = other
+	}
+	e.token(owner, vigil.TokenPersonal)
+	ts, err := e.store.Tokens(ctx, owner.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts[0].ID
+}

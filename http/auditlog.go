@@ -1,0 +1,64 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/vigil-health/vigil"
+)
+
+// listAudit lets admins query the audit log:
+// ?patient=&user=&from=&to=&limit=&after= (after: a seq, for paging).
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f, err := auditFilter(q.Get("limit"), q.Get("after"))
+	if err != nil {
+		return err
+	}
+	f.SubjectID, f.Actor = q.Get("patient"), q.Get("user")
+	if f.From, err = parseTimeParam(q, "from"); err != nil {
+		return err
+	}
+	if f.To, err = parseTimeParam(q, "to"); err != nil {
+		return err
+	}
+	return s.writeAudit(w, r, f)
+}
+
+// patientAccessLog shows a patient who looked at their record.
+func (s *Server) patientAccessLog(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f, err := auditFilter(q.Get("limit"), q.Get("after"))
+	if err != nil {
+		return err
+	}
+	f.SubjectID = r.PathValue("id")
+	return s.writeAudit(w, r, f)
+}
+
+func auditFilter(limit, after string) (vigil.AuditFilter, error) {
+	n, err := parseLimit(limit, 100, 1000)
+	if err != nil {
+		return vigil.AuditFilter{}, err
+	}
+	f := vigil.AuditFilter{Limit: n}
+	if after != "" {
+		seq, err := parseLimit(after, 0, 1<<62)
+		if err != nil {
+			return f, vigil.Errorf(vigil.EINVALID, "after must be an entry's seq")
+		}
+		f.AfterSeq = int64(seq)
+	}
+	return f, nil
+}
+
+func (s *Server) writeAudit(w http.ResponseWriter, r *http.Request, f vigil.AuditFilter) error {
+	es, err := s.Store.AuditEntries(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		es = []vigil.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+	return nil
+}

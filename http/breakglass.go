@@ -1,0 +1,97 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// DefaultBreakGlassTTL is how long break-glass access lasts unless asked
+// for less.
+const DefaultBreakGlassTTL = time.Hour
+
+// breakGlass opens a patient outside the clinician's teams, for a stated
+// reason, for a limited time. The start is audited here; the end is audited
+// by EndExpiredBreakGlass when the time runs out.
+func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Reason   string `json:"reason"`
+		Duration string `json:"duration"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Reason = strings.TrimSpace(in.Reason); len(in.Reason) < 10 || len(in.Reason) > 500 {
+		return vigil.Errorf(vigil.EINVALID, `"reason" is required: say why, in 10 to 500 characters`)
+	}
+	ttl := s.BreakGlassTTL
+	if ttl <= 0 {
+		ttl = DefaultBreakGlassTTL
+	}
+	if in.Duration != "" {
+		d, err := time.ParseDuration(in.Duration)
+		if err != nil || d <= 0 || d > ttl {
+			return vigil.Errorf(vigil.EINVALID, `"duration" must be a positive duration of at most %s`, ttl)
+		}
+		ttl = d
+	}
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if _, err := s.Store.Patient(ctx, id); err != nil {
+		return err
+	}
+	p := principal(ctx)
+	now := s.now()
+	b := &vigil.BreakGlass{UserID: p.UserID, SubjectID: id, Reason: in.Reason, Start: now, Expires: now.Add(ttl)}
+	if err := s.Store.CreateBreakGlass(ctx, b); err != nil {
+		return err
+	}
+	if err := s.audit(ctx, r, p, vigil.AuditBreakGlassStart, id, vigil.AuditSuccess, "until "+b.Expires.Format(time.RFC3339)+": "+in.Reason); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, b)
+	return nil
+}
+
+// listBreakGlass shows admins break-glass grants (?open=true: not yet ended).
+func (s *Server) listBreakGlass(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	bs, err := s.Store.BreakGlasses(r.Context(), vigil.BreakGlassFilter{UserID: q.Get("user"), SubjectID: q.Get("patient"), Open: q.Get("open") == "true", Limit: 1000})
+	if err != nil {
+		return err
+	}
+	if bs == nil {
+		bs = []*vigil.BreakGlass{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"break_glass": bs})
+	return nil
+}
+
+// EndExpiredBreakGlass records the end of every grant whose time has run
+// out, auditing each. The server calls it periodically.
+func (s *Server) EndExpiredBreakGlass(ctx context.Context) error {
+	bs, err := s.Store.BreakGlasses(ctx, vigil.BreakGlassFilter{Open: true})
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for _, b := range bs {
+		if now.Before(b.Expires) {
+			continue
+		}
+		if err := s.Store.EndBreakGlass(ctx, b.ID, b.Expires); err != nil {
+			return err
+		}
+		if s.Auditor != nil {
+			e := vigil.AuditEntry{Time: now, Actor: b.UserID, Role: vigil.RoleClinician, Action: vigil.AuditBreakGlassEnd,
+				SubjectID: b.SubjectID, Resource: "break-glass " + b.ID, Outcome: vigil.AuditSuccess, Detail: "expired"}
+			if err := s.Auditor.Record(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

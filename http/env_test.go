@@ -1,0 +1,180 @@
+package http
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/bus"
+	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/sqlite"
+)
+
+// env is an API over real parts (SQLite, embedded JetStream, the audit
+// recorder) with a clock the test moves.
+type env struct {
+	t       *testing.T
+	mu      sync.Mutex
+	clock   time.Time
+	store   *sqlite.Store
+	auditor *audit.Recorder
+	api     *Server
+	ts      *httptest.Server
+	lockout *auth.Lockout
+}
+
+func (e *env) now() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.clock = e.clock.Add(d)
+	e.mu.Unlock()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := &env{t: t, clock: time.Now().UTC().Truncate(time.Second)}
+	var err error
+	if e.store, err = sqlite.Open(ctx, filepath.Join(dir, "vigil.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.store.Close() })
+	log, err := bus.Open(ctx, bus.Options{Dir: filepath.Join(dir, "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close(context.Background()) })
+	if e.auditor, err = audit.NewRecorder(ctx, e.store, audit.RecorderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.auditor.Close(context.Background()) })
+	e.lockout = &auth.Lockout{Now: e.now, OnEvent: func(ctx context.Context, key string, start bool, until time.Time) {
+		action := vigil.AuditLockoutEnd
+		if start {
+			action = vigil.AuditLockout
+		}
+		e.auditor.Record(ctx, vigil.AuditEntry{Time: e.now(), ActorName: strings.TrimPrefix(key, "user:"), Action: action, Outcome: vigil.AuditDenied})
+	}}
+	reg := prometheus.NewRegistry()
+	e.api = &Server{
+		Store:      e.store,
+		Ingest:     &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
+		Auth:       &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute},
+		Auditor:    e.auditor,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Gatherer:   reg,
+		Metrics:    reg,
+		Now:        e.now,
+		NewSecret:  func(kind string) (string, []byte) { return newTestSecret(kind) },
+		HashSecret: auth.HashSecret,
+	}
+	e.ts = httptest.NewTLSServer(e.api.Handler())
+	t.Cleanup(e.ts.Close)
+	return e
+}
+
+func newTestSecret(kind string) (string, []byte) {
+	if kind == "device" {
+		return auth.NewSecret(auth.SecretDevice)
+	}
+	return auth.NewSecret(auth.SecretUser)
+}
+
+// request sends a request with an optional bearer token and body, and
+// returns the status and body.
+func (e *env) request(method, path, token, body string, header ...string) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// user creates a user with a password hash (cheap parameters would hide
+// nothing here: the real hash is used) and returns it.
+func (e *env) user(name string, role vigil.Role, subject string) *vigil.User {
+	e.t.Helper()
+	h, err := auth.HashPassword("correct horse battery staple")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	u := &vigil.User{Username: name, Role: role, SubjectID: subject, PasswordHash: h}
+	if role == vigil.RoleIntegration {
+		u.PasswordHash = ""
+	}
+	if err := e.store.CreateUser(context.Background(), u); err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+// token mints a token of the given kind for a user and returns its secret.
+func (e *env) token(u *vigil.User, kind vigil.TokenKind, scopes ...string) string {
+	e.t.Helper()
+	secret, hash := auth.NewSecret(auth.SecretUser)
+	tok := &vigil.Token{UserID: u.ID, Kind: kind, Name: "test", Scopes: scopes, Hash: hash, Expires: e.now().Add(24 * time.Hour)}
+	if err := e.store.CreateToken(context.Background(), tok); err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
+}
+
+func (e *env) patient(mrn string) string {
+	e.t.Helper()
+	p := &vigil.Patient{Name: "Patient " + mrn, BirthDate: "1950-01-01", MRN: mrn}
+	if err := e.store.CreatePatient(context.Background(), p); err != nil {
+		e.t.Fatal(err)
+	}
+	return p.ID
+}
+
+func (e *env) device(subject string) (id, secret string) {
+	e.t.Helper()
+	secret, hash := auth.NewSecret(auth.SecretDevice)
+	d := &vigil.Device{Kind: "monitor", SubjectID: subject, TokenHash: hash}
+	if err := e.store.CreateDevice(context.Background(), d); err != nil {
+		e.t.Fatal(err)
+	}
+	return d.ID, secret
+}
+
+// auditEntries returns the audit log's entries matching f.
+func (e *env) auditEntries(f vigil.AuditFilter) []vigil.AuditEntry {
+	e.t.Helper()
+	es, err := e.store.AuditEntries(context.Background(), f)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return es
+}

@@ -1,0 +1,160 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/vigil-health/vigil"
+)
+
+// auditPage is how many entries ScanAudit reads per query. Each page is
+// a short read of its own, so a long scan neither holds the log in memory
+// nor keeps one read snapshot open (which would stop WAL checkpoints).
+const auditPage = 1000
+
+const auditColumns = "seq, time, actor, actor_name, role, action, subject_id, resource, remote, outcome, detail, hash"
+
+// AppendAudit stores es in one transaction. The log is append-only: this is
+// the only statement that writes to it, and the schema refuses UPDATE and
+// DELETE. See vigil.AuditStore for the errors.
+func (s *Store) AppendAudit(ctx context.Context, es []vigil.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	for i, e := range es {
+		switch {
+		case e.Seq < 1:
+			return fmt.Errorf("append audit: %w", vigil.Errorf(vigil.EINVALID, "audit entry with seq %d: seqs start at 1", e.Seq))
+		case len(e.Hash) == 0:
+			return fmt.Errorf("append audit: %w", vigil.Errorf(vigil.EINVALID, "audit entry %d has no hash", e.Seq))
+		case i > 0 && e.Seq != es[i-1].Seq+1:
+			return fmt.Errorf("append audit: %w", vigil.Errorf(vigil.EINVALID, "audit entry %d follows %d: seqs must be consecutive", e.Seq, es[i-1].Seq))
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var last int64
+		if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM audit").Scan(&last); err != nil {
+			return err
+		}
+		switch first := es[0].Seq; {
+		case first <= last:
+			return vigil.Errorf(vigil.ECONFLICT, "audit entry %d is already stored", first)
+		case first != last+1:
+			return vigil.Errorf(vigil.ECONFLICT, "audit entry %d does not follow the last stored entry %d", first, last)
+		}
+		stmt, err := tx.PrepareContext(ctx, "INSERT INTO audit ("+auditColumns+") VALUES ("+placeholders(12)+")")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, e := range es {
+			if _, err := stmt.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), e.Actor, e.ActorName, string(e.Role),
+				e.Action, e.SubjectID, e.Resource, e.Remote, e.Outcome, e.Detail, e.Hash); err != nil {
+				return constraint(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// LastAudit returns the entry with the greatest seq; ENOTFOUND if none.
+func (s *Store) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
+	var e vigil.AuditEntry
+	err := scanAudit(s.r.QueryRowContext(ctx, "SELECT "+auditColumns+" FROM audit ORDER BY seq DESC LIMIT 1"), &e)
+	if err != nil {
+		return nil, fmt.Errorf("get last audit entry: %w", notFound(err, "audit entry"))
+	}
+	return &e, nil
+}
+
+// AuditEntries returns the entries matching f in seq order, oldest first.
+func (s *Store) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
+	var where []string
+	var args []any
+	if f.SubjectID != "" {
+		// The second condition lets SQLite use the partial index.
+		where = append(where, "subject_id = ? AND subject_id <> ''")
+		args = append(args, f.SubjectID)
+	}
+	if f.Actor != "" {
+		where = append(where, "actor = ? AND actor <> ''")
+		args = append(args, f.Actor)
+	}
+	if !f.From.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, f.To.UnixMicro())
+	}
+	if f.AfterSeq > 0 {
+		where = append(where, "seq > ?")
+		args = append(args, f.AfterSeq)
+	}
+	es, err := s.queryAudit(ctx, "SELECT "+auditColumns+" FROM audit"+whereClause(where)+
+		" ORDER BY seq"+limitClause(f.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
+	}
+	return es, nil
+}
+
+// ScanAudit calls fn with every entry from seq fromSeq on, in seq order, a
+// page at a time.
+func (s *Store) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
+	after := fromSeq - 1
+	for {
+		es, err := s.queryAudit(ctx, "SELECT "+auditColumns+" FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", after, auditPage)
+		if err != nil {
+			return fmt.Errorf("scan audit: %w", err)
+		}
+		for _, e := range es {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(es) < auditPage {
+			return nil
+		}
+		after = es[len(es)-1].Seq
+	}
+}
+
+// queryAudit returns the entries query q selects (with auditColumns).
+func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]vigil.AuditEntry, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var es []vigil.AuditEntry
+	for rows.Next() {
+		var e vigil.AuditEntry
+		if err := scanAudit(rows, &e); err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return es, nil
+}
+
+func scanAudit(sc scanner, e *vigil.AuditEntry) error {
+	var t sql.NullInt64
+	var role string
+	if err := sc.Scan(&e.Seq, &t, &e.Actor, &e.ActorName, &role, &e.Action, &e.SubjectID,
+		&e.Resource, &e.Remote, &e.Outcome, &e.Detail, &e.Hash); err != nil {
+		return err
+	}
+	e.Time = timeOf(t)
+	e.Role = vigil.Role(role)
+	return nil
+}

@@ -1,0 +1,236 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// auditEntry returns an entry at seq with every field set. The store does
+// not check hashes, so the hash is any value that differs per entry.
+func auditEntry(seq int64, actor, subject string, t time.Time) vigil.AuditEntry {
+	return vigil.AuditEntry{
+		Seq:       seq,
+		Time:      t,
+		Actor:     actor,
+		ActorName: "name of " + actor + " — ü",
+		Role:      vigil.RoleClinician,
+		Action:    vigil.AuditReadingsRead,
+		SubjectID: subject,
+		Resource:  "GET /api/v1/patients/{id}/readings",
+		Remote:    "192.0.2.7",
+		Outcome:   vigil.AuditSuccess,
+		Detail:    fmt.Sprintf("entry %d", seq),
+		Hash:      hash(fmt.Sprint("entry ", seq)),
+	}
+}
+
+// sameAudit reports whether got and want are equal, comparing times as
+// instants and requiring got's time in UTC.
+func sameAudit(got, want vigil.AuditEntry) bool {
+	if !got.Time.Equal(want.Time) || got.Time.Location() != time.UTC && !got.Time.IsZero() {
+		return false
+	}
+	if !bytes.Equal(got.Hash, want.Hash) {
+		return false
+	}
+	return got.Seq == want.Seq && got.Actor == want.Actor && got.ActorName == want.ActorName &&
+		got.Role == want.Role && got.Action == want.Action && got.SubjectID == want.SubjectID &&
+		got.Resource == want.Resource && got.Remote == want.Remote && got.Outcome == want.Outcome &&
+		got.Detail == want.Detail
+}
+
+// seqs returns the seqs of es.
+func seqs(es []vigil.AuditEntry) []int64 {
+	s := make([]int64, len(es))
+	for i, e := range es {
+		s[i] = e.Seq
+	}
+	return s
+}
+
+// appendAudit appends entries with seqs from first to last to s, one a
+// minute from at(0) + (seq-1) minutes; odd seqs by "usr_a" about subjectA,
+// even ones by "usr_b" about subjectB, every third about no patient.
+func appendAudit(t *testing.T, s vigil.Store, first, last int64) []vigil.AuditEntry {
+	t.Helper()
+	var es []vigil.AuditEntry
+	for seq := first; seq <= last; seq++ {
+		actor, subject := "usr_a", subjectA
+		if seq%2 == 0 {
+			actor, subject = "usr_b", subjectB
+		}
+		if seq%3 == 0 {
+			subject = ""
+		}
+		es = append(es, auditEntry(seq, actor, subject, at(time.Duration(seq-1)*time.Minute)))
+	}
+	if err := s.AppendAudit(t.Context(), es); err != nil {
+		t.Fatalf("AppendAudit(%d..%d): %v", first, last, err)
+	}
+	return es
+}
+
+func testAudit(t *testing.T, open func(t *testing.T) vigil.Store) {
+	t.Run("Empty", func(t *testing.T) {
+		s := open(t)
+		_, err := s.LastAudit(t.Context())
+		wantCode(t, "LastAudit of an empty log", err, vigil.ENOTFOUND)
+		es, err := s.AuditEntries(t.Context(), vigil.AuditFilter{})
+		if err != nil || len(es) != 0 {
+			t.Errorf("AuditEntries of an empty log = %v, %v; want none", es, err)
+		}
+		n := 0
+		if err := s.ScanAudit(t.Context(), 1, func(vigil.AuditEntry) error { n++; return nil }); err != nil || n != 0 {
+			t.Errorf("ScanAudit of an empty log: %d entries, %v; want none", n, err)
+		}
+		if err := s.AppendAudit(t.Context(), nil); err != nil {
+			t.Errorf("AppendAudit(nil) = %v, want nil", err)
+		}
+	})
+
+	t.Run("RoundTrip", func(t *testing.T) {
+		s := open(t)
+		berlin := time.FixedZone("CET", 3600)
+		first := auditEntry(1, "usr_a", subjectA, time.Date(2025, 3, 14, 10, 0, 0, 123456789, berlin))
+		second := auditEntry(2, "", "", at(time.Second)) // unknown actor, no patient
+		second.Role, second.Detail, second.Outcome = "", "", vigil.AuditFailure
+		if err := s.AppendAudit(t.Context(), []vigil.AuditEntry{first, second}); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+		// Stored in UTC to the microsecond.
+		wantFirst := first
+		wantFirst.Time = first.Time.UTC().Truncate(time.Microsecond)
+
+		es, err := s.AuditEntries(t.Context(), vigil.AuditFilter{})
+		if err != nil {
+			t.Fatalf("AuditEntries: %v", err)
+		}
+		if len(es) != 2 || !sameAudit(es[0], wantFirst) || !sameAudit(es[1], second) {
+			t.Errorf("AuditEntries =\n%+v\nwant\n%+v", es, []vigil.AuditEntry{wantFirst, second})
+		}
+		last, err := s.LastAudit(t.Context())
+		if err != nil || !sameAudit(*last, second) {
+			t.Errorf("LastAudit = %+v, %v; want %+v", last, err, second)
+		}
+	})
+
+	t.Run("AppendRules", func(t *testing.T) {
+		s := open(t)
+		appendAudit(t, s, 1, 3)
+		e := func(seq int64) vigil.AuditEntry { return auditEntry(seq, "usr_a", subjectA, at(0)) }
+		noHash := e(4)
+		noHash.Hash = nil
+		tests := []struct {
+			name string
+			es   []vigil.AuditEntry
+			want string
+		}{
+			{"seq taken", []vigil.AuditEntry{e(3)}, vigil.ECONFLICT},
+			{"batch starting at a taken seq", []vigil.AuditEntry{e(3), e(4)}, vigil.ECONFLICT},
+			{"gap after the last", []vigil.AuditEntry{e(5)}, vigil.ECONFLICT},
+			{"seq 0", []vigil.AuditEntry{e(0)}, vigil.EINVALID},
+			{"no hash", []vigil.AuditEntry{noHash}, vigil.EINVALID},
+			{"seqs not consecutive", []vigil.AuditEntry{e(4), e(6)}, vigil.EINVALID},
+			{"seqs repeated", []vigil.AuditEntry{e(4), e(4)}, vigil.EINVALID},
+		}
+		for _, tt := range tests {
+			err := s.AppendAudit(t.Context(), tt.es)
+			wantCode(t, "AppendAudit "+tt.name, err, tt.want)
+		}
+		// Nothing of the refused batches was stored.
+		es, err := s.AuditEntries(t.Context(), vigil.AuditFilter{})
+		if got, want := seqs(es), []int64{1, 2, 3}; err != nil || !slices.Equal(got, want) {
+			t.Errorf("after refused appends: seqs %v, %v; want %v", got, err, want)
+		}
+		appendAudit(t, s, 4, 4)
+		if last, err := s.LastAudit(t.Context()); err != nil || last.Seq != 4 {
+			t.Errorf("LastAudit = %+v, %v; want seq 4", last, err)
+		}
+	})
+
+	t.Run("Filter", func(t *testing.T) {
+		s := open(t)
+		appendAudit(t, s, 1, 12)
+		tests := []struct {
+			name string
+			f    vigil.AuditFilter
+			want []int64
+		}{
+			{"all", vigil.AuditFilter{}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+			{"patient", vigil.AuditFilter{SubjectID: subjectA}, []int64{1, 5, 7, 11}},
+			{"actor", vigil.AuditFilter{Actor: "usr_b"}, []int64{2, 4, 6, 8, 10, 12}},
+			{"actor and patient", vigil.AuditFilter{Actor: "usr_b", SubjectID: subjectB}, []int64{2, 4, 8, 10}},
+			{"unknown patient", vigil.AuditFilter{SubjectID: "pat_none"}, nil},
+			{"from (inclusive)", vigil.AuditFilter{From: at(9 * time.Minute)}, []int64{10, 11, 12}},
+			{"to (exclusive)", vigil.AuditFilter{To: at(2 * time.Minute)}, []int64{1, 2}},
+			{"from and to", vigil.AuditFilter{From: at(3 * time.Minute), To: at(6 * time.Minute)}, []int64{4, 5, 6}},
+			{"after seq", vigil.AuditFilter{AfterSeq: 9}, []int64{10, 11, 12}},
+			{"limit", vigil.AuditFilter{Limit: 3}, []int64{1, 2, 3}},
+			{"page", vigil.AuditFilter{Actor: "usr_a", AfterSeq: 3, Limit: 2}, []int64{5, 7}},
+		}
+		for _, tt := range tests {
+			es, err := s.AuditEntries(t.Context(), tt.f)
+			if err != nil {
+				t.Errorf("AuditEntries(%s): %v", tt.name, err)
+				continue
+			}
+			if got := seqs(es); !slices.Equal(got, tt.want) {
+				t.Errorf("AuditEntries(%s) = seqs %v, want %v", tt.name, got, tt.want)
+			}
+		}
+	})
+
+	t.Run("Scan", func(t *testing.T) {
+		s := open(t)
+		// More entries than an implementation is likely to read at once.
+		const n = 2500
+		want := appendAudit(t, s, 1, n)
+		var got []vigil.AuditEntry
+		if err := s.ScanAudit(t.Context(), 1, func(e vigil.AuditEntry) error {
+			got = append(got, e)
+			return nil
+		}); err != nil {
+			t.Fatalf("ScanAudit: %v", err)
+		}
+		if len(got) != n {
+			t.Fatalf("ScanAudit: %d entries, want %d", len(got), n)
+		}
+		for i := range got {
+			if !sameAudit(got[i], want[i]) {
+				t.Fatalf("ScanAudit entry %d = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+
+		// From a seq on; fn may use the store.
+		var from []int64
+		if err := s.ScanAudit(t.Context(), n-2, func(e vigil.AuditEntry) error {
+			if _, err := s.LastAudit(t.Context()); err != nil {
+				return err
+			}
+			from = append(from, e.Seq)
+			return nil
+		}); err != nil || !slices.Equal(from, []int64{n - 2, n - 1, n}) {
+			t.Errorf("ScanAudit from %d = %v, %v; want %v", n-2, from, err, []int64{n - 2, n - 1, n})
+		}
+
+		// fn's error stops the scan and is returned as it is.
+		stop := errors.New("stop")
+		calls := 0
+		err := s.ScanAudit(t.Context(), 1, func(e vigil.AuditEntry) error {
+			calls++
+			if e.Seq == 1500 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != 1500 {
+			t.Errorf("ScanAudit stopped by fn: %d calls, %v; want 1500 calls, %v", calls, err, stop)
+		}
+	})
+}
