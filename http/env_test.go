@@ -25,7 +25,7 @@ import (
 // env is an API over real parts (SQLite, embedded JetStream, the audit
 // recorder) with a clock the test moves.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	mu      sync.Mutex
 	clock   time.Time
 	store   *sqlite.Store
@@ -47,7 +47,7 @@ func (e *env) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -260,3 +260,26 @@ func TestTokensLifecycle(t *testing.T) {
 		t.Errorf("disabled user's session: %d %s", st, body)
 	}
 }
+
+type failingAuditor struct{}
+
+func (failingAuditor) Record(context.Context, vigil.AuditEntry) error {
+	return vigil.Errorf(vigil.EUNAVAILABLE, "disk full")
+}
+
+// TestAuditFailureRefuses: when the audit log cannot be written, patient
+// data is not served.
+func TestAuditFailureRefuses(t *testing.T) {
+	e := newEnv(t)
+	p := e.patient("P1")
+	pat := e.user("pat", vigil.RolePatient, p)
+	tok := e.token(pat, vigil.TokenSession)
+	if st, _ := e.request("GET", "/api/v1/patients/"+p, tok, ""); st != 200 {
+		t.Fatalf("with a working audit log: %d", st)
+	}
+	e.api.Auditor = failingAuditor{}
+	st, body := e.request("GET", "/api/v1/patients/"+p, tok, "")
+	if st != http.StatusServiceUnavailable || strings.Contains(body, "Patient P1") || !strings.Contains(body, "audit log unavailable") {
+		t.Fatalf("with a failing audit log: %d %s, want 503 and no patient data", st, body)
+	}
+}

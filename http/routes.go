@@ -156,21 +156,30 @@ func (s *Server) wrap(rt route) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(auth.WithClientAddr(r.Context(), remoteHost(r)))
 		var who string
+		var out http.ResponseWriter = sw
+		var gate *auditGate
 		err := func() error {
 			if rt.rule.authn {
-				p, err := s.authorize(w, r, rt)
+				p, pending, err := s.authorize(w, r, rt)
 				if p != nil {
 					who = p.Name
 				}
 				if err != nil {
 					return err
 				}
+				if pending != nil {
+					gate = &auditGate{ResponseWriter: sw, pending: pending, fail: func(err error) { s.writeError(sw, r, err) }}
+					out = gate
+				}
 				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			}
-			return rt.handle(sw, r)
+			return rt.handle(out, r)
 		}()
 		if err != nil {
-			s.writeError(sw, r, err)
+			s.writeError(out, r, err)
+		}
+		if gate != nil {
+			gate.wait() // nothing written: still settle the audit entry
 		}
 		status := sw.status
 		if status == 0 {
@@ -189,12 +198,19 @@ func (s *Server) wrap(rt route) http.Handler {
 // authorize applies rt's rule: credentials, role, token scope, patient
 // access, CSRF for cookie sessions; and records the outcome in the audit
 // log. An error refuses the request; a failure to audit refuses it too.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, error) {
+//
+// The entry of an allowed request is written concurrently with the handler:
+// pending delivers its outcome, and the response is held back until it is
+// durable (see auditGate), so no data leaves unaudited while the audit
+// write overlaps the handler's work.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, <-chan error, error) {
 	ctx := r.Context()
 	p, viaCookie, err := s.authenticate(r)
 	if err != nil {
-		s.audit(ctx, r, nil, rt.rule.action, "", vigil.AuditDenied, vigil.ErrorMessage(err))
-		return nil, err
+		if aerr := s.audit(ctx, r, nil, rt.rule.action, "", vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+			return nil, nil, aerr
+		}
+		return nil, nil, err
 	}
 	subject := ""
 	if rt.rule.patient {
@@ -202,11 +218,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 	} else if p.Role == vigil.RoleDevice {
 		subject = p.SubjectID
 	}
-	deny := func(err error) (*vigil.Principal, error) {
+	deny := func(err error) (*vigil.Principal, <-chan error, error) {
 		if aerr := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
-			return p, aerr
+			return p, nil, aerr
 		}
-		return p, err
+		return p, nil, err
 	}
 	if viaCookie && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if err := s.checkCSRF(r); err != nil {
@@ -231,11 +247,50 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 			return deny(err)
 		}
 	}
-	if err := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditSuccess, ""); err != nil {
-		return p, err
+	if s.Auditor == nil {
+		return p, nil, nil
 	}
-	return p, nil
+	pending := make(chan error, 1)
+	go func() { pending <- s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditSuccess, "") }()
+	return p, pending, nil
 }
+
+// auditGate holds a response back until the request's audit entry is
+// durable. If the entry could not be written, the handler's response is
+// dropped and the request answers 503 instead. Handlers that stream must
+// write nothing before they are ready to be refused.
+type auditGate struct {
+	http.ResponseWriter
+	pending <-chan error
+	fail    func(error)
+	settled bool
+	err     error
+}
+
+func (g *auditGate) wait() error {
+	if !g.settled {
+		g.settled = true
+		if g.err = <-g.pending; g.err != nil {
+			g.fail(g.err)
+		}
+	}
+	return g.err
+}
+
+func (g *auditGate) WriteHeader(code int) {
+	if g.wait() == nil {
+		g.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (g *auditGate) Write(b []byte) (int, error) {
+	if err := g.wait(); err != nil {
+		return 0, err
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+func (g *auditGate) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // scoped reports whether p's token is limited by scopes: integrations
 // always, personal tokens when they carry any.

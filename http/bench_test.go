@@ -1,0 +1,65 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// BenchmarkReadingsQueryAudit measures the readings query path (GET
+// /api/v1/patients/{id}/readings, 100 readings a page, over TLS, parallel
+// clients) with the audit log on and off, to price auditing. Report:
+//
+//	go test ./http -run '^$' -bench ReadingsQueryAudit -benchtime 5s -count 3
+func BenchmarkReadingsQueryAudit(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("audit=%v", on), func(b *testing.B) {
+			e := newEnv(b)
+			ctx := context.Background()
+			p := e.patient("P1")
+			clin := e.user("clin", vigil.RoleClinician, "")
+			team := &vigil.Team{Name: "Ward"}
+			e.store.CreateTeam(ctx, team)
+			e.store.AddTeamMember(ctx, team.ID, clin.ID)
+			e.store.EnrollPatient(ctx, team.ID, p)
+			base := time.Now().UTC().Add(-time.Hour)
+			batch := vigil.Batch{}
+			for i := range 1000 {
+				batch.Readings = append(batch.Readings, vigil.Reading{SubjectID: p, Code: "8867-4", Value: 70, Unit: "/min",
+					Time: base.Add(time.Duration(i) * time.Second), Received: base, Key: fmt.Sprintf("k%d", i), Source: "http"})
+			}
+			if _, err := e.store.WriteBatches(ctx, []vigil.Batch{batch}); err != nil {
+				b.Fatal(err)
+			}
+			if !on {
+				e.api.Auditor = nil
+			}
+			tok := e.token(clin, vigil.TokenPersonal)
+			url := e.ts.URL + "/api/v1/patients/" + p + "/readings?limit=100&order=desc"
+			client := e.ts.Client()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("GET", url, nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}
