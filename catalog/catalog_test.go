@@ -44,6 +44,9 @@ func TestLimits(t *testing.T) {
 		{catalog.LOINC, "97506-0", "%", 3, 30},
 		{catalog.LOINC, "97510-2", "%", 0, 100},
 		{catalog.LOINC, "55423-8", "{steps}", 0, 200000},
+		{catalog.LOINC, "3151-8", "L/min", 0, 60},
+		{catalog.LOINC, "3150-0", "%", 21, 100},
+		{catalog.LOINC, "67775-7", "{score}", 0, 4},
 		{catalog.SNOMED, "1104051000000101", "{score}", 0, 20},
 	}
 	if got, want := len(cat.Entries()), len(tests); got != want {
