@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -126,3 +127,41 @@ func TestMaxBatch(t *testing.T) {
 
 // waitABit yields while a test polls for goroutines to reach a state.
 func waitABit() { time.Sleep(100 * time.Microsecond) }
+
+// TestCloseWhileWriting: Close gives up when its context ends while a write
+// hangs, refuses new Records at once, and the write still completes.
+func TestCloseWhileWriting(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g := &gatedStore{AuditStore: s, entered: make(chan struct{}), release: make(chan struct{})}
+	r, err := NewRecorder(t.Context(), g, RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := vigil.AuditEntry{Action: vigil.AuditPatientRead}
+	first := make(chan error, 1)
+	go func() { first <- r.Record(t.Context(), e) }()
+	<-g.entered
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := r.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Close with a hung write and an ended context: %v, want %v", err, context.Canceled)
+	}
+	if err := r.Record(t.Context(), e); vigil.ErrorCode(err) != vigil.EUNAVAILABLE {
+		t.Errorf("Record after Close: %v, want code %s", err, vigil.EUNAVAILABLE)
+	}
+	close(g.release)
+	if err := <-first; err != nil {
+		t.Errorf("Record in flight during Close: %v", err)
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if rep, err := Verify(t.Context(), s); err != nil || !rep.OK() || rep.Entries != 1 {
+		t.Errorf("Verify = %+v, %v; want 1 intact entry", rep, err)
+	}
+}

@@ -44,10 +44,12 @@ type Recorder struct {
 	max    int
 	ctx    context.Context // for writes: not cancelled by any one caller
 
-	mu     sync.RWMutex // Lock to close reqs; RLock to send on it
-	closed bool
-	reqs   chan *request
-	done   chan struct{} // closed when loop returns
+	mu      sync.Mutex // guards closed and the start of senders
+	closed  bool
+	senders sync.WaitGroup // Records sending on reqs
+	quit    chan struct{}  // closed by Close: senders give up
+	reqs    chan *request  // closed once Close is called and no Record sends
+	done    chan struct{}  // closed when loop returns
 
 	// Owned by loop: the end of the chain as stored, unless stale.
 	seq   int64
@@ -71,6 +73,7 @@ func NewRecorder(ctx context.Context, store vigil.AuditStore, opts RecorderOptio
 		now:    opts.Now,
 		max:    opts.MaxBatch,
 		ctx:    context.WithoutCancel(ctx),
+		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	if r.logger == nil {
@@ -105,18 +108,23 @@ func (r *Recorder) Record(ctx context.Context, e vigil.AuditEntry) error {
 	}
 	req := &request{e: r.normalize(e), done: make(chan error, 1)}
 
-	r.mu.RLock()
+	r.mu.Lock()
 	if r.closed {
-		r.mu.RUnlock()
-		return fmt.Errorf("record audit entry: %w", vigil.Errorf(vigil.EUNAVAILABLE, "audit log closed"))
+		r.mu.Unlock()
+		return errClosed()
 	}
+	r.senders.Add(1)
+	r.mu.Unlock()
 	select {
 	case r.reqs <- req:
+		r.senders.Done()
+	case <-r.quit:
+		r.senders.Done()
+		return errClosed()
 	case <-ctx.Done():
-		r.mu.RUnlock()
+		r.senders.Done()
 		return fmt.Errorf("record audit entry: %w", ctx.Err())
 	}
-	r.mu.RUnlock()
 
 	select {
 	case err := <-req.done:
@@ -128,13 +136,17 @@ func (r *Recorder) Record(ctx context.Context, e vigil.AuditEntry) error {
 
 // Close stops taking entries, writes those already taken, and returns when
 // they are written or ctx ends (the writes then finish in the background).
-// Records after Close fail with EUNAVAILABLE. Close may be called more than
-// once.
+// Records after Close, and Records still waiting to hand over their entry,
+// fail with EUNAVAILABLE. Close may be called more than once.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true
-		close(r.reqs)
+		close(r.quit)
+		go func() {
+			r.senders.Wait()
+			close(r.reqs)
+		}()
 	}
 	r.mu.Unlock()
 	select {
@@ -143,6 +155,11 @@ func (r *Recorder) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("close audit recorder: %w", ctx.Err())
 	}
+}
+
+// errClosed is the error of a Record after Close.
+func errClosed() error {
+	return fmt.Errorf("record audit entry: %w", vigil.Errorf(vigil.EUNAVAILABLE, "audit log closed"))
 }
 
 // normalize returns e as it will be hashed and stored.

@@ -3,6 +3,8 @@
 //	vigil serve      run the server (HTTPS API, durable log, store)
 //	vigil simulate   feed a running server with virtual patients
 //	vigil bench      measure the ingest path
+//	vigil admin      manage users and tokens on a stopped server (recovery)
+//	vigil audit      verify or list the audit log
 //	vigil version    print the version
 //
 // main only parses flags and wires packages together.

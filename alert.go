@@ -1,0 +1,131 @@
+package vigil
+
+import (
+	"context"
+	"time"
+)
+
+// AlertState is where an alert is in its lifecycle:
+// open → acknowledged → resolved (automatically when its condition clears,
+// or by hand). Snoozing is a time on an open or acknowledged alert, not a state.
+type AlertState string
+
+// Alert states.
+const (
+	AlertOpen         AlertState = "open"
+	AlertAcknowledged AlertState = "acknowledged"
+	AlertResolved     AlertState = "resolved"
+)
+
+// Alert priorities, following IEC 60601-1-8 (see package rules).
+const (
+	PriorityHigh   = "high"
+	PriorityMedium = "medium"
+	PriorityLow    = "low"
+	PriorityInfo   = "info"
+)
+
+// Alert is a clinical or technical condition of one patient that needs a
+// person. There is at most one unresolved alert per patient per condition
+// Key: repeats update it instead of piling up.
+type Alert struct {
+	ID          string     `json:"id"`
+	SubjectID   string     `json:"patient_id"`
+	Key         string     `json:"key"`      // condition key, e.g. "news2", "threshold:spo2-low", "silence:dev_…"
+	Kind        string     `json:"kind"`     // news2, threshold, trend, glucose, silence, battery, sensor, quality
+	Priority    string     `json:"priority"` // PriorityHigh … PriorityInfo
+	State       AlertState `json:"state"`
+	Message     string     `json:"message"` // for clinicians, with the numbers
+	Score       *float64   `json:"score,omitempty"`
+	Incomplete  bool       `json:"incomplete,omitempty"` // a score computed without every parameter
+	RuleID      string     `json:"rule_id"`
+	RuleVersion int        `json:"rule_version"`
+	Evidence    []string   `json:"evidence"` // keys of the readings that triggered or last updated it
+
+	Opened       time.Time  `json:"opened"`  // when the condition began
+	Updated      time.Time  `json:"updated"` // last change of any kind
+	Acknowledged *time.Time `json:"acknowledged,omitempty"`
+	AckBy        string     `json:"ack_by,omitempty"` // user id
+	Resolved     *time.Time `json:"resolved,omitempty"`
+	ResolvedBy   string     `json:"resolved_by,omitempty"` // user id; "" when resolved automatically
+	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
+	Escalation   int        `json:"escalation"`              // escalation tier reached, 0 = none
+	LastNotified *time.Time `json:"last_notified,omitempty"` // last reminder or escalation
+}
+
+// AlertEvent is one step in an alert's history, for the timeline and the
+// event stream.
+type AlertEvent struct {
+	Seq     int64     `json:"seq"` // store-assigned, increasing
+	AlertID string    `json:"alert_id"`
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`            // opened, updated, acknowledged, snoozed, escalated, reminded, resolved
+	Actor   string    `json:"actor,omitempty"` // user id; "" for Vigil itself
+	Note    string    `json:"note,omitempty"`
+}
+
+// AlertFilter selects alerts, newest update first. Zero values match everything.
+type AlertFilter struct {
+	SubjectIDs []string     // only these patients
+	States     []AlertState // only these states
+	Priority   string
+	Limit      int
+}
+
+// AlertStore keeps alerts, their history and the rules engine's progress.
+type AlertStore interface {
+	// Alert returns one alert; ENOTFOUND if none.
+	Alert(ctx context.Context, id string) (*Alert, error)
+	// Alerts returns alerts matching f.
+	Alerts(ctx context.Context, f AlertFilter) ([]*Alert, error)
+	// AlertEvents returns an alert's history, oldest first.
+	AlertEvents(ctx context.Context, alertID string) ([]AlertEvent, error)
+	// UnresolvedAlert returns the patient's unresolved alert for a
+	// condition key; ENOTFOUND if none.
+	UnresolvedAlert(ctx context.Context, subjectID, key string) (*Alert, error)
+	// SaveAlerts writes, in one transaction, new or changed alerts with the
+	// events that explain them, the rules engine's state of each patient
+	// touched, and the log position the engine has processed up to. After a
+	// crash the engine resumes from that position with that state, so no
+	// alert is lost or repeated.
+	SaveAlerts(ctx context.Context, w AlertWrite) error
+	// EngineCheckpoint returns the engine's processed log position and
+	// every patient's saved state (0 and none at first start).
+	EngineCheckpoint(ctx context.Context) (pos uint64, states map[string][]byte, err error)
+}
+
+// AlertWrite is one transaction of the rules engine or of a person acting
+// on alerts.
+type AlertWrite struct {
+	Alerts   []*Alert          // created (ID set by the writer) or updated
+	Events   []AlertEvent      // for alerts in Alerts; AlertID matches
+	States   map[string][]byte // subject id → engine state; nil: unchanged
+	Position uint64            // log position processed; 0: unchanged
+}
+
+// AlertActions are what people do with alerts. Each returns the alert as
+// it now is; ENOTFOUND if none, EINVALID if the transition is not allowed
+// (e.g. acknowledging a resolved alert).
+type AlertActions interface {
+	Acknowledge(ctx context.Context, id, userID, note string) (*Alert, error)
+	Snooze(ctx context.Context, id, userID string, until time.Time, note string) (*Alert, error)
+	Resolve(ctx context.Context, id, userID, note string) (*Alert, error)
+}
+
+// Event is a change pushed to live views: an alert changed, or a reading
+// was stored.
+type Event struct {
+	Type      string    `json:"type"` // "alert" or "reading"
+	SubjectID string    `json:"patient_id"`
+	Time      time.Time `json:"time"`
+	Alert     *Alert    `json:"alert,omitempty"`
+	Readings  []Reading `json:"-"` // rendered by the HTTP layer
+}
+
+// Events delivers live changes to subscribers. Subscribe returns a channel
+// of events and a function that ends the subscription; a subscriber that
+// does not keep up loses events (and is told by a closed channel) rather
+// than slowing the pipeline.
+type Events interface {
+	Subscribe(ctx context.Context) (<-chan Event, func())
+}
