@@ -80,6 +80,7 @@ var matrix = []struct {
 	{"PATCH /api/v1/devices/{id}", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/devices/{id}/revoke", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/devices/{id}/token", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/devices/{id}/certificate", "401 ok 403 403 403 403 403 403", ""},
 
 	{"POST /api/v1/readings", "401 403 403 403 403 ok ok 403", ""},
 	{"GET /api/v1/quarantine", "401 ok 403 403 403 403 403 403", ""},

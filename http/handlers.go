@@ -184,12 +184,29 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deviceOut is a device as the registry shows it: with its connection
+// state and last status message when the MQTT listener knows it.
+type deviceOut struct {
+	*vigil.Device
+	Status any `json:"status,omitempty"`
+}
+
+func (s *Server) withStatus(d *vigil.Device) deviceOut {
+	out := deviceOut{Device: d}
+	if s.DeviceStatus != nil {
+		if st, ok := s.DeviceStatus(d.ID); ok {
+			out.Status = st
+		}
+	}
+	return out
+}
+
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.Store.Device(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, s.withStatus(d))
 	return nil
 }
 
@@ -202,10 +219,11 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if ds == nil {
-		ds = []*vigil.Device{}
+	out := make([]deviceOut, len(ds))
+	for i, d := range ds {
+		out[i] = s.withStatus(d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": ds})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 	return nil
 }
 
@@ -245,6 +263,9 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.DeviceRevoked != nil {
+		s.DeviceRevoked(d.ID)
+	}
 	writeJSON(w, http.StatusOK, d)
 	return nil
 }
@@ -256,6 +277,9 @@ func (s *Server) rotateDeviceToken(w http.ResponseWriter, r *http.Request) error
 	d, err := s.Store.UpdateDevice(r.Context(), r.PathValue("id"), vigil.DeviceUpdate{TokenHash: hash})
 	if err != nil {
 		return err
+	}
+	if s.DeviceRevoked != nil {
+		s.DeviceRevoked(d.ID)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": d.ID, "token": secret})
 	return nil

@@ -110,6 +110,7 @@ func (s *Server) routes() []route {
 		{"PATCH /api/v1/devices/{id}", authn("admin", vigil.AuditDeviceChange, adminOnly), s.updateDevice},
 		{"POST /api/v1/devices/{id}/revoke", authn("admin", vigil.AuditDeviceChange, adminOnly), s.revokeDevice},
 		{"POST /api/v1/devices/{id}/token", authn("admin", vigil.AuditDeviceChange, adminOnly), s.rotateDeviceToken},
+		{"POST /api/v1/devices/{id}/certificate", authn("admin", vigil.AuditDeviceChange, adminOnly), s.deviceCertificate},
 
 		{"POST /api/v1/readings", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.postReadings},
 		{"GET /api/v1/quarantine", authn("admin", "quarantine.read", adminOnly), s.listQuarantine},

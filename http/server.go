@@ -52,6 +52,16 @@ type Server struct {
 	NewSecret func(kind string) (secret string, hash []byte)
 	// HashSecret hashes a presented bearer secret for lookup.
 	HashSecret func(secret string) []byte
+	// IssueDeviceCert issues a device client certificate (CommonName =
+	// device id) and returns it, its new private key and the CA certificate,
+	// PEM-encoded; nil when the server has no CA of its own.
+	IssueDeviceCert func(deviceID string, validity time.Duration) (certPEM, keyPEM, caPEM []byte, err error)
+	// DeviceStatus reports a device's connection state and last status
+	// message (from the MQTT listener); nil when there is none.
+	DeviceStatus func(deviceID string) (any, bool)
+	// DeviceRevoked is told when a device is revoked or its token rotated,
+	// so open connections of that device are closed at once; may be nil.
+	DeviceRevoked func(deviceID string)
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0

@@ -76,6 +76,7 @@ type Server struct {
 	http     *nethttp.Server
 	listener net.Listener
 	caFile   string
+	ca       *pki.CA
 
 	writerCancel context.CancelFunc
 	writerDone   chan error
@@ -192,6 +193,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
 	}
+	if s.ca != nil {
+		api.IssueDeviceCert = s.issueDeviceCert
+	}
 	s.api = api
 	s.http = &nethttp.Server{
 		Handler:           api.Handler(),
@@ -234,7 +238,7 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
-	s.caFile = ca.CertFile()
+	s.caFile, s.ca = ca.CertFile(), ca
 	s.opts.Announce("TLS: certificates are issued by Vigil's own CA; trust %s (SHA-256 fingerprint %s)", ca.CertFile(), pki.Fingerprint(ca.Cert()))
 	return pki.ServerTLSConfig(cert), nil
 }
@@ -418,4 +422,17 @@ func (s *Server) auditLockout(ctx context.Context, key string, start bool, until
 	if err := s.auditor.Record(ctx, e); err != nil {
 		s.logger.Error("audit lockout", "err", err)
 	}
+}
+
+// issueDeviceCert issues a device client certificate from the node's CA.
+func (s *Server) issueDeviceCert(deviceID string, validity time.Duration) (certPEM, keyPEM, caPEM []byte, err error) {
+	certPEM, keyPEM, err = s.ca.IssueClient(deviceID, validity)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("issue device certificate: %w", err)
+	}
+	caPEM, err = os.ReadFile(s.ca.CertFile())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read CA certificate: %w", err)
+	}
+	return certPEM, keyPEM, caPEM, nil
 }

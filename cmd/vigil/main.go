@@ -39,6 +39,7 @@ Commands:
   serve      run the server with embedded defaults (HTTPS API, durable log, SQLite store)
   simulate   register virtual patients and devices on a server and send their readings
   bench      measure the ingest path: readings/s and acknowledgement latency
+  devices    issue a device's client certificate (vigil devices cert --id …)
   admin      recover access with the server stopped: users, passwords, tokens
   audit      verify the audit log's hash chain; list entries
   version    print the version
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serve(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		err = simulate(ctx, args[1:], getenv, stdout, stderr)
+	case "devices":
+		err = devices(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		err = bench(ctx, args[1:], getenv, stdout, stderr)
 	case "admin":
