@@ -94,6 +94,8 @@ type Store interface {
 	BreakGlassStore
 	AuditStore
 	ReadingStore
+	AlertStore
+	WebhookStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

@@ -85,6 +85,26 @@ var matrix = []struct {
 	{"POST /api/v1/readings", "401 403 403 403 403 ok ok 403", ""},
 	{"GET /api/v1/quarantine", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/audit", "401 ok 403 403 403 403 403 403", ""},
+
+	// Alert routes: "own" is an alert of P1, "other" one of P2. No
+	// principal here holds Flag scopes (see TestListAlertsVisibility).
+	{"GET /api/v1/alerts", "401 403 ok ok ok 403 403 403", ""},
+	{"GET /api/v1/alerts/{id}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/alerts/{id}/ack",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/alerts/{id}/snooze",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/alerts/{id}/resolve",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"GET /api/v1/events", "401 403 ok ok ok 403 403 403", ""},
+	{"GET /api/v1/patients/{id}/glucose-summary",
+		"401 404 ok 404 ok 403 403 ok",
+		"401 404 404 404 404 403 403 ok"},
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -110,6 +130,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	devID, devToken := e.device(p1)
+	alerts := newFakeAlerts()
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alerts, alerts, closedEvents{}
 
 	// Fresh credentials per cell, so that a route that revokes or deletes
 	// something does not change later cells.
@@ -155,6 +177,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return id
 				case strings.HasPrefix(path, "/api/v1/tokens/"):
 					return tokenID(t, e, who, clinX)
+				case strings.HasPrefix(path, "/api/v1/alerts/"):
+					return alerts.add(vigil.Alert{SubjectID: patient, Updated: e.now()})
 				}
 			case "{user}":
 				return clinX.ID
@@ -183,7 +207,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				path := fill(row.pattern, who, c.target)
 				status, body := e.request(method, path, tokenOf(who), "")
 				if wants[i] == "ok" {
-					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && strings.Contains(row.pattern, "/api/v1/patients/{id}")) {
+					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && (strings.Contains(row.pattern, "/api/v1/patients/{id}") || strings.Contains(row.pattern, "/api/v1/alerts/{id}"))) {
 						t.Errorf("%s as %s on %s: %d %s, want it allowed", row.pattern, who, path, status, body)
 					}
 					continue

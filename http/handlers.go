@@ -251,6 +251,9 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.DeviceChanged != nil {
+		s.DeviceChanged(d.ID)
+	}
 	writeJSON(w, http.StatusOK, d)
 	return nil
 }

@@ -115,6 +115,17 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/readings", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.postReadings},
 		{"GET /api/v1/quarantine", authn("admin", "quarantine.read", adminOnly), s.listQuarantine},
 		{"GET /api/v1/audit", authn("admin", "audit.read", adminOnly), s.listAudit},
+
+		// Alerts: a clinical route without a patient in the path; each
+		// handler checks the alert's patient (alertFor) or filters by the
+		// visible patients (visibleTo).
+		{"GET /api/v1/alerts", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs"), s.listAlerts},
+		{"GET /api/v1/alerts/{id}", authn("clinical", auditAlertRead, s.clinicalReaders()).withScope("Flag.r"), s.getAlert},
+		{"POST /api/v1/alerts/{id}/ack", authn("clinician", auditAlertAck, clinicians), s.ackAlert},
+		{"POST /api/v1/alerts/{id}/snooze", authn("clinician", auditAlertSnooze, clinicians), s.snoozeAlert},
+		{"POST /api/v1/alerts/{id}/resolve", authn("clinician", auditAlertResolve, clinicians), s.resolveAlert},
+		{"GET /api/v1/events", authn("clinical", auditEventStream, s.clinicalReaders()).withScope("Flag.rs"), s.streamEvents},
+		{"GET /api/v1/patients/{id}/glucose-summary", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.glucoseSummary},
 	}
 }
 

@@ -62,6 +62,8 @@ type Server struct {
 	// DeviceRevoked is told when a device is revoked or its token rotated,
 	// so open connections of that device are closed at once; may be nil.
 	DeviceRevoked func(deviceID string)
+	// DeviceChanged is told when a device is reassigned; may be nil.
+	DeviceChanged func(deviceID string)
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
@@ -70,6 +72,15 @@ type Server struct {
 	AdminReadsClinical bool
 	// BreakGlassTTL is the longest break-glass access; DefaultBreakGlassTTL if 0.
 	BreakGlassTTL time.Duration
+
+	// AlertStore and AlertActions serve the alert routes, Events the live
+	// event stream (GET /api/v1/events); nil answers 501 on those routes.
+	AlertStore   vigil.AlertStore
+	AlertActions vigil.AlertActions
+	Events       vigil.Events
+	// eventHeartbeat and eventRefresh override the event stream's intervals
+	// when positive (tests).
+	eventHeartbeat, eventRefresh time.Duration
 
 	httpDuration *prometheus.HistogramVec
 }

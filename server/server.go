@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-health/vigil/catalog"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/pki"
 	"github.com/vigil-health/vigil/sqlite"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	AdminReadsClinical bool          // admins may read clinical data (readings); off by default
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
+
+	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
+	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -75,6 +79,8 @@ type Server struct {
 	lockout  *auth.Lockout
 	http     *nethttp.Server
 	listener net.Listener
+	mqtt     *mqtt.Server
+	mqttLns  []net.Listener
 	caFile   string
 	ca       *pki.CA
 
@@ -93,6 +99,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = ":8443"
+	}
+	if opts.MQTTAddr == "" {
+		opts.MQTTAddr = ":8883"
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -196,6 +205,21 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
 	}
+	mqttTLS := tlsConfig.Clone()
+	if s.ca != nil {
+		mqttTLS = mqtt.ClientCertTLSConfig(mqttTLS, s.ca.Pool())
+	}
+	s.mqtt = mqtt.NewServer(mqtt.Options{
+		Ingest:     s.ingest,
+		Devices:    s.store,
+		HashSecret: auth.HashSecret,
+		TLSConfig:  mqttTLS,
+		Auditor:    s.auditor,
+		Logger:     opts.Logger,
+	})
+	api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
+	api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
+	api.DeviceChanged = s.mqtt.DeviceChanged
 	s.api = api
 	s.http = &nethttp.Server{
 		Handler:           api.Handler(),
@@ -297,8 +321,46 @@ func (s *Server) Start() error {
 			s.logger.Error("https server stopped", "err", err)
 		}
 	}()
-	s.logger.Info("vigil serving", "addr", s.Addr(), "data", s.opts.DataDir)
+	if s.opts.MQTTAddr != "off" {
+		if err := s.listenMQTT(s.opts.MQTTAddr, true); err != nil {
+			return err
+		}
+	}
+	if s.opts.MQTTPlainAddr != "" {
+		if err := s.listenMQTT(s.opts.MQTTPlainAddr, false); err != nil {
+			return err
+		}
+	}
+	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "data", s.opts.DataDir)
 	return nil
+}
+
+func (s *Server) listenMQTT(addr string, useTLS bool) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for MQTT on %s: %w", addr, err)
+	}
+	s.mqttLns = append(s.mqttLns, ln)
+	serve := s.mqtt.Serve
+	if !useTLS {
+		serve = s.mqtt.ServeInsecure
+	}
+	go func() {
+		if err := serve(ln); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
+			s.logger.Error("mqtt listener stopped", "addr", addr, "err", err)
+		}
+	}()
+	return nil
+}
+
+// MQTTAddrs lists the addresses MQTT listens on: TLS first, then plain TCP
+// if enabled.
+func (s *Server) MQTTAddrs() []string {
+	out := make([]string, len(s.mqttLns))
+	for i, ln := range s.mqttLns {
+		out[i] = ln.Addr().String()
+	}
+	return out
 }
 
 // Addr is the address the API listens on (useful with port 0).
@@ -350,6 +412,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
 		if s.listener != nil {
+			if len(s.mqttLns) > 0 {
+				if err := s.mqtt.Shutdown(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("stop mqtt: %w", err))
+				}
+			}
 			if err := s.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop https: %w", err))
 			}

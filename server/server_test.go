@@ -40,7 +40,7 @@ func start(t *testing.T, dir string) *harness {
 		dir = t.TempDir()
 	}
 	ctx := context.Background()
-	srv, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", AdminPassword: adminPassword, AdminReadsClinical: true,
+	srv, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminPassword: adminPassword, AdminReadsClinical: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("New: %v", err)

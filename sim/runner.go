@@ -63,6 +63,11 @@ type Runner struct {
 	LogEvery     time.Duration    // wall-clock time between progress logs; 5s if 0
 	Logger       *slog.Logger     // nil: no logs
 	Now          func() time.Time // the wall clock; time.Now if nil
+	// Send delivers one device's batch; nil posts it over HTTPS with
+	// Client.PostReadings. Another transport (MQTT) plugs in here; its
+	// errors follow the same rules (a *client.Error with a 4xx status is a
+	// refusal, anything else is retried).
+	Send func(ctx context.Context, deviceID, token string, batch []client.ReadingIn) (*client.IngestResult, error)
 
 	generated, sent, accepted, rejected, retries atomic.Int64
 	virtual                                      atomic.Int64 // unix nanoseconds
@@ -321,7 +326,11 @@ func (r *Runner) drain(ctx context.Context, log *slog.Logger, d *simDevice) erro
 func (r *Runner) send(ctx context.Context, log *slog.Logger, d *simDevice, batch []client.ReadingIn) error {
 	var res *client.IngestResult
 	err := r.retry(ctx, log, func() (err error) {
-		res, err = r.Client.PostReadings(ctx, d.token, batch)
+		if r.Send != nil {
+			res, err = r.Send(ctx, d.id, d.token, batch)
+		} else {
+			res, err = r.Client.PostReadings(ctx, d.token, batch)
+		}
 		return err
 	})
 	var apiErr *client.Error

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("Latest", func(t *testing.T) { testLatest(t, open) })
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("Alerts", func(t *testing.T) { testAlerts(t, open) })
 }
 
 // Codes and units the suite uses.

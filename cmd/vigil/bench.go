@@ -66,7 +66,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer os.RemoveAll(dir)
 		password = randomPassword()
-		srv, err = server.New(ctx, server.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", AdminPassword: password, AdminReadsClinical: true,
+		srv, err = server.New(ctx, server.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", AdminPassword: password, AdminReadsClinical: true,
 			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			return err

@@ -45,7 +45,7 @@ var listeningRE = regexp.MustCompile(`listening on (https://\S+)`)
 // until it listens.
 func startVigil(t *testing.T, bin, dir string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical")
+	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--mqtt", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD="+testPassword)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -248,7 +248,7 @@ func TestCrashLosesNothing(t *testing.T) {
 func TestFirstStart(t *testing.T) {
 	bin := buildVigil(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD=")
 	pipe, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -25,6 +25,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
+	fs.StringVar(&o.MQTTAddr, "mqtt", ":8883", `MQTT over TLS listen address ("off" disables MQTT)`)
+	fs.StringVar(&o.MQTTPlainAddr, "mqtt-plain", "", "plain-TCP MQTT listen address; off unless set (devices' tokens then cross the network unencrypted)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by Vigil's own CA in <data>/tls")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
 	fs.StringVar(&tlsHosts, "tls-hosts", "", "extra host names or IP addresses, comma-separated, for the generated certificate")
@@ -66,6 +68,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	fmt.Fprintf(stderr, "vigil: listening on %s (data in %s)\n", srv.URL(), o.DataDir)
+	for _, a := range srv.MQTTAddrs() {
+		fmt.Fprintf(stderr, "vigil: MQTT listening on %s\n", a)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "vigil: shutting down: finishing requests in flight and storing what the log holds")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdown)

@@ -17,6 +17,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlagSet("simulate", "Register virtual patients and their devices on a running Vigil through its API, then send\ntheir readings. History (--backfill) arrives --speed times faster than real time, then the\npatients carry on live until Ctrl-C (or for --duration of virtual time).", stderr)
 	var (
 		url, caFile, username, password, scenarios string
+		mqttAddr                                   string
 		patients                                   int
 		seed                                       uint64
 		speed                                      float64
@@ -32,6 +33,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Float64Var(&speed, "speed", 60, "virtual seconds per second while sending history")
 	fs.DurationVar(&backfill, "backfill", time.Hour, "history to send first, ending now")
 	fs.DurationVar(&duration, "duration", 0, "virtual time to simulate; 0 runs until interrupted")
+	fs.StringVar(&mqttAddr, "mqtt", "", "send readings over MQTT (TLS) to this address, e.g. localhost:8883, instead of HTTPS")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
@@ -58,6 +60,14 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	r := &sim.Runner{Client: c, Patients: patients, Scenarios: scs, Seed: seed, Speed: speed, Backfill: backfill, Duration: duration, Logger: logger}
+	if mqttAddr != "" {
+		m, err := newMQTTSender(mqttAddr, caFile)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		r.Send = m.Send
+	}
 	fmt.Fprintf(stderr, "simulate: %d patients (seed %d, MRNs SIM-%d-<n>) on %s; %s of history at %gx, then live\n", patients, seed, seed, url, backfill, speed)
 	err = r.Run(ctx)
 	st := r.Stats()

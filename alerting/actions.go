@@ -1,0 +1,108 @@
+package alerting
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// MaxSnooze is the longest an alert may be snoozed.
+const MaxSnooze = 24 * time.Hour
+
+// Actions are what people do with alerts: acknowledge, snooze and resolve.
+// It implements vigil.AlertActions on an Engine's store, clock, Hub and
+// Webhooks, under the Engine's lock, so that a person's change and the
+// engine's never overwrite each other. Each action writes the alert with
+// an event naming the user and publishes it.
+type Actions struct {
+	Engine *Engine
+}
+
+var _ vigil.AlertActions = (*Actions)(nil)
+
+// Acknowledge moves an open alert to acknowledged, recording who, when and
+// the note. EINVALID if the alert is not open.
+func (x *Actions) Acknowledge(ctx context.Context, id, userID, note string) (*vigil.Alert, error) {
+	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
+		if a.State != vigil.AlertOpen {
+			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "only an open alert can be acknowledged; this one is %s", a.State)
+		}
+		a.State, a.Acknowledged, a.AckBy = vigil.AlertAcknowledged, &now, userID
+		return vigil.AlertEvent{Type: "acknowledged", Actor: userID, Note: note}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acknowledge alert: %w", err)
+	}
+	return a, nil
+}
+
+// Snooze silences an open or acknowledged alert's reminders and escalation
+// until until, which must be in the future and at most MaxSnooze away.
+// Condition changes still update a snoozed alert; they do not end the
+// snooze. EINVALID for a resolved alert or a bad time.
+func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time, note string) (*vigil.Alert, error) {
+	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
+		switch {
+		case a.State == vigil.AlertResolved:
+			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "a resolved alert cannot be snoozed")
+		case !until.After(now):
+			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "snooze until %s: the time is not in the future", until.UTC().Format(time.RFC3339))
+		case until.Sub(now) > MaxSnooze:
+			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "snooze until %s: at most %s ahead", until.UTC().Format(time.RFC3339), MaxSnooze)
+		}
+		u := until.UTC().Truncate(time.Microsecond)
+		a.SnoozedUntil = &u
+		n := "until " + u.Format(time.RFC3339)
+		if note != "" {
+			n += ": " + note
+		}
+		return vigil.AlertEvent{Type: "snoozed", Actor: userID, Note: n}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snooze alert: %w", err)
+	}
+	return a, nil
+}
+
+// Resolve resolves an open or acknowledged alert by hand. The alert does
+// not come back while its condition stays as it is; it does if the
+// condition clears and returns, or worsens. EINVALID if already resolved.
+func (x *Actions) Resolve(ctx context.Context, id, userID, note string) (*vigil.Alert, error) {
+	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
+		if a.State == vigil.AlertResolved {
+			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "the alert is already resolved")
+		}
+		a.State, a.Resolved, a.ResolvedBy = vigil.AlertResolved, &now, userID
+		return vigil.AlertEvent{Type: "resolved", Actor: userID, Note: note}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve alert: %w", err)
+	}
+	return a, nil
+}
+
+// act loads an alert, applies fn at now and saves the alert with fn's event.
+func (x *Actions) act(ctx context.Context, id string, fn func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error)) (*vigil.Alert, error) {
+	e := x.Engine
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, err := e.Store.Alert(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now().Truncate(time.Microsecond)
+	ev, err := fn(a, now)
+	if err != nil {
+		return nil, err
+	}
+	a.Updated = later(a.Updated, now)
+	ev.AlertID, ev.Time = a.ID, now
+	w := vigil.AlertWrite{Alerts: []*vigil.Alert{a}, Events: []vigil.AlertEvent{ev}}
+	if err := e.Store.SaveAlerts(ctx, w); err != nil {
+		return nil, err
+	}
+	e.publish(w)
+	return cloneAlert(a), nil
+}

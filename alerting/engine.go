@@ -1,0 +1,683 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/rules"
+)
+
+// EngineName is the durable consumer name under which the Engine reads the
+// log.
+const EngineName = "rules"
+
+// Defaults for zero Engine fields.
+const (
+	DefaultTickEvery = 5 * time.Second
+)
+
+// Engine turns the durable log into alerts. It feeds every reading, in log
+// order, to its patient's rules.PatientState, maps the conditions that
+// change to alert lifecycle transitions (open, update, resolve) and writes
+// them with the patients' new states and the log position in one
+// Store.SaveAlerts per delivery batch; only then does it publish them to
+// the Hub and the Webhooks. After a crash it resumes from the saved
+// position with the saved states, skipping deliveries it has already
+// processed, so no alert or alert event is lost or written twice.
+//
+// It also derives each patient's NEWS2 as a reading (at most one per
+// patient per minute of reading time) and appends it to the Log, so the
+// store writer stores it for charting; the engine skips derived readings
+// when they come back. A derived reading's key depends only on the patient
+// and the time of the reading that triggered it, so a replay stores it
+// once.
+//
+// Set the exported fields before Run; they must not change afterwards. An
+// Engine is safe for concurrent use: Run, Tick and the Actions serialise on
+// one lock.
+type Engine struct {
+	Consumer vigil.Consumer
+	Store    vigil.Store
+	Log      vigil.Log // where derived NEWS2 readings are appended
+	// Config returns a patient's rule configuration; nil means
+	// rules.DefaultConfig() for everybody. It must be fast (it is called
+	// once per patient per batch) and return a valid Config.
+	Config func(subjectID string) rules.Config
+	// Now is the clock of ticks, alert lifecycle timers and people's
+	// actions; nil means time.Now. Rules evaluating readings use the
+	// readings' own times.
+	Now      func() time.Time
+	Logger   *slog.Logger // nil: discard
+	Hub      *Hub         // nil: nothing published
+	Webhooks *Webhooks    // nil: no webhooks
+	Timers   Timers
+	// TickEvery is how often Run calls Tick; 0 means DefaultTickEvery, and
+	// a negative value turns the ticker off (the caller calls Tick).
+	TickEvery time.Duration
+
+	mu       sync.Mutex
+	loaded   bool
+	pos      uint64 // the log position processed and saved
+	patients map[string]*patient
+	derived  chan []vigil.Reading
+}
+
+// patient is what the engine keeps per patient, saved as its engine state.
+type patient struct {
+	Rules rules.PatientState `json:"rules"`
+	// NEWS2Minute is the minute (unix minutes of reading time) of the last
+	// derived NEWS2 reading.
+	NEWS2Minute int64 `json:"news2_minute,omitempty"`
+	// Pending holds derived readings not yet known to be in the log; they
+	// are appended again after a restart (the store skips duplicates).
+	Pending []vigil.Reading `json:"pending,omitempty"`
+}
+
+// change is a condition change of one patient.
+type change struct {
+	subject string
+	cond    rules.Condition
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Logger
+}
+
+func (e *Engine) config(subject string) rules.Config {
+	if e.Config == nil {
+		return rules.DefaultConfig()
+	}
+	return e.Config(subject)
+}
+
+// Run loads the engine's checkpoint, appends derived readings a crash left
+// pending, and consumes the log under EngineName until ctx ends, ticking
+// every TickEvery. It returns ctx's error, or the error that stopped it.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	err := e.load(ctx)
+	var pending []vigil.Reading
+	for _, p := range e.patients {
+		pending = append(pending, p.Pending...)
+	}
+	e.derived = make(chan []vigil.Reading, 1024)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { e.appendDerived(ctx, pending) })
+	if every := e.tickEvery(); every > 0 {
+		wg.Go(func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+						e.logger().Error("alerting tick failed", "err", err)
+					}
+				}
+			}
+		})
+	}
+	err = e.Consumer.Consume(ctx, EngineName, e.handle)
+	cancel()
+	wg.Wait()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("consume log: %w", err)
+	}
+	return ctx.Err()
+}
+
+func (e *Engine) tickEvery() time.Duration {
+	if e.TickEvery == 0 {
+		return DefaultTickEvery
+	}
+	return e.TickEvery
+}
+
+// load reads the checkpoint once. e.mu is held.
+func (e *Engine) load(ctx context.Context) error {
+	if e.loaded {
+		return nil
+	}
+	pos, states, err := e.Store.EngineCheckpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("load alerting checkpoint: %w", err)
+	}
+	ps := make(map[string]*patient, len(states))
+	for id, b := range states {
+		p := &patient{}
+		if err := json.Unmarshal(b, p); err != nil {
+			return fmt.Errorf("load alerting state of %s: %w", id, err)
+		}
+		ps[id] = p
+	}
+	e.pos, e.patients, e.loaded = pos, ps, true
+	return nil
+}
+
+// unload forgets the in-memory state after a failed write, so that the
+// next call starts again from the checkpoint. e.mu is held.
+func (e *Engine) unload() { e.loaded, e.patients = false, nil }
+
+func (e *Engine) patient(id string) *patient {
+	p := e.patients[id]
+	if p == nil {
+		p = &patient{}
+		e.patients[id] = p
+	}
+	return p
+}
+
+// handle processes one delivery batch.
+func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.load(ctx); err != nil {
+		return err
+	}
+	var (
+		changes []change
+		touched = map[string]bool{}
+		news2   = map[string]vigil.Reading{} // per patient: the first NEWS2 reading of a new minute
+		configs = map[string]rules.Config{}
+		last    uint64
+	)
+	cfgOf := func(id string) rules.Config {
+		c, ok := configs[id]
+		if !ok {
+			c = e.config(id)
+			configs[id] = c
+		}
+		return c
+	}
+	for _, d := range ds {
+		if d.Seq <= e.pos {
+			continue // processed before a crash or a failed acknowledgement
+		}
+		last = d.Seq
+		for _, r := range d.Batch.Readings {
+			if r.Quality&vigil.QualityDerived != 0 || r.SubjectID == "" {
+				continue
+			}
+			cfg := cfgOf(r.SubjectID)
+			p := e.patient(r.SubjectID)
+			touched[r.SubjectID] = true
+			for _, c := range p.Rules.Apply(cfg, r) {
+				changes = append(changes, change{r.SubjectID, c})
+			}
+			if r.Quality&excluded(cfg) == 0 && usesNEWS2(&cfg, &r) {
+				if m := r.Time.Unix() / 60; m > p.NEWS2Minute {
+					p.NEWS2Minute = m
+					if sc, ok := p.Rules.NEWS2(cfg, r.Time); ok {
+						d := sc.Reading(r.SubjectID, r.Time)
+						d.Received = e.now().Truncate(time.Microsecond)
+						p.Pending = append(p.Pending, d)
+						news2[r.SubjectID] = d
+					}
+				}
+			}
+		}
+	}
+	if last == 0 {
+		return nil
+	}
+	w, err := e.lifecycle(ctx, changes)
+	if err != nil {
+		e.unload()
+		return err
+	}
+	w.Position = last
+	if w.States, err = e.encode(touched); err != nil {
+		e.unload()
+		return err
+	}
+	if err := e.Store.SaveAlerts(ctx, w); err != nil {
+		e.unload()
+		return fmt.Errorf("save alerts: %w", err)
+	}
+	e.pos = last
+	e.publish(w)
+	if len(news2) > 0 {
+		rs := make([]vigil.Reading, 0, len(news2))
+		for _, r := range news2 {
+			rs = append(rs, r)
+		}
+		slices.SortFunc(rs, func(a, b vigil.Reading) int { return a.Time.Compare(b.Time) })
+		select {
+		case e.derived <- rs:
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+// excluded returns the quality flags whose readings the rules ignore.
+func excluded(cfg rules.Config) vigil.Quality {
+	var q vigil.Quality
+	for _, n := range cfg.Exclude {
+		if f, ok := vigil.ParseQuality(n); ok {
+			q |= f
+		}
+	}
+	return q
+}
+
+// usesNEWS2 reports whether r gives a NEWS2 parameter.
+func usesNEWS2(cfg *rules.Config, r *vigil.Reading) bool {
+	n := &cfg.NEWS2
+	if !n.Enabled {
+		return false
+	}
+	has := func(code string) bool {
+		for _, p := range []*rules.Param{&n.Respiration, &n.SpO2, &n.Systolic, &n.Pulse, &n.Consciousness, &n.Temperature} {
+			if slices.Contains(p.Codes, code) {
+				return true
+			}
+		}
+		return slices.ContainsFunc(n.Oxygen.Codes, func(o rules.OxygenCode) bool { return o.Code == code })
+	}
+	if r.HasValue() && has(r.Code) {
+		return true
+	}
+	return slices.ContainsFunc(r.Components, func(c vigil.Component) bool { return has(c.Code) })
+}
+
+// encode returns the saved form of the patients ids.
+func (e *Engine) encode(ids map[string]bool) (map[string][]byte, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out := make(map[string][]byte, len(ids))
+	for id := range ids {
+		b, err := json.Marshal(e.patients[id])
+		if err != nil {
+			return nil, fmt.Errorf("encode alerting state of %s: %w", id, err)
+		}
+		out[id] = b
+	}
+	return out, nil
+}
+
+// appendDerived appends derived readings to the log, first those left
+// pending by a previous run, until ctx ends. A reading appended is no
+// longer pending; one that fails stays pending and is appended again
+// after a restart.
+func (e *Engine) appendDerived(ctx context.Context, first []vigil.Reading) {
+	rs := first
+	for {
+		if len(rs) > 0 {
+			// Take whatever else is queued, to append it in one write.
+		more:
+			for {
+				select {
+				case x := <-e.derived:
+					rs = append(rs, x...)
+				default:
+					break more
+				}
+			}
+			if err := e.Log.Append(ctx, &vigil.Batch{Readings: rs}); err != nil {
+				if ctx.Err() == nil {
+					e.logger().Error("append derived readings; they stay pending until restart", "err", err, "readings", len(rs))
+				}
+			} else {
+				e.appended(rs)
+			}
+			rs = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case rs = <-e.derived:
+		}
+	}
+}
+
+// appended forgets derived readings that are now in the log.
+func (e *Engine) appended(rs []vigil.Reading) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range rs {
+		if p := e.patients[r.SubjectID]; p != nil {
+			p.Pending = slices.DeleteFunc(p.Pending, func(x vigil.Reading) bool { return x.Key == r.Key })
+		}
+	}
+}
+
+// lifecycle maps condition changes to alert transitions. e.mu is held.
+func (e *Engine) lifecycle(ctx context.Context, changes []change) (vigil.AlertWrite, error) {
+	var (
+		w       vigil.AlertWrite
+		open    = map[[2]string]*vigil.Alert{} // unresolved alerts of this write, by subject and key
+		saved   = map[*vigil.Alert]bool{}
+	)
+	unresolved := func(subject, key string) (*vigil.Alert, error) {
+		k := [2]string{subject, key}
+		if a, ok := open[k]; ok {
+			return a, nil
+		}
+		a, err := e.Store.UnresolvedAlert(ctx, subject, key)
+		if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+			a, err = nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get unresolved alert: %w", err)
+		}
+		open[k] = a
+		return a, nil
+	}
+	add := func(a *vigil.Alert, ev vigil.AlertEvent) {
+		if !saved[a] {
+			saved[a] = true
+			w.Alerts = append(w.Alerts, a)
+		}
+		if ev.Type != "" {
+			ev.AlertID = a.ID
+			w.Events = append(w.Events, ev)
+		}
+	}
+	for _, ch := range changes {
+		c := &ch.cond
+		a, err := unresolved(ch.subject, c.Key)
+		if err != nil {
+			return w, err
+		}
+		switch {
+		case c.Active && a == nil:
+			a = &vigil.Alert{
+				ID: vigil.NewID(vigil.PrefixAlert), SubjectID: ch.subject, Key: c.Key, Kind: string(c.Kind),
+				State: vigil.AlertOpen, Opened: c.Since, RuleID: c.RuleID, RuleVersion: c.RuleVersion,
+			}
+			setCondition(a, c)
+			open[[2]string{ch.subject, c.Key}] = a
+			add(a, vigil.AlertEvent{Time: c.Changed, Type: "opened", Note: c.Message})
+		case c.Active:
+			before := a.Priority
+			beforeScore := a.Score
+			setCondition(a, c)
+			ev := vigil.AlertEvent{}
+			if a.Priority != before || !sameScore(a.Score, beforeScore) {
+				ev = vigil.AlertEvent{Time: c.Changed, Type: "updated", Note: c.Message}
+				if a.Priority != before {
+					ev.Note = fmt.Sprintf("priority %s → %s: %s", before, a.Priority, c.Message)
+				}
+			}
+			add(a, ev)
+		case a != nil:
+			t := c.Changed
+			a.State, a.Resolved, a.ResolvedBy = vigil.AlertResolved, &t, ""
+			a.Updated = later(a.Updated, t)
+			if len(c.Evidence) > 0 {
+				a.Evidence = slices.Clone(c.Evidence)
+			}
+			open[[2]string{ch.subject, c.Key}] = nil
+			add(a, vigil.AlertEvent{Time: t, Type: "resolved", Note: "condition cleared: " + c.Message})
+		}
+	}
+	return w, nil
+}
+
+// setCondition copies an active condition's current state into a.
+func setCondition(a *vigil.Alert, c *rules.Condition) {
+	a.Priority = c.Priority.String()
+	a.Message = c.Message
+	a.Incomplete = c.Incomplete
+	a.RuleID, a.RuleVersion = c.RuleID, c.RuleVersion
+	if c.Kind == rules.KindNEWS2 {
+		s := float64(c.Score)
+		a.Score = &s
+	} else {
+		a.Score = nil
+	}
+	if len(c.Evidence) > 0 {
+		a.Evidence = slices.Clone(c.Evidence)
+	}
+	if a.Evidence == nil {
+		a.Evidence = []string{}
+	}
+	a.Updated = later(a.Updated, c.Changed)
+}
+
+func sameScore(a, b *float64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// publish sends what w saved to the Hub (each alert once, as it is now)
+// and the Webhooks (each event, with its alert as it is now).
+func (e *Engine) publish(w vigil.AlertWrite) {
+	if e.Hub != nil {
+		for _, a := range w.Alerts {
+			e.Hub.Publish(vigil.Event{Type: EventAlert, SubjectID: a.SubjectID, Time: a.Updated, Alert: a})
+		}
+	}
+	if e.Webhooks != nil {
+		for _, ev := range w.Events {
+			for _, a := range w.Alerts {
+				if a.ID == ev.AlertID {
+					e.Webhooks.Notify(a, ev)
+					break
+				}
+			}
+		}
+	}
+}
+
+// Tick evaluates, at Now, the conditions that time alone changes (device
+// silence, stale NEWS2 parameters) and the alert lifecycle timers (snooze
+// expiry, escalation, reminders), and saves and publishes what changed.
+// Run calls it every TickEvery.
+func (e *Engine) Tick(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.load(ctx); err != nil {
+		return err
+	}
+	now := e.now()
+	var changes []change
+	touched := map[string]bool{}
+	for id, p := range e.patients {
+		cs := p.Rules.Tick(e.config(id), now)
+		for _, c := range cs {
+			changes = append(changes, change{id, c})
+		}
+		if len(cs) > 0 {
+			touched[id] = true
+		}
+	}
+	slices.SortStableFunc(changes, func(a, b change) int {
+		if a.subject < b.subject {
+			return -1
+		} else if a.subject > b.subject {
+			return 1
+		}
+		return 0
+	})
+	w, err := e.lifecycle(ctx, changes)
+	if err != nil {
+		return err
+	}
+	if w.States, err = e.encode(touched); err != nil {
+		return err
+	}
+	tw, err := e.timers(ctx, now, w.Alerts)
+	if err != nil {
+		return err
+	}
+	w.Alerts = append(w.Alerts, tw.Alerts...)
+	w.Events = append(w.Events, tw.Events...)
+	if len(w.Alerts) == 0 && len(w.States) == 0 {
+		return nil
+	}
+	if err := e.Store.SaveAlerts(ctx, w); err != nil {
+		e.unload()
+		return fmt.Errorf("save alerts: %w", err)
+	}
+	e.publish(w)
+	return nil
+}
+
+// Timers configure the alert lifecycle. A zero field takes its default; a
+// negative one turns that timer off.
+type Timers struct {
+	// EscalateHigh and EscalateMedium: an open (unacknowledged, not
+	// snoozed) alert of that priority escalates one tier each time this
+	// long has passed since it opened; defaults 5 and 15 minutes.
+	EscalateHigh, EscalateMedium time.Duration
+	// MaxEscalation is the highest tier; default 3.
+	MaxEscalation int
+	// RemindHigh, RemindMedium, RemindLow: an open alert not snoozed is
+	// re-notified ("reminded") this long after it opened or was last
+	// notified; defaults 2, 10 and 60 minutes. Information-only alerts are
+	// never reminded.
+	RemindHigh, RemindMedium, RemindLow time.Duration
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+func (t *Timers) escalate(prio string) time.Duration {
+	switch prio {
+	case vigil.PriorityHigh:
+		return orDefault(t.EscalateHigh, 5*time.Minute)
+	case vigil.PriorityMedium:
+		return orDefault(t.EscalateMedium, 15*time.Minute)
+	}
+	return 0
+}
+
+func (t *Timers) remind(prio string) time.Duration {
+	switch prio {
+	case vigil.PriorityHigh:
+		return orDefault(t.RemindHigh, 2*time.Minute)
+	case vigil.PriorityMedium:
+		return orDefault(t.RemindMedium, 10*time.Minute)
+	case vigil.PriorityLow:
+		return orDefault(t.RemindLow, time.Hour)
+	}
+	return 0
+}
+
+func (t *Timers) maxEscalation() int {
+	if t.MaxEscalation == 0 {
+		return 3
+	}
+	return max(t.MaxEscalation, 0)
+}
+
+// timers runs the lifecycle timers of the unresolved alerts at now.
+// Alerts in skip (changed by this tick's conditions) are read from there.
+// e.mu is held.
+func (e *Engine) timers(ctx context.Context, now time.Time, skip []*vigil.Alert) (vigil.AlertWrite, error) {
+	var w vigil.AlertWrite
+	as, err := e.Store.Alerts(ctx, vigil.AlertFilter{States: []vigil.AlertState{vigil.AlertOpen, vigil.AlertAcknowledged}})
+	if err != nil {
+		return w, fmt.Errorf("list unresolved alerts: %w", err)
+	}
+	changed := map[string]*vigil.Alert{}
+	for _, a := range skip {
+		changed[a.ID] = a
+	}
+	maxTier := e.Timers.maxEscalation()
+	for _, a := range as {
+		if c, ok := changed[a.ID]; ok {
+			if c.State == vigil.AlertResolved {
+				continue
+			}
+			a = c
+		}
+		var ev vigil.AlertEvent
+		switch {
+		case a.SnoozedUntil != nil && now.Before(*a.SnoozedUntil):
+			continue // snoozed: no reminder, no escalation
+		case a.SnoozedUntil != nil:
+			a.SnoozedUntil = nil
+			ev = vigil.AlertEvent{Type: "reminded", Note: "snooze ended"}
+			if a.State == vigil.AlertOpen {
+				if after := e.Timers.escalate(a.Priority); after > 0 {
+					if tier := min(int(now.Sub(a.Opened)/after), maxTier); tier > a.Escalation {
+						a.Escalation = tier
+						ev = vigil.AlertEvent{Type: "escalated", Note: fmt.Sprintf("snooze ended; unacknowledged for %s: escalation tier %d", fmtDur(now.Sub(a.Opened)), tier)}
+					}
+				}
+			}
+		case a.State != vigil.AlertOpen:
+			continue // acknowledged: a person has it
+		default:
+			if after := e.Timers.escalate(a.Priority); after > 0 && a.Escalation < maxTier &&
+				!now.Before(a.Opened.Add(time.Duration(a.Escalation+1)*after)) {
+				a.Escalation++
+				ev = vigil.AlertEvent{Type: "escalated", Note: fmt.Sprintf("unacknowledged for %s: escalation tier %d", fmtDur(now.Sub(a.Opened)), a.Escalation)}
+				break
+			}
+			every := e.Timers.remind(a.Priority)
+			if every <= 0 {
+				continue
+			}
+			lastN := a.Opened
+			if a.LastNotified != nil && a.LastNotified.After(lastN) {
+				lastN = *a.LastNotified
+			}
+			if now.Before(lastN.Add(every)) {
+				continue
+			}
+			ev = vigil.AlertEvent{Type: "reminded", Note: fmt.Sprintf("unacknowledged for %s", fmtDur(now.Sub(a.Opened)))}
+		}
+		t := now
+		a.LastNotified, a.Updated = &t, later(a.Updated, now)
+		ev.Time, ev.AlertID = now, a.ID
+		if _, ok := changed[a.ID]; !ok {
+			w.Alerts = append(w.Alerts, a)
+		}
+		w.Events = append(w.Events, ev)
+	}
+	return w, nil
+}
+
+// fmtDur formats d rounded to the second without trailing zero units.
+func fmtDur(d time.Duration) string {
+	d = d.Round(time.Second)
+	s := d.String()
+	for _, suf := range []string{"m0s", "h0m"} {
+		if len(s) > len(suf) && s[len(s)-len(suf):] == suf {
+			s = s[:len(s)-2]
+		}
+	}
+	return s
+}

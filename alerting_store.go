@@ -1,0 +1,75 @@
+package vigil
+
+import (
+	"context"
+	"time"
+)
+
+// ID prefixes of the alerting records.
+const (
+	PrefixAlert    = "alr"
+	PrefixWebhook  = "whk"
+	PrefixDelivery = "whd"
+)
+
+// Webhook is an HTTPS endpoint that receives alert events as signed JSON
+// POSTs (see package alerting).
+type Webhook struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+	// Secret is the HMAC-SHA256 key of the signatures. It is stored as it
+	// is, because signing needs it, and never rendered.
+	Secret  string    `json:"-"`
+	Events  []string  `json:"events,omitempty"` // AlertEvent types to send; empty: every type
+	Created time.Time `json:"created"`
+}
+
+// Webhook delivery statuses.
+const (
+	DeliveryPending   = "pending"   // not yet delivered; attempts continue
+	DeliveryDelivered = "delivered" // the endpoint answered 2xx
+	DeliveryFailed    = "failed"    // every attempt failed
+)
+
+// WebhookDelivery is one alert event sent, or being sent, to one webhook.
+type WebhookDelivery struct {
+	ID        string    `json:"id"`
+	WebhookID string    `json:"webhook_id"`
+	AlertID   string    `json:"alert_id"`
+	EventType string    `json:"event"` // the AlertEvent type
+	Payload   []byte    `json:"-"`     // the JSON body sent
+	Attempts  int       `json:"attempts"`
+	Status    string    `json:"status"` // DeliveryPending, DeliveryDelivered or DeliveryFailed
+	LastError string    `json:"last_error,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"` // time of the last attempt or change
+}
+
+// DeliveryFilter selects webhook deliveries, newest first. Zero values
+// match everything.
+type DeliveryFilter struct {
+	WebhookID string
+	Status    string
+	Limit     int
+}
+
+// WebhookStore keeps webhook endpoints and the log of their deliveries.
+type WebhookStore interface {
+	// CreateWebhook stores w, setting w.ID (if empty) and w.Created.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	// Webhook returns one webhook; ENOTFOUND if none.
+	Webhook(ctx context.Context, id string) (*Webhook, error)
+	// Webhooks returns every webhook ordered by id.
+	Webhooks(ctx context.Context) ([]*Webhook, error)
+	// DeleteWebhook removes a webhook; its deliveries stay in the log.
+	// ENOTFOUND if none.
+	DeleteWebhook(ctx context.Context, id string) error
+	// SaveDelivery stores d, inserting it (setting d.ID if empty) or
+	// replacing the stored delivery with the same ID.
+	SaveDelivery(ctx context.Context, d *WebhookDelivery) error
+	// Delivery returns one delivery with its payload; ENOTFOUND if none.
+	Delivery(ctx context.Context, id string) (*WebhookDelivery, error)
+	// Deliveries returns deliveries matching f, newest first, with their
+	// payloads.
+	Deliveries(ctx context.Context, f DeliveryFilter) ([]*WebhookDelivery, error)
+}

@@ -1,0 +1,327 @@
+package storetest
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// newAlert returns an open alert of subject for condition key with every
+// field set that an open alert has.
+func newAlert(subject, key, priority string, opened time.Time) *vigil.Alert {
+	score := 7.0
+	return &vigil.Alert{
+		SubjectID: subject, Key: key, Kind: "news2", Priority: priority, State: vigil.AlertOpen,
+		Message: "NEWS2 7 (high risk) — ü", Score: &score, Incomplete: true, RuleID: "news2", RuleVersion: 1,
+		Evidence: []string{"k1", "k2"}, Opened: opened, Updated: opened,
+	}
+}
+
+// formatAlert shows every field of a, times with their location.
+func formatAlert(a *vigil.Alert) string {
+	ptr := func(t *time.Time) string {
+		if t == nil {
+			return "nil"
+		}
+		return formatTime(*t)
+	}
+	score := "nil"
+	if a.Score != nil {
+		score = fmt.Sprint(*a.Score)
+	}
+	return fmt.Sprintf("{id=%s subject=%s key=%s kind=%s prio=%s state=%s msg=%q score=%s inc=%v rule=%s/%d ev=%q "+
+		"opened=%s updated=%s ack=%s by=%q resolved=%s by=%q snoozed=%s esc=%d notified=%s}",
+		a.ID, a.SubjectID, a.Key, a.Kind, a.Priority, a.State, a.Message, score, a.Incomplete, a.RuleID, a.RuleVersion,
+		a.Evidence, formatTime(a.Opened), formatTime(a.Updated), ptr(a.Acknowledged), a.AckBy, ptr(a.Resolved),
+		a.ResolvedBy, ptr(a.SnoozedUntil), a.Escalation, ptr(a.LastNotified))
+}
+
+func alertIDs(as []*vigil.Alert) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+func testAlerts(t *testing.T, open func(t *testing.T) vigil.Store) {
+	t.Run("EmptyCheckpoint", func(t *testing.T) {
+		s := open(t)
+		pos, states, err := s.EngineCheckpoint(t.Context())
+		if err != nil || pos != 0 || len(states) != 0 {
+			t.Errorf("EngineCheckpoint = %d, %v, %v; want 0, none, nil", pos, states, err)
+		}
+		_, err = s.Alert(t.Context(), "alr_none")
+		wantCode(t, "Alert of unknown id", err, vigil.ENOTFOUND)
+		_, err = s.UnresolvedAlert(t.Context(), subjectA, "news2")
+		wantCode(t, "UnresolvedAlert with none", err, vigil.ENOTFOUND)
+		as, err := s.Alerts(t.Context(), vigil.AlertFilter{})
+		if err != nil || len(as) != 0 {
+			t.Errorf("Alerts = %v, %v; want none", as, err)
+		}
+	})
+
+	t.Run("SaveAndRead", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		a := newAlert(subjectA, "news2", vigil.PriorityHigh, at(0))
+		w := vigil.AlertWrite{
+			Alerts:   []*vigil.Alert{a},
+			States:   map[string][]byte{subjectA: []byte(`{"a":1}`), subjectB: {0, 1, 2}},
+			Position: 42,
+		}
+		a.ID = vigil.NewID(vigil.PrefixAlert)
+		w.Events = []vigil.AlertEvent{{AlertID: a.ID, Time: at(0), Type: "opened"}, {AlertID: a.ID, Time: at(time.Second), Type: "updated", Note: "n"}}
+		if err := s.SaveAlerts(ctx, w); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		if w.Events[0].Seq <= 0 || w.Events[1].Seq <= w.Events[0].Seq {
+			t.Errorf("event seqs %d, %d: want positive and increasing", w.Events[0].Seq, w.Events[1].Seq)
+		}
+		got, err := s.Alert(ctx, a.ID)
+		if err != nil {
+			t.Fatalf("Alert: %v", err)
+		}
+		if g, w := formatAlert(got), formatAlert(a); g != w {
+			t.Errorf("Alert:\n got %s\nwant %s", g, w)
+		}
+		un, err := s.UnresolvedAlert(ctx, subjectA, "news2")
+		if err != nil || un.ID != a.ID {
+			t.Errorf("UnresolvedAlert = %v, %v; want %s", un, err, a.ID)
+		}
+		evs, err := s.AlertEvents(ctx, a.ID)
+		if err != nil {
+			t.Fatalf("AlertEvents: %v", err)
+		}
+		if !reflect.DeepEqual(evs, w.Events) {
+			t.Errorf("AlertEvents:\n got %+v\nwant %+v", evs, w.Events)
+		}
+		pos, states, err := s.EngineCheckpoint(ctx)
+		if err != nil || pos != 42 || !reflect.DeepEqual(states, w.States) {
+			t.Errorf("EngineCheckpoint = %d, %q, %v; want 42, %q", pos, states, err, w.States)
+		}
+
+		// Acknowledge, snooze and resolve: every optional field set.
+		ack, snooze, res, notif := at(time.Minute), at(time.Hour), at(2*time.Hour), at(30*time.Minute)
+		a.State, a.Acknowledged, a.AckBy, a.SnoozedUntil, a.Escalation, a.LastNotified = vigil.AlertAcknowledged, &ack, "usr_a", &snooze, 2, &notif
+		a.Score, a.Evidence, a.Updated = nil, nil, ack
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}}); err != nil {
+			t.Fatalf("SaveAlerts update: %v", err)
+		}
+		got, _ = s.Alert(ctx, a.ID)
+		a.Evidence = []string{} // nil evidence reads back empty
+		if g, w := formatAlert(got), formatAlert(a); g != w {
+			t.Errorf("updated Alert:\n got %s\nwant %s", g, w)
+		}
+		a.State, a.Resolved, a.ResolvedBy, a.Updated = vigil.AlertResolved, &res, "", res
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}}); err != nil {
+			t.Fatalf("SaveAlerts resolve: %v", err)
+		}
+		_, err = s.UnresolvedAlert(ctx, subjectA, "news2")
+		wantCode(t, "UnresolvedAlert after resolve", err, vigil.ENOTFOUND)
+		// Position and states unchanged by writes that leave them zero.
+		pos, states, _ = s.EngineCheckpoint(ctx)
+		if pos != 42 || len(states) != 2 {
+			t.Errorf("EngineCheckpoint after alert-only writes = %d, %d states; want 42, 2", pos, len(states))
+		}
+	})
+
+	t.Run("OneUnresolvedPerKey", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		a := newAlert(subjectA, "threshold:spo2-low", vigil.PriorityHigh, at(0))
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}}); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		if a.ID == "" {
+			t.Fatal("SaveAlerts set no ID")
+		}
+		// A second unresolved alert of the same key fails, and nothing of
+		// its transaction is written.
+		b := newAlert(subjectA, "threshold:spo2-low", vigil.PriorityHigh, at(time.Minute))
+		b.ID = vigil.NewID(vigil.PrefixAlert)
+		err := s.SaveAlerts(ctx, vigil.AlertWrite{
+			Alerts: []*vigil.Alert{b}, Events: []vigil.AlertEvent{{AlertID: b.ID, Time: at(time.Minute), Type: "opened"}},
+			States: map[string][]byte{subjectA: []byte("x")}, Position: 9,
+		})
+		wantCode(t, "second unresolved alert", err, vigil.ECONFLICT)
+		if _, err := s.Alert(ctx, b.ID); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			t.Errorf("refused alert stored: %v", err)
+		}
+		if evs, _ := s.AlertEvents(ctx, b.ID); len(evs) != 0 {
+			t.Errorf("refused alert's events stored: %v", evs)
+		}
+		if pos, states, _ := s.EngineCheckpoint(ctx); pos != 0 || len(states) != 0 {
+			t.Errorf("refused write's checkpoint stored: %d, %q", pos, states)
+		}
+		// Another patient, or another key, is fine; so is a new alert
+		// after the first is resolved.
+		others := []*vigil.Alert{newAlert(subjectB, a.Key, vigil.PriorityHigh, at(0)), newAlert(subjectA, "news2", vigil.PriorityLow, at(0))}
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: others}); err != nil {
+			t.Fatalf("SaveAlerts of other patient and key: %v", err)
+		}
+		res := at(time.Hour)
+		a.State, a.Resolved = vigil.AlertResolved, &res
+		b.Opened = at(2 * time.Hour)
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a, b}}); err != nil {
+			t.Fatalf("SaveAlerts resolve and reopen: %v", err)
+		}
+		un, err := s.UnresolvedAlert(ctx, subjectA, a.Key)
+		if err != nil || un.ID != b.ID {
+			t.Errorf("UnresolvedAlert = %v, %v; want %s", un, err, b.ID)
+		}
+		err = s.SaveAlerts(ctx, vigil.AlertWrite{Events: []vigil.AlertEvent{{Type: "opened"}}})
+		wantCode(t, "event without alert", err, vigil.EINVALID)
+	})
+
+	t.Run("Filter", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		var all []*vigil.Alert
+		for i, c := range []struct {
+			subject, prio string
+			state         vigil.AlertState
+		}{
+			{subjectA, vigil.PriorityHigh, vigil.AlertOpen},
+			{subjectB, vigil.PriorityMedium, vigil.AlertAcknowledged},
+			{subjectA, vigil.PriorityLow, vigil.AlertResolved},
+			{"pat_c", vigil.PriorityHigh, vigil.AlertOpen},
+		} {
+			a := newAlert(c.subject, fmt.Sprint("k", i), c.prio, at(0))
+			a.State, a.Updated = c.state, at(time.Duration(i)*time.Minute)
+			all = append(all, a)
+		}
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: all}); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		id := func(is ...int) []string {
+			var out []string
+			for _, i := range is {
+				out = append(out, all[i].ID)
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			name string
+			f    vigil.AlertFilter
+			want []string
+		}{
+			{"all newest first", vigil.AlertFilter{}, id(3, 2, 1, 0)},
+			{"subjects", vigil.AlertFilter{SubjectIDs: []string{subjectA, "pat_c"}}, id(3, 2, 0)},
+			{"states", vigil.AlertFilter{States: []vigil.AlertState{vigil.AlertOpen, vigil.AlertAcknowledged}}, id(3, 1, 0)},
+			{"priority", vigil.AlertFilter{Priority: vigil.PriorityHigh}, id(3, 0)},
+			{"combined", vigil.AlertFilter{SubjectIDs: []string{subjectA}, States: []vigil.AlertState{vigil.AlertOpen}}, id(0)},
+			{"limit", vigil.AlertFilter{Limit: 2}, id(3, 2)},
+		} {
+			got, err := s.Alerts(ctx, tc.f)
+			if err != nil {
+				t.Fatalf("%s: Alerts: %v", tc.name, err)
+			}
+			if g := alertIDs(got); !slices.Equal(g, tc.want) {
+				t.Errorf("%s: Alerts = %v, want %v", tc.name, g, tc.want)
+			}
+		}
+	})
+
+	t.Run("Checkpoint", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectA: []byte("1")}, Position: 5}); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectA: []byte("2"), subjectB: []byte("3")}, Position: 7}); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		pos, states, err := s.EngineCheckpoint(ctx)
+		want := map[string][]byte{subjectA: []byte("2"), subjectB: []byte("3")}
+		if err != nil || pos != 7 || !reflect.DeepEqual(states, want) {
+			t.Errorf("EngineCheckpoint = %d, %q, %v; want 7, %q", pos, states, err, want)
+		}
+	})
+
+	t.Run("Webhooks", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		w := &vigil.Webhook{URL: "https://example.org/hook", Secret: "s3cret", Events: []string{"opened", "escalated"}}
+		if err := s.CreateWebhook(ctx, w); err != nil {
+			t.Fatalf("CreateWebhook: %v", err)
+		}
+		if w.ID == "" || w.Created.IsZero() {
+			t.Errorf("CreateWebhook set id %q, created %v", w.ID, w.Created)
+		}
+		w2 := &vigil.Webhook{URL: "https://example.org/all", Secret: "x"}
+		if err := s.CreateWebhook(ctx, w2); err != nil {
+			t.Fatalf("CreateWebhook: %v", err)
+		}
+		err := s.CreateWebhook(ctx, &vigil.Webhook{URL: "https://example.org"})
+		wantCode(t, "webhook without secret", err, vigil.EINVALID)
+		got, err := s.Webhook(ctx, w.ID)
+		if err != nil || !reflect.DeepEqual(got, w) {
+			t.Errorf("Webhook = %+v, %v; want %+v", got, err, w)
+		}
+		all, err := s.Webhooks(ctx)
+		want := []*vigil.Webhook{w, w2}
+		slices.SortFunc(want, func(a, b *vigil.Webhook) int {
+			if a.ID < b.ID {
+				return -1
+			}
+			return 1
+		})
+		if err != nil || !reflect.DeepEqual(all, want) {
+			t.Errorf("Webhooks = %+v, %v; want %+v", all, err, want)
+		}
+
+		d := &vigil.WebhookDelivery{WebhookID: w.ID, AlertID: "alr_a", EventType: "opened", Payload: []byte(`{"x":1}`),
+			Status: vigil.DeliveryPending, Created: at(0), Updated: at(0)}
+		if err := s.SaveDelivery(ctx, d); err != nil || d.ID == "" {
+			t.Fatalf("SaveDelivery: %v (id %q)", err, d.ID)
+		}
+		d2 := &vigil.WebhookDelivery{WebhookID: w2.ID, AlertID: "alr_a", EventType: "opened", Payload: []byte(`{}`),
+			Status: vigil.DeliveryPending, Created: at(time.Second), Updated: at(time.Second)}
+		if err := s.SaveDelivery(ctx, d2); err != nil {
+			t.Fatalf("SaveDelivery: %v", err)
+		}
+		d.Attempts, d.Status, d.LastError, d.Updated = 3, vigil.DeliveryDelivered, "HTTP 500", at(time.Minute)
+		if err := s.SaveDelivery(ctx, d); err != nil {
+			t.Fatalf("SaveDelivery update: %v", err)
+		}
+		gd, err := s.Delivery(ctx, d.ID)
+		if err != nil || !reflect.DeepEqual(gd, d) {
+			t.Errorf("Delivery = %+v, %v; want %+v", gd, err, d)
+		}
+		_, err = s.Delivery(ctx, "whd_none")
+		wantCode(t, "Delivery of unknown id", err, vigil.ENOTFOUND)
+		for _, tc := range []struct {
+			f    vigil.DeliveryFilter
+			want []string
+		}{
+			{vigil.DeliveryFilter{}, []string{d2.ID, d.ID}},
+			{vigil.DeliveryFilter{WebhookID: w.ID}, []string{d.ID}},
+			{vigil.DeliveryFilter{Status: vigil.DeliveryPending}, []string{d2.ID}},
+			{vigil.DeliveryFilter{Limit: 1}, []string{d2.ID}},
+		} {
+			ds, err := s.Deliveries(ctx, tc.f)
+			var ids []string
+			for _, d := range ds {
+				ids = append(ids, d.ID)
+			}
+			if err != nil || !slices.Equal(ids, tc.want) {
+				t.Errorf("Deliveries(%+v) = %v, %v; want %v", tc.f, ids, err, tc.want)
+			}
+		}
+
+		if err := s.DeleteWebhook(ctx, w.ID); err != nil {
+			t.Fatalf("DeleteWebhook: %v", err)
+		}
+		_, err = s.Webhook(ctx, w.ID)
+		wantCode(t, "Webhook after delete", err, vigil.ENOTFOUND)
+		wantCode(t, "DeleteWebhook again", s.DeleteWebhook(ctx, w.ID), vigil.ENOTFOUND)
+		if _, err := s.Delivery(ctx, d.ID); err != nil {
+			t.Errorf("delivery gone with its webhook: %v", err)
+		}
+	})
+}
