@@ -370,9 +370,9 @@ func (e *Engine) appended(rs []vigil.Reading) {
 // lifecycle maps condition changes to alert transitions. e.mu is held.
 func (e *Engine) lifecycle(ctx context.Context, changes []change) (vigil.AlertWrite, error) {
 	var (
-		w       vigil.AlertWrite
-		open    = map[[2]string]*vigil.Alert{} // unresolved alerts of this write, by subject and key
-		saved   = map[*vigil.Alert]bool{}
+		w     vigil.AlertWrite
+		open  = map[[2]string]*vigil.Alert{} // unresolved alerts of this write, by subject and key
+		saved = map[*vigil.Alert]bool{}
 	)
 	unresolved := func(subject, key string) (*vigil.Alert, error) {
 		k := [2]string{subject, key}
