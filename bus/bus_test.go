@@ -628,3 +628,47 @@ func TestVersionAtLeast(t *testing.T) {
 		}
 	}
 }
+
+// TestAckFloorFollowsConsumer: after appends, LastSeq covers them and the
+// ack floor reaches it only once the consumer has acknowledged them.
+func TestAckFloorFollowsConsumer(t *testing.T) {
+	ctx := context.Background()
+	l, err := Open(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	for i := range 3 {
+		if err := l.Append(ctx, &vigil.Batch{Readings: []vigil.Reading{{SubjectID: "s", Code: "c", Key: fmt.Sprint(i), Time: time.Now()}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := l.LastSeq(ctx)
+	if err != nil || last < 3 {
+		t.Fatalf("LastSeq = %d, %v", last, err)
+	}
+	if f, err := l.AckFloor(ctx, "w"); err != nil || f != 0 {
+		t.Fatalf("ack floor of a consumer that does not exist: %d, %v", f, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		l.Consume(cctx, "w", func(context.Context, []vigil.Delivery) error { return nil })
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, err := l.AckFloor(ctx, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor %d never reached %d", f, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -283,3 +283,28 @@ func versionAtLeast(v string, major, minor int) bool {
 	}
 	return maj > major || maj == major && mnr >= minor
 }
+
+// LastSeq returns the sequence number of the newest message in the log (0
+// when empty). Every Append that returned before the call is at or below it.
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	s, err := l.js.Stream(ctx, l.opts.Stream)
+	if err != nil {
+		return 0, unavailable("get stream info", err)
+	}
+	return s.CachedInfo().State.LastSeq, nil
+}
+
+// AckFloor returns the sequence number up to which consumer name has
+// acknowledged every message (0 if it has acknowledged none or does not
+// exist). Unlike Lag, which reads counters the server updates
+// asynchronously, it never runs ahead of what the consumer has done.
+func (l *Log) AckFloor(ctx context.Context, name string) (uint64, error) {
+	cons, err := l.js.Consumer(ctx, l.opts.Stream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("get consumer info", err)
+	}
+	return cons.CachedInfo().AckFloor.Stream, nil
+}

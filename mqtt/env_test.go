@@ -146,19 +146,24 @@ func (e *env) mustDial(version byte, id, token string) *Client {
 	return c
 }
 
-// waitStored waits until the store writer has caught up with the log.
+// waitStored waits until the store writer has stored everything the log
+// held when it was called.
 func (e *env) waitStored() {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	target, err := e.log.LastSeq(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	for {
-		n, err := e.log.Lag(ctx, ingest.WriterName)
-		if err == nil && n == 0 {
+		floor, err := e.log.AckFloor(ctx, ingest.WriterName)
+		if err == nil && floor >= target {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			e.t.Fatalf("store writer did not catch up: lag %d, %v", n, err)
+			e.t.Fatalf("store writer did not catch up: ack floor %d of %d, %v", floor, target, err)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -387,18 +387,22 @@ func (s *Server) CAFile() string { return s.caFile }
 // Store is the node's store, for tools that run beside the server.
 func (s *Server) Store() vigil.Store { return s.store }
 
-// WaitStored blocks until the store holds everything the log has
-// acknowledged so far, or ctx ends.
+// WaitStored blocks until the store holds everything the log had
+// acknowledged when it was called, or ctx ends.
 func (s *Server) WaitStored(ctx context.Context) error {
+	target, err := s.log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
 	for {
-		n, err := s.log.Lag(ctx, ingest.WriterName)
-		if err == nil && n == 0 {
+		floor, err := s.log.AckFloor(ctx, ingest.WriterName)
+		if err == nil && floor >= target {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
