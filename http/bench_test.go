@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -15,10 +16,17 @@ import (
 // /api/v1/patients/{id}/readings, 100 readings a page, over TLS, parallel
 // clients) with the audit log on and off, to price auditing. Report:
 //
-//	go test ./http -run '^$' -bench ReadingsQueryAudit -benchtime 5s -count 3
+//	go test ./http -run '^$' -bench ReadingsQueryAudit -benchtime 4s -count 3
+//
+// clients is the number of concurrent requests (on 2 cores: parallelism
+// clients/2 per core).
 func BenchmarkReadingsQueryAudit(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		b.Run(fmt.Sprintf("audit=%v", on), func(b *testing.B) {
+	for _, c := range []struct {
+		on      bool
+		clients int
+	}{{false, 2}, {true, 2}, {false, 32}, {true, 32}} {
+		on := c.on
+		b.Run(fmt.Sprintf("clients=%d/audit=%v", c.clients, on), func(b *testing.B) {
 			e := newEnv(b)
 			ctx := context.Background()
 			p := e.patient("P1")
@@ -42,6 +50,8 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 			tok := e.token(clin, vigil.TokenPersonal)
 			url := e.ts.URL + "/api/v1/patients/" + p + "/readings?limit=100&order=desc"
 			client := e.ts.Client()
+			client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+			b.SetParallelism(c.clients / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
