@@ -25,13 +25,13 @@ import (
 func BenchmarkAlarmDelay(b *testing.B) {
 	const (
 		loadRate   = 20000
-		patients   = 1000
+		patients   = 200
 		probeEvery = 50 * time.Millisecond
 		loaders    = 4
 	)
 	// The load: each stable patient's readings in sim-time order, as many
 	// as the run can use.
-	perPatient := int(float64(loadRate)/patients*probeEvery.Seconds()*float64(b.N)) + 50
+	perPatient := 3*int(float64(loadRate)/patients*probeEvery.Seconds()*float64(b.N)) + 50
 	load := make([][]vigil.Reading, patients)
 	var wg sync.WaitGroup
 	for i := range patients {
@@ -48,7 +48,7 @@ func BenchmarkAlarmDelay(b *testing.B) {
 	wg.Wait()
 
 	r := newRig(b, "")
-	w := &ingest.Writer{Consumer: r.log, Store: r.store, Logger: discard(), Notify: r.hub.NotifyReadings}
+	w := &ingest.Writer{Consumer: r.log, Store: r.store, Logger: discard()}
 	run(b, w.Run)
 	run(b, r.eng.Run)
 	events, cancel := r.hub.Subscribe(context.Background())
@@ -57,7 +57,9 @@ func BenchmarkAlarmDelay(b *testing.B) {
 		mu      sync.Mutex
 		waiting = map[string]chan struct{}{}
 	)
+	dropped := make(chan struct{})
 	go func() {
+		defer close(dropped)
 		for ev := range events {
 			if ev.Type != alerting.EventAlert {
 				continue
@@ -93,7 +95,7 @@ func BenchmarkAlarmDelay(b *testing.B) {
 					continue
 				}
 				batch := make([]vigil.Reading, 0, due)
-				for len(batch) < due {
+				for tries := 0; len(batch) < due && tries < 2*due+patients; tries++ {
 					if next[pi] < len(load[pi]) {
 						batch = append(batch, load[pi][next[pi]])
 						next[pi]++
@@ -102,6 +104,9 @@ func BenchmarkAlarmDelay(b *testing.B) {
 					if pi < loaders {
 						pi = l
 					}
+				}
+				if len(batch) == 0 {
+					return // the load is used up
 				}
 				if err := r.log.Append(ctx, &vigil.Batch{Readings: batch}); err != nil {
 					return
@@ -131,8 +136,10 @@ func BenchmarkAlarmDelay(b *testing.B) {
 		select {
 		case <-ch:
 			delays = append(delays, time.Since(t))
-		case <-time.After(120 * time.Second):
-			b.Fatalf("probe %d: no alert within 30 s", i)
+		case <-dropped:
+			b.Fatalf("probe %d: the subscriber was dropped", i)
+		case <-time.After(60 * time.Second):
+			b.Fatalf("probe %d: no alert within 60 s", i)
 		}
 	}
 	b.StopTimer()

@@ -1,6 +1,8 @@
 package alerting
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +67,7 @@ type Engine struct {
 	loaded   bool
 	pos      uint64 // the log position processed and saved
 	patients map[string]*patient
-	derived  chan []vigil.Reading
+	zw       *flate.Writer // reused by compress
 }
 
 // patient is what the engine keeps per patient, saved as its engine state.
@@ -74,9 +76,6 @@ type patient struct {
 	// NEWS2Minute is the minute (unix minutes of reading time) of the last
 	// derived NEWS2 reading.
 	NEWS2Minute int64 `json:"news2_minute,omitempty"`
-	// Pending holds derived readings not yet known to be in the log; they
-	// are appended again after a restart (the store skips duplicates).
-	Pending []vigil.Reading `json:"pending,omitempty"`
 }
 
 // change is a condition change of one patient.
@@ -106,17 +105,12 @@ func (e *Engine) config(subject string) rules.Config {
 	return e.Config(subject)
 }
 
-// Run loads the engine's checkpoint, appends derived readings a crash left
-// pending, and consumes the log under EngineName until ctx ends, ticking
-// every TickEvery. It returns ctx's error, or the error that stopped it.
+// Run loads the engine's checkpoint and consumes the log under EngineName
+// until ctx ends, ticking every TickEvery. It returns ctx's error, or the
+// error that stopped it.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	err := e.load(ctx)
-	var pending []vigil.Reading
-	for _, p := range e.patients {
-		pending = append(pending, p.Pending...)
-	}
-	e.derived = make(chan []vigil.Reading, 1024)
 	e.mu.Unlock()
 	if err != nil {
 		return err
@@ -124,7 +118,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { e.appendDerived(ctx, pending) })
 	if every := e.tickEvery(); every > 0 {
 		wg.Go(func() {
 			t := time.NewTicker(every)
@@ -169,7 +162,7 @@ func (e *Engine) load(ctx context.Context) error {
 	ps := make(map[string]*patient, len(states))
 	for id, b := range states {
 		p := &patient{}
-		if err := json.Unmarshal(b, p); err != nil {
+		if err := decompress(b, p); err != nil {
 			return fmt.Errorf("load alerting state of %s: %w", id, err)
 		}
 		ps[id] = p
@@ -201,7 +194,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 	var (
 		changes []change
 		touched = map[string]bool{}
-		news2   = map[string]vigil.Reading{} // per patient: the first NEWS2 reading of a new minute
+		derived []vigil.Reading // NEWS2, per patient at the first NEWS2 reading of each new minute
 		configs = map[string]rules.Config{}
 		last    uint64
 	)
@@ -234,8 +227,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 					if sc, ok := p.Rules.NEWS2(cfg, r.Time); ok {
 						d := sc.Reading(r.SubjectID, r.Time)
 						d.Received = e.now().Truncate(time.Microsecond)
-						p.Pending = append(p.Pending, d)
-						news2[r.SubjectID] = d
+						derived = append(derived, d)
 					}
 				}
 			}
@@ -243,6 +235,15 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 	}
 	if last == 0 {
 		return nil
+	}
+	// Derived readings go to the log before the position is saved: after
+	// a crash in between, the replay derives them again with the same keys,
+	// and the store keeps one.
+	if len(derived) > 0 && e.Log != nil {
+		if err := e.Log.Append(ctx, &vigil.Batch{Readings: derived}); err != nil {
+			e.unload()
+			return fmt.Errorf("append derived readings: %w", err)
+		}
 	}
 	w, err := e.lifecycle(ctx, changes)
 	if err != nil {
@@ -260,17 +261,6 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 	}
 	e.pos = last
 	e.publish(w)
-	if len(news2) > 0 {
-		rs := make([]vigil.Reading, 0, len(news2))
-		for _, r := range news2 {
-			rs = append(rs, r)
-		}
-		slices.SortFunc(rs, func(a, b vigil.Reading) int { return a.Time.Compare(b.Time) })
-		select {
-		case e.derived <- rs:
-		case <-ctx.Done():
-		}
-	}
 	return nil
 }
 
@@ -305,14 +295,16 @@ func usesNEWS2(cfg *rules.Config, r *vigil.Reading) bool {
 	return slices.ContainsFunc(r.Components, func(c vigil.Component) bool { return has(c.Code) })
 }
 
-// encode returns the saved form of the patients ids.
+// encode returns the saved form of the patients ids: their JSON,
+// compressed with DEFLATE (states are written every batch, and a
+// patient's recent samples compress several times over). e.mu is held.
 func (e *Engine) encode(ids map[string]bool) (map[string][]byte, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	out := make(map[string][]byte, len(ids))
 	for id := range ids {
-		b, err := json.Marshal(e.patients[id])
+		b, err := e.compress(e.patients[id])
 		if err != nil {
 			return nil, fmt.Errorf("encode alerting state of %s: %w", id, err)
 		}
@@ -321,50 +313,44 @@ func (e *Engine) encode(ids map[string]bool) (map[string][]byte, error) {
 	return out, nil
 }
 
-// appendDerived appends derived readings to the log, first those left
-// pending by a previous run, until ctx ends. A reading appended is no
-// longer pending; one that fails stays pending and is appended again
-// after a restart.
-func (e *Engine) appendDerived(ctx context.Context, first []vigil.Reading) {
-	rs := first
-	for {
-		if len(rs) > 0 {
-			// Take whatever else is queued, to append it in one write.
-		more:
-			for {
-				select {
-				case x := <-e.derived:
-					rs = append(rs, x...)
-				default:
-					break more
-				}
-			}
-			if err := e.Log.Append(ctx, &vigil.Batch{Readings: rs}); err != nil {
-				if ctx.Err() == nil {
-					e.logger().Error("append derived readings; they stay pending until restart", "err", err, "readings", len(rs))
-				}
-			} else {
-				e.appended(rs)
-			}
-			rs = nil
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case rs = <-e.derived:
-		}
+// compress encodes p: a version byte, then DEFLATE-compressed JSON. The
+// rules state is written as its MarshalJSON gives it (json.Marshal would
+// scan it again to compact it). e.mu is held.
+func (e *Engine) compress(p *patient) ([]byte, error) {
+	rs, err := p.Rules.MarshalJSON()
+	if err != nil {
+		return nil, err
 	}
+	var buf bytes.Buffer
+	buf.WriteByte(stateVersion)
+	if e.zw == nil {
+		if e.zw, err = flate.NewWriter(&buf, flate.NoCompression); err != nil {
+			return nil, err
+		}
+	} else {
+		e.zw.Reset(&buf)
+	}
+	zw := e.zw
+	zw.Write([]byte(`{"rules":`))
+	zw.Write(rs)
+	fmt.Fprintf(zw, `,"news2_minute":%d}`, p.NEWS2Minute)
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
-// appended forgets derived readings that are now in the log.
-func (e *Engine) appended(rs []vigil.Reading) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, r := range rs {
-		if p := e.patients[r.SubjectID]; p != nil {
-			p.Pending = slices.DeleteFunc(p.Pending, func(x vigil.Reading) bool { return x.Key == r.Key })
-		}
+// stateVersion is the first byte of a saved state.
+const stateVersion = 1
+
+// decompress decodes a state written by compress.
+func decompress(b []byte, p *patient) error {
+	if len(b) == 0 || b[0] != stateVersion {
+		return fmt.Errorf("unknown alerting state format")
 	}
+	zr := flate.NewReader(bytes.NewReader(b[1:]))
+	defer zr.Close()
+	return json.NewDecoder(zr).Decode(p)
 }
 
 // lifecycle maps condition changes to alert transitions. e.mu is held.

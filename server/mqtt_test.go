@@ -40,6 +40,9 @@ func TestMQTTIntoThePipeline(t *testing.T) {
 	}
 	h.waitStored()
 	page, err := h.admin.Readings(ctx, h.pid, client.ReadingsQuery{})
+	if err == nil {
+		page.Readings = measured(page.Readings)
+	}
 	if err != nil || len(page.Readings) != 1 || page.Readings[0].Source != "mqtt" {
 		t.Fatalf("readings after MQTT publish: %+v %v", page, err)
 	}

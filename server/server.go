@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
@@ -81,8 +82,14 @@ type Server struct {
 	listener net.Listener
 	mqtt     *mqtt.Server
 	mqttLns  []net.Listener
-	caFile   string
-	ca       *pki.CA
+	hub      *alerting.Hub
+	engine   *alerting.Engine
+	// streamsDone ends live event streams when the server shuts down, so
+	// that the graceful shutdown does not wait for them.
+	streamsDone chan struct{}
+	engineDone  chan error
+	caFile      string
+	ca          *pki.CA
 
 	writerCancel context.CancelFunc
 	writerDone   chan error
@@ -164,7 +171,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Metrics:   metrics,
 		MaxFuture: opts.MaxFuture,
 	}
-	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: opts.Logger, Metrics: metrics}
+	s.hub = &alerting.Hub{}
+	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
+	s.engine = &alerting.Engine{Consumer: s.log, Store: s.store, Log: s.log, Logger: opts.Logger, Hub: s.hub}
+	s.streamsDone = make(chan struct{})
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_store_writer_lag_messages",
 		Help: "Log messages not yet written to the store.",
@@ -217,6 +227,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Auditor:    s.auditor,
 		Logger:     opts.Logger,
 	})
+	api.AlertStore = s.store
+	api.AlertActions = &alerting.Actions{Engine: s.engine}
+	api.Events = &closingEvents{Events: s.hub, done: s.streamsDone}
 	api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
 	api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
 	api.DeviceChanged = s.mqtt.DeviceChanged
@@ -314,6 +327,8 @@ func (s *Server) Start() error {
 	s.writerCancel = cancel
 	s.writerDone = make(chan error, 1)
 	go func() { s.writerDone <- s.writer.Run(wctx) }()
+	s.engineDone = make(chan error, 1)
+	go func() { s.engineDone <- s.engine.Run(wctx) }()
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -421,6 +436,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 					errs = append(errs, fmt.Errorf("stop mqtt: %w", err))
 				}
 			}
+			close(s.streamsDone)
 			if err := s.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop https: %w", err))
 			}
@@ -429,6 +445,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 			s.writerCancel()
 			<-s.writerDone
+			<-s.engineDone
 			<-s.sweepDone
 		}
 		errs = append(errs, s.closeStorage(ctx))
@@ -506,4 +523,23 @@ func (s *Server) issueDeviceCert(deviceID string, validity time.Duration) (certP
 		return nil, nil, nil, fmt.Errorf("read CA certificate: %w", err)
 	}
 	return certPEM, keyPEM, caPEM, nil
+}
+
+// closingEvents ends every subscription when done is closed.
+type closingEvents struct {
+	vigil.Events
+	done <-chan struct{}
+}
+
+func (c *closingEvents) Subscribe(ctx context.Context) (<-chan vigil.Event, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ch, end := c.Events.Subscribe(ctx)
+	return ch, func() { end(); cancel() }
 }
