@@ -34,3 +34,13 @@ type Delivery struct {
 type Consumer interface {
 	Consume(ctx context.Context, name string, fn func(ctx context.Context, ds []Delivery) error) error
 }
+
+// LogReader reads a range of the log back by position, for consumers that
+// rebuild in-memory state from a checkpoint older than their acknowledged
+// position.
+type LogReader interface {
+	// Read calls fn with the deliveries at positions from through to
+	// (inclusive), in order, a batch at a time, and returns fn's first
+	// error. Positions the log no longer holds are skipped.
+	Read(ctx context.Context, from, to uint64, fn func(ctx context.Context, ds []Delivery) error) error
+}

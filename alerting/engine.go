@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -21,17 +22,32 @@ const EngineName = "rules"
 
 // Defaults for zero Engine fields.
 const (
-	DefaultTickEvery = 5 * time.Second
+	DefaultTickEvery       = 5 * time.Second
+	DefaultCheckpointEvery = 5 * time.Second
 )
+
+// checkpointKey is the engine_state key under which the engine saves the
+// log position its saved patient states reflect (8 bytes, big-endian).
+// Subject ids are never empty, so it cannot clash with a patient.
+const checkpointKey = ""
 
 // Engine turns the durable log into alerts. It feeds every reading, in log
 // order, to its patient's rules.PatientState, maps the conditions that
 // change to alert lifecycle transitions (open, update, resolve) and writes
-// them with the patients' new states and the log position in one
-// Store.SaveAlerts per delivery batch; only then does it publish them to
-// the Hub and the Webhooks. After a crash it resumes from the saved
-// position with the saved states, skipping deliveries it has already
-// processed, so no alert or alert event is lost or written twice.
+// them with the log position in one Store.SaveAlerts per delivery batch;
+// only then does it publish them to the Hub and the Webhooks.
+//
+// Checkpoints. The patients' rule states are large (recent samples) and
+// change with every reading, so they are saved only every CheckpointEvery
+// (and by Checkpoint on a clean stop), with the position they reflect.
+// After a crash the engine loads the last checkpoint and replays the log
+// from its position: deliveries up to the saved alert position only rebuild
+// the states (their alerts, events and derived readings were saved before
+// the crash and are not written again), later ones are processed as new.
+// Rules are deterministic functions of the readings, so the replayed states
+// equal those lost, and no alert or alert event is lost or written twice.
+// When a tick changes a condition (device silence, stale parameters), which
+// no replay of the log would repeat, the engine checkpoints at once.
 //
 // It also derives each patient's NEWS2 as a reading (at most one per
 // patient per minute of reading time) and appends it to the Log, so the
@@ -47,6 +63,10 @@ type Engine struct {
 	Consumer vigil.Consumer
 	Store    vigil.Store
 	Log      vigil.Log // where derived NEWS2 readings are appended
+	// Replay reads the log back from the last checkpoint when the saved
+	// alerts are ahead of it (after a crash); required unless every run
+	// ends with Checkpoint.
+	Replay vigil.LogReader
 	// Config returns a patient's rule configuration; nil means
 	// rules.DefaultConfig() for everybody. It must be fast (it is called
 	// once per patient per batch) and return a valid Config.
@@ -62,12 +82,18 @@ type Engine struct {
 	// TickEvery is how often Run calls Tick; 0 means DefaultTickEvery, and
 	// a negative value turns the ticker off (the caller calls Tick).
 	TickEvery time.Duration
+	// CheckpointEvery is the longest time between saves of the patients'
+	// states; 0 means DefaultCheckpointEvery. It bounds the replay after a
+	// crash, not what is kept: alerts are saved with every batch.
+	CheckpointEvery time.Duration
 
 	mu       sync.Mutex
 	loaded   bool
-	pos      uint64 // the log position processed and saved
+	pos      uint64 // the log position whose alerts are saved; the states reflect it too
 	patients map[string]*patient
-	zw       *flate.Writer // reused by compress
+	dirty    map[string]bool // patients changed since the last checkpoint
+	lastCkpt time.Time       // wall-clock time of the last checkpoint
+	zw       *flate.Writer   // reused by compress
 }
 
 // patient is what the engine keeps per patient, saved as its engine state.
@@ -159,6 +185,16 @@ func (e *Engine) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load alerting checkpoint: %w", err)
 	}
+	// No checkpoint yet: the states are empty, and the log is replayed
+	// from its start (up to pos rebuilding states only).
+	var statePos uint64
+	if b, ok := states[checkpointKey]; ok {
+		if len(b) != 8 {
+			return fmt.Errorf("load alerting checkpoint: position of %d bytes", len(b))
+		}
+		statePos = binary.BigEndian.Uint64(b)
+		delete(states, checkpointKey)
+	}
 	ps := make(map[string]*patient, len(states))
 	for id, b := range states {
 		p := &patient{}
@@ -167,7 +203,29 @@ func (e *Engine) load(ctx context.Context) error {
 		}
 		ps[id] = p
 	}
-	e.pos, e.patients, e.loaded = pos, ps, true
+	e.pos, e.patients = pos, ps
+	e.dirty, e.lastCkpt = map[string]bool{}, time.Now()
+	if statePos < pos {
+		// The alerts of (statePos, pos] are saved; rebuild the states.
+		if e.Replay == nil {
+			return fmt.Errorf("load alerting checkpoint: states at %d behind alerts at %d and no log to replay", statePos, pos)
+		}
+		start := time.Now()
+		configs := map[string]rules.Config{}
+		err := e.Replay.Read(ctx, statePos+1, pos, func(ctx context.Context, ds []vigil.Delivery) error {
+			for _, d := range ds {
+				for i := range d.Batch.Readings {
+					e.feed(&d.Batch.Readings[i], configs, nil, nil)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("replay the log from the alerting checkpoint: %w", err)
+		}
+		e.logger().Info("alerting states rebuilt from the log", "from", statePos+1, "to", pos, "took", time.Since(start))
+	}
+	e.loaded = true
 	return nil
 }
 
@@ -193,44 +251,17 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 	}
 	var (
 		changes []change
-		touched = map[string]bool{}
 		derived []vigil.Reading // NEWS2, per patient at the first NEWS2 reading of each new minute
 		configs = map[string]rules.Config{}
 		last    uint64
 	)
-	cfgOf := func(id string) rules.Config {
-		c, ok := configs[id]
-		if !ok {
-			c = e.config(id)
-			configs[id] = c
-		}
-		return c
-	}
 	for _, d := range ds {
 		if d.Seq <= e.pos {
 			continue // processed before a crash or a failed acknowledgement
 		}
 		last = d.Seq
-		for _, r := range d.Batch.Readings {
-			if r.Quality&vigil.QualityDerived != 0 || r.SubjectID == "" {
-				continue
-			}
-			cfg := cfgOf(r.SubjectID)
-			p := e.patient(r.SubjectID)
-			touched[r.SubjectID] = true
-			for _, c := range p.Rules.Apply(cfg, r) {
-				changes = append(changes, change{r.SubjectID, c})
-			}
-			if r.Quality&excluded(cfg) == 0 && usesNEWS2(&cfg, &r) {
-				if m := r.Time.Unix() / 60; m > p.NEWS2Minute {
-					p.NEWS2Minute = m
-					if sc, ok := p.Rules.NEWS2(cfg, r.Time); ok {
-						d := sc.Reading(r.SubjectID, r.Time)
-						d.Received = e.now().Truncate(time.Microsecond)
-						derived = append(derived, d)
-					}
-				}
-			}
+		for i := range d.Batch.Readings {
+			e.feed(&d.Batch.Readings[i], configs, &changes, &derived)
 		}
 	}
 	if last == 0 {
@@ -251,16 +282,102 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 		return err
 	}
 	w.Position = last
-	if w.States, err = e.encode(touched); err != nil {
-		e.unload()
-		return err
+	if time.Since(e.lastCkpt) >= e.checkpointEvery() {
+		if w.States, err = e.states(); err != nil {
+			e.unload()
+			return err
+		}
 	}
 	if err := e.Store.SaveAlerts(ctx, w); err != nil {
 		e.unload()
 		return fmt.Errorf("save alerts: %w", err)
 	}
 	e.pos = last
+	if w.States != nil {
+		e.checkpointed()
+	}
 	e.publish(w)
+	return nil
+}
+
+// feed applies one reading to its patient's rules state. With changes and
+// derived non-nil it collects the condition changes and the derived NEWS2
+// reading; nil, when replaying readings whose alerts are saved, it only
+// rebuilds the state. configs caches the patients' configurations for one
+// batch. e.mu is held.
+func (e *Engine) feed(r *vigil.Reading, configs map[string]rules.Config, changes *[]change, derived *[]vigil.Reading) {
+	if r.Quality&vigil.QualityDerived != 0 || r.SubjectID == "" {
+		return
+	}
+	cfg, ok := configs[r.SubjectID]
+	if !ok {
+		cfg = e.config(r.SubjectID)
+		configs[r.SubjectID] = cfg
+	}
+	p := e.patient(r.SubjectID)
+	e.dirty[r.SubjectID] = true
+	cs := p.Rules.Apply(cfg, *r)
+	if changes != nil {
+		for _, c := range cs {
+			*changes = append(*changes, change{r.SubjectID, c})
+		}
+	}
+	if r.Quality&excluded(cfg) == 0 && usesNEWS2(&cfg, r) {
+		if m := r.Time.Unix() / 60; m > p.NEWS2Minute {
+			p.NEWS2Minute = m
+			if sc, ok := p.Rules.NEWS2(cfg, r.Time); ok && derived != nil {
+				d := sc.Reading(r.SubjectID, r.Time)
+				d.Received = e.now().Truncate(time.Microsecond)
+				*derived = append(*derived, d)
+			}
+		}
+	}
+}
+
+func (e *Engine) checkpointEvery() time.Duration {
+	if e.CheckpointEvery <= 0 {
+		return DefaultCheckpointEvery
+	}
+	return e.CheckpointEvery
+}
+
+// states returns the saved form of the changed patients' states and of the
+// position they reflect, for a checkpoint. e.mu is held.
+func (e *Engine) states() (map[string][]byte, error) {
+	out, err := e.encode(e.dirty)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = map[string][]byte{}
+	}
+	out[checkpointKey] = binary.BigEndian.AppendUint64(nil, e.pos)
+	return out, nil
+}
+
+// checkpointed records that the states were saved. e.mu is held.
+func (e *Engine) checkpointed() {
+	clear(e.dirty)
+	e.lastCkpt = time.Now()
+}
+
+// Checkpoint saves the patients' states now, so that a restart replays
+// nothing. Call it after Run has returned on a clean stop; it is safe at
+// any time.
+func (e *Engine) Checkpoint(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.loaded {
+		return nil
+	}
+	states, err := e.states()
+	if err != nil {
+		return err
+	}
+	if err := e.Store.SaveAlerts(ctx, vigil.AlertWrite{States: states}); err != nil {
+		return fmt.Errorf("save alerting checkpoint: %w", err)
+	}
+	e.checkpointed()
 	return nil
 }
 
@@ -490,14 +607,13 @@ func (e *Engine) Tick(ctx context.Context) error {
 	}
 	now := e.now()
 	var changes []change
-	touched := map[string]bool{}
 	for id, p := range e.patients {
 		cs := p.Rules.Tick(e.config(id), now)
 		for _, c := range cs {
 			changes = append(changes, change{id, c})
 		}
 		if len(cs) > 0 {
-			touched[id] = true
+			e.dirty[id] = true
 		}
 	}
 	slices.SortStableFunc(changes, func(a, b change) int {
@@ -512,8 +628,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.States, err = e.encode(touched); err != nil {
-		return err
+	if len(changes) > 0 {
+		// No replay of the log repeats a tick's changes: checkpoint now.
+		if w.States, err = e.states(); err != nil {
+			return err
+		}
 	}
 	tw, err := e.timers(ctx, now, w.Alerts)
 	if err != nil {
@@ -527,6 +646,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err := e.Store.SaveAlerts(ctx, w); err != nil {
 		e.unload()
 		return fmt.Errorf("save alerts: %w", err)
+	}
+	if w.States != nil {
+		e.checkpointed()
 	}
 	e.publish(w)
 	return nil

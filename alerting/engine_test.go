@@ -37,14 +37,16 @@ func (c *clock) Set(t time.Time) {
 
 var t0 = time.Date(2026, 1, 5, 6, 0, 0, 0, time.UTC)
 
-// rig is a store, a log and an engine on them, in one directory.
+// rig is a log, an engine and its stores, in one directory: alerts in
+// their own database, readings in the main one, as vigil serve keeps them.
 type rig struct {
-	dir   string
-	store *sqlite.Store
-	log   *bus.Log
-	hub   *alerting.Hub
-	clk   *clock
-	eng   *alerting.Engine
+	dir      string
+	store    *sqlite.Store // alerts, the engine's checkpoint, webhooks
+	readings *sqlite.Store // readings, written by an ingest.Writer
+	log      *bus.Log
+	hub      *alerting.Hub
+	clk      *clock
+	eng      *alerting.Engine
 }
 
 // newRig opens a store and a log in dir (a new temporary directory if "").
@@ -54,27 +56,29 @@ func newRig(t testing.TB, dir string) *rig {
 		dir = t.TempDir()
 	}
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(dir, "vigil.db"))
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "alerts.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	t.Cleanup(func() { s.Close() })
+	rs, err := sqlite.Open(ctx, filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { rs.Close() })
 	l, err := bus.Open(ctx, bus.Options{Dir: filepath.Join(dir, "log"), RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: discard()})
 	if err != nil {
-		s.Close()
 		t.Fatalf("open log: %v", err)
 	}
-	t.Cleanup(func() {
-		l.Close(context.Background())
-		s.Close()
-	})
-	r := &rig{dir: dir, store: s, log: l, hub: &alerting.Hub{Buffer: 1 << 16}, clk: &clock{t: t0}}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	r := &rig{dir: dir, store: s, readings: rs, log: l, hub: &alerting.Hub{Buffer: 1 << 16}, clk: &clock{t: t0}}
 	r.eng = r.engine()
 	return r
 }
 
 // engine returns a new engine on the rig (as after a restart).
 func (r *rig) engine() *alerting.Engine {
-	return &alerting.Engine{Consumer: r.log, Store: r.store, Log: r.log, Now: r.clk.Now, Hub: r.hub, TickEvery: -1}
+	return &alerting.Engine{Consumer: r.log, Store: r.store, Log: r.log, Replay: r.log, Now: r.clk.Now, Hub: r.hub, TickEvery: -1}
 }
 
 // run runs fn(ctx) in the background until the test ends or the returned
@@ -280,7 +284,7 @@ func lastNote(t *testing.T, r *rig, id string) string {
 // readings are stored once, at most one per minute.
 func TestNEWS2(t *testing.T) {
 	r := newRig(t, "")
-	w := &ingest.Writer{Consumer: r.log, Store: r.store, Logger: nil}
+	w := &ingest.Writer{Consumer: r.log, Store: r.readings, Logger: nil}
 	w.Logger = discard()
 	run(t, w.Run)
 	stop := run(t, r.eng.Run)
@@ -332,7 +336,7 @@ func TestNEWS2(t *testing.T) {
 	// Derived readings are appended in the background: wait for them.
 	var page vigil.ReadingPage
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		page, err = r.store.Readings(t.Context(), vigil.ReadingQuery{SubjectID: "pat_n", Codes: []string{"1104051000000101"}, Limit: 1000})
+		page, err = r.readings.Readings(t.Context(), vigil.ReadingQuery{SubjectID: "pat_n", Codes: []string{"1104051000000101"}, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

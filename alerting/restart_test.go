@@ -88,6 +88,9 @@ func TestRestart(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		e := r.engine()
 		e.Consumer = &crashing{Consumer: r.log, after: 1 + restarts%4, cancel: cancel}
+		// Half the runs checkpoint after every batch, half never: a crash
+		// then replays from a recent checkpoint or from far back.
+		e.CheckpointEvery = []time.Duration{time.Nanosecond, time.Hour}[restarts%2]
 		// The consumer may reach the end before its crash: stop it there.
 		go func() {
 			for ctx.Err() == nil {

@@ -70,6 +70,7 @@ type Server struct {
 	opts     Options
 	logger   *slog.Logger
 	store    *sqlite.Store
+	alerts   *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
 	log      *bus.Log
 	catalog  *catalog.Catalog
 	registry *prometheus.Registry
@@ -146,6 +147,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if s.store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "vigil.db")); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// Alerts live in a database file of their own, so that the rules
+	// engine's commits never queue behind the store writer's large reading
+	// transactions on SQLite's single writer (the alarm delay depends on it).
+	if s.alerts, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "alerts.db")); err != nil {
+		return nil, fmt.Errorf("open alert store: %w", err)
+	}
 	if s.log, err = bus.Open(ctx, bus.Options{
 		Dir:    filepath.Join(opts.DataDir, "log"),
 		URL:    opts.NATSURL,
@@ -173,7 +180,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
-	s.engine = &alerting.Engine{Consumer: s.log, Store: s.store, Log: s.log, Logger: opts.Logger, Hub: s.hub}
+	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: opts.Logger, Hub: s.hub}
 	s.streamsDone = make(chan struct{})
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_store_writer_lag_messages",
@@ -227,7 +234,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Auditor:    s.auditor,
 		Logger:     opts.Logger,
 	})
-	api.AlertStore = s.store
+	api.AlertStore = s.alerts
 	api.AlertActions = &alerting.Actions{Engine: s.engine}
 	api.Events = &closingEvents{Events: s.hub, done: s.streamsDone}
 	api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
@@ -402,6 +409,10 @@ func (s *Server) CAFile() string { return s.caFile }
 // Store is the node's store, for tools that run beside the server.
 func (s *Server) Store() vigil.Store { return s.store }
 
+// AlertStore is the node's store of alerts and webhooks (a database of
+// its own), for tools that run beside the server.
+func (s *Server) AlertStore() vigil.Store { return s.alerts }
+
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.
 func (s *Server) WaitStored(ctx context.Context) error {
@@ -446,6 +457,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.writerCancel()
 			<-s.writerDone
 			<-s.engineDone
+			if err := s.engine.Checkpoint(ctx); err != nil {
+				s.logger.Warn("alerting checkpoint on shutdown failed; the next start replays the log since the last one", "err", err)
+			}
 			<-s.sweepDone
 		}
 		errs = append(errs, s.closeStorage(ctx))
@@ -469,6 +483,11 @@ func (s *Server) closeStorage(ctx context.Context) error {
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if s.alerts != nil {
+		if err := s.alerts.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close alert store: %w", err))
 		}
 	}
 	return errors.Join(errs...)
