@@ -40,7 +40,11 @@ type Alert struct {
 	Incomplete  bool       `json:"incomplete,omitempty"` // a score computed without every parameter
 	RuleID      string     `json:"rule_id"`
 	RuleVersion int        `json:"rule_version"`
-	Evidence    []string   `json:"evidence"` // keys of the readings that triggered or last updated it
+	// RuleSet names the rule configuration in force when the alert last
+	// changed: its scope and version, e.g. "patient:pat_… v3", "site v2",
+	// or "default v1" (the built-in defaults).
+	RuleSet  string   `json:"rule_set"`
+	Evidence []string `json:"evidence"` // keys of the readings that triggered or last updated it
 
 	Opened       time.Time  `json:"opened"`  // when the condition began
 	Updated      time.Time  `json:"updated"` // last change of any kind

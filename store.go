@@ -96,6 +96,7 @@ type Store interface {
 	ReadingStore
 	AlertStore
 	WebhookStore
+	RuleConfigStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

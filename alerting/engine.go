@@ -108,6 +108,7 @@ type patient struct {
 type change struct {
 	subject string
 	cond    rules.Condition
+	set     string // the rule configuration in force (Alert.RuleSet)
 }
 
 func (e *Engine) now() time.Time {
@@ -319,7 +320,7 @@ func (e *Engine) feed(r *vigil.Reading, configs map[string]rules.Config, changes
 	cs := p.Rules.Apply(cfg, *r)
 	if changes != nil {
 		for _, c := range cs {
-			*changes = append(*changes, change{r.SubjectID, c})
+			*changes = append(*changes, change{r.SubjectID, c, ruleSet(&cfg)})
 		}
 	}
 	if r.Quality&excluded(cfg) == 0 && usesNEWS2(&cfg, r) {
@@ -515,12 +516,14 @@ func (e *Engine) lifecycle(ctx context.Context, changes []change) (vigil.AlertWr
 				State: vigil.AlertOpen, Opened: c.Since, RuleID: c.RuleID, RuleVersion: c.RuleVersion,
 			}
 			setCondition(a, c)
+			a.RuleSet = ch.set
 			open[[2]string{ch.subject, c.Key}] = a
 			add(a, vigil.AlertEvent{Time: c.Changed, Type: "opened", Note: c.Message})
 		case c.Active:
 			before := a.Priority
 			beforeScore := a.Score
 			setCondition(a, c)
+			a.RuleSet = ch.set
 			ev := vigil.AlertEvent{}
 			if a.Priority != before || !sameScore(a.Score, beforeScore) {
 				ev = vigil.AlertEvent{Time: c.Changed, Type: "updated", Note: c.Message}
@@ -541,6 +544,14 @@ func (e *Engine) lifecycle(ctx context.Context, changes []change) (vigil.AlertWr
 		}
 	}
 	return w, nil
+}
+
+// ruleSet names the configuration cfg for alerts.
+func ruleSet(cfg *rules.Config) string {
+	if cfg.Set != "" {
+		return cfg.Set
+	}
+	return fmt.Sprintf("default v%d", cfg.Version)
 }
 
 // setCondition copies an active condition's current state into a.
@@ -608,9 +619,10 @@ func (e *Engine) Tick(ctx context.Context) error {
 	now := e.now()
 	var changes []change
 	for id, p := range e.patients {
-		cs := p.Rules.Tick(e.config(id), now)
+		cfg := e.config(id)
+		cs := p.Rules.Tick(cfg, now)
 		for _, c := range cs {
-			changes = append(changes, change{id, c})
+			changes = append(changes, change{id, c, ruleSet(&cfg)})
 		}
 		if len(cs) > 0 {
 			e.dirty[id] = true

@@ -105,6 +105,41 @@ var matrix = []struct {
 	{"GET /api/v1/patients/{id}/glucose-summary",
 		"401 404 ok 404 ok 403 403 ok",
 		"401 404 404 404 404 403 403 ok"},
+
+	// Rule configuration. Team routes answer a clinician outside the team
+	// 404 (TestRuleConfigAPI asserts it).
+	{"GET /api/v1/rules/site", "401 ok ok ok 403 403 403 403", ""},
+	{"GET /api/v1/rules/site/versions", "401 ok ok ok 403 403 403 403", ""},
+	{"PUT /api/v1/rules/site", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/rules/site", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/teams/{id}/rules", "401 ok ok ok 403 403 403 403", ""},
+	{"GET /api/v1/teams/{id}/rules/versions", "401 ok ok ok 403 403 403 403", ""},
+	{"PUT /api/v1/teams/{id}/rules", "401 ok ok ok 403 403 403 403", ""},
+	{"DELETE /api/v1/teams/{id}/rules", "401 ok ok ok 403 403 403 403", ""},
+	{"GET /api/v1/patients/{id}/rules",
+		"401 404 ok 404 403 403 403 403",
+		"401 404 404 404 403 403 403 403"},
+	{"GET /api/v1/patients/{id}/rules/versions",
+		"401 404 ok 404 403 403 403 403",
+		"401 404 404 404 403 403 403 403"},
+	{"PUT /api/v1/patients/{id}/rules",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"DELETE /api/v1/patients/{id}/rules",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+
+	{"POST /api/v1/webhooks", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/webhooks", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/webhooks/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/webhooks/{id}/deliveries", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/webhook-deliveries/{id}/resend", "401 ok 403 403 403 403 403 403", ""},
+}
+
+// alertStore is the fake alerts with a real webhook store.
+type alertStore struct {
+	*fakeAlerts
+	vigil.WebhookStore
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -131,7 +166,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	devID, devToken := e.device(p1)
 	alerts := newFakeAlerts()
-	e.api.AlertStore, e.api.AlertActions, e.api.Events = alerts, alerts, closedEvents{}
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.store}, alerts, closedEvents{}
 
 	// Fresh credentials per cell, so that a route that revokes or deletes
 	// something does not change later cells.
@@ -179,6 +214,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return tokenID(t, e, who, clinX)
 				case strings.HasPrefix(path, "/api/v1/alerts/"):
 					return alerts.add(vigil.Alert{SubjectID: patient, Updated: e.now()})
+				case strings.HasPrefix(path, "/api/v1/webhooks/"):
+					wh := &vigil.Webhook{URL: "https://example.org/hook", Secret: "0123456789abcdef"}
+					if err := e.store.CreateWebhook(ctx, wh); err != nil {
+						t.Fatal(err)
+					}
+					return wh.ID
+				case strings.HasPrefix(path, "/api/v1/webhook-deliveries/"):
+					return "whd_none"
 				}
 			case "{user}":
 				return clinX.ID

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"github.com/vigil-health/vigil/alerting"
 	"io"
 	"log/slog"
 	"net/http"
@@ -75,16 +76,18 @@ func newEnv(t testing.TB) *env {
 	}}
 	reg := prometheus.NewRegistry()
 	e.api = &Server{
-		Store:      e.store,
-		Ingest:     &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
-		Auth:       &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute},
-		Auditor:    e.auditor,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Gatherer:   reg,
-		Metrics:    reg,
-		Now:        e.now,
-		NewSecret:  func(kind string) (string, []byte) { return newTestSecret(kind) },
-		HashSecret: auth.HashSecret,
+		Store:       e.store,
+		Ingest:      &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
+		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute},
+		Auditor:     e.auditor,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Gatherer:    reg,
+		Metrics:     reg,
+		Now:         e.now,
+		NewSecret:   func(kind string) (string, []byte) { return newTestSecret(kind) },
+		HashSecret:  auth.HashSecret,
+		AlertStore:  e.store,
+		RuleConfigs: &alerting.Configs{Store: e.store},
 	}
 	e.ts = httptest.NewTLSServer(e.api.Handler())
 	t.Cleanup(e.ts.Close)

@@ -45,6 +45,7 @@ var (
 	careRoles  = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient, vigil.RoleIntegration}
 	adminOnly  = []vigil.Role{vigil.RoleAdmin}
 	clinicians = []vigil.Role{vigil.RoleClinician}
+	staff      = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}
 	senders    = []vigil.Role{vigil.RoleDevice, vigil.RoleIntegration}
 )
 
@@ -125,6 +126,28 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/alerts/{id}/snooze", authn("clinician", auditAlertSnooze, clinicians), s.snoozeAlert},
 		{"POST /api/v1/alerts/{id}/resolve", authn("clinician", auditAlertResolve, clinicians), s.resolveAlert},
 		{"GET /api/v1/events", authn("clinical", auditEventStream, s.clinicalReaders()).withScope("Flag.rs"), s.streamEvents},
+		// Rule configuration: the site's (admins change it), a team's (its
+		// clinicians and admins), a patient's (the patient's clinicians).
+		{"GET /api/v1/rules/site", authn("staff", auditRulesRead, staff), s.getRules},
+		{"GET /api/v1/rules/site/versions", authn("staff", auditRulesRead, staff), s.ruleVersions},
+		{"PUT /api/v1/rules/site", authn("admin", auditRulesChange, adminOnly), s.putRules},
+		{"DELETE /api/v1/rules/site", authn("admin", auditRulesChange, adminOnly), s.deleteRules},
+		{"GET /api/v1/teams/{id}/rules", authn("staff", auditRulesRead, staff), s.getRules},
+		{"GET /api/v1/teams/{id}/rules/versions", authn("staff", auditRulesRead, staff), s.ruleVersions},
+		{"PUT /api/v1/teams/{id}/rules", authn("staff", auditRulesChange, staff), s.putRules},
+		{"DELETE /api/v1/teams/{id}/rules", authn("staff", auditRulesChange, staff), s.deleteRules},
+		{"GET /api/v1/patients/{id}/rules", authn("clinical", auditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).clinicalData(), s.getRules},
+		{"GET /api/v1/patients/{id}/rules/versions", authn("clinical", auditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).clinicalData(), s.ruleVersions},
+		{"PUT /api/v1/patients/{id}/rules", authn("clinician", auditRulesChange, clinicians).clinicalData(), s.putRules},
+		{"DELETE /api/v1/patients/{id}/rules", authn("clinician", auditRulesChange, clinicians).clinicalData(), s.deleteRules},
+
+		// Webhooks and their delivery log: admins.
+		{"POST /api/v1/webhooks", authn("admin", auditWebhookChange, adminOnly), s.createWebhook},
+		{"GET /api/v1/webhooks", authn("admin", auditWebhookRead, adminOnly), s.listWebhooks},
+		{"DELETE /api/v1/webhooks/{id}", authn("admin", auditWebhookChange, adminOnly), s.deleteWebhook},
+		{"GET /api/v1/webhooks/{id}/deliveries", authn("admin", auditWebhookRead, adminOnly), s.listDeliveries},
+		{"POST /api/v1/webhook-deliveries/{id}/resend", authn("admin", auditWebhookChange, adminOnly), s.resendDelivery},
+
 		{"GET /api/v1/patients/{id}/glucose-summary", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.glucoseSummary},
 	}
 }

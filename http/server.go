@@ -75,9 +75,19 @@ type Server struct {
 
 	// AlertStore and AlertActions serve the alert routes, Events the live
 	// event stream (GET /api/v1/events); nil answers 501 on those routes.
-	AlertStore   vigil.AlertStore
+	AlertStore interface {
+		vigil.AlertStore
+		vigil.WebhookStore
+	}
 	AlertActions vigil.AlertActions
 	Events       vigil.Events
+	// RuleConfigs serves the rule configuration routes; Webhooks resends
+	// webhook deliveries. nil answers 503 on those routes.
+	RuleConfigs RuleConfigs
+	Webhooks    WebhookSender
+	// AllowHTTPWebhooks lets webhooks use plain http URLs (tests, a
+	// receiver on the same host); off, they must be https.
+	AllowHTTPWebhooks bool
 	// eventHeartbeat and eventRefresh override the event stream's intervals
 	// when positive (tests).
 	eventHeartbeat, eventRefresh time.Duration

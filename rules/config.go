@@ -19,6 +19,11 @@ type Config struct {
 	// increments it on every change and records it with the alerts raised.
 	Version int `json:"version"`
 
+	// Set names the saved configuration this one is, for the alerts it
+	// raises (e.g. "site v2", "patient:pat_… v3"); set by whoever resolves
+	// it, never saved. Empty means the built-in defaults.
+	Set string `json:"-"`
+
 	// Exclude names the quality flags (vigil.Quality names) whose readings no
 	// clinical rule uses (see the package documentation).
 	Exclude []string `json:"exclude"`

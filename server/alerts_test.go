@@ -2,11 +2,18 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/alerting"
 )
 
 // TestAlertsEndToEnd: low SpO2 readings sent by a device open a high
@@ -63,5 +70,96 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 	if id == "" {
 		t.Fatalf("no open high-priority alert for the patient: %v", alerts)
+	}
+}
+
+// TestRulesAndWebhooksEndToEnd: a site rule changed through the API
+// changes what the engine alerts on, the alert names the rule version and
+// configuration, and a webhook registered through the API receives it
+// signed; the delivery log shows it and a resend delivers it again.
+func TestRulesAndWebhooksEndToEnd(t *testing.T) {
+	h := start(t, "", func(o *Options) { o.WebhookAllowHTTP = true })
+	type hook struct {
+		body            []byte
+		sig, ts, event string
+	}
+	got := make(chan hook, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- hook{b, r.Header.Get(alerting.HeaderSignature), r.Header.Get(alerting.HeaderTimestamp), r.Header.Get(alerting.HeaderEvent)}
+	}))
+	defer recv.Close()
+
+	st, m := h.do("POST", "/api/v1/webhooks", h.admin.Token(), []byte(`{"url":"`+recv.URL+`/hook","events":["opened"]}`))
+	if st != 201 {
+		t.Fatalf("create webhook: %d %v", st, m)
+	}
+	hookID, secret := m["id"].(string), m["secret"].(string)
+	if secret == "" {
+		t.Fatal("no secret shown at creation")
+	}
+	if st, m := h.do("GET", "/api/v1/webhooks", h.admin.Token(), nil); st != 200 || strings.Contains(fmt.Sprint(m), secret) {
+		t.Errorf("list webhooks: %d, secret shown again: %v", st, m)
+	}
+
+	// SpO2 of 93 % raises nothing under the default rule (< 90 %); the
+	// site raises its threshold to < 95 % for 2 minutes.
+	st, m = h.do("PUT", "/api/v1/rules/site", h.admin.Token(), []byte(`{"note":"pilot","config":{"thresholds":[
+		{"id":"spo2-low","code":"2708-6","label":"SpO2","op":"<","value":95,"for":"2m","priority":"high"}]}}`))
+	if st != 200 || m["version"] != float64(1) {
+		t.Fatalf("PUT site rules: %d %v", st, m)
+	}
+	var items []string
+	base := time.Now().UTC().Add(-10 * time.Minute)
+	for i := range 6 {
+		items = append(items, fmt.Sprintf(`{"code":"2708-6","value":93,"unit":"%%","time":%q,"seq":%d}`, base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), i+1))
+	}
+	if st, m := h.do("POST", "/api/v1/readings", h.devTok, []byte(`{"readings":[`+strings.Join(items, ",")+`]}`)); st != 202 {
+		t.Fatalf("POST readings: %d %v", st, m)
+	}
+	var first hook
+	select {
+	case first = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no webhook call within 30 s")
+	}
+	if err := alerting.Verify(secret, first.sig, first.ts, first.body, time.Now(), time.Minute); err != nil {
+		t.Errorf("webhook signature: %v", err)
+	}
+	var payload struct {
+		Event struct{ Type string } `json:"event"`
+		Alert vigil.Alert          `json:"alert"`
+	}
+	if err := json.Unmarshal(first.body, &payload); err != nil {
+		t.Fatalf("webhook body: %v: %s", err, first.body)
+	}
+	a := payload.Alert
+	if first.event != "opened" || a.Key != "threshold:spo2-low" || a.SubjectID != h.pid || a.RuleSet != "site v1" || a.RuleVersion != 2 || len(a.Evidence) == 0 {
+		t.Fatalf("webhook %s: alert %+v; want threshold:spo2-low of the patient under site v1, rule version 2, with evidence", first.event, a)
+	}
+
+	// The delivery log, and a resend.
+	var delivery string
+	deadline := time.Now().Add(10 * time.Second)
+	for delivery == "" && time.Now().Before(deadline) {
+		_, m = h.do("GET", "/api/v1/webhooks/"+hookID+"/deliveries?status=delivered", h.admin.Token(), nil)
+		if ds, _ := m["deliveries"].([]any); len(ds) == 1 {
+			delivery = ds[0].(map[string]any)["id"].(string)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if delivery == "" {
+		t.Fatalf("no delivered delivery in the log: %v", m)
+	}
+	if st, m := h.do("POST", "/api/v1/webhook-deliveries/"+delivery+"/resend", h.admin.Token(), nil); st != 202 {
+		t.Fatalf("resend: %d %v", st, m)
+	}
+	select {
+	case again := <-got:
+		if !bytes.Equal(again.body, first.body) {
+			t.Errorf("resent body differs:\n%s\n%s", again.body, first.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("resend not delivered within 10 s")
 	}
 }

@@ -45,6 +45,7 @@ type Options struct {
 
 	AdminPassword      string        // password for the "admin" user created on first start; random if empty
 	AdminReadsClinical bool          // admins may read clinical data (readings); off by default
+	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
 
@@ -84,11 +85,14 @@ type Server struct {
 	mqtt     *mqtt.Server
 	mqttLns  []net.Listener
 	hub      *alerting.Hub
+	configs  *alerting.Configs
+	webhooks *alerting.Webhooks
 	engine   *alerting.Engine
 	// streamsDone ends live event streams when the server shuts down, so
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
 	engineDone  chan error
+	aux         sync.WaitGroup // rule configuration reloads, webhook deliveries
 	caFile      string
 	ca          *pki.CA
 
@@ -180,7 +184,13 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
-	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: opts.Logger, Hub: s.hub}
+	s.configs = &alerting.Configs{Store: s.store, Logger: opts.Logger}
+	if err := s.configs.Load(ctx); err != nil {
+		return nil, err
+	}
+	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: opts.Logger}
+	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: opts.Logger, Hub: s.hub,
+		Config: s.configs.For, Webhooks: s.webhooks}
 	s.streamsDone = make(chan struct{})
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_store_writer_lag_messages",
@@ -235,6 +245,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Logger:     opts.Logger,
 	})
 	api.AlertStore = s.alerts
+	api.RuleConfigs = s.configs
+	api.Webhooks = s.webhooks
+	api.AllowHTTPWebhooks = opts.WebhookAllowHTTP
 	api.AlertActions = &alerting.Actions{Engine: s.engine}
 	api.Events = &closingEvents{Events: s.hub, done: s.streamsDone}
 	api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
@@ -336,6 +349,8 @@ func (s *Server) Start() error {
 	go func() { s.writerDone <- s.writer.Run(wctx) }()
 	s.engineDone = make(chan error, 1)
 	go func() { s.engineDone <- s.engine.Run(wctx) }()
+	s.aux.Go(func() { s.configs.Run(wctx) })
+	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -457,6 +472,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.writerCancel()
 			<-s.writerDone
 			<-s.engineDone
+			s.aux.Wait()
 			if err := s.engine.Checkpoint(ctx); err != nil {
 				s.logger.Warn("alerting checkpoint on shutdown failed; the next start replays the log since the last one", "err", err)
 			}

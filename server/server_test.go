@@ -34,14 +34,18 @@ type harness struct {
 
 // start runs a node in dir (a new temporary one if ""), signs in as admin,
 // and registers one patient with one device.
-func start(t *testing.T, dir string) *harness {
+func start(t *testing.T, dir string, opts ...func(*Options)) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	ctx := context.Background()
-	srv, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminPassword: adminPassword, AdminReadsClinical: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o := Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminPassword: adminPassword, AdminReadsClinical: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := New(ctx, o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

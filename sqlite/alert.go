@@ -12,7 +12,7 @@ import (
 )
 
 const alertColumns = "id, subject_id, key, kind, priority, state, message, score, incomplete, rule_id, rule_version, " +
-	"evidence, opened, updated, acknowledged, ack_by, resolved, resolved_by, snoozed_until, escalation, last_notified"
+	"evidence, opened, updated, acknowledged, ack_by, resolved, resolved_by, snoozed_until, escalation, last_notified, rule_set"
 
 // Alert returns one alert; ENOTFOUND if none.
 func (s *Store) Alert(ctx context.Context, id string) (*vigil.Alert, error) {
@@ -119,14 +119,14 @@ func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	seqs := make([]int64, len(w.Events))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if len(w.Alerts) > 0 {
-			stmt, err := tx.PrepareContext(ctx, "INSERT INTO alerts ("+alertColumns+") VALUES ("+placeholders(21)+
+			stmt, err := tx.PrepareContext(ctx, "INSERT INTO alerts ("+alertColumns+") VALUES ("+placeholders(22)+
 				") ON CONFLICT (id) DO UPDATE SET subject_id = excluded.subject_id, key = excluded.key, kind = excluded.kind, "+
 				"priority = excluded.priority, state = excluded.state, message = excluded.message, score = excluded.score, "+
 				"incomplete = excluded.incomplete, rule_id = excluded.rule_id, rule_version = excluded.rule_version, "+
 				"evidence = excluded.evidence, opened = excluded.opened, updated = excluded.updated, "+
 				"acknowledged = excluded.acknowledged, ack_by = excluded.ack_by, resolved = excluded.resolved, "+
 				"resolved_by = excluded.resolved_by, snoozed_until = excluded.snoozed_until, "+
-				"escalation = excluded.escalation, last_notified = excluded.last_notified")
+				"escalation = excluded.escalation, last_notified = excluded.last_notified, rule_set = excluded.rule_set")
 			if err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 				if _, err := stmt.ExecContext(ctx, ids[i], a.SubjectID, a.Key, a.Kind, a.Priority, string(a.State), a.Message,
 					score, a.Incomplete, a.RuleID, a.RuleVersion, string(evj), a.Opened.UnixMicro(), a.Updated.UnixMicro(),
 					microsPtr(a.Acknowledged), a.AckBy, microsPtr(a.Resolved), a.ResolvedBy, microsPtr(a.SnoozedUntil),
-					a.Escalation, microsPtr(a.LastNotified)); err != nil {
+					a.Escalation, microsPtr(a.LastNotified), a.RuleSet); err != nil {
 					if err = constraint(err); vigil.ErrorCode(err) == vigil.ECONFLICT {
 						return &vigil.Error{Code: vigil.ECONFLICT, Err: err,
 							Message: fmt.Sprintf("patient %s already has an unresolved alert %q", a.SubjectID, a.Key)}
@@ -241,7 +241,7 @@ func scanAlert(sc scanner) (*vigil.Alert, error) {
 	)
 	if err := sc.Scan(&a.ID, &a.SubjectID, &a.Key, &a.Kind, &a.Priority, &state, &a.Message, &score, &a.Incomplete,
 		&a.RuleID, &a.RuleVersion, &evidence, &opened, &updated, &ack, &a.AckBy, &res, &a.ResolvedBy, &snz,
-		&a.Escalation, &notif); err != nil {
+		&a.Escalation, &notif, &a.RuleSet); err != nil {
 		return nil, err
 	}
 	a.State = vigil.AlertState(state)

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 			t.Fatalf("Ping: %v", err)
 		}
 	})
+	t.Run("RuleConfigs", func(t *testing.T) { testRuleConfigs(t, open) })
 	t.Run("Patients", func(t *testing.T) { testPatients(t, open) })
 	t.Run("Devices", func(t *testing.T) { testDevices(t, open) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, open) })

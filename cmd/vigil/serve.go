@@ -32,6 +32,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&tlsHosts, "tls-hosts", "", "extra host names or IP addresses, comma-separated, for the generated certificate")
 	fs.StringVar(&o.AdminPassword, "admin-password", "", "password of the admin user created on first start (prefer the environment variable); random and printed once if unset")
 	fs.BoolVar(&o.AdminReadsClinical, "admin-reads-clinical", false, "let admins read patients' clinical data (readings); admins always manage demographics")
+	fs.BoolVar(&o.WebhookAllowHTTP, "webhook-allow-http", false, "allow alert webhooks to plain http URLs (they carry patient data; https only by default)")
 	fs.DurationVar(&o.SessionIdle, "session-idle", 30*time.Minute, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", time.Hour, "longest break-glass access to a patient outside one's teams")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
