@@ -80,7 +80,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 func TestRulesAndWebhooksEndToEnd(t *testing.T) {
 	h := start(t, "", func(o *Options) { o.WebhookAllowHTTP = true })
 	type hook struct {
-		body            []byte
+		body           []byte
 		sig, ts, event string
 	}
 	got := make(chan hook, 16)
@@ -128,7 +128,7 @@ func TestRulesAndWebhooksEndToEnd(t *testing.T) {
 	}
 	var payload struct {
 		Event struct{ Type string } `json:"event"`
-		Alert vigil.Alert          `json:"alert"`
+		Alert vigil.Alert           `json:"alert"`
 	}
 	if err := json.Unmarshal(first.body, &payload); err != nil {
 		t.Fatalf("webhook body: %v: %s", err, first.body)
