@@ -1,6 +1,9 @@
 package vigil
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Batch is the unit written to the durable log: readings accepted from one or
 // more senders and the items they sent that were quarantined. A Batch is
@@ -8,6 +11,19 @@ import "context"
 type Batch struct {
 	Readings   []Reading        `json:"readings,omitempty"`
 	Quarantine []QuarantineItem `json:"quarantine,omitempty"`
+	Statuses   []StatusReport   `json:"statuses,omitempty"`
+}
+
+// StatusReport is what a device reported about itself (the MQTT status
+// topic): written to the log so that the rules engine evaluates battery and
+// sensor state in order with the readings. Nil or empty fields were not
+// reported.
+type StatusReport struct {
+	DeviceID  string    `json:"device_id"`
+	SubjectID string    `json:"patient_id"` // the patient the device was assigned to when it reported
+	Time      time.Time `json:"time"`       // when Vigil received it (UTC, microseconds)
+	Battery   *float64  `json:"battery,omitempty"`
+	Sensor    string    `json:"sensor,omitempty"`
 }
 
 // Log is the durable log every reading passes through before any sender is

@@ -218,6 +218,9 @@ func (e *Engine) load(ctx context.Context) error {
 				for i := range d.Batch.Readings {
 					e.feed(&d.Batch.Readings[i], configs, nil, nil)
 				}
+				for i := range d.Batch.Statuses {
+					e.feedStatus(&d.Batch.Statuses[i], configs, nil)
+				}
 			}
 			return nil
 		})
@@ -263,6 +266,9 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 		last = d.Seq
 		for i := range d.Batch.Readings {
 			e.feed(&d.Batch.Readings[i], configs, &changes, &derived)
+		}
+		for i := range d.Batch.Statuses {
+			e.feedStatus(&d.Batch.Statuses[i], configs, &changes)
 		}
 	}
 	if last == 0 {
@@ -331,6 +337,28 @@ func (e *Engine) feed(r *vigil.Reading, configs map[string]rules.Config, changes
 				d.Received = e.now().Truncate(time.Microsecond)
 				*derived = append(*derived, d)
 			}
+		}
+	}
+}
+
+// feedStatus applies a device's status report to its patient's rules
+// state (battery, sensor), collecting the condition changes when changes
+// is not nil. e.mu is held.
+func (e *Engine) feedStatus(st *vigil.StatusReport, configs map[string]rules.Config, changes *[]change) {
+	if st.SubjectID == "" {
+		return
+	}
+	cfg, ok := configs[st.SubjectID]
+	if !ok {
+		cfg = e.config(st.SubjectID)
+		configs[st.SubjectID] = cfg
+	}
+	p := e.patient(st.SubjectID)
+	e.dirty[st.SubjectID] = true
+	cs := p.Rules.ApplyStatus(cfg, rules.DeviceStatus{DeviceID: st.DeviceID, Time: st.Time, Battery: st.Battery, Sensor: st.Sensor})
+	if changes != nil {
+		for _, c := range cs {
+			*changes = append(*changes, change{st.SubjectID, c, ruleSet(&cfg)})
 		}
 	}
 }

@@ -357,3 +357,49 @@ func TestNEWS2(t *testing.T) {
 		t.Errorf("last NEWS2 reading %v, want ≥ 5", page.Readings[n-1].Value)
 	}
 }
+
+// TestDeviceStatus: battery and sensor reports that come through the log
+// open low-priority alerts and resolve them with hysteresis; a report
+// older than the last one of the device changes nothing.
+func TestDeviceStatus(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	pct := func(v float64) *float64 { return &v }
+	send := func(sts ...vigil.StatusReport) {
+		t.Helper()
+		if err := r.log.Append(t.Context(), &vigil.Batch{Statuses: sts}); err != nil {
+			t.Fatal(err)
+		}
+		r.idle(t, alerting.EngineName)
+	}
+	state := func(key string) string {
+		t.Helper()
+		for _, a := range r.alerts(t, key) {
+			if a.State != vigil.AlertResolved {
+				return string(a.State) + " " + a.Priority
+			}
+		}
+		return "none"
+	}
+	st := func(min int, battery *float64, sensor string) vigil.StatusReport {
+		return vigil.StatusReport{DeviceID: "dev_s", SubjectID: "pat_s", Time: t0.Add(time.Duration(min) * time.Minute), Battery: battery, Sensor: sensor}
+	}
+	for _, step := range []struct {
+		report          vigil.StatusReport
+		battery, sensor string
+	}{
+		{st(1, pct(80), "ok"), "none", "none"},
+		{st(2, pct(15), "off-finger"), "open low", "open low"},
+		{st(3, pct(25), ""), "open low", "open low"},   // between 20 and 30: still low
+		{st(1, pct(90), "ok"), "open low", "open low"}, // older than the last report
+		{st(4, pct(35), "ok"), "none", "none"},
+	} {
+		send(step.report)
+		if got := state("battery:dev_s"); got != step.battery {
+			t.Errorf("after %+v: battery alert %s, want %s", step.report, got, step.battery)
+		}
+		if got := state("sensor:dev_s"); got != step.sensor {
+			t.Errorf("after %+v: sensor alert %s, want %s", step.report, got, step.sensor)
+		}
+	}
+}

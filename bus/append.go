@@ -59,7 +59,7 @@ func (l *Log) Append(ctx context.Context, b *vigil.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
-	if b == nil || len(b.Readings)+len(b.Quarantine) == 0 {
+	if b == nil || len(b.Readings)+len(b.Quarantine)+len(b.Statuses) == 0 {
 		return l.checkOpen()
 	}
 	data, ends := encodeRecords(nil, b)

@@ -15,7 +15,7 @@ import (
 //	message    = version record*
 //	version    = byte 0x01
 //	record     = tag uvarint(len(body)) body
-//	tag        = 0x01 (reading) | 0x02 (quarantine item)
+//	tag        = 0x01 (reading) | 0x02 (quarantine item) | 0x03 (status report)
 //
 // A reading body holds, in order: ID (varint), SubjectID, DeviceID, Code
 // (strings), Value (8 bytes, little-endian IEEE 754), Unit (string), Time,
@@ -26,6 +26,10 @@ import (
 // A quarantine body holds: ID (string), Received (time), Source, Sender
 // (strings), Index (varint), Reason, Code (strings), a flags byte (bit 0:
 // Truncated, bit 1: Payload is not nil) and Payload (bytes).
+//
+// A status report body holds: DeviceID, SubjectID (strings), Time, a flags
+// byte (bit 0: Battery is set), Battery (8 bytes, only with bit 0) and
+// Sensor (string).
 //
 // A string or bytes field is uvarint(len) followed by the bytes; a time is
 // the varint of its Unix time in microseconds, decoded in UTC.
@@ -41,9 +45,12 @@ const (
 
 	tagReading    = 1
 	tagQuarantine = 2
+	tagStatus     = 3
 
 	flagTruncated  = 1 << 0
 	flagHasPayload = 1 << 1
+
+	flagHasBattery = 1 << 0
 )
 
 // errCorrupt is wrapped by every decoding error.
@@ -54,7 +61,7 @@ var errCorrupt = errors.New("corrupt log message")
 // record in it, relative to len(dst) on entry.
 func encodeRecords(dst []byte, b *vigil.Batch) (out []byte, ends []int) {
 	base := len(dst)
-	ends = make([]int, 0, len(b.Readings)+len(b.Quarantine))
+	ends = make([]int, 0, len(b.Readings)+len(b.Quarantine)+len(b.Statuses))
 	var body []byte
 	for i := range b.Readings {
 		body = appendReading(body[:0], &b.Readings[i])
@@ -70,7 +77,27 @@ func encodeRecords(dst []byte, b *vigil.Batch) (out []byte, ends []int) {
 		dst = append(dst, body...)
 		ends = append(ends, len(dst)-base)
 	}
+	for i := range b.Statuses {
+		body = appendStatus(body[:0], &b.Statuses[i])
+		dst = append(dst, tagStatus)
+		dst = binary.AppendUvarint(dst, uint64(len(body)))
+		dst = append(dst, body...)
+		ends = append(ends, len(dst)-base)
+	}
 	return dst, ends
+}
+
+func appendStatus(dst []byte, st *vigil.StatusReport) []byte {
+	dst = appendString(dst, st.DeviceID)
+	dst = appendString(dst, st.SubjectID)
+	dst = appendTime(dst, st.Time)
+	if st.Battery != nil {
+		dst = append(dst, flagHasBattery)
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(*st.Battery))
+	} else {
+		dst = append(dst, 0)
+	}
+	return appendString(dst, st.Sensor)
 }
 
 // encodeBatch returns the complete message encoding of b.
@@ -154,6 +181,8 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 			b.Readings = append(b.Readings, rd.reading())
 		case tagQuarantine:
 			b.Quarantine = append(b.Quarantine, rd.quarantine())
+		case tagStatus:
+			b.Statuses = append(b.Statuses, rd.status())
 		default:
 			return vigil.Batch{}, fmt.Errorf("%w: unknown record tag %d", errCorrupt, tag)
 		}
@@ -293,4 +322,27 @@ func (d *decoder) quarantine() vigil.QuarantineItem {
 		d.fail("payload")
 	}
 	return q
+}
+
+func (d *decoder) status() vigil.StatusReport {
+	var st vigil.StatusReport
+	st.DeviceID = d.string()
+	st.SubjectID = d.string()
+	st.Time = d.time()
+	if len(d.buf) == 0 {
+		d.fail("status flags")
+		return st
+	}
+	flags := d.buf[0]
+	d.buf = d.buf[1:]
+	if flags&^flagHasBattery != 0 {
+		d.fail("status flags")
+		return st
+	}
+	if flags&flagHasBattery != 0 {
+		b := d.float()
+		st.Battery = &b
+	}
+	st.Sensor = d.string()
+	return st
 }

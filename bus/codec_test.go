@@ -64,6 +64,10 @@ func normalized(b vigil.Batch) vigil.Batch {
 		q.Received = norm(q.Received)
 		out.Quarantine = append(out.Quarantine, q)
 	}
+	for _, st := range b.Statuses {
+		st.Time = norm(st.Time)
+		out.Statuses = append(out.Statuses, st)
+	}
 	return out
 }
 
@@ -74,7 +78,12 @@ func TestCodecRoundTrip(t *testing.T) {
 	}{
 		{"sample", sampleBatch()},
 		{"empty", vigil.Batch{}},
-		{"zero values", vigil.Batch{Readings: []vigil.Reading{{}}, Quarantine: []vigil.QuarantineItem{{}}}},
+		{"zero values", vigil.Batch{Readings: []vigil.Reading{{}}, Quarantine: []vigil.QuarantineItem{{}}, Statuses: []vigil.StatusReport{{}}}},
+		{"status reports", vigil.Batch{Statuses: []vigil.StatusReport{
+			{DeviceID: "dev_1", SubjectID: "pat_1", Time: time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.UTC), Battery: ptr(12.5), Sensor: "off-finger"},
+			{DeviceID: "dev_2", Battery: ptr(0.0)},
+			{DeviceID: "dev_3", Sensor: "ok"},
+		}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,6 +190,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"trailing bytes in record", []byte{1, 2, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, "trailing"},
 		// A zero quarantine item is 7 zero bytes, flags, payload length.
 		{"bad flags", []byte{1, 2, 9, 0, 0, 0, 0, 0, 0, 0, 0x80, 0}, "flags"},
+		// A zero status report is 3 zero bytes, flags, sensor length.
+		{"bad status flags", []byte{1, 3, 5, 0, 0, 0, 0x02, 0}, "status flags"},
 		{"payload without flag", []byte{1, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, "payload"},
 		// A zero reading is 17 bytes before the component count.
 		{"component count too large", []byte{1, 1, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x7f, 0}, "component"},
@@ -219,3 +230,5 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -235,6 +235,25 @@ func (s *Service) Quarantine(ctx context.Context, p *vigil.Principal, source str
 	return nil
 }
 
+// SubmitStatus appends a device's battery and sensor report to the log, for
+// the rules engine, and returns once it is durable. p must be a device
+// principal; a device assigned to no patient, or a report with neither
+// battery nor sensor state, is not written (nil).
+func (s *Service) SubmitStatus(ctx context.Context, p *vigil.Principal, battery *float64, sensor string) error {
+	if p == nil || p.Role != vigil.RoleDevice {
+		return vigil.Errorf(vigil.EFORBIDDEN, "only devices report their status")
+	}
+	if p.SubjectID == "" || (battery == nil && sensor == "") {
+		return nil
+	}
+	st := vigil.StatusReport{DeviceID: p.DeviceID, SubjectID: p.SubjectID, Time: s.now().Truncate(time.Microsecond), Battery: battery, Sensor: sensor}
+	if err := s.Log.Append(ctx, &vigil.Batch{Statuses: []vigil.StatusReport{st}}); err != nil {
+		s.Metrics.appendFailed()
+		return fmt.Errorf("append status report: %w", err)
+	}
+	return nil
+}
+
 func (s *Service) quarantineItem(p *vigil.Principal, source string, index int, payload []byte, truncated bool, reason error, now time.Time) vigil.QuarantineItem {
 	sender := ""
 	if p != nil {

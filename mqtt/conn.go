@@ -421,7 +421,14 @@ func (c *conn) handleStatus(payload []byte) error {
 	}
 	now := s.opts.Now().UTC()
 	c.recordStatus(func(st *DeviceStatus) { st.apply(w, payload, now) }, true)
-	return nil
+	// Battery and sensor state also go through the log to the rules
+	// engine (low battery, sensor off); a QoS 1 status is acknowledged
+	// once that is durable.
+	sensor := ""
+	if w.Sensor != nil {
+		sensor = *w.Sensor
+	}
+	return s.ingest.SubmitStatus(s.ctx, &c.principal, w.Battery, sensor)
 }
 
 // puback queues the acknowledgement of a QoS 1 publish. MQTT 5 devices get

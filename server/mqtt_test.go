@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,22 @@ func TestMQTTIntoThePipeline(t *testing.T) {
 	}
 	if err != nil || len(page.Readings) != 1 || page.Readings[0].Source != "mqtt" {
 		t.Fatalf("readings after MQTT publish: %+v %v", page, err)
+	}
+	// A low battery reported on the status topic raises a battery alert
+	// through the log and the rules engine.
+	if ack, err := c.Publish(ctx, "devices/"+h.devID+"/status", 1, []byte(`{"battery":7,"sensor":"ok","firmware":"1.2"}`)); err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("publish status: %v %+v", err, ack)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, m := h.do("GET", "/api/v1/alerts?patient="+h.pid, h.admin.Token(), nil)
+		if fmt.Sprint(m["alerts"]) != "[]" && strings.Contains(fmt.Sprint(m["alerts"]), "battery:"+h.devID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no battery alert after a status of 7 %%: %v", m)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The device registry shows the connection.
 	st, m := h.do("GET", "/api/v1/devices/"+h.devID, h.admin.Token(), nil)
