@@ -3,8 +3,10 @@ package http
 import (
 	"context"
 	"fmt"
+	"github.com/vigil-health/vigil/audit"
 	"io"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -44,7 +46,15 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 			if _, err := e.store.WriteBatches(ctx, []vigil.Batch{batch}); err != nil {
 				b.Fatal(err)
 			}
-			if !on {
+			if on {
+				// As vigil serve records: through the journal.
+				r, err := audit.NewRecorder(ctx, e.store, audit.RecorderOptions{Journal: filepath.Join(b.TempDir(), audit.JournalFile)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close(ctx)
+				e.api.Auditor = r
+			} else {
 				e.api.Auditor = nil
 			}
 			tok := e.token(clin, vigil.TokenPersonal)
