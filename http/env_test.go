@@ -112,7 +112,11 @@ func (e *env) request(method, path, token, body string, header ...string) (int, 
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.ts.Client().Do(req)
+	// Redirects are answers of their own (a page sends the unauthenticated
+	// to the sign-in page): they are not followed.
+	c := *e.ts.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
