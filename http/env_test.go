@@ -33,6 +33,7 @@ type env struct {
 	api     *Server
 	ts      *httptest.Server
 	lockout *auth.Lockout
+	log     *bus.Log
 }
 
 func (e *env) now() time.Time {
@@ -62,6 +63,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close(context.Background()) })
+	e.log = log
 	if e.auditor, err = audit.NewRecorder(ctx, e.store, audit.RecorderOptions{}); err != nil {
 		t.Fatal(err)
 	}
