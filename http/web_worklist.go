@@ -3,10 +3,13 @@ package http
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -229,49 +232,86 @@ func (s *Server) worklist(ctx context.Context, userID string, f worklistFilter, 
 			alerts[a.SubjectID] = append(alerts[a.SubjectID], a)
 		}
 	}
+	// The per-patient queries are independent: run them on a few workers
+	// (the store's readers serve them concurrently).
+	built := make([]worklistRow, len(patients))
+	keep := make([]bool, len(patients))
+	errs := make([]error, len(patients))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(patients))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				built[i], keep[i], errs[i] = s.worklistRow(ctx, patients[i], alerts[patients[i].ID], f, now)
+			}
+		}()
+	}
+	for i := range patients {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	rows := make([]worklistRow, 0, len(patients))
-	for _, p := range patients {
-		row := worklistRow{Patient: p, Alerts: alerts[p.ID]}
-		slices.SortStableFunc(row.Alerts, func(a, b *vigil.Alert) int { return cmp.Compare(priorityRank(b.Priority), priorityRank(a.Priority)) })
-		for _, a := range row.Alerts {
-			if priorityRank(a.Priority) > priorityRank(row.Priority) {
-				row.Priority = a.Priority
-			}
-			if slices.Contains(deviceProblemKinds, a.Kind) {
-				row.Problems = append(row.Problems, a.Message)
-			}
+	for i, row := range built {
+		if keep[i] {
+			rows = append(rows, row)
 		}
-		latest, err := s.Store.Latest(ctx, p.ID)
-		if err != nil {
-			return nil, fmt.Errorf("worklist latest: %w", err)
-		}
-		for i := range latest {
-			r := &latest[i]
-			if r.Time.After(row.Last) && r.Source != "derived" {
-				row.Last = r.Time
-			}
-			if r.Code == rules.CodeNEWS2 {
-				v := r.Value
-				row.NEWS2 = &v
-			}
-		}
-		row.Vitals = latestVitals(latest)
-		if !f.keep(row) {
-			continue
-		}
-		for _, sc := range sparkCodes {
-			bs, err := s.Store.Buckets(ctx, vigil.BucketQuery{SubjectID: p.ID, Code: sc.Code, From: now.Add(-sparkWindow), To: now, Width: sparkWindow / sparkBuckets})
-			if err != nil {
-				return nil, fmt.Errorf("worklist trend: %w", err)
-			}
-			if len(bs) > 1 {
-				row.Sparks = append(row.Sparks, sparkline(sc.Key, bs, now.Add(-sparkWindow), now))
-			}
-		}
-		rows = append(rows, row)
 	}
 	slices.SortStableFunc(rows, compareRisk)
 	return rows, nil
+}
+
+// worklistRow builds one patient's row; false if f filters it out.
+func (s *Server) worklistRow(ctx context.Context, p *vigil.Patient, alerts []*vigil.Alert, f worklistFilter, now time.Time) (worklistRow, bool, error) {
+	row := worklistRow{Patient: p, Alerts: alerts}
+	slices.SortStableFunc(row.Alerts, func(a, b *vigil.Alert) int { return cmp.Compare(priorityRank(b.Priority), priorityRank(a.Priority)) })
+	for _, a := range row.Alerts {
+		if priorityRank(a.Priority) > priorityRank(row.Priority) {
+			row.Priority = a.Priority
+		}
+		if slices.Contains(deviceProblemKinds, a.Kind) {
+			row.Problems = append(row.Problems, a.Message)
+		}
+	}
+	latest, err := s.Store.Latest(ctx, p.ID)
+	if err != nil {
+		return row, false, fmt.Errorf("worklist latest: %w", err)
+	}
+	for i := range latest {
+		r := &latest[i]
+		if r.Time.After(row.Last) && r.Source != "derived" {
+			row.Last = r.Time
+		}
+		if r.Code == rules.CodeNEWS2 {
+			v := r.Value
+			row.NEWS2 = &v
+		}
+	}
+	row.Vitals = latestVitals(latest)
+	if !f.keep(row) {
+		return row, false, nil
+	}
+	for _, sc := range sparkCodes {
+		bs, err := s.Store.Buckets(ctx, vigil.BucketQuery{SubjectID: p.ID, Code: sc.Code, From: now.Add(-sparkWindow), To: now, Width: sparkWindow / sparkBuckets})
+		if err != nil {
+			return row, false, fmt.Errorf("worklist trend: %w", err)
+		}
+		if len(bs) > 1 {
+			row.Sparks = append(row.Sparks, sparkline(sc.Key, bs, now.Add(-sparkWindow), now))
+		}
+	}
+	return row, true, nil
 }
 
 // sparkline draws bucket means as points in a 100×24 box over [from, to).
