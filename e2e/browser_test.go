@@ -74,7 +74,8 @@ type seed struct {
 // acknowledges an alert; the patient signs in, sees their record and who
 // accessed it, and cannot open another patient's record; the admin page
 // and the alert inbox render. Screenshots of each page go to
-// VIGIL_SCREENSHOTS (default: a temporary directory).
+// VIGIL_SCREENSHOTS, a directory relative to the repository root
+// (default: a temporary directory).
 func TestDashboardInBrowser(t *testing.T) {
 	chromium, node, dir := browserTools(t)
 	ctx := context.Background()
@@ -92,7 +93,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	s.Shots = os.Getenv("VIGIL_SCREENSHOTS")
 	if s.Shots == "" {
 		s.Shots = t.TempDir()
-	} else if s.Shots, err = filepath.Abs(s.Shots); err != nil {
+	} else if !filepath.IsAbs(s.Shots) {
+		s.Shots = filepath.Join("..", s.Shots) // tests run in e2e/
+	}
+	if s.Shots, err = filepath.Abs(s.Shots); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.Shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := json.Marshal(s)
