@@ -102,6 +102,7 @@ try {
   await clin.goto(cfg.url + "/patients/" + cfg.order[0]);
   const timeline = await clin.locator(".timeline").innerText();
   if (!timeline.includes("acknowledged by " + cfg.clinician)) fail("the timeline does not say who acknowledged: " + timeline);
+  await clin.goto(cfg.url + "/patients/" + cfg.own); // for the patient's access log below
 
   // 7. The patient signs in, sees their own record and who accessed it,
   // and cannot open another patient's.
@@ -109,6 +110,8 @@ try {
   await signIn(pat, cfg.patient, cfg.password, "/patients/");
   if (new URL(pat.url()).pathname !== "/patients/" + cfg.own) fail("patient landed on " + pat.url());
   if (!(await pat.locator("#access-h").isVisible())) fail("no access log on the patient's own view");
+  const access = await pat.locator("table.access").innerText();
+  if (!access.includes(cfg.clinician)) fail("the access log does not show the clinician who opened the record: " + access);
   await shot(pat, "my-record");
   const res = await pat.goto(cfg.url + "/patients/" + cfg.other);
   if (res.status() !== 404) fail("patient opened another patient's record: " + res.status());
