@@ -369,3 +369,78 @@ func TestReplayQuarantine(t *testing.T) {
 		t.Error("replay not audited")
 	}
 }
+
+// TestPatientView: the patient page shows charts for the chosen window,
+// the CGM time in range when there are CGM data, the alert timeline naming
+// who acknowledged, the devices, the entry form for clinicians only, and
+// the access log on the patient's own view only.
+func TestPatientView(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	alerts := newFakeAlerts()
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alerts, alerts, closedEvents{}
+	p1 := e.patient("P1")
+	clin := e.user("clin", vigil.RoleClinician, "")
+	pat := e.user("pat", vigil.RolePatient, p1)
+	team := &vigil.Team{Name: "Ward"}
+	if err := e.store.CreateTeam(ctx, team); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddTeamMember(ctx, team.ID, clin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.EnrollPatient(ctx, team.ID, p1); err != nil {
+		t.Fatal(err)
+	}
+	e.device(p1)
+	now := e.now()
+	var b vigil.Batch
+	for i := range 288 { // a day of CGM every 5 minutes, 1 in 4 above range
+		v := 120.0
+		if i%4 == 0 {
+			v = 200
+		}
+		at := now.Add(-time.Duration(i+1) * 5 * time.Minute)
+		b.Readings = append(b.Readings, vigil.Reading{SubjectID: p1, Code: rules.CodeGlucoseCGM, Value: v, Unit: "mg/dL", Time: at, Key: fmt.Sprintf("cgm%d", i)})
+	}
+	b.Readings = append(b.Readings, vigil.Reading{SubjectID: p1, Code: rules.CodeNEWS2, Value: 4, Unit: "{score}", Time: now.Add(-3 * 24 * time.Hour), Key: "old-news2"})
+	if _, err := e.store.WriteBatches(ctx, []vigil.Batch{b}); err != nil {
+		t.Fatal(err)
+	}
+	id := alerts.add(vigil.Alert{SubjectID: p1, Priority: vigil.PriorityHigh, Kind: "glucose", State: vigil.AlertOpen, Message: "glucose high", Updated: now})
+	if _, err := alerts.Acknowledge(ctx, id, clin.ID, "seen, insulin given"); err != nil {
+		t.Fatal(err)
+	}
+	clinTok, patTok := e.token(clin, vigil.TokenSession), e.token(pat, vigil.TokenSession)
+
+	tests := []struct {
+		name, path, token string
+		status            int
+		want, wantNot     []string
+	}{
+		{"clinician, 24 h", "/patients/" + p1, clinTok, http.StatusOK,
+			[]string{"chart-glucose", `class="tir"`, "In range 70–180: 75.0 %", "acknowledged by clin: “seen, insulin given”", "observation-form", "mg/dL", "monitor"},
+			[]string{"chart-news2", "Who accessed my record"}},
+		{"clinician, 7 days", "/patients/" + p1 + "?range=7d", clinTok, http.StatusOK, []string{"chart-news2", "chart-glucose"}, nil},
+		{"bad window", "/patients/" + p1 + "?range=1y", clinTok, http.StatusBadRequest, []string{"range must be one of"}, nil},
+		{"the patient", "/patients/" + p1, patTok, http.StatusOK, []string{"Who accessed my record", "clin"}, []string{"observation-form"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, body := e.request("GET", tc.path, tc.token, "")
+			if st != tc.status {
+				t.Fatalf("%d, want %d: %s", st, tc.status, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(body, w) {
+					t.Errorf("page shows %q", w)
+				}
+			}
+		})
+	}
+}
