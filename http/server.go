@@ -85,6 +85,7 @@ type Server struct {
 
 	httpDuration *prometheus.HistogramVec
 	pages        *pages
+	trends       *trendCache // the worklist's trend lines (web_worklist.go)
 }
 
 // Handler returns the root handler with every route, its authorization
@@ -105,6 +106,7 @@ func (s *Server) Handler() http.Handler {
 		panic(err)
 	}
 	s.pages = ps
+	s.trends = &trendCache{}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))

@@ -444,3 +444,41 @@ func TestPatientView(t *testing.T) {
 		})
 	}
 }
+
+// TestTrendCache: entries live for one window end; an older end neither
+// reads nor overwrites a newer one.
+func TestTrendCache(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	t1 := t0.Add(15 * time.Minute)
+	one := []vigil.Bucket{{Start: t0, Mean: 1, Count: 1}}
+	var c trendCache
+	if _, ok := c.get("p", "c", t0); ok {
+		t.Fatal("hit in an empty cache")
+	}
+	c.put("p", "c", t0, one)
+	if bs, ok := c.get("p", "c", t0); !ok || len(bs) != 1 {
+		t.Fatalf("get after put: %v %v", bs, ok)
+	}
+	if _, ok := c.get("p", "other", t0); ok {
+		t.Error("hit for another code")
+	}
+	if _, ok := c.get("p", "c", t1); ok {
+		t.Error("hit for a later window")
+	}
+	c.put("q", "c", t1, one) // the window moves: everything older goes
+	if _, ok := c.get("p", "c", t0); ok {
+		t.Error("an old window survived a newer one")
+	}
+	c.put("p", "c", t0, one) // late writer of the old window: ignored
+	if _, ok := c.get("p", "c", t0); ok {
+		t.Error("an old window was written over a newer one")
+	}
+	if _, ok := c.get("q", "c", t1); !ok {
+		t.Error("the newer window's entry is gone")
+	}
+	var nilCache *trendCache
+	nilCache.put("p", "c", t0, one)
+	if _, ok := nilCache.get("p", "c", t0); ok {
+		t.Error("a nil cache cached")
+	}
+}

@@ -303,15 +303,90 @@ func (s *Server) worklistRow(ctx context.Context, p *vigil.Patient, alerts []*vi
 		return row, false, nil
 	}
 	for _, sc := range sparkCodes {
-		bs, err := s.Store.Buckets(ctx, vigil.BucketQuery{SubjectID: p.ID, Code: sc.Code, From: now.Add(-sparkWindow), To: now, Width: sparkWindow / sparkBuckets})
+		sp, ok, err := s.trendLine(ctx, p.ID, sc.Key, sc.Code, latest, now)
 		if err != nil {
-			return row, false, fmt.Errorf("worklist trend: %w", err)
+			return row, false, err
 		}
-		if len(bs) > 1 {
-			row.Sparks = append(row.Sparks, sparkline(sc.Key, bs, now.Add(-sparkWindow), now))
+		if ok {
+			row.Sparks = append(row.Sparks, sp)
 		}
 	}
 	return row, true, nil
+}
+
+// trendLine returns the worklist trend line of one code of a patient: the
+// completed buckets of the sparkWindow up to now rounded down to a bucket
+// boundary (kept in s.trends, so they are queried once per bucket width),
+// then the newest value (from latest) as the last point, so the line ends
+// at what the row shows. False when there are fewer than two points.
+func (s *Server) trendLine(ctx context.Context, subject, key, code string, latest []vigil.Reading, now time.Time) (spark, bool, error) {
+	width := sparkWindow / sparkBuckets
+	end := now.Truncate(width)
+	from := end.Add(-sparkWindow)
+	bs, ok := s.trends.get(subject, code, end)
+	if !ok {
+		var err error
+		bs, err = s.Store.Buckets(ctx, vigil.BucketQuery{SubjectID: subject, Code: code, From: from, To: end, Width: width})
+		if err != nil {
+			return spark{}, false, fmt.Errorf("worklist trend: %w", err)
+		}
+		s.trends.put(subject, code, end, bs)
+	}
+	for _, r := range latest {
+		if r.Code == code && r.HasValue() && !r.Time.Before(end) {
+			bs = append(slices.Clip(bs), vigil.Bucket{Start: r.Time, Min: r.Value, Max: r.Value, Mean: r.Value, Count: 1})
+		}
+	}
+	if len(bs) < 2 {
+		return spark{}, false, nil
+	}
+	return sparkline(key, bs, from, now), true, nil
+}
+
+// trendCache keeps the completed trend-line buckets of every patient and
+// code for one window end; a new end (every bucket width) starts afresh,
+// so it holds at most one entry per patient and code. A reading that
+// arrives late for a completed bucket shows from the next window on. The
+// zero value is ready; a nil *trendCache caches nothing.
+type trendCache struct {
+	mu  sync.Mutex
+	end time.Time
+	m   map[[2]string][]vigil.Bucket
+}
+
+func (c *trendCache) get(subject, code string, end time.Time) ([]vigil.Bucket, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.end.Equal(end) {
+		return nil, false
+	}
+	bs, ok := c.m[[2]string{subject, code}]
+	return bs, ok
+}
+
+// reset empties the cache (benchmarks of a cold start).
+func (c *trendCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.end, c.m = time.Time{}, nil
+}
+
+func (c *trendCache) put(subject, code string, end time.Time, bs []vigil.Bucket) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case end.After(c.end) || c.m == nil:
+		c.end, c.m = end, map[[2]string][]vigil.Bucket{}
+	case end.Before(c.end):
+		return // a request that started before the window moved
+	}
+	c.m[[2]string{subject, code}] = slices.Clip(bs)
 }
 
 // sparkline draws bucket means as points in a 100×24 box over [from, to).
