@@ -114,7 +114,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	var buf bytes.Buffer
 	tmpl := "layout"
-	if r.URL.Query().Get("fragment") != "" {
+	if r.URL.Query().Get("fragment") != "" && t.Lookup("fragment") != nil {
 		tmpl = "fragment" // the part a live view replaces, without the layout
 	}
 	if err := t.ExecuteTemplate(&buf, tmpl, d); err != nil {

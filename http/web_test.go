@@ -67,6 +67,8 @@ func TestPageAccess(t *testing.T) {
 		{"patient on the worklist", "/worklist", e.token(pat, vigil.TokenSession), http.StatusForbidden, "", "<h1>Forbidden</h1>"},
 		{"clinician's worklist", "/worklist", e.token(clin, vigil.TokenSession), http.StatusOK, "", "No patients match."},
 		{"unknown condition", "/worklist?condition=nope", e.token(clin, vigil.TokenSession), http.StatusBadRequest, "", "unknown condition"},
+		{"worklist rows only", "/worklist?fragment=1", e.token(clin, vigil.TokenSession), http.StatusOK, "", "No patients match."},
+		{"a page without fragment", "/patients/" + p1 + "?fragment=1", e.token(pat, vigil.TokenSession), http.StatusOK, "", "<!doctype html>"},
 		{"static script", "/static/vigil.js", "", http.StatusOK, "", "EventSource"},
 		{"no such static file", "/static/nope.js", "", http.StatusNotFound, "", ""},
 	}

@@ -98,6 +98,16 @@
     return es;
   }
 
+  // coalesce runs fn at most once per ms milliseconds however often it is
+  // asked (alert events may come in bursts; one reload of the rows serves all).
+  function coalesce(fn, ms) {
+    let timer = null;
+    return () => {
+      if (timer) return;
+      timer = setTimeout(() => { timer = null; fn(); }, ms);
+    };
+  }
+
   // refresh replaces the content of target with the page's fragment.
   async function refresh(target) {
     const url = new URL(location.href);
@@ -153,7 +163,7 @@
         }
         sort();
       },
-      alert: () => refresh(body),
+      alert: coalesce(() => refresh(body), 500),
     });
   }
 
@@ -197,7 +207,7 @@
 
   function alerts() {
     const box = document.getElementById("inbox");
-    stream({ alert: () => refresh(box) });
+    stream({ alert: coalesce(() => refresh(box), 500) });
   }
 
   // wire attaches the handlers of forms and buttons under root.
