@@ -134,6 +134,24 @@ var matrix = []struct {
 	{"DELETE /api/v1/webhooks/{id}", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/webhooks/{id}/deliveries", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/webhook-deliveries/{id}/resend", "401 ok 403 403 403 403 403 403", ""},
+
+	{"POST /api/v1/patients/{id}/observations",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/quarantine/{id}/replay", "401 ok 403 403 403 403 403 403", ""},
+
+	// Dashboard pages: without credentials a page redirects (303) to the
+	// sign-in page instead of answering 401.
+	{"GET /static/{file}", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /signin", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /{$}", "303 ok ok ok ok 403 403 403", ""},
+	{"GET /worklist", "303 403 ok ok 403 403 403 403", ""},
+	{"GET /alerts", "303 403 ok ok 403 403 403 403", ""},
+	{"GET /patients/{id}",
+		"303 404 ok 404 ok 403 403 403",
+		"303 404 404 404 404 403 403 403"},
+	{"GET /me", "303 403 403 403 ok 403 403 403", ""},
+	{"GET /admin", "303 ok 403 403 403 403 403 403", ""},
 }
 
 // alertStore is the fake alerts with a real webhook store.
@@ -192,7 +210,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// Path parameters: sacrificial objects where the route changes things.
 	param := regexp.MustCompile(`\{(\w+)\}`)
 	fill := func(pattern, who, patient string) string {
-		path := strings.SplitN(pattern, " ", 2)[1]
+		path := strings.TrimSuffix(strings.SplitN(pattern, " ", 2)[1], "{$}")
 		return param.ReplaceAllStringFunc(path, func(m string) string {
 			switch m {
 			case "{id}":
@@ -212,6 +230,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return id
 				case strings.HasPrefix(path, "/api/v1/tokens/"):
 					return tokenID(t, e, who, clinX)
+				case strings.HasPrefix(path, "/api/v1/quarantine/"):
+					return "qua_none"
+				case strings.HasPrefix(path, "/patients/"):
+					return patient
 				case strings.HasPrefix(path, "/api/v1/alerts/"):
 					return alerts.add(vigil.Alert{SubjectID: patient, Updated: e.now()})
 				case strings.HasPrefix(path, "/api/v1/webhooks/"):
@@ -223,6 +245,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				case strings.HasPrefix(path, "/api/v1/webhook-deliveries/"):
 					return "whd_none"
 				}
+			case "{file}":
+				return "vigil.css"
 			case "{user}":
 				return clinX.ID
 			case "{patient}":
@@ -250,7 +274,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				path := fill(row.pattern, who, c.target)
 				status, body := e.request(method, path, tokenOf(who), "")
 				if wants[i] == "ok" {
-					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && (strings.Contains(row.pattern, "/api/v1/patients/{id}") || strings.Contains(row.pattern, "/api/v1/alerts/{id}"))) {
+					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && (strings.Contains(row.pattern, "/patients/{id}") || strings.Contains(row.pattern, "/api/v1/alerts/{id}"))) {
 						t.Errorf("%s as %s on %s: %d %s, want it allowed", row.pattern, who, path, status, body)
 					}
 					continue

@@ -34,6 +34,7 @@ type env struct {
 	api     *Server
 	ts      *httptest.Server
 	lockout *auth.Lockout
+	log     *bus.Log
 }
 
 func (e *env) now() time.Time {
@@ -63,6 +64,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close(context.Background()) })
+	e.log = log
 	if e.auditor, err = audit.NewRecorder(ctx, e.store, audit.RecorderOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +117,11 @@ func (e *env) request(method, path, token, body string, header ...string) (int, 
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.ts.Client().Do(req)
+	// Redirects are answers of their own (a page sends the unauthenticated
+	// to the sign-in page): they are not followed.
+	c := *e.ts.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -35,6 +35,9 @@ type rule struct {
 	anyToken bool
 	// action is what the audit log records for the request.
 	action string
+	// page: a dashboard page; a refused or failed request is answered in
+	// HTML (unauthenticated: a redirect to the sign-in page), not JSON.
+	page bool
 }
 
 var public = rule{name: "public"}
@@ -58,6 +61,7 @@ func (r rule) withScope(s string) rule { r.scope = s; return r }
 func (r rule) onPatient() rule         { r.patient = true; return r }
 func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; return r }
 func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
+func (r rule) asPage() rule            { r.page = true; return r }
 
 type route struct {
 	pattern string // net/http ServeMux pattern, with method
@@ -149,6 +153,21 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/webhook-deliveries/{id}/resend", authn("admin", auditWebhookChange, adminOnly), s.resendDelivery},
 
 		{"GET /api/v1/patients/{id}/glucose-summary", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.glucoseSummary},
+		{"POST /api/v1/patients/{id}/observations", authn("clinician", vigil.AuditReadingsWrite, clinicians).clinicalData(), s.postObservations},
+		{"POST /api/v1/quarantine/{id}/replay", authn("admin", auditQuarantineReplay, adminOnly), s.replayQuarantined},
+
+		// Dashboard: server-rendered pages (web*.go) and their static files.
+		// Pages take session cookies (or tokens) like the API; scoped tokens
+		// may not use them. A page request without credentials is sent to
+		// the sign-in page.
+		{"GET /static/{file}", public, s.static},
+		{"GET /signin", rule{name: "public", page: true}, s.signInPage},
+		{"GET /{$}", authn("people", auditPageView, people).asPage(), s.home},
+		{"GET /worklist", authn("clinician", auditWorklist, clinicians).asPage(), s.worklistView},
+		{"GET /alerts", authn("clinician", auditAlertList, clinicians).asPage(), s.alertInbox},
+		{"GET /patients/{id}", authn("care", vigil.AuditReadingsRead, people).clinicalData().asPage(), s.patientView},
+		{"GET /me", authn("patient", auditPageView, []vigil.Role{vigil.RolePatient}).asPage(), s.myRecord},
+		{"GET /admin", authn("admin", auditPageView, adminOnly).asPage(), s.adminView},
 	}
 }
 
@@ -211,7 +230,11 @@ func (s *Server) wrap(rt route) http.Handler {
 			return rt.handle(out, r)
 		}()
 		if err != nil {
-			s.writeError(out, r, err)
+			if rt.rule.page {
+				s.writePageError(out, r, err)
+			} else {
+				s.writeError(out, r, err)
+			}
 		}
 		if gate != nil {
 			gate.wait() // nothing written: still settle the audit entry

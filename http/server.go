@@ -1,5 +1,6 @@
 // Package http serves Vigil's JSON API (/api/v1), health and metrics
-// endpoints over net/http. Later the FHIR API and the dashboard join it.
+// endpoints, and the dashboard (server-rendered pages), over net/http.
+// Later the FHIR API joins it.
 //
 // Every route is declared once, in routes, with the rule that authorizes it;
 // nothing is reachable without a rule (deny by default). Errors are
@@ -93,6 +94,8 @@ type Server struct {
 	eventHeartbeat, eventRefresh time.Duration
 
 	httpDuration *prometheus.HistogramVec
+	pages        *pages
+	trends       *trendCache // the worklist's trend lines (web_worklist.go)
 }
 
 // Handler returns the root handler with every route, its authorization
@@ -106,6 +109,14 @@ func (s *Server) Handler() http.Handler {
 	if s.Metrics != nil {
 		s.Metrics.MustRegister(s.httpDuration)
 	}
+	// The dashboard's templates are part of the binary: failing to parse
+	// them is a defect of the build (the package tests parse them).
+	ps, err := parsePages()
+	if err != nil {
+		panic(err)
+	}
+	s.pages = ps
+	s.trends = &trendCache{}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))

@@ -366,7 +366,9 @@ func (v *validator) time(s string) (time.Time, error) {
 	return t, nil
 }
 
-// subject decides whose reading it is from the sender's rights.
+// subject decides whose reading it is from the sender's rights. A
+// clinician's observations name their patient; the caller (the HTTP
+// observations route) must have checked the clinician may see that patient.
 func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, patientID string) error {
 	switch v.p.Role {
 	case vigil.RoleDevice:
@@ -393,6 +395,21 @@ func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, pat
 			return err
 		}
 		r.SubjectID = patientID
+		return nil
+	case vigil.RoleClinician:
+		// Observations entered by hand (POST /api/v1/patients/{id}/observations):
+		// the caller has checked that the clinician may see the patient.
+		if deviceID != "" {
+			return vigil.Errorf(vigil.EINVALID, "an observation entered by a clinician has no device_id")
+		}
+		if patientID == "" {
+			return vigil.Errorf(vigil.EINVALID, `an observation entered by a clinician must name "patient_id"`)
+		}
+		if err := v.patient(ctx, patientID); err != nil {
+			return err
+		}
+		r.SubjectID = patientID
+		r.Quality |= vigil.QualityManual
 		return nil
 	}
 	return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not send readings", v.p.Role)

@@ -83,6 +83,8 @@ func newService(t *testing.T) (*Service, *memLog) {
 var (
 	deviceA     = &vigil.Principal{Role: vigil.RoleDevice, DeviceID: "dev_a", SubjectID: "pat_1", Name: "dev_a"}
 	integration = &vigil.Principal{Role: vigil.RoleIntegration, UserID: "usr_i", Name: "svc-lab"}
+	clinician   = &vigil.Principal{Role: vigil.RoleClinician, UserID: "usr_c", Name: "dr"}
+	patientUser = &vigil.Principal{Role: vigil.RolePatient, UserID: "usr_p", SubjectID: "pat_1", Name: "pat"}
 )
 
 // TestSubmitItems checks each kind of item on its own: accepted and stored
@@ -163,6 +165,15 @@ func TestSubmitItems(t *testing.T) {
 		{"integration unassigned device", integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_free"}`, "not assigned to a patient", nil},
 		{"integration revoked device", integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_revoked"}`, "dev_revoked is revoked", nil},
 		{"integration device and other patient", integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_b","patient_id":"pat_1"}`, "not assigned to patient pat_1", nil},
+		{"clinician enters consciousness", clinician, `{"code":"67775-7","value":2,"unit":"{score}","time":"2026-11-20T09:59:00Z","patient_id":"pat_1"}`, "", func(t *testing.T, r vigil.Reading) {
+			if r.SubjectID != "pat_1" || r.DeviceID != "" || r.Quality&vigil.QualityManual == 0 || !strings.HasPrefix(r.Key, "h:") {
+				t.Errorf("got %+v", r)
+			}
+		}},
+		{"clinician without patient", clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z"}`, `must name "patient_id"`, nil},
+		{"clinician naming a device", clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_1","device_id":"dev_a"}`, "has no device_id", nil},
+		{"clinician unknown patient", clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_x"}`, `unknown patient "pat_x"`, nil},
+		{"patients may not send", patientUser, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_1"}`, "role patient may not send readings", nil},
 		{"integration unknown patient", integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_x"}`, `unknown patient "pat_x"`, nil},
 	}
 	for _, tt := range tests {

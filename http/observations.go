@@ -1,0 +1,165 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/vigil-health/vigil"
+)
+
+// postObservations takes observations a clinician entered by hand for the
+// patient {id} (e.g. consciousness level, supplemental oxygen) in the body
+// format of POST /api/v1/readings, without device_id; patient_id may be
+// left out and must otherwise be {id}. They go through the ingest service
+// like device readings, with the clinician as the sender, source "manual"
+// and the quality flag "manual". The route's rule has checked that the
+// clinician may see the patient. Answers 202 once they are durable.
+func (s *Server) postObservations(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	limit := s.maxBody()
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return vigil.Errorf(vigil.EINVALID, "reading request body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes", limit)
+	}
+	var in struct {
+		Readings []map[string]json.RawMessage `json:"readings"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return vigil.Errorf(vigil.EINVALID, `malformed body: want {"readings":[{"code","value","unit","time"}]}`)
+	}
+	if len(in.Readings) == 0 {
+		return vigil.Errorf(vigil.EINVALID, `"readings" must hold at least one observation`)
+	}
+	want, _ := json.Marshal(id)
+	for i, item := range in.Readings {
+		if _, ok := item["device_id"]; ok {
+			return vigil.Errorf(vigil.EINVALID, "observation %d: an entered observation has no device_id", i)
+		}
+		if pid, ok := item["patient_id"]; ok && string(pid) != string(want) {
+			return vigil.Errorf(vigil.EINVALID, "observation %d: patient_id must be %s (the patient in the path)", i, id)
+		}
+		item["patient_id"] = want
+	}
+	body, err = json.Marshal(in)
+	if err != nil {
+		return vigil.Errorf(vigil.EINTERNAL, "encode observations: %v", err)
+	}
+	res, err := s.Ingest.Submit(r.Context(), principal(r.Context()), "manual", body)
+	if res == nil {
+		return err
+	}
+	status := http.StatusAccepted
+	out := struct {
+		Accepted int          `json:"accepted"`
+		Rejected any          `json:"rejected"`
+		Error    *errorDetail `json:"error,omitempty"`
+	}{Accepted: res.Accepted, Rejected: res.Rejected}
+	if err != nil {
+		status = ErrorStatus(err)
+		out.Error = &errorDetail{Code: vigil.ErrorCode(err), Message: vigil.ErrorMessage(err)}
+	}
+	writeJSON(w, status, out)
+	return nil
+}
+
+// replayQuarantined resubmits the quarantine item {id} through the ingest
+// service as its original sender would have sent it (a single refused item
+// as a batch of one; a whole refused body as it was), and answers what
+// became of it: accepted readings, or the reasons it is still refused (a
+// refused replay is quarantined again, with the reason of now). Readings
+// keep their idempotency keys, so replaying twice stores them once. A
+// truncated item cannot be replayed.
+func (s *Server) replayQuarantined(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	it, err := s.quarantineItem(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if it.Truncated {
+		return vigil.Errorf(vigil.EINVALID, "quarantine item %s holds only the start of an over-large body and cannot be replayed", it.ID)
+	}
+	sender, err := s.senderOf(ctx, it.Sender)
+	if err != nil {
+		return err
+	}
+	body := it.Payload
+	if it.Index >= 0 {
+		body = append(append([]byte(`{"readings":[`), it.Payload...), "]}"...)
+	}
+	res, err := s.Ingest.Submit(ctx, sender, it.Source, body)
+	if res == nil {
+		return err
+	}
+	out := struct {
+		ID       string       `json:"id"`
+		Accepted int          `json:"accepted"`
+		Rejected any          `json:"rejected"`
+		Error    *errorDetail `json:"error,omitempty"`
+	}{ID: it.ID, Accepted: res.Accepted, Rejected: res.Rejected}
+	if err != nil {
+		out.Error = &errorDetail{Code: vigil.ErrorCode(err), Message: vigil.ErrorMessage(err)}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// quarantineItem finds one quarantine item by id, paging through the
+// quarantine newest first; ENOTFOUND if none.
+func (s *Server) quarantineItem(ctx context.Context, id string) (*vigil.QuarantineItem, error) {
+	const page = 500
+	f := vigil.QuarantineFilter{Limit: page}
+	for {
+		items, err := s.Store.Quarantined(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for i := range items {
+			if items[i].ID == id {
+				return &items[i], nil
+			}
+		}
+		if len(items) < page {
+			return nil, vigil.Errorf(vigil.ENOTFOUND, "quarantine item %s not found", id)
+		}
+		f.Before = items[len(items)-1].ID
+	}
+}
+
+// senderOf rebuilds the principal of a quarantine item's sender: a device
+// (its current state, so a revoked device's replay is refused again) or a
+// user account.
+func (s *Server) senderOf(ctx context.Context, id string) (*vigil.Principal, error) {
+	if id == "" {
+		return nil, vigil.Errorf(vigil.EINVALID, "the item's sender is unknown: it cannot be replayed")
+	}
+	if strings.HasPrefix(id, vigil.PrefixDevice+"_") {
+		d, err := s.Store.Device(ctx, id)
+		if err != nil {
+			return nil, replaySenderErr(id, err)
+		}
+		return &vigil.Principal{Role: vigil.RoleDevice, DeviceID: d.ID, Name: d.ID, SubjectID: d.SubjectID}, nil
+	}
+	u, err := s.Store.User(ctx, id)
+	if err != nil {
+		return nil, replaySenderErr(id, err)
+	}
+	if u.Disabled {
+		return nil, vigil.Errorf(vigil.EINVALID, "the item's sender %s is disabled", u.Username)
+	}
+	return &vigil.Principal{Role: u.Role, UserID: u.ID, Name: u.Username, SubjectID: u.SubjectID}, nil
+}
+
+func replaySenderErr(id string, err error) error {
+	var ve *vigil.Error
+	if errors.As(err, &ve) && ve.Code == vigil.ENOTFOUND {
+		return vigil.Errorf(vigil.EINVALID, "the item's sender %s no longer exists", id)
+	}
+	return err
+}

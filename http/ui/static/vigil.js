@@ -1,0 +1,330 @@
+// Vigil dashboard script: sign-in, live updates over the event stream
+// (GET /api/v1/events), local times, and the forms that call the API.
+// No inline script anywhere (the pages' CSP forbids it); no dependencies.
+"use strict";
+
+(function () {
+  const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  // api calls the JSON API with the session cookie and the CSRF header.
+  async function api(method, path, body) {
+    const opts = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, opts);
+    let data = null;
+    const text = await res.text();
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { raw: text }; }
+    if (!res.ok) {
+      const msg = data && data.error ? data.error.message : res.status + " " + res.statusText;
+      throw new Error(msg);
+    }
+    return data;
+  }
+
+  // Times: every <time datetime> is shown in the viewer's time zone;
+  // those marked data-ago also say how long ago.
+  function ago(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s ago";
+    const m = Math.round(s / 60);
+    if (m < 60) return m + " min ago";
+    const h = Math.round(m / 60);
+    if (h < 48) return h + " h ago";
+    return Math.round(h / 24) + " d ago";
+  }
+  function localTimes(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach((el) => {
+      const d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      const local = d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+      if (el.hasAttribute("data-ago")) {
+        el.textContent = ago(Date.now() - d.getTime());
+        el.title = local;
+      } else {
+        el.textContent = local;
+      }
+    });
+  }
+
+  function fmt(v) {
+    return Math.abs(v - Math.round(v)) < 0.05 ? String(Math.round(v)) : v.toFixed(1);
+  }
+
+  // codes maps a reading code to the vital it shows ("bp/2": the second
+  // value of blood pressure), from the page (the server's list).
+  const codes = JSON.parse(document.body.dataset.codes || "{}");
+
+  // vitalsOf turns the readings of an event into {key: {text, unit, time}}.
+  function vitalsOf(readings) {
+    const out = {};
+    const bp = {};
+    for (const r of readings) {
+      const parts = r.components && r.components.length ? r.components.map((c) => ({ code: c.code, value: c.value, unit: c.unit })) : [{ code: r.code, value: r.value, unit: r.unit }];
+      for (const p of parts) {
+        const key = codes[p.code];
+        if (!key || p.value === undefined) continue;
+        if (key === "bp" || key === "bp/2") {
+          bp[key] = p.value; bp.unit = p.unit; bp.time = r.time;
+          continue;
+        }
+        let text = fmt(p.value), unit = p.unit;
+        if (key === "acvpu") { text = "ACVPU"[Math.round(p.value)] || "?"; unit = "ACVPU"; }
+        if (unit === "{score}") unit = "";
+        out[key] = { text, unit, time: r.time, value: p.value };
+      }
+    }
+    if (bp.bp !== undefined) out.bp = { text: fmt(bp.bp) + (bp["bp/2"] !== undefined ? "/" + fmt(bp["bp/2"]) : ""), unit: bp.unit, time: bp.time };
+    return out;
+  }
+
+  function mark(el) {
+    el.classList.add("updated");
+    el.dataset.updatedAt = String(Date.now());
+    setTimeout(() => el.classList.remove("updated"), 1500);
+  }
+
+  // stream opens the event stream and hands events to the handlers.
+  function stream(handlers) {
+    const live = document.getElementById("live");
+    const es = new EventSource("/api/v1/events");
+    es.onopen = () => { if (live) live.textContent = "● live"; };
+    es.onerror = () => { if (live) live.textContent = "○ reconnecting…"; };
+    for (const [type, fn] of Object.entries(handlers)) {
+      es.addEventListener(type, (e) => { try { fn(JSON.parse(e.data)); } catch (err) { console.error(err); } });
+    }
+    return es;
+  }
+
+  // coalesce runs fn at most once per ms milliseconds however often it is
+  // asked (alert events may come in bursts; one reload of the rows serves all).
+  function coalesce(fn, ms) {
+    let timer = null;
+    return () => {
+      if (timer) return;
+      timer = setTimeout(() => { timer = null; fn(); }, ms);
+    };
+  }
+
+  // refresh replaces the content of target with the page's fragment.
+  async function refresh(target) {
+    const url = new URL(location.href);
+    url.searchParams.set("fragment", "1");
+    const res = await fetch(url, { credentials: "same-origin" });
+    if (!res.ok) return;
+    target.innerHTML = await res.text();
+    localTimes(target);
+    wire(target);
+  }
+
+  // Worklist: readings update their row in place; rows are re-ordered by
+  // risk; alert changes reload the rows (alerts are rare).
+  function worklist() {
+    const body = document.getElementById("worklist-rows");
+    const sort = () => {
+      const rows = Array.from(body.querySelectorAll("tr.row"));
+      rows.sort((a, b) =>
+        (+b.dataset.rank - +a.dataset.rank) ||
+        (+b.dataset.news2 - +a.dataset.news2) ||
+        ((a.dataset.last || "") < (b.dataset.last || "") ? -1 : (a.dataset.last || "") > (b.dataset.last || "") ? 1 : 0) ||
+        a.dataset.name.localeCompare(b.dataset.name));
+      rows.forEach((r) => body.appendChild(r));
+    };
+    stream({
+      reading: (ev) => {
+        const row = body.querySelector('tr[data-patient="' + CSS.escape(ev.patient_id) + '"]');
+        if (!row) return;
+        const vs = vitalsOf(ev.readings || []);
+        for (const [key, v] of Object.entries(vs)) {
+          if (key === "news2") {
+            const cell = row.querySelector("td.news2");
+            cell.textContent = v.text; row.dataset.news2 = String(v.value); mark(cell);
+            continue;
+          }
+          let el = row.querySelector('.vital[data-vital="' + key + '"]');
+          if (!el) {
+            el = document.createElement("span");
+            el.className = "vital"; el.dataset.vital = key;
+            el.innerHTML = '<span class="label"></span> <span class="value"></span> <span class="unit"></span>';
+            el.querySelector(".label").textContent = key.toUpperCase();
+            row.querySelector("td.vitals").appendChild(el);
+          }
+          el.querySelector(".value").textContent = v.text;
+          el.querySelector(".unit").textContent = v.unit;
+          mark(el);
+          if (!row.dataset.last || v.time > row.dataset.last) {
+            row.dataset.last = v.time;
+            row.querySelector("td.last").innerHTML = '<time data-ago></time>';
+            row.querySelector("td.last time").setAttribute("datetime", v.time);
+            localTimes(row);
+          }
+        }
+        sort();
+      },
+      alert: coalesce(() => refresh(body), 500),
+    });
+  }
+
+  // Patient page: readings update the tiles; alert changes reload the timeline.
+  function patient() {
+    const head = document.querySelector(".patient-head");
+    const id = head.dataset.patient;
+    const tiles = document.getElementById("tiles");
+    stream({
+      reading: (ev) => {
+        if (ev.patient_id !== id) return;
+        for (const [key, v] of Object.entries(vitalsOf(ev.readings || []))) {
+          let t = tiles.querySelector('.tile[data-vital="' + key + '"]');
+          if (!t) {
+            const empty = tiles.querySelector(".tile.empty");
+            if (empty) empty.remove();
+            t = document.createElement("li");
+            t.className = "tile"; t.dataset.vital = key;
+            t.innerHTML = '<span class="label"></span><span class="value"></span> <span class="unit"></span><time data-ago></time>';
+            t.querySelector(".label").textContent = key.toUpperCase();
+            tiles.appendChild(t);
+          }
+          t.querySelector(".value").textContent = v.text;
+          t.querySelector(".unit").textContent = v.unit;
+          t.querySelector("time").setAttribute("datetime", v.time);
+          localTimes(t);
+          mark(t);
+        }
+      },
+      alert: async (ev) => {
+        if (ev.patient_id !== id) return;
+        const res = await fetch(location.href, { credentials: "same-origin" });
+        if (!res.ok) return;
+        const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+        const fresh = doc.querySelector(".timeline");
+        const cur = document.querySelector(".timeline");
+        if (fresh && cur) { cur.replaceWith(fresh); localTimes(fresh); }
+      },
+    });
+  }
+
+  function alerts() {
+    const box = document.getElementById("inbox");
+    stream({ alert: coalesce(() => refresh(box), 500) });
+  }
+
+  // wire attaches the handlers of forms and buttons under root.
+  function wire(root) {
+    root.querySelectorAll("form.alert-actions").forEach((f) => {
+      f.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const action = e.submitter ? e.submitter.value : "ack";
+        const note = f.elements.note.value.trim();
+        const err = f.querySelector(".form-error");
+        err.textContent = "";
+        if (action === "resolve" && !note) { err.textContent = "Resolving needs a note."; f.elements.note.focus(); return; }
+        const body = { note };
+        if (action === "snooze") body.minutes = parseInt(f.elements.minutes.value, 10);
+        try {
+          await api("POST", "/api/v1/alerts/" + encodeURIComponent(f.dataset.alert) + "/" + action, body);
+          const box = document.getElementById("inbox");
+          if (box) await refresh(box);
+        } catch (x) { err.textContent = x.message; }
+      });
+    });
+  }
+
+  function observation() {
+    const f = document.getElementById("observation-form");
+    if (!f) return;
+    const kind = f.elements.kind, level = f.elements.acvpu, value = f.elements.value;
+    const toggle = () => {
+      const acvpu = kind.value.endsWith("|acvpu");
+      level.disabled = !acvpu; value.disabled = acvpu;
+      level.parentNode.querySelector('label[for="obs-acvpu"]').hidden = !acvpu; level.hidden = !acvpu;
+      f.querySelector('label[for="obs-value"]').hidden = acvpu; value.hidden = acvpu;
+    };
+    kind.addEventListener("change", toggle); toggle();
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const [code, unit, special] = kind.value.split("|");
+      const v = special === "acvpu" ? parseInt(level.value, 10) : parseFloat(value.value);
+      const err = f.querySelector(".form-error");
+      err.textContent = "";
+      if (isNaN(v)) { err.textContent = "Enter a value."; value.focus(); return; }
+      try {
+        await api("POST", "/api/v1/patients/" + encodeURIComponent(f.dataset.patient) + "/observations",
+          { readings: [{ code, value: v, unit, time: new Date().toISOString() }] });
+        err.textContent = "Recorded.";
+        value.value = "";
+      } catch (x) { err.textContent = x.message; }
+    });
+  }
+
+  function admin() {
+    const result = document.getElementById("admin-result");
+    document.querySelectorAll("form.api-form").forEach((f) => {
+      f.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        let path = f.dataset.path;
+        const body = {};
+        for (const el of f.elements) {
+          if (!el.name || el.value === "") continue;
+          if (path.includes("{" + el.name + "}")) path = path.replace("{" + el.name + "}", encodeURIComponent(el.value));
+          else body[el.name] = el.value;
+        }
+        try {
+          const out = await api(f.dataset.method, path, f.dataset.method === "PUT" ? undefined : body);
+          if (f.dataset.show === "token" && out && out.token) {
+            document.getElementById("token-value").textContent = out.token;
+            document.getElementById("token-once").hidden = false;
+            document.getElementById("token-done").focus();
+            return;
+          }
+          location.reload();
+        } catch (x) { result.textContent = "Failed: " + x.message; result.focus(); }
+      });
+    });
+    const done = document.getElementById("token-done");
+    if (done) done.addEventListener("click", () => { document.getElementById("token-value").textContent = ""; location.reload(); });
+    document.querySelectorAll("button.api-button").forEach((b) => {
+      b.addEventListener("click", async () => {
+        if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+        try {
+          const out = await api(b.dataset.method, b.dataset.path);
+          if (b.dataset.report) {
+            result.textContent = out.error ? "Replayed: still refused – " + out.error.message : "Replayed: " + out.accepted + " reading(s) accepted.";
+            return;
+          }
+          location.reload();
+        } catch (x) { result.textContent = "Failed: " + x.message; }
+      });
+    });
+  }
+
+  function signin() {
+    const f = document.getElementById("signin-form");
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const err = document.getElementById("signin-error");
+      err.textContent = "";
+      try {
+        await api("POST", "/api/v1/auth/session", { username: f.elements.username.value, password: f.elements.password.value });
+        location.assign(f.dataset.next || "/");
+      } catch (x) { err.textContent = x.message; }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    localTimes(document);
+    setInterval(() => localTimes(document), 30000);
+    const out = document.getElementById("signout");
+    if (out) out.addEventListener("click", async () => {
+      try { await api("DELETE", "/api/v1/auth/session"); } finally { location.assign("/signin"); }
+    });
+    const page = document.body.dataset.page;
+    wire(document);
+    if (page === "signin") signin();
+    if (page === "worklist") worklist();
+    if (page === "patient") { patient(); observation(); }
+    if (page === "alerts") alerts();
+    if (page === "admin") admin();
+  });
+})();

@@ -1,0 +1,329 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/rules"
+)
+
+// chartRanges are the patient page's chart windows.
+var chartRanges = []struct {
+	Value string
+	Span  time.Duration
+}{
+	{"6h", 6 * time.Hour},
+	{"24h", 24 * time.Hour},
+	{"7d", 7 * 24 * time.Hour},
+	{"30d", 30 * 24 * time.Hour},
+}
+
+// chartBuckets is how many buckets a chart has at most: the store
+// summarises every window to this many (a 6 h window is 1 minute per
+// bucket, 30 days 2 hours), so a chart costs the same whatever the data rate.
+const chartBuckets = 360
+
+// Chart geometry, in SVG user units.
+const (
+	chartW, chartH = 600.0, 140.0
+	chartPad       = 6.0
+)
+
+// chart is one vital over the page's window, drawn server-side as SVG:
+// the mean per bucket as a line and the min–max range as a band.
+type chart struct {
+	Key, Label, Unit string
+	Line             string // polyline points of the means
+	Band             string // polygon points of min…max
+	Min, Max         float64
+	Count            int // readings summarised
+	Second           *chart
+
+	bs       []vigil.Bucket
+	from, to time.Time
+}
+
+// patientPage is the data of the patient page.
+type patientPage struct {
+	Patient   *vigil.Patient
+	Range     string
+	Ranges    []string
+	From, To  time.Time
+	Vitals    []vital
+	Charts    []chart
+	Alerts    []alertView
+	Devices   []deviceView
+	Glucose   *rules.Summary
+	CanEnter  bool        // a clinician: may enter observations and act on alerts
+	AccessLog []auditView // the patient's own view: who accessed the record
+	Own       bool
+}
+
+type alertView struct {
+	*vigil.Alert
+	Events []eventView
+}
+
+type eventView struct {
+	vigil.AlertEvent
+	Who string // the actor's name; "Vigil" for the system
+}
+
+type deviceView struct {
+	*vigil.Device
+	LastSeen  time.Time // newest reading from the device, or its last MQTT packet
+	Battery   *float64
+	Connected *bool
+}
+
+type auditView struct {
+	Time              time.Time
+	Who, Role, Action string
+	Outcome           string
+}
+
+// accessLogWindow is how far back the patient's own view lists who
+// accessed the record (the newest accessLogShown entries).
+const accessLogWindow = 30 * 24 * time.Hour
+
+// patientView serves GET /patients/{id}?range=6h|24h|7d|30d. Authorization
+// (the route's clinical patient rule) has let the caller see the patient.
+func (s *Server) patientView(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	p := principal(ctx)
+	rng := r.URL.Query().Get("range")
+	if rng == "" {
+		rng = "24h"
+	}
+	pg, err := s.patientPageData(ctx, p, r.PathValue("id"), rng, s.now())
+	if err != nil {
+		return err
+	}
+	nav := "worklist"
+	if pg.Own {
+		nav = "me"
+	}
+	return s.render(w, r, http.StatusOK, "patient", pageData{Title: pg.Patient.Name, Nav: nav, Body: pg})
+}
+
+// patientPageData gathers everything the patient page shows of patient id
+// over the window rng ending at now, for principal p (who must have been
+// authorized for the patient).
+func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rng string, now time.Time) (*patientPage, error) {
+	idx := slices.IndexFunc(chartRanges, func(c struct {
+		Value string
+		Span  time.Duration
+	}) bool {
+		return c.Value == rng
+	})
+	if idx < 0 {
+		return nil, vigil.Errorf(vigil.EINVALID, "range must be one of 6h, 24h, 7d, 30d")
+	}
+	span := chartRanges[idx].Span
+	pt, err := s.Store.Patient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	pg := &patientPage{Patient: pt, Range: rng, From: now.Add(-span), To: now,
+		CanEnter: p.Role == vigil.RoleClinician, Own: p.Role == vigil.RolePatient}
+	for _, c := range chartRanges {
+		pg.Ranges = append(pg.Ranges, c.Value)
+	}
+	latest, err := s.Store.Latest(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("patient latest: %w", err)
+	}
+	pg.Vitals = latestVitals(latest)
+
+	width := span / chartBuckets
+	for _, d := range vitalDefs {
+		var c *chart
+		for _, code := range d.Codes {
+			if c, err = s.chartOf(ctx, id, d, code, pg.From, now, width); err != nil {
+				return nil, err
+			}
+			if c != nil {
+				break
+			}
+		}
+		if c == nil {
+			continue
+		}
+		if d.Pair != "" {
+			if c.Second, err = s.chartOf(ctx, id, d, d.Pair, pg.From, now, width); err != nil {
+				return nil, err
+			}
+			c.scaleWith(c.Second)
+		}
+		pg.Charts = append(pg.Charts, *c)
+	}
+
+	if pg.Alerts, err = s.alertTimeline(ctx, id); err != nil {
+		return nil, err
+	}
+	if pg.Devices, err = s.deviceViews(ctx, id, latest); err != nil {
+		return nil, err
+	}
+
+	// Glucose summary over the window (at least 24 h) when CGM data exist.
+	gFrom := now.Add(-max(span, 24*time.Hour))
+	cgm, err := s.allReadings(ctx, vigil.ReadingQuery{SubjectID: id, Codes: []string{rules.CodeGlucoseCGM}, From: gFrom, To: now})
+	if err != nil {
+		return nil, fmt.Errorf("patient glucose: %w", err)
+	}
+	if len(cgm) > 0 {
+		sum := rules.GlucoseSummary(cgm, gFrom, now)
+		pg.Glucose = &sum
+	}
+
+	if pg.Own {
+		es, err := s.Store.AuditEntries(ctx, vigil.AuditFilter{SubjectID: id, From: now.Add(-accessLogWindow)})
+		if err != nil {
+			return nil, fmt.Errorf("patient access log: %w", err)
+		}
+		for i := len(es) - 1; i >= 0 && len(pg.AccessLog) < 100; /* newest first, at most 100 */ i-- {
+			e := es[i]
+			pg.AccessLog = append(pg.AccessLog, auditView{Time: e.Time, Who: cmpOr(e.ActorName, e.Actor), Role: string(e.Role), Action: e.Action, Outcome: e.Outcome})
+		}
+	}
+	return pg, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// chartOf summarises one code of the patient over [from, to) in buckets of
+// width; nil if there are no values.
+func (s *Server) chartOf(ctx context.Context, id string, d vitalDef, code string, from, to time.Time, width time.Duration) (*chart, error) {
+	bs, err := s.Store.Buckets(ctx, vigil.BucketQuery{SubjectID: id, Code: code, From: from, To: to, Width: width})
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: %w", code, err)
+	}
+	if len(bs) == 0 {
+		return nil, nil
+	}
+	c := &chart{Key: d.Key, Label: d.Label, Min: bs[0].Min, Max: bs[0].Max}
+	for _, b := range bs {
+		c.Min, c.Max = min(c.Min, b.Min), max(c.Max, b.Max)
+		c.Count += b.Count
+	}
+	c.draw(bs, from, to)
+	return c, nil
+}
+
+// draw computes the chart's line and band from its buckets, scaled to
+// [c.Min, c.Max] and [from, to).
+func (c *chart) draw(bs []vigil.Bucket, from, to time.Time) {
+	lo, hi := c.Min, c.Max
+	if hi-lo < 1 {
+		lo, hi = lo-0.5, hi+0.5
+	}
+	span := to.Sub(from).Seconds()
+	x := func(t time.Time) float64 { return chartPad + (chartW-2*chartPad)*t.Sub(from).Seconds()/span }
+	y := func(v float64) float64 { return chartH - chartPad - (chartH-2*chartPad)*(v-lo)/(hi-lo) }
+	var line, top, bottom []string
+	for _, b := range bs {
+		xs := x(b.Start)
+		line = append(line, fmt.Sprintf("%.1f,%.1f", xs, y(b.Mean)))
+		top = append(top, fmt.Sprintf("%.1f,%.1f", xs, y(b.Max)))
+		bottom = append(bottom, fmt.Sprintf("%.1f,%.1f", xs, y(b.Min)))
+	}
+	slices.Reverse(bottom)
+	c.Line = strings.Join(line, " ")
+	c.Band = strings.Join(append(top, bottom...), " ")
+	c.bs, c.from, c.to = bs, from, to
+}
+
+// scaleWith puts c and o on one scale (e.g. systolic and diastolic).
+func (c *chart) scaleWith(o *chart) {
+	if o == nil {
+		return
+	}
+	c.Min, c.Max = min(c.Min, o.Min), max(c.Max, o.Max)
+	o.Min, o.Max = c.Min, c.Max
+	c.draw(c.bs, c.from, c.to)
+	o.draw(o.bs, o.from, o.to)
+}
+
+// alertTimeline returns the patient's newest alerts with their history,
+// naming the people who acted.
+func (s *Server) alertTimeline(ctx context.Context, id string) ([]alertView, error) {
+	if s.AlertStore == nil {
+		return nil, nil
+	}
+	as, err := s.AlertStore.Alerts(ctx, vigil.AlertFilter{SubjectIDs: []string{id}, Limit: 20})
+	if err != nil {
+		return nil, fmt.Errorf("patient alerts: %w", err)
+	}
+	names := map[string]string{"": "Vigil"}
+	name := func(uid string) string {
+		if n, ok := names[uid]; ok {
+			return n
+		}
+		n := uid
+		if u, err := s.Store.User(ctx, uid); err == nil {
+			n = u.Username
+		}
+		names[uid] = n
+		return n
+	}
+	out := make([]alertView, 0, len(as))
+	for _, a := range as {
+		evs, err := s.AlertStore.AlertEvents(ctx, a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("alert history: %w", err)
+		}
+		av := alertView{Alert: a}
+		for _, e := range evs {
+			av.Events = append(av.Events, eventView{AlertEvent: e, Who: name(e.Actor)})
+		}
+		out = append(out, av)
+	}
+	return out, nil
+}
+
+// deviceViews lists the patient's devices with when each was last heard
+// from (its newest reading among latest, or its last MQTT packet) and its
+// battery, when the device reports one.
+func (s *Server) deviceViews(ctx context.Context, id string, latest []vigil.Reading) ([]deviceView, error) {
+	ds, err := s.Store.Devices(ctx, vigil.DeviceFilter{SubjectID: id})
+	if err != nil {
+		return nil, fmt.Errorf("patient devices: %w", err)
+	}
+	out := make([]deviceView, 0, len(ds))
+	for _, d := range ds {
+		v := deviceView{Device: d}
+		for _, r := range latest {
+			if r.DeviceID == d.ID && r.Time.After(v.LastSeen) {
+				v.LastSeen = r.Time
+			}
+		}
+		if s.DeviceStatus != nil {
+			if st, ok := s.DeviceStatus(d.ID); ok {
+				var ds struct {
+					Connected bool      `json:"connected"`
+					LastSeen  time.Time `json:"last_seen"`
+					Battery   *float64  `json:"battery"`
+				}
+				if b, err := json.Marshal(st); err == nil && json.Unmarshal(b, &ds) == nil {
+					v.Battery, v.Connected = ds.Battery, &ds.Connected
+					if ds.LastSeen.After(v.LastSeen) {
+						v.LastSeen = ds.LastSeen
+					}
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
