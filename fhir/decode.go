@@ -52,16 +52,28 @@ func IdentifierSeq(system, value string) uint64 {
 
 // observationIn is the part of an Observation Vigil reads.
 type observationIn struct {
-	ResourceType      string                 `json:"resourceType"`
-	Identifier        []Identifier           `json:"identifier"`
-	Status            string                 `json:"status"`
-	Code              CodeableConcept        `json:"code"`
-	Subject           *Reference             `json:"subject"`
-	EffectiveDateTime string                 `json:"effectiveDateTime"`
-	EffectiveInstant  string                 `json:"effectiveInstant"`
-	ValueQuantity     *Quantity              `json:"valueQuantity"`
-	Device            *Reference             `json:"device"`
-	Component         []ObservationComponent `json:"component"`
+	ResourceType      string          `json:"resourceType"`
+	Identifier        []Identifier    `json:"identifier"`
+	Status            string          `json:"status"`
+	Code              CodeableConcept `json:"code"`
+	Subject           *Reference      `json:"subject"`
+	EffectiveDateTime string          `json:"effectiveDateTime"`
+	EffectiveInstant  string          `json:"effectiveInstant"`
+	ValueQuantity     *quantityIn     `json:"valueQuantity"`
+	Device            *Reference      `json:"device"`
+	Component         []struct {
+		Code          CodeableConcept `json:"code"`
+		ValueQuantity *quantityIn     `json:"valueQuantity"`
+	} `json:"component"`
+}
+
+// quantityIn is a Quantity as sent: the value must be a JSON number (FHIR
+// decimals are numbers, never strings).
+type quantityIn struct {
+	Value  json.RawMessage `json:"value"`
+	Unit   string          `json:"unit"`
+	System string          `json:"system"`
+	Code   string          `json:"code"`
 }
 
 // unsupported are Observation elements whose meaning Vigil cannot keep:
@@ -146,7 +158,7 @@ func DecodeObservation(body []byte, known func(code string) bool) (Input, error)
 		return Input{}, invalid("Observation.effective[x]: %s", vigil.ErrorMessage(err))
 	}
 	if o.ValueQuantity != nil {
-		v, unit, err := quantityIn(o.ValueQuantity, "Observation.valueQuantity")
+		v, unit, err := o.ValueQuantity.read("Observation.valueQuantity")
 		if err != nil {
 			return Input{}, err
 		}
@@ -161,7 +173,7 @@ func DecodeObservation(body []byte, known func(code string) bool) (Input, error)
 		if c.ValueQuantity == nil {
 			return Input{}, invalid("%s.valueQuantity is required", where)
 		}
-		v, unit, err := quantityIn(c.ValueQuantity, where+".valueQuantity")
+		v, unit, err := c.ValueQuantity.read(where + ".valueQuantity")
 		if err != nil {
 			return Input{}, err
 		}
@@ -200,13 +212,13 @@ func loinc(cc CodeableConcept, known func(string) bool, where string) (string, e
 	return first, nil
 }
 
-func quantityIn(q *Quantity, where string) (float64, string, error) {
-	if q.Value == nil {
+func (q *quantityIn) read(where string) (float64, string, error) {
+	if len(q.Value) == 0 || string(q.Value) == "null" {
 		return 0, "", invalid("%s.value is required", where)
 	}
-	v, err := strconv.ParseFloat(string(*q.Value), 64)
+	v, err := strconv.ParseFloat(string(q.Value), 64)
 	if err != nil {
-		return 0, "", invalid("%s.value %q is not a number", where, string(*q.Value))
+		return 0, "", invalid("%s.value %s has the wrong type: want a JSON number", where, q.Value)
 	}
 	unit := q.Unit
 	if q.System == SystemUCUM && q.Code != "" {
@@ -240,7 +252,7 @@ func strictJSON(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return invalid("malformed JSON: %s", jsonError(err))
 	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		return invalid("malformed JSON: unexpected data after the resource")
 	}
 	return nil
