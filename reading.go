@@ -101,9 +101,13 @@ type ReadingQuery struct {
 	Codes     []string  // empty: every code
 	From      time.Time // inclusive; zero: no lower bound
 	To        time.Time // exclusive; zero: no upper bound
-	After     *Cursor   // resume after this position (in the query's order)
-	Desc      bool      // newest first
-	Limit     int       // at most this many; the Store caps it at MaxReadingLimit
+	// ReceivedFrom and ReceivedTo bound when Vigil accepted the reading
+	// (Received; FHIR _lastUpdated): From inclusive, To exclusive; zero: no
+	// bound. Readings stored without a received time never match a bound.
+	ReceivedFrom, ReceivedTo time.Time
+	After                    *Cursor // resume after this position (in the query's order)
+	Desc                     bool    // newest first
+	Limit                    int     // at most this many; the Store caps it at MaxReadingLimit
 }
 
 // MaxReadingLimit is the most readings one query returns.
