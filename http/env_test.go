@@ -85,7 +85,10 @@ func newEnv(t testing.TB) *env {
 		Now:        e.now,
 		NewSecret:  func(kind string) (string, []byte) { return newTestSecret(kind) },
 		HashSecret: auth.HashSecret,
+		Codes:      catalog.Default(),
+		ExportDir:  filepath.Join(dir, "export"),
 	}
+	t.Cleanup(e.api.Close) // before the store closes: cleanups run last first
 	e.ts = httptest.NewTLSServer(e.api.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
