@@ -682,6 +682,31 @@ func TestFHIRValidatorsAcceptResponses(t *testing.T) {
 	e.api.AlertStore = alerts
 	alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: t0, Updated: t0})
 	e.get("/fhir/r4/Flag?patient="+e.p1, e.clin, http.StatusOK, nil)
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation"},"request":{"method":"POST","url":"Observation"}}]}`
+	if st, body := e.request(http.MethodPost, "/fhir/r4", e.intW, batch); st == http.StatusOK {
+		e.outputs.add("batch-response.json", []byte(body))
+	} else {
+		t.Errorf("batch: %d %s", st, body)
+	}
+	// the NDJSON files of an export, every line
+	h := e.get("/fhir/r4/Patient/$export", e.intR, http.StatusAccepted, nil, "Prefer", "respond-async")
+	status := pathOf(t, h.Get("Content-Location"))
+	for {
+		st, body := e.request(http.MethodGet, status, e.intR, "")
+		if st == http.StatusAccepted {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		var m struct{ Output []struct{ Type, URL string } }
+		if err := json.Unmarshal([]byte(body), &m); st != http.StatusOK || err != nil || len(m.Output) != 3 {
+			t.Fatalf("export status: %d %s", st, body)
+		}
+		for _, o := range m.Output {
+			_, nd := e.request(http.MethodGet, pathOf(t, o.URL), e.intR, "")
+			e.outputs.add(o.Type+".ndjson", []byte(nd))
+		}
+		break
+	}
 
 	dir := t.TempDir()
 	var files []string
