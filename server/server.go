@@ -211,6 +211,8 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		MaxBodyBytes:       opts.MaxBodyBytes,
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
+		Codes:              s.catalog,
+		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
 	}
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
@@ -440,6 +442,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if err := s.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop https: %w", err))
 			}
+			s.api.Close() // running FHIR exports stop; clients start them again
 			if err := s.WaitStored(ctx); err != nil {
 				s.logger.Warn("shutdown before the store caught up with the log; the rest is stored on next start", "err", err)
 			}
