@@ -24,7 +24,7 @@ type Reading struct {
 	Key        string      // idempotency key: unique per reading ever sent (see ReadingKey)
 	Quality    Quality     // quality flags
 	Components []Component // components of a panel, e.g. systolic and diastolic
-	Source     string      // inbound adapter: "http", "mqtt", "hl7", "manual", "derived"
+	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"
 }
 
 // Component is one measurement inside a panel reading, in canonical units.

@@ -635,12 +635,24 @@ func TestFHIRGroupExport(t *testing.T) {
 	e := newFHIREnv(t)
 	e.seed(e.p1, "8867-4", 3, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
 	e.seed(e.p2, "8867-4", 3, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	// files an export left before a restart are removed at the next kick-off
+	stale := filepath.Join(e.api.ExportDir, "exp_before_restart")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "Observation.ndjson"), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.get("/fhir/r4/$export-status/exp_before_restart", e.clin, http.StatusNotFound, nil)
 	teams, err := e.store.UserTeams(context.Background(), e.clinUser.ID)
 	if err != nil || len(teams) != 1 {
 		t.Fatal(teams, err)
 	}
 	h := e.get("/fhir/r4/Group/"+teams[0].ID+"/$export?_type=Observation", e.clin, http.StatusAccepted, nil, "Prefer", "respond-async")
 	status := pathOf(t, h.Get("Content-Location"))
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("files of an export from before a restart are still there: %v", err)
+	}
 	for {
 		st, body := e.request(http.MethodGet, status, e.clin, "")
 		if st == http.StatusOK {
