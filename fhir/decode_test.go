@@ -2,7 +2,6 @@ package fhir
 
 import (
 	"encoding/json"
-	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -142,7 +141,6 @@ func TestApplyIfNoneExist(t *testing.T) {
 			t.Errorf("%q: %v, want EINVALID", bad, err)
 		}
 	}
-	_ = url.QueryEscape
 }
 
 // TestObservationRoundTrip checks that what the encoder emits, the decoder

@@ -85,7 +85,7 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	bundle := fhir.Searchset(fhir.Instant(now), "https://vigil.example/fhir/r4/Observation?patient=pat_1", "https://vigil.example/fhir/r4/Observation?patient=pat_1&_cursor=x")
 	var ndjson strings.Builder
-	for i, r := range sampleReadings() {
+	for _, r := range sampleReadings() {
 		o := enc.Observation(&r)
 		add("observation-"+r.Code+".json", o)
 		bundle.AddMatch("https://vigil.example/fhir/r4/Observation/"+o.ID, o)
@@ -95,7 +95,6 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 		}
 		ndjson.Write(b)
 		ndjson.WriteByte('\n')
-		_ = i
 	}
 	add("searchset.json", bundle)
 	add("searchset-empty.json", fhir.Searchset(fhir.Instant(now), "https://vigil.example/fhir/r4/Observation?patient=pat_2", ""))

@@ -55,21 +55,21 @@ func (s *Server) fhirMetadata(w http.ResponseWriter, r *http.Request) error {
 
 // observationQuery turns a parsed search into a store query; ok is false
 // when nothing can match (an empty date range, a category with no codes).
-func (s *Server) observationQuery(os fhir.ObservationSearch) (q vigil.ReadingQuery, ok bool) {
+func (s *Server) observationQuery(sp fhir.ObservationSearch) (q vigil.ReadingQuery, ok bool) {
 	q = vigil.ReadingQuery{
-		SubjectID: os.Patient, Codes: os.Codes,
-		From: os.Date.From, To: os.Date.To,
-		ReceivedFrom: os.LastUpdated.From, ReceivedTo: os.LastUpdated.To,
-		After: os.After, Desc: os.Desc, Limit: os.Count,
+		SubjectID: sp.Patient, Codes: sp.Codes,
+		From: sp.Date.From, To: sp.Date.To,
+		ReceivedFrom: sp.LastUpdated.From, ReceivedTo: sp.LastUpdated.To,
+		After: sp.After, Desc: sp.Desc, Limit: sp.Count,
 	}
-	if os.Date.Empty() || os.LastUpdated.Empty() || os.Count == 0 {
+	if sp.Date.Empty() || sp.LastUpdated.Empty() || sp.Count == 0 {
 		return q, false
 	}
-	if os.Category != "" {
+	if sp.Category != "" {
 		var inCat []string
 		if s.Codes != nil {
 			for _, e := range s.Codes.Entries() {
-				if fhir.Category(e.Code) == os.Category {
+				if fhir.Category(e.Code) == sp.Category {
 					inCat = append(inCat, e.Code)
 				}
 			}
@@ -91,13 +91,13 @@ func (s *Server) observationQuery(os fhir.ObservationSearch) (q vigil.ReadingQue
 // cursor (time, id) so that paging neither repeats nor skips a stored
 // observation while new ones arrive.
 func (s *Server) fhirSearchObservations(w http.ResponseWriter, r *http.Request) error {
-	os, err := fhir.ParseObservationSearch(r.URL.Query(), false)
+	sp, err := fhir.ParseObservationSearch(r.URL.Query(), false)
 	if err != nil {
 		return err
 	}
 	base := s.fhirBase(r)
 	self := base + "/Observation?" + r.URL.RawQuery
-	q, ok := s.observationQuery(os)
+	q, ok := s.observationQuery(sp)
 	var page vigil.ReadingPage
 	if ok {
 		if page, err = s.Store.Readings(r.Context(), q); err != nil {
@@ -106,7 +106,7 @@ func (s *Server) fhirSearchObservations(w http.ResponseWriter, r *http.Request) 
 	}
 	next := ""
 	if page.Next != nil {
-		v := cloneValues(os.Extra)
+		v := cloneValues(sp.Extra)
 		v.Set("_cursor", fhir.EncodeCursor(*page.Next))
 		next = base + "/Observation?" + v.Encode()
 	}
@@ -132,20 +132,20 @@ func cloneValues(v url.Values) url.Values {
 // observations of each code of the patient (the codes given, else every
 // code the patient has), by code, newest first, within the date range.
 func (s *Server) fhirLastN(w http.ResponseWriter, r *http.Request) error {
-	os, err := fhir.ParseObservationSearch(r.URL.Query(), true)
+	sp, err := fhir.ParseObservationSearch(r.URL.Query(), true)
 	if err != nil {
 		return err
 	}
 	if r.URL.Query().Has("_count") || r.URL.Query().Has("_sort") || r.URL.Query().Has("_cursor") {
 		return vigil.Errorf(vigil.EINVALID, "$lastn takes max, not _count, _sort or _cursor")
 	}
-	os.Count = os.Lastn
-	q, ok := s.observationQuery(os)
+	sp.Count = sp.Lastn
+	q, ok := s.observationQuery(sp)
 	var codes []string
 	if ok {
 		codes = q.Codes
 		if len(codes) == 0 {
-			if codes, err = s.patientCodes(r, os.Patient); err != nil {
+			if codes, err = s.patientCodes(r, sp.Patient); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -91,38 +92,23 @@ func (e *fhirEnv) get(path, token string, want int, v any, header ...string) htt
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var buf strings.Builder
-	if _, err := bufCopy(&buf, resp); err != nil {
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	buf := string(raw)
 	if resp.StatusCode != want {
-		e.t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, buf.String(), want)
+		e.t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, buf, want)
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), fhir.ContentType) {
-		e.outputs.add(fmt.Sprintf("get-%d.json", len(e.outputs.files)), []byte(buf.String()))
+		e.outputs.add(fmt.Sprintf("get-%d.json", len(e.outputs.files)), []byte(buf))
 	}
 	if v != nil {
-		if err := json.Unmarshal([]byte(buf.String()), v); err != nil {
-			e.t.Fatalf("GET %s: %v in %s", path, err, buf.String())
+		if err := json.Unmarshal([]byte(buf), v); err != nil {
+			e.t.Fatalf("GET %s: %v in %s", path, err, buf)
 		}
 	}
 	return resp.Header
-}
-
-func bufCopy(b *strings.Builder, resp *http.Response) (int64, error) {
-	var n int64
-	p := make([]byte, 32<<10)
-	for {
-		k, err := resp.Body.Read(p)
-		b.Write(p[:k])
-		n += int64(k)
-		if err != nil {
-			if err.Error() == "EOF" {
-				return n, nil
-			}
-			return n, err
-		}
-	}
 }
 
 // seed stores n heart-rate readings of patient, one a minute from t0, and
