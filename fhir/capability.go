@@ -48,7 +48,7 @@ type CapabilityResource struct {
 	Type              string        `json:"type"`
 	Profile           string        `json:"profile,omitempty"`
 	SupportedProfile  []string      `json:"supportedProfile,omitempty"`
-	Interaction       []Interaction `json:"interaction"`
+	Interaction       []Interaction `json:"interaction,omitempty"`
 	ConditionalCreate bool          `json:"conditionalCreate,omitempty"`
 	SearchParam       []SearchParam `json:"searchParam,omitempty"`
 	Operation         []Operation   `json:"operation,omitempty"`
@@ -133,9 +133,8 @@ func Capabilities(date, version string) *CapabilityStatement {
 					SearchParam: []SearchParam{{Name: "patient", Type: "reference", Documentation: "Required."}},
 				},
 				{
-					Type:        "Group",
-					Interaction: []Interaction{},
-					Operation:   []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}},
+					Type:      "Group",
+					Operation: []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}},
 				},
 			},
 			Interaction: []Interaction{{Code: "batch"}, {Code: "transaction", Documentation: "Entries are validated together before any is submitted; an entry the ingest pipeline then refuses fails the transaction's answer but entries already accepted stay stored."}},
