@@ -356,25 +356,47 @@ func (s *Server) exportDevices(ctx context.Context, job *exportJob, subject stri
 }
 
 // exportObservations streams one patient's readings received since
-// job.since, a keyset page at a time.
+// job.since, a keyset page at a time. The next page is read from the store
+// while the current one is encoded, so the two overlap on separate cores;
+// at most two pages are in memory.
 func (s *Server) exportObservations(ctx context.Context, job *exportJob, subject string, emit func(any) error) error {
+	type result struct {
+		page vigil.ReadingPage
+		err  error
+	}
+	fetch := func(q vigil.ReadingQuery) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			p, err := s.Store.Readings(ctx, q)
+			ch <- result{p, err}
+		}()
+		return ch
+	}
 	enc := s.encoder()
 	q := vigil.ReadingQuery{SubjectID: subject, ReceivedFrom: job.since, Limit: vigil.MaxReadingLimit}
+	next := fetch(q)
 	for {
-		page, err := s.Store.Readings(ctx, q)
-		if err != nil {
-			return err
+		res := <-next
+		if res.err != nil {
+			return res.err
 		}
-		for i := range page.Readings {
-			if err := emit(enc.Observation(&page.Readings[i])); err != nil {
+		if res.page.Next != nil {
+			q.After = res.page.Next
+			next = fetch(q)
+		}
+		for i := range res.page.Readings {
+			if err := emit(enc.Observation(&res.page.Readings[i])); err != nil {
+				if res.page.Next != nil {
+					<-next // let the prefetch finish before returning
+				}
 				return err
 			}
 		}
-		if page.Next == nil {
+		if res.page.Next == nil {
 			return nil
 		}
-		q.After = page.Next
 		if err := ctx.Err(); err != nil {
+			<-next
 			return err
 		}
 	}
