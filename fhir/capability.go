@@ -123,14 +123,21 @@ func Capabilities(date, version string) *CapabilityStatement {
 				{
 					Type:        "Patient",
 					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
-					SearchParam: []SearchParam{{Name: "identifier", Type: "token", Documentation: "The MRN: [system|]value."}},
-					Operation:   []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}},
+					SearchParam: []SearchParam{
+						{Name: "identifier", Type: "token", Documentation: "The MRN: [system|]value."},
+						{Name: "_count", Type: "number", Documentation: "At most 1000 (default 50); no paging beyond."},
+					},
+					Operation: []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}},
 				},
 				{Type: "Device", Interaction: read},
 				{
 					Type:        "Flag",
 					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
-					SearchParam: []SearchParam{{Name: "patient", Type: "reference", Documentation: "Required."}},
+					SearchParam: []SearchParam{
+						{Name: "patient", Type: "reference", Documentation: "Required (or subject)."},
+						{Name: "status", Type: "token", Documentation: "active (open or acknowledged) or inactive (resolved)."},
+						{Name: "_count", Type: "number", Documentation: "At most 1000 (default 50); no paging beyond."},
+					},
 				},
 				{
 					Type:      "Group",
