@@ -226,11 +226,12 @@ func authScopesBeyondPatient(p *vigil.Principal, resource string) bool {
 // canReadFHIR checks, for a read whose patient is known only once the
 // resource is loaded, what the route's rule checks for patient routes:
 // the caller may see the patient, and patient/ scopes reach only the
-// token's own patient. Refusals are ENOTFOUND or EFORBIDDEN.
+// token's own patient. Refusals are ENOTFOUND, so that resource ids
+// cannot be probed.
 func (s *Server) canReadFHIR(r *http.Request, subject string, clinical bool, resource string) error {
 	p := principal(r.Context())
 	if scoped(p) && !authScopesBeyondPatient(p, resource) && (p.SubjectID == "" || p.SubjectID != subject) {
-		return vigil.Errorf(vigil.EFORBIDDEN, "patient/ scopes reach only this token's own patient")
+		return vigil.Errorf(vigil.ENOTFOUND, "not found: patient/ scopes reach only this token's own patient")
 	}
 	if subject == "" {
 		if p.Role == vigil.RoleAdmin || p.Role == vigil.RoleIntegration {

@@ -379,7 +379,8 @@ func TestFHIRReads(t *testing.T) {
 // refused.
 func TestFHIRScopes(t *testing.T) {
 	e := newFHIREnv(t)
-	e.seed(e.p1, "8867-4", 1, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	own := e.seed(e.p1, "8867-4", 1, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))[0]
+	other := e.seed(e.p2, "8867-4", 1, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))[0]
 	clinPatientScoped := e.token(e.clinUser, vigil.TokenPersonal, "patient/Observation.rs")
 	clinUserScoped := e.token(e.clinUser, vigil.TokenPersonal, "user/*.rs")
 	clinPatientOnly := e.token(e.clinUser, vigil.TokenPersonal, "user/Patient.rs")
@@ -390,6 +391,10 @@ func TestFHIRScopes(t *testing.T) {
 		{"patient token, own patient", e.patientToken, "/fhir/r4/Observation?patient=" + e.p1, 200},
 		{"patient token, other patient", e.patientToken, "/fhir/r4/Observation?patient=" + e.p2, 403},
 		{"patient token, no Patient scope", e.patientToken, "/fhir/r4/Patient/" + e.p1, 403},
+		{"patient token reads own observation", e.patientToken, "/fhir/r4/Observation/" + fhir.ObservationID(own.ID), 200},
+		{"patient token reads another's observation", e.patientToken, "/fhir/r4/Observation/" + fhir.ObservationID(other.ID), 404},
+		{"clinician with patient/ scope reads by id", clinPatientScoped, "/fhir/r4/Observation/" + fhir.ObservationID(own.ID), 404},
+		{"clinician with user/*.rs reads by id", clinUserScoped, "/fhir/r4/Observation/" + fhir.ObservationID(own.ID), 200},
 		{"clinician with patient/ scope has no patient", clinPatientScoped, "/fhir/r4/Observation?patient=" + e.p1, 403},
 		{"clinician with user/*.rs", clinUserScoped, "/fhir/r4/Observation?patient=" + e.p1, 200},
 		{"clinician with user/Patient.rs only", clinPatientOnly, "/fhir/r4/Observation?patient=" + e.p1, 403},

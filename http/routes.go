@@ -31,6 +31,9 @@ type rule struct {
 	// parameters patient={id} or subject=Patient/{id} (required); access is
 	// checked as for patient.
 	patientParam bool
+	// resourcePatient: the handler loads a resource by id and checks its
+	// patient itself (canReadFHIR), including what patient/ scopes allow.
+	resourcePatient bool
 	// clinical: the route serves clinical data (readings), which admins see
 	// only when AdminReadsClinical is on.
 	clinical bool
@@ -61,6 +64,10 @@ func (r rule) withScope(s string) rule { r.scope = s; return r }
 func (r rule) onPatient() rule         { r.patient = true; return r }
 func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; return r }
 func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
+
+// checksResourcePatient marks a rule whose handler checks the patient of
+// the resource it loads (see rule.resourcePatient).
+func (r rule) checksResourcePatient() rule { r.resourcePatient = true; return r }
 
 // searchPatient makes a rule take its patient from the FHIR search
 // parameters (see rule.patientParam).
@@ -143,12 +150,12 @@ func (s *Server) routes() []route {
 		{"GET /fhir/r4/metadata", public, s.fhirMetadata},
 		{"GET /fhir/r4/Observation", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirSearchObservations},
 		{"GET /fhir/r4/Observation/$lastn", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirLastN},
-		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r"), s.fhirReadObservation},
+		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(), s.fhirReadObservation},
 		{"POST /fhir/r4/Observation", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirCreateObservation},
 		{"POST /fhir/r4", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirBatch},
 		{"GET /fhir/r4/Patient", authn("care", "patient.list", careRoles).withScope("Patient.rs"), s.fhirSearchPatients},
 		{"GET /fhir/r4/Patient/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.fhirReadPatient},
-		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r"), s.fhirReadDevice},
+		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r").checksResourcePatient(), s.fhirReadDevice},
 		{"GET /fhir/r4/Flag", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs").clinicalData().searchPatient(), s.fhirSearchFlags},
 		{"GET /fhir/r4/Patient/$export", authn("export", auditExportStart, exporters).withScope("Patient.rs"), s.fhirExportAll},
 		{"GET /fhir/r4/Group/{id}/$export", authn("export", auditExportStart, groupExporters).withScope("Patient.rs"), s.fhirExportGroup},
@@ -285,7 +292,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "this token's scopes do not allow this (needs %s)", need))
 		}
 		// SMART patient/ scopes reach the token's own patient only.
-		if !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
+		if !rt.rule.resourcePatient && !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
 			(p.SubjectID == "" || subject != p.SubjectID) {
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "patient/ scopes reach only this token's own patient"))
 		}
