@@ -41,7 +41,7 @@ var issueTypeOf = map[string]string{
 	vigil.ENOTFOUND:     "not-found",
 	vigil.EUNAUTHORIZED: "login",
 	vigil.EFORBIDDEN:    "forbidden",
-	vigil.ETOOLARGE:     "too-costly",
+	vigil.ETOOLARGE:     "too-long",
 	vigil.EUNAVAILABLE:  "transient",
 	vigil.ERATELIMITED:  "throttled",
 	vigil.ENOTIMPL:      "not-supported",
