@@ -245,9 +245,11 @@ func (s *Server) canReadFHIR(r *http.Request, subject string, clinical bool, res
 // fhirCreateObservation takes one Observation into the ingest pipeline,
 // like a reading sent to POST /api/v1/readings. With If-None-Exist (or an
 // identifier) the reading's idempotency key comes from the identifier, so
-// repeating the create stores it once. It answers 201 once the reading is
+// repeating the create stores it once; with If-None-Exist, a match already
+// stored answers 200 with its Location. It answers 201 once the reading is
 // durable in the log; it is searchable moments later, when the store has
-// caught up.
+// caught up (a repeat within that moment answers 201 again and still
+// stores nothing more).
 func (s *Server) fhirCreateObservation(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readFHIRBody(r)
 	if err != nil {
@@ -261,6 +263,16 @@ func (s *Server) fhirCreateObservation(w http.ResponseWriter, r *http.Request) e
 		if err := fhir.ApplyIfNoneExist(&in, c); err != nil {
 			return err
 		}
+		// Conditional create: a stored match answers 200 with its
+		// Location (and no body that a sender without read scope could
+		// not otherwise see).
+		if rd, err := s.Store.ReadingByKey(r.Context(), seqKey(principal(r.Context()), in)); err == nil {
+			w.Header().Set("Location", s.fhirBase(r)+"/Observation/"+fhir.ObservationID(rd.ID))
+			writeFHIR(w, http.StatusOK, fhir.Outcome("information", "duplicate", "an observation with this identifier exists already"))
+			return nil
+		} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			return err
+		}
 	}
 	res, err := s.submitFHIR(r, []fhir.Input{in})
 	if err != nil {
@@ -271,6 +283,16 @@ func (s *Server) fhirCreateObservation(w http.ResponseWriter, r *http.Request) e
 	}
 	writeFHIR(w, http.StatusCreated, fhir.Outcome("information", "informational", "accepted: the observation is durable and will be searchable shortly"))
 	return nil
+}
+
+// seqKey is the idempotency key the ingest pipeline gives in when sent by
+// p (see ingest.SeqKey); in.Seq must be set.
+func seqKey(p *vigil.Principal, in fhir.Input) string {
+	device := in.DeviceID
+	if p.Role == vigil.RoleDevice {
+		device = p.DeviceID
+	}
+	return ingest.SeqKey(p.UserID, device, in.PatientID, *in.Seq)
 }
 
 // fhirBatch takes a batch or transaction Bundle of Observation creates. A

@@ -472,13 +472,25 @@ func TestFHIRCreate(t *testing.T) {
 		return e.request(http.MethodPost, path, e.intW, body, append([]string{"Content-Type", fhir.ContentType}, header...)...)
 	}
 	// single create, converted to the canonical unit; repeated with the
-	// same If-None-Exist identifier it is stored once
+	// same If-None-Exist identifier it is stored once, and once stored a
+	// repeat answers 200 with its location
 	for range 2 {
 		if st, body := post("/fhir/r4/Observation", obs("8310-5", "98.6"), "If-None-Exist", "identifier=urn:ehr|obs-1"); st != http.StatusCreated {
 			t.Fatalf("create: %d %s", st, body)
 		}
 	}
 	rs := waitReadings(t, e.env, e.p1, 1)
+	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/fhir/r4/Observation", strings.NewReader(obs("8310-5", "98.6")))
+	req.Header.Set("Authorization", "Bearer "+e.intW)
+	req.Header.Set("If-None-Exist", "identifier=urn:ehr|obs-1")
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "/fhir/r4/Observation/" + fhir.ObservationID(rs[0].ID); resp.StatusCode != http.StatusOK || !strings.HasSuffix(resp.Header.Get("Location"), want) {
+		t.Errorf("conditional create of a stored observation: %d, Location %q, want 200 and %s", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
 	if r := rs[0]; r.Code != "8310-5" || r.Unit != "Cel" || r.Value < 36.99 || r.Value > 37.01 || r.Source != "fhir" {
 		t.Errorf("stored %+v", r)
 	}

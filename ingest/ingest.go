@@ -493,12 +493,20 @@ func (v *validator) measurement(r *vigil.Reading, w *wireReading) error {
 // key, so the Store keeps it once.
 func (v *validator) key(r *vigil.Reading, seq *uint64) string {
 	if seq != nil {
-		if r.DeviceID != "" {
-			return "d:" + r.DeviceID + ":" + strconv.FormatUint(*seq, 10)
-		}
-		return "u:" + v.p.UserID + ":" + r.SubjectID + ":" + strconv.FormatUint(*seq, 10)
+		return SeqKey(v.p.UserID, r.DeviceID, r.SubjectID, *seq)
 	}
 	return ContentKey(r)
+}
+
+// SeqKey is the idempotency key of a reading sent with sequence number seq:
+// "d:" device and seq when the reading names a device (a device's own, or
+// the one an integration names), else "u:" the sending user, the subject
+// and seq.
+func SeqKey(userID, deviceID, subjectID string, seq uint64) string {
+	if deviceID != "" {
+		return "d:" + deviceID + ":" + strconv.FormatUint(seq, 10)
+	}
+	return "u:" + userID + ":" + subjectID + ":" + strconv.FormatUint(seq, 10)
 }
 
 // ContentKey is the idempotency key of a reading that has no sequence

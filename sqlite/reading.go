@@ -326,6 +326,20 @@ func (s *Store) Reading(ctx context.Context, id int64) (vigil.Reading, error) {
 	return r, nil
 }
 
+// ReadingByKey returns the stored reading with idempotency key key;
+// ENOTFOUND if none.
+func (s *Store) ReadingByKey(ctx context.Context, key string) (vigil.Reading, error) {
+	var r vigil.Reading
+	err := scanReading(s.r.QueryRowContext(ctx, "SELECT "+readingColumns+" FROM readings WHERE key = ?", key), &r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, vigil.Errorf(vigil.ENOTFOUND, "reading with key %q not found", key)
+	}
+	if err != nil {
+		return r, fmt.Errorf("query reading by key: %w", err)
+	}
+	return r, nil
+}
+
 // Latest returns the newest reading of each code for a subject, ordered by
 // code. Component codes of panels are included as readings of their own,
 // with the panel's ID, time, device and key.

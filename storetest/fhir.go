@@ -8,8 +8,9 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
-// testReading covers Store.Reading: a stored reading by ID, panels with
-// their components, ENOTFOUND for an unknown ID.
+// testReading covers Store.Reading and Store.ReadingByKey: a stored reading
+// by ID or idempotency key, panels with their components, ENOTFOUND for an
+// unknown one.
 func testReading(t *testing.T, open func(t *testing.T) vigil.Store) {
 	s := open(t)
 	g := &gen{}
@@ -25,6 +26,18 @@ func testReading(t *testing.T, open func(t *testing.T) vigil.Store) {
 	}
 	if _, err := s.Reading(t.Context(), rs[1].ID+1000); vigil.ErrorCode(err) != vigil.ENOTFOUND {
 		t.Errorf("Reading(unknown) error %v, want ENOTFOUND", err)
+	}
+	for _, want := range rs {
+		got, err := s.ReadingByKey(t.Context(), want.Key)
+		if err != nil {
+			t.Fatalf("ReadingByKey(%q): %v", want.Key, err)
+		}
+		if d := diffReadings([]vigil.Reading{got}, []vigil.Reading{want}); d != "" {
+			t.Errorf("ReadingByKey(%q): %s", want.Key, d)
+		}
+	}
+	if _, err := s.ReadingByKey(t.Context(), "no-such-key"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("ReadingByKey(unknown) error %v, want ENOTFOUND", err)
 	}
 }
 
