@@ -80,7 +80,6 @@ func (e Encoder) Observation(r *vigil.Reading) *Observation {
 	o := &Observation{
 		ResourceType: "Observation",
 		ID:           ObservationID(r.ID),
-		Meta:         &Meta{LastUpdated: Instant(r.Received)},
 		Identifier:   []Identifier{{System: SystemReadingKey, Value: r.Key}},
 		Status:       "final",
 		Category: []CodeableConcept{{Coding: []Coding{{
@@ -90,11 +89,9 @@ func (e Encoder) Observation(r *vigil.Reading) *Observation {
 		Subject:           &Reference{Reference: "Patient/" + r.SubjectID},
 		EffectiveDateTime: Instant(r.Time),
 	}
-	if r.Received.IsZero() {
-		o.Meta.LastUpdated = ""
-		o.Meta = nil
-	} else {
+	if !r.Received.IsZero() {
 		o.Issued = Instant(r.Received)
+		o.Meta = &Meta{LastUpdated: o.Issued}
 	}
 	if cat == "vital-signs" {
 		if o.Meta == nil {
