@@ -144,7 +144,7 @@ func Capabilities(date, version string) *CapabilityStatement {
 					Operation: []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}},
 				},
 			},
-			Interaction: []Interaction{{Code: "batch"}, {Code: "transaction", Documentation: "Entries are validated together before any is submitted; an entry the ingest pipeline then refuses fails the transaction's answer but entries already accepted stay stored."}},
+			Interaction: []Interaction{{Code: "batch", Documentation: "Observation creates only."}, {Code: "transaction", Documentation: "Observation creates only; all entries are checked before any is written, and written in one durable log append."}},
 		}},
 	}
 }

@@ -296,10 +296,12 @@ func seqKey(p *vigil.Principal, in fhir.Input) string {
 }
 
 // fhirBatch takes a batch or transaction Bundle of Observation creates. A
-// batch answers each entry on its own. A transaction is refused whole
-// (400) if any entry is malformed, before anything is submitted; entries
-// the ingest pipeline then refuses (unknown patient, implausible value) are
-// answered with their error while the others stay stored.
+// batch answers each entry on its own. A transaction is all or nothing: it
+// is refused whole (with the first entry's error) if any entry is malformed
+// or would be refused by the ingest pipeline (unknown patient, implausible
+// value), before anything is submitted; otherwise its readings are appended
+// to the log in one write. (Only a change between the check and the write,
+// such as a device revoked in that instant, can still refuse an entry.)
 func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readFHIRBody(r)
 	if err != nil {
@@ -329,6 +331,18 @@ func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
 	errs := make([]error, len(b.Entries))
 	for i, e := range b.Entries {
 		errs[i] = e.Err
+	}
+	if len(ins) > 0 && b.Type == "transaction" {
+		// all or nothing: check every entry first; the one log append of
+		// Submit then makes them durable together
+		res, err := s.Ingest.Check(r.Context(), principal(r.Context()), readingsBody(ins))
+		if err != nil {
+			return err
+		}
+		if len(res.Rejected) > 0 {
+			rej := res.Rejected[0]
+			return vigil.Errorf(vigil.ErrorCode(rejectionErr(rej)), "transaction refused, nothing stored: entry %d: %s", idx[max(rej.Index, 0)], rej.Reason)
+		}
 	}
 	if len(ins) > 0 {
 		res, err := s.submitFHIR(r, ins)
@@ -369,17 +383,19 @@ func rejectionErr(rej ingest.Rejection) error {
 // source "fhir". The error is non-nil only when nothing could be
 // acknowledged (the log failed); refusals are in the result.
 func (s *Server) submitFHIR(r *http.Request, ins []fhir.Input) (*ingest.Result, error) {
-	body, err := json.Marshal(struct {
-		Readings []fhir.Input `json:"readings"`
-	}{ins})
-	if err != nil {
-		return nil, vigil.Errorf(vigil.EINTERNAL, "encode readings: %v", err)
-	}
-	res, err := s.Ingest.Submit(r.Context(), principal(r.Context()), "fhir", body)
+	res, err := s.Ingest.Submit(r.Context(), principal(r.Context()), "fhir", readingsBody(ins))
 	if res == nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// readingsBody is ins as the ingest pipeline's {"readings":[...]}.
+func readingsBody(ins []fhir.Input) []byte {
+	body, _ := json.Marshal(struct {
+		Readings []fhir.Input `json:"readings"`
+	}{ins}) // plain structs of strings and numbers: cannot fail
+	return body
 }
 
 // readFHIRBody reads a request body of at most MaxBodyBytes.

@@ -474,9 +474,10 @@ func TestFHIRCreate(t *testing.T) {
 	// single create, converted to the canonical unit; repeated with the
 	// same If-None-Exist identifier it is stored once, and once stored a
 	// repeat answers 200 with its location
-	for range 2 {
-		if st, body := post("/fhir/r4/Observation", obs("8310-5", "98.6"), "If-None-Exist", "identifier=urn:ehr|obs-1"); st != http.StatusCreated {
-			t.Fatalf("create: %d %s", st, body)
+	for i := range 2 {
+		// the repeat answers 201 if the first is not stored yet, else 200
+		if st, body := post("/fhir/r4/Observation", obs("8310-5", "98.6"), "If-None-Exist", "identifier=urn:ehr|obs-1"); st != http.StatusCreated && (i == 0 || st != http.StatusOK) {
+			t.Fatalf("create %d: %d %s", i, st, body)
 		}
 	}
 	rs := waitReadings(t, e.env, e.p1, 1)
@@ -527,13 +528,27 @@ func TestFHIRCreate(t *testing.T) {
 		t.Errorf("batch response %s: %v", b.Type, statuses)
 	}
 	waitReadings(t, e.env, e.p1, 2)
-	// a transaction with a malformed entry is refused whole
+	// a transaction with a malformed entry, or one the ingest pipeline
+	// would refuse, is refused whole: nothing is stored
 	tx := strings.Replace(batch, `"batch"`, `"transaction"`, 1)
 	if st, body := post("/fhir/r4", tx); st != http.StatusBadRequest {
-		t.Errorf("transaction with a bad entry: %d %s", st, body)
+		t.Errorf("transaction with a malformed entry: %d %s", st, body)
 	}
-	time.Sleep(100 * time.Millisecond)
-	waitReadings(t, e.env, e.p1, 2)
+	tx = `{"resourceType":"Bundle","type":"transaction","entry":[` + entry(obs("8310-5", "99.7")) + `,` + entry(obs("8310-5", "500")) + `]}`
+	if st, body := post("/fhir/r4", tx); st != http.StatusBadRequest || !strings.Contains(body, "nothing stored") {
+		t.Errorf("transaction with an implausible entry: %d %s", st, body)
+	}
+	tx = `{"resourceType":"Bundle","type":"transaction","entry":[` + entry(obs("8310-5", "99.7")) + `,` + entry(obs("8310-5", "98.9")) + `]}`
+	st, body = post("/fhir/r4", tx)
+	if st != http.StatusOK || !strings.Contains(body, "transaction-response") || strings.Count(body, "201 Created") != 2 {
+		t.Errorf("good transaction: %d %s", st, body)
+	}
+	rs = waitReadings(t, e.env, e.p1, 4)
+	for _, r := range rs {
+		if r.Value == 500 || (r.Unit == "Cel" && r.Value > 40) {
+			t.Errorf("a refused transaction's entry was stored: %+v", r)
+		}
+	}
 }
 
 func TestFHIRExport(t *testing.T) {
