@@ -223,6 +223,30 @@ func authScopesBeyondPatient(p *vigil.Principal, resource string) bool {
 	return auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, resource, "r")
 }
 
+// observationSubject returns the patient of the request's Observation/{id}
+// for the audit entry; "" if there is none (the handler answers 404).
+func (s *Server) observationSubject(r *http.Request) string {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return ""
+	}
+	rd, err := s.Store.Reading(r.Context(), id)
+	if err != nil {
+		return ""
+	}
+	return rd.SubjectID
+}
+
+// deviceSubject returns the patient of the request's Device/{id} for the
+// audit entry; "" if none.
+func (s *Server) deviceSubject(r *http.Request) string {
+	d, err := s.Store.Device(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return ""
+	}
+	return d.SubjectID
+}
+
 // canReadFHIR checks, for a read whose patient is known only once the
 // resource is loaded, what the route's rule checks for patient routes:
 // the caller may see the patient, and patient/ scopes reach only the

@@ -416,18 +416,24 @@ func TestFHIRScopes(t *testing.T) {
 	}
 }
 
-// TestFHIRReadsAudited checks that a FHIR search is in the audit log with
-// its patient.
+// TestFHIRReadsAudited checks that FHIR searches and reads by id are in the
+// audit log with their patient (so the patient's access log shows them).
 func TestFHIRReadsAudited(t *testing.T) {
 	e := newFHIREnv(t)
+	r := e.seed(e.p1, "8867-4", 1, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))[0]
+	dev, _ := e.device(e.p1)
 	e.get("/fhir/r4/Observation?patient="+e.p1, e.clin, http.StatusOK, nil)
+	e.get("/fhir/r4/Observation/"+fhir.ObservationID(r.ID), e.patientToken, http.StatusOK, nil)
+	e.get("/fhir/r4/Device/"+dev, e.intR, http.StatusOK, nil)
 	es := e.auditEntries(vigil.AuditFilter{SubjectID: e.p1})
-	found := false
-	for _, a := range es {
-		found = found || (a.Action == vigil.AuditReadingsRead && a.Resource == "GET /fhir/r4/Observation" && a.Outcome == vigil.AuditSuccess)
-	}
-	if !found {
-		t.Errorf("no audit entry for the FHIR search in %+v", es)
+	for _, route := range []string{"GET /fhir/r4/Observation", "GET /fhir/r4/Observation/{id}", "GET /fhir/r4/Device/{id}"} {
+		found := false
+		for _, a := range es {
+			found = found || (a.Resource == route && a.Outcome == vigil.AuditSuccess)
+		}
+		if !found {
+			t.Errorf("no audit entry of patient %s for %s in %+v", e.p1, route, es)
+		}
 	}
 }
 

@@ -32,8 +32,10 @@ type rule struct {
 	// checked as for patient.
 	patientParam bool
 	// resourcePatient: the handler loads a resource by id and checks its
-	// patient itself (canReadFHIR), including what patient/ scopes allow.
+	// patient itself (canReadFHIR), including what patient/ scopes allow;
+	// subjectOf names that patient for the audit entry ("" if none).
 	resourcePatient bool
+	subjectOf       func(r *http.Request) string
 	// clinical: the route serves clinical data (readings), which admins see
 	// only when AdminReadsClinical is on.
 	clinical bool
@@ -66,8 +68,12 @@ func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; re
 func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
 
 // checksResourcePatient marks a rule whose handler checks the patient of
-// the resource it loads (see rule.resourcePatient).
-func (r rule) checksResourcePatient() rule { r.resourcePatient = true; return r }
+// the resource it loads; subjectOf finds that patient for the audit entry
+// (see rule.resourcePatient).
+func (r rule) checksResourcePatient(subjectOf func(*http.Request) string) rule {
+	r.resourcePatient, r.subjectOf = true, subjectOf
+	return r
+}
 
 // searchPatient makes a rule take its patient from the FHIR search
 // parameters (see rule.patientParam).
@@ -150,12 +156,12 @@ func (s *Server) routes() []route {
 		{"GET /fhir/r4/metadata", public, s.fhirMetadata},
 		{"GET /fhir/r4/Observation", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirSearchObservations},
 		{"GET /fhir/r4/Observation/$lastn", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirLastN},
-		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(), s.fhirReadObservation},
+		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(s.observationSubject), s.fhirReadObservation},
 		{"POST /fhir/r4/Observation", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirCreateObservation},
 		{"POST /fhir/r4", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirBatch},
 		{"GET /fhir/r4/Patient", authn("care", "patient.list", careRoles).withScope("Patient.rs"), s.fhirSearchPatients},
 		{"GET /fhir/r4/Patient/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.fhirReadPatient},
-		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r").checksResourcePatient(), s.fhirReadDevice},
+		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r").checksResourcePatient(s.deviceSubject), s.fhirReadDevice},
 		{"GET /fhir/r4/Flag", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs").clinicalData().searchPatient(), s.fhirSearchFlags},
 		{"GET /fhir/r4/Patient/$export", authn("export", auditExportStart, exporters).withScope("Patient.rs"), s.fhirExportAll},
 		{"GET /fhir/r4/Group/{id}/$export", authn("export", auditExportStart, groupExporters).withScope("Patient.rs"), s.fhirExportGroup},
@@ -265,6 +271,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 		subject = searchPatientOf(r)
 	} else if rt.rule.patient {
 		subject = r.PathValue("id")
+	} else if rt.rule.subjectOf != nil {
+		subject = rt.rule.subjectOf(r)
 	} else if p.Role == vigil.RoleDevice {
 		subject = p.SubjectID
 	}
