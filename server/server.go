@@ -54,6 +54,7 @@ type Options struct {
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
 	CatalogFile string        // extra codes and units merged over the built-in catalogue
+	Version     string        // software version, reported by the FHIR CapabilityStatement
 
 	MaxBodyBytes int64         // largest request body
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
@@ -212,6 +213,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
 		Codes:              s.catalog,
+		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
 	}
 	if s.ca != nil {
