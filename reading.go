@@ -24,7 +24,7 @@ type Reading struct {
 	Key        string      // idempotency key: unique per reading ever sent (see ReadingKey)
 	Quality    Quality     // quality flags
 	Components []Component // components of a panel, e.g. systolic and diastolic
-	Source     string      // inbound adapter: "http", "mqtt", "hl7", "manual", "derived"
+	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"
 }
 
 // Component is one measurement inside a panel reading, in canonical units.
@@ -101,9 +101,13 @@ type ReadingQuery struct {
 	Codes     []string  // empty: every code
 	From      time.Time // inclusive; zero: no lower bound
 	To        time.Time // exclusive; zero: no upper bound
-	After     *Cursor   // resume after this position (in the query's order)
-	Desc      bool      // newest first
-	Limit     int       // at most this many; the Store caps it at MaxReadingLimit
+	// ReceivedFrom and ReceivedTo bound when Vigil accepted the reading
+	// (Received; FHIR _lastUpdated): From inclusive, To exclusive; zero: no
+	// bound. Readings stored without a received time never match a bound.
+	ReceivedFrom, ReceivedTo time.Time
+	After                    *Cursor // resume after this position (in the query's order)
+	Desc                     bool    // newest first
+	Limit                    int     // at most this many; the Store caps it at MaxReadingLimit
 }
 
 // MaxReadingLimit is the most readings one query returns.

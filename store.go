@@ -72,6 +72,11 @@ type ReadingStore interface {
 	// Readings returns one page of a subject's readings in time order
 	// (ties broken by ID), oldest first unless q.Desc.
 	Readings(ctx context.Context, q ReadingQuery) (ReadingPage, error)
+	// Reading returns one stored reading by its ID; ENOTFOUND if none.
+	Reading(ctx context.Context, id int64) (Reading, error)
+	// ReadingByKey returns the stored reading with idempotency key key;
+	// ENOTFOUND if none.
+	ReadingByKey(ctx context.Context, key string) (Reading, error)
 	// Latest returns the newest reading of each code for a subject, ordered
 	// by code. Component codes of panels are included as readings of their
 	// own (with the panel's time, device and key).

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/vigil-health/vigil"
@@ -116,4 +117,18 @@ func ScopesAllow(scopes []string, resource, perms string) bool {
 		}
 	}
 	return need == ""
+}
+
+// ScopesAllowIn is ScopesAllow counting only the scopes of the given
+// contexts ("patient", "user", "system"). A caller uses it to tell whether
+// only patient/ scopes grant a permission, which then reaches the token's
+// own patient and no other.
+func ScopesAllowIn(scopes []string, contexts []string, resource, perms string) bool {
+	var in []string
+	for _, s := range scopes {
+		if ctx, _, ok := strings.Cut(s, "/"); ok && slices.Contains(contexts, ctx) {
+			in = append(in, s)
+		}
+	}
+	return ScopesAllow(in, resource, perms)
 }

@@ -74,3 +74,22 @@ func FuzzParseScope(f *testing.F) {
 		}
 	})
 }
+
+func TestScopesAllowIn(t *testing.T) {
+	tests := []struct {
+		scopes   []string
+		contexts []string
+		want     bool
+	}{
+		{[]string{"patient/Observation.rs"}, []string{"user", "system"}, false},
+		{[]string{"patient/Observation.rs"}, []string{"patient"}, true},
+		{[]string{"patient/Observation.rs", "user/*.read"}, []string{"user", "system"}, true},
+		{[]string{"system/Observation.r", "patient/Observation.s"}, []string{"user", "system"}, false},
+		{[]string{"bogus", "system/Observation.rs"}, []string{"system"}, true},
+	}
+	for _, tt := range tests {
+		if got := ScopesAllowIn(tt.scopes, tt.contexts, "Observation", "rs"); got != tt.want {
+			t.Errorf("ScopesAllowIn(%v, %v) = %v, want %v", tt.scopes, tt.contexts, got, tt.want)
+		}
+	}
+}

@@ -152,12 +152,53 @@ var matrix = []struct {
 		"303 404 404 404 404 403 403 403"},
 	{"GET /me", "303 403 403 403 ok 403 403 403", ""},
 	{"GET /admin", "303 ok 403 403 403 403 403 403", ""},
+
+	// FHIR R4. Searches name the patient in the query (?patient=); reads
+	// by id are of a resource of the patient. Group is a team P1 is in
+	// (clin is a member), "other" a team of P2 only. Export jobs are
+	// unknown ids here (see TestFHIRExport for ownership).
+	{"GET /fhir/r4/metadata", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /fhir/r4/Observation",
+		"401 404 ok 404 ok 403 403 ok",
+		"401 404 404 404 404 403 403 ok"},
+	{"GET /fhir/r4/Observation/$lastn",
+		"401 404 ok 404 ok 403 403 ok",
+		"401 404 404 404 404 403 403 ok"},
+	{"GET /fhir/r4/Observation/{id}",
+		"401 404 ok 404 ok 403 403 ok",
+		"401 404 404 404 404 403 403 ok"},
+	{"POST /fhir/r4/Observation", "401 403 403 403 403 ok ok 403", ""},
+	{"POST /fhir/r4", "401 403 403 403 403 ok ok 403", ""},
+	{"GET /fhir/r4/Patient", "401 ok ok ok ok 403 403 ok", ""},
+	{"GET /fhir/r4/Patient/{id}",
+		"401 ok ok 404 ok 403 403 ok",
+		"401 ok 404 404 404 403 403 ok"},
+	{"GET /fhir/r4/Device/{id}",
+		"401 ok ok 404 ok 403 403 403",
+		"401 ok 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Flag",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Patient/$export", "401 403 403 403 403 403 403 ok", ""},
+	{"GET /fhir/r4/Group/{id}/$export",
+		"401 403 ok 404 403 403 403 ok",
+		"401 403 404 404 403 403 403 ok"},
+	{"GET /fhir/r4/$export-status/{job}", "401 404 404 404 403 403 403 404", ""},
+	{"DELETE /fhir/r4/$export-status/{job}", "401 404 404 404 403 403 403 404", ""},
+	{"GET /fhir/r4/$export-file/{job}/{file}", "401 404 404 404 403 403 403 404", ""},
 }
 
 // alertStore is the fake alerts with a real webhook store.
 type alertStore struct {
 	*fakeAlerts
 	vigil.WebhookStore
+}
+
+// searchesPatient are the routes whose patient is a search parameter.
+var searchesPatient = map[string]bool{
+	"GET /fhir/r4/Observation":        true,
+	"GET /fhir/r4/Observation/$lastn": true,
+	"GET /fhir/r4/Flag":               true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -183,6 +224,21 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	devID, devToken := e.device(p1)
+	team2 := &vigil.Team{Name: "Ward 2"}
+	if err := e.store.CreateTeam(ctx, team2); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.EnrollPatient(ctx, team2.ID, p2); err != nil {
+		t.Fatal(err)
+	}
+	readingOf := func(patient string) string {
+		b := vigil.Batch{Readings: []vigil.Reading{{SubjectID: patient, Code: "8867-4", Value: 70, Unit: "/min",
+			Time: e.now(), Received: e.now(), Key: vigil.NewID("key"), Source: "http"}}}
+		if _, err := e.store.WriteBatches(ctx, []vigil.Batch{b}); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(b.Readings[0].ID)
+	}
 	alerts := newFakeAlerts()
 	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.store}, alerts, closedEvents{}
 
@@ -244,9 +300,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return wh.ID
 				case strings.HasPrefix(path, "/api/v1/webhook-deliveries/"):
 					return "whd_none"
+				case strings.HasPrefix(path, "/fhir/r4/Observation/"):
+					return readingOf(patient)
+				case strings.HasPrefix(path, "/fhir/r4/Patient/"):
+					return patient
+				case strings.HasPrefix(path, "/fhir/r4/Device/"):
+					id, _ := e.device(patient)
+					return id
+				case strings.HasPrefix(path, "/fhir/r4/Group/"):
+					if patient == p1 {
+						return team.ID
+					}
+					return team2.ID
 				}
+			case "{job}":
+				return "exp_unknown"
 			case "{file}":
-				return "vigil.css"
+				if strings.HasPrefix(path, "/static/") {
+					return "vigil.css"
+				}
+				return "Observation.ndjson"
 			case "{user}":
 				return clinX.ID
 			case "{patient}":
@@ -272,9 +345,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			for i, who := range principals {
 				path := fill(row.pattern, who, c.target)
+				if searchesPatient[row.pattern] {
+					path += "?patient=" + c.target
+				}
 				status, body := e.request(method, path, tokenOf(who), "")
 				if wants[i] == "ok" {
-					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && (strings.Contains(row.pattern, "/patients/{id}") || strings.Contains(row.pattern, "/api/v1/alerts/{id}"))) {
+					if status == http.StatusUnauthorized || status == http.StatusForbidden || (status == http.StatusNotFound && (strings.Contains(row.pattern, "/patients/{id}") || strings.Contains(row.pattern, "/api/v1/alerts/{id}") || strings.HasPrefix(path, "/fhir/"))) {
 						t.Errorf("%s as %s on %s: %d %s, want it allowed", row.pattern, who, path, status, body)
 					}
 					continue

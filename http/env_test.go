@@ -90,7 +90,10 @@ func newEnv(t testing.TB) *env {
 		HashSecret:  auth.HashSecret,
 		AlertStore:  e.store,
 		RuleConfigs: &alerting.Configs{Store: e.store},
+		Codes:       catalog.Default(),
+		ExportDir:   filepath.Join(dir, "export"),
 	}
+	t.Cleanup(e.api.Close) // before the store closes: cleanups run last first
 	e.ts = httptest.NewTLSServer(e.api.Handler())
 	t.Cleanup(e.ts.Close)
 	return e

@@ -3,8 +3,10 @@ package http
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/fhir"
 )
 
 // statusOf maps Vigil error codes to HTTP status codes. It is the only place
@@ -30,6 +32,41 @@ func ErrorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// issueTypeOf maps Vigil error codes to FHIR OperationOutcome issue types
+// (http://hl7.org/fhir/issue-type) for errors on /fhir routes.
+var issueTypeOf = map[string]string{
+	vigil.ECONFLICT:     "conflict",
+	vigil.EINTERNAL:     "exception",
+	vigil.EINVALID:      "invalid",
+	vigil.ENOTFOUND:     "not-found",
+	vigil.EUNAUTHORIZED: "login",
+	vigil.EFORBIDDEN:    "forbidden",
+	vigil.ETOOLARGE:     "too-long",
+	vigil.EUNAVAILABLE:  "transient",
+	vigil.ERATELIMITED:  "throttled",
+	vigil.ENOTIMPL:      "not-supported",
+}
+
+func fhirSeverity(code string) string {
+	if code == vigil.EINTERNAL {
+		return "fatal"
+	}
+	return "error"
+}
+
+// isFHIR reports whether r is a request of the FHIR API, whose errors are
+// OperationOutcomes.
+func isFHIR(r *http.Request) bool {
+	return r.URL.Path == "/fhir" || strings.HasPrefix(r.URL.Path, "/fhir/")
+}
+
+// writeFHIR answers with a FHIR resource as application/fhir+json.
+func writeFHIR(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", fhir.ContentType+"; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing useful to do
+}
+
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -48,6 +85,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == vigil.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+	}
+	if isFHIR(r) {
+		issue := issueTypeOf[code]
+		if issue == "" {
+			issue = "exception"
+		}
+		writeFHIR(w, ErrorStatus(err), fhir.Outcome(fhirSeverity(code), issue, vigil.ErrorMessage(err)))
+		return
 	}
 	writeJSON(w, ErrorStatus(err), errorBody{Error: errorDetail{Code: code, Message: vigil.ErrorMessage(err)}})
 }

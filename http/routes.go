@@ -27,6 +27,15 @@ type rule struct {
 	// patient: the path's {id} is a patient whose data the route touches;
 	// the caller must be allowed that patient (canAccessPatient), else 404.
 	patient bool
+	// patientParam: the patient is not in the path but in the FHIR search
+	// parameters patient={id} or subject=Patient/{id} (required); access is
+	// checked as for patient.
+	patientParam bool
+	// resourcePatient: the handler loads a resource by id and checks its
+	// patient itself (canReadFHIR), including what patient/ scopes allow;
+	// subjectOf names that patient for the audit entry ("" if none).
+	resourcePatient bool
+	subjectOf       func(r *http.Request) string
 	// clinical: the route serves clinical data (readings), which admins see
 	// only when AdminReadsClinical is on.
 	clinical bool
@@ -62,6 +71,18 @@ func (r rule) onPatient() rule         { r.patient = true; return r }
 func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; return r }
 func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
 func (r rule) asPage() rule            { r.page = true; return r }
+
+// checksResourcePatient marks a rule whose handler checks the patient of
+// the resource it loads; subjectOf finds that patient for the audit entry
+// (see rule.resourcePatient).
+func (r rule) checksResourcePatient(subjectOf func(*http.Request) string) rule {
+	r.resourcePatient, r.subjectOf = true, subjectOf
+	return r
+}
+
+// searchPatient makes a rule take its patient from the FHIR search
+// parameters (see rule.patientParam).
+func (r rule) searchPatient() rule { r.patientParam = true; r.patient = true; return r }
 
 type route struct {
 	pattern string // net/http ServeMux pattern, with method
@@ -168,6 +189,27 @@ func (s *Server) routes() []route {
 		{"GET /patients/{id}", authn("care", vigil.AuditReadingsRead, people).clinicalData().asPage(), s.patientView},
 		{"GET /me", authn("patient", auditPageView, []vigil.Role{vigil.RolePatient}).asPage(), s.myRecord},
 		{"GET /admin", authn("admin", auditPageView, adminOnly).asPage(), s.adminView},
+
+		// FHIR R4: errors are OperationOutcomes (writeError). Observation
+		// search, $lastn and Flag search name their patient in the query
+		// (searchPatient); reads by resource id check the resource's
+		// patient in the handler. Bulk export is for system clients (see
+		// fhir_export.go); its status and files only for who started it.
+		{"GET /fhir/r4/metadata", public, s.fhirMetadata},
+		{"GET /fhir/r4/Observation", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirSearchObservations},
+		{"GET /fhir/r4/Observation/$lastn", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirLastN},
+		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(s.observationSubject), s.fhirReadObservation},
+		{"POST /fhir/r4/Observation", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirCreateObservation},
+		{"POST /fhir/r4", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirBatch},
+		{"GET /fhir/r4/Patient", authn("care", "patient.list", careRoles).withScope("Patient.rs"), s.fhirSearchPatients},
+		{"GET /fhir/r4/Patient/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.fhirReadPatient},
+		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r").checksResourcePatient(s.deviceSubject), s.fhirReadDevice},
+		{"GET /fhir/r4/Flag", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs").clinicalData().searchPatient(), s.fhirSearchFlags},
+		{"GET /fhir/r4/Patient/$export", authn("export", auditExportStart, exporters).withScope("Patient.rs"), s.fhirExportAll},
+		{"GET /fhir/r4/Group/{id}/$export", authn("export", auditExportStart, groupExporters).withScope("Patient.rs"), s.fhirExportGroup},
+		{"GET /fhir/r4/$export-status/{job}", authn("export", auditExportStatus, groupExporters).withScope("Patient.rs"), s.fhirExportStatus},
+		{"DELETE /fhir/r4/$export-status/{job}", authn("export", auditExportCancel, groupExporters).withScope("Patient.rs"), s.fhirExportCancel},
+		{"GET /fhir/r4/$export-file/{job}/{file}", authn("export", auditExportDownload, groupExporters).withScope("Patient.rs"), s.fhirExportFile},
 	}
 }
 
@@ -271,8 +313,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 		return nil, nil, err
 	}
 	subject := ""
-	if rt.rule.patient {
+	if rt.rule.patientParam {
+		subject = searchPatientOf(r)
+	} else if rt.rule.patient {
 		subject = r.PathValue("id")
+	} else if rt.rule.subjectOf != nil {
+		subject = rt.rule.subjectOf(r)
 	} else if p.Role == vigil.RoleDevice {
 		subject = p.SubjectID
 	}
@@ -299,6 +345,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 			}
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "this token's scopes do not allow this (needs %s)", need))
 		}
+		// SMART patient/ scopes reach the token's own patient only.
+		if !rt.rule.resourcePatient && !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
+			(p.SubjectID == "" || subject != p.SubjectID) {
+			return deny(vigil.Errorf(vigil.EFORBIDDEN, "patient/ scopes reach only this token's own patient"))
+		}
+	}
+	if rt.rule.patientParam && subject == "" {
+		return deny(vigil.Errorf(vigil.EINVALID, "patient (or subject=Patient/{id}) is required"))
 	}
 	if rt.rule.patient {
 		if err := s.canAccessPatient(ctx, p, subject, rt.rule.clinical); err != nil {
@@ -442,6 +496,18 @@ func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal,
 		return &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit log unavailable", Err: err}
 	}
 	return nil
+}
+
+// searchPatientOf returns the patient a FHIR search names with patient=
+// or subject= (either as Patient/{id}); "" if none. The handler's parser
+// refuses searches naming more than one.
+func searchPatientOf(r *http.Request) string {
+	q := r.URL.Query()
+	v := q.Get("patient")
+	if v == "" {
+		v = q.Get("subject")
+	}
+	return strings.TrimPrefix(v, "Patient/")
 }
 
 func remoteHost(r *http.Request) string {

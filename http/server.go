@@ -74,6 +74,19 @@ type Server struct {
 	// BreakGlassTTL is the longest break-glass access; DefaultBreakGlassTTL if 0.
 	BreakGlassTTL time.Duration
 
+	// Codes names code systems and displays in FHIR resources and lists the
+	// codes of each observation category; nil: every code is LOINC and
+	// category search finds nothing.
+	Codes CodeCatalog
+	// FHIRBaseURL is the absolute URL of /fhir/r4 as clients reach it (e.g.
+	// behind a proxy); "" derives it from each request's Host.
+	FHIRBaseURL string
+	// ExportDir is where FHIR bulk export jobs write their NDJSON files;
+	// "" refuses bulk export (501). Its contents belong to the server.
+	ExportDir string
+	// Version is the software version the CapabilityStatement reports.
+	Version string
+
 	// AlertStore and AlertActions serve the alert routes, Events the live
 	// event stream (GET /api/v1/events); nil answers 501 on those routes.
 	AlertStore interface {
@@ -96,6 +109,7 @@ type Server struct {
 	httpDuration *prometheus.HistogramVec
 	pages        *pages
 	trends       *trendCache // the worklist's trend lines (web_worklist.go)
+	exports      *exports
 }
 
 // Handler returns the root handler with every route, its authorization
@@ -117,6 +131,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.pages = ps
 	s.trends = &trendCache{}
+	s.exports = newExports()
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))

@@ -221,6 +221,35 @@ func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string,
 	return res, nil
 }
 
+// Check validates a submission as Submit would, without quarantining or
+// appending anything: Result says which readings Submit would accept and
+// which it would refuse. A caller that needs all or nothing (a FHIR
+// transaction) checks first and submits only when nothing is refused. The
+// error is non-nil when the body cannot be read at all (EINVALID,
+// ETOOLARGE) or a dependency failed.
+func (s *Service) Check(ctx context.Context, p *vigil.Principal, body []byte) (*Result, error) {
+	items, err := DecodeBatch(body)
+	if err != nil {
+		return nil, err
+	}
+	if max := s.maxItems(); len(items) > max {
+		return nil, vigil.Errorf(vigil.ETOOLARGE, "too many readings: %d in one request, at most %d", len(items), max)
+	}
+	v := validator{s: s, p: p, now: s.now(), devices: map[string]*vigil.Device{}, patients: map[string]error{}}
+	res := &Result{Rejected: []Rejection{}}
+	for i, raw := range items {
+		if _, err := v.reading(ctx, raw); err != nil {
+			if vigil.ErrorCode(err) == vigil.EINTERNAL || vigil.ErrorCode(err) == vigil.EUNAVAILABLE {
+				return nil, fmt.Errorf("validate reading %d: %w", i, err)
+			}
+			res.Rejected = append(res.Rejected, Rejection{Index: i, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)})
+			continue
+		}
+		res.Accepted++
+	}
+	return res, nil
+}
+
 // Quarantine keeps a whole submission that could not be taken apart
 // (malformed, over-large, or from a revoked device) with the reason, and
 // returns once it is durable. truncated says payload is only a prefix of
@@ -529,12 +558,20 @@ func (v *validator) measurement(r *vigil.Reading, w *wireReading) error {
 // key, so the Store keeps it once.
 func (v *validator) key(r *vigil.Reading, seq *uint64) string {
 	if seq != nil {
-		if r.DeviceID != "" {
-			return "d:" + r.DeviceID + ":" + strconv.FormatUint(*seq, 10)
-		}
-		return "u:" + v.p.UserID + ":" + r.SubjectID + ":" + strconv.FormatUint(*seq, 10)
+		return SeqKey(v.p.UserID, r.DeviceID, r.SubjectID, *seq)
 	}
 	return ContentKey(r)
+}
+
+// SeqKey is the idempotency key of a reading sent with sequence number seq:
+// "d:" device and seq when the reading names a device (a device's own, or
+// the one an integration names), else "u:" the sending user, the subject
+// and seq.
+func SeqKey(userID, deviceID, subjectID string, seq uint64) string {
+	if deviceID != "" {
+		return "d:" + deviceID + ":" + strconv.FormatUint(seq, 10)
+	}
+	return "u:" + userID + ":" + subjectID + ":" + strconv.FormatUint(seq, 10)
 }
 
 // ContentKey is the idempotency key of a reading that has no sequence

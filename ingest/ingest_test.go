@@ -311,3 +311,25 @@ func TestDecodeBatchErrorsAreVigilErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestCheck validates like Submit without writing anything.
+func TestCheck(t *testing.T) {
+	s, log := newService(t)
+	body := `{"readings":[
+		{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":1},
+		{"code":"8867-4","value":900,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":2},
+		{"code":"nope","value":1,"unit":"%","time":"2026-11-20T09:59:00Z","seq":4}]}`
+	res, err := s.Check(context.Background(), deviceA, []byte(body))
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if res.Accepted != 1 || len(res.Rejected) != 2 || res.Rejected[0].Index != 1 || res.Rejected[1].Index != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	if len(log.batches) != 0 {
+		t.Fatalf("Check wrote to the log: %+v", log.batches)
+	}
+	if _, err := s.Check(context.Background(), deviceA, []byte(`{"readings":[]}`)); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("empty submission: %v, want EINVALID", err)
+	}
+}

@@ -55,6 +55,7 @@ type Options struct {
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
 	CatalogFile string        // extra codes and units merged over the built-in catalogue
+	Version     string        // software version, reported by the FHIR CapabilityStatement
 
 	MaxBodyBytes int64         // largest request body
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
@@ -229,6 +230,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		MaxBodyBytes:       opts.MaxBodyBytes,
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
+		Codes:              s.catalog,
+		Version:            opts.Version,
+		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
 	}
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
@@ -467,6 +471,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if err := s.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop https: %w", err))
 			}
+			s.api.Close() // running FHIR exports stop; clients start them again
 			if err := s.WaitStored(ctx); err != nil {
 				s.logger.Warn("shutdown before the store caught up with the log; the rest is stored on next start", "err", err)
 			}

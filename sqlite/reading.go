@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -273,6 +274,14 @@ func (s *Store) Readings(ctx context.Context, q vigil.ReadingQuery) (vigil.Readi
 		where = append(where, "t < ?")
 		args = append(args, q.To.UnixMicro())
 	}
+	if !q.ReceivedFrom.IsZero() {
+		where = append(where, "received >= ?")
+		args = append(args, q.ReceivedFrom.UnixMicro())
+	}
+	if !q.ReceivedTo.IsZero() {
+		where = append(where, "received < ?")
+		args = append(args, q.ReceivedTo.UnixMicro())
+	}
 	order := " ORDER BY t, id"
 	if q.Desc {
 		order = " ORDER BY t DESC, id DESC"
@@ -302,6 +311,33 @@ func (s *Store) Readings(ctx context.Context, q vigil.ReadingQuery) (vigil.Readi
 		page.Next = &vigil.Cursor{Time: last.Time, ID: last.ID}
 	}
 	return page, nil
+}
+
+// Reading returns one stored reading by its ID; ENOTFOUND if none.
+func (s *Store) Reading(ctx context.Context, id int64) (vigil.Reading, error) {
+	var r vigil.Reading
+	err := scanReading(s.r.QueryRowContext(ctx, "SELECT "+readingColumns+" FROM readings WHERE id = ?", id), &r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, vigil.Errorf(vigil.ENOTFOUND, "reading %d not found", id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("query reading %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ReadingByKey returns the stored reading with idempotency key key;
+// ENOTFOUND if none.
+func (s *Store) ReadingByKey(ctx context.Context, key string) (vigil.Reading, error) {
+	var r vigil.Reading
+	err := scanReading(s.r.QueryRowContext(ctx, "SELECT "+readingColumns+" FROM readings WHERE key = ?", key), &r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, vigil.Errorf(vigil.ENOTFOUND, "reading with key %q not found", key)
+	}
+	if err != nil {
+		return r, fmt.Errorf("query reading by key: %w", err)
+	}
+	return r, nil
 }
 
 // Latest returns the newest reading of each code for a subject, ordered by

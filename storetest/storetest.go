@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("Quarantined", func(t *testing.T) { testQuarantined(t, open) })
 	t.Run("Readings", func(t *testing.T) { testReadings(t, open) })
 	t.Run("Latest", func(t *testing.T) { testLatest(t, open) })
+	t.Run("Reading", func(t *testing.T) { testReading(t, open) })
+	t.Run("ReceivedRange", func(t *testing.T) { testReceivedRange(t, open) })
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Alerts", func(t *testing.T) { testAlerts(t, open) })

@@ -58,6 +58,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	o.Logger = logger
+	o.Version = version
 	o.Announce = func(format string, args ...any) { fmt.Fprintf(stderr, "vigil: "+format+"\n", args...) }
 
 	srv, err := server.New(ctx, o)

@@ -1,0 +1,188 @@
+// Package fhir encodes Vigil's domain types as HL7 FHIR R4 resources and
+// decodes the FHIR input Vigil accepts: Observations (alone or in a batch or
+// transaction Bundle) and search parameters. It is pure: no I/O, no HTTP.
+//
+// Only the elements Vigil emits or reads are modelled; the structs are not a
+// general FHIR model. Every decoder of outside input returns *vigil.Error
+// with code EINVALID and never panics.
+package fhir
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// ContentType is the media type of FHIR JSON.
+const ContentType = "application/fhir+json"
+
+// Code systems and identifier systems.
+const (
+	SystemLOINC       = "http://loinc.org"
+	SystemUCUM        = "http://unitsofmeasure.org"
+	SystemObsCategory = "http://terminology.hl7.org/CodeSystem/observation-category"
+	SystemV2IDType    = "http://terminology.hl7.org/CodeSystem/v2-0203"
+	// SystemMRN identifies a patient's medical record number at the site.
+	SystemMRN = "https://vigil-health.org/fhir/sid/mrn"
+	// SystemReadingKey identifies an Observation by the reading's
+	// idempotency key (device and sequence number, or a content hash).
+	SystemReadingKey = "https://vigil-health.org/fhir/sid/reading-key"
+	// SystemDeviceSerial identifies a device by its serial number.
+	SystemDeviceSerial = "https://vigil-health.org/fhir/sid/device-serial"
+	// SystemAlertKind codes the kind of an alert (news2, threshold, …).
+	SystemAlertKind = "https://vigil-health.org/fhir/CodeSystem/alert-kind"
+	// ProfileVitalSigns is the R4 vital-signs Observation profile.
+	ProfileVitalSigns = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+)
+
+// Coding is a code in a code system.
+type Coding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+// CodeableConcept is a concept given by codings and/or text.
+type CodeableConcept struct {
+	Coding []Coding `json:"coding,omitempty"`
+	Text   string   `json:"text,omitempty"`
+}
+
+// Reference points at another resource, e.g. "Patient/123".
+type Reference struct {
+	Reference string `json:"reference,omitempty"`
+	Display   string `json:"display,omitempty"`
+}
+
+// Quantity is a measured amount. Value is a JSON number kept as written, so
+// that decimals keep their precision.
+type Quantity struct {
+	Value  *json.Number `json:"value,omitempty"`
+	Unit   string       `json:"unit,omitempty"`
+	System string       `json:"system,omitempty"`
+	Code   string       `json:"code,omitempty"`
+}
+
+// Identifier is a business identifier.
+type Identifier struct {
+	Use    string           `json:"use,omitempty"`
+	Type   *CodeableConcept `json:"type,omitempty"`
+	System string           `json:"system,omitempty"`
+	Value  string           `json:"value,omitempty"`
+}
+
+// Period is a time range; End empty means ongoing.
+type Period struct {
+	Start string `json:"start,omitempty"`
+	End   string `json:"end,omitempty"`
+}
+
+// Meta is resource metadata.
+type Meta struct {
+	LastUpdated string   `json:"lastUpdated,omitempty"`
+	Profile     []string `json:"profile,omitempty"`
+}
+
+// HumanName is a person's name; Vigil keeps names as one text.
+type HumanName struct {
+	Text string `json:"text,omitempty"`
+}
+
+// Observation is an R4 Observation as Vigil emits and accepts it.
+type Observation struct {
+	ResourceType      string                 `json:"resourceType"`
+	ID                string                 `json:"id,omitempty"`
+	Meta              *Meta                  `json:"meta,omitempty"`
+	Identifier        []Identifier           `json:"identifier,omitempty"`
+	Status            string                 `json:"status"`
+	Category          []CodeableConcept      `json:"category,omitempty"`
+	Code              CodeableConcept        `json:"code"`
+	Subject           *Reference             `json:"subject,omitempty"`
+	EffectiveDateTime string                 `json:"effectiveDateTime,omitempty"`
+	Issued            string                 `json:"issued,omitempty"`
+	ValueQuantity     *Quantity              `json:"valueQuantity,omitempty"`
+	Interpretation    []CodeableConcept      `json:"interpretation,omitempty"`
+	Device            *Reference             `json:"device,omitempty"`
+	Component         []ObservationComponent `json:"component,omitempty"`
+}
+
+// ObservationComponent is one measurement of a panel Observation.
+type ObservationComponent struct {
+	Code          CodeableConcept `json:"code"`
+	ValueQuantity *Quantity       `json:"valueQuantity,omitempty"`
+}
+
+// Patient is an R4 Patient.
+type Patient struct {
+	ResourceType string       `json:"resourceType"`
+	ID           string       `json:"id,omitempty"`
+	Meta         *Meta        `json:"meta,omitempty"`
+	Identifier   []Identifier `json:"identifier,omitempty"`
+	Active       *bool        `json:"active,omitempty"`
+	Name         []HumanName  `json:"name,omitempty"`
+	BirthDate    string       `json:"birthDate,omitempty"`
+}
+
+// DeviceName is a name of a Device.
+type DeviceName struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// Device is an R4 Device.
+type Device struct {
+	ResourceType string           `json:"resourceType"`
+	ID           string           `json:"id,omitempty"`
+	Meta         *Meta            `json:"meta,omitempty"`
+	Identifier   []Identifier     `json:"identifier,omitempty"`
+	Status       string           `json:"status,omitempty"`
+	SerialNumber string           `json:"serialNumber,omitempty"`
+	DeviceName   []DeviceName     `json:"deviceName,omitempty"`
+	ModelNumber  string           `json:"modelNumber,omitempty"`
+	Type         *CodeableConcept `json:"type,omitempty"`
+	Patient      *Reference       `json:"patient,omitempty"`
+}
+
+// Flag is an R4 Flag: Vigil's representation of an alert (see
+// docs/decisions).
+type Flag struct {
+	ResourceType string            `json:"resourceType"`
+	ID           string            `json:"id,omitempty"`
+	Meta         *Meta             `json:"meta,omitempty"`
+	Identifier   []Identifier      `json:"identifier,omitempty"`
+	Status       string            `json:"status"`
+	Category     []CodeableConcept `json:"category,omitempty"`
+	Code         CodeableConcept   `json:"code"`
+	Subject      Reference         `json:"subject"`
+	Period       *Period           `json:"period,omitempty"`
+}
+
+// OperationOutcome reports errors and warnings.
+type OperationOutcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []Issue `json:"issue"`
+}
+
+// Issue is one item of an OperationOutcome.
+type Issue struct {
+	Severity    string `json:"severity"` // fatal | error | warning | information
+	Code        string `json:"code"`     // IssueType, e.g. invalid, not-found
+	Diagnostics string `json:"diagnostics,omitempty"`
+}
+
+// Outcome returns an OperationOutcome with one issue.
+func Outcome(severity, code, diagnostics string) *OperationOutcome {
+	return &OperationOutcome{ResourceType: "OperationOutcome", Issue: []Issue{{Severity: severity, Code: code, Diagnostics: diagnostics}}}
+}
+
+// Instant formats t as a FHIR instant (UTC, millisecond or finer precision
+// as needed).
+func Instant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+}
+
+// number formats f as a JSON number with no more digits than it needs.
+func number(f float64) *json.Number {
+	n := json.Number(strconv.FormatFloat(f, 'f', -1, 64))
+	return &n
+}

