@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/vigil-health/vigil"
@@ -52,19 +51,7 @@ func auditFilter(limit, after string) (vigil.AuditFilter, error) {
 	return f, nil
 }
 
-// flusher is an Auditor that copies entries to the store behind the
-// requests (audit.Recorder with a journal); Flush waits for it.
-type flusher interface {
-	Flush(ctx context.Context) error
-}
-
 func (s *Server) writeAudit(w http.ResponseWriter, r *http.Request, f vigil.AuditFilter) error {
-	// Show every entry recorded before this query.
-	if fl, ok := s.Auditor.(flusher); ok {
-		if err := fl.Flush(r.Context()); err != nil {
-			return err
-		}
-	}
 	es, err := s.Store.AuditEntries(r.Context(), f)
 	if err != nil {
 		return err

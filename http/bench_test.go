@@ -3,10 +3,8 @@ package http
 import (
 	"context"
 	"fmt"
-	"github.com/vigil-health/vigil/audit"
 	"io"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -46,15 +44,7 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 			if _, err := e.store.WriteBatches(ctx, []vigil.Batch{batch}); err != nil {
 				b.Fatal(err)
 			}
-			if on {
-				// As vigil serve records: through the journal.
-				r, err := audit.NewRecorder(ctx, e.store, audit.RecorderOptions{Journal: filepath.Join(b.TempDir(), audit.JournalFile)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer r.Close(ctx)
-				e.api.Auditor = r
-			} else {
+			if !on {
 				e.api.Auditor = nil
 			}
 			tok := e.token(clin, vigil.TokenPersonal)

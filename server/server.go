@@ -169,8 +169,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.bootstrapAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if s.auditor, err = audit.NewRecorder(ctx, s.store, audit.RecorderOptions{Logger: opts.Logger,
-		Journal: filepath.Join(opts.DataDir, audit.JournalFile)}); err != nil {
+	if s.auditor, err = audit.NewRecorder(ctx, s.store, audit.RecorderOptions{Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 
