@@ -52,7 +52,7 @@ func auditFilter(limit, after string) (vigil.AuditFilter, error) {
 }
 
 func (s *Server) writeAudit(w http.ResponseWriter, r *http.Request, f vigil.AuditFilter) error {
-	es, err := s.Store.AuditEntries(r.Context(), f)
+	es, err := s.auditLog().AuditEntries(r.Context(), f)
 	if err != nil {
 		return err
 	}

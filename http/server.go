@@ -30,6 +30,14 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// auditLog returns the store audit queries read.
+func (s *Server) auditLog() vigil.AuditStore {
+	if s.AuditLog != nil {
+		return s.AuditLog
+	}
+	return s.Store
+}
+
 // Defaults for Server limits.
 const (
 	DefaultMaxBodyBytes = 1 << 20
@@ -43,6 +51,7 @@ type Server struct {
 	Ingest   *ingest.Service
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
+	AuditLog vigil.AuditStore  // where audit queries read; nil: Store
 	Ready    map[string]Pinger // checked by /readyz, by name
 	Logger   *slog.Logger
 	Gatherer prometheus.Gatherer   // served at /metrics

@@ -183,7 +183,7 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 	}
 
 	if pg.Own {
-		es, err := s.Store.AuditEntries(ctx, vigil.AuditFilter{SubjectID: id, From: now.Add(-accessLogWindow)})
+		es, err := s.auditLog().AuditEntries(ctx, vigil.AuditFilter{SubjectID: id, From: now.Add(-accessLogWindow)})
 		if err != nil {
 			return nil, fmt.Errorf("patient access log: %w", err)
 		}

@@ -3,17 +3,21 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/sqlite"
 )
 
 // TestAlertsEndToEnd: low SpO2 readings sent by a device open a high
@@ -161,5 +165,44 @@ func TestRulesAndWebhooksEndToEnd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("resend not delivered within 10 s")
+	}
+}
+
+// TestAuditLogOwnDatabase: the audit log is kept in audit.db, apart from
+// the readings; a data directory whose chain is in vigil.db (from before)
+// has it copied whole at start.
+func TestAuditLogOwnDatabase(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	old, err := sqlite.Open(ctx, filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := audit.NewRecorder(ctx, old, audit.RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := r.Record(ctx, vigil.AuditEntry{Action: "test", Outcome: vigil.AuditSuccess, Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close(ctx)
+	old.Close()
+
+	h := start(t, dir)
+	if st, m := h.do("GET", "/api/v1/patients", h.admin.Token(), nil); st != 200 {
+		t.Fatalf("list patients: %d %v", st, m)
+	}
+	rep, err := audit.Verify(ctx, h.srv.AuditStore())
+	if err != nil || !rep.OK() || rep.Entries < 5 {
+		t.Fatalf("audit.db: %+v, %v; want the 3 old entries and the new ones, intact", rep, err)
+	}
+	first, err := h.srv.AuditStore().AuditEntries(ctx, vigil.AuditFilter{Limit: 1})
+	if err != nil || len(first) != 1 || first[0].Action != "test" || first[0].Seq != 1 {
+		t.Errorf("first entry of audit.db = %+v, %v; want the copied one", first, err)
+	}
+	if st, m := h.do("GET", "/api/v1/audit?limit=1000", h.admin.Token(), nil); st != 200 || len(m["entries"].([]any)) < 5 {
+		t.Errorf("GET /api/v1/audit: %d %v", st, m)
 	}
 }

@@ -73,6 +73,7 @@ type Server struct {
 	logger   *slog.Logger
 	store    *sqlite.Store
 	alerts   *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
+	auditDB  *sqlite.Store // the audit log
 	log      *bus.Log
 	catalog  *catalog.Catalog
 	registry *prometheus.Registry
@@ -169,7 +170,19 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.bootstrapAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if s.auditor, err = audit.NewRecorder(ctx, s.store, audit.RecorderOptions{Logger: opts.Logger}); err != nil {
+	// The audit log lives in a database file of its own: every commit to
+	// a SQLite database empties its readers' page caches, and one audit
+	// entry per request would make every readings query read its pages
+	// again. A data directory from before keeps its chain: it is copied.
+	if s.auditDB, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "audit.db")); err != nil {
+		return nil, fmt.Errorf("open audit store: %w", err)
+	}
+	if n, err := audit.Copy(ctx, s.store, s.auditDB); err != nil {
+		return nil, err
+	} else if n > 0 {
+		opts.Logger.Info("audit log moved to its own database", "entries", n, "file", "audit.db")
+	}
+	if s.auditor, err = audit.NewRecorder(ctx, s.auditDB, audit.RecorderOptions{Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 
@@ -249,6 +262,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Logger:     opts.Logger,
 	})
 	api.AlertStore = s.alerts
+	api.AuditLog = s.auditDB
 	api.RuleConfigs = s.configs
 	api.Webhooks = s.webhooks
 	api.AllowHTTPWebhooks = opts.WebhookAllowHTTP
@@ -428,6 +442,9 @@ func (s *Server) CAFile() string { return s.caFile }
 // Store is the node's store, for tools that run beside the server.
 func (s *Server) Store() vigil.Store { return s.store }
 
+// AuditStore is the node's audit log (a database of its own).
+func (s *Server) AuditStore() vigil.AuditStore { return s.auditDB }
+
 // AlertStore is the node's store of alerts and webhooks (a database of
 // its own), for tools that run beside the server.
 func (s *Server) AlertStore() vigil.Store { return s.alerts }
@@ -509,6 +526,11 @@ func (s *Server) closeStorage(ctx context.Context) error {
 	if s.alerts != nil {
 		if err := s.alerts.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close alert store: %w", err))
+		}
+	}
+	if s.auditDB != nil {
+		if err := s.auditDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close audit store: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -139,10 +139,14 @@ func auditList(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// openAuditStore opens the database of data directory dir, which must
-// exist. A running server may have it open.
+// openAuditStore opens the audit log of data directory dir, which must
+// exist: audit.db, or the main database of a data directory from before
+// the audit log had its own. A running server may have it open.
 func openAuditStore(ctx context.Context, dir string) (*sqlite.Store, error) {
-	path := filepath.Join(dir, "vigil.db")
+	path := filepath.Join(dir, "audit.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		path = filepath.Join(dir, "vigil.db")
+	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no Vigil database in %s (is --data the server's data directory?)", dir)
 	} else if err != nil {
