@@ -29,6 +29,12 @@ const (
 			unit = excluded.unit, t = excluded.t, received = excluded.received, key = excluded.key,
 			quality = excluded.quality, source = excluded.source, components = excluded.components
 		WHERE excluded.t > latest.t OR (excluded.t = latest.t AND excluded.reading_id > latest.reading_id)`
+	// upsertRollup adds a transaction's values of one subject, code and
+	// 15-minute bucket to reading_rollup.
+	upsertRollup = `INSERT INTO reading_rollup (subject_id, code, bucket, min, max, sum, n) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (subject_id, code, bucket) DO UPDATE SET
+			min = min(reading_rollup.min, excluded.min), max = max(reading_rollup.max, excluded.max),
+			sum = reading_rollup.sum + excluded.sum, n = reading_rollup.n + excluded.n`
 	insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
@@ -82,6 +88,9 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 				}
 			}
 		}
+		if err := w.flushRollup(ctx); err != nil {
+			return err
+		}
 		return w.flushLatest(ctx)
 	})
 	if err != nil {
@@ -131,13 +140,48 @@ type latestRow struct {
 // with statements prepared once. It collects the newest reading of each
 // (subject, code) and upserts the latest table once per pair, in flushLatest.
 type batchWriter struct {
-	insReading, insComponent, upsLatest, insQuarantine *sql.Stmt
+	insReading, insComponent, upsLatest, upsRollup, insQuarantine *sql.Stmt
 
 	newest map[latestKey]latestRow
+	rolls  map[rollKey]*rollAcc
+}
+
+// rollupWidth is the bucket width of reading_rollup, in microseconds.
+const rollupWidth = int64(15 * time.Minute / time.Microsecond)
+
+type rollKey struct {
+	subject, code string
+	bucket        int64
+}
+
+type rollAcc struct {
+	min, max, sum float64
+	n             int64
+}
+
+// roll adds a stored value to its 15-minute roll-up.
+func (w *batchWriter) roll(subject, code string, t int64, v float64) {
+	k := rollKey{subject, code, t - ((t%rollupWidth)+rollupWidth)%rollupWidth}
+	a := w.rolls[k]
+	if a == nil {
+		w.rolls[k] = &rollAcc{min: v, max: v, sum: v, n: 1}
+		return
+	}
+	a.min, a.max, a.sum, a.n = min(a.min, v), max(a.max, v), a.sum+v, a.n+1
+}
+
+// flushRollup adds the transaction's roll-ups to reading_rollup.
+func (w *batchWriter) flushRollup(ctx context.Context) error {
+	for k, a := range w.rolls {
+		if _, err := w.upsRollup.ExecContext(ctx, k.subject, k.code, k.bucket, a.min, a.max, a.sum, a.n); err != nil {
+			return fmt.Errorf("update roll-up %s: %w", k.code, err)
+		}
+	}
+	return nil
 }
 
 func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
-	w := &batchWriter{newest: make(map[latestKey]latestRow)}
+	w := &batchWriter{newest: make(map[latestKey]latestRow), rolls: make(map[rollKey]*rollAcc)}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		q    string
@@ -145,6 +189,7 @@ func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
 		{&w.insReading, insertReading},
 		{&w.insComponent, insertComponent},
 		{&w.upsLatest, upsertLatest},
+		{&w.upsRollup, upsertRollup},
 		{&w.insQuarantine, insertQuarantine},
 	} {
 		st, err := tx.PrepareContext(ctx, p.q)
@@ -158,7 +203,7 @@ func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
 }
 
 func (w *batchWriter) close() {
-	for _, st := range []*sql.Stmt{w.insReading, w.insComponent, w.upsLatest, w.insQuarantine} {
+	for _, st := range []*sql.Stmt{w.insReading, w.insComponent, w.upsLatest, w.upsRollup, w.insQuarantine} {
 		if st != nil {
 			st.Close()
 		}
@@ -199,6 +244,9 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 	row := latestRow{subject: r.SubjectID, code: r.Code, id: id, device: r.DeviceID, value: value, unit: r.Unit,
 		t: t, received: received, key: r.Key, quality: int64(r.Quality), source: r.Source, components: comps}
 	w.offer(row)
+	if r.HasValue() {
+		w.roll(r.SubjectID, r.Code, t, r.Value)
+	}
 	for i, c := range r.Components {
 		if _, err := w.insComponent.ExecContext(ctx, r.SubjectID, c.Code, t, id, i, c.Value); err != nil {
 			return 0, fmt.Errorf("insert component %s of reading %q: %w", c.Code, r.Key, err)
@@ -206,6 +254,7 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 		cr := row
 		cr.code, cr.value, cr.unit, cr.components = c.Code, c.Value, c.Unit, nil
 		w.offer(cr)
+		w.roll(r.SubjectID, c.Code, t, c.Value)
 	}
 	return id, nil
 }
@@ -376,6 +425,9 @@ func (s *Store) Buckets(ctx context.Context, q vigil.BucketQuery) ([]vigil.Bucke
 	}
 	w := q.Width.Microseconds()
 	from, to := q.From.UnixMicro(), q.To.UnixMicro()
+	if w%rollupWidth == 0 && from%rollupWidth == 0 && to%rollupWidth == 0 {
+		return s.rollupBuckets(ctx, q.SubjectID, q.Code, from, to, w)
+	}
 	// start is t rounded down to a multiple of the width. SQLite's % takes
 	// the sign of t, so times before the epoch need more arithmetic.
 	start := "t - t % :w"
@@ -403,6 +455,36 @@ func (s *Store) Buckets(ctx context.Context, q vigil.BucketQuery) ([]vigil.Bucke
 			return nil, fmt.Errorf("query buckets: %w", err)
 		}
 		b.Start = time.UnixMicro(us).UTC()
+		bs = append(bs, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query buckets: %w", err)
+	}
+	return bs, nil
+}
+
+// rollupBuckets answers Buckets from reading_rollup: whole 15-minute
+// buckets merged into buckets of width w (a multiple of 15 minutes) over
+// [from, to), both on 15-minute boundaries.
+func (s *Store) rollupBuckets(ctx context.Context, subject, code string, from, to, w int64) ([]vigil.Bucket, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT bucket - ((bucket % :w) + :w) % :w AS b, min(min), max(max), sum(sum), sum(n)
+		FROM reading_rollup WHERE subject_id = :subject AND code = :code AND bucket >= :from AND bucket < :to
+		GROUP BY b ORDER BY b`,
+		sql.Named("w", w), sql.Named("subject", subject), sql.Named("code", code), sql.Named("from", from), sql.Named("to", to))
+	if err != nil {
+		return nil, fmt.Errorf("query buckets: %w", err)
+	}
+	defer rows.Close()
+	var bs []vigil.Bucket
+	for rows.Next() {
+		var b vigil.Bucket
+		var us int64
+		var sum float64
+		if err := rows.Scan(&us, &b.Min, &b.Max, &sum, &b.Count); err != nil {
+			return nil, fmt.Errorf("query buckets: %w", err)
+		}
+		b.Start = time.UnixMicro(us).UTC()
+		b.Mean = sum / float64(b.Count)
 		bs = append(bs, b)
 	}
 	if err := rows.Err(); err != nil {

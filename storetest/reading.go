@@ -783,6 +783,64 @@ func testBuckets(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 	})
 
+	// Whole quarter-hours: stores may answer from a roll-up kept as readings
+	// are written; the answer must be the same as from the readings, with
+	// duplicates written again counted once and panel components counted
+	// for their codes.
+	t.Run("QuarterHours", func(t *testing.T) {
+		s := open(t)
+		g := &gen{}
+		var rs, first []vigil.Reading
+		for i := range 120 {
+			tt := at(time.Duration(i)*97*time.Second - 20*time.Minute)
+			if i%3 == 0 {
+				rs = append(rs, g.bp(subjectA, float64(110+i%30), float64(70+i%15), tt))
+			} else {
+				rs = append(rs, g.reading(subjectA, systolic, float64(100+i%40), tt))
+			}
+		}
+		first = write(t, s, rs[:70]...)
+		// The rest, out of order, with the first ten again (stored once).
+		again := append(slices.Clone(rs[:10]), rs[70:]...)
+		slices.Reverse(again)
+		if _, err := s.WriteBatches(t.Context(), []vigil.Batch{{Readings: again}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = first
+		for _, width := range []time.Duration{15 * time.Minute, time.Hour} {
+			from, to := at(-15*time.Minute), at(2*time.Hour+15*time.Minute)
+			got := buckets(t, s, vigil.BucketQuery{SubjectID: subjectA, Code: systolic, From: from, To: to, Width: width})
+			w := width.Microseconds()
+			var want []wantBucket
+			for _, r := range rs {
+				v := r.Value
+				if len(r.Components) > 0 {
+					v = r.Components[0].Value
+				}
+				if r.Time.Before(from) || !r.Time.Before(to) {
+					continue
+				}
+				start := time.UnixMicro(r.Time.UnixMicro() - r.Time.UnixMicro()%w).UTC()
+				i := slices.IndexFunc(want, func(b wantBucket) bool { return b.start.Equal(start) })
+				if i < 0 {
+					want = append(want, wantBucket{start, v, v, v, 1})
+					continue
+				}
+				b := &want[i]
+				b.min, b.max = min(b.min, v), max(b.max, v)
+				b.mean = (b.mean*float64(b.count) + v) / float64(b.count+1)
+				b.count++
+			}
+			slices.SortFunc(want, func(a, b wantBucket) int { return a.start.Compare(b.start) })
+			if len(want) < 3 {
+				t.Fatalf("bad test: %d buckets", len(want))
+			}
+			if d := diffBuckets(got, want); d != "" {
+				t.Errorf("width %v: %s", width, d)
+			}
+		}
+	})
+
 	t.Run("ComponentCodes", func(t *testing.T) {
 		s := open(t)
 		g := &gen{}
