@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -174,18 +175,17 @@ func (c *Configs) Save(ctx context.Context, scope string, body []byte, ifVersion
 	}
 	base, _ := c.Effective(scope)
 	next := base
-	next.Thresholds = nil
-	next.Trends = nil
+	// A list in body replaces the list: JSON decoding into a slice would
+	// decode into its old elements and keep fields the body leaves out.
+	var present map[string]any
+	if err := json.Unmarshal(body, &present); err != nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "rule configuration: %v", err)
+	}
+	clearLists(reflect.ValueOf(&next).Elem(), present)
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&next); err != nil {
 		return nil, vigil.Errorf(vigil.EINVALID, "rule configuration: %v", err)
-	}
-	if !hasKey(body, "thresholds") {
-		next.Thresholds = base.Thresholds
-	}
-	if !hasKey(body, "trends") {
-		next.Trends = base.Trends
 	}
 	next.Version = latest + 1
 	for i := range next.Thresholds {
@@ -301,14 +301,30 @@ func scopeOf(cfg *rules.Config) string {
 	return s
 }
 
-// hasKey reports whether the JSON object body has the top-level key k.
-func hasKey(body []byte, k string) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return false
+// clearLists sets to nil every slice field of the struct v whose JSON
+// name is a key of m, recursing into struct fields whose value in m is an
+// object.
+func clearLists(v reflect.Value, m map[string]any) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		val, ok := m[name]
+		if !ok {
+			continue
+		}
+		switch fv := v.Field(i); fv.Kind() {
+		case reflect.Slice:
+			fv.Set(reflect.Zero(fv.Type()))
+		case reflect.Struct:
+			if sub, ok := val.(map[string]any); ok {
+				clearLists(fv, sub)
+			}
+		}
 	}
-	_, ok := m[k]
-	return ok
 }
 
 func sameJSON(a, b any) bool {
