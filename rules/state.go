@@ -61,6 +61,7 @@ type run struct {
 
 type deviceState struct {
 	Last         time.Time  `json:"last,omitzero"`         // newest reading time
+	Heard        time.Time  `json:"heard,omitzero"`        // newest time a reading was received (Reading.Received)
 	Gaps         []Duration `json:"gaps,omitempty"`        // the last gaps between distinct reading times
 	Questionable time.Time  `json:"questionable,omitzero"` // newest reading flagged questionable
 	Status       time.Time  `json:"status,omitzero"`       // newest DeviceStatus applied
@@ -244,11 +245,18 @@ func (s *PatientState) Tick(cfg Config, now time.Time) []Condition {
 		d := st.Devices[id]
 		if exp := dc.expected(id, d); exp > 0 && !d.Last.IsZero() && dc.SilencePriority != PriorityNone {
 			limit := max(time.Duration(float64(exp)*dc.SilenceFactor), dc.SilenceMin.D())
-			if now.Sub(d.Last) > limit {
+			// A device is silent when nothing has arrived from it: a device
+			// (or gateway) uploading a backlog of older readings is
+			// reporting, whatever the readings' own times.
+			ref := d.Last
+			if d.Heard.After(ref) {
+				ref = d.Heard
+			}
+			if now.Sub(ref) > limit {
 				out = st.set(out, Condition{Key: "silence:" + id, Kind: KindSilence, Priority: dc.SilencePriority,
-					Active: true, Since: d.Last.Add(limit), Changed: now, RuleID: "silence", RuleVersion: 1,
+					Active: true, Since: ref.Add(limit), Changed: now, RuleID: "silence", RuleVersion: 1,
 					Message: fmt.Sprintf("no data from device %s for %s (expected every %s; last reading %s)",
-						id, fmtDur(now.Sub(d.Last)), fmtDur(exp), d.Last.UTC().Format(time.RFC3339))})
+						id, fmtDur(now.Sub(ref)), fmtDur(exp), d.Last.UTC().Format(time.RFC3339))})
 			}
 		}
 		if c := st.Conds["quality:"+id]; c != nil && now.Sub(d.Questionable) >= dc.QuestionableHold.D() {
@@ -291,6 +299,9 @@ func (st *stateData) deviceReading(cfg *Config, r *vigil.Reading, out []Conditio
 			}
 		}
 		d.Last = r.Time
+	}
+	if r.Received.After(d.Heard) {
+		d.Heard = r.Received
 	}
 	if st.Conds["silence:"+id] != nil {
 		out = st.set(out, Condition{Key: "silence:" + id, Changed: r.Time, Evidence: []string{r.Key},

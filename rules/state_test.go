@@ -424,3 +424,24 @@ func TestRuleRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestSilenceBacklog: a device uploading a backlog of old readings is
+// reporting: silence is measured from when readings last arrived, not from
+// their own times.
+func TestSilenceBacklog(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	var s rules.PatientState
+	now := t0.Add(2 * time.Hour)
+	for i := range 10 {
+		// Readings of an hour ago, arriving now.
+		s.Apply(cfg, vigil.Reading{DeviceID: "gw", Code: rules.CodeSpO2, Value: 97, Unit: "%",
+			Time: t0.Add(time.Duration(i) * time.Minute), Received: now, Key: fmt.Sprint(i)})
+	}
+	if got := s.Tick(cfg, now.Add(5*time.Minute)); last(got, "silence:gw") != nil {
+		t.Errorf("silence raised 5 min after a backlog arrived: %+v", got)
+	}
+	got := s.Tick(cfg, now.Add(11*time.Minute))
+	if c := last(got, "silence:gw"); c == nil || !c.Active || !c.Since.Equal(now.Add(10*time.Minute)) {
+		t.Errorf("silence %+v, want active since 10 min after the backlog arrived", c)
+	}
+}
