@@ -32,6 +32,16 @@ type DeviceStore interface {
 	UpdateDevice(ctx context.Context, id string, u DeviceUpdate) (*Device, error)
 }
 
+// DeviceStatusStore keeps the last known status of devices, as the MQTT
+// listener reports it, across restarts.
+type DeviceStatusStore interface {
+	// SaveDeviceStatuses stores, in one transaction, the last known status
+	// (a JSON document) of each device in sts, replacing what was stored.
+	SaveDeviceStatuses(ctx context.Context, sts map[string][]byte) error
+	// DeviceStatuses returns every stored device status by device id.
+	DeviceStatuses(ctx context.Context) (map[string][]byte, error)
+}
+
 // UserStore keeps users and their tokens.
 type UserStore interface {
 	// CreateUser stores u, setting u.ID (if empty) and u.Created.
@@ -94,6 +104,7 @@ type ReadingStore interface {
 type Store interface {
 	PatientStore
 	DeviceStore
+	DeviceStatusStore
 	UserStore
 	TeamStore
 	BreakGlassStore

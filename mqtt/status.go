@@ -99,3 +99,22 @@ func (st *DeviceStatus) apply(w wireStatus, payload []byte, now time.Time) {
 	st.Message = bytes.Clone(payload)
 	st.Updated = now
 }
+
+// Restore seeds the registry with the statuses of devices from an earlier
+// run (as a StatusRecorder saved them), shown as disconnected until they
+// connect. A device already known since start keeps its live status.
+func (s *Server) Restore(sts []DeviceStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range sts {
+		if sts[i].DeviceID == "" {
+			continue
+		}
+		if _, ok := s.status[sts[i].DeviceID]; ok {
+			continue
+		}
+		st := sts[i].clone()
+		st.Connected = false
+		s.status[st.DeviceID] = &st
+	}
+}

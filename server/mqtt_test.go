@@ -78,3 +78,33 @@ func TestMQTTIntoThePipeline(t *testing.T) {
 		t.Error("revoked device reconnected")
 	}
 }
+
+// TestDeviceStatusSurvivesRestart: the registry shows a device's last
+// status (battery, firmware) after a restart, as disconnected until it
+// connects again.
+func TestDeviceStatusSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir)
+	ctx := context.Background()
+	pem, _ := os.ReadFile(h.srv.CAFile())
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := mqtt.Dial(ctx, h.srv.MQTTAddrs()[0], mqtt.ClientOptions{Username: h.devID, Password: h.devTok,
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if ack, err := c.Publish(ctx, "devices/"+h.devID+"/status", 1, []byte(`{"battery":55,"firmware":"2.1"}`)); err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("publish status: %v %+v", err, ack)
+	}
+	c.Close()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h2 := start(t, dir)
+	st, m := h2.do("GET", "/api/v1/devices/"+h.devID, h2.admin.Token(), nil)
+	status, _ := m["status"].(map[string]any)
+	if st != http.StatusOK || status == nil || status["battery"] != 55.0 || status["firmware"] != "2.1" || status["connected"] != false {
+		t.Errorf("device after restart: %d %v", st, m)
+	}
+}

@@ -88,6 +88,7 @@ type Server struct {
 	mqttLns  []net.Listener
 	hub      *alerting.Hub
 	configs  *alerting.Configs
+	statuses *statusSaver // the MQTT device registry, saved
 	webhooks *alerting.Webhooks
 	engine   *alerting.Engine
 	// streamsDone ends live event streams when the server shuts down, so
@@ -253,6 +254,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if s.ca != nil {
 		mqttTLS = mqtt.ClientCertTLSConfig(mqttTLS, s.ca.Pool())
 	}
+	s.statuses = &statusSaver{store: s.store, logger: opts.Logger}
 	s.mqtt = mqtt.NewServer(mqtt.Options{
 		Ingest:     s.ingest,
 		Devices:    s.store,
@@ -260,7 +262,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		TLSConfig:  mqttTLS,
 		Auditor:    s.auditor,
 		Logger:     opts.Logger,
+		Status:     s.statuses,
 	})
+	if err := restoreStatuses(ctx, s.store, s.mqtt, opts.Logger); err != nil {
+		return nil, fmt.Errorf("restore device statuses: %w", err)
+	}
 	api.AlertStore = s.alerts
 	api.AuditLog = s.auditDB
 	api.RuleConfigs = s.configs
@@ -369,6 +375,7 @@ func (s *Server) Start() error {
 	go func() { s.engineDone <- s.engine.Run(wctx) }()
 	s.aux.Go(func() { s.configs.Run(wctx) })
 	s.aux.Go(func() { s.webhooks.Run(wctx) })
+	s.aux.Go(func() { s.statuses.run(wctx) })
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -495,6 +502,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-s.writerDone
 			<-s.engineDone
 			s.aux.Wait()
+			if err := s.statuses.flush(ctx); err != nil {
+				s.logger.Warn("save device statuses on shutdown", "err", err)
+			}
 			if err := s.engine.Checkpoint(ctx); err != nil {
 				s.logger.Warn("alerting checkpoint on shutdown failed; the next start replays the log since the last one", "err", err)
 			}

@@ -131,3 +131,50 @@ func hashArg(h []byte) any {
 	}
 	return h
 }
+
+// SaveDeviceStatuses stores the last known status of each device in sts.
+func (s *Store) SaveDeviceStatuses(ctx context.Context, sts map[string][]byte) error {
+	if len(sts) == 0 {
+		return nil
+	}
+	now := s.timestamp().UnixMicro()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO device_status (device_id, status, updated) VALUES (?, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET status = excluded.status, updated = excluded.updated`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id, st := range sts {
+			if _, err := stmt.ExecContext(ctx, id, string(st), now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save device statuses: %w", err)
+	}
+	return nil
+}
+
+// DeviceStatuses returns every stored device status by device id.
+func (s *Store) DeviceStatuses(ctx context.Context) (map[string][]byte, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT device_id, status FROM device_status")
+	if err != nil {
+		return nil, fmt.Errorf("list device statuses: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id, st string
+		if err := rows.Scan(&id, &st); err != nil {
+			return nil, fmt.Errorf("list device statuses: %w", err)
+		}
+		out[id] = []byte(st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list device statuses: %w", err)
+	}
+	return out, nil
+}
