@@ -16,10 +16,19 @@ import (
 // per second, and the p50 and p99 latency of one Record (until durable).
 // Callers per CPU: -cpu and the sub-benchmark name.
 func BenchmarkRecord(b *testing.B) {
-	for _, perCPU := range []int{1, 8, 32} {
-		b.Run(fmt.Sprintf("callers-per-cpu=%d", perCPU), func(b *testing.B) {
-			s := openStore(b, filepath.Join(b.TempDir(), "vigil.db"))
-			r := newRecorder(b, s, audit.RecorderOptions{})
+	for _, c := range []struct {
+		journal bool
+		perCPU  int
+	}{{false, 1}, {false, 8}, {false, 32}, {true, 1}, {true, 8}, {true, 32}} {
+		perCPU := c.perCPU
+		b.Run(fmt.Sprintf("journal=%v/callers-per-cpu=%d", c.journal, perCPU), func(b *testing.B) {
+			dir := b.TempDir()
+			s := openStore(b, filepath.Join(dir, "vigil.db"))
+			opts := audit.RecorderOptions{}
+			if c.journal {
+				opts.Journal = filepath.Join(dir, "audit-journal")
+			}
+			r := newRecorder(b, s, opts)
 			var mu sync.Mutex
 			var lat []time.Duration
 			b.SetParallelism(perCPU)

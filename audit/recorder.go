@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,8 +14,12 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
-// defaultMaxBatch is RecorderOptions.MaxBatch when it is 0.
-const defaultMaxBatch = 512
+// Defaults of RecorderOptions.
+const (
+	defaultMaxBatch   = 512
+	defaultApplyBatch = 2000
+	defaultApplyDelay = time.Second
+)
 
 // RecorderOptions configures a Recorder. The zero value is ready to use.
 type RecorderOptions struct {
@@ -21,9 +28,29 @@ type RecorderOptions struct {
 	// Now is the clock for entries recorded without a time; nil means
 	// time.Now.
 	Now func() time.Time
-	// MaxBatch is the most entries written in one transaction; 0 means
-	// 512. It is also how many Records may wait for the next write.
+	// MaxBatch is the most entries written in one transaction (or one
+	// journal write); 0 means 512. It is also how many Records may wait for
+	// the next write.
 	MaxBatch int
+
+	// Journal is the directory of the write-ahead journal (see
+	// ReadJournal). With one, Record returns once the entry is durable in
+	// the journal, and entries are copied to the store in the background,
+	// ApplyBatch at a time, at most ApplyDelay after they were recorded;
+	// NewRecorder first copies to the store what an earlier process left
+	// in the journal. "" writes every batch to the store directly.
+	Journal string
+	// ApplyBatch is the most entries copied from the journal to the store
+	// in one transaction, and how many waiting entries start a copy before
+	// ApplyDelay; 0 means 2000.
+	ApplyBatch int
+	// ApplyDelay is how long a recorded entry may wait in the journal
+	// before it is copied to the store; 0 means 1 s. Reads through the
+	// Recorder (Flush) do not wait for it.
+	ApplyDelay time.Duration
+	// SegmentSize is the length at which a journal segment is closed and
+	// the next one started; 0 means 16 MiB.
+	SegmentSize int64
 }
 
 // Recorder appends entries to the audit log in a store, continuing its hash
@@ -35,6 +62,12 @@ type RecorderOptions struct {
 // A Recorder must be the only writer of its store's audit log: a second
 // writer's entries make this one's writes fail with ECONFLICT until it has
 // read the log's end again (which it does after every failed write).
+//
+// With a journal (RecorderOptions.Journal) the batches go to the journal
+// instead, and a second goroutine copies them to the store in large
+// batches; the Recorder's read methods (LastAudit, AuditEntries,
+// ScanAudit) flush the journal first, so that they see every recorded
+// entry. Readers of the store itself may lag by up to ApplyDelay.
 //
 // Record is safe for concurrent use.
 type Recorder struct {
@@ -51,10 +84,28 @@ type Recorder struct {
 	reqs    chan *request  // closed once Close is called and no Record sends
 	done    chan struct{}  // closed when loop returns
 
-	// Owned by loop: the end of the chain as stored, unless stale.
-	seq   int64
-	prev  []byte
-	stale bool
+	// Owned by loop: the end of the chain as stored (or journaled), unless
+	// stale; with a journal, the journal and its error (after which every
+	// write fails).
+	seq     int64
+	prev    []byte
+	stale   bool
+	journal *journal
+	broken  error
+
+	// With a journal: the entries journaled but not yet in the store.
+	applyBatch int
+	applyDelay time.Duration
+	amu        sync.Mutex
+	wake       chan struct{} // buffered: the applier has something to look at
+	pending    []vigil.AuditEntry
+	journaled  int64         // last seq journaled
+	applied    int64         // last seq in the store
+	flushTo    int64         // a Flush waits for this seq
+	applyErr   error         // the last copy's error; nil after a success
+	changed    chan struct{} // closed when applied or applyErr changes
+	loopDone   bool          // no more entries will be journaled
+	applyDone  chan struct{} // closed when the applier returns
 }
 
 // request is one Record waiting for its entry to be written.
@@ -88,9 +139,69 @@ func NewRecorder(ctx context.Context, store vigil.AuditStore, opts RecorderOptio
 	if err := r.readEnd(ctx); err != nil {
 		return nil, fmt.Errorf("new audit recorder: %w", err)
 	}
+	if opts.Journal != "" {
+		if err := r.openJournal(ctx, opts); err != nil {
+			return nil, fmt.Errorf("new audit recorder: %w", err)
+		}
+		go r.apply()
+	}
 	r.reqs = make(chan *request, r.max)
 	go r.loop()
 	return r, nil
+}
+
+// openJournal copies to the store the entries that an earlier process
+// journaled but did not copy, empties the journal and starts a new segment.
+func (r *Recorder) openJournal(ctx context.Context, opts RecorderOptions) error {
+	r.applyBatch, r.applyDelay = opts.ApplyBatch, opts.ApplyDelay
+	if r.applyBatch <= 0 {
+		r.applyBatch = defaultApplyBatch
+	}
+	if r.applyDelay <= 0 {
+		r.applyDelay = defaultApplyDelay
+	}
+	segSize := opts.SegmentSize
+	if segSize <= 0 {
+		segSize = defaultSegment
+	}
+	es, err := ReadJournal(opts.Journal, r.seq)
+	if err != nil {
+		return err
+	}
+	if len(es) > 0 {
+		if es[0].Seq != r.seq+1 || !bytes.Equal(Hash(r.prev, es[0]), es[0].Hash) {
+			return vigil.Errorf(vigil.ECONFLICT,
+				"the audit journal (%s) holds entries from seq %d that do not continue the audit log, which ends at seq %d; move the journal aside to start, and keep it for investigation",
+				opts.Journal, es[0].Seq, r.seq)
+		}
+		for chunk := range slices.Chunk(es, r.applyBatch) {
+			if err := r.store.AppendAudit(ctx, chunk); err != nil {
+				return fmt.Errorf("recover audit journal: %w", err)
+			}
+		}
+		last := es[len(es)-1]
+		r.seq, r.prev = last.Seq, last.Hash
+		r.logger.Info("audit journal recovered: entries an earlier run recorded are now in the audit log",
+			"entries", len(es), "from_seq", es[0].Seq, "to_seq", last.Seq)
+	}
+	// Every entry of the journal is in the store now.
+	segs, err := listSegments(opts.Journal)
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		if err := os.Remove(sg.path); err != nil {
+			return fmt.Errorf("remove applied audit journal segment: %w", err)
+		}
+	}
+	if r.journal, err = createJournal(opts.Journal, r.seq+1, segSize); err != nil {
+		return err
+	}
+	r.journaled, r.applied = r.seq, r.seq
+	r.wake = make(chan struct{}, 1)
+	r.changed = make(chan struct{})
+	r.applyDone = make(chan struct{})
+	return nil
 }
 
 // Record appends e to the log and returns once it is durable. It sets
@@ -186,6 +297,7 @@ func text(s string) string {
 // max) per write, until reqs is closed and drained.
 func (r *Recorder) loop() {
 	defer close(r.done)
+	defer r.finish()
 	batch := make([]*request, 0, r.max)
 	for {
 		req, ok := <-r.reqs
@@ -213,11 +325,34 @@ func (r *Recorder) loop() {
 	}
 }
 
+// finish runs when loop returns: with a journal, it lets the applier copy
+// what is left, then closes the journal, removing it if the store holds
+// every entry.
+func (r *Recorder) finish() {
+	if r.journal == nil {
+		return
+	}
+	r.amu.Lock()
+	r.loopDone = true
+	r.amu.Unlock()
+	r.poke()
+	<-r.applyDone
+	r.amu.Lock()
+	all := r.applied == r.journaled
+	r.amu.Unlock()
+	if err := r.journal.close(all); err != nil {
+		r.logger.Error("audit journal close failed", "err", err)
+	}
+}
+
 // write gives the entries of batch their seqs and hashes and appends them in
 // one transaction. After a failure it reads the end of the chain again
 // before the next write, as the failed write may or may not have been
 // committed, or another writer may have appended.
 func (r *Recorder) write(batch []*request) error {
+	if r.broken != nil {
+		return r.broken
+	}
 	if r.stale {
 		if err := r.readEnd(r.ctx); err != nil {
 			r.logger.Error("audit log unavailable", "err", err)
@@ -233,6 +368,22 @@ func (r *Recorder) write(batch []*request) error {
 		e.Hash = Hash(prev, e)
 		prev = e.Hash
 		es[i] = e
+	}
+	if r.journal != nil {
+		if err := r.journal.append(es); err != nil {
+			r.logger.Error("audit journal write failed; recording stops until restart", "entries", len(es), "err", err)
+			r.broken = fmt.Errorf("record audit entry: %w", &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit journal unavailable", Err: err})
+			return r.broken
+		}
+		r.seq, r.prev = seq, prev
+		r.enqueue(es)
+		r.amu.Lock()
+		applied := r.applied
+		r.amu.Unlock()
+		if err := r.journal.removeThrough(applied); err != nil {
+			r.logger.Warn("audit journal", "err", err)
+		}
+		return nil
 	}
 	if err := r.store.AppendAudit(r.ctx, es); err != nil {
 		r.stale = true
