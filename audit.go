@@ -60,3 +60,17 @@ const (
 type Auditor interface {
 	Record(ctx context.Context, e AuditEntry) error
 }
+
+// AuditStarter is an Auditor that can start recording an entry and let its
+// caller wait for it later, so that the entry's write overlaps the caller's
+// own work (a request's handler runs while its entry is written), and
+// callers that wait late share the work of making their entries durable.
+type AuditStarter interface {
+	Auditor
+	// StartRecord hands e to the log and returns without waiting for it
+	// to be durable. wait returns once it is, with what Record would have
+	// returned (ctx bounds the wait); it may be called more than once,
+	// from one goroutine at a time. An entry is not known to be recorded
+	// until wait has returned nil.
+	StartRecord(ctx context.Context, e AuditEntry) (wait func() error)
+}

@@ -28,6 +28,13 @@ type AuditStore interface {
 	// first does not follow the last stored entry (another writer got
 	// there first). Times are stored to the microsecond, in UTC.
 	AppendAudit(ctx context.Context, es []AuditEntry) error
+	AuditReader
+}
+
+// AuditReader reads the audit log. A store implements it, and so does a
+// recorder that holds entries on their way to its store, so that reads
+// through it see every recorded entry.
+type AuditReader interface {
 	// LastAudit returns the entry with the greatest seq; ENOTFOUND if the
 	// log is empty.
 	LastAudit(ctx context.Context) (*AuditEntry, error)

@@ -193,13 +193,14 @@ func ReadJournal(dir string, after int64) ([]vigil.AuditEntry, error) {
 // journal appends records to the newest segment of a directory. It is not
 // safe for concurrent use: the Recorder's loop owns it.
 type journal struct {
-	dir  string
-	max  int64 // segment length at which the next write starts a new one
-	f    *os.File
-	segs []segmentFile // every segment on disk, oldest first; the last is f's
-	off  int64         // where the next record goes in f
-	end  int64         // f is zero from off to end
-	buf  []byte
+	dir   string
+	max   int64 // segment length at which the next write starts a new one
+	f     *os.File
+	segs  []segmentFile // every segment on disk, oldest first; the last is f's
+	off   int64         // where the next record goes in f
+	end   int64         // f is zero from off to end
+	dirty bool          // records written to f since its last sync
+	buf   []byte
 }
 
 // createJournal starts a new segment for entries from seq next on in dir,
@@ -224,6 +225,11 @@ func createJournal(dir string, next int64, segSize int64) (*journal, error) {
 // seq is next: the magic and a chunk of zeros, made durable with the
 // directory entry before any record goes in.
 func (j *journal) startSegment(next int64) error {
+	// Records written to the old segment must be durable before any in
+	// the new one can be: sync makes only the current segment durable.
+	if err := j.sync(); err != nil {
+		return err
+	}
 	path := filepath.Join(j.dir, segmentName(next))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, journalPerm)
 	if err != nil {
@@ -269,10 +275,11 @@ func (j *journal) zeroAhead() error {
 	return nil
 }
 
-// append writes es, consecutive entries with seqs and hashes, and returns
-// once they are durable. After an error the journal must not be used
-// again: what was written is unknown.
-func (j *journal) append(es []vigil.AuditEntry) error {
+// write writes es, consecutive entries with seqs and hashes, after the
+// records written before, without making them durable: sync does that for
+// every record written so far. After an error the journal must not be
+// used again: what was written is unknown.
+func (j *journal) write(es []vigil.AuditEntry) error {
 	b := j.buf[:0]
 	for _, e := range es {
 		data, err := json.Marshal(e)
@@ -299,11 +306,30 @@ func (j *journal) append(es []vigil.AuditEntry) error {
 	if _, err := j.f.WriteAt(b, j.off); err != nil {
 		return fmt.Errorf("write audit journal: %w", err)
 	}
+	j.off += int64(len(b))
+	j.dirty = true
+	return nil
+}
+
+// sync makes every record written so far durable. After an error the
+// journal must not be used again.
+func (j *journal) sync() error {
+	if !j.dirty {
+		return nil
+	}
 	if err := datasync(j.f); err != nil {
 		return fmt.Errorf("sync audit journal: %w", err)
 	}
-	j.off += int64(len(b))
+	j.dirty = false
 	return nil
+}
+
+// append writes es and makes them durable (write, then sync).
+func (j *journal) append(es []vigil.AuditEntry) error {
+	if err := j.write(es); err != nil {
+		return err
+	}
+	return j.sync()
 }
 
 // removeThrough removes the closed segments whose entries all have a seq

@@ -11,7 +11,7 @@ import (
 // empty, keeping seqs and hashes, so that the chain moves whole to another
 // store. It returns how many entries it copied; nothing if from's log is
 // empty or to's is not (to already holds the chain).
-func Copy(ctx context.Context, from, to vigil.AuditStore) (int, error) {
+func Copy(ctx context.Context, from vigil.AuditReader, to vigil.AuditStore) (int, error) {
 	if _, err := to.LastAudit(ctx); err == nil {
 		return 0, nil
 	} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {

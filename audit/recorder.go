@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -19,6 +20,7 @@ const (
 	defaultMaxBatch   = 512
 	defaultApplyBatch = 2000
 	defaultApplyDelay = time.Second
+	defaultSyncDelay  = 10 * time.Millisecond
 )
 
 // RecorderOptions configures a Recorder. The zero value is ready to use.
@@ -48,28 +50,41 @@ type RecorderOptions struct {
 	// before it is copied to the store; 0 means 1 s. Reads through the
 	// Recorder (Flush) do not wait for it.
 	ApplyDelay time.Duration
+	// SyncDelay is how long an entry written to the journal may wait to
+	// be made durable when no caller waits for it (StartRecord); 0 means
+	// 10 ms. A caller that waits has it made durable at once.
+	SyncDelay time.Duration
 	// SegmentSize is the length at which a journal segment is closed and
 	// the next one started; 0 means 16 MiB.
 	SegmentSize int64
 }
 
 // Recorder appends entries to the audit log in a store, continuing its hash
-// chain. It implements vigil.Auditor with group commit: one goroutine takes
-// the entries of concurrent Records, gives them seqs and hashes in the order
-// it takes them, and writes all of them in one AppendAudit transaction;
-// while a write is in flight the next entries gather for the next one.
+// chain, with group commit.
+//
+// Without a journal, one goroutine takes the entries of concurrent Records,
+// gives them seqs and hashes in the order it takes them, and writes all of
+// them in one AppendAudit transaction; while a write is in flight the next
+// entries gather for the next one.
+//
+// With a journal (RecorderOptions.Journal), an entry gets its seq and hash
+// and is written to the journal by the caller itself (StartRecord), which
+// is cheap: the write goes to the page cache. Making it durable is the
+// expensive part, one fdatasync, and it is done by the first caller that
+// waits for an entry not yet durable; that sync covers every entry written
+// before it started, so the callers that wait meanwhile, or later, share
+// it. A request whose handler runs while its entry is written waits only at
+// its end, so under load one sync serves many requests. A second goroutine
+// copies durable entries to the store in large batches; the Recorder's read
+// methods (LastAudit, AuditEntries, ScanAudit) flush them first, so that
+// they see every recorded entry. Readers of the store itself may lag by up
+// to ApplyDelay.
 //
 // A Recorder must be the only writer of its store's audit log: a second
 // writer's entries make this one's writes fail with ECONFLICT until it has
 // read the log's end again (which it does after every failed write).
 //
-// With a journal (RecorderOptions.Journal) the batches go to the journal
-// instead, and a second goroutine copies them to the store in large
-// batches; the Recorder's read methods (LastAudit, AuditEntries,
-// ScanAudit) flush the journal first, so that they see every recorded
-// entry. Readers of the store itself may lag by up to ApplyDelay.
-//
-// Record is safe for concurrent use.
+// Record and StartRecord are safe for concurrent use.
 type Recorder struct {
 	store  vigil.AuditStore
 	logger *slog.Logger
@@ -81,17 +96,25 @@ type Recorder struct {
 	closed  bool
 	senders sync.WaitGroup // Records sending on reqs
 	quit    chan struct{}  // closed by Close: senders give up
-	reqs    chan *request  // closed once Close is called and no Record sends
-	done    chan struct{}  // closed when loop returns
+	reqs    chan *request  // without a journal: closed once Close is called and no Record sends
+	done    chan struct{}  // closed when the Recorder has stopped
 
-	// Owned by loop: the end of the chain as stored (or journaled), unless
-	// stale; with a journal, the journal and its error (after which every
-	// write fails).
-	seq     int64
-	prev    []byte
-	stale   bool
-	journal *journal
-	broken  error
+	// The end of the chain as stored (or journaled), unless stale. Without
+	// a journal, owned by loop; with one, guarded by wmu.
+	seq   int64
+	prev  []byte
+	stale bool
+
+	// With a journal (see durable.go).
+	journal   *journal
+	wmu       sync.Mutex         // guards the chain's end, journal writes, unsynced, broken, syncTimer
+	unsynced  []vigil.AuditEntry // written to the journal, not yet durable
+	broken    error              // the journal failed: every write fails
+	syncTimer *time.Timer        // syncs unsynced entries nobody waits for
+	syncDelay time.Duration
+	syncing   chan struct{} // a token held by the goroutine syncing the journal
+	durable   atomic.Int64  // last seq durable in the journal
+	syncs     atomic.Int64  // syncs done, for tests and benchmarks
 
 	// With a journal: the entries journaled but not yet in the store.
 	applyBatch int
@@ -144,6 +167,7 @@ func NewRecorder(ctx context.Context, store vigil.AuditStore, opts RecorderOptio
 			return nil, fmt.Errorf("new audit recorder: %w", err)
 		}
 		go r.apply()
+		return r, nil
 	}
 	r.reqs = make(chan *request, r.max)
 	go r.loop()
@@ -199,6 +223,12 @@ func (r *Recorder) openJournal(ctx context.Context, opts RecorderOptions) error 
 	}
 	r.journaled, r.applied = r.seq, r.seq
 	r.wake = make(chan struct{}, 1)
+	r.syncing = make(chan struct{}, 1)
+	r.durable.Store(r.seq)
+	r.syncDelay = opts.SyncDelay
+	if r.syncDelay <= 0 {
+		r.syncDelay = defaultSyncDelay
+	}
 	r.changed = make(chan struct{})
 	r.applyDone = make(chan struct{})
 	return nil
@@ -211,44 +241,69 @@ func (r *Recorder) openJournal(ctx context.Context, opts RecorderOptions) error 
 // their place, so that every store can keep them as text.
 //
 // An error means the entry may not have been recorded: EUNAVAILABLE after
-// Close, ctx's error if ctx ends first (the entry may still be written), or
-// the store's error.
+// Close or after the journal failed, ctx's error if ctx ends first (the
+// entry may still be written), or the store's error.
 func (r *Recorder) Record(ctx context.Context, e vigil.AuditEntry) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("record audit entry: %w", err)
-	}
-	req := &request{e: r.normalize(e), done: make(chan error, 1)}
+	return r.StartRecord(ctx, e)()
+}
 
+// StartRecord hands e to the log, as Record does, and returns without
+// waiting for it to be durable: wait does that, and returns what Record
+// would have. With a journal the entry is written to it before StartRecord
+// returns, and made durable by the first wait that finds it is not yet (or
+// SyncDelay later if nobody waits); without one, it is queued for the next
+// store transaction, and StartRecord blocks only while MaxBatch entries
+// already wait for it. wait may be called more than once, from one
+// goroutine at a time.
+func (r *Recorder) StartRecord(ctx context.Context, e vigil.AuditEntry) (wait func() error) {
+	if err := ctx.Err(); err != nil {
+		return settled(fmt.Errorf("record audit entry: %w", err))
+	}
+	e = r.normalize(e)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return errClosed()
+		return settled(errClosed())
 	}
 	r.senders.Add(1)
 	r.mu.Unlock()
-	select {
-	case r.reqs <- req:
-		r.senders.Done()
-	case <-r.quit:
-		r.senders.Done()
-		return errClosed()
-	case <-ctx.Done():
-		r.senders.Done()
-		return fmt.Errorf("record audit entry: %w", ctx.Err())
+	defer r.senders.Done()
+	if r.journal != nil {
+		return r.startJournal(ctx, e)
 	}
 
+	done := make(chan error, 1)
 	select {
-	case err := <-req.done:
-		return err
+	case r.reqs <- &request{e: e, done: done}:
+	case <-r.quit:
+		return settled(errClosed())
 	case <-ctx.Done():
-		return fmt.Errorf("record audit entry: %w", ctx.Err())
+		return settled(fmt.Errorf("record audit entry: %w", ctx.Err()))
+	}
+	var result error
+	got := false
+	return func() error {
+		if got {
+			return result
+		}
+		select {
+		case result = <-done:
+			got = true
+			return result
+		case <-ctx.Done():
+			return fmt.Errorf("record audit entry: %w", ctx.Err())
+		}
 	}
 }
 
-// Close stops taking entries, writes those already taken, and returns when
-// they are written or ctx ends (the writes then finish in the background).
-// Records after Close, and Records still waiting to hand over their entry,
-// fail with EUNAVAILABLE. Close may be called more than once.
+// settled returns a wait function that returns err.
+func settled(err error) func() error { return func() error { return err } }
+
+// Close stops taking entries, makes durable and writes those already
+// taken, and returns when they are written or ctx ends (the writes then
+// finish in the background). Records after Close, and Records still waiting
+// to hand over their entry, fail with EUNAVAILABLE. Close may be called
+// more than once.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if !r.closed {
@@ -256,7 +311,12 @@ func (r *Recorder) Close(ctx context.Context) error {
 		close(r.quit)
 		go func() {
 			r.senders.Wait()
-			close(r.reqs)
+			if r.journal != nil {
+				r.closeJournal()
+				close(r.done)
+			} else {
+				close(r.reqs)
+			}
 		}()
 	}
 	r.mu.Unlock()
@@ -294,10 +354,10 @@ func text(s string) string {
 }
 
 // loop writes the entries of waiting Records, as many as are waiting (up to
-// max) per write, until reqs is closed and drained.
+// max) per transaction, until reqs is closed and drained. Only without a
+// journal.
 func (r *Recorder) loop() {
 	defer close(r.done)
-	defer r.finish()
 	batch := make([]*request, 0, r.max)
 	for {
 		req, ok := <-r.reqs
@@ -325,34 +385,11 @@ func (r *Recorder) loop() {
 	}
 }
 
-// finish runs when loop returns: with a journal, it lets the applier copy
-// what is left, then closes the journal, removing it if the store holds
-// every entry.
-func (r *Recorder) finish() {
-	if r.journal == nil {
-		return
-	}
-	r.amu.Lock()
-	r.loopDone = true
-	r.amu.Unlock()
-	r.poke()
-	<-r.applyDone
-	r.amu.Lock()
-	all := r.applied == r.journaled
-	r.amu.Unlock()
-	if err := r.journal.close(all); err != nil {
-		r.logger.Error("audit journal close failed", "err", err)
-	}
-}
-
-// write gives the entries of batch their seqs and hashes and appends them in
+// write gives the entries of batch their seqs and hashes and stores them in
 // one transaction. After a failure it reads the end of the chain again
 // before the next write, as the failed write may or may not have been
 // committed, or another writer may have appended.
 func (r *Recorder) write(batch []*request) error {
-	if r.broken != nil {
-		return r.broken
-	}
 	if r.stale {
 		if err := r.readEnd(r.ctx); err != nil {
 			r.logger.Error("audit log unavailable", "err", err)
@@ -368,22 +405,6 @@ func (r *Recorder) write(batch []*request) error {
 		e.Hash = Hash(prev, e)
 		prev = e.Hash
 		es[i] = e
-	}
-	if r.journal != nil {
-		if err := r.journal.append(es); err != nil {
-			r.logger.Error("audit journal write failed; recording stops until restart", "entries", len(es), "err", err)
-			r.broken = fmt.Errorf("record audit entry: %w", &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit journal unavailable", Err: err})
-			return r.broken
-		}
-		r.seq, r.prev = seq, prev
-		r.enqueue(es)
-		r.amu.Lock()
-		applied := r.applied
-		r.amu.Unlock()
-		if err := r.journal.removeThrough(applied); err != nil {
-			r.logger.Warn("audit journal", "err", err)
-		}
-		return nil
 	}
 	if err := r.store.AppendAudit(r.ctx, es); err != nil {
 		r.stale = true
@@ -409,4 +430,7 @@ func (r *Recorder) readEnd(ctx context.Context) error {
 	return nil
 }
 
-var _ vigil.Auditor = (*Recorder)(nil)
+var (
+	_ vigil.Auditor      = (*Recorder)(nil)
+	_ vigil.AuditStarter = (*Recorder)(nil)
+)

@@ -95,7 +95,7 @@ type Verifier struct {
 }
 
 // Verify checks store's audit log with the zero Verifier.
-func Verify(ctx context.Context, store vigil.AuditStore) (Report, error) {
+func Verify(ctx context.Context, store vigil.AuditReader) (Report, error) {
 	return Verifier{}.Verify(ctx, store)
 }
 
@@ -111,7 +111,7 @@ var errStop = errors.New("stop scan")
 // When an entry's hash does not match, Verify reads on to tell an altered
 // entry from a moved one: if a later row holds the entry recorded at that
 // seq, the problem is Reordered, else Altered.
-func (v Verifier) Verify(ctx context.Context, store vigil.AuditStore) (Report, error) {
+func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, error) {
 	every := v.ProgressEvery
 	if every <= 0 {
 		every = defaultProgressEvery

@@ -3,26 +3,32 @@ package http
 import (
 	"context"
 	"fmt"
-	"github.com/vigil-health/vigil/audit"
-	"github.com/vigil-health/vigil/sqlite"
 	"io"
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/sqlite"
 )
 
 // BenchmarkReadingsQueryAudit measures the readings query path (GET
 // /api/v1/patients/{id}/readings, 100 readings a page, over TLS, parallel
-// clients) with the audit log on and off, to price auditing. Report:
+// clients in the same process) with the audit log on and off, to price
+// auditing. Report:
 //
 //	go test ./http -run '^$' -bench ReadingsQueryAudit -benchtime 4s -count 3
 //
 // clients is the number of concurrent requests (on 2 cores: parallelism
-// clients/2 per core).
+// clients/2 per core). Besides the time per request (the inverse of the
+// throughput) it reports the latency of one request (p50, p99), the
+// process's CPU time per request (client and server), and with the audit
+// log on, the journal syncs per request.
 func BenchmarkReadingsQueryAudit(b *testing.B) {
 	for _, c := range []struct {
 		on      bool
@@ -47,6 +53,7 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 			if _, err := e.store.WriteBatches(ctx, []vigil.Batch{batch}); err != nil {
 				b.Fatal(err)
 			}
+			var rec *audit.Recorder
 			if on {
 				// As vigil serve keeps it: the audit log in a database of
 				// its own, whose commits leave the readings database's
@@ -57,12 +64,12 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer as.Close()
-				r, err := audit.NewRecorder(ctx, as, audit.RecorderOptions{Journal: filepath.Join(dir, "audit-journal")})
+				rec, err = audit.NewRecorder(ctx, as, audit.RecorderOptions{Journal: filepath.Join(dir, "audit-journal")})
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer r.Close(ctx)
-				e.api.Auditor = r
+				defer rec.Close(ctx)
+				e.api.Auditor = rec
 			} else {
 				e.api.Auditor = nil
 			}
@@ -71,9 +78,23 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 			client := e.ts.Client()
 			client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 			b.SetParallelism(c.clients / runtime.GOMAXPROCS(0))
+			var mu sync.Mutex
+			var lat []time.Duration
+			var syncs0 int64
+			if rec != nil {
+				syncs0 = rec.Syncs()
+			}
+			cpu0 := processCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				defer func() {
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+				}()
 				for pb.Next() {
+					t0 := time.Now()
 					req, _ := http.NewRequest("GET", url, nil)
 					req.Header.Set("Authorization", "Bearer "+tok)
 					resp, err := client.Do(req)
@@ -87,8 +108,21 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 						b.Errorf("status %d", resp.StatusCode)
 						return
 					}
+					mine = append(mine, time.Since(t0))
 				}
 			})
+			b.StopTimer()
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+			}
+			if rec != nil {
+				b.ReportMetric(float64(rec.Syncs()-syncs0)/float64(b.N), "syncs/op")
+			}
+			if len(lat) > 0 {
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
 		})
 	}
 }

@@ -65,7 +65,10 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { log.Close(context.Background()) })
 	e.log = log
-	if e.auditor, err = audit.NewRecorder(ctx, e.store, audit.RecorderOptions{}); err != nil {
+	// As vigil serve keeps it: entries durable in a journal first, copied
+	// to the store behind the requests; audit queries read through the
+	// Recorder, which sees both.
+	if e.auditor, err = audit.NewRecorder(ctx, e.store, audit.RecorderOptions{Journal: filepath.Join(dir, "audit-journal")}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.auditor.Close(context.Background()) })
@@ -82,6 +85,7 @@ func newEnv(t testing.TB) *env {
 		Ingest:      &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
 		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute},
 		Auditor:     e.auditor,
+		AuditLog:    e.auditor,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Gatherer:    reg,
 		Metrics:     reg,
@@ -184,7 +188,7 @@ func (e *env) device(subject string) (id, secret string) {
 // auditEntries returns the audit log's entries matching f.
 func (e *env) auditEntries(f vigil.AuditFilter) []vigil.AuditEntry {
 	e.t.Helper()
-	es, err := e.store.AuditEntries(context.Background(), f)
+	es, err := e.auditor.AuditEntries(context.Background(), f)
 	if err != nil {
 		e.t.Fatal(err)
 	}

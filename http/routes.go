@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,15 +256,17 @@ func (s *Server) wrap(rt route) http.Handler {
 		var gate *auditGate
 		err := func() error {
 			if rt.rule.authn {
-				p, pending, err := s.authorize(w, r, rt)
+				p, wait, err := s.authorize(w, r, rt)
 				if p != nil {
 					who = p.Name
 				}
 				if err != nil {
 					return err
 				}
-				if pending != nil {
-					gate = &auditGate{ResponseWriter: sw, pending: pending, fail: func(err error) { s.writeError(sw, r, err) }}
+				if wait != nil {
+					gate = &auditGate{ResponseWriter: sw, wait: wait, fail: func(err error) {
+						s.writeError(sw, r, s.auditFailed(r.Context(), err))
+					}}
 					out = gate
 				}
 				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
@@ -280,7 +281,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 		}
 		if gate != nil {
-			gate.wait() // nothing written: still settle the audit entry
+			gate.release() // the handler is done: send what it wrote, if its entry is durable
 		}
 		status := sw.status
 		if status == 0 {
@@ -304,7 +305,7 @@ func (s *Server) wrap(rt route) http.Handler {
 // pending delivers its outcome, and the response is held back until it is
 // durable (see auditGate), so no data leaves unaudited while the audit
 // write overlaps the handler's work.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, <-chan error, error) {
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, func() error, error) {
 	ctx := r.Context()
 	p, viaCookie, err := s.authenticate(r)
 	if err != nil {
@@ -323,7 +324,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 	} else if p.Role == vigil.RoleDevice {
 		subject = p.SubjectID
 	}
-	deny := func(err error) (*vigil.Principal, <-chan error, error) {
+	deny := func(err error) (*vigil.Principal, func() error, error) {
 		if aerr := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return p, nil, aerr
 		}
@@ -363,48 +364,116 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 	if s.Auditor == nil {
 		return p, nil, nil
 	}
+	return p, s.startAudit(ctx, r, p, rt.rule.action, subject), nil
+}
+
+// startAudit starts recording the success entry of an allowed request and
+// returns the function that waits for it: nil once the entry is durable,
+// or the error to answer instead (see auditFailed). The write overlaps the
+// handler's work; auditGate holds the response back until it is done.
+func (s *Server) startAudit(ctx context.Context, r *http.Request, p *vigil.Principal, action, subject string) (wait func() error) {
+	e := s.auditEntry(r, p, action, subject, vigil.AuditSuccess, "")
+	if st, ok := s.Auditor.(vigil.AuditStarter); ok {
+		return st.StartRecord(ctx, e)
+	}
 	pending := make(chan error, 1)
-	go func() { pending <- s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditSuccess, "") }()
-	// Let the audit goroutine run now, so that its entry reaches the
-	// journal writer and the flush to disk overlaps the handler's own
-	// work; left alone it would run only once the handler blocks.
-	runtime.Gosched()
-	return p, pending, nil
+	go func() { pending <- s.Auditor.Record(ctx, e) }()
+	var err error
+	got := false
+	return func() error {
+		if !got {
+			err, got = <-pending, true
+		}
+		return err
+	}
 }
 
 // auditGate holds a response back until the request's audit entry is
-// durable. If the entry could not be written, the handler's response is
-// dropped and the request answers 503 instead. Handlers that stream must
-// write nothing before they are ready to be refused.
+// durable. The handler's status and up to gateHold bytes of its body are
+// held in memory, so that the handler runs to its end (or until it has
+// written that much, or flushes) while the entry is written; then the gate
+// waits for the entry and releases what it held. If the entry could not be
+// written, what the handler wrote is dropped and the request answers 503
+// instead. Handlers that stream must write nothing before they are ready
+// to be refused. Not safe for concurrent use, as http.ResponseWriter.
 type auditGate struct {
-	http.ResponseWriter
-	pending <-chan error
-	fail    func(error)
-	settled bool
-	err     error
+	http.ResponseWriter              // the statusWriter under the gate
+	wait                func() error // waits for the entry
+	fail                func(error)  // writes the error response
+	settled             bool         // the entry's outcome is known
+	err                 error        // its error, once settled
+	status              int          // held back: the handler's status
+	held                []byte       // held back: the start of its body
 }
 
-func (g *auditGate) wait() error {
-	if !g.settled {
-		g.settled = true
-		if g.err = <-g.pending; g.err != nil {
-			g.fail(g.err)
+// gateHold is the most body bytes an auditGate holds back; a handler that
+// writes more waits for the audit entry at that point.
+const gateHold = 64 << 10
+
+// release waits for the entry, then writes what the gate held back (or the
+// error response if the entry failed). It returns the entry's error, or
+// the error writing what was held.
+func (g *auditGate) release() error {
+	if g.settled {
+		return g.err
+	}
+	g.settled = true
+	g.err = g.wait()
+	if g.err != nil {
+		g.held = nil
+		g.fail(g.err)
+		return g.err
+	}
+	if g.status != 0 {
+		g.ResponseWriter.WriteHeader(g.status)
+	}
+	if len(g.held) > 0 {
+		b := g.held
+		g.held = nil
+		if _, err := g.ResponseWriter.Write(b); err != nil {
+			return err
 		}
 	}
-	return g.err
+	return nil
 }
 
 func (g *auditGate) WriteHeader(code int) {
-	if g.wait() == nil {
+	switch {
+	case !g.settled:
+		if g.status == 0 {
+			g.status = code
+		}
+	case g.err == nil:
 		g.ResponseWriter.WriteHeader(code)
 	}
 }
 
 func (g *auditGate) Write(b []byte) (int, error) {
-	if err := g.wait(); err != nil {
-		return 0, err
+	if !g.settled {
+		if len(g.held)+len(b) <= gateHold {
+			if g.status == 0 {
+				g.status = http.StatusOK
+			}
+			g.held = append(g.held, b...)
+			return len(b), nil
+		}
+		if err := g.release(); err != nil {
+			return 0, err
+		}
+	}
+	if g.err != nil {
+		return 0, g.err
 	}
 	return g.ResponseWriter.Write(b)
+}
+
+// FlushError releases what the gate held and flushes it to the client
+// (http.ResponseController.Flush finds it).
+func (g *auditGate) FlushError() error {
+	if err := g.release(); err != nil {
+		return err
+	}
+	return http.NewResponseController(g.ResponseWriter).Flush()
 }
 
 func (g *auditGate) Unwrap() http.ResponseWriter { return g.ResponseWriter }
@@ -473,11 +542,17 @@ func (s *Server) authenticate(r *http.Request) (p *vigil.Principal, viaCookie bo
 	return nil, false, vigil.Errorf(vigil.EUNAUTHORIZED, "missing credentials: send Authorization: Bearer <token>")
 }
 
-// audit records one entry. With no Auditor configured it records nothing.
+// audit records one entry and returns once it is durable. With no Auditor
+// configured it records nothing.
 func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal, action, subject, outcome, detail string) error {
 	if s.Auditor == nil {
 		return nil
 	}
+	return s.auditFailed(ctx, s.Auditor.Record(ctx, s.auditEntry(r, p, action, subject, outcome, detail)))
+}
+
+// auditEntry returns the entry of request r by p.
+func (s *Server) auditEntry(r *http.Request, p *vigil.Principal, action, subject, outcome, detail string) vigil.AuditEntry {
 	e := vigil.AuditEntry{
 		Time:      s.now(),
 		Action:    action,
@@ -496,11 +571,17 @@ func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal,
 			e.Actor = p.DeviceID
 		}
 	}
-	if err := s.Auditor.Record(ctx, e); err != nil {
-		s.Logger.ErrorContext(ctx, "audit log unavailable; refusing the request", "err", err)
-		return &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit log unavailable", Err: err}
+	return e
+}
+
+// auditFailed translates the error of an audit write into the error the
+// request answers with (EUNAVAILABLE), and logs it; nil stays nil.
+func (s *Server) auditFailed(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	s.Logger.ErrorContext(ctx, "audit log unavailable; refusing the request", "err", err)
+	return &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit log unavailable", Err: err}
 }
 
 // searchPatientOf returns the patient a FHIR search names with patient=

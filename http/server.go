@@ -31,7 +31,7 @@ type Pinger interface {
 }
 
 // auditLog returns the store audit queries read.
-func (s *Server) auditLog() vigil.AuditStore {
+func (s *Server) auditLog() vigil.AuditReader {
 	if s.AuditLog != nil {
 		return s.AuditLog
 	}
@@ -51,7 +51,7 @@ type Server struct {
 	Ingest   *ingest.Service
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
-	AuditLog vigil.AuditStore  // where audit queries read; nil: Store
+	AuditLog vigil.AuditReader // where audit queries read; nil: Store
 	Ready    map[string]Pinger // checked by /readyz, by name
 	Logger   *slog.Logger
 	Gatherer prometheus.Gatherer   // served at /metrics

@@ -194,11 +194,11 @@ func TestAuditLogOwnDatabase(t *testing.T) {
 	if st, m := h.do("GET", "/api/v1/patients", h.admin.Token(), nil); st != 200 {
 		t.Fatalf("list patients: %d %v", st, m)
 	}
-	rep, err := audit.Verify(ctx, h.srv.AuditStore())
+	rep, err := audit.Verify(ctx, h.srv.AuditLog())
 	if err != nil || !rep.OK() || rep.Entries < 5 {
 		t.Fatalf("audit.db: %+v, %v; want the 3 old entries and the new ones, intact", rep, err)
 	}
-	first, err := h.srv.AuditStore().AuditEntries(ctx, vigil.AuditFilter{Limit: 1})
+	first, err := h.srv.AuditLog().AuditEntries(ctx, vigil.AuditFilter{Limit: 1})
 	if err != nil || len(first) != 1 || first[0].Action != "test" || first[0].Seq != 1 {
 		t.Errorf("first entry of audit.db = %+v, %v; want the copied one", first, err)
 	}

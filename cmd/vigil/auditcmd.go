@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -82,7 +83,8 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer s.Close()
-	rep, err := v.Verify(ctx, s)
+	log := auditLog(s, dataDir)
+	rep, err := v.Verify(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -98,6 +100,13 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		return nil
 	}
 	fmt.Fprintf(stdout, "audit chain intact: %d entries, last hash %x\n", rep.Entries, rep.LastHash)
+	if last, err := s.LastAudit(ctx); err == nil && last.Seq < rep.LastSeq {
+		fmt.Fprintf(stdout, "entries %d to %d are in the journal (%s), not yet in the database: the server copies them at its next start, or within a second while it runs\n",
+			last.Seq+1, rep.LastSeq, server.AuditJournalDir)
+	} else if vigil.ErrorCode(err) == vigil.ENOTFOUND && rep.LastSeq > 0 {
+		fmt.Fprintf(stdout, "all %d entries are in the journal (%s), not yet in the database: the server copies them at its next start, or within a second while it runs\n",
+			rep.LastSeq, server.AuditJournalDir)
+	}
 	return nil
 }
 
@@ -126,7 +135,7 @@ func auditList(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer s.Close()
-	es, err := s.AuditEntries(ctx, f)
+	es, err := auditLog(s, dataDir).AuditEntries(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -137,6 +146,13 @@ func auditList(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	return nil
+}
+
+// auditLog reads the audit log of data directory dir whose database is s:
+// its entries, then those still in its journal (a server copies them
+// within a second, or at its next start after a crash).
+func auditLog(s *sqlite.Store, dir string) audit.Log {
+	return audit.Log{Store: s, Journal: filepath.Join(dir, server.AuditJournalDir)}
 }
 
 // openAuditStore opens the audit log of data directory dir, which must

@@ -1,0 +1,175 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// The journal side of a Recorder: callers write their entries to the
+// journal themselves, and the first caller that waits for an entry not yet
+// durable syncs the journal for everybody (leader-based group commit).
+// Nothing is handed to another goroutine on the request path, so a wait
+// costs no scheduling round trip, and the number of syncs follows the
+// number of callers that find their entry not yet durable, not the number
+// of entries.
+//
+// Locks: syncing (a one-token channel, so that waiting for it honours ctx)
+// is taken before wmu, never after; wmu is held only for memory work and a
+// write to the page cache, never for a sync except when a segment is
+// closed.
+
+// startJournal gives e its seq and hash, writes it to the journal and
+// returns the wait for it to be durable.
+func (r *Recorder) startJournal(ctx context.Context, e vigil.AuditEntry) func() error {
+	r.wmu.Lock()
+	if r.broken != nil {
+		err := r.broken
+		r.wmu.Unlock()
+		return settled(err)
+	}
+	e.Seq = r.seq + 1
+	e.Hash = Hash(r.prev, e)
+	if err := r.journal.write([]vigil.AuditEntry{e}); err != nil {
+		r.breakJournal(err)
+		err := r.broken
+		r.wmu.Unlock()
+		return settled(err)
+	}
+	r.seq, r.prev = e.Seq, e.Hash
+	r.unsynced = append(r.unsynced, e)
+	if len(r.unsynced) == 1 {
+		// Nobody may wait for it (a caller gone): it is made durable
+		// within syncDelay all the same.
+		if r.syncTimer == nil {
+			r.syncTimer = time.AfterFunc(r.syncDelay, r.syncLate)
+		} else {
+			r.syncTimer.Reset(r.syncDelay)
+		}
+	}
+	r.wmu.Unlock()
+
+	seq := e.Seq
+	return func() error { return r.waitDurable(ctx, seq) }
+}
+
+// waitDurable returns once the entry at seq is durable in the journal,
+// syncing the journal itself if no other caller is: nil, or the journal's
+// error (EUNAVAILABLE), or ctx's error if ctx ends first.
+func (r *Recorder) waitDurable(ctx context.Context, seq int64) error {
+	for r.durable.Load() < seq {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("record audit entry: %w", err)
+		}
+		select {
+		case r.syncing <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("record audit entry: %w", ctx.Err())
+		}
+		if r.durable.Load() < seq { // the sync that just ended may have covered it
+			r.syncJournal()
+		}
+		<-r.syncing
+		if r.durable.Load() < seq {
+			r.wmu.Lock()
+			err := r.broken
+			r.wmu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// syncJournal makes every entry written so far durable and hands them to
+// the applier. The caller holds the syncing token.
+func (r *Recorder) syncJournal() {
+	r.wmu.Lock()
+	if r.broken != nil || len(r.unsynced) == 0 {
+		r.wmu.Unlock()
+		return
+	}
+	es := r.unsynced
+	r.unsynced = nil
+	last := es[len(es)-1].Seq
+	f := r.journal.f
+	if r.syncTimer != nil {
+		r.syncTimer.Stop()
+	}
+	r.wmu.Unlock()
+
+	// Entries written after the snapshot go to f or to a later segment;
+	// those before it are in f or in segments synced when they were
+	// closed (journal.startSegment), so syncing f makes them all durable.
+	err := datasync(f)
+	r.syncs.Add(1)
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if err != nil && r.journal.f != f {
+		// The segment was closed meanwhile, and its records synced
+		// before it was (journal.startSegment).
+		err = nil
+	}
+	if err != nil {
+		r.breakJournal(fmt.Errorf("sync audit journal: %w", err))
+		return
+	}
+	r.durable.Store(last)
+	r.enqueue(es)
+	r.amu.Lock()
+	applied := r.applied
+	r.amu.Unlock()
+	if err := r.journal.removeThrough(applied); err != nil {
+		r.logger.Warn("audit journal", "err", err)
+	}
+}
+
+// syncLate syncs the journal for entries nobody waited for (syncTimer).
+func (r *Recorder) syncLate() {
+	r.syncing <- struct{}{}
+	r.syncJournal()
+	<-r.syncing
+}
+
+// breakJournal records that the journal failed: what it holds is unknown,
+// so every later write fails until the process restarts and recovers it.
+// wmu must be held.
+func (r *Recorder) breakJournal(err error) {
+	r.logger.Error("audit journal write failed; recording stops until restart", "err", err)
+	r.broken = fmt.Errorf("record audit entry: %w", &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit journal unavailable", Err: err})
+	r.unsynced = nil
+}
+
+// closeJournal runs once Close was called and no StartRecord is in
+// progress: it makes what was written durable, lets the applier copy what
+// is left, then closes the journal, removing it if the store holds every
+// entry.
+func (r *Recorder) closeJournal() {
+	r.syncing <- struct{}{}
+	r.syncJournal()
+	r.wmu.Lock()
+	if r.syncTimer != nil {
+		r.syncTimer.Stop()
+	}
+	r.wmu.Unlock()
+	<-r.syncing
+
+	r.amu.Lock()
+	r.loopDone = true
+	r.amu.Unlock()
+	r.poke()
+	<-r.applyDone
+	r.amu.Lock()
+	all := r.applied == r.journaled
+	r.amu.Unlock()
+	if err := r.journal.close(all); err != nil {
+		r.logger.Error("audit journal close failed", "err", err)
+	}
+}
+
+// Syncs returns how many times the journal was synced to make entries
+// durable since the Recorder started; 0 without a journal.
+func (r *Recorder) Syncs() int64 { return r.syncs.Load() }
