@@ -160,4 +160,3 @@ func (a *blockingAuditor) StartRecord(context.Context, vigil.AuditEntry) func() 
 		return nil
 	}
 }
-
