@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/client"
 )
 
@@ -280,3 +283,105 @@ func TestFirstStart(t *testing.T) {
 		t.Errorf("cannot sign in with the printed password: %v", err)
 	}
 }
+
+// TestCrashKeepsAudit kills the server with SIGKILL while clients read a
+// patient's record, and checks that every read it answered has its entry in
+// the audit log: read from the data directory as the crash left it (vigil
+// audit list and verify read the journal too), and after a restart, which
+// copies the journal into the audit database.
+func TestCrashKeepsAudit(t *testing.T) {
+	bin := buildVigil(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := startVigil(t, bin, dir)
+	c := adminClient(t, p.url, dir)
+	pid, err := c.CreatePatient(ctx, client.PatientIn{Name: "Audit Crash", BirthDate: "1960-01-01", MRN: "CRASH-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const readers = 8
+	var (
+		mu     sync.Mutex
+		served int
+		wg     sync.WaitGroup
+	)
+	for range readers {
+		wg.Go(func() {
+			for {
+				if _, err := c.Patient(ctx, pid); err != nil {
+					return // the server is gone
+				}
+				mu.Lock()
+				served++
+				mu.Unlock()
+			}
+		})
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := served
+		mu.Unlock()
+		if n >= 1000 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	wg.Wait()
+	if served == 0 {
+		t.Fatalf("no read was answered before the kill:\n%s", p.output())
+	}
+	t.Logf("%d reads answered before SIGKILL", served)
+
+	// reads returns the successful reads of the patient in the audit log,
+	// and verify's report.
+	reads := func() (int, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := auditCmd(ctx, []string{"list", "--data", dir, "--patient", pid, "--limit", "0"}, noEnv, &out, &errOut); err != nil {
+			t.Fatalf("audit list: %v\n%s", err, errOut.String())
+		}
+		n := 0
+		for line := range strings.Lines(out.String()) {
+			var e vigil.AuditEntry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("audit list line %q: %v", line, err)
+			}
+			if e.Action == vigil.AuditPatientRead && e.Outcome == vigil.AuditSuccess {
+				n++
+			}
+		}
+		out.Reset()
+		if err := auditCmd(ctx, []string{"verify", "--data", dir}, noEnv, &out, &errOut); err != nil {
+			t.Fatalf("audit verify: %v\n%s%s", err, out.String(), errOut.String())
+		}
+		return n, out.String()
+	}
+	n, report := reads()
+	if n < served {
+		t.Errorf("after the crash: %d reads audited, fewer than the %d answered", n, served)
+	}
+	if !strings.Contains(report, "in the journal") {
+		t.Errorf("verify after the crash says nothing of the journal:\n%s", report)
+	}
+
+	p2 := startVigil(t, bin, dir)
+	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.cmd.Wait(); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, p2.output())
+	}
+	n2, report := reads()
+	if n2 != n {
+		t.Errorf("after the restart: %d reads audited, want the %d found after the crash", n2, n)
+	}
+	if strings.Contains(report, "in the journal") {
+		t.Errorf("verify after a restart and a clean stop still finds entries only in the journal:\n%s", report)
+	}
+}
+
+func noEnv(string) string { return "" }
