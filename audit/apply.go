@@ -147,6 +147,15 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	if r.journal == nil {
 		return nil
 	}
+	// Entries recorded but not yet synced (WaitForWrite, or nobody waited)
+	// are synced first, so that they reach the applier.
+	select {
+	case r.syncing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("flush audit journal: %w", ctx.Err())
+	}
+	r.syncJournal()
+	<-r.syncing
 	r.amu.Lock()
 	target := r.journaled
 	r.flushTo = max(r.flushTo, target)

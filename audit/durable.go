@@ -8,21 +8,22 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
-// The journal side of a Recorder: callers write their entries to the
+// The journal side of a Recorder: callers encode their entries for the
 // journal themselves, and the first caller that waits for an entry not yet
-// durable syncs the journal for everybody (leader-based group commit).
+// durable writes and syncs the journal for everybody (leader-based group
+// commit).
 // Nothing is handed to another goroutine on the request path, so a wait
 // costs no scheduling round trip, and the number of syncs follows the
 // number of callers that find their entry not yet durable, not the number
 // of entries.
 //
 // Locks: syncing (a one-token channel, so that waiting for it honours ctx)
-// is taken before wmu, never after; wmu is held only for memory work and a
-// write to the page cache, never for a sync except when a segment is
+// is taken before wmu, never after; wmu is held only for memory work and
+// writes to the page cache, never for a sync except when a segment is
 // closed.
 
-// startJournal gives e its seq and hash, writes it to the journal and
-// returns the wait for it to be durable.
+// startJournal gives e its seq and hash, encodes it for the journal and
+// returns the wait for it to be durable (or, with WaitForWrite, written).
 func (r *Recorder) startJournal(ctx context.Context, e vigil.AuditEntry) func() error {
 	r.wmu.Lock()
 	if r.broken != nil {
@@ -32,11 +33,9 @@ func (r *Recorder) startJournal(ctx context.Context, e vigil.AuditEntry) func() 
 	}
 	e.Seq = r.seq + 1
 	e.Hash = Hash(r.prev, e)
-	if err := r.journal.write([]vigil.AuditEntry{e}); err != nil {
-		r.breakJournal(err)
-		err := r.broken
+	if err := r.journal.encode(e); err != nil {
 		r.wmu.Unlock()
-		return settled(err)
+		return settled(fmt.Errorf("record audit entry: %w", err))
 	}
 	r.seq, r.prev = e.Seq, e.Hash
 	r.unsynced = append(r.unsynced, e)
@@ -52,6 +51,9 @@ func (r *Recorder) startJournal(ctx context.Context, e vigil.AuditEntry) func() 
 	r.wmu.Unlock()
 
 	seq := e.Seq
+	if r.waitForWrite {
+		return func() error { return r.waitWritten(seq) }
+	}
 	return func() error { return r.waitDurable(ctx, seq) }
 }
 
@@ -84,11 +86,46 @@ func (r *Recorder) waitDurable(ctx context.Context, seq int64) error {
 	return nil
 }
 
-// syncJournal makes every entry written so far durable and hands them to
-// the applier. The caller holds the syncing token.
+// waitWritten returns once the entry at seq is written to the journal
+// file, writing what is encoded if it is not: nil, or the journal's error.
+func (r *Recorder) waitWritten(seq int64) error {
+	if r.written.Load() >= seq {
+		return nil
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.written.Load() < seq {
+		r.flushLocked()
+	}
+	if r.written.Load() < seq {
+		return r.broken
+	}
+	return nil
+}
+
+// flushLocked writes the encoded entries to the journal file. wmu must be
+// held.
+func (r *Recorder) flushLocked() {
+	if r.broken != nil {
+		return
+	}
+	if err := r.journal.flush(); err != nil {
+		r.breakJournal(err)
+		return
+	}
+	r.written.Store(r.seq)
+}
+
+// syncJournal writes and makes durable every entry encoded so far, and
+// hands them to the applier. The caller holds the syncing token.
 func (r *Recorder) syncJournal() {
 	r.wmu.Lock()
-	if r.broken != nil || len(r.unsynced) == 0 {
+	if len(r.unsynced) == 0 {
+		r.wmu.Unlock()
+		return
+	}
+	r.flushLocked()
+	if r.broken != nil {
 		r.wmu.Unlock()
 		return
 	}

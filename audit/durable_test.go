@@ -380,3 +380,47 @@ func TestLog(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalWaitForWrite: with WaitForWrite, Record returns once the entry
+// is written to the journal file, before any sync: a crash of the process
+// then loses nothing (the file is recovered at the next start), and the
+// entries reach the disk within SyncDelay.
+func TestJournalWaitForWrite(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "audit.db"))
+	jdir := filepath.Join(dir, "audit-journal")
+	r, err := audit.NewRecorder(t.Context(), s, audit.RecorderOptions{Journal: jdir, WaitForWrite: true, SyncDelay: time.Hour,
+		ApplyDelay: time.Hour, ApplyBatch: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := r.Record(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.Syncs(); n != 0 {
+		t.Errorf("Syncs = %d after Records that wait only for the write, want 0", n)
+	}
+	if es, err := audit.ReadJournal(jdir, 0); err != nil || len(es) != 10 {
+		t.Fatalf("journal file holds %d entries, %v; want the 10 recorded", len(es), err)
+	}
+	// The process dies here; the next start recovers what it wrote.
+	s2 := openStore(t, filepath.Join(dir, "audit.db"))
+	newRecorder(t, s2, audit.RecorderOptions{Journal: jdir})
+	verifyOK(t, s2, 10)
+
+	r2, s3, _ := journalRecorder(t, audit.RecorderOptions{WaitForWrite: true, SyncDelay: 10 * time.Millisecond})
+	if err := r2.Record(t.Context(), entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); r2.Syncs() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the journal was not synced within SyncDelay")
+		}
+	}
+	if err := r2.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	verifyOK(t, s3, 1)
+}

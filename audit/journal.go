@@ -200,7 +200,9 @@ type journal struct {
 	off   int64         // where the next record goes in f
 	end   int64         // f is zero from off to end
 	dirty bool          // records written to f since its last sync
-	buf   []byte
+	// Records encoded but not yet written, and the seq of the first.
+	pend      []byte
+	pendFirst int64
 }
 
 // createJournal starts a new segment for entries from seq next on in dir,
@@ -275,24 +277,32 @@ func (j *journal) zeroAhead() error {
 	return nil
 }
 
-// write writes es, consecutive entries with seqs and hashes, after the
-// records written before, without making them durable: sync does that for
-// every record written so far. After an error the journal must not be
-// used again: what was written is unknown.
-func (j *journal) write(es []vigil.AuditEntry) error {
-	b := j.buf[:0]
-	for _, e := range es {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("encode audit entry: %w", err)
-		}
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
-		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(data, castagnoli))
-		b = append(b, data...)
+// encode adds e, the entry after the last one encoded, to the records
+// waiting to be written (flush). It touches no file.
+func (j *journal) encode(e vigil.AuditEntry) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode audit entry: %w", err)
 	}
-	j.buf = b
+	if len(j.pend) == 0 {
+		j.pendFirst = e.Seq
+	}
+	j.pend = binary.LittleEndian.AppendUint32(j.pend, uint32(len(data)))
+	j.pend = binary.LittleEndian.AppendUint32(j.pend, crc32.Checksum(data, castagnoli))
+	j.pend = append(j.pend, data...)
+	return nil
+}
+
+// flush writes the encoded records after the records written before, in
+// one write, without making them durable: sync does that. After an error
+// the journal must not be used again: what was written is unknown.
+func (j *journal) flush() error {
+	if len(j.pend) == 0 {
+		return nil
+	}
+	b := j.pend
 	if j.off+int64(len(b)) > j.max && j.off > int64(len(journalMagic)) {
-		if err := j.startSegment(es[0].Seq); err != nil {
+		if err := j.startSegment(j.pendFirst); err != nil {
 			return err
 		}
 	}
@@ -308,7 +318,19 @@ func (j *journal) write(es []vigil.AuditEntry) error {
 	}
 	j.off += int64(len(b))
 	j.dirty = true
+	j.pend = j.pend[:0]
 	return nil
+}
+
+// write encodes es, consecutive entries with seqs and hashes following the
+// last written, and writes them (encode, then flush).
+func (j *journal) write(es []vigil.AuditEntry) error {
+	for _, e := range es {
+		if err := j.encode(e); err != nil {
+			return err
+		}
+	}
+	return j.flush()
 }
 
 // sync makes every record written so far durable. After an error the

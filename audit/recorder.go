@@ -50,10 +50,18 @@ type RecorderOptions struct {
 	// before it is copied to the store; 0 means 1 s. Reads through the
 	// Recorder (Flush) do not wait for it.
 	ApplyDelay time.Duration
-	// SyncDelay is how long an entry written to the journal may wait to
-	// be made durable when no caller waits for it (StartRecord); 0 means
-	// 10 ms. A caller that waits has it made durable at once.
+	// SyncDelay is how long an entry recorded with a journal may wait to
+	// be made durable when no caller waits for it (StartRecord), or with
+	// WaitForWrite; 0 means 10 ms. A caller that waits (without
+	// WaitForWrite) has it made durable at once.
 	SyncDelay time.Duration
+	// WaitForWrite, with a journal, makes Record (and StartRecord's wait)
+	// return once the entry is written to the journal file rather than
+	// once it is on disk: in the operating system's cache, it survives a
+	// crash of the process but not of the machine, and reaches the disk
+	// within SyncDelay. It saves callers the wait for the disk, and most
+	// of its cost, at the price of that window.
+	WaitForWrite bool
 	// SegmentSize is the length at which a journal segment is closed and
 	// the next one started; 0 means 16 MiB.
 	SegmentSize int64
@@ -68,17 +76,18 @@ type RecorderOptions struct {
 // entries gather for the next one.
 //
 // With a journal (RecorderOptions.Journal), an entry gets its seq and hash
-// and is written to the journal by the caller itself (StartRecord), which
-// is cheap: the write goes to the page cache. Making it durable is the
-// expensive part, one fdatasync, and it is done by the first caller that
-// waits for an entry not yet durable; that sync covers every entry written
-// before it started, so the callers that wait meanwhile, or later, share
-// it. A request whose handler runs while its entry is written waits only at
-// its end, so under load one sync serves many requests. A second goroutine
-// copies durable entries to the store in large batches; the Recorder's read
-// methods (LastAudit, AuditEntries, ScanAudit) flush them first, so that
-// they see every recorded entry. Readers of the store itself may lag by up
-// to ApplyDelay.
+// and is encoded for the journal by the caller itself (StartRecord), which
+// costs no system call. Writing and syncing the journal is done by the
+// first caller that waits for an entry not yet durable: one write and one
+// fdatasync cover every entry encoded before it started, so the callers
+// that wait meanwhile, or later, share them. A request whose handler runs
+// while others' entries gather waits only at its end, so under load one
+// sync serves many requests. With WaitForWrite a wait needs only the write,
+// and syncs happen every SyncDelay. A second goroutine copies durable
+// entries to the store in large batches; the Recorder's read methods
+// (LastAudit, AuditEntries, ScanAudit) flush them first, so that they see
+// every recorded entry. Readers of the store itself may lag by up to
+// ApplyDelay.
 //
 // A Recorder must be the only writer of its store's audit log: a second
 // writer's entries make this one's writes fail with ECONFLICT until it has
@@ -106,15 +115,17 @@ type Recorder struct {
 	stale bool
 
 	// With a journal (see durable.go).
-	journal   *journal
-	wmu       sync.Mutex         // guards the chain's end, journal writes, unsynced, broken, syncTimer
-	unsynced  []vigil.AuditEntry // written to the journal, not yet durable
-	broken    error              // the journal failed: every write fails
-	syncTimer *time.Timer        // syncs unsynced entries nobody waits for
-	syncDelay time.Duration
-	syncing   chan struct{} // a token held by the goroutine syncing the journal
-	durable   atomic.Int64  // last seq durable in the journal
-	syncs     atomic.Int64  // syncs done, for tests and benchmarks
+	journal      *journal
+	wmu          sync.Mutex         // guards the chain's end, journal writes, unsynced, broken, syncTimer
+	unsynced     []vigil.AuditEntry // written to the journal, not yet durable
+	broken       error              // the journal failed: every write fails
+	syncTimer    *time.Timer        // syncs unsynced entries nobody waits for
+	syncDelay    time.Duration
+	syncing      chan struct{} // a token held by the goroutine syncing the journal
+	durable      atomic.Int64  // last seq durable in the journal
+	written      atomic.Int64  // last seq written to the journal file
+	waitForWrite bool          // waits return once their entry is written, not synced
+	syncs        atomic.Int64  // syncs done, for tests and benchmarks
 
 	// With a journal: the entries journaled but not yet in the store.
 	applyBatch int
@@ -225,6 +236,8 @@ func (r *Recorder) openJournal(ctx context.Context, opts RecorderOptions) error 
 	r.wake = make(chan struct{}, 1)
 	r.syncing = make(chan struct{}, 1)
 	r.durable.Store(r.seq)
+	r.written.Store(r.seq)
+	r.waitForWrite = opts.WaitForWrite
 	r.syncDelay = opts.SyncDelay
 	if r.syncDelay <= 0 {
 		r.syncDelay = defaultSyncDelay

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -403,7 +404,7 @@ type auditGate struct {
 	settled             bool         // the entry's outcome is known
 	err                 error        // its error, once settled
 	status              int          // held back: the handler's status
-	held                []byte       // held back: the start of its body
+	held                *[]byte      // held back: the start of its body (from heldBuffers)
 }
 
 // gateHold is the most body bytes an auditGate holds back; a handler that
@@ -418,23 +419,39 @@ func (g *auditGate) release() error {
 		return g.err
 	}
 	g.settled = true
-	g.err = g.wait()
-	if g.err != nil {
-		g.held = nil
+	held := g.held
+	g.held = nil
+	if held != nil {
+		defer func() {
+			*held = (*held)[:0]
+			heldBuffers.Put(held)
+		}()
+	}
+	if g.err = g.wait(); g.err != nil {
 		g.fail(g.err)
 		return g.err
 	}
 	if g.status != 0 {
 		g.ResponseWriter.WriteHeader(g.status)
 	}
-	if len(g.held) > 0 {
-		b := g.held
-		g.held = nil
-		if _, err := g.ResponseWriter.Write(b); err != nil {
+	if held != nil && len(*held) > 0 {
+		if _, err := g.ResponseWriter.Write(*held); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// heldBuffers are the buffers auditGates hold bodies in, reused: a body is
+// held on every request with an audit entry.
+var heldBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// heldLen returns how many body bytes the gate holds.
+func (g *auditGate) heldLen() int {
+	if g.held == nil {
+		return 0
+	}
+	return len(*g.held)
 }
 
 func (g *auditGate) WriteHeader(code int) {
@@ -450,11 +467,14 @@ func (g *auditGate) WriteHeader(code int) {
 
 func (g *auditGate) Write(b []byte) (int, error) {
 	if !g.settled {
-		if len(g.held)+len(b) <= gateHold {
+		if g.heldLen()+len(b) <= gateHold {
 			if g.status == 0 {
 				g.status = http.StatusOK
 			}
-			g.held = append(g.held, b...)
+			if g.held == nil {
+				g.held = heldBuffers.Get().(*[]byte)
+			}
+			*g.held = append(*g.held, b...)
 			return len(b), nil
 		}
 		if err := g.release(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -204,5 +205,22 @@ func TestAuditLogOwnDatabase(t *testing.T) {
 	}
 	if st, m := h.do("GET", "/api/v1/audit?limit=1000", h.admin.Token(), nil); st != 200 || len(m["entries"].([]any)) < 5 {
 		t.Errorf("GET /api/v1/audit: %d %v", st, m)
+	}
+}
+
+// TestAuditSyncOption: the audit sync setting takes its two values and
+// refuses others, naming them.
+func TestAuditSyncOption(t *testing.T) {
+	h := start(t, "", func(o *Options) { o.AuditSync = AuditSyncInterval })
+	if st, m := h.do("GET", "/api/v1/patients", h.admin.Token(), nil); st != 200 {
+		t.Fatalf("list patients with audit sync %q: %d %v", AuditSyncInterval, st, m)
+	}
+	if es, err := h.srv.AuditLog().AuditEntries(t.Context(), vigil.AuditFilter{}); err != nil || len(es) == 0 {
+		t.Errorf("audit log with audit sync %q: %d entries, %v", AuditSyncInterval, len(es), err)
+	}
+	_, err := New(t.Context(), Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", AuditSync: "sometimes",
+		Logger: slog.New(slog.DiscardHandler)})
+	if vigil.ErrorCode(err) != vigil.EINVALID || !strings.Contains(err.Error(), "interval") {
+		t.Errorf("New with audit sync %q: %v, want %s naming the values", "sometimes", err, vigil.EINVALID)
 	}
 }

@@ -48,6 +48,10 @@ type Options struct {
 	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
+	// AuditSync is when a response that reads or changes patient data may
+	// leave: AuditSyncRequest (the default, "") once its audit entry is on
+	// disk, AuditSyncInterval once it is written to the audit journal.
+	AuditSync string
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
@@ -183,12 +187,21 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	} else if n > 0 {
 		opts.Logger.Info("audit log moved to its own database", "entries", n, "file", "audit.db")
 	}
-	// Entries are made durable in a write-ahead journal first and copied
-	// to audit.db in large batches: one small fsync per request instead
-	// of a SQLite commit (see docs/decisions).
+	// Entries are made durable in a write-ahead journal first, by syncs
+	// that concurrent requests share, and copied to audit.db in large
+	// batches behind the requests (see docs/decisions/).
+	var waitForWrite bool
+	switch opts.AuditSync {
+	case "", AuditSyncRequest:
+	case AuditSyncInterval:
+		waitForWrite = true
+	default:
+		return nil, vigil.Errorf(vigil.EINVALID, "audit sync %q: want %q or %q", opts.AuditSync, AuditSyncRequest, AuditSyncInterval)
+	}
 	if s.auditor, err = audit.NewRecorder(ctx, s.auditDB, audit.RecorderOptions{
-		Logger:  opts.Logger,
-		Journal: filepath.Join(opts.DataDir, AuditJournalDir),
+		Logger:       opts.Logger,
+		Journal:      filepath.Join(opts.DataDir, AuditJournalDir),
+		WaitForWrite: waitForWrite,
 	}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -555,6 +568,18 @@ func (s *Server) closeStorage(ctx context.Context) error {
 
 // sweepInterval is how often time-based access ends are recorded.
 const sweepInterval = 15 * time.Second
+
+// Values of Options.AuditSync.
+const (
+	// AuditSyncRequest: a response leaves once its audit entry is on
+	// disk; concurrent requests share the syncs.
+	AuditSyncRequest = "request"
+	// AuditSyncInterval: a response leaves once its audit entry is
+	// written to the journal (in the operating system's cache: it
+	// survives a crash of the process, not of the machine), which is
+	// synced every 10 ms.
+	AuditSyncInterval = "interval"
+)
 
 // Files of the audit log in the data directory.
 const (

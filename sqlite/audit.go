@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/vigil-health/vigil"
 )
@@ -43,14 +45,27 @@ func (s *Store) AppendAudit(ctx context.Context, es []vigil.AuditEntry) error {
 		case first != last+1:
 			return vigil.Errorf(vigil.ECONFLICT, "audit entry %d does not follow the last stored entry %d", first, last)
 		}
-		stmt, err := tx.PrepareContext(ctx, "INSERT INTO audit ("+auditColumns+") VALUES ("+placeholders(12)+")")
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, e := range es {
-			if _, err := stmt.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), e.Actor, e.ActorName, string(e.Role),
-				e.Action, e.SubjectID, e.Resource, e.Remote, e.Outcome, e.Detail, e.Hash); err != nil {
+		// Many rows a statement: the cost of a statement's execution is
+		// paid once per auditRowsPerInsert entries, not per entry.
+		var stmt *sql.Stmt
+		args := make([]any, 0, 12*auditRowsPerInsert)
+		for chunk := range slices.Chunk(es, auditRowsPerInsert) {
+			if stmt == nil || len(chunk) != auditRowsPerInsert {
+				if stmt != nil {
+					stmt.Close()
+				}
+				var err error
+				if stmt, err = tx.PrepareContext(ctx, auditInsert(len(chunk))); err != nil {
+					return err
+				}
+				defer stmt.Close()
+			}
+			args = args[:0]
+			for _, e := range chunk {
+				args = append(args, e.Seq, e.Time.UnixMicro(), e.Actor, e.ActorName, string(e.Role),
+					e.Action, e.SubjectID, e.Resource, e.Remote, e.Outcome, e.Detail, e.Hash)
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return constraint(err)
 			}
 		}
@@ -60,6 +75,24 @@ func (s *Store) AppendAudit(ctx context.Context, es []vigil.AuditEntry) error {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	return nil
+}
+
+// auditRowsPerInsert is how many entries one INSERT statement of
+// AppendAudit stores (12 parameters each, far below SQLite's limit).
+const auditRowsPerInsert = 64
+
+// auditInsert returns the statement inserting n audit entries.
+func auditInsert(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO audit (" + auditColumns + ") VALUES ")
+	row := "(" + placeholders(12) + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
 }
 
 // LastAudit returns the entry with the greatest seq; ENOTFOUND if none.

@@ -120,6 +120,25 @@ func testAudit(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 	})
 
+	t.Run("LargeBatch", func(t *testing.T) {
+		// Batches as an audit journal copies them: hundreds of entries in
+		// one transaction, every field of each stored as given.
+		s := open(t)
+		appendAudit(t, s, 1, 2)
+		want := appendAudit(t, s, 3, 203)
+		got, err := s.AuditEntries(t.Context(), vigil.AuditFilter{AfterSeq: 2})
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("AuditEntries after a batch of %d: %d entries, %v", len(want), len(got), err)
+		}
+		for i := range want {
+			w := want[i]
+			w.Time = w.Time.UTC().Truncate(time.Microsecond)
+			if !sameAudit(got[i], w) {
+				t.Fatalf("entry %d =\n%+v\nwant\n%+v", i, got[i], w)
+			}
+		}
+	})
+
 	t.Run("AppendRules", func(t *testing.T) {
 		s := open(t)
 		appendAudit(t, s, 1, 3)

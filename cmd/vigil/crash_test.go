@@ -44,11 +44,12 @@ type process struct {
 
 var listeningRE = regexp.MustCompile(`listening on (https://\S+)`)
 
-// startVigil runs `vigil serve` on a free port with data in dir and waits
-// until it listens.
-func startVigil(t *testing.T, bin, dir string) *process {
+// startVigil runs `vigil serve` on a free port with data in dir (and
+// flags) and waits until it listens.
+func startVigil(t *testing.T, bin, dir string, flags ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--mqtt", "127.0.0.1:0")
+	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--mqtt", "127.0.0.1:0"}, flags...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD="+testPassword)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -288,12 +289,20 @@ func TestFirstStart(t *testing.T) {
 // patient's record, and checks that every read it answered has its entry in
 // the audit log: read from the data directory as the crash left it (vigil
 // audit list and verify read the journal too), and after a restart, which
-// copies the journal into the audit database.
+// copies the journal into the audit database. With --audit-sync interval
+// too: a response waits only for its entry's write, which a crash of the
+// process does not undo.
 func TestCrashKeepsAudit(t *testing.T) {
 	bin := buildVigil(t)
+	for _, mode := range []string{"request", "interval"} {
+		t.Run("audit-sync="+mode, func(t *testing.T) { crashKeepsAudit(t, bin, "--audit-sync", mode) })
+	}
+}
+
+func crashKeepsAudit(t *testing.T, bin string, flags ...string) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	p := startVigil(t, bin, dir)
+	p := startVigil(t, bin, dir, flags...)
 	c := adminClient(t, p.url, dir)
 	pid, err := c.CreatePatient(ctx, client.PatientIn{Name: "Audit Crash", BirthDate: "1960-01-01", MRN: "CRASH-2"})
 	if err != nil {
@@ -368,7 +377,7 @@ func TestCrashKeepsAudit(t *testing.T) {
 		t.Errorf("verify after the crash says nothing of the journal:\n%s", report)
 	}
 
-	p2 := startVigil(t, bin, dir)
+	p2 := startVigil(t, bin, dir, flags...)
 	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
