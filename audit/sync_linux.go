@@ -16,15 +16,7 @@ func datasync(f *os.File) error {
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			if rawSync {
-				_, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, fd, 0, 0)
-				serr = nil
-				if e != 0 {
-					serr = e
-				}
-			} else {
-				serr = syscall.Fdatasync(int(fd))
-			}
+			serr = syscall.Fdatasync(int(fd))
 			if serr != syscall.EINTR {
 				return
 			}
@@ -37,5 +29,3 @@ func datasync(f *os.File) error {
 	}
 	return nil
 }
-
-var rawSync = os.Getenv("RAW") == "1"
