@@ -280,16 +280,19 @@ func (j *journal) zeroAhead() error {
 // encode adds e, the entry after the last one encoded, to the records
 // waiting to be written (flush). It touches no file.
 func (j *journal) encode(e vigil.AuditEntry) error {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encode audit entry: %w", err)
-	}
 	if len(j.pend) == 0 {
 		j.pendFirst = e.Seq
 	}
-	j.pend = binary.LittleEndian.AppendUint32(j.pend, uint32(len(data)))
-	j.pend = binary.LittleEndian.AppendUint32(j.pend, crc32.Checksum(data, castagnoli))
-	j.pend = append(j.pend, data...)
+	at := len(j.pend)
+	j.pend = append(j.pend, make([]byte, recordHeader)...)
+	j.pend = appendRecord(j.pend, e)
+	data := j.pend[at+recordHeader:]
+	if len(data) > maxRecord {
+		j.pend = j.pend[:at]
+		return vigil.Errorf(vigil.EINVALID, "audit entry %d is %d bytes encoded, more than a journal record holds (%d)", e.Seq, len(data), maxRecord)
+	}
+	binary.LittleEndian.PutUint32(j.pend[at:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(j.pend[at+4:], crc32.Checksum(data, castagnoli))
 	return nil
 }
 
