@@ -11,8 +11,7 @@ import (
 // The journal side of a Recorder: callers encode their entries for the
 // journal themselves, and the first caller that waits for an entry not yet
 // durable writes and syncs the journal for everybody (leader-based group
-// commit).
-// Nothing is handed to another goroutine on the request path, so a wait
+// commit). Nothing is handed to another goroutine on the request path, so a wait
 // costs no scheduling round trip, and the number of syncs follows the
 // number of callers that find their entry not yet durable, not the number
 // of entries.
