@@ -3,11 +3,9 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/vigil-health/vigil"
 )
@@ -43,20 +41,11 @@ func (a *scriptedAuditor) StartRecord(context.Context, vigil.AuditEntry) func() 
 // request answers 503.
 func TestAuditGate(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	p := e.patient("P1")
 	pat := e.user("pat", vigil.RolePatient, p)
 	tok := e.token(pat, vigil.TokenSession)
 	// 1,000 readings: some 150 KB of JSON, more than the gate holds back.
-	base := e.now().Add(-time.Hour)
-	batch := vigil.Batch{}
-	for i := range 1000 {
-		batch.Readings = append(batch.Readings, vigil.Reading{SubjectID: p, Code: "8867-4", Value: 70, Unit: "/min",
-			Time: base.Add(time.Duration(i) * time.Second), Received: base, Key: fmt.Sprintf("k%d", i), Source: "http"})
-	}
-	if _, err := e.store.WriteBatches(ctx, []vigil.Batch{batch}); err != nil {
-		t.Fatal(err)
-	}
+	e.heartRates(p, 1000)
 	unavailable := vigil.Errorf(vigil.EUNAVAILABLE, "disk full")
 	for _, tc := range []struct {
 		name   string

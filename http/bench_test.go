@@ -35,20 +35,8 @@ func newQueryEnv(b *testing.B, on bool, opts audit.RecorderOptions) *queryEnv {
 	e := newEnv(b)
 	ctx := context.Background()
 	p := e.patient("P1")
-	clin := e.user("clin", vigil.RoleClinician, "")
-	team := &vigil.Team{Name: "Ward"}
-	e.store.CreateTeam(ctx, team)
-	e.store.AddTeamMember(ctx, team.ID, clin.ID)
-	e.store.EnrollPatient(ctx, team.ID, p)
-	base := time.Now().UTC().Add(-time.Hour)
-	batch := vigil.Batch{}
-	for i := range 1000 {
-		batch.Readings = append(batch.Readings, vigil.Reading{SubjectID: p, Code: "8867-4", Value: 70, Unit: "/min",
-			Time: base.Add(time.Duration(i) * time.Second), Received: base, Key: fmt.Sprintf("k%d", i), Source: "http"})
-	}
-	if _, err := e.store.WriteBatches(ctx, []vigil.Batch{batch}); err != nil {
-		b.Fatal(err)
-	}
+	clin := e.clinicianOf("clin", p)
+	e.heartRates(p, 1000)
 	q := &queryEnv{e: e}
 	e.api.Auditor = nil
 	if on {

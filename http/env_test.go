@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"github.com/vigil-health/vigil/alerting"
 	"io"
 	"log/slog"
@@ -193,4 +194,38 @@ func (e *env) auditEntries(f vigil.AuditFilter) []vigil.AuditEntry {
 		e.t.Fatal(err)
 	}
 	return es
+}
+
+// clinicianOf creates a clinician in a new team that patient is enrolled in,
+// and returns them.
+func (e *env) clinicianOf(name, patient string) *vigil.User {
+	e.t.Helper()
+	ctx := context.Background()
+	clin := e.user(name, vigil.RoleClinician, "")
+	team := &vigil.Team{Name: "Ward of " + name}
+	if err := e.store.CreateTeam(ctx, team); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.AddTeamMember(ctx, team.ID, clin.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.EnrollPatient(ctx, team.ID, patient); err != nil {
+		e.t.Fatal(err)
+	}
+	return clin
+}
+
+// heartRates stores n heart rates of patient, one a second from an hour
+// ago, straight into the store.
+func (e *env) heartRates(patient string, n int) {
+	e.t.Helper()
+	base := e.now().Add(-time.Hour)
+	batch := vigil.Batch{}
+	for i := range n {
+		batch.Readings = append(batch.Readings, vigil.Reading{SubjectID: patient, Code: "8867-4", Value: 70, Unit: "/min",
+			Time: base.Add(time.Duration(i) * time.Second), Received: base, Key: fmt.Sprintf("k%d", i), Source: "http"})
+	}
+	if _, err := e.store.WriteBatches(context.Background(), []vigil.Batch{batch}); err != nil {
+		e.t.Fatal(err)
+	}
 }
