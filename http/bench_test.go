@@ -153,7 +153,9 @@ func BenchmarkReadingsQueryAudit(b *testing.B) {
 // latency (p50), CPU per request, and the overhead of on over off in time
 // per request; sync=request is vigil serve's default (a response waits
 // for its entry to be on disk), sync=interval its --audit-sync interval (a
-// response waits for its entry to be written to the journal). Report:
+// response waits for its entry to be written to the journal). With a pace,
+// the client rests between requests: a lightly loaded server, where the
+// latency (p50) is the measure. Report:
 //
 //	go test ./http -run '^$' -bench AuditOverhead -benchtime 40x
 func BenchmarkAuditOverhead(b *testing.B) {
@@ -161,9 +163,15 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	for _, c := range []struct {
 		clients int
 		sync    string
-	}{{2, "request"}, {32, "request"}, {2, "interval"}, {32, "interval"}} {
+		pace    time.Duration // a client waits this long between requests; 0: none
+	}{{2, "request", 0}, {32, "request", 0}, {2, "interval", 0}, {32, "interval", 0},
+		{1, "request", 5 * time.Millisecond}, {1, "interval", 5 * time.Millisecond}} {
 		clients := c.clients
-		b.Run(fmt.Sprintf("clients=%d/sync=%s", clients, c.sync), func(b *testing.B) {
+		name := fmt.Sprintf("clients=%d/sync=%s", clients, c.sync)
+		if c.pace > 0 {
+			name += "/pace=" + c.pace.String()
+		}
+		b.Run(name, func(b *testing.B) {
 			qs := [2]*queryEnv{newQueryEnv(b, false, audit.RecorderOptions{}),
 				newQueryEnv(b, true, audit.RecorderOptions{WaitForWrite: c.sync == "interval"})}
 			type side struct {
@@ -188,6 +196,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 								return
 							}
 							mine = append(mine, time.Since(s))
+							time.Sleep(c.pace)
 						}
 						mu.Lock()
 						sides[i].lat = append(sides[i].lat, mine...)
