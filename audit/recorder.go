@@ -262,12 +262,13 @@ func (r *Recorder) Record(ctx context.Context, e vigil.AuditEntry) error {
 
 // StartRecord hands e to the log, as Record does, and returns without
 // waiting for it to be durable: wait does that, and returns what Record
-// would have. With a journal the entry is written to it before StartRecord
-// returns, and made durable by the first wait that finds it is not yet (or
-// SyncDelay later if nobody waits); without one, it is queued for the next
-// store transaction, and StartRecord blocks only while MaxBatch entries
-// already wait for it. wait may be called more than once, from one
-// goroutine at a time.
+// would have. With a journal the entry is encoded for it (no system call)
+// and written and made durable by the first wait that finds it is not yet,
+// together with every entry encoded before (or SyncDelay later if nobody
+// waits); with WaitForWrite, wait needs only the write. Without a journal
+// it is queued for the next store transaction, and StartRecord blocks only
+// while MaxBatch entries already wait for it. wait may be called more than
+// once, from one goroutine at a time.
 func (r *Recorder) StartRecord(ctx context.Context, e vigil.AuditEntry) (wait func() error) {
 	if err := ctx.Err(); err != nil {
 		return settled(fmt.Errorf("record audit entry: %w", err))
