@@ -209,3 +209,14 @@ func (r *Recorder) closeJournal() {
 // Syncs returns how many times the journal was synced to make entries
 // durable since the Recorder started; 0 without a journal.
 func (r *Recorder) Syncs() int64 { return r.syncs.Load() }
+
+// Uncopied returns how many durable entries the journal holds that are not
+// yet in the store (the applier's backlog); 0 without a journal.
+func (r *Recorder) Uncopied() int64 {
+	if r.journal == nil {
+		return 0
+	}
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	return r.journaled - r.applied
+}

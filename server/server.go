@@ -226,6 +226,14 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: opts.Logger, Hub: s.hub,
 		Config: s.configs.For, Webhooks: s.webhooks}
 	s.streamsDone = make(chan struct{})
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_audit_journal_syncs_total",
+		Help: "Syncs of the audit journal (each makes the entries written before it durable).",
+	}, func() float64 { return float64(s.auditor.Syncs()) }))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_audit_uncopied_entries",
+		Help: "Audit entries durable in the journal, not yet copied to audit.db.",
+	}, func() float64 { return float64(s.auditor.Uncopied()) }))
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_store_writer_lag_messages",
 		Help: "Log messages not yet written to the store.",

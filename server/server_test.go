@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -387,10 +388,15 @@ func TestMetricsAndHeaders(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`vigil_ingest_readings_total{result="accepted",source="http"} 1`, "vigil_store_writer_lag_messages", "vigil_http_request_seconds"} {
+	for _, want := range []string{`vigil_ingest_readings_total{result="accepted",source="http"} 1`, "vigil_store_writer_lag_messages", "vigil_http_request_seconds",
+		"vigil_audit_uncopied_entries"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// The harness's requests were audited: the journal was synced.
+	if m := regexp.MustCompile(`(?m)^vigil_audit_journal_syncs_total (\S+)$`).FindStringSubmatch(string(raw)); m == nil || m[1] == "0" {
+		t.Errorf("/metrics: vigil_audit_journal_syncs_total %v, want it above 0", m)
 	}
 	for h, want := range map[string]string{"Strict-Transport-Security": "max-age", "Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"} {
 		if !strings.Contains(resp.Header.Get(h), want) {
