@@ -175,18 +175,6 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.bootstrapAdmin(ctx); err != nil {
 		return nil, err
 	}
-	// The audit log lives in a database file of its own: every commit to
-	// a SQLite database empties its readers' page caches, and one audit
-	// entry per request would make every readings query read its pages
-	// again. A data directory from before keeps its chain: it is copied.
-	if s.auditDB, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, AuditDB)); err != nil {
-		return nil, fmt.Errorf("open audit store: %w", err)
-	}
-	if n, err := audit.Copy(ctx, s.store, s.auditDB); err != nil {
-		return nil, err
-	} else if n > 0 {
-		opts.Logger.Info("audit log moved to its own database", "entries", n, "file", "audit.db")
-	}
 	// Entries are made durable in a write-ahead journal first, by syncs
 	// that concurrent requests share, and copied to audit.db in large
 	// batches behind the requests (see docs/decisions/).
@@ -198,12 +186,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	default:
 		return nil, vigil.Errorf(vigil.EINVALID, "audit sync %q: want %q or %q", opts.AuditSync, AuditSyncRequest, AuditSyncInterval)
 	}
-	if s.auditor, err = audit.NewRecorder(ctx, s.auditDB, audit.RecorderOptions{
+	if s.auditDB, s.auditor, err = OpenAuditLog(ctx, opts.DataDir, s.store, audit.RecorderOptions{
 		Logger:       opts.Logger,
-		Journal:      filepath.Join(opts.DataDir, AuditJournalDir),
 		WaitForWrite: waitForWrite,
 	}); err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+		return nil, err
 	}
 
 	metrics := ingest.NewMetrics(s.registry)
@@ -576,6 +563,37 @@ func (s *Server) closeStorage(ctx context.Context) error {
 
 // sweepInterval is how often time-based access ends are recorded.
 const sweepInterval = 15 * time.Second
+
+// OpenAuditLog opens the audit log of data directory dir as a node keeps
+// it, for the node and for tools that work on a stopped node's directory:
+// the database AuditDB, into which the chain of a data directory from before
+// is first copied from main (its main store), and a Recorder with the
+// journal AuditJournalDir, which copies into it what an earlier run left in
+// the journal. opts.Journal is set here. The caller closes the Recorder,
+// then the store.
+//
+// The audit log lives in a database file of its own: every commit to a
+// SQLite database empties its readers' page caches, and the audit log's
+// commits would make every readings query read its pages again.
+func OpenAuditLog(ctx context.Context, dir string, main vigil.AuditReader, opts audit.RecorderOptions) (*sqlite.Store, *audit.Recorder, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(dir, AuditDB))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open audit store: %w", err)
+	}
+	if n, err := audit.Copy(ctx, main, db); err != nil {
+		db.Close()
+		return nil, nil, err
+	} else if n > 0 && opts.Logger != nil {
+		opts.Logger.Info("audit log moved to its own database", "entries", n, "file", AuditDB)
+	}
+	opts.Journal = filepath.Join(dir, AuditJournalDir)
+	r, err := audit.NewRecorder(ctx, db, opts)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return db, r, nil
+}
 
 // Values of Options.AuditSync.
 const (

@@ -9,12 +9,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -50,14 +53,15 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	type subcommand struct {
 		summary string
 		run     func(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error
-		user    bool // takes --username
+		user    bool   // takes --username
+		action  string // the audit action of a change; "" for a read
 	}
 	subs := map[string]subcommand{
-		"users":          {"List users: username, role, and whether the account is disabled.", adminUsers, false},
-		"create-user":    {"Create a user. The password is read from VIGIL_NEW_PASSWORD, or generated and printed once.", adminCreateUser, true},
-		"reset-password": {"Set a user's password and enable the account. The password is read from\nVIGIL_NEW_PASSWORD, or generated and printed once.", adminResetPassword, true},
-		"disable-user":   {"Disable an account: its password and tokens stop working.", adminDisableUser, true},
-		"revoke-tokens":  {"Revoke every token of a user (sessions, personal and service tokens).", adminRevokeTokens, true},
+		"users":          {"List users: username, role, and whether the account is disabled.", adminUsers, false, ""},
+		"create-user":    {"Create a user. The password is read from VIGIL_NEW_PASSWORD, or generated and printed once.", adminCreateUser, true, vigil.AuditUserChange},
+		"reset-password": {"Set a user's password and enable the account. The password is read from\nVIGIL_NEW_PASSWORD, or generated and printed once.", adminResetPassword, true, vigil.AuditUserChange},
+		"disable-user":   {"Disable an account: its password and tokens stop working.", adminDisableUser, true, vigil.AuditUserChange},
+		"revoke-tokens":  {"Revoke every token of a user (sessions, personal and service tokens).", adminRevokeTokens, true, vigil.AuditTokenRevoke},
 	}
 	name := args[0]
 	switch name {
@@ -96,13 +100,59 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer s.Close()
-	if err := sub.run(ctx, s, f, stdout); err != nil {
-		if sqlite.IsBusy(err) {
-			return fmt.Errorf("%s: the database is locked by another process; stop the Vigil server first: %w", name, err)
+	// Changes are audited like the API's: the audit log is opened (and what
+	// a crashed server left in its journal recovered) before the change,
+	// so that a change is not made when it could not be audited.
+	var rec *audit.Recorder
+	if sub.action != "" {
+		var as *sqlite.Store
+		if as, rec, err = server.OpenAuditLog(ctx, f.dataDir, s, audit.RecorderOptions{}); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		return fmt.Errorf("%s: %w", name, err)
+		defer as.Close()
+		defer rec.Close(context.WithoutCancel(ctx))
+	}
+	runErr := sub.run(ctx, s, f, stdout)
+	if rec != nil {
+		if err := rec.Record(ctx, adminAuditEntry(name, sub.action, f, runErr)); err != nil {
+			if runErr == nil {
+				return fmt.Errorf("%s: done, but the audit log could not record it: %w", name, err)
+			}
+			return fmt.Errorf("%s: %w (and the audit log could not record the attempt: %v)", name, runErr, err)
+		}
+	}
+	if runErr != nil {
+		if sqlite.IsBusy(runErr) {
+			return fmt.Errorf("%s: the database is locked by another process; stop the Vigil server first: %w", name, runErr)
+		}
+		return fmt.Errorf("%s: %w", name, runErr)
 	}
 	return nil
+}
+
+// adminAuditEntry returns the audit entry of admin subcommand name, which
+// ended with err. The actor is the local operator: no Vigil user signed in.
+func adminAuditEntry(name, action string, f *adminFlags, err error) vigil.AuditEntry {
+	operator := "unknown"
+	if u, uerr := user.Current(); uerr == nil {
+		operator = u.Username
+	}
+	e := vigil.AuditEntry{
+		ActorName: "vigil admin (local user " + operator + ")",
+		Action:    action,
+		Resource:  "vigil admin " + name,
+		Remote:    "local",
+		Outcome:   vigil.AuditSuccess,
+		Detail:    "username " + f.username,
+	}
+	if f.role == string(vigil.RolePatient) {
+		e.SubjectID = f.patientID
+	}
+	if err != nil {
+		e.Outcome = vigil.AuditFailure
+		e.Detail += ": " + vigil.ErrorMessage(err)
+	}
+	return e
 }
 
 // adminFlags are the flags of the admin subcommands.

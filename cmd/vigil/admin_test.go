@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -340,5 +344,63 @@ func TestAdminUsage(t *testing.T) {
 	var out bytes.Buffer
 	if code := run(t.Context(), []string{"admin", "help"}, func(string) string { return "" }, &out, &out); code != 0 || !strings.Contains(out.String(), "reset-password") {
 		t.Errorf("admin help: exit %d, output %q", code, out.String())
+	}
+}
+
+// TestAdminChangesAudited: the admin command's changes are in the audit log,
+// successful or not, after what a crashed server left in its journal; reads
+// are not.
+func TestAdminChangesAudited(t *testing.T) {
+	f := newAdminFixture(t)
+	// A server that crashed with entries only in its journal.
+	as, err := sqlite.Open(t.Context(), filepath.Join(f.dir, server.AuditDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, err := audit.NewRecorder(t.Context(), as, audit.RecorderOptions{Journal: filepath.Join(f.dir, server.AuditJournalDir),
+		ApplyDelay: time.Hour, ApplyBatch: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := crashed.Record(t.Context(), vigil.AuditEntry{Actor: "usr_x", Action: vigil.AuditReadingsRead, Outcome: vigil.AuditSuccess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as.Close()
+
+	f.mustAdmin(t, envPassword, "create-user", "--username", "carol", "--role", "clinician")
+	if code, _, _ := f.admin(t, envPassword, "create-user", "--username", "carol", "--role", "clinician"); code == 0 {
+		t.Fatal("creating carol twice succeeded")
+	}
+	f.mustAdmin(t, nil, "revoke-tokens", "--username", "carol")
+	f.mustAdmin(t, nil, "users")
+
+	var out, errOut bytes.Buffer
+	if err := auditCmd(t.Context(), []string{"verify", "--data", f.dir}, noEnv, &out, &errOut); err != nil || !strings.Contains(out.String(), "intact: 6 entries") {
+		t.Fatalf("audit verify: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	out.Reset()
+	if err := auditCmd(t.Context(), []string{"list", "--data", f.dir, "--after", "3"}, noEnv, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for line := range strings.Lines(out.String()) {
+		var e vigil.AuditEntry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(e.ActorName, "vigil admin (local user ") || e.Remote != "local" {
+			t.Errorf("entry %d names %q from %q, want the local operator", e.Seq, e.ActorName, e.Remote)
+		}
+		got = append(got, e.Action+" "+e.Resource+" "+e.Outcome+" "+strings.SplitN(e.Detail, ":", 2)[0])
+	}
+	want := []string{
+		"user.change vigil admin create-user success username carol",
+		"user.change vigil admin create-user failure username carol",
+		"token.revoke vigil admin revoke-tokens success username carol",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit entries after the crashed server's:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
