@@ -30,8 +30,8 @@ type RecorderOptions struct {
 	// Now is the clock for entries recorded without a time; nil means
 	// time.Now.
 	Now func() time.Time
-	// MaxBatch is the most entries written in one transaction (or one
-	// journal write); 0 means 512. It is also how many Records may wait for
+	// MaxBatch, without a journal, is the most entries written in one
+	// transaction; 0 means 512. It is also how many Records may wait for
 	// the next write.
 	MaxBatch int
 
