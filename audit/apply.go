@@ -218,5 +218,3 @@ func (r *Recorder) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.A
 	}
 	return r.store.ScanAudit(ctx, fromSeq, fn)
 }
-
-var _ vigil.AuditReader = (*Recorder)(nil)

@@ -325,17 +325,6 @@ func (j *journal) flush() error {
 	return nil
 }
 
-// write encodes es, consecutive entries with seqs and hashes following the
-// last written, and writes them (encode, then flush).
-func (j *journal) write(es []vigil.AuditEntry) error {
-	for _, e := range es {
-		if err := j.encode(e); err != nil {
-			return err
-		}
-	}
-	return j.flush()
-}
-
 // sync makes every record written so far durable. After an error the
 // journal must not be used again.
 func (j *journal) sync() error {
@@ -349,9 +338,16 @@ func (j *journal) sync() error {
 	return nil
 }
 
-// append writes es and makes them durable (write, then sync).
+// append encodes, writes and syncs es, consecutive entries with seqs and
+// hashes following the last written: what a Recorder's first waiter does
+// for every entry encoded before it.
 func (j *journal) append(es []vigil.AuditEntry) error {
-	if err := j.write(es); err != nil {
+	for _, e := range es {
+		if err := j.encode(e); err != nil {
+			return err
+		}
+	}
+	if err := j.flush(); err != nil {
 		return err
 	}
 	return j.sync()

@@ -447,4 +447,5 @@ func (r *Recorder) readEnd(ctx context.Context) error {
 var (
 	_ vigil.Auditor      = (*Recorder)(nil)
 	_ vigil.AuditStarter = (*Recorder)(nil)
+	_ vigil.AuditReader  = (*Recorder)(nil)
 )

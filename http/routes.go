@@ -302,10 +302,9 @@ func (s *Server) wrap(rt route) http.Handler {
 // access, CSRF for cookie sessions; and records the outcome in the audit
 // log. An error refuses the request; a failure to audit refuses it too.
 //
-// The entry of an allowed request is written concurrently with the handler:
-// pending delivers its outcome, and the response is held back until it is
-// durable (see auditGate), so no data leaves unaudited while the audit
-// write overlaps the handler's work.
+// The entry of an allowed request is started (startAudit), and the returned
+// wait tells when it is recorded; the response is held back until then (see
+// auditGate), so no data leaves unaudited.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, func() error, error) {
 	ctx := r.Context()
 	p, viaCookie, err := s.authenticate(r)
