@@ -55,6 +55,17 @@ func crashedRecorder(t *testing.T, n int, opts audit.RecorderOptions) (*sqlite.S
 	return openStore(t, path), opts.Journal
 }
 
+// awaitSync waits until r has synced its journal, and fails t with why if
+// that takes longer than 10 s.
+func awaitSync(t *testing.T, r *audit.Recorder, why string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); r.Syncs() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+	}
+}
+
 // segments returns the journal segment files in dir.
 func segments(t *testing.T, dir string) []string {
 	t.Helper()
@@ -144,11 +155,7 @@ func TestJournalSharedSync(t *testing.T) {
 func TestJournalUnwaitedEntry(t *testing.T) {
 	r, s, _ := journalRecorder(t, audit.RecorderOptions{SyncDelay: 10 * time.Millisecond})
 	r.StartRecord(t.Context(), entry(1))
-	for deadline := time.Now().Add(10 * time.Second); r.Syncs() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("an entry nobody waited for was not synced")
-		}
-	}
+	awaitSync(t, r, "an entry nobody waited for was not synced")
 	if err := r.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -414,11 +421,7 @@ func TestJournalWaitForWrite(t *testing.T) {
 	if err := r2.Record(t.Context(), entry(1)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); r2.Syncs() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the journal was not synced within SyncDelay")
-		}
-	}
+	awaitSync(t, r2, "the journal was not synced within SyncDelay")
 	if err := r2.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
