@@ -62,7 +62,7 @@ func TestNEWS2ScoreAgrees(t *testing.T) {
 	eng := e.runEngine(t)
 	p := e.patient("N1")
 	clin := e.clinicianOf("nurse", p)
-	tok := e.token(clin, vigil.TokenSession)
+	tok := e.token(clin, vigil.TokenPersonal) // no idle timeout: the test moves the clock by hours
 	dev, devTok := e.device(p)
 	base := e.now().Add(-10 * time.Minute)
 	seq := 0
@@ -101,7 +101,8 @@ func TestNEWS2ScoreAgrees(t *testing.T) {
 		stored, alert, worklist string // "-" when there is none
 		inFilter                bool
 		from                    []string
-		incomplete              bool
+		incomplete              bool   // the stored score's derivation
+		gaps                    string // the worklist's incompleteness mark
 	}
 	look := func() shown {
 		t.Helper()
@@ -140,6 +141,10 @@ func TestNEWS2ScoreAgrees(t *testing.T) {
 		if m := row.FindStringSubmatch(page); m != nil && m[1] != "-1" {
 			s.worklist = m[1]
 		}
+		gaps := regexp.MustCompile(`<td class="news2"[^>]*>[^<]*<span class="flag" title="([^"]*)">incomplete</span>`)
+		if m := gaps.FindStringSubmatch(page); m != nil {
+			s.gaps = m[1]
+		}
 		_, page = e.request("GET", "/worklist?condition=news2", tok, "")
 		s.inFilter = row.MatchString(page)
 		return s
@@ -176,5 +181,23 @@ func TestNEWS2ScoreAgrees(t *testing.T) {
 	settle()
 	if got := look(); got.stored != "1" || got.alert != "1" || got.worklist != "1" || got.inFilter {
 		t.Errorf("improved: %+v, want 1 stored, alerted and on the worklist, out of the NEWS2 ≥ 5 filter", got)
+	}
+
+	// The lower score lasts: the alert resolves. An hour without the
+	// monitor: its values go stale, and the stored score and the
+	// worklist say so.
+	e.advance(20 * time.Minute)
+	if err := eng.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(time.Hour)
+	if err := eng.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	got = look()
+	if got.stored != "0" || got.alert != "-" || got.worklist != "0" || !got.incomplete ||
+		got.gaps != "incomplete (at least this score): stale: respiration, spo2, pulse" {
+		t.Errorf("stale: %+v, want 0 stored and on the worklist, marked incomplete with the stale parameters, no alert", got)
 	}
 }
