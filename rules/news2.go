@@ -395,21 +395,35 @@ func (s *Score) Reading(subject string) vigil.Reading {
 }
 
 // signature identifies the score's content: two scores with the same
-// signature give the same derived reading.
+// signature give the same derived reading. It is computed at every
+// evaluation, so it avoids fmt.
 func (s *Score) signature() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d|%d|%s|%d", s.Time.UnixMicro(), s.Total, s.Code, s.Scale)
+	b := make([]byte, 0, 256)
+	b = strconv.AppendInt(b, s.Time.UnixMicro(), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(s.Total), 10)
+	b = append(b, '|')
+	b = append(b, s.Code...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(s.Scale), 10)
 	for _, p := range s.Params {
 		switch {
 		case p.Present:
-			fmt.Fprintf(&b, "|%s@%d:%g=%d", p.Key, p.Time.UnixMicro(), p.Value, p.Score)
+			b = append(b, '|')
+			b = append(b, p.Key...)
+			b = append(b, '@')
+			b = strconv.AppendInt(b, p.Time.UnixMicro(), 10)
+			b = append(b, ':')
+			b = strconv.AppendFloat(b, p.Value, 'g', -1, 64)
+			b = append(b, '=')
+			b = strconv.AppendInt(b, int64(p.Score), 10)
 		case p.Stale:
-			b.WriteString("|stale")
+			b = append(b, "|stale"...)
 		default:
-			b.WriteString("|-")
+			b = append(b, "|-"...)
 		}
 	}
-	return b.String()
+	return string(b)
 }
 
 // summary describes the score for clinicians, e.g. "NEWS2 7 (high risk,
