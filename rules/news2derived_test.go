@@ -298,3 +298,21 @@ func TestNEWS2Missing(t *testing.T) {
 		t.Errorf("derivation %+v, want stale %v, from none", *rd.Derivation, want)
 	}
 }
+
+// TestNEWS2SettleClockAhead: the tick's wall clock measures the window from
+// when the first changed value was received, so a device whose clock runs
+// ahead of the server's does not delay the stored score.
+func TestNEWS2SettleClockAhead(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	var s rules.PatientState
+	wall := t0
+	rs := recheck.readings(wall.Add(2 * time.Minute)) // measured "2 min from now"
+	for i := range rs {
+		rs[i].Received = wall
+	}
+	settled(&s, cfg, rs)
+	s.Tick(cfg, wall.Add(10*time.Second))
+	if got := s.TakeNEWS2(); len(got) != 1 || got[0].Total != 12 {
+		t.Errorf("stored %+v 10 s after receiving the set, want its 12", got)
+	}
+}
