@@ -438,7 +438,11 @@ func (s *Score) summary() string {
 	var missing []string
 	for i, p := range s.Params {
 		if !p.Present {
-			missing = append(missing, Parameter(i).String())
+			m := Parameter(i).String()
+			if p.Stale {
+				m += " (last " + p.Time.UTC().Format(time.RFC3339) + ")"
+			}
+			missing = append(missing, m)
 			continue
 		}
 		fmt.Fprintf(&b, " %s (%d);", paramText(Parameter(i), p, s.Scale), p.Score)

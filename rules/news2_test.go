@@ -3,6 +3,7 @@ package rules_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,6 +305,10 @@ func TestNEWS2Held(t *testing.T) {
 	}
 	if c := active(&s, "news2"); c == nil || c.Priority != rules.PriorityHigh || !c.Incomplete || c.Score != 0 {
 		t.Fatalf("news2 %+v, want held high, incomplete, score 0 (what is still fresh)", c)
+	}
+	if c := active(&s, "news2"); !strings.Contains(c.Message, "respiration rate (last 2026-03-02T08:00:00Z), SpO2 (last") ||
+		!strings.Contains(c.Message, "high priority held: respiration rate, SpO2, pulse no longer fresh") {
+		t.Errorf("message %q, want the stale parameters with their last times and the hold", c.Message)
 	}
 	// Fresh normal values: the score is 0 at once, the priority drops
 	// only after ClearAfter (15 min).
