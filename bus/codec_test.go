@@ -224,6 +224,7 @@ func TestDecodeErrors(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	b := sampleBatch()
 	f.Add(encodeBatch(&b))
+	f.Add(encodeBatch(&vigil.Batch{Readings: []vigil.Reading{{Key: "k", Derivation: &vigil.Derivation{From: []string{"a"}, Stale: []string{"spo2"}}}}}))
 	f.Add([]byte{formatV1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		batch, err := decodeBatch(data)
