@@ -25,7 +25,26 @@ type Reading struct {
 	Quality    Quality     // quality flags
 	Components []Component // components of a panel, e.g. systolic and diastolic
 	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"
+	Derivation *Derivation // what a derived reading was computed from; nil for every other reading
 }
+
+// Derivation says what a derived reading (QualityDerived, e.g. NEWS2) was
+// computed from. Inputs are named as the rule that derived the reading
+// names them (for NEWS2: "respiration", "spo2", "oxygen", "systolic",
+// "pulse", "consciousness", "temperature").
+type Derivation struct {
+	// From holds the idempotency keys (Reading.Key) of the readings the
+	// value was computed from, without repeats (FHIR Observation.derivedFrom).
+	From []string `json:"from,omitempty"`
+	// Missing names the inputs that had no value at all, and Stale those
+	// whose newest value was too old to count. A reading with either is
+	// incomplete (its value a lower bound) and flagged questionable.
+	Missing []string `json:"missing,omitempty"`
+	Stale   []string `json:"stale,omitempty"`
+}
+
+// Complete reports whether no input was missing or stale.
+func (d *Derivation) Complete() bool { return len(d.Missing) == 0 && len(d.Stale) == 0 }
 
 // Component is one measurement inside a panel reading, in canonical units.
 type Component struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,12 +50,12 @@ const checkpointKey = ""
 // When a tick changes a condition (device silence, stale parameters), which
 // no replay of the log would repeat, the engine checkpoints at once.
 //
-// It also derives each patient's NEWS2 as a reading (at most one per
-// patient per minute of reading time) and appends it to the Log, so the
-// store writer stores it for charting; the engine skips derived readings
-// when they come back. A derived reading's key depends only on the patient
-// and the time of the reading that triggered it, so a replay stores it
-// once.
+// It also stores each patient's NEWS2 as a derived reading whenever the
+// score changes, once the change has settled (rules.NEWS2Config.Settle;
+// rules.PatientState.TakeNEWS2), by appending it to the Log, so the store
+// writer stores it; the engine skips derived readings when they come back.
+// The reading is the score its NEWS2 condition carries. Its key depends
+// only on the score's content, so a replay stores it once.
 //
 // Set the exported fields before Run; they must not change afterwards. An
 // Engine is safe for concurrent use: Run, Tick and the Actions serialise on
@@ -99,9 +100,6 @@ type Engine struct {
 // patient is what the engine keeps per patient, saved as its engine state.
 type patient struct {
 	Rules rules.PatientState `json:"rules"`
-	// NEWS2Minute is the minute (unix minutes of reading time) of the last
-	// derived NEWS2 reading.
-	NEWS2Minute int64 `json:"news2_minute,omitempty"`
 }
 
 // change is a condition change of one patient.
@@ -255,7 +253,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 	}
 	var (
 		changes []change
-		derived []vigil.Reading // NEWS2, per patient at the first NEWS2 reading of each new minute
+		derived []vigil.Reading // settled NEWS2 scores (rules.PatientState.TakeNEWS2)
 		configs = map[string]rules.Config{}
 		last    uint64
 	)
@@ -329,16 +327,18 @@ func (e *Engine) feed(r *vigil.Reading, configs map[string]rules.Config, changes
 			*changes = append(*changes, change{r.SubjectID, c, ruleSet(&cfg)})
 		}
 	}
-	if r.Quality&excluded(cfg) == 0 && usesNEWS2(&cfg, r) {
-		if m := r.Time.Unix() / 60; m > p.NEWS2Minute {
-			p.NEWS2Minute = m
-			if sc, ok := p.Rules.NEWS2(cfg, r.Time); ok && derived != nil {
-				d := sc.Reading(r.SubjectID, r.Time)
-				d.Received = e.now().Truncate(time.Microsecond)
-				*derived = append(*derived, d)
-			}
+	for _, sc := range p.Rules.TakeNEWS2() {
+		if derived != nil {
+			*derived = append(*derived, e.derivedReading(r.SubjectID, &sc))
 		}
 	}
+}
+
+// derivedReading returns a settled NEWS2 score as the reading to store.
+func (e *Engine) derivedReading(subject string, sc *rules.Score) vigil.Reading {
+	d := sc.Reading(subject)
+	d.Received = e.now().Truncate(time.Microsecond)
+	return d
 }
 
 // feedStatus applies a device's status report to its patient's rules
@@ -410,37 +410,6 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// excluded returns the quality flags whose readings the rules ignore.
-func excluded(cfg rules.Config) vigil.Quality {
-	var q vigil.Quality
-	for _, n := range cfg.Exclude {
-		if f, ok := vigil.ParseQuality(n); ok {
-			q |= f
-		}
-	}
-	return q
-}
-
-// usesNEWS2 reports whether r gives a NEWS2 parameter.
-func usesNEWS2(cfg *rules.Config, r *vigil.Reading) bool {
-	n := &cfg.NEWS2
-	if !n.Enabled {
-		return false
-	}
-	has := func(code string) bool {
-		for _, p := range []*rules.Param{&n.Respiration, &n.SpO2, &n.Systolic, &n.Pulse, &n.Consciousness, &n.Temperature} {
-			if slices.Contains(p.Codes, code) {
-				return true
-			}
-		}
-		return slices.ContainsFunc(n.Oxygen.Codes, func(o rules.OxygenCode) bool { return o.Code == code })
-	}
-	if r.HasValue() && has(r.Code) {
-		return true
-	}
-	return slices.ContainsFunc(r.Components, func(c vigil.Component) bool { return has(c.Code) })
-}
-
 // encode returns the saved form of the patients ids: their JSON,
 // compressed with DEFLATE (states are written every batch, and a
 // patient's recent samples compress several times over). e.mu is held.
@@ -479,7 +448,7 @@ func (e *Engine) compress(p *patient) ([]byte, error) {
 	zw := e.zw
 	zw.Write([]byte(`{"rules":`))
 	zw.Write(rs)
-	fmt.Fprintf(zw, `,"news2_minute":%d}`, p.NEWS2Minute)
+	zw.Write([]byte(`}`))
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
@@ -645,15 +614,32 @@ func (e *Engine) Tick(ctx context.Context) error {
 		return err
 	}
 	now := e.now()
-	var changes []change
+	var (
+		changes []change
+		derived []vigil.Reading
+	)
 	for id, p := range e.patients {
 		cfg := e.config(id)
 		cs := p.Rules.Tick(cfg, now)
 		for _, c := range cs {
 			changes = append(changes, change{id, c, ruleSet(&cfg)})
 		}
-		if len(cs) > 0 {
+		scores := p.Rules.TakeNEWS2()
+		for i := range scores {
+			derived = append(derived, e.derivedReading(id, &scores[i]))
+		}
+		if len(cs) > 0 || len(scores) > 0 {
 			e.dirty[id] = true
+		}
+	}
+	// Settled scores go to the log before the state that took them is
+	// saved: after a crash in between, the state takes them again, with
+	// the same keys, and the store keeps one.
+	if len(derived) > 0 && e.Log != nil {
+		slices.SortFunc(derived, func(a, b vigil.Reading) int { return strings.Compare(a.Key, b.Key) })
+		if err := e.Log.Append(ctx, &vigil.Batch{Readings: derived}); err != nil {
+			e.unload()
+			return fmt.Errorf("append derived readings: %w", err)
 		}
 	}
 	slices.SortStableFunc(changes, func(a, b change) int {
@@ -668,7 +654,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(changes) > 0 {
+	if len(changes) > 0 || len(derived) > 0 {
 		// No replay of the log repeats a tick's changes: checkpoint now.
 		if w.States, err = e.states(); err != nil {
 			return err

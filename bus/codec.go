@@ -16,12 +16,15 @@ import (
 //	version    = byte 0x01
 //	record     = tag uvarint(len(body)) body
 //	tag        = 0x01 (reading) | 0x02 (quarantine item) | 0x03 (status report)
+//	           | 0x04 (reading with a derivation)
 //
 // A reading body holds, in order: ID (varint), SubjectID, DeviceID, Code
 // (strings), Value (8 bytes, little-endian IEEE 754), Unit (string), Time,
 // Received (times), Key (string), Quality (uvarint), the number of components
 // (uvarint) followed by each component's Code (string), Value (8 bytes) and
-// Unit (string), and Source (string).
+// Unit (string), and Source (string). A reading with a Derivation is
+// tagged 0x04 and its body continues with the derivation's From, Missing
+// and Stale, each a string list: uvarint(count) followed by the strings.
 //
 // A quarantine body holds: ID (string), Received (time), Source, Sender
 // (strings), Index (varint), Reason, Code (strings), a flags byte (bit 0:
@@ -46,6 +49,7 @@ const (
 	tagReading    = 1
 	tagQuarantine = 2
 	tagStatus     = 3
+	tagDerived    = 4
 
 	flagTruncated  = 1 << 0
 	flagHasPayload = 1 << 1
@@ -64,8 +68,16 @@ func encodeRecords(dst []byte, b *vigil.Batch) (out []byte, ends []int) {
 	ends = make([]int, 0, len(b.Readings)+len(b.Quarantine)+len(b.Statuses))
 	var body []byte
 	for i := range b.Readings {
-		body = appendReading(body[:0], &b.Readings[i])
-		dst = append(dst, tagReading)
+		r := &b.Readings[i]
+		body = appendReading(body[:0], r)
+		tag := byte(tagReading)
+		if r.Derivation != nil {
+			tag = tagDerived
+			body = appendStrings(body, r.Derivation.From)
+			body = appendStrings(body, r.Derivation.Missing)
+			body = appendStrings(body, r.Derivation.Stale)
+		}
+		dst = append(dst, tag)
 		dst = binary.AppendUvarint(dst, uint64(len(body)))
 		dst = append(dst, body...)
 		ends = append(ends, len(dst)-base)
@@ -151,6 +163,14 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ss)))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
+	return dst
+}
+
 func appendTime(dst []byte, t time.Time) []byte {
 	return binary.AppendVarint(dst, t.UnixMicro())
 }
@@ -179,6 +199,10 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 		switch tag {
 		case tagReading:
 			b.Readings = append(b.Readings, rd.reading())
+		case tagDerived:
+			r := rd.reading()
+			r.Derivation = &vigil.Derivation{From: rd.strings(), Missing: rd.strings(), Stale: rd.strings()}
+			b.Readings = append(b.Readings, r)
 		case tagQuarantine:
 			b.Quarantine = append(b.Quarantine, rd.quarantine())
 		case tagStatus:
@@ -242,6 +266,24 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) string() string { return string(d.bytes()) }
+
+// strings reads a list written by appendStrings; nil if empty.
+func (d *decoder) strings() []string {
+	n := d.uvarint()
+	// Each string takes at least 1 byte: bound n before allocating.
+	if n > uint64(len(d.buf)) {
+		d.fail("string count")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.string()
+	}
+	return out
+}
 
 func (d *decoder) float() float64 {
 	if len(d.buf) < 8 {

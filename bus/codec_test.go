@@ -79,6 +79,13 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"sample", sampleBatch()},
 		{"empty", vigil.Batch{}},
 		{"zero values", vigil.Batch{Readings: []vigil.Reading{{}}, Quarantine: []vigil.QuarantineItem{{}}, Statuses: []vigil.StatusReport{{}}}},
+		{"derived readings", vigil.Batch{Readings: []vigil.Reading{
+			{SubjectID: "pat_1", Code: "1104051000000101", Value: 12, Unit: "{score}", Time: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC),
+				Key: "derived:news2:pat_1:1", Quality: vigil.QualityDerived | vigil.QualityQuestionable, Source: "derived",
+				Derivation: &vigil.Derivation{From: []string{"d:a:1", "d:b:2"}, Missing: []string{"oxygen"}, Stale: []string{"consciousness", "temperature"}}},
+			{Key: "plain"},
+			{Key: "empty derivation", Derivation: &vigil.Derivation{}},
+		}}},
 		{"status reports", vigil.Batch{Statuses: []vigil.StatusReport{
 			{DeviceID: "dev_1", SubjectID: "pat_1", Time: time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.UTC), Battery: ptr(12.5), Sensor: "off-finger"},
 			{DeviceID: "dev_2", Battery: ptr(0.0)},
@@ -194,6 +201,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad status flags", []byte{1, 3, 5, 0, 0, 0, 0x02, 0}, "status flags"},
 		{"payload without flag", []byte{1, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, "payload"},
 		// A zero reading is 17 bytes before the component count.
+		// A zero derived reading is a zero reading (19 bytes) and three
+		// list lengths.
+		{"derivation list too long", []byte{1, 4, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0, 0}, "string count"},
 		{"component count too large", []byte{1, 1, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x7f, 0}, "component"},
 	}
 	for _, tt := range tests {
@@ -214,6 +224,7 @@ func TestDecodeErrors(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	b := sampleBatch()
 	f.Add(encodeBatch(&b))
+	f.Add(encodeBatch(&vigil.Batch{Readings: []vigil.Reading{{Key: "k", Derivation: &vigil.Derivation{From: []string{"a"}, Stale: []string{"spo2"}}}}}))
 	f.Add([]byte{formatV1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		batch, err := decodeBatch(data)

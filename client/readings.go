@@ -133,6 +133,17 @@ type ReadingOut struct {
 	Flags      []string    `json:"flags"`
 	Components []Component `json:"components"`
 	Source     string      `json:"source"` // inbound adapter, e.g. "http"
+	// Derivation is set on derived readings (NEWS2) only.
+	Derivation *Derivation `json:"derivation,omitempty"`
+}
+
+// Derivation says what a derived reading was computed from: the keys of
+// the readings used, and the inputs that had no value (Missing) or only
+// one too old to count (Stale). With either, the value is a lower bound.
+type Derivation struct {
+	From    []string `json:"from"`
+	Missing []string `json:"missing"`
+	Stale   []string `json:"stale"`
 }
 
 // ReadingsQuery selects one patient's readings. Zero values match

@@ -75,6 +75,8 @@ func ObservationID(id int64) string { return strconv.FormatInt(id, 10) }
 // components and no value; oxygen saturation 2708-6 carries 59408-5 as a
 // second coding. Quality flags become interpretation text; a reading flagged
 // questionable, artifact, sensor-off or calibrating has status preliminary.
+// A derived reading (NEWS2) names the readings it was computed from in
+// derivedFrom, as logical references by their reading-key identifier.
 func (e Encoder) Observation(r *vigil.Reading) *Observation {
 	cat := Category(r.Code)
 	o := &Observation{
@@ -113,6 +115,12 @@ func (e Encoder) Observation(r *vigil.Reading) *Observation {
 	}
 	if r.HasValue() {
 		o.ValueQuantity = quantity(r.Value, r.Unit)
+	}
+	if r.Derivation != nil {
+		for _, k := range r.Derivation.From {
+			o.DerivedFrom = append(o.DerivedFrom, Reference{Type: "Observation",
+				Identifier: &Identifier{System: SystemReadingKey, Value: k}})
+		}
 	}
 	for _, c := range r.Components {
 		o.Component = append(o.Component, ObservationComponent{

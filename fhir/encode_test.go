@@ -54,6 +54,17 @@ func TestEncodeObservationDetails(t *testing.T) {
 	if news.Code.Coding[0].System != catalog.SNOMED {
 		t.Errorf("NEWS2 coding %+v, want SNOMED", news.Code.Coding)
 	}
+	derived := enc.Observation(&vigil.Reading{ID: 1, SubjectID: "p", Code: "1104051000000101", Value: 12, Unit: "{score}", Time: t0,
+		Received: t0, Key: "k", Quality: vigil.QualityDerived, Derivation: &vigil.Derivation{From: []string{"d:a:1", "d:b:2"}}})
+	b, err := json.Marshal(derived.DerivedFrom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[{"type":"Observation","identifier":{"system":"https://vigil-health.org/fhir/sid/reading-key","value":"d:a:1"}},` +
+		`{"type":"Observation","identifier":{"system":"https://vigil-health.org/fhir/sid/reading-key","value":"d:b:2"}}]`
+	if string(b) != want {
+		t.Errorf("NEWS2 derivedFrom %s, want %s", b, want)
+	}
 }
 
 func TestEncodeFlag(t *testing.T) {

@@ -48,10 +48,13 @@ type CodeableConcept struct {
 	Text   string   `json:"text,omitempty"`
 }
 
-// Reference points at another resource, e.g. "Patient/123".
+// Reference points at another resource, e.g. "Patient/123", or, as a
+// logical reference, names it by its Type and an Identifier.
 type Reference struct {
-	Reference string `json:"reference,omitempty"`
-	Display   string `json:"display,omitempty"`
+	Reference  string      `json:"reference,omitempty"`
+	Type       string      `json:"type,omitempty"`
+	Identifier *Identifier `json:"identifier,omitempty"`
+	Display    string      `json:"display,omitempty"`
 }
 
 // Quantity is a measured amount. Value is a JSON number kept as written, so
@@ -103,6 +106,7 @@ type Observation struct {
 	ValueQuantity     *Quantity              `json:"valueQuantity,omitempty"`
 	Interpretation    []CodeableConcept      `json:"interpretation,omitempty"`
 	Device            *Reference             `json:"device,omitempty"`
+	DerivedFrom       []Reference            `json:"derivedFrom,omitempty"`
 	Component         []ObservationComponent `json:"component,omitempty"`
 }
 

@@ -68,7 +68,8 @@ func sampleReadings() []vigil.Reading {
 			Components: []vigil.Component{{Code: "8480-6", Value: 120, Unit: "mm[Hg]"}, {Code: "8462-4", Value: 80, Unit: "mm[Hg]"}}},
 		{ID: 4, SubjectID: "pat_1", Code: "99504-3", Value: 110, Unit: "mg/dL", Time: t0, Received: rx, Key: "h:abc"},
 		{ID: 5, SubjectID: "pat_1", Code: "55423-8", Value: 4000, Unit: "{steps}", Time: t0, Received: rx, Key: "h:def"},
-		{ID: 6, SubjectID: "pat_1", Code: "1104051000000101", Value: 5, Unit: "{score}", Time: t0, Received: rx, Key: "news2:1", Quality: vigil.QualityDerived, Source: "derived"},
+		{ID: 6, SubjectID: "pat_1", Code: "1104051000000101", Value: 5, Unit: "{score}", Time: t0, Received: rx, Key: "news2:1", Quality: vigil.QualityDerived, Source: "derived",
+			Derivation: &vigil.Derivation{From: []string{"d:dev_1:1", "d:dev_1:2"}, Missing: []string{"oxygen"}}},
 		{ID: 7, SubjectID: "pat_1", DeviceID: "dev_1", Code: "8310-5", Value: 38.25, Unit: "Cel", Time: t0, Received: rx, Key: "d:dev_1:3", Quality: vigil.QualityQuestionable | vigil.QualityArtifact},
 		{ID: 8, SubjectID: "pat_1", Code: "29463-7", Value: 81.4, Unit: "kg", Time: t0, Received: rx, Key: "h:ghi", Quality: vigil.QualityManual | vigil.QualityConverted},
 	}

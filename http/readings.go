@@ -64,13 +64,16 @@ type readingOut struct {
 	Flags      []string          `json:"flags,omitempty"`
 	Components []vigil.Component `json:"components,omitempty"`
 	Source     string            `json:"source,omitempty"`
+	// Derivation of a derived reading (NEWS2): the keys of the readings it
+	// was computed from, and the inputs missing or stale.
+	Derivation *vigil.Derivation `json:"derivation,omitempty"`
 }
 
 func toReadingOut(r *vigil.Reading) readingOut {
 	o := readingOut{
 		ID: r.ID, PatientID: r.SubjectID, DeviceID: r.DeviceID, Code: r.Code, Unit: r.Unit,
 		Time: r.Time, Received: r.Received, Key: r.Key, Flags: r.Quality.Names(),
-		Components: r.Components, Source: r.Source,
+		Components: r.Components, Source: r.Source, Derivation: r.Derivation,
 	}
 	if r.HasValue() {
 		v := r.Value

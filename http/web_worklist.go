@@ -109,11 +109,30 @@ type worklistRow struct {
 	Patient  *vigil.Patient
 	Priority string // highest priority of the unresolved alerts; "" if none
 	NEWS2    *float64
-	Last     time.Time // newest reading of any code; zero if none
-	Vitals   []vital
-	Sparks   []spark
-	Alerts   []*vigil.Alert
-	Problems []string // device problems, for people
+	// NEWS2Gaps says, for an incomplete NEWS2 (a lower bound), which
+	// parameters were missing or stale; "" when complete.
+	NEWS2Gaps string
+	Last      time.Time // newest reading of any code; zero if none
+	Vitals    []vital
+	Sparks    []spark
+	Alerts    []*vigil.Alert
+	Problems  []string // device problems, for people
+}
+
+// derivationGaps describes what an incomplete derived reading lacked, e.g.
+// "incomplete: no value of oxygen; stale: spo2, pulse"; "" if nothing.
+func derivationGaps(d *vigil.Derivation) string {
+	if d == nil || d.Complete() {
+		return ""
+	}
+	var parts []string
+	if len(d.Missing) > 0 {
+		parts = append(parts, "no value of "+strings.Join(d.Missing, ", "))
+	}
+	if len(d.Stale) > 0 {
+		parts = append(parts, "stale: "+strings.Join(d.Stale, ", "))
+	}
+	return "incomplete (at least this score): " + strings.Join(parts, "; ")
 }
 
 // priorityRank orders alert priorities, most urgent highest.
@@ -296,6 +315,7 @@ func (s *Server) worklistRow(ctx context.Context, p *vigil.Patient, alerts []*vi
 		if r.Code == rules.CodeNEWS2 {
 			v := r.Value
 			row.NEWS2 = &v
+			row.NEWS2Gaps = derivationGaps(r.Derivation)
 		}
 	}
 	row.Vitals = latestVitals(latest)

@@ -58,11 +58,25 @@ type NEWS2Config struct {
 	Consciousness Param       `json:"consciousness"`
 	Temperature   Param       `json:"temperature"`
 
-	// Smoothing [choice]: a parameter's value is the median of its valid
-	// readings within Smoothing before its newest one, so that a single
-	// unflagged artifact in once-a-minute data does not move the score. 0
-	// scores the newest value alone, as at the bedside.
+	// Smoothing [choice]: NEWS2 is defined on one set of observations, so
+	// each parameter is scored on its newest value [clinical.md], with one
+	// exception: in a monitor stream (a device whose usual interval between
+	// readings, see DeviceConfig, is at most half of Smoothing), a value is
+	// scored as the median of it and the two values before it when all
+	// three come from that device within Smoothing. That suppresses a
+	// single unflagged artifact and follows any change two readings
+	// confirm. A manual reading, a reading of any other device (spot
+	// checks) and a value preceded by one from elsewhere are scored as
+	// they are. 0 turns smoothing off. (Decision 12.)
 	Smoothing Duration `json:"smoothing"`
+
+	// Settle [choice] is how long a change of the score waits before it is
+	// stored as a derived reading (PatientState.TakeNEWS2), so that the
+	// values of one set of observations, arriving seconds apart, are
+	// stored as one score rather than as a partial score per value. The
+	// condition (and so the alert) follows every change at once. 0 stores
+	// every change.
+	Settle Duration `json:"settle"`
 
 	// ClearAfter [choice]: an active NEWS2 condition is lowered or cleared
 	// only after the lower result has held this long (raising is
@@ -343,7 +357,13 @@ func DefaultConfig() Config {
 			// frequent routine observation interval for aggregate 1–4; the
 			// manual observations (air or oxygen, ACVPU) for 12 h, the RCP's
 			// minimum frequency at aggregate 0.
-			Smoothing:  Duration(5 * time.Minute),
+			// Smoothing 3 min: a once-a-minute stream qualifies (three
+			// readings span 2 min); a nurse's re-check minutes later does
+			// not. Settle 10 s: a monitor or a gateway sends one set within
+			// a few seconds, and the stored score follows within 10 s plus
+			// the engine's tick.
+			Smoothing:  Duration(3 * time.Minute),
+			Settle:     Duration(10 * time.Second),
 			ClearAfter: Duration(15 * time.Minute),
 			// Aggregate 1–4: ward-based nurse assessment, no alarm.
 			Low: PriorityNone,
@@ -480,8 +500,8 @@ func (c *Config) Validate() error {
 		}
 		finite(fmt.Sprintf("news2.oxygen.codes[%d].air_at_or_below", i), o.AirAtOrBelow)
 	}
-	if n.Smoothing < 0 || n.ClearAfter < 0 {
-		bad("news2: smoothing and clear_after must not be negative")
+	if n.Smoothing < 0 || n.ClearAfter < 0 || n.Settle < 0 {
+		bad("news2: smoothing, settle and clear_after must not be negative")
 	}
 	prio("news2.low", n.Low)
 	prio("news2.low_medium", n.LowMedium)

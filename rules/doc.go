@@ -33,6 +33,17 @@
 // gives its systolic 8480-6 and diastolic 8462-4 to every rule that names
 // those codes, exactly as a stand-alone 8480-6 reading does.
 //
+// # NEWS2
+//
+// NEWS2 is scored on the newest fresh value of each parameter, as on the
+// RCP's chart (smoothing only suppresses a single artifact in a monitor
+// stream; see NEWS2Config.Smoothing). The NEWS2 condition carries the score
+// of every evaluation; PatientState.TakeNEWS2 hands out each changed score
+// once it has settled (NEWS2Config.Settle), for storing as a derived
+// reading (Score.Reading) that names its inputs and its missing or stale
+// parameters. Both come from the same evaluation, so the stored score and
+// the alert's agree.
+//
 // # Order and duplicates
 //
 // Apply evaluates each code's readings in effective-time order. A reading

@@ -1,8 +1,11 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -195,6 +198,20 @@ const (
 
 var parameterNames = [NumParameters]string{"respiration rate", "SpO2", "air or oxygen", "systolic BP", "pulse", "consciousness", "temperature"}
 
+// parameterKeys are the parameters' names in configurations and on the
+// wire (the fields of NEWS2Config).
+var parameterKeys = [NumParameters]string{"respiration", "spo2", "oxygen", "systolic", "pulse", "consciousness", "temperature"}
+
+// Key returns the parameter's name on the wire and in configurations:
+// "respiration", "spo2", "oxygen", "systolic", "pulse", "consciousness" or
+// "temperature".
+func (p Parameter) Key() string {
+	if p < 0 || p >= NumParameters {
+		return p.String()
+	}
+	return parameterKeys[p]
+}
+
 func (p Parameter) String() string {
 	if p < 0 || p >= NumParameters {
 		return "Parameter(" + strconv.Itoa(int(p)) + ")"
@@ -256,11 +273,19 @@ func RiskOf(total int, anyThree bool) Risk {
 
 // ParamScore is one parameter's part of a Score.
 type ParamScore struct {
-	Present bool      `json:"present"` // a fresh value was found; if false the rest is zero
-	Value   float64   `json:"value"`   // as scored: the median over the smoothing window; oxygen 1 on oxygen, 0 on air; ACVPU level
-	Score   int       `json:"score"`
-	Time    time.Time `json:"time"`          // of the newest reading used
-	Key     string    `json:"key,omitempty"` // idempotency key of the newest reading used
+	// Present says a fresh value was found. If false, the parameter is
+	// missing from the score: Stale says whether it had a value that is too
+	// old (its Time is then that value's time), and the other fields are
+	// zero.
+	Present bool `json:"present"`
+	Stale   bool `json:"stale,omitempty"`
+	// Value is the value scored: the newest (see NEWS2Config.Smoothing for
+	// the one exception, artifacts in monitor streams); oxygen 1 on
+	// oxygen, 0 on air; the ACVPU level.
+	Value float64   `json:"value"`
+	Score int       `json:"score"`
+	Time  time.Time `json:"time"`          // of the newest reading used
+	Key   string    `json:"key,omitempty"` // idempotency key of the newest reading used
 }
 
 // Score is a NEWS2 aggregate at a time.
@@ -270,7 +295,11 @@ type ParamScore struct {
 // Risk is the band that much is already known to reach. It is never a
 // normal result: Missing lists what is absent.
 type Score struct {
-	At     time.Time                 `json:"at"`
+	At time.Time `json:"at"` // when it was evaluated
+	// Time is when the score took its value: the time of its newest
+	// input, or, if a parameter going stale changed it later, the moment
+	// that parameter stopped counting. It is the derived reading's time.
+	Time   time.Time                 `json:"time"`
 	Total  int                       `json:"total"`
 	Risk   Risk                      `json:"risk"`
 	Scale  int                       `json:"scale"` // SpO2 scale used, 1 or 2
@@ -299,6 +328,19 @@ func (s *Score) Missing() []Parameter {
 	return out
 }
 
+// Inputs returns the idempotency keys of the readings the score was
+// computed from, one per present parameter, in table order without
+// repeats (a reading can give two parameters).
+func (s *Score) Inputs() []string {
+	var keys []string
+	for _, p := range s.Params {
+		if p.Present && p.Key != "" && !slices.Contains(keys, p.Key) {
+			keys = append(keys, p.Key)
+		}
+	}
+	return keys
+}
+
 // NewScore sums the parameter scores and sets the risk band.
 func NewScore(at time.Time, scale int, code string, params [NumParameters]ParamScore) Score {
 	s := Score{At: at, Scale: scale, Params: params, Code: code}
@@ -313,15 +355,20 @@ func NewScore(at time.Time, scale int, code string, params [NumParameters]ParamS
 	return s
 }
 
-// Reading returns the score as a derived reading of the subject, for
-// charting: code Score.Code (SNOMED CT 1104051000000101 by default), unit
-// {score}, Quality derived, Source "derived", no device. An incomplete
-// score is also flagged questionable, so that it is never charted as a
-// full score without a mark. Its key, "derived:news2:<subject>:<unix
-// microseconds of at>", is the same however often the score is derived, so
-// that storing it twice stores it once.
-func (s *Score) Reading(subject string, at time.Time) vigil.Reading {
-	at = at.UTC().Truncate(time.Microsecond)
+// Reading returns the score as a derived reading of the subject: code
+// Score.Code (SNOMED CT 1104051000000101 by default), unit {score}, time
+// Score.Time, Quality derived, Source "derived", no device, and a
+// Derivation naming the readings it was computed from and the parameters
+// missing (never measured, or no longer fresh). An incomplete score is
+// also flagged questionable, so that it is never charted as a full score
+// without a mark.
+//
+// Its key, "derived:news2:<subject>:<unix microseconds of Time>:<digest>",
+// depends only on the score's content (time, total, scale and inputs), so
+// that deriving the same score again (after a crash) stores it once, and
+// two different scores never share a key.
+func (s *Score) Reading(subject string) vigil.Reading {
+	at := s.Time.UTC().Truncate(time.Microsecond)
 	q := vigil.QualityDerived
 	if !s.Complete() {
 		q |= vigil.QualityQuestionable
@@ -330,10 +377,53 @@ func (s *Score) Reading(subject string, at time.Time) vigil.Reading {
 	if code == "" {
 		code = CodeNEWS2
 	}
+	d := &vigil.Derivation{From: s.Inputs()}
+	for i, p := range s.Params {
+		switch {
+		case p.Stale:
+			d.Stale = append(d.Stale, Parameter(i).Key())
+		case !p.Present:
+			d.Missing = append(d.Missing, Parameter(i).Key())
+		}
+	}
+	sum := sha256.Sum256([]byte(s.signature()))
 	return vigil.Reading{
 		SubjectID: subject, Code: code, Value: float64(s.Total), Unit: "{score}", Time: at,
-		Key: "derived:news2:" + subject + ":" + strconv.FormatInt(at.UnixMicro(), 10), Quality: q, Source: "derived",
+		Key:     "derived:news2:" + subject + ":" + strconv.FormatInt(at.UnixMicro(), 10) + ":" + hex.EncodeToString(sum[:6]),
+		Quality: q, Source: "derived", Derivation: d,
 	}
+}
+
+// signature identifies the score's content: two scores with the same
+// signature give the same derived reading. It is computed at every
+// evaluation, so it avoids fmt.
+func (s *Score) signature() string {
+	b := make([]byte, 0, 256)
+	b = strconv.AppendInt(b, s.Time.UnixMicro(), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(s.Total), 10)
+	b = append(b, '|')
+	b = append(b, s.Code...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(s.Scale), 10)
+	for _, p := range s.Params {
+		switch {
+		case p.Present:
+			b = append(b, '|')
+			b = append(b, p.Key...)
+			b = append(b, '@')
+			b = strconv.AppendInt(b, p.Time.UnixMicro(), 10)
+			b = append(b, ':')
+			b = strconv.AppendFloat(b, p.Value, 'g', -1, 64)
+			b = append(b, '=')
+			b = strconv.AppendInt(b, int64(p.Score), 10)
+		case p.Stale:
+			b = append(b, "|stale"...)
+		default:
+			b = append(b, "|-"...)
+		}
+	}
+	return string(b)
 }
 
 // summary describes the score for clinicians, e.g. "NEWS2 7 (high risk,
@@ -348,7 +438,11 @@ func (s *Score) summary() string {
 	var missing []string
 	for i, p := range s.Params {
 		if !p.Present {
-			missing = append(missing, Parameter(i).String())
+			m := Parameter(i).String()
+			if p.Stale {
+				m += " (last " + p.Time.UTC().Format(time.RFC3339) + ")"
+			}
+			missing = append(missing, m)
 			continue
 		}
 		fmt.Fprintf(&b, " %s (%d);", paramText(Parameter(i), p, s.Scale), p.Score)

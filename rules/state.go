@@ -38,6 +38,13 @@ type stateData struct {
 
 	NEWS2Lower   time.Time `json:"news2_lower,omitzero"`    // since when a lower NEWS2 result has held
 	NEWS2Missing uint8     `json:"news2_missing,omitempty"` // missing parameters (bit per Parameter) of the shown NEWS2 condition
+
+	// The derived NEWS2 readings (see TakeNEWS2).
+	NEWS2Stored  string    `json:"news2_stored,omitempty"`  // signature of the last score taken
+	NEWS2Pending *Score    `json:"news2_pending,omitempty"` // the newest score, when it differs from that one
+	NEWS2Since   time.Time `json:"news2_since,omitzero"`    // reading time at which the pending change began
+	NEWS2Recv    time.Time `json:"news2_recv,omitzero"`     // wall-clock time at which it was received
+	NEWS2Out     []Score   `json:"news2_out,omitempty"`     // settled scores not yet taken
 }
 
 type mark struct {
@@ -49,6 +56,7 @@ type sample struct {
 	T time.Time `json:"t"`
 	V float64   `json:"v"`
 	K string    `json:"k,omitempty"`
+	D string    `json:"d,omitempty"` // the device that measured it; "" if entered by hand (QualityManual)
 }
 
 type run struct {
@@ -142,11 +150,18 @@ func (s *PatientState) Apply(cfg Config, r vigil.Reading) []Condition {
 	if late {
 		return out
 	}
+	// A window opened before this reading may have passed: settle it
+	// without this reading, which may be the first of a new set.
+	st.settleNEWS2(&cfg.NEWS2, r.Time, false)
 	if r.Time.After(st.Now) {
 		st.Now = r.Time
 	}
 	if r.Quality&cfg.exclude() != 0 {
 		return out
+	}
+	dev := r.DeviceID
+	if r.Quality&vigil.QualityManual != 0 {
+		dev = ""
 	}
 	news2 := false
 	value := func(code string, v float64) {
@@ -161,7 +176,7 @@ func (s *PatientState) Apply(cfg Config, r vigil.Reading) []Condition {
 		}
 		st.ValT[code] = r.Time
 		if keep, ok := cfg.retention(code); ok {
-			st.addSample(code, sample{T: r.Time, V: v, K: r.Key}, keep)
+			st.addSample(code, sample{T: r.Time, V: v, K: r.Key, D: dev}, keep)
 		}
 		for i := range cfg.Thresholds {
 			if tr := &cfg.Thresholds[i]; tr.Code == code {
@@ -183,7 +198,8 @@ func (s *PatientState) Apply(cfg Config, r vigil.Reading) []Condition {
 		value(c.Code, c.Value)
 	}
 	if news2 {
-		out = st.evalNEWS2(&cfg, st.Now, out)
+		out = st.evalNEWS2(&cfg, st.Now, r.Received, out)
+		st.settleNEWS2(&cfg.NEWS2, r.Time, false)
 	}
 	return out
 }
@@ -232,7 +248,8 @@ func (s *PatientState) ApplyStatus(cfg Config, ds DeviceStatus) []Condition {
 
 // Tick evaluates the conditions that time alone changes, at now: device
 // silence, the end of a questionable-data hold, NEWS2 parameters growing
-// stale (and a lower NEWS2 result that has held for ClearAfter), and the
+// stale (and a lower NEWS2 result that has held for ClearAfter), the
+// settling of a changed NEWS2 score (TakeNEWS2), and the
 // clearing of conditions whose rule is no longer configured. It returns the
 // conditions whose state changed. Calling it again with the same now
 // changes nothing. now is normally the wall clock; Tick never moves the
@@ -271,7 +288,8 @@ func (s *PatientState) Tick(cfg Config, now time.Time) []Condition {
 			delete(st.Runs, k)
 		}
 	}
-	out = st.evalNEWS2(&cfg, later(now, st.Now), out)
+	out = st.evalNEWS2(&cfg, later(now, st.Now), now, out)
+	st.settleNEWS2(&cfg.NEWS2, now, true)
 	return out
 }
 
@@ -279,7 +297,7 @@ func (s *PatientState) Tick(cfg Config, now time.Time) []Condition {
 // time or now), and whether any parameter had a fresh value. The score may
 // be incomplete: see Score.
 func (s *PatientState) NEWS2(cfg Config, at time.Time) (Score, bool) {
-	sc := s.st.score(&cfg.NEWS2, at)
+	sc := s.st.score(&cfg, at)
 	return sc, len(sc.Missing()) < int(NumParameters)
 }
 

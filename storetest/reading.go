@@ -590,13 +590,61 @@ func testReadings(t *testing.T, open func(t *testing.T) vigil.Store) {
 			Quality:   vigil.QualityManual,
 			Source:    "manual",
 		}
-		rs := write(t, s, panel, manual)
+		derived := vigil.Reading{
+			SubjectID: subjectA,
+			Code:      "1104051000000101",
+			Value:     12,
+			Unit:      "{score}",
+			Time:      tm.Add(2 * time.Microsecond),
+			Received:  tm.Add(2 * time.Minute),
+			Key:       "derived:news2:1",
+			Quality:   vigil.QualityDerived | vigil.QualityQuestionable,
+			Source:    "derived",
+			Derivation: &vigil.Derivation{From: []string{"dev_cuff/41", "manual/1"},
+				Missing: []string{"oxygen"}, Stale: []string{"consciousness"}},
+		}
+		rs := write(t, s, panel, manual, derived)
 		want := slices.Clone(rs)
 		for i := range want {
 			want[i].Time, want[i].Received = want[i].Time.UTC(), want[i].Received.UTC()
 		}
 		if d := diffReadings(all(t, s, subjectA), want); d != "" {
 			t.Error(d)
+		}
+	})
+
+	// A derived reading keeps what it was derived from, in the readings
+	// and as the latest of its code; the newest score replaces an older
+	// one as the latest, derivation included.
+	t.Run("Derivation", func(t *testing.T) {
+		s := open(t)
+		g := &gen{}
+		const news2 = "1104051000000101"
+		score := func(v float64, tm time.Time, d *vigil.Derivation) vigil.Reading {
+			r := g.reading(subjectA, news2, v, tm)
+			r.Unit, r.Quality, r.Source, r.Derivation = "{score}", vigil.QualityDerived, "derived", d
+			return r
+		}
+		old := score(12, at(time.Minute), &vigil.Derivation{From: []string{"a", "b"}})
+		newer := score(9, at(2*time.Minute), &vigil.Derivation{From: []string{"a"}, Stale: []string{"spo2", "pulse"}})
+		newer.Quality |= vigil.QualityQuestionable
+		rs := write(t, s, old, newer)
+		if d := diffReadings(all(t, s, subjectA), rs); d != "" {
+			t.Error(d)
+		}
+		latest, err := s.Latest(t.Context(), subjectA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diffReadings(latest, rs[1:]); d != "" {
+			t.Errorf("latest: %s", d)
+		}
+		got, err := s.ReadingByKey(t.Context(), rs[0].Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diffReadings([]vigil.Reading{got}, rs[:1]); d != "" {
+			t.Errorf("by key: %s", d)
 		}
 	})
 

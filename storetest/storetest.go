@@ -174,6 +174,9 @@ func formatReading(r vigil.Reading) string {
 	if r.Components != nil {
 		fmt.Fprintf(&b, " components=%v", r.Components)
 	}
+	if r.Derivation != nil {
+		fmt.Fprintf(&b, " derivation=%+v", *r.Derivation)
+	}
 	b.WriteString("}")
 	return b.String()
 }

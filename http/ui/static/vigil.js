@@ -73,7 +73,9 @@
         let text = fmt(p.value), unit = p.unit;
         if (key === "acvpu") { text = "ACVPU"[Math.round(p.value)] || "?"; unit = "ACVPU"; }
         if (unit === "{score}") unit = "";
-        out[key] = { text, unit, time: r.time, value: p.value };
+        const d = r.derivation;
+        const incomplete = !!(d && ((d.missing && d.missing.length) || (d.stale && d.stale.length)));
+        out[key] = { text, unit, time: r.time, value: p.value, incomplete };
       }
     }
     if (bp.bp !== undefined) out.bp = { text: fmt(bp.bp) + (bp["bp/2"] !== undefined ? "/" + fmt(bp["bp/2"]) : ""), unit: bp.unit, time: bp.time };
@@ -140,7 +142,13 @@
         for (const [key, v] of Object.entries(vs)) {
           if (key === "news2") {
             const cell = row.querySelector("td.news2");
-            cell.textContent = v.text; row.dataset.news2 = String(v.value); mark(cell);
+            cell.textContent = v.text; row.dataset.news2 = String(v.value);
+            if (v.incomplete) {
+              const f = document.createElement("span");
+              f.className = "flag"; f.textContent = "incomplete"; f.title = "incomplete: at least this score";
+              cell.append(" ", f);
+            }
+            mark(cell);
             continue;
           }
           let el = row.querySelector('.vital[data-vital="' + key + '"]');
