@@ -95,6 +95,10 @@ func (f *fakeAlerts) UnresolvedAlert(ctx context.Context, subjectID, key string)
 	return nil, vigil.Errorf(vigil.ENOTFOUND, "none")
 }
 
+func (f *fakeAlerts) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
+	return nil, vigil.Errorf(vigil.ENOTFOUND, "none")
+}
+
 func (f *fakeAlerts) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	return vigil.Errorf(vigil.ENOTIMPL, "not in the fake")
 }
