@@ -68,14 +68,14 @@ type Alert struct {
 	// AckedPriority is the highest priority the alert's acknowledgement or
 	// snooze covers (its priority when acknowledged or snoozed); "" when
 	// neither covers it. A rise above it re-raises the alert.
-	AckedPriority string `json:"acked_priority,omitempty"`
-	Acknowledged *time.Time `json:"acknowledged,omitempty"`
-	AckBy        string     `json:"ack_by,omitempty"` // user id
-	Resolved     *time.Time `json:"resolved,omitempty"`
-	ResolvedBy   string     `json:"resolved_by,omitempty"` // user id; "" when resolved automatically
-	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
-	Escalation   int        `json:"escalation"`              // escalation tier reached, 0 = none
-	LastNotified *time.Time `json:"last_notified,omitempty"` // last reminder or escalation
+	AckedPriority string     `json:"acked_priority,omitempty"`
+	Acknowledged  *time.Time `json:"acknowledged,omitempty"`
+	AckBy         string     `json:"ack_by,omitempty"` // user id
+	Resolved      *time.Time `json:"resolved,omitempty"`
+	ResolvedBy    string     `json:"resolved_by,omitempty"` // user id; "" when resolved automatically
+	SnoozedUntil  *time.Time `json:"snoozed_until,omitempty"`
+	Escalation    int        `json:"escalation"`              // escalation tier reached, 0 = none
+	LastNotified  *time.Time `json:"last_notified,omitempty"` // last reminder or escalation
 }
 
 // AlertEvent is one step in an alert's history, for the timeline and the
