@@ -37,7 +37,7 @@ func TestScenarios(t *testing.T) {
 	}{
 		{sim.Hypoxia, []string{"threshold:spo2-low", "news2"}, vigil.PriorityHigh},
 		{sim.Sepsis, []string{"news2"}, vigil.PriorityMedium},
-		{sim.Hypoglycaemia, []string{"glucose:hypo1", "glucose:hypo2", "glucose:fall"}, vigil.PriorityMedium},
+		{sim.Hypoglycaemia, []string{"glucose:below", "glucose:fall"}, vigil.PriorityMedium},
 	} {
 		for seed := uint64(1); seed <= 3; seed++ {
 			t.Run(fmt.Sprintf("%s/%d", tc.sc, seed), func(t *testing.T) {

@@ -63,7 +63,7 @@ func TestScenarios(t *testing.T) {
 		{sim.Sepsis, func(c rules.Condition) bool { return c.Key == "news2" && c.Priority >= rules.PriorityMedium }, 9 * time.Hour},
 		{sim.Hypoxia, func(c rules.Condition) bool { return c.Key == "threshold:spo2-low" }, 2 * time.Hour},
 		{sim.Hypoglycaemia, func(c rules.Condition) bool {
-			return c.Key == "glucose:hypo1" || c.Key == "glucose:hypo2" || c.Key == "glucose:fall"
+			return c.Key == rules.KeyGlucoseBelow || c.Key == rules.KeyGlucoseFall
 		}, 3 * time.Hour},
 		{sim.HeartFailure, func(c rules.Condition) bool { return c.Key == "trend:weight-gain" }, 90 * time.Hour},
 	} {
