@@ -1,0 +1,256 @@
+package alerting_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/rules"
+)
+
+// glucose returns one meter glucose reading (mg/dL) of subject at t0+at.
+func glucose(subject string, at time.Duration, v float64) []vigil.Reading {
+	t := t0.Add(at)
+	return []vigil.Reading{{SubjectID: subject, DeviceID: "dev_g", Code: rules.CodeGlucoseMeter, Value: v, Unit: "mg/dL",
+		Time: t, Received: t, Key: "d:dev_g:" + t.Format(time.RFC3339), Source: "http"}}
+}
+
+// only returns the one alert of subject and key, failing the test if there
+// are more or none.
+func only(t *testing.T, r *rig, subject, key string) *vigil.Alert {
+	t.Helper()
+	var out []*vigil.Alert
+	for _, a := range r.alerts(t, key) {
+		if a.SubjectID == subject {
+			out = append(out, a)
+		}
+	}
+	if len(out) != 1 {
+		t.Fatalf("%d %s alerts of %s, want 1:\n%s", len(out), key, subject, r.history(t))
+	}
+	return out[0]
+}
+
+// hookEvents starts a webhook receiver for the event types and returns a
+// function giving the X-Vigil-Event header of every request received so
+// far.
+func hookEvents(t *testing.T, r *rig, types ...string) func() []string {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, req.Header.Get(alerting.HeaderEvent))
+	}))
+	t.Cleanup(srv.Close)
+	if err := r.store.CreateWebhook(t.Context(), &vigil.Webhook{URL: srv.URL, Secret: "whsec-lifecycle", Events: types}); err != nil {
+		t.Fatal(err)
+	}
+	wh := &alerting.Webhooks{Store: r.store, Client: srv.Client(), Now: r.clk.Now, Backoff: time.Millisecond, Attempts: 3}
+	r.eng.Webhooks = wh
+	run(t, wh.Run)
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// TestReraise: an acknowledged or snoozed alert whose priority rises
+// beyond what the acknowledgement or snooze covered (level 1 to level 2
+// hypoglycaemia) is the same alert, open again at once at the new
+// priority, its timers starting from the re-raise, on the event stream and
+// the webhooks. A rise the acknowledgement covered changes nothing of it.
+func TestReraise(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hold func(acts *alerting.Actions, id string) (*vigil.Alert, error)
+	}{
+		{"acknowledged", func(acts *alerting.Actions, id string) (*vigil.Alert, error) {
+			return acts.Acknowledge(context.Background(), id, "usr_1", "giving juice")
+		}},
+		{"snoozed", func(acts *alerting.Actions, id string) (*vigil.Alert, error) {
+			return acts.Snooze(context.Background(), id, "usr_1", t0.Add(time.Hour), "rechecking in an hour")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "")
+			hooked := hookEvents(t, r, "reraised")
+			events, cancel := r.hub.Subscribe(context.Background())
+			defer cancel()
+			run(t, r.eng.Run)
+			acts := &alerting.Actions{Engine: r.eng}
+
+			r.clk.Set(t0.Add(time.Minute))
+			r.appendAll(t, glucose("pat_r", 0, 65))
+			r.idle(t, alerting.EngineName)
+			a := only(t, r, "pat_r", rules.KeyGlucoseBelow)
+			if a.Priority != vigil.PriorityMedium || a.State != vigil.AlertOpen {
+				t.Fatalf("alert %+v: want open, medium", a)
+			}
+			r.clk.Set(t0.Add(2 * time.Minute))
+			held, err := tc.hold(acts, a.ID)
+			if err != nil || held.AckedPriority != vigil.PriorityMedium {
+				t.Fatalf("%s: %+v, %v; want it to cover medium", tc.name, held, err)
+			}
+			tickAt(t, r, 8*time.Minute) // nothing due while held
+
+			r.clk.Set(t0.Add(10 * time.Minute))
+			r.appendAll(t, glucose("pat_r", 5*time.Minute, 50))
+			r.idle(t, alerting.EngineName)
+			got := only(t, r, "pat_r", rules.KeyGlucoseBelow)
+			if got.ID != a.ID || got.State != vigil.AlertOpen || got.Priority != vigil.PriorityHigh ||
+				got.Acknowledged != nil || got.SnoozedUntil != nil || got.AckedPriority != "" ||
+				!got.Raised.Equal(t0.Add(10*time.Minute)) || got.Escalation != 0 {
+				t.Fatalf("after level 2: %+v; want the same alert open, high, neither acknowledged nor snoozed, raised at t0+10m", got)
+			}
+			want := []string{"opened", map[string]string{"acknowledged": "acknowledged", "snoozed": "snoozed"}[tc.name], "reraised"}
+			if evs := eventTypes(t, r, a.ID); !slices.Equal(evs, want) {
+				t.Errorf("events %v, want %v", evs, want)
+			}
+			// The event stream shows it alarming at the new priority.
+			for ev := range events {
+				if ev.Alert != nil && ev.Alert.Priority == vigil.PriorityHigh {
+					if ev.Alert.State != vigil.AlertOpen {
+						t.Errorf("event stream: %+v, want open", ev.Alert)
+					}
+					break
+				}
+			}
+			// Timers run from the re-raise: reminded 2 min after it, tier 1
+			// 5 min after it.
+			tickAt(t, r, 11*time.Minute)
+			tickAt(t, r, 12*time.Minute)
+			tickAt(t, r, 15*time.Minute)
+			if evs := eventTypes(t, r, a.ID); !slices.Equal(evs[len(evs)-2:], []string{"reminded", "escalated"}) {
+				t.Errorf("events after the re-raise %v, want reminded at +12m, escalated at +15m", evs)
+			}
+			// The webhook for re-raises got it.
+			for deadline := time.Now().Add(20 * time.Second); !slices.Contains(hooked(), "reraised"); {
+				if time.Now().After(deadline) {
+					t.Fatalf("webhook got %v, want reraised", hooked())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestReraiseCovered: an acknowledgement given at high priority covers a
+// fall to medium and a rise back to high: the alert stays acknowledged.
+func TestReraiseCovered(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	acts := &alerting.Actions{Engine: r.eng}
+	r.appendAll(t, glucose("pat_c", 0, 50))
+	r.idle(t, alerting.EngineName)
+	a := only(t, r, "pat_c", rules.KeyGlucoseBelow)
+	if _, err := acts.Acknowledge(t.Context(), a.ID, "usr_1", ""); err != nil {
+		t.Fatal(err)
+	}
+	r.appendAll(t, glucose("pat_c", 5*time.Minute, 62), glucose("pat_c", 10*time.Minute, 50))
+	r.idle(t, alerting.EngineName)
+	got := only(t, r, "pat_c", rules.KeyGlucoseBelow)
+	if got.State != vigil.AlertAcknowledged || got.Priority != vigil.PriorityHigh || got.AckedPriority != vigil.PriorityHigh {
+		t.Errorf("alert %+v: want acknowledged, high, covered up to high", got)
+	}
+	if evs, want := eventTypes(t, r, a.ID), []string{"opened", "acknowledged", "updated", "updated"}; !slices.Equal(evs, want) {
+		t.Errorf("events %v, want %v", evs, want)
+	}
+}
+
+// TestOneAlertPerFamily: level 2 hypoglycaemia raises the priority of the
+// level 1 alert instead of opening a second; its end lowers it again, and
+// the end of level 1 resolves the one alert.
+func TestOneAlertPerFamily(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	for i, v := range []float64{65, 50, 60, 80} {
+		r.appendAll(t, glucose("pat_f", time.Duration(i)*5*time.Minute, v))
+	}
+	r.idle(t, alerting.EngineName)
+	if as := r.alerts(t); len(as) != 1 {
+		t.Fatalf("%d alerts, want 1:\n%s", len(as), r.history(t))
+	}
+	a := only(t, r, "pat_f", rules.KeyGlucoseBelow)
+	evs, err := r.store.AlertEvents(t.Context(), a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"opened glucose 65 mg/dL < 70", "updated priority medium → high: glucose 50", "updated priority high → medium: glucose 60",
+		"resolved condition cleared: glucose 80"}
+	if len(evs) != len(want) {
+		t.Fatalf("events:\n%s", r.history(t))
+	}
+	for i, e := range evs {
+		if got := e.Type + " " + e.Note; !strings.HasPrefix(got, want[i]) {
+			t.Errorf("event %d: %q, want it to start with %q", i, got, want[i])
+		}
+	}
+}
+
+// TestLateUpload: readings uploaded three hours late open an alert raised
+// when Vigil saw them; escalation and reminders count from then, so the
+// alert does not jump tiers at the first tick.
+func TestLateUpload(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	now := 3 * time.Hour
+	r.clk.Set(t0.Add(now))
+	a := openSpO2Alert(t, r, "pat_l")
+	if !a.Raised.Equal(t0.Add(now)) {
+		t.Fatalf("raised %v, want the engine's clock %v", a.Raised, t0.Add(now))
+	}
+	for _, s := range []struct {
+		at   time.Duration
+		want []string
+	}{
+		{now + time.Minute, []string{"opened"}},
+		{now + 2*time.Minute, []string{"opened", "reminded"}},
+		{now + 5*time.Minute, []string{"opened", "reminded", "escalated"}},
+		{now + 6*time.Minute, []string{"opened", "reminded", "escalated"}},
+	} {
+		tickAt(t, r, s.at)
+		if got := eventTypes(t, r, a.ID); !slices.Equal(got, s.want) {
+			t.Fatalf("at +%s: events %v, want %v", s.at, got, s.want)
+		}
+	}
+	if got, _ := r.store.Alert(t.Context(), a.ID); got.Escalation != 1 {
+		t.Errorf("escalation tier %d five minutes after the upload, want 1", got.Escalation)
+	}
+}
+
+// TestOneEventPerVitalsSet: one set of vitals taken at once (one request)
+// whose parameters each move the NEWS2 score opens the NEWS2 alert with
+// one event at its final score and priority.
+func TestOneEventPerVitalsSet(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	r.appendAll(t, []vigil.Reading{
+		vital("pat_v", "dev_m", "9279-1", 26, t0),   // respiration 3
+		vital("pat_v", "dev_m", "2708-6", 91, t0),   // SpO2 3
+		vital("pat_v", "dev_m", "8867-4", 135, t0),  // pulse 3
+		vital("pat_v", "dev_m", "8310-5", 39.5, t0), // temperature 2
+	})
+	r.idle(t, alerting.EngineName)
+	a := only(t, r, "pat_v", "news2")
+	if a.Priority != vigil.PriorityHigh || a.Score == nil || *a.Score != 11 {
+		t.Errorf("news2 alert %+v: want high, score 11", a)
+	}
+	if evs := eventTypes(t, r, a.ID); !slices.Equal(evs, []string{"opened"}) {
+		t.Errorf("events %v, want one: opened\n%s", evs, r.history(t))
+	}
+	if note := lastNote(t, r, a.ID); note != a.Message {
+		t.Errorf("opened note %q, want the final message %q", note, a.Message)
+	}
+}
