@@ -90,6 +90,31 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// TestHypoglycaemiaFamily: in every simulated hypoglycaemia, level 1 and
+// level 2 are one condition whose priority rises from medium to high
+// before the crisis, never two conditions at once.
+func TestHypoglycaemiaFamily(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	for seed := uint64(1); seed <= 8; seed++ {
+		p := sim.NewPatient(seed, sim.Hypoglycaemia, simStart)
+		var s rules.PatientState
+		var prios []rules.Priority
+		for _, c := range play(&s, cfg, stream(p, p.Crisis(), 5*time.Minute)) {
+			if c.Kind == rules.KindGlucose && c.Key != rules.KeyGlucoseFall {
+				if c.Key != rules.KeyGlucoseBelow {
+					t.Errorf("seed %d: glucose condition %q, want only %q", seed, c.Key, rules.KeyGlucoseBelow)
+				}
+				if c.Active {
+					prios = append(prios, c.Priority)
+				}
+			}
+		}
+		if len(prios) == 0 || prios[len(prios)-1] != rules.PriorityHigh {
+			t.Errorf("seed %d: glucose:below priorities %v before the crisis, want ending high", seed, prios)
+		}
+	}
+}
+
 // TestStableCohort: 50 stable patient-days raise few medium or high
 // conditions. The rate is reported.
 func TestStableCohort(t *testing.T) {
