@@ -31,8 +31,8 @@ func (x *Actions) Acknowledge(ctx context.Context, id, userID, note string) (*vi
 		if a.State != vigil.AlertOpen {
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "only an open alert can be acknowledged; this one is %s", a.State)
 		}
+		a.AckedPriority = covering(a, now)
 		a.State, a.Acknowledged, a.AckBy = vigil.AlertAcknowledged, &now, userID
-		a.AckedPriority = higher(a.AckedPriority, a.Priority)
 		return vigil.AlertEvent{Type: "acknowledged", Actor: userID, Note: note}, nil
 	})
 	if err != nil {
@@ -58,8 +58,8 @@ func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "snooze until %s: at most %s ahead", until.UTC().Format(time.RFC3339), MaxSnooze)
 		}
 		u := until.UTC().Truncate(time.Microsecond)
+		a.AckedPriority = covering(a, now)
 		a.SnoozedUntil = &u
-		a.AckedPriority = higher(a.AckedPriority, a.Priority)
 		n := "until " + u.Format(time.RFC3339)
 		if note != "" {
 			n += ": " + note
@@ -123,12 +123,14 @@ func (x *Actions) act(ctx context.Context, id string, fn func(a *vigil.Alert, no
 	return cloneAlert(a), nil
 }
 
-// higher returns the higher of two priorities.
-func higher(a, b string) string {
-	if vigil.PriorityRank(b) > vigil.PriorityRank(a) {
-		return b
+// covering returns the priority an acknowledgement or snooze of a given at
+// now covers: a's priority, or the higher one an acknowledgement or snooze
+// still holding it covers already.
+func covering(a *vigil.Alert, now time.Time) string {
+	if (a.State == vigil.AlertAcknowledged || snoozed(a, now)) && vigil.PriorityRank(a.AckedPriority) > vigil.PriorityRank(a.Priority) {
+		return a.AckedPriority
 	}
-	return a
+	return a.Priority
 }
 
 // present returns the active condition of a's patient and key in the

@@ -370,6 +370,7 @@ func (e *Engine) timers(ctx context.Context, now time.Time, skip []*vigil.Alert)
 			a.SnoozedUntil = nil
 			ev = vigil.AlertEvent{Type: "reminded", Note: "snooze ended"}
 			if a.State == vigil.AlertOpen {
+				a.AckedPriority = "" // nothing covers it any more
 				if after := e.Timers.escalate(a.Priority); after > 0 {
 					if tier := min(int(now.Sub(from)/after), maxTier); tier > a.Escalation {
 						a.Escalation = tier

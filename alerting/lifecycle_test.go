@@ -169,6 +169,36 @@ func TestReraiseCovered(t *testing.T) {
 	}
 }
 
+// TestReraiseAfterSnoozeEnded: a snooze given at high stops covering when
+// it ends; an acknowledgement given later at medium covers medium only,
+// and a rise back to high re-raises the alert.
+func TestReraiseAfterSnoozeEnded(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	acts := &alerting.Actions{Engine: r.eng}
+	r.appendAll(t, glucose("pat_s", 0, 50))
+	r.idle(t, alerting.EngineName)
+	a := only(t, r, "pat_s", rules.KeyGlucoseBelow)
+	if _, err := acts.Snooze(t.Context(), a.ID, "usr_1", t0.Add(10*time.Minute), ""); err != nil {
+		t.Fatal(err)
+	}
+	r.appendAll(t, glucose("pat_s", 5*time.Minute, 62))
+	r.idle(t, alerting.EngineName)
+	tickAt(t, r, 11*time.Minute) // the snooze ends
+	ack, err := acts.Acknowledge(t.Context(), a.ID, "usr_1", "")
+	if err != nil || ack.AckedPriority != vigil.PriorityMedium {
+		t.Fatalf("Acknowledge = %+v, %v; want it to cover medium", ack, err)
+	}
+	r.appendAll(t, glucose("pat_s", 15*time.Minute, 50))
+	r.idle(t, alerting.EngineName)
+	if got := only(t, r, "pat_s", rules.KeyGlucoseBelow); got.State != vigil.AlertOpen || got.Priority != vigil.PriorityHigh {
+		t.Errorf("alert %+v: want re-raised, open, high", got)
+	}
+	if evs := eventTypes(t, r, a.ID); evs[len(evs)-1] != "reraised" {
+		t.Errorf("events %v, want the last reraised", evs)
+	}
+}
+
 // TestOneAlertPerFamily: level 2 hypoglycaemia raises the priority of the
 // level 1 alert instead of opening a second; its end lowers it again, and
 // the end of level 1 resolves the one alert.
