@@ -36,10 +36,16 @@ func (s *Store) UnresolvedAlert(ctx context.Context, subjectID, key string) (*vi
 
 // LastAlert returns the patient's unresolved alert for a condition key, or
 // else the one resolved last; ENOTFOUND if none.
+// The unresolved one comes from the partial unique index, the resolved one
+// from alerts_key (subject, key, resolved), read backwards.
 func (s *Store) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
 	a, err := scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+
-		" FROM alerts WHERE subject_id = ? AND key = ? ORDER BY state <> 'resolved' DESC, resolved DESC, opened DESC, id DESC LIMIT 1",
-		subjectID, key))
+		" FROM alerts WHERE subject_id = ? AND key = ? AND state <> 'resolved'", subjectID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		a, err = scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+
+			" FROM alerts WHERE subject_id = ? AND key = ? AND state = 'resolved' ORDER BY resolved DESC, opened DESC, id DESC LIMIT 1",
+			subjectID, key))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get last alert: %w", notFound(err, "alert"))
 	}
