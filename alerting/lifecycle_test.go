@@ -146,6 +146,50 @@ func TestReraise(t *testing.T) {
 	}
 }
 
+// TestReraiseNEWS2: an acknowledged NEWS2 alert of medium risk (5) that
+// rises to high risk (7) is the same alert, open again at high priority.
+func TestReraiseNEWS2(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	acts := &alerting.Actions{Engine: r.eng}
+	var batches [][]vigil.Reading
+	for i := range 30 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		rr, hr, sp := 16.0, 80.0, 97.0
+		if i >= 10 {
+			rr, hr = 22, 115 // RR 2 + HR 2 = 4
+		}
+		if i >= 20 {
+			rr, sp = 26, 93 // RR 3 + SpO2 2 + HR 2 = 7 → high, through the 5-minute medians
+		}
+		batches = append(batches, []vigil.Reading{
+			vital("pat_n", "dev_p", "9279-1", rr, at), vital("pat_n", "dev_p", "8867-4", hr, at), vital("pat_n", "dev_ox", "2708-6", sp, at),
+		})
+	}
+	r.appendAll(t, batches[:23]...) // to 06:22, NEWS2 5
+	r.idle(t, alerting.EngineName)
+	a := only(t, r, "pat_n", "news2")
+	if a.Priority != vigil.PriorityMedium {
+		t.Fatalf("news2 alert %+v: want medium\n%s", a, r.history(t))
+	}
+	if _, err := acts.Acknowledge(t.Context(), a.ID, "usr_1", "coming"); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.Set(t0.Add(30 * time.Minute))
+	r.appendAll(t, batches[23:]...)
+	r.idle(t, alerting.EngineName)
+	got := only(t, r, "pat_n", "news2")
+	if got.ID != a.ID || got.State != vigil.AlertOpen || got.Priority != vigil.PriorityHigh || got.Acknowledged != nil ||
+		!got.Raised.Equal(t0.Add(30*time.Minute)) {
+		t.Errorf("after NEWS2 7: %+v; want the same alert open, high, raised at t0+30m", got)
+	}
+	if evs, want := eventTypes(t, r, a.ID), []string{"opened", "acknowledged", "reraised"}; !slices.Equal(evs, want) {
+		t.Errorf("events %v, want %v", evs, want)
+	} else if n := lastNote(t, r, a.ID); !strings.HasPrefix(n, "priority medium → high, above the medium its acknowledgement") {
+		t.Errorf("re-raise note %q", n)
+	}
+}
+
 // TestReraiseCovered: an acknowledgement given at high priority covers a
 // fall to medium and a rise back to high: the alert stays acknowledged.
 func TestReraiseCovered(t *testing.T) {
