@@ -43,15 +43,11 @@ type Options struct {
 	TLSCert, TLSKey string   // a user-supplied certificate and key; default: issued by the node's own CA
 	TLSHosts        []string // extra host names or addresses for the generated certificate
 
-	AdminPassword      string // password for the "admin" user created on first start; random if empty
-	AdminReadsClinical bool   // admins may read clinical data (readings); off by default
-	WebhookAllowHTTP   bool   // webhooks may use plain http URLs; off by default (https only)
-	// AlertRearm is the alerts' re-arm window: a condition that clears and
-	// returns within it re-opens its alert (alerting.Timers.Rearm); 0 means
-	// alerting.DefaultRearm (30 minutes), negative turns it off.
-	AlertRearm    time.Duration
-	SessionIdle   time.Duration // sign-in sessions end after this long unused; default 30 minutes
-	BreakGlassTTL time.Duration // longest break-glass access; default 1 hour
+	AdminPassword      string        // password for the "admin" user created on first start; random if empty
+	AdminReadsClinical bool          // admins may read clinical data (readings); off by default
+	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
+	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
+	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
 	// AuditSync is when a response that reads or changes patient data may
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
@@ -68,6 +64,11 @@ type Options struct {
 	MaxBodyBytes int64         // largest request body
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
 	TokenTTL     time.Duration // sign-in token lifetime
+
+	// AlertRearm is the alerts' re-arm window: a condition that clears and
+	// returns within it re-opens its alert (alerting.Timers.Rearm); 0 means
+	// alerting.DefaultRearm (30 minutes), negative turns it off.
+	AlertRearm time.Duration
 
 	Logger *slog.Logger
 	// Announce receives the lines a person starting the node must see once
