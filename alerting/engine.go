@@ -33,9 +33,10 @@ const checkpointKey = ""
 
 // Engine turns the durable log into alerts. It feeds every reading, in log
 // order, to its patient's rules.PatientState, maps the conditions that
-// change to alert lifecycle transitions (open, update, resolve) and writes
-// them with the log position in one Store.SaveAlerts per delivery batch;
-// only then does it publish them to the Hub and the Webhooks.
+// change to alert lifecycle transitions (open, update, re-raise, resolve,
+// re-open: see Timers and decision 8) and writes them with the log
+// position in one Store.SaveAlerts per delivery batch; only then does it
+// publish them to the Hub and the Webhooks.
 //
 // Checkpoints. The patients' rule states are large (recent samples) and
 // change with every reading, so they are saved only every CheckpointEvery
