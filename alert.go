@@ -54,7 +54,7 @@ type Alert struct {
 	RuleSet  string   `json:"rule_set"`
 	Evidence []string `json:"evidence"` // keys of the readings that triggered or last updated it
 
-	Opened  time.Time `json:"opened"`  // when the condition began (the time of the readings that began it)
+	Opened  time.Time `json:"opened"`  // when the condition began (its first episode; the readings' time)
 	Updated time.Time `json:"updated"` // last change of any kind
 	// Raised is when Vigil, by its own clock, last raised the alert: when
 	// it opened, was re-raised at a priority an acknowledgement or snooze
