@@ -328,3 +328,25 @@ func TestOneEventPerVitalsSet(t *testing.T) {
 		t.Errorf("opened note %q, want the final message %q", note, a.Message)
 	}
 }
+
+// TestReopenUnanswered: an alert nobody acknowledged keeps its raise time
+// and escalation through its episodes: a recurring high alarm that nobody
+// answers escalates, however short each episode.
+func TestReopenUnanswered(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	bs := flapping("pat_u", "dev_ox", "2708-6", 88, 93, 6*time.Minute, time.Minute)
+	r.clk.Set(t0.Add(5 * time.Minute))
+	r.appendAll(t, bs[:6]...) // 88 % for 5 min: open at +5m
+	r.idle(t, alerting.EngineName)
+	a := only(t, r, "pat_u", "threshold:spo2-low")
+	r.clk.Set(t0.Add(17 * time.Minute))
+	r.appendAll(t, bs[6:18]...) // cleared at +6m, back at +17m
+	r.idle(t, alerting.EngineName)
+	tickAt(t, r, 17*time.Minute)
+	tickAt(t, r, 17*time.Minute+5*time.Second)
+	got := only(t, r, "pat_u", "threshold:spo2-low")
+	if got.ID != a.ID || got.Episodes != 2 || !got.Raised.Equal(t0.Add(5*time.Minute)) || got.Escalation != 2 {
+		t.Errorf("second episode: %+v; want the alert raised at +5m, escalated to tier 2 (12 min unanswered)", got)
+	}
+}
