@@ -114,6 +114,7 @@ type noted struct {
 	from    string // the alert's priority before that event
 	covered string // reraised: the priority the acknowledgement or snooze covered
 	prefix  string // reopened: the note before the condition's message
+	episode string // reopened: the start of prefix naming the episode
 	// from, covered and prefix are kept from the first event when later
 	// changes fold into it.
 }
@@ -200,8 +201,13 @@ func (e *Engine) lifecycle(ctx context.Context, changes []change, now time.Time)
 		if p := evs[a]; p != nil {
 			ev := &w.Events[p.idx]
 			if ft := folds(ev.Type, typ); ft != "" && t.Sub(ev.Time).Abs() < coalesceWithin {
-				if ft == "reraised" && ev.Type != "reraised" {
+				switch {
+				case ft == "reraised" && ev.Type != "reraised":
 					p.covered = n.covered
+				case ft == "reopened" && typ == "reraised":
+					// Re-opened, then at once beyond what was covered.
+					p.prefix = p.episode + fmt.Sprintf("priority %s → %s, above the %s its acknowledgement or snooze covered: alarming again: ",
+						n.from, a.Priority, n.covered)
 				}
 				ev.Type = ft
 				ev.Note = p.note(ft, a.Priority, msg)
@@ -236,7 +242,7 @@ func (e *Engine) lifecycle(ctx context.Context, changes []change, now time.Time)
 				keep(a)
 			}
 		case c.Active && a != nil && a.ResolvedBy == "" && a.Resolved != nil && rearm > 0 && c.Since.Sub(*a.Resolved) <= rearm:
-			e.reopen(a, c, ch.set, now, emit)
+			reopen(a, c, ch.set, now, emit)
 		case c.Active:
 			a = &vigil.Alert{
 				ID: vigil.NewID(vigil.PrefixAlert), SubjectID: ch.subject, Key: c.Key, Kind: string(c.Kind),
@@ -264,8 +270,8 @@ func (e *Engine) lifecycle(ctx context.Context, changes []change, now time.Time)
 // now. The alert is acknowledged (or snoozed) again when that covers c's
 // priority; when it does not, the alert is re-raised. An alert nobody had
 // acknowledged or snoozed stays as it was raised: the time it has gone
-// unanswered keeps counting towards escalation. e.mu is held.
-func (e *Engine) reopen(a *vigil.Alert, c *rules.Condition, set string, now time.Time,
+// unanswered keeps counting towards escalation.
+func reopen(a *vigil.Alert, c *rules.Condition, set string, now time.Time,
 	emit func(*vigil.Alert, string, time.Time, noted, string)) {
 	gap := max(c.Since.Sub(*a.Resolved), 0)
 	from, cover := a.Priority, a.AckedPriority
@@ -273,7 +279,8 @@ func (e *Engine) reopen(a *vigil.Alert, c *rules.Condition, set string, now time
 	a.Episodes++
 	setCondition(a, c)
 	a.RuleSet = set
-	prefix := fmt.Sprintf("episode %d, %s after the condition cleared: ", a.Episodes, fmtDur(gap))
+	episode := fmt.Sprintf("episode %d, %s after the condition cleared: ", a.Episodes, fmtDur(gap))
+	prefix := episode
 	covers := vigil.PriorityRank(a.Priority) <= vigil.PriorityRank(cover)
 	switch {
 	case a.Acknowledged != nil && covers:
@@ -294,7 +301,7 @@ func (e *Engine) reopen(a *vigil.Alert, c *rules.Condition, set string, now time
 	default:
 		a.State = vigil.AlertOpen
 	}
-	emit(a, "reopened", c.Changed, noted{prefix: prefix}, c.Message)
+	emit(a, "reopened", c.Changed, noted{prefix: prefix, episode: episode}, c.Message)
 }
 
 // setCondition copies an active condition's current state into a.

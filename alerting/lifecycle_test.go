@@ -350,3 +350,33 @@ func TestReopenUnanswered(t *testing.T) {
 		t.Errorf("second episode: %+v; want the alert raised at +5m, escalated to tier 2 (12 min unanswered)", got)
 	}
 }
+
+// TestReopenThenWorsen: an acknowledged alert re-opened acknowledged and,
+// in the same set of readings, worsened beyond what the acknowledgement
+// covered, is one event that says it alarms again, and the alert alarms.
+func TestReopenThenWorsen(t *testing.T) {
+	r := newRig(t, "")
+	run(t, r.eng.Run)
+	acts := &alerting.Actions{Engine: r.eng}
+	r.appendAll(t, glucose("pat_w", 0, 65))
+	r.idle(t, alerting.EngineName)
+	a := only(t, r, "pat_w", rules.KeyGlucoseBelow)
+	if _, err := acts.Acknowledge(t.Context(), a.ID, "usr_1", ""); err != nil {
+		t.Fatal(err)
+	}
+	r.appendAll(t, glucose("pat_w", 5*time.Minute, 80))
+	back := append(glucose("pat_w", 10*time.Minute, 65), glucose("pat_w", 10*time.Minute+2*time.Second, 50)...)
+	r.appendAll(t, back)
+	r.idle(t, alerting.EngineName)
+	got := only(t, r, "pat_w", rules.KeyGlucoseBelow)
+	if got.State != vigil.AlertOpen || got.Priority != vigil.PriorityHigh || got.Episodes != 2 {
+		t.Errorf("alert %+v: want open, high, second episode", got)
+	}
+	if evs, want := eventTypes(t, r, a.ID), []string{"opened", "acknowledged", "resolved", "reopened"}; !slices.Equal(evs, want) {
+		t.Errorf("events %v, want %v", evs, want)
+	}
+	if n := lastNote(t, r, a.ID); !strings.HasPrefix(n, "episode 2, 5m after the condition cleared: priority medium → high, above the medium") ||
+		!strings.Contains(n, "alarming again") {
+		t.Errorf("note %q, want the episode and the re-raise", n)
+	}
+}
