@@ -1,6 +1,7 @@
 package alerting_test
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -77,11 +78,13 @@ func prioRank(p string) int {
 // TestStableCohort reports the alert burden of stable patients: alerts per
 // patient-day by key and priority, at most 1 in all (docs/performance.md).
 // Stable patients must not raise high priority clinical alerts.
+var cohortSize = flag.Int("cohort", 8, "TestStableCohort: how many stable patients, one day each")
+
 func TestStableCohort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a patient-day per patient")
 	}
-	const patients = 8
+	patients := *cohortSize
 	r := newRig(t, "")
 	run(t, r.eng.Run)
 	for i := range patients {
@@ -99,12 +102,12 @@ func TestStableCohort(t *testing.T) {
 	total, episodes := 0, 0
 	for k, n := range count {
 		total += n
-		t.Logf("%-20s %.2f per patient-day", k, float64(n)/patients)
+		t.Logf("%-20s %.2f per patient-day", k, float64(n)/float64(patients))
 	}
 	for _, a := range r.alerts(t) {
 		episodes += a.Episodes
 	}
-	perDay := float64(total) / patients
+	perDay := float64(total) / float64(patients)
 	t.Logf("all alerts: %.2f per patient-day (%d patients, 1 day each; %d episodes)", perDay, patients, episodes)
 	if perDay > 1 {
 		t.Errorf("%.2f alerts per stable patient-day, want at most 1", perDay)
