@@ -7,7 +7,12 @@ import (
 
 // AlertState is where an alert is in its lifecycle:
 // open → acknowledged → resolved (automatically when its condition clears,
-// or by hand). Snoozing is a time on an open or acknowledged alert, not a state.
+// or by hand when Vigil no longer sees the condition). Snoozing is a time on
+// an open or acknowledged alert, not a state. An acknowledged or snoozed
+// alert whose priority rises beyond what the acknowledgement or snooze
+// covered is re-raised: open again, at once. A resolved alert whose
+// condition returns within the re-arm window is re-opened (see package
+// alerting).
 type AlertState string
 
 // Alert states.
@@ -27,7 +32,10 @@ const (
 
 // Alert is a clinical or technical condition of one patient that needs a
 // person. There is at most one unresolved alert per patient per condition
-// Key: repeats update it instead of piling up.
+// Key: repeats update it instead of piling up. A condition Key names a
+// condition family (e.g. "glucose:below" for level 1 and level 2
+// hypoglycaemia): worsening within a family raises the alert's priority
+// rather than opening another.
 type Alert struct {
 	ID          string     `json:"id"`
 	SubjectID   string     `json:"patient_id"`
@@ -46,15 +54,28 @@ type Alert struct {
 	RuleSet  string   `json:"rule_set"`
 	Evidence []string `json:"evidence"` // keys of the readings that triggered or last updated it
 
-	Opened       time.Time  `json:"opened"`  // when the condition began
-	Updated      time.Time  `json:"updated"` // last change of any kind
-	Acknowledged *time.Time `json:"acknowledged,omitempty"`
-	AckBy        string     `json:"ack_by,omitempty"` // user id
-	Resolved     *time.Time `json:"resolved,omitempty"`
-	ResolvedBy   string     `json:"resolved_by,omitempty"` // user id; "" when resolved automatically
-	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
-	Escalation   int        `json:"escalation"`              // escalation tier reached, 0 = none
-	LastNotified *time.Time `json:"last_notified,omitempty"` // last reminder or escalation
+	Opened  time.Time `json:"opened"`  // when the condition began (its first episode; the readings' time)
+	Updated time.Time `json:"updated"` // last change of any kind
+	// Raised is when Vigil, by its own clock, last raised the alert: when
+	// it opened, was re-raised at a priority an acknowledgement or snooze
+	// did not cover, or was re-opened with nobody covering it. Escalation
+	// and reminders run from it, so readings uploaded late do not make an
+	// alert skip tiers.
+	Raised time.Time `json:"raised"`
+	// Episodes counts the times the condition began: 1 when the alert
+	// opens, one more each time it is re-opened within the re-arm window.
+	Episodes int `json:"episodes"`
+	// AckedPriority is the highest priority the alert's acknowledgement or
+	// snooze covers (its priority when acknowledged or snoozed); "" when
+	// neither covers it. A rise above it re-raises the alert.
+	AckedPriority string     `json:"acked_priority,omitempty"`
+	Acknowledged  *time.Time `json:"acknowledged,omitempty"`
+	AckBy         string     `json:"ack_by,omitempty"` // user id
+	Resolved      *time.Time `json:"resolved,omitempty"`
+	ResolvedBy    string     `json:"resolved_by,omitempty"` // user id; "" when resolved automatically
+	SnoozedUntil  *time.Time `json:"snoozed_until,omitempty"`
+	Escalation    int        `json:"escalation"`              // escalation tier reached, 0 = none
+	LastNotified  *time.Time `json:"last_notified,omitempty"` // last reminder or escalation
 }
 
 // AlertEvent is one step in an alert's history, for the timeline and the
@@ -63,9 +84,39 @@ type AlertEvent struct {
 	Seq     int64     `json:"seq"` // store-assigned, increasing
 	AlertID string    `json:"alert_id"`
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"`            // opened, updated, acknowledged, snoozed, escalated, reminded, resolved
+	Type    string    `json:"type"`            // one of AlertEventTypes
 	Actor   string    `json:"actor,omitempty"` // user id; "" for Vigil itself
 	Note    string    `json:"note,omitempty"`
+}
+
+// AlertEventTypes are the types of AlertEvent:
+//   - opened: a new alert;
+//   - updated: its priority, NEWS2 score or completeness changed without
+//     needing a person again (a fall, or a rise still covered by an
+//     acknowledgement or snooze, or a rise of an alert already alarming);
+//   - reraised: its priority rose beyond what an acknowledgement or snooze
+//     covered: it is open again, unsnoozed, alarming at the new priority;
+//   - reopened: its condition cleared and returned within the re-arm window:
+//     the same alert, one more episode;
+//   - acknowledged, snoozed, resolved: by a person (resolved also by Vigil
+//     when the condition clears);
+//   - escalated, reminded: lifecycle timers.
+var AlertEventTypes = []string{"opened", "updated", "reraised", "reopened", "acknowledged", "snoozed", "escalated", "reminded", "resolved"}
+
+// PriorityRank orders priorities: 4 for PriorityHigh down to 1 for
+// PriorityInfo; 0 for anything else.
+func PriorityRank(p string) int {
+	switch p {
+	case PriorityHigh:
+		return 4
+	case PriorityMedium:
+		return 3
+	case PriorityLow:
+		return 2
+	case PriorityInfo:
+		return 1
+	}
+	return 0
 }
 
 // AlertFilter selects alerts, newest update first. Zero values match everything.
@@ -87,6 +138,10 @@ type AlertStore interface {
 	// UnresolvedAlert returns the patient's unresolved alert for a
 	// condition key; ENOTFOUND if none.
 	UnresolvedAlert(ctx context.Context, subjectID, key string) (*Alert, error)
+	// LastAlert returns the patient's newest alert for a condition key: the
+	// unresolved one if there is one, else the one resolved last (ties: the
+	// one opened last); ENOTFOUND if none.
+	LastAlert(ctx context.Context, subjectID, key string) (*Alert, error)
 	// SaveAlerts writes, in one transaction, new or changed alerts with the
 	// events that explain them, the rules engine's state of each patient
 	// touched, and the log position the engine has processed up to. After a
@@ -109,7 +164,8 @@ type AlertWrite struct {
 
 // AlertActions are what people do with alerts. Each returns the alert as
 // it now is; ENOTFOUND if none, EINVALID if the transition is not allowed
-// (e.g. acknowledging a resolved alert).
+// (e.g. acknowledging a resolved alert), ECONFLICT when resolving an alert
+// whose condition is still present (acknowledge or snooze it instead).
 type AlertActions interface {
 	Acknowledge(ctx context.Context, id, userID, note string) (*Alert, error)
 	Snooze(ctx context.Context, id, userID string, until time.Time, note string) (*Alert, error)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/rules"
 )
 
 // MaxSnooze is the longest an alert may be snoozed.
@@ -23,12 +24,14 @@ type Actions struct {
 var _ vigil.AlertActions = (*Actions)(nil)
 
 // Acknowledge moves an open alert to acknowledged, recording who, when and
-// the note. EINVALID if the alert is not open.
+// the note. The acknowledgement covers the alert's present priority: a rise
+// above it re-raises the alert. EINVALID if the alert is not open.
 func (x *Actions) Acknowledge(ctx context.Context, id, userID, note string) (*vigil.Alert, error) {
 	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
 		if a.State != vigil.AlertOpen {
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "only an open alert can be acknowledged; this one is %s", a.State)
 		}
+		a.AckedPriority = covering(a, now)
 		a.State, a.Acknowledged, a.AckBy = vigil.AlertAcknowledged, &now, userID
 		return vigil.AlertEvent{Type: "acknowledged", Actor: userID, Note: note}, nil
 	})
@@ -41,7 +44,9 @@ func (x *Actions) Acknowledge(ctx context.Context, id, userID, note string) (*vi
 // Snooze silences an open or acknowledged alert's reminders and escalation
 // until until, which must be in the future and at most MaxSnooze away.
 // Condition changes still update a snoozed alert; they do not end the
-// snooze. EINVALID for a resolved alert or a bad time.
+// snooze, except a rise above the priority it had when snoozed (or
+// acknowledged), which re-raises it. EINVALID for a resolved alert or a
+// bad time.
 func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time, note string) (*vigil.Alert, error) {
 	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
 		switch {
@@ -53,6 +58,7 @@ func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "snooze until %s: at most %s ahead", until.UTC().Format(time.RFC3339), MaxSnooze)
 		}
 		u := until.UTC().Truncate(time.Microsecond)
+		a.AckedPriority = covering(a, now)
 		a.SnoozedUntil = &u
 		n := "until " + u.Format(time.RFC3339)
 		if note != "" {
@@ -66,13 +72,20 @@ func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time
 	return a, nil
 }
 
-// Resolve resolves an open or acknowledged alert by hand. The alert does
-// not come back while its condition stays as it is; it does if the
-// condition clears and returns, or worsens. EINVALID if already resolved.
+// Resolve resolves an open or acknowledged alert by hand, for an alert
+// whose condition Vigil no longer sees (its state was lost, or the device
+// or rule behind it went away). While the condition is present, resolving
+// would silence it: Resolve refuses with ECONFLICT, naming the condition
+// (acknowledge or snooze it instead; it resolves by itself when the
+// condition clears). EINVALID if already resolved. Decision 8.
 func (x *Actions) Resolve(ctx context.Context, id, userID, note string) (*vigil.Alert, error) {
 	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
 		if a.State == vigil.AlertResolved {
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "the alert is already resolved")
+		}
+		if c, ok := x.Engine.present(a); ok {
+			return vigil.AlertEvent{}, vigil.Errorf(vigil.ECONFLICT,
+				"the condition is still present (%s): acknowledge or snooze the alert; it resolves by itself when the condition clears", c.Message)
 		}
 		a.State, a.Resolved, a.ResolvedBy = vigil.AlertResolved, &now, userID
 		return vigil.AlertEvent{Type: "resolved", Actor: userID, Note: note}, nil
@@ -88,6 +101,9 @@ func (x *Actions) act(ctx context.Context, id string, fn func(a *vigil.Alert, no
 	e := x.Engine
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.load(ctx); err != nil {
+		return nil, err
+	}
 	a, err := e.Store.Alert(ctx, id)
 	if err != nil {
 		return nil, err
@@ -105,4 +121,30 @@ func (x *Actions) act(ctx context.Context, id string, fn func(a *vigil.Alert, no
 	}
 	e.publish(w)
 	return cloneAlert(a), nil
+}
+
+// covering returns the priority an acknowledgement or snooze of a given at
+// now covers: a's priority, or the higher one an acknowledgement or snooze
+// still holding it covers already.
+func covering(a *vigil.Alert, now time.Time) string {
+	if (a.State == vigil.AlertAcknowledged || snoozed(a, now)) && vigil.PriorityRank(a.AckedPriority) > vigil.PriorityRank(a.Priority) {
+		return a.AckedPriority
+	}
+	return a.Priority
+}
+
+// present returns the active condition of a's patient and key in the
+// engine's rules state, if there is one. e.mu is held and the state
+// loaded.
+func (e *Engine) present(a *vigil.Alert) (rules.Condition, bool) {
+	p := e.patients[a.SubjectID]
+	if p == nil {
+		return rules.Condition{}, false
+	}
+	for _, c := range p.Rules.Active() {
+		if c.Key == a.Key {
+			return c, true
+		}
+	}
+	return rules.Condition{}, false
 }

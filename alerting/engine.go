@@ -34,9 +34,10 @@ const checkpointKey = ""
 
 // Engine turns the durable log into alerts. It feeds every reading, in log
 // order, to its patient's rules.PatientState, maps the conditions that
-// change to alert lifecycle transitions (open, update, resolve) and writes
-// them with the log position in one Store.SaveAlerts per delivery batch;
-// only then does it publish them to the Hub and the Webhooks.
+// change to alert lifecycle transitions (open, update, re-raise, resolve,
+// re-open: see Timers and decision 8) and writes them with the log
+// position in one Store.SaveAlerts per delivery batch; only then does it
+// publish them to the Hub and the Webhooks.
 //
 // Checkpoints. The patients' rule states are large (recent samples) and
 // change with every reading, so they are saved only every CheckpointEvery
@@ -281,7 +282,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 			return fmt.Errorf("append derived readings: %w", err)
 		}
 	}
-	w, err := e.lifecycle(ctx, changes)
+	w, err := e.lifecycle(ctx, changes, e.now())
 	if err != nil {
 		e.unload()
 		return err
@@ -468,119 +469,12 @@ func decompress(b []byte, p *patient) error {
 	return json.NewDecoder(zr).Decode(p)
 }
 
-// lifecycle maps condition changes to alert transitions. e.mu is held.
-func (e *Engine) lifecycle(ctx context.Context, changes []change) (vigil.AlertWrite, error) {
-	var (
-		w     vigil.AlertWrite
-		open  = map[[2]string]*vigil.Alert{} // unresolved alerts of this write, by subject and key
-		saved = map[*vigil.Alert]bool{}
-	)
-	unresolved := func(subject, key string) (*vigil.Alert, error) {
-		k := [2]string{subject, key}
-		if a, ok := open[k]; ok {
-			return a, nil
-		}
-		a, err := e.Store.UnresolvedAlert(ctx, subject, key)
-		if vigil.ErrorCode(err) == vigil.ENOTFOUND {
-			a, err = nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get unresolved alert: %w", err)
-		}
-		open[k] = a
-		return a, nil
-	}
-	add := func(a *vigil.Alert, ev vigil.AlertEvent) {
-		if !saved[a] {
-			saved[a] = true
-			w.Alerts = append(w.Alerts, a)
-		}
-		if ev.Type != "" {
-			ev.AlertID = a.ID
-			w.Events = append(w.Events, ev)
-		}
-	}
-	for _, ch := range changes {
-		c := &ch.cond
-		a, err := unresolved(ch.subject, c.Key)
-		if err != nil {
-			return w, err
-		}
-		switch {
-		case c.Active && a == nil:
-			a = &vigil.Alert{
-				ID: vigil.NewID(vigil.PrefixAlert), SubjectID: ch.subject, Key: c.Key, Kind: string(c.Kind),
-				State: vigil.AlertOpen, Opened: c.Since, RuleID: c.RuleID, RuleVersion: c.RuleVersion,
-			}
-			setCondition(a, c)
-			a.RuleSet = ch.set
-			open[[2]string{ch.subject, c.Key}] = a
-			add(a, vigil.AlertEvent{Time: c.Changed, Type: "opened", Note: c.Message})
-		case c.Active:
-			before := a.Priority
-			beforeScore := a.Score
-			setCondition(a, c)
-			a.RuleSet = ch.set
-			ev := vigil.AlertEvent{}
-			if a.Priority != before || !sameScore(a.Score, beforeScore) {
-				ev = vigil.AlertEvent{Time: c.Changed, Type: "updated", Note: c.Message}
-				if a.Priority != before {
-					ev.Note = fmt.Sprintf("priority %s → %s: %s", before, a.Priority, c.Message)
-				}
-			}
-			add(a, ev)
-		case a != nil:
-			t := c.Changed
-			a.State, a.Resolved, a.ResolvedBy = vigil.AlertResolved, &t, ""
-			a.Updated = later(a.Updated, t)
-			if len(c.Evidence) > 0 {
-				a.Evidence = slices.Clone(c.Evidence)
-			}
-			open[[2]string{ch.subject, c.Key}] = nil
-			add(a, vigil.AlertEvent{Time: t, Type: "resolved", Note: "condition cleared: " + c.Message})
-		}
-	}
-	return w, nil
-}
-
 // ruleSet names the configuration cfg for alerts.
 func ruleSet(cfg *rules.Config) string {
 	if cfg.Set != "" {
 		return cfg.Set
 	}
 	return fmt.Sprintf("default v%d", cfg.Version)
-}
-
-// setCondition copies an active condition's current state into a.
-func setCondition(a *vigil.Alert, c *rules.Condition) {
-	a.Priority = c.Priority.String()
-	a.Message = c.Message
-	a.Incomplete = c.Incomplete
-	a.RuleID, a.RuleVersion = c.RuleID, c.RuleVersion
-	if c.Kind == rules.KindNEWS2 {
-		s := float64(c.Score)
-		a.Score = &s
-	} else {
-		a.Score = nil
-	}
-	if len(c.Evidence) > 0 {
-		a.Evidence = slices.Clone(c.Evidence)
-	}
-	if a.Evidence == nil {
-		a.Evidence = []string{}
-	}
-	a.Updated = later(a.Updated, c.Changed)
-}
-
-func sameScore(a, b *float64) bool {
-	return a == nil && b == nil || a != nil && b != nil && *a == *b
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // publish sends what w saved to the Hub (each alert once, as it is now)
@@ -650,7 +544,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 		}
 		return 0
 	})
-	w, err := e.lifecycle(ctx, changes)
+	w, err := e.lifecycle(ctx, changes, now)
 	if err != nil {
 		return err
 	}
@@ -678,130 +572,6 @@ func (e *Engine) Tick(ctx context.Context) error {
 	}
 	e.publish(w)
 	return nil
-}
-
-// Timers configure the alert lifecycle. A zero field takes its default; a
-// negative one turns that timer off.
-type Timers struct {
-	// EscalateHigh and EscalateMedium: an open (unacknowledged, not
-	// snoozed) alert of that priority escalates one tier each time this
-	// long has passed since it opened; defaults 5 and 15 minutes.
-	EscalateHigh, EscalateMedium time.Duration
-	// MaxEscalation is the highest tier; default 3.
-	MaxEscalation int
-	// RemindHigh, RemindMedium, RemindLow: an open alert not snoozed is
-	// re-notified ("reminded") this long after it opened or was last
-	// notified; defaults 2, 10 and 60 minutes. Information-only alerts are
-	// never reminded.
-	RemindHigh, RemindMedium, RemindLow time.Duration
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return def
-	case d < 0:
-		return 0
-	}
-	return d
-}
-
-func (t *Timers) escalate(prio string) time.Duration {
-	switch prio {
-	case vigil.PriorityHigh:
-		return orDefault(t.EscalateHigh, 5*time.Minute)
-	case vigil.PriorityMedium:
-		return orDefault(t.EscalateMedium, 15*time.Minute)
-	}
-	return 0
-}
-
-func (t *Timers) remind(prio string) time.Duration {
-	switch prio {
-	case vigil.PriorityHigh:
-		return orDefault(t.RemindHigh, 2*time.Minute)
-	case vigil.PriorityMedium:
-		return orDefault(t.RemindMedium, 10*time.Minute)
-	case vigil.PriorityLow:
-		return orDefault(t.RemindLow, time.Hour)
-	}
-	return 0
-}
-
-func (t *Timers) maxEscalation() int {
-	if t.MaxEscalation == 0 {
-		return 3
-	}
-	return max(t.MaxEscalation, 0)
-}
-
-// timers runs the lifecycle timers of the unresolved alerts at now.
-// Alerts in skip (changed by this tick's conditions) are read from there.
-// e.mu is held.
-func (e *Engine) timers(ctx context.Context, now time.Time, skip []*vigil.Alert) (vigil.AlertWrite, error) {
-	var w vigil.AlertWrite
-	as, err := e.Store.Alerts(ctx, vigil.AlertFilter{States: []vigil.AlertState{vigil.AlertOpen, vigil.AlertAcknowledged}})
-	if err != nil {
-		return w, fmt.Errorf("list unresolved alerts: %w", err)
-	}
-	changed := map[string]*vigil.Alert{}
-	for _, a := range skip {
-		changed[a.ID] = a
-	}
-	maxTier := e.Timers.maxEscalation()
-	for _, a := range as {
-		if c, ok := changed[a.ID]; ok {
-			if c.State == vigil.AlertResolved {
-				continue
-			}
-			a = c
-		}
-		var ev vigil.AlertEvent
-		switch {
-		case a.SnoozedUntil != nil && now.Before(*a.SnoozedUntil):
-			continue // snoozed: no reminder, no escalation
-		case a.SnoozedUntil != nil:
-			a.SnoozedUntil = nil
-			ev = vigil.AlertEvent{Type: "reminded", Note: "snooze ended"}
-			if a.State == vigil.AlertOpen {
-				if after := e.Timers.escalate(a.Priority); after > 0 {
-					if tier := min(int(now.Sub(a.Opened)/after), maxTier); tier > a.Escalation {
-						a.Escalation = tier
-						ev = vigil.AlertEvent{Type: "escalated", Note: fmt.Sprintf("snooze ended; unacknowledged for %s: escalation tier %d", fmtDur(now.Sub(a.Opened)), tier)}
-					}
-				}
-			}
-		case a.State != vigil.AlertOpen:
-			continue // acknowledged: a person has it
-		default:
-			if after := e.Timers.escalate(a.Priority); after > 0 && a.Escalation < maxTier &&
-				!now.Before(a.Opened.Add(time.Duration(a.Escalation+1)*after)) {
-				a.Escalation++
-				ev = vigil.AlertEvent{Type: "escalated", Note: fmt.Sprintf("unacknowledged for %s: escalation tier %d", fmtDur(now.Sub(a.Opened)), a.Escalation)}
-				break
-			}
-			every := e.Timers.remind(a.Priority)
-			if every <= 0 {
-				continue
-			}
-			lastN := a.Opened
-			if a.LastNotified != nil && a.LastNotified.After(lastN) {
-				lastN = *a.LastNotified
-			}
-			if now.Before(lastN.Add(every)) {
-				continue
-			}
-			ev = vigil.AlertEvent{Type: "reminded", Note: fmt.Sprintf("unacknowledged for %s", fmtDur(now.Sub(a.Opened)))}
-		}
-		t := now
-		a.LastNotified, a.Updated = &t, later(a.Updated, now)
-		ev.Time, ev.AlertID = now, a.ID
-		if _, ok := changed[a.ID]; !ok {
-			w.Alerts = append(w.Alerts, a)
-		}
-		w.Events = append(w.Events, ev)
-	}
-	return w, nil
 }
 
 // fmtDur formats d rounded to the second without trailing zero units.

@@ -11,7 +11,8 @@ import (
 )
 
 // openSpO2Alert raises a threshold:spo2-low alert of subject opening at
-// t0+5m (low readings from t0) and returns it.
+// t0+5m (low readings from t0), raised at the engine's clock, and returns
+// it.
 func openSpO2Alert(t *testing.T, r *rig, subject string) *vigil.Alert {
 	t.Helper()
 	r.appendAll(t, spo2(subject, 0, repeat(85, 6)...)...)
@@ -20,8 +21,8 @@ func openSpO2Alert(t *testing.T, r *rig, subject string) *vigil.Alert {
 	if err != nil {
 		t.Fatalf("UnresolvedAlert: %v\n%s", err, r.history(t))
 	}
-	if !a.Opened.Equal(t0.Add(5 * time.Minute)) {
-		t.Fatalf("opened %v, want t0+5m", a.Opened)
+	if !a.Opened.Equal(t0.Add(5*time.Minute)) || !a.Raised.Equal(r.clk.Now()) || a.Episodes != 1 {
+		t.Fatalf("opened %v, raised %v, %d episodes; want t0+5m, %v, 1", a.Opened, a.Raised, a.Episodes, r.clk.Now())
 	}
 	return a
 }
@@ -55,6 +56,7 @@ func TestEscalationAndReminders(t *testing.T) {
 	r := newRig(t, "")
 	r.eng.Timers = alerting.Timers{MaxEscalation: 2}
 	run(t, r.eng.Run)
+	r.clk.Set(t0.Add(5 * time.Minute))
 	a := openSpO2Alert(t, r, "pat_e")
 	want := []string{"opened"}
 	steps := []struct {
@@ -99,6 +101,7 @@ func TestEscalationAndReminders(t *testing.T) {
 func TestSnooze(t *testing.T) {
 	r := newRig(t, "")
 	run(t, r.eng.Run)
+	r.clk.Set(t0.Add(5 * time.Minute))
 	a := openSpO2Alert(t, r, "pat_s")
 	acts := &alerting.Actions{Engine: r.eng}
 	r.clk.Set(t0.Add(6 * time.Minute))
@@ -159,15 +162,32 @@ func TestActions(t *testing.T) {
 	if _, err := acts.Snooze(ctx, a.ID, "usr_1", now.Add(24*time.Hour), ""); err != nil {
 		t.Errorf("Snooze an acknowledged alert for 24 h: %v", err)
 	}
-	res, err := acts.Resolve(ctx, a.ID, "usr_1", "probe fixed")
+	// Resolving by hand while the condition is present is refused: it
+	// would silence the condition (decision 8).
+	_, err = acts.Resolve(ctx, a.ID, "usr_1", "probe fixed")
+	wantCode(t, "Resolve while the condition is present", err, vigil.ECONFLICT)
+	r.appendAll(t, spo2("pat_a", 6*time.Minute, repeat(85, 5)...)...)
+	r.idle(t, alerting.EngineName)
+	if as := r.alerts(t, "threshold:spo2-low"); len(as) != 1 || as[0].State != vigil.AlertAcknowledged {
+		t.Errorf("alerts after the refused resolve and more low readings: %+v; want the one, acknowledged", as)
+	}
+
+	// An alert whose condition Vigil no longer sees (here: a device
+	// silence the engine has no state of) can be resolved by hand.
+	gone := &vigil.Alert{SubjectID: "pat_a", Key: "silence:dev_gone", Kind: "silence", Priority: vigil.PriorityLow,
+		State: vigil.AlertOpen, Message: "no data", Evidence: []string{}, Opened: now, Updated: now, Raised: now, Episodes: 1}
+	if err := r.store.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{gone}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := acts.Resolve(ctx, gone.ID, "usr_1", "device returned")
 	if err != nil || res.State != vigil.AlertResolved || res.ResolvedBy != "usr_1" {
 		t.Fatalf("Resolve = %+v, %v", res, err)
 	}
-	_, err = acts.Resolve(ctx, a.ID, "usr_1", "")
+	_, err = acts.Resolve(ctx, gone.ID, "usr_1", "")
 	wantCode(t, "Resolve twice", err, vigil.EINVALID)
-	_, err = acts.Acknowledge(ctx, a.ID, "usr_1", "")
+	_, err = acts.Acknowledge(ctx, gone.ID, "usr_1", "")
 	wantCode(t, "Acknowledge resolved", err, vigil.EINVALID)
-	_, err = acts.Snooze(ctx, a.ID, "usr_1", now.Add(time.Hour), "")
+	_, err = acts.Snooze(ctx, gone.ID, "usr_1", now.Add(time.Hour), "")
 	wantCode(t, "Snooze resolved", err, vigil.EINVALID)
 
 	evs, _ := r.store.AlertEvents(ctx, a.ID)
@@ -175,7 +195,7 @@ func TestActions(t *testing.T) {
 	for _, e := range evs {
 		got = append(got, e.Type+"/"+e.Actor+"/"+e.Note)
 	}
-	want := []string{"opened//" + evs[0].Note, "acknowledged/usr_1/seen", "snoozed/usr_1/until 2026-01-06T07:00:00Z", "resolved/usr_1/probe fixed"}
+	want := []string{"opened//" + evs[0].Note, "acknowledged/usr_1/seen", "snoozed/usr_1/until 2026-01-06T07:00:00Z"}
 	if !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
@@ -185,13 +205,6 @@ func TestActions(t *testing.T) {
 	}
 	if want := []vigil.AlertState{vigil.AlertAcknowledged, vigil.AlertAcknowledged, vigil.AlertResolved}; !slices.Equal(states, want) {
 		t.Errorf("published states %v, want %v", states, want)
-	}
-	// A manually resolved alert does not come back while the condition
-	// stays as it was.
-	r.appendAll(t, spo2("pat_a", 6*time.Minute, repeat(85, 5)...)...)
-	r.idle(t, alerting.EngineName)
-	if as := r.alerts(t, "threshold:spo2-low"); len(as) != 1 {
-		t.Errorf("got %d alerts after more low readings, want the one resolved by hand", len(as))
 	}
 }
 

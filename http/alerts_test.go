@@ -26,6 +26,9 @@ type fakeAlerts struct {
 	alerts map[string]*vigil.Alert
 	events map[string][]vigil.AlertEvent
 	calls  []string // "ack <id> <user> <note>", "snooze <id> <user> <until> <note>", "resolve …"
+	// present are the alerts whose condition the engine still sees:
+	// resolving them is refused, as the engine refuses it.
+	present map[string]bool
 }
 
 func newFakeAlerts() *fakeAlerts {
@@ -95,6 +98,10 @@ func (f *fakeAlerts) UnresolvedAlert(ctx context.Context, subjectID, key string)
 	return nil, vigil.Errorf(vigil.ENOTFOUND, "none")
 }
 
+func (f *fakeAlerts) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
+	return nil, vigil.Errorf(vigil.ENOTFOUND, "none")
+}
+
 func (f *fakeAlerts) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	return vigil.Errorf(vigil.ENOTIMPL, "not in the fake")
 }
@@ -136,6 +143,13 @@ func (f *fakeAlerts) Snooze(ctx context.Context, id, user string, until time.Tim
 }
 
 func (f *fakeAlerts) Resolve(ctx context.Context, id, user, note string) (*vigil.Alert, error) {
+	f.mu.Lock()
+	if f.present[id] {
+		f.calls = append(f.calls, strings.TrimSpace("resolved "+id+" "+user+" "+note))
+		f.mu.Unlock()
+		return nil, vigil.Errorf(vigil.ECONFLICT, "the condition is still present (SpO2 85 %%): acknowledge or snooze the alert")
+	}
+	f.mu.Unlock()
 	return f.act(id, "resolved "+id+" "+user, user, note, func(a *vigil.Alert) {
 		a.State, a.ResolvedBy = vigil.AlertResolved, user
 	})
@@ -441,12 +455,17 @@ func TestAlertDetailAndActions(t *testing.T) {
 		{"unknown field", w.a1 + "/ack", `{"notes":"x"}`, 400, ""},
 		{"resolve", w.a2 + "/resolve", `{"note":"better on oxygen"}`, 200, "resolved " + w.a2 + " " + w.clin.ID + " better on oxygen"},
 		{"the engine's refusal passes through", w.a2 + "/ack", ``, 400, "acknowledged " + w.a2 + " " + w.clin.ID},
+		{"resolve while the condition is present", w.a1 + "/resolve", ``, 409, "resolved " + w.a1 + " " + w.clin.ID},
 	}
+	w.alerts.present = map[string]bool{w.a1: true}
 	for _, a := range actions {
 		before := len(w.alerts.callLog())
 		st, body := w.request("POST", "/api/v1/alerts/"+a.path, w.clinTok, a.body)
 		if st != a.want {
 			t.Errorf("%s: %d %s, want %d", a.name, st, body, a.want)
+		}
+		if st == http.StatusConflict && !strings.Contains(body, "still present") {
+			t.Errorf("%s: body %s, want the engine's reason", a.name, body)
 		}
 		calls := w.alerts.callLog()[before:]
 		switch {
@@ -463,7 +482,7 @@ func TestAlertDetailAndActions(t *testing.T) {
 	for _, c := range []struct {
 		action string
 		want   int
-	}{{auditAlertAck, 5}, {auditAlertSnooze, 6}, {auditAlertResolve, 1}} {
+	}{{auditAlertAck, 5}, {auditAlertSnooze, 6}, {auditAlertResolve, 2}} {
 		if n := w.auditCount(c.action, w.p1, vigil.AuditSuccess); n != c.want {
 			t.Errorf("%s audited under p1 %d times, want %d", c.action, n, c.want)
 		}

@@ -23,7 +23,7 @@ const (
 )
 
 // alertEventTypes are the AlertEvent types a webhook may ask for.
-var alertEventTypes = []string{"opened", "updated", "acknowledged", "snoozed", "escalated", "reminded", "resolved"}
+var alertEventTypes = vigil.AlertEventTypes
 
 // createWebhook answers POST /api/v1/webhooks {"url","events","secret"?}:
 // the webhook with its signing secret, shown this once (generated when not

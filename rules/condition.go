@@ -63,7 +63,7 @@ const (
 	KindNEWS2     Kind = "news2"     // NEWS2 aggregate score; Key "news2"
 	KindThreshold Kind = "threshold" // a ThresholdRule; Key "threshold:<rule id>"
 	KindTrend     Kind = "trend"     // a TrendRule; Key "trend:<rule id>"
-	KindGlucose   Kind = "glucose"   // Keys "glucose:hypo1", "glucose:hypo2", "glucose:hyper", "glucose:high", "glucose:fall"
+	KindGlucose   Kind = "glucose"   // Keys KeyGlucoseBelow, KeyGlucoseAbove (condition families) and KeyGlucoseFall
 	KindSilence   Kind = "silence"   // a device not reporting; Key "silence:<device id>"
 	KindBattery   Kind = "battery"   // a device's battery low; Key "battery:<device id>"
 	KindSensor    Kind = "sensor"    // a sensor off or displaced; Key "sensor:<device id>"
@@ -73,6 +73,9 @@ const (
 // Condition is the state of one alarm condition of one patient, as it was
 // when it last changed. The engine keys alerts by Key: an active condition
 // opens or updates the alert with that key, an inactive one resolves it.
+// A Key names a condition family where the rules grade one condition (the
+// glucose levels, the NEWS2 risk bands): worsening within it changes the
+// condition's Priority, never its Key, so one alert follows it.
 type Condition struct {
 	Key      string    `json:"key"`      // stable per patient and condition
 	Kind     Kind      `json:"kind"`     //

@@ -248,10 +248,11 @@ type GlucoseConfig struct {
 	CGMCodes  []string `json:"cgm_codes"`  // continuous codes, for the rapid fall (mg/dL)
 
 	// Levels (consensus on Time in Range [clinical.md]): level 2
-	// hypoglycaemia below 54, level 1 below 70 (its condition stays active
-	// through level 2, so that worsening opens level 2 without resolving
-	// level 1), hyperglycaemia above 250 (level 2), and optionally above
-	// 180 (level 1, off by default).
+	// hypoglycaemia below 54, level 1 below 70, hyperglycaemia above 250
+	// (level 2), and optionally above 180 (level 1, off by default). The
+	// levels of one direction are one condition (KeyGlucoseBelow,
+	// KeyGlucoseAbove) at the priority of the most severe active level, so
+	// worsening from level 1 to level 2 raises the priority of one alert.
 	Hypo1 GlucoseLevel `json:"hypo1"`
 	Hypo2 GlucoseLevel `json:"hypo2"`
 	Hyper GlucoseLevel `json:"hyper"`

@@ -63,7 +63,7 @@ func TestScenarios(t *testing.T) {
 		{sim.Sepsis, func(c rules.Condition) bool { return c.Key == "news2" && c.Priority >= rules.PriorityMedium }, 9 * time.Hour},
 		{sim.Hypoxia, func(c rules.Condition) bool { return c.Key == "threshold:spo2-low" }, 2 * time.Hour},
 		{sim.Hypoglycaemia, func(c rules.Condition) bool {
-			return c.Key == "glucose:hypo1" || c.Key == "glucose:hypo2" || c.Key == "glucose:fall"
+			return c.Key == rules.KeyGlucoseBelow || c.Key == rules.KeyGlucoseFall
 		}, 3 * time.Hour},
 		{sim.HeartFailure, func(c rules.Condition) bool { return c.Key == "trend:weight-gain" }, 90 * time.Hour},
 	} {
@@ -86,6 +86,31 @@ func TestScenarios(t *testing.T) {
 				}
 				t.Logf("%s %s, %v before the crisis: %s", first.Key, first.Priority, lead, first.Message)
 			})
+		}
+	}
+}
+
+// TestHypoglycaemiaFamily: in every simulated hypoglycaemia, level 1 and
+// level 2 are one condition whose priority rises from medium to high
+// before the crisis, never two conditions at once.
+func TestHypoglycaemiaFamily(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	for seed := uint64(1); seed <= 8; seed++ {
+		p := sim.NewPatient(seed, sim.Hypoglycaemia, simStart)
+		var s rules.PatientState
+		var prios []rules.Priority
+		for _, c := range play(&s, cfg, stream(p, p.Crisis(), 5*time.Minute)) {
+			if c.Kind == rules.KindGlucose && c.Key != rules.KeyGlucoseFall {
+				if c.Key != rules.KeyGlucoseBelow {
+					t.Errorf("seed %d: glucose condition %q, want only %q", seed, c.Key, rules.KeyGlucoseBelow)
+				}
+				if c.Active {
+					prios = append(prios, c.Priority)
+				}
+			}
+		}
+		if len(prios) == 0 || prios[len(prios)-1] != rules.PriorityHigh {
+			t.Errorf("seed %d: glucose:below priorities %v before the crisis, want ending high", seed, prios)
 		}
 	}
 }

@@ -65,6 +65,7 @@ type run struct {
 	StartKey   string    `json:"start_key,omitempty"`
 	Last       time.Time `json:"last,omitzero"`        // newest reading evaluated
 	ClearStart time.Time `json:"clear_start,omitzero"` // first reading of the clearing run; zero if none
+	Active     bool      `json:"active,omitempty"`     // a glucose level: active within its family's condition
 }
 
 type deviceState struct {

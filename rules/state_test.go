@@ -3,6 +3,7 @@ package rules_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,12 +211,14 @@ func TestGlucose(t *testing.T) {
 		want []string
 	}{
 		{"level 1 then level 2 then back", cfg, rules.CodeGlucoseMeter, []float64{100, 69, 55, 53, 56, 60, 74, 75},
-			[]string{"1 glucose:hypo1 on:medium", "3 glucose:hypo2 on:high", "5 glucose:hypo2 off", "7 glucose:hypo1 off"}},
-		{"70 is in range, 54 is level 1", cfg, rules.CodeGlucoseMeter, []float64{70, 54}, []string{"1 glucose:hypo1 on:medium"}},
-		{"hysteresis at 70", cfg, rules.CodeGlucoseMeter, []float64{69, 71, 68, 72, 70, 69}, []string{"0 glucose:hypo1 on:medium"}},
-		{"mmol/L converted", cfg, rules.CodeGlucoseMolar, []float64{5.5, 3.8, 2.9}, []string{"1 glucose:hypo1 on:medium", "2 glucose:hypo2 on:high"}},
-		{"hyperglycaemia above 250", cfg, rules.CodeGlucoseBlood, []float64{250, 251, 246, 245}, []string{"1 glucose:hyper on:low", "3 glucose:hyper off"}},
-		{"above 180 when turned on", high180, rules.CodeGlucoseBlood, []float64{180, 181, 251}, []string{"1 glucose:high on:info", "2 glucose:hyper on:low"}},
+			// One condition: level 2 raises its priority, the end of level 2
+			// lowers it, the end of level 1 clears it.
+			[]string{"1 glucose:below on:medium", "3 glucose:below on:high", "5 glucose:below on:medium", "7 glucose:below off"}},
+		{"70 is in range, 54 is level 1", cfg, rules.CodeGlucoseMeter, []float64{70, 54}, []string{"1 glucose:below on:medium"}},
+		{"hysteresis at 70", cfg, rules.CodeGlucoseMeter, []float64{69, 71, 68, 72, 70, 69}, []string{"0 glucose:below on:medium"}},
+		{"mmol/L converted", cfg, rules.CodeGlucoseMolar, []float64{5.5, 3.8, 2.9}, []string{"1 glucose:below on:medium", "2 glucose:below on:high"}},
+		{"hyperglycaemia above 250", cfg, rules.CodeGlucoseBlood, []float64{250, 251, 246, 245}, []string{"1 glucose:above on:low", "3 glucose:above off"}},
+		{"above 180 when turned on", high180, rules.CodeGlucoseBlood, []float64{180, 181, 251}, []string{"1 glucose:above on:info", "2 glucose:above on:low"}},
 		{"rapid fall on CGM", cfg, rules.CodeGlucoseCGM, []float64{180, 178, 170, 150, 140, 138, 137, 137},
 			// 180→150 in 15 min is −2.0 /min; clears above −1.
 			[]string{"3 glucose:fall on:medium", "6 glucose:fall off"}},
@@ -235,6 +238,30 @@ func TestGlucose(t *testing.T) {
 				t.Errorf("got %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGlucoseLegacyState: a state saved by glucose rules version 1, with a
+// per-level condition active, clears that condition at the next glucose
+// reading (its alert resolves) and the family condition takes over.
+func TestGlucoseLegacyState(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	old := `{"format":1,"conds":{"glucose:hypo1":{"key":"glucose:hypo1","kind":"glucose","priority":"medium","active":true,` +
+		`"since":"2026-01-05T06:00:00Z","changed":"2026-01-05T06:00:00Z","message":"glucose 65","rule_id":"glucose-hypo1","rule_version":1}},` +
+		`"runs":{"glucose:hypo1":{"version":1,"last":"2026-01-05T06:00:00Z"}}}`
+	var s rules.PatientState
+	if err := json.Unmarshal([]byte(old), &s); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range s.Apply(cfg, vigil.Reading{DeviceID: "g", Code: rules.CodeGlucoseMeter, Value: 60, Unit: "mg/dL", Time: t0.Add(5 * time.Minute), Key: "k"}) {
+		got = append(got, fmt.Sprintf("%s %v %s", c.Key, c.Active, c.Priority))
+	}
+	if want := []string{"glucose:hypo1 false medium", "glucose:below true medium"}; !slices.Equal(got, want) {
+		t.Errorf("changes %q, want %q", got, want)
+	}
+	if act := s.Active(); len(act) != 1 || act[0].Key != rules.KeyGlucoseBelow {
+		t.Errorf("active %+v, want only %s", act, rules.KeyGlucoseBelow)
 	}
 }
 

@@ -30,11 +30,24 @@ func thresholdLevel(r *ThresholdRule) limit {
 	}
 }
 
-// level evaluates one valid value v at t of a limit's code (see
-// ThresholdRule for the semantics) and appends any change to out.
+// level evaluates one valid value v at t of a threshold-like limit whose
+// condition is its own (see ThresholdRule for the semantics) and appends
+// any change to out.
 func (st *stateData) level(l limit, v float64, t time.Time, key string, out []Condition) []Condition {
+	if c, ok := st.limitChange(l, st.Conds[l.key] != nil, v, t, key); ok {
+		out = st.set(out, c)
+	}
+	return out
+}
+
+// limitChange evaluates one valid value v at t of a limit that is active or
+// not, keeping the limit's run timers, and returns the change when the
+// limit becomes active or clears: an active Condition with every field
+// set, or an inactive one with Key, Changed, Message and Evidence (as
+// stateData.set takes them).
+func (st *stateData) limitChange(l limit, active bool, v float64, t time.Time, key string) (Condition, bool) {
 	if l.priority == PriorityNone {
-		return out
+		return Condition{}, false
 	}
 	ru := st.Runs[l.key]
 	if ru == nil || ru.Version != l.version {
@@ -45,20 +58,20 @@ func (st *stateData) level(l limit, v float64, t time.Time, key string, out []Co
 		st.Runs[l.key] = ru
 	}
 	if t.Before(ru.Last) {
-		return out // late
+		return Condition{}, false // late
 	}
 	gap := !ru.Last.IsZero() && t.Sub(ru.Last) > l.maxGap
 	ru.Last = t
-	if st.Conds[l.key] == nil {
+	if !active {
 		if !l.op.holds(v, l.value) {
 			ru.Start, ru.StartKey = time.Time{}, ""
-			return out
+			return Condition{}, false
 		}
 		if ru.Start.IsZero() || gap {
 			ru.Start, ru.StartKey = t, key
 		}
 		if t.Sub(ru.Start) < l.forD {
-			return out
+			return Condition{}, false
 		}
 		ru.ClearStart = time.Time{}
 		msg := fmt.Sprintf("%s %s %s %s", l.label, num(v, l.decimals, l.unit), l.op, num(l.value, l.decimals, l.unit))
@@ -72,8 +85,8 @@ func (st *stateData) level(l limit, v float64, t time.Time, key string, out []Co
 		if ru.StartKey != key {
 			ev = []string{ru.StartKey, key}
 		}
-		return st.set(out, Condition{Key: l.key, Kind: l.kind, Priority: l.priority, Active: true, Since: t, Changed: t,
-			Message: msg, RuleID: l.ruleID, RuleVersion: l.version, Evidence: ev})
+		return Condition{Key: l.key, Kind: l.kind, Priority: l.priority, Active: true, Since: t, Changed: t,
+			Message: msg, RuleID: l.ruleID, RuleVersion: l.version, Evidence: ev}, true
 	}
 	var beyond bool
 	if l.clear == nil {
@@ -85,13 +98,13 @@ func (st *stateData) level(l limit, v float64, t time.Time, key string, out []Co
 	}
 	if !beyond {
 		ru.ClearStart = time.Time{}
-		return out
+		return Condition{}, false
 	}
 	if ru.ClearStart.IsZero() || gap {
 		ru.ClearStart = t
 	}
 	if t.Sub(ru.ClearStart) < l.clearD {
-		return out
+		return Condition{}, false
 	}
 	ru.Start, ru.StartKey, ru.ClearStart = time.Time{}, "", time.Time{}
 	back := l.value
@@ -105,8 +118,8 @@ func (st *stateData) level(l limit, v float64, t time.Time, key string, out []Co
 	if l.clear == nil {
 		cmp = string(negate(l.op))
 	}
-	return st.set(out, Condition{Key: l.key, Changed: t, Evidence: []string{key},
-		Message: fmt.Sprintf("%s %s %s %s: back within limits", l.label, num(v, l.decimals, l.unit), cmp, num(back, l.decimals, l.unit))})
+	return Condition{Key: l.key, Changed: t, Evidence: []string{key},
+		Message: fmt.Sprintf("%s %s %s %s: back within limits", l.label, num(v, l.decimals, l.unit), cmp, num(back, l.decimals, l.unit))}, true
 }
 
 func negate(op Op) Op {

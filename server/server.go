@@ -65,6 +65,11 @@ type Options struct {
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
 	TokenTTL     time.Duration // sign-in token lifetime
 
+	// AlertRearm is the alerts' re-arm window: a condition that clears and
+	// returns within it re-opens its alert (alerting.Timers.Rearm); 0 means
+	// alerting.DefaultRearm (30 minutes), negative turns it off.
+	AlertRearm time.Duration
+
 	Logger *slog.Logger
 	// Announce receives the lines a person starting the node must see once
 	// (the generated admin password, the CA file and fingerprint). Default: discarded.
@@ -211,7 +216,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: opts.Logger}
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: opts.Logger, Hub: s.hub,
-		Config: s.configs.For, Webhooks: s.webhooks}
+		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: opts.AlertRearm}}
 	s.streamsDone = make(chan struct{})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_audit_journal_syncs_total",

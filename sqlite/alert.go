@@ -12,7 +12,7 @@ import (
 )
 
 const alertColumns = "id, subject_id, key, kind, priority, state, message, score, incomplete, rule_id, rule_version, " +
-	"evidence, opened, updated, acknowledged, ack_by, resolved, resolved_by, snoozed_until, escalation, last_notified, rule_set"
+	"evidence, opened, updated, acknowledged, ack_by, resolved, resolved_by, snoozed_until, escalation, last_notified, rule_set, raised, episodes, acked_priority"
 
 // Alert returns one alert; ENOTFOUND if none.
 func (s *Store) Alert(ctx context.Context, id string) (*vigil.Alert, error) {
@@ -30,6 +30,24 @@ func (s *Store) UnresolvedAlert(ctx context.Context, subjectID, key string) (*vi
 		" FROM alerts WHERE subject_id = ? AND key = ? AND state <> 'resolved'", subjectID, key))
 	if err != nil {
 		return nil, fmt.Errorf("get unresolved alert: %w", notFound(err, "alert"))
+	}
+	return a, nil
+}
+
+// LastAlert returns the patient's unresolved alert for a condition key, or
+// else the one resolved last; ENOTFOUND if none.
+// The unresolved one comes from the partial unique index, the resolved one
+// from alerts_key (subject, key, resolved), read backwards.
+func (s *Store) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
+	a, err := scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+
+		" FROM alerts WHERE subject_id = ? AND key = ? AND state <> 'resolved'", subjectID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		a, err = scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+
+			" FROM alerts WHERE subject_id = ? AND key = ? AND state = 'resolved' ORDER BY resolved DESC, opened DESC, id DESC LIMIT 1",
+			subjectID, key))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get last alert: %w", notFound(err, "alert"))
 	}
 	return a, nil
 }
@@ -119,14 +137,15 @@ func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	seqs := make([]int64, len(w.Events))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if len(w.Alerts) > 0 {
-			stmt, err := tx.PrepareContext(ctx, "INSERT INTO alerts ("+alertColumns+") VALUES ("+placeholders(22)+
+			stmt, err := tx.PrepareContext(ctx, "INSERT INTO alerts ("+alertColumns+") VALUES ("+placeholders(25)+
 				") ON CONFLICT (id) DO UPDATE SET subject_id = excluded.subject_id, key = excluded.key, kind = excluded.kind, "+
 				"priority = excluded.priority, state = excluded.state, message = excluded.message, score = excluded.score, "+
 				"incomplete = excluded.incomplete, rule_id = excluded.rule_id, rule_version = excluded.rule_version, "+
 				"evidence = excluded.evidence, opened = excluded.opened, updated = excluded.updated, "+
 				"acknowledged = excluded.acknowledged, ack_by = excluded.ack_by, resolved = excluded.resolved, "+
 				"resolved_by = excluded.resolved_by, snoozed_until = excluded.snoozed_until, "+
-				"escalation = excluded.escalation, last_notified = excluded.last_notified, rule_set = excluded.rule_set")
+				"escalation = excluded.escalation, last_notified = excluded.last_notified, rule_set = excluded.rule_set, "+
+				"raised = excluded.raised, episodes = excluded.episodes, acked_priority = excluded.acked_priority")
 			if err != nil {
 				return err
 			}
@@ -147,7 +166,7 @@ func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 				if _, err := stmt.ExecContext(ctx, ids[i], a.SubjectID, a.Key, a.Kind, a.Priority, string(a.State), a.Message,
 					score, a.Incomplete, a.RuleID, a.RuleVersion, string(evj), a.Opened.UnixMicro(), a.Updated.UnixMicro(),
 					microsPtr(a.Acknowledged), a.AckBy, microsPtr(a.Resolved), a.ResolvedBy, microsPtr(a.SnoozedUntil),
-					a.Escalation, microsPtr(a.LastNotified), a.RuleSet); err != nil {
+					a.Escalation, microsPtr(a.LastNotified), a.RuleSet, a.Raised.UnixMicro(), a.Episodes, a.AckedPriority); err != nil {
 					if err = constraint(err); vigil.ErrorCode(err) == vigil.ECONFLICT {
 						return &vigil.Error{Code: vigil.ECONFLICT, Err: err,
 							Message: fmt.Sprintf("patient %s already has an unresolved alert %q", a.SubjectID, a.Key)}
@@ -238,10 +257,11 @@ func scanAlert(sc scanner) (*vigil.Alert, error) {
 		state, evidence                       string
 		score                                 sql.NullFloat64
 		opened, updated, ack, res, snz, notif sql.NullInt64
+		raised                                sql.NullInt64
 	)
 	if err := sc.Scan(&a.ID, &a.SubjectID, &a.Key, &a.Kind, &a.Priority, &state, &a.Message, &score, &a.Incomplete,
 		&a.RuleID, &a.RuleVersion, &evidence, &opened, &updated, &ack, &a.AckBy, &res, &a.ResolvedBy, &snz,
-		&a.Escalation, &notif, &a.RuleSet); err != nil {
+		&a.Escalation, &notif, &a.RuleSet, &raised, &a.Episodes, &a.AckedPriority); err != nil {
 		return nil, err
 	}
 	a.State = vigil.AlertState(state)
@@ -251,7 +271,7 @@ func scanAlert(sc scanner) (*vigil.Alert, error) {
 	if err := json.NewDecoder(strings.NewReader(evidence)).Decode(&a.Evidence); err != nil {
 		return nil, fmt.Errorf("decode evidence of alert %s: %w", a.ID, err)
 	}
-	a.Opened, a.Updated = timeOf(opened), timeOf(updated)
+	a.Opened, a.Updated, a.Raised = timeOf(opened), timeOf(updated), timeOf(raised)
 	a.Acknowledged, a.Resolved, a.SnoozedUntil, a.LastNotified = timePtrOf(ack), timePtrOf(res), timePtrOf(snz), timePtrOf(notif)
 	return &a, nil
 }

@@ -17,7 +17,7 @@ func newAlert(subject, key, priority string, opened time.Time) *vigil.Alert {
 	return &vigil.Alert{
 		SubjectID: subject, Key: key, Kind: "news2", Priority: priority, State: vigil.AlertOpen,
 		Message: "NEWS2 7 (high risk) — ü", Score: &score, Incomplete: true, RuleID: "news2", RuleVersion: 1,
-		Evidence: []string{"k1", "k2"}, Opened: opened, Updated: opened,
+		Evidence: []string{"k1", "k2"}, Opened: opened, Updated: opened, Raised: opened.Add(time.Minute), Episodes: 1,
 	}
 }
 
@@ -34,10 +34,10 @@ func formatAlert(a *vigil.Alert) string {
 		score = fmt.Sprint(*a.Score)
 	}
 	return fmt.Sprintf("{id=%s subject=%s key=%s kind=%s prio=%s state=%s msg=%q score=%s inc=%v rule=%s/%d ev=%q "+
-		"opened=%s updated=%s ack=%s by=%q resolved=%s by=%q snoozed=%s esc=%d notified=%s}",
+		"opened=%s updated=%s ack=%s by=%q resolved=%s by=%q snoozed=%s esc=%d notified=%s raised=%s episodes=%d acked=%q}",
 		a.ID, a.SubjectID, a.Key, a.Kind, a.Priority, a.State, a.Message, score, a.Incomplete, a.RuleID, a.RuleVersion,
 		a.Evidence, formatTime(a.Opened), formatTime(a.Updated), ptr(a.Acknowledged), a.AckBy, ptr(a.Resolved),
-		a.ResolvedBy, ptr(a.SnoozedUntil), a.Escalation, ptr(a.LastNotified))
+		a.ResolvedBy, ptr(a.SnoozedUntil), a.Escalation, ptr(a.LastNotified), formatTime(a.Raised), a.Episodes, a.AckedPriority)
 }
 
 func alertIDs(as []*vigil.Alert) []string {
@@ -108,6 +108,7 @@ func testAlerts(t *testing.T, open func(t *testing.T) vigil.Store) {
 		// Acknowledge, snooze and resolve: every optional field set.
 		ack, snooze, res, notif := at(time.Minute), at(time.Hour), at(2*time.Hour), at(30*time.Minute)
 		a.State, a.Acknowledged, a.AckBy, a.SnoozedUntil, a.Escalation, a.LastNotified = vigil.AlertAcknowledged, &ack, "usr_a", &snooze, 2, &notif
+		a.Raised, a.Episodes, a.AckedPriority = at(3*time.Minute), 4, vigil.PriorityMedium
 		a.Score, a.Evidence, a.Updated = nil, nil, ack
 		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}}); err != nil {
 			t.Fatalf("SaveAlerts update: %v", err)
@@ -176,6 +177,44 @@ func testAlerts(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 		err = s.SaveAlerts(ctx, vigil.AlertWrite{Events: []vigil.AlertEvent{{Type: "opened"}}})
 		wantCode(t, "event without alert", err, vigil.EINVALID)
+	})
+
+	t.Run("LastAlert", func(t *testing.T) {
+		// The unresolved alert of a key if any, else the one resolved last:
+		// the engine re-opens it when its condition returns within the
+		// re-arm window.
+		ctx := t.Context()
+		s := open(t)
+		_, err := s.LastAlert(ctx, subjectA, "glucose:below")
+		wantCode(t, "LastAlert with none", err, vigil.ENOTFOUND)
+		var all []*vigil.Alert
+		for i, resolved := range []time.Duration{2 * time.Hour, 3 * time.Hour, time.Hour} {
+			a := newAlert(subjectA, "glucose:below", vigil.PriorityMedium, at(time.Duration(i)*time.Minute))
+			res := at(resolved)
+			a.State, a.Resolved, a.Episodes = vigil.AlertResolved, &res, i+1
+			all = append(all, a)
+		}
+		other := newAlert(subjectB, "glucose:below", vigil.PriorityHigh, at(0))
+		otherKey := newAlert(subjectA, "news2", vigil.PriorityHigh, at(0))
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: append(all, other, otherKey)}); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		got, err := s.LastAlert(ctx, subjectA, "glucose:below")
+		if err != nil || got.ID != all[1].ID {
+			t.Fatalf("LastAlert = %v, %v; want the one resolved last, %s", got, err, all[1].ID)
+		}
+		if g, w := formatAlert(got), formatAlert(all[1]); g != w {
+			t.Errorf("LastAlert:\n got %s\nwant %s", g, w)
+		}
+		// Re-opened (as the engine does), it is the unresolved one.
+		all[2].State, all[2].Resolved, all[2].Episodes = vigil.AlertOpen, nil, 3
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{all[2]}}); err != nil {
+			t.Fatalf("SaveAlerts re-open: %v", err)
+		}
+		got, err = s.LastAlert(ctx, subjectA, "glucose:below")
+		if err != nil || got.ID != all[2].ID || got.State != vigil.AlertOpen || got.Episodes != 3 {
+			t.Errorf("LastAlert after re-opening = %v, %v; want %s open with 3 episodes", got, err, all[2].ID)
+		}
 	})
 
 	t.Run("Filter", func(t *testing.T) {

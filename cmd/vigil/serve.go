@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/server"
 )
 
@@ -22,6 +23,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		logFormat string
 		maxBody   int64
 		shutdown  time.Duration
+		// alertRearm is the flag's value: 0 turns the window off
+		alertRearm time.Duration
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
@@ -33,6 +36,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.AdminPassword, "admin-password", "", "password of the admin user created on first start (prefer the environment variable); random and printed once if unset")
 	fs.BoolVar(&o.AdminReadsClinical, "admin-reads-clinical", false, "let admins read patients' clinical data (readings); admins always manage demographics")
 	fs.BoolVar(&o.WebhookAllowHTTP, "webhook-allow-http", false, "allow alert webhooks to plain http URLs (they carry patient data; https only by default)")
+	fs.DurationVar(&alertRearm, "alert-rearm", alerting.DefaultRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
 	fs.DurationVar(&o.SessionIdle, "session-idle", 30*time.Minute, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", time.Hour, "longest break-glass access to a patient outside one's teams")
 	fs.StringVar(&o.AuditSync, "audit-sync", server.AuditSyncRequest, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
@@ -49,6 +53,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return usageError(err)
 	}
 	o.MaxBodyBytes = maxBody
+	o.AlertRearm = alertRearm
+	if alertRearm == 0 {
+		o.AlertRearm = -1 // off
+	}
 	for _, h := range strings.Split(tlsHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			o.TLSHosts = append(o.TLSHosts, h)
