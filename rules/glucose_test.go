@@ -12,7 +12,7 @@ import (
 )
 
 // TestClassifyGlucose checks the consensus ranges at every cut-point in
-// both units [docs/clinical.md, CGM metrics].
+// both units [clinical.md#cgm-metrics].
 func TestClassifyGlucose(t *testing.T) {
 	for _, tc := range []struct {
 		v    float64

@@ -7,7 +7,7 @@ import (
 )
 
 // TestInterpret checks the interpretation codes at the edges of every band
-// [docs/clinical.md, Interpretation].
+// [clinical.md#interpretation].
 func TestInterpret(t *testing.T) {
 	var in rules.Interpreter
 	for _, tc := range []struct {
