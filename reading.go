@@ -25,6 +25,9 @@ type Reading struct {
 	Quality    Quality     // quality flags
 	Components []Component // components of a panel, e.g. systolic and diastolic
 	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"
+	// Performer is the user id of the person who entered the reading by
+	// hand (QualityManual); "" when a device measured it or Vigil derived it.
+	Performer string
 }
 
 // Component is one measurement inside a panel reading, in canonical units.

@@ -21,7 +21,10 @@ import (
 // (strings), Value (8 bytes, little-endian IEEE 754), Unit (string), Time,
 // Received (times), Key (string), Quality (uvarint), the number of components
 // (uvarint) followed by each component's Code (string), Value (8 bytes) and
-// Unit (string), and Source (string).
+// Unit (string), Source (string), and, only when it is not empty, Performer
+// (string): a reading without it is a reading of the first form of this
+// format, which this decoder still reads; an older decoder refuses a reading
+// with it (trailing bytes) rather than drop it.
 //
 // A quarantine body holds: ID (string), Received (time), Source, Sender
 // (strings), Index (varint), Reason, Code (strings), a flags byte (bit 0:
@@ -123,7 +126,11 @@ func appendReading(dst []byte, r *vigil.Reading) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Value))
 		dst = appendString(dst, c.Unit)
 	}
-	return appendString(dst, r.Source)
+	dst = appendString(dst, r.Source)
+	if r.Performer != "" {
+		dst = appendString(dst, r.Performer)
+	}
+	return dst
 }
 
 func appendQuarantine(dst []byte, q *vigil.QuarantineItem) []byte {
@@ -287,6 +294,11 @@ func (d *decoder) reading() vigil.Reading {
 		}
 	}
 	r.Source = d.string()
+	if len(d.buf) > 0 {
+		if r.Performer = d.string(); r.Performer == "" {
+			d.fail("performer") // never written empty
+		}
+	}
 	return r
 }
 

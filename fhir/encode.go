@@ -153,9 +153,8 @@ func ObservationID(id int64) string { return strconv.FormatInt(id, 10) }
 // flagged questionable, artifact, sensor-off or calibrating has status
 // preliminary. interpretation holds only HL7 v3 ObservationInterpretation
 // codes, given by e.Interpret (also per component).
-//
-// A reading entered by a clinician (flag manual) names no performer: the
-// stored reading does not keep who entered it (the audit log does).
+// A reading entered by hand names its performer: the clinician, as a
+// logical reference (type Practitioner, identifier system SystemUser).
 func (e Encoder) Observation(r *vigil.Reading) *Observation {
 	cat := Category(r.Code)
 	o := &Observation{
@@ -189,6 +188,9 @@ func (e Encoder) Observation(r *vigil.Reading) *Observation {
 	}
 	if r.DeviceID != "" {
 		o.Device = &Reference{Reference: "Device/" + r.DeviceID}
+	}
+	if r.Performer != "" {
+		o.Performer = []Reference{{Type: "Practitioner", Identifier: &Identifier{System: SystemUser, Value: r.Performer}}}
 	}
 	if r.Quality&(vigil.QualityQuestionable|vigil.QualityArtifact|vigil.QualitySensorOff|vigil.QualityCalibrating) != 0 {
 		o.Status = "preliminary"

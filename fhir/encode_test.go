@@ -52,6 +52,10 @@ func TestEncodeObservationDetails(t *testing.T) {
 		q.Meta.Tag[0] != (Coding{System: SystemReadingQuality, Code: "artifact", Display: "Artifact suspected"}) || q.Meta.Tag[1].Code != "manual" {
 		t.Errorf("flagged reading: status %q, interpretation %+v, tags %+v", q.Status, q.Interpretation, q.Meta.Tag)
 	}
+	manual := enc.Observation(&vigil.Reading{ID: 1, SubjectID: "p", Code: "3151-8", Value: 2, Unit: "L/min", Time: t0, Received: t0, Key: "k", Quality: vigil.QualityManual, Performer: "usr_1"})
+	if want := []Reference{{Type: "Practitioner", Identifier: &Identifier{System: SystemUser, Value: "usr_1"}}}; !reflect.DeepEqual(manual.Performer, want) {
+		t.Errorf("entered by hand: performer %+v, want %+v", manual.Performer, want)
+	}
 	news := enc.Observation(&vigil.Reading{ID: 1, SubjectID: "p", Code: "1104051000000101", Value: 5, Unit: "{score}", Time: t0, Received: t0, Key: "k"})
 	if news.Code.Coding[0].System != catalog.SNOMED {
 		t.Errorf("NEWS2 coding %+v, want SNOMED", news.Code.Coding)

@@ -27,6 +27,9 @@ const (
 	// SystemReadingKey identifies an Observation by the reading's
 	// idempotency key (device and sequence number, or a content hash).
 	SystemReadingKey = "https://vigil-health.org/fhir/sid/reading-key"
+	// SystemUser identifies a person by their Vigil user id (the performer
+	// of an observation entered by hand).
+	SystemUser = "https://vigil-health.org/fhir/sid/user"
 	// SystemDeviceSerial identifies a device by its serial number.
 	SystemDeviceSerial = "https://vigil-health.org/fhir/sid/device-serial"
 	// SystemAlertKind codes the kind of an alert (news2, threshold, …).

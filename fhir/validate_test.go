@@ -105,7 +105,7 @@ func sampleReadings() []vigil.Reading {
 		{ID: 6, SubjectID: "pat_1", Code: "1104051000000101", Value: 5, Unit: "{score}", Time: t0, Received: rx, Key: "news2:1", Quality: vigil.QualityDerived, Source: "derived"},
 		{ID: 7, SubjectID: "pat_1", DeviceID: "dev_1", Code: "8310-5", Value: 38.25, Unit: "Cel", Time: t0, Received: rx, Key: "d:dev_1:3", Quality: vigil.QualityQuestionable | vigil.QualityArtifact},
 		{ID: 8, SubjectID: "pat_1", Code: "29463-7", Value: 81.4, Unit: "kg", Time: t0, Received: rx, Key: "h:ghi", Quality: vigil.QualityManual | vigil.QualityConverted},
-		{ID: 9, SubjectID: "pat_1", Code: "67775-7", Value: 2, Unit: "{score}", Time: t0, Received: rx, Key: "h:acvpu", Quality: vigil.QualityManual, Source: "manual"},
+		{ID: 9, SubjectID: "pat_1", Code: "67775-7", Value: 2, Unit: "{score}", Time: t0, Received: rx, Key: "h:acvpu", Quality: vigil.QualityManual, Source: "manual", Performer: "usr_nurse"},
 		{ID: 10, SubjectID: "pat_1", DeviceID: "dev_3", Code: "41653-7", Value: mmol * 18.016, Unit: "mg/dL", Time: t0, Received: rx, Key: "d:dev_3:1", Quality: vigil.QualityConverted},
 		{ID: 11, SubjectID: "pat_1", Code: "15074-8", Value: 2.9, Unit: "mmol/L", Time: t0, Received: rx, Key: "h:jkl"},
 		{ID: 12, SubjectID: "pat_1", DeviceID: "dev_2", Code: "85354-9", Time: t0, Received: rx, Key: "d:dev_2:2",
