@@ -152,9 +152,9 @@ func ObservationID(id int64) string { return strconv.FormatInt(id, 10) }
 // Quality flags are meta.tag codings of SystemReadingQuality; a reading
 // flagged questionable, artifact, sensor-off or calibrating has status
 // preliminary. interpretation holds only HL7 v3 ObservationInterpretation
-// codes, given by e.Interpret (also per component).
-// A reading entered by hand names its performer: the clinician, as a
-// logical reference (type Practitioner, identifier system SystemUser).
+// codes, given by e.Interpret (also per component). A reading entered by
+// hand names its performer: the clinician, as a logical reference (type
+// Practitioner, identifier system SystemUser).
 func (e Encoder) Observation(r *vigil.Reading) *Observation {
 	cat := Category(r.Code)
 	o := &Observation{
