@@ -26,6 +26,9 @@ type Reading struct {
 	Components []Component // components of a panel, e.g. systolic and diastolic
 	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"
 	Derivation *Derivation // what a derived reading was computed from; nil for every other reading
+	// Performer is the user id of the person who entered the reading by
+	// hand (QualityManual); "" when a device measured it or Vigil derived it.
+	Performer string
 }
 
 // Derivation says what a derived reading (QualityDerived, e.g. NEWS2) was

@@ -22,9 +22,14 @@ import (
 // (strings), Value (8 bytes, little-endian IEEE 754), Unit (string), Time,
 // Received (times), Key (string), Quality (uvarint), the number of components
 // (uvarint) followed by each component's Code (string), Value (8 bytes) and
-// Unit (string), and Source (string). A reading with a Derivation is
-// tagged 0x04 and its body continues with the derivation's From, Missing
-// and Stale, each a string list: uvarint(count) followed by the strings.
+// Unit (string), and Source (string). A reading tagged 0x01 may continue
+// with Performer (string), written only when it is not empty: a reading
+// without it is a reading of the first form of this format, which this
+// decoder still reads; an older decoder refuses a reading with it (trailing
+// bytes) rather than drop it. A reading with a Derivation is tagged 0x04 and
+// its body continues instead with the derivation's From, Missing and Stale,
+// each a string list: uvarint(count) followed by the strings (a derived
+// reading has no performer).
 //
 // A quarantine body holds: ID (string), Received (time), Source, Sender
 // (strings), Index (varint), Reason, Code (strings), a flags byte (bit 0:
@@ -76,6 +81,8 @@ func encodeRecords(dst []byte, b *vigil.Batch) (out []byte, ends []int) {
 			body = appendStrings(body, r.Derivation.From)
 			body = appendStrings(body, r.Derivation.Missing)
 			body = appendStrings(body, r.Derivation.Stale)
+		} else if r.Performer != "" {
+			body = appendString(body, r.Performer)
 		}
 		dst = append(dst, tag)
 		dst = binary.AppendUvarint(dst, uint64(len(body)))
@@ -135,7 +142,8 @@ func appendReading(dst []byte, r *vigil.Reading) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Value))
 		dst = appendString(dst, c.Unit)
 	}
-	return appendString(dst, r.Source)
+	dst = appendString(dst, r.Source)
+	return dst
 }
 
 func appendQuarantine(dst []byte, q *vigil.QuarantineItem) []byte {
@@ -198,7 +206,13 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 		d.buf = d.buf[n:]
 		switch tag {
 		case tagReading:
-			b.Readings = append(b.Readings, rd.reading())
+			r := rd.reading()
+			if len(rd.buf) > 0 {
+				if r.Performer = rd.string(); r.Performer == "" {
+					rd.fail("performer") // never written empty
+				}
+			}
+			b.Readings = append(b.Readings, r)
 		case tagDerived:
 			r := rd.reading()
 			r.Derivation = &vigil.Derivation{From: rd.strings(), Missing: rd.strings(), Stale: rd.strings()}

@@ -86,6 +86,10 @@ func TestCodecRoundTrip(t *testing.T) {
 			{Key: "plain"},
 			{Key: "empty derivation", Derivation: &vigil.Derivation{}},
 		}}},
+		{"performer", vigil.Batch{Readings: []vigil.Reading{
+			{SubjectID: "pat_1", Code: "67775-7", Value: 1, Unit: "{score}", Key: "h:1", Quality: vigil.QualityManual, Source: "manual", Performer: "usr_1"},
+			{SubjectID: "pat_1", Code: "8867-4", Value: 70, Unit: "/min", Key: "d:1", Source: "mqtt"},
+		}}},
 		{"status reports", vigil.Batch{Statuses: []vigil.StatusReport{
 			{DeviceID: "dev_1", SubjectID: "pat_1", Time: time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.UTC), Battery: ptr(12.5), Sensor: "off-finger"},
 			{DeviceID: "dev_2", Battery: ptr(0.0)},
@@ -205,6 +209,8 @@ func TestDecodeErrors(t *testing.T) {
 		// list lengths.
 		{"derivation list too long", []byte{1, 4, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0, 0}, "string count"},
 		{"component count too large", []byte{1, 1, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x7f, 0}, "component"},
+		// A zero reading ends after 19 bytes; a performer is never empty.
+		{"empty performer", []byte{1, 1, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, "performer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -231,7 +231,7 @@ func TestMergeErrors(t *testing.T) {
 		{"alias chain", "alias,mm-Hg,mmHg\n", `alias "mm-Hg": its unit "mmHg" is itself an alias`},
 		{"MDC to unknown code", "mdc,1,MDC_X,Z-9,\n", "MDC code 1 (MDC_X): code Z-9 is not in the catalogue"},
 		{"MDC unknown unit", "mdc,1,MDC_X,8867-4,7\n", "MDC code 1 (MDC_X): unit 7 is not in the catalogue"},
-		{"MDC unit not accepted", "mdc,1,MDC_X,8867-4,262688\n", "MDC code 1 (MDC_X): unit % is not accepted for 8867-4 (heart rate)"},
+		{"MDC unit not accepted", "mdc,1,MDC_X,8867-4,262688\n", "MDC code 1 (MDC_X): unit % is not accepted for 8867-4 (Heart rate)"},
 		{"MDC panel with unit", "mdc,1,MDC_X,85354-9,266016\n", "code 85354-9 is a panel, which takes no unit"},
 		{"MDC ref clash", "mdc,1,MDC_TEMP,8310-5,\n", "MDC reference id MDC_TEMP names both 150344 and 1"},
 		{"MDC unit ref clash", "mdcunit,1,MDC_DIM_DEGC,Cel\n", "MDC reference id MDC_DIM_DEGC names both units 268192 and 1"},

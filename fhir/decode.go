@@ -52,15 +52,16 @@ func IdentifierSeq(system, value string) uint64 {
 
 // observationIn is the part of an Observation Vigil reads.
 type observationIn struct {
-	ResourceType      string          `json:"resourceType"`
-	Identifier        []Identifier    `json:"identifier"`
-	Status            string          `json:"status"`
-	Code              CodeableConcept `json:"code"`
-	Subject           *Reference      `json:"subject"`
-	EffectiveDateTime string          `json:"effectiveDateTime"`
-	EffectiveInstant  string          `json:"effectiveInstant"`
-	ValueQuantity     *quantityIn     `json:"valueQuantity"`
-	Device            *Reference      `json:"device"`
+	ResourceType      string           `json:"resourceType"`
+	Identifier        []Identifier     `json:"identifier"`
+	Status            string           `json:"status"`
+	Code              CodeableConcept  `json:"code"`
+	Subject           *Reference       `json:"subject"`
+	EffectiveDateTime string           `json:"effectiveDateTime"`
+	EffectiveInstant  string           `json:"effectiveInstant"`
+	ValueQuantity     *quantityIn      `json:"valueQuantity"`
+	ValueCodeable     *CodeableConcept `json:"valueCodeableConcept"`
+	Device            *Reference       `json:"device"`
 	Component         []struct {
 		Code          CodeableConcept `json:"code"`
 		ValueQuantity *quantityIn     `json:"valueQuantity"`
@@ -80,7 +81,7 @@ type quantityIn struct {
 // accepting them silently would lose or change data.
 var unsupported = []string{
 	"modifierExtension", "dataAbsentReason", "effectivePeriod", "effectiveTiming", "hasMember", "derivedFrom",
-	"valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange", "valueRatio",
+	"valueString", "valueBoolean", "valueInteger", "valueRange", "valueRatio",
 	"valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
 }
 
@@ -93,7 +94,9 @@ func invalid(format string, args ...any) error {
 // code (with several LOINC codings, the first for which known returns true,
 // or the first if known is nil or knows none); subject Patient/{id};
 // effectiveDateTime or effectiveInstant with a time zone; and either a
-// valueQuantity or components with valueQuantity. The unit is the UCUM code
+// valueQuantity or components with valueQuantity. A level of consciousness
+// (67775-7) may instead carry a valueCodeableConcept with one of the SNOMED
+// CT ACVPU findings Vigil emits, read as its level 0–4 in {score}. The unit is the UCUM code
 // when the system is UCUM, else the unit text. The first identifier, if
 // any, becomes the idempotency sequence number (IdentifierSeq). Errors are
 // EINVALID naming the element; it never panics.
@@ -156,6 +159,24 @@ func DecodeObservation(body []byte, known func(code string) bool) (Input, error)
 	}
 	if _, err := ParseInstant(in.Time); err != nil {
 		return Input{}, invalid("Observation.effective[x]: %s", vigil.ErrorMessage(err))
+	}
+	if o.ValueCodeable != nil {
+		if code != CodeConsciousness || o.ValueQuantity != nil {
+			return Input{}, invalid("Observation.valueCodeableConcept is not supported: Vigil stores numeric measurements only (and the ACVPU level of %s)", CodeConsciousness)
+		}
+		level := -1
+		for _, c := range o.ValueCodeable.Coding {
+			if l, ok := ACVPULevel(c); ok {
+				level = l
+				break
+			}
+		}
+		if level < 0 {
+			return Input{}, invalid("Observation.valueCodeableConcept of %s needs a SNOMED CT ACVPU coding (%s alert, %s new confusion, %s voice, %s pain, %s unresponsive)",
+				CodeConsciousness, acvpuAnswers[0].Code, acvpuAnswers[1].Code, acvpuAnswers[2].Code, acvpuAnswers[3].Code, acvpuAnswers[4].Code)
+		}
+		v := float64(level)
+		in.Value, in.Unit = &v, "{score}"
 	}
 	if o.ValueQuantity != nil {
 		v, unit, err := o.ValueQuantity.read("Observation.valueQuantity")

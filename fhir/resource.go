@@ -27,12 +27,32 @@ const (
 	// SystemReadingKey identifies an Observation by the reading's
 	// idempotency key (device and sequence number, or a content hash).
 	SystemReadingKey = "https://vigil-health.org/fhir/sid/reading-key"
+	// SystemUser identifies a person by their Vigil user id (the performer
+	// of an observation entered by hand).
+	SystemUser = "https://vigil-health.org/fhir/sid/user"
 	// SystemDeviceSerial identifies a device by its serial number.
 	SystemDeviceSerial = "https://vigil-health.org/fhir/sid/device-serial"
 	// SystemAlertKind codes the kind of an alert (news2, threshold, …).
 	SystemAlertKind = "https://vigil-health.org/fhir/CodeSystem/alert-kind"
 	// ProfileVitalSigns is the R4 vital-signs Observation profile.
 	ProfileVitalSigns = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+	// SystemSNOMED is SNOMED CT.
+	SystemSNOMED = "http://snomed.info/sct"
+	// SystemInterpretation is HL7 v3 ObservationInterpretation (N, L, H,
+	// LL, HH, A).
+	SystemInterpretation = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+	// SystemReadingQuality codes Vigil's quality flags of a reading
+	// (questionable, artifact, sensor-off, calibrating, manual, derived,
+	// converted), carried as meta.tag.
+	SystemReadingQuality = "https://vigil-health.org/fhir/CodeSystem/reading-quality"
+	// ExtFlagPriority is the R4 extension giving a Flag its alarm
+	// priority, coded in SystemFlagPriority.
+	ExtFlagPriority = "http://hl7.org/fhir/StructureDefinition/flag-priority"
+	// SystemFlagPriority: PH high, PM medium, PL low, PN no alarm.
+	SystemFlagPriority = "http://hl7.org/fhir/flag-priority-code"
+	// ExtFlagDetail is the R4 extension pointing from a Flag to the record
+	// that supports it (Vigil: each reading of the alert's evidence).
+	ExtFlagDetail = "http://hl7.org/fhir/StructureDefinition/flag-detail"
 )
 
 // Coding is a code in a code system.
@@ -48,13 +68,20 @@ type CodeableConcept struct {
 	Text   string   `json:"text,omitempty"`
 }
 
-// Reference points at another resource, e.g. "Patient/123", or, as a
-// logical reference, names it by its Type and an Identifier.
+// Reference points at another resource, e.g. "Patient/123", or names it
+// by a business identifier (a logical reference) with its Type.
 type Reference struct {
 	Reference  string      `json:"reference,omitempty"`
 	Type       string      `json:"type,omitempty"`
 	Identifier *Identifier `json:"identifier,omitempty"`
 	Display    string      `json:"display,omitempty"`
+}
+
+// Extension is an extension with the value types Vigil uses.
+type Extension struct {
+	URL                  string           `json:"url"`
+	ValueCodeableConcept *CodeableConcept `json:"valueCodeableConcept,omitempty"`
+	ValueReference       *Reference       `json:"valueReference,omitempty"`
 }
 
 // Quantity is a measured amount. Value is a JSON number kept as written, so
@@ -84,6 +111,7 @@ type Period struct {
 type Meta struct {
 	LastUpdated string   `json:"lastUpdated,omitempty"`
 	Profile     []string `json:"profile,omitempty"`
+	Tag         []Coding `json:"tag,omitempty"`
 }
 
 // HumanName is a person's name; Vigil keeps names as one text.
@@ -103,7 +131,9 @@ type Observation struct {
 	Subject           *Reference             `json:"subject,omitempty"`
 	EffectiveDateTime string                 `json:"effectiveDateTime,omitempty"`
 	Issued            string                 `json:"issued,omitempty"`
+	Performer         []Reference            `json:"performer,omitempty"`
 	ValueQuantity     *Quantity              `json:"valueQuantity,omitempty"`
+	ValueCodeable     *CodeableConcept       `json:"valueCodeableConcept,omitempty"`
 	Interpretation    []CodeableConcept      `json:"interpretation,omitempty"`
 	Device            *Reference             `json:"device,omitempty"`
 	DerivedFrom       []Reference            `json:"derivedFrom,omitempty"`
@@ -112,8 +142,9 @@ type Observation struct {
 
 // ObservationComponent is one measurement of a panel Observation.
 type ObservationComponent struct {
-	Code          CodeableConcept `json:"code"`
-	ValueQuantity *Quantity       `json:"valueQuantity,omitempty"`
+	Code           CodeableConcept   `json:"code"`
+	ValueQuantity  *Quantity         `json:"valueQuantity,omitempty"`
+	Interpretation []CodeableConcept `json:"interpretation,omitempty"`
 }
 
 // Patient is an R4 Patient.
@@ -153,6 +184,7 @@ type Flag struct {
 	ResourceType string            `json:"resourceType"`
 	ID           string            `json:"id,omitempty"`
 	Meta         *Meta             `json:"meta,omitempty"`
+	Extension    []Extension       `json:"extension,omitempty"`
 	Identifier   []Identifier      `json:"identifier,omitempty"`
 	Status       string            `json:"status"`
 	Category     []CodeableConcept `json:"category,omitempty"`
@@ -185,8 +217,16 @@ func Instant(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
 }
 
-// number formats f as a JSON number with no more digits than it needs.
+// number formats f as a JSON number with no more digits than it needs and
+// without the noise of binary arithmetic: f is first rounded to 15
+// significant digits (what a float64 holds exactly), so a value converted
+// from another unit such as 10.0 mmol/L × 18.016 is written 180.16, not
+// 180.15999999999997. No device measures to more than 15 digits, so a
+// measured value is written as it was sent.
 func number(f float64) *json.Number {
+	if r, err := strconv.ParseFloat(strconv.FormatFloat(f, 'g', 15, 64), 64); err == nil {
+		f = r
+	}
 	n := json.Number(strconv.FormatFloat(f, 'f', -1, 64))
 	return &n
 }

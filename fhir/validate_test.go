@@ -2,6 +2,7 @@ package fhir_test
 
 import (
 	"encoding/json"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,37 @@ import (
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/fhir"
+	"github.com/vigil-health/vigil/rules"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// golden compares the file at path with testdata/golden/<its name>, or
+// rewrites the golden file with -update. Review the diff of a rewritten
+// golden file: it is the FHIR that clients receive.
+func golden(t *testing.T, path string) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := filepath.Join("testdata", "golden", filepath.Base(path))
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(g), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(g, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(g)
+	if err != nil {
+		t.Fatalf("%v (go test -run TestValidatorsAcceptEveryShape -update writes it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from %s:\n%s", filepath.Base(path), g, got)
+	}
+}
 
 // validate runs the two independent npm validators (testdata/validate) on
 // files, failing t with their report. It skips, saying why, when node or the
@@ -55,10 +86,13 @@ func write(t *testing.T, dir, name string, v any) string {
 }
 
 // sampleReadings covers every kind of Observation Vigil emits: a plain vital
-// sign, SpO2 with its second coding, blood pressure with components, a
-// laboratory and an activity code, a derived NEWS2 score, a flagged reading
-// and one without a device.
+// sign, SpO2 with its second coding, blood pressure with components (a low
+// systolic), a laboratory and an activity code, a derived NEWS2 score, a
+// flagged reading and one without a device, a level of consciousness
+// (coded), a glucose converted from mmol/L (10.0 mmol/L: in range, written
+// without float noise) and one in mmol/L.
 func sampleReadings() []vigil.Reading {
+	mmol := 10.0 // × 18.016 at run time, as the ingest converts: 180.15999999999997
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 123456000, time.UTC)
 	rx := t0.Add(2 * time.Second)
 	return []vigil.Reading{
@@ -72,23 +106,32 @@ func sampleReadings() []vigil.Reading {
 			Derivation: &vigil.Derivation{From: []string{"d:dev_1:1", "d:dev_1:2"}, Missing: []string{"oxygen"}}},
 		{ID: 7, SubjectID: "pat_1", DeviceID: "dev_1", Code: "8310-5", Value: 38.25, Unit: "Cel", Time: t0, Received: rx, Key: "d:dev_1:3", Quality: vigil.QualityQuestionable | vigil.QualityArtifact},
 		{ID: 8, SubjectID: "pat_1", Code: "29463-7", Value: 81.4, Unit: "kg", Time: t0, Received: rx, Key: "h:ghi", Quality: vigil.QualityManual | vigil.QualityConverted},
+		{ID: 9, SubjectID: "pat_1", Code: "67775-7", Value: 2, Unit: "{score}", Time: t0, Received: rx, Key: "h:acvpu", Quality: vigil.QualityManual, Source: "manual", Performer: "usr_nurse"},
+		{ID: 10, SubjectID: "pat_1", DeviceID: "dev_3", Code: "41653-7", Value: mmol * 18.016, Unit: "mg/dL", Time: t0, Received: rx, Key: "d:dev_3:1", Quality: vigil.QualityConverted},
+		{ID: 11, SubjectID: "pat_1", Code: "15074-8", Value: 2.9, Unit: "mmol/L", Time: t0, Received: rx, Key: "h:jkl"},
+		{ID: 12, SubjectID: "pat_1", DeviceID: "dev_2", Code: "85354-9", Time: t0, Received: rx, Key: "d:dev_2:2",
+			Components: []vigil.Component{{Code: "8480-6", Value: 88, Unit: "mm[Hg]"}, {Code: "8462-4", Value: 50, Unit: "mm[Hg]"}}},
 	}
 }
 
 // TestValidatorsAcceptEveryShape writes every resource shape the fhir
 // package emits and has both npm validators check them.
 func TestValidatorsAcceptEveryShape(t *testing.T) {
-	enc := fhir.Encoder{Codes: catalog.Default()}
+	enc := fhir.Encoder{Codes: catalog.Default(), Interpret: rules.Interpreter{}}
 	dir := t.TempDir()
 	var files []string
-	add := func(name string, v any) { files = append(files, write(t, dir, name, v)) }
+	add := func(name string, v any) {
+		p := write(t, dir, name, v)
+		golden(t, p)
+		files = append(files, p)
+	}
 
 	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	bundle := fhir.Searchset(fhir.Instant(now), "https://vigil.example/fhir/r4/Observation?patient=pat_1", "https://vigil.example/fhir/r4/Observation?patient=pat_1&_cursor=x")
 	var ndjson strings.Builder
 	for _, r := range sampleReadings() {
 		o := enc.Observation(&r)
-		add("observation-"+r.Code+".json", o)
+		add("observation-"+o.ID+"-"+r.Code+".json", o)
 		bundle.AddMatch("https://vigil.example/fhir/r4/Observation/"+o.ID, o)
 		b, err := json.Marshal(o)
 		if err != nil {
@@ -97,7 +140,7 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 		ndjson.Write(b)
 		ndjson.WriteByte('\n')
 	}
-	add("searchset.json", bundle)
+	files = append(files, write(t, dir, "searchset.json", bundle)) // its entries are the golden Observations
 	add("searchset-empty.json", fhir.Searchset(fhir.Instant(now), "https://vigil.example/fhir/r4/Observation?patient=pat_2", ""))
 	p := filepath.Join(dir, "Observation.ndjson")
 	if err := os.WriteFile(p, []byte(ndjson.String()), 0o600); err != nil {
@@ -111,8 +154,10 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	add("device.json", enc.Device(&vigil.Device{ID: "dev_1", Kind: "pulse-oximeter", Model: "OX-1", Serial: "SN1", SubjectID: "pat_1", Created: now}))
 	add("device-revoked.json", enc.Device(&vigil.Device{ID: "dev_2", Created: now, Revoked: &revoked}))
 	score := 7.0
-	add("flag.json", enc.Flag(&vigil.Alert{ID: "alr_1", SubjectID: "pat_1", Key: "news2", Kind: "news2", Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Message: "NEWS2 7", Score: &score, Opened: now, Updated: now}))
-	add("flag-resolved.json", enc.Flag(&vigil.Alert{ID: "alr_2", SubjectID: "pat_1", Key: "silence:dev_1", Kind: "silence", State: vigil.AlertResolved, Message: "device silent", Opened: now, Updated: now, Resolved: &revoked}))
+	add("flag.json", enc.Flag(&vigil.Alert{ID: "alr_1", SubjectID: "pat_1", Key: "news2", Kind: "news2", Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Message: "NEWS2 7", Score: &score, Opened: now, Updated: now,
+		Evidence: []string{"news2:1", "d:dev_1:1"}}))
+	add("flag-resolved.json", enc.Flag(&vigil.Alert{ID: "alr_2", SubjectID: "pat_1", Key: "silence:dev_1", Kind: "silence", Priority: vigil.PriorityLow, State: vigil.AlertResolved, Message: "device silent", Opened: now, Updated: now, Resolved: &revoked}))
+	add("flag-info.json", enc.Flag(&vigil.Alert{ID: "alr_3", SubjectID: "pat_1", Key: "quality:dev_1", Kind: "quality", Priority: vigil.PriorityInfo, State: vigil.AlertOpen, Message: "questionable readings", Opened: now, Updated: now, Evidence: []string{"d:dev_1:3"}}))
 	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
 	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))
 	resp := &fhir.BundleOut{ResourceType: "Bundle", Type: fhir.BundleBatchResponse, Entry: []fhir.EntryOut{

@@ -784,6 +784,8 @@ func TestGlucoseSummary(t *testing.T) {
 	near("in_range", got.InRange, 60)
 	near("above_level1", got.AboveLevel1, 10)
 	near("above_level2", got.AboveLevel2, 10)
+	near("below_range", got.BelowRange, 20)
+	near("above_range", got.AboveRange, 20)
 	near("mean", got.Mean, 121)
 	// Squared deviations from 121 per 10 readings: 71² + 61² + 6×21² + 79² + 179² = 49,690.
 	sd := math.Sqrt(49690 * (n / 10) / float64(n-1))
@@ -799,7 +801,7 @@ func TestGlucoseSummary(t *testing.T) {
 		}
 		met[tg.Metric] = *tg.Met
 	}
-	wantMet := map[string]bool{"below_level2": false, "below_70": false, "in_range": false, "above_level1": true, "above_level2": false, "cv": false}
+	wantMet := map[string]bool{"below_54": false, "below_70": false, "in_range": false, "above_180": true, "above_250": false, "cv": false}
 	for k, v := range wantMet {
 		if got, ok := met[k]; !ok || got != v {
 			t.Errorf("target %s met %v (present %v), want %v", k, got, ok, v)

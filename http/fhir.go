@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/fhir"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/rules"
 )
 
 // CodeCatalog is what the FHIR API needs of the code catalogue (code
@@ -27,11 +28,13 @@ type CodeCatalog interface {
 // fhirPrefix is where the FHIR R4 API lives.
 const fhirPrefix = "/fhir/r4"
 
+// encoder returns the FHIR encoder: displays from the catalogue,
+// interpretations from the clinical reference ranges of package rules.
 func (s *Server) encoder() fhir.Encoder {
 	if s.Codes == nil {
-		return fhir.Encoder{}
+		return fhir.Encoder{Interpret: rules.Interpreter{}}
 	}
-	return fhir.Encoder{Codes: s.Codes}
+	return fhir.Encoder{Codes: s.Codes, Interpret: rules.Interpreter{}}
 }
 
 // fhirBase returns the absolute base URL of the FHIR API as the client

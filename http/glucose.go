@@ -29,6 +29,8 @@ type glucoseSummaryOut struct {
 	InRange     float64         `json:"in_range"`     // 70–180 mg/dL
 	AboveLevel1 float64         `json:"above_level1"` // 181–250 mg/dL
 	AboveLevel2 float64         `json:"above_level2"` // > 250 mg/dL
+	BelowRange  float64         `json:"below_range"`  // < 70 mg/dL, both levels
+	AboveRange  float64         `json:"above_range"`  // > 180 mg/dL, both levels
 	Mean        float64         `json:"mean"`
 	SD          float64         `json:"sd"`
 	CV          float64         `json:"cv"`
@@ -41,10 +43,11 @@ type glucoseSummaryOut struct {
 	Targets     []glucoseTarget `json:"targets"`
 }
 
-// glucoseTarget is one consensus target [clinical.md] and whether the
-// summary meets it (absent with no readings).
+// glucoseTarget is rules.Target as the API shows it: one consensus target
+// [clinical.md#cgm-metrics] and whether the summary meets it (absent with no
+// readings).
 type glucoseTarget struct {
-	Metric string  `json:"metric"` // a field of the summary, or below_70 (both levels below range)
+	Metric string  `json:"metric"` // below_54, below_70, in_range, above_180, above_250, cv
 	Range  string  `json:"range,omitempty"`
 	Op     string  `json:"op"`     // "<", "<=" or ">"
 	Value  float64 `json:"value"`  // %
@@ -52,34 +55,13 @@ type glucoseTarget struct {
 	Met    *bool   `json:"met,omitempty"`
 }
 
-// glucoseTargets are the consensus targets for most adults with diabetes
-// [clinical.md] applied to s.
+// glucoseTargets are rules.Targets of s.
 func glucoseTargets(s rules.Summary) []glucoseTarget {
-	ts := []glucoseTarget{
-		{Metric: "below_level2", Range: "< 54 mg/dL", Op: "<", Value: 1, Actual: s.BelowLevel2},
-		{Metric: "below_70", Range: "< 70 mg/dL", Op: "<", Value: 4, Actual: s.BelowLevel1 + s.BelowLevel2},
-		{Metric: "in_range", Range: "70–180 mg/dL", Op: ">", Value: 70, Actual: s.InRange},
-		{Metric: "above_level1", Range: "181–250 mg/dL", Op: "<", Value: 25, Actual: s.AboveLevel1},
-		{Metric: "above_level2", Range: "> 250 mg/dL", Op: "<", Value: 5, Actual: s.AboveLevel2},
-		{Metric: "cv", Op: "<=", Value: 36, Actual: s.CV},
+	var out []glucoseTarget
+	for _, t := range rules.Targets(s) {
+		out = append(out, glucoseTarget{Metric: t.Metric, Range: t.Range, Op: t.Op, Value: t.Value, Actual: t.Actual, Met: t.Met})
 	}
-	if s.Readings == 0 {
-		return ts
-	}
-	for i := range ts {
-		t := &ts[i]
-		var met bool
-		switch t.Op {
-		case "<":
-			met = t.Actual < t.Value
-		case "<=":
-			met = t.Actual <= t.Value
-		case ">":
-			met = t.Actual > t.Value
-		}
-		t.Met = &met
-	}
-	return ts
+	return out
 }
 
 // glucoseSummary answers GET /api/v1/patients/{id}/glucose-summary?from=&to=
@@ -116,7 +98,7 @@ func (s *Server) glucoseSummary(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, glucoseSummaryOut{
 		PatientID: id, Code: rules.CodeGlucoseCGM, Unit: "mg/dL", From: sum.From, To: sum.To, Readings: sum.Readings,
 		BelowLevel2: sum.BelowLevel2, BelowLevel1: sum.BelowLevel1, InRange: sum.InRange,
-		AboveLevel1: sum.AboveLevel1, AboveLevel2: sum.AboveLevel2,
+		AboveLevel1: sum.AboveLevel1, AboveLevel2: sum.AboveLevel2, BelowRange: sum.BelowRange, AboveRange: sum.AboveRange,
 		Mean: sum.Mean, SD: sum.SD, CV: sum.CV, GMI: sum.GMI, GMIMmolMol: sum.GMIMmolMol,
 		DaysCovered: sum.DaysCovered, Expected: sum.Expected, Wear: sum.Wear, Sufficient: sum.Sufficient,
 		Targets: glucoseTargets(sum),

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -310,9 +311,15 @@ func TestPostObservations(t *testing.T) {
 		return len(got) == 3
 	})
 	for _, r := range got {
-		if r.Source != "manual" || r.Quality&vigil.QualityManual == 0 || r.DeviceID != "" {
-			t.Errorf("stored %+v: want source manual, flag manual, no device", r)
+		if r.Source != "manual" || r.Quality&vigil.QualityManual == 0 || r.DeviceID != "" || r.Performer != clin.ID {
+			t.Errorf("stored %+v: want source manual, flag manual, no device, performer %s", r, clin.ID)
 		}
+	}
+	// FHIR names the clinician as performer.
+	st, body := e.request("GET", "/fhir/r4/Observation/"+strconv.FormatInt(got[0].ID, 10), tok, "")
+	want := `"performer":[{"type":"Practitioner","identifier":{"system":"https://vigil-health.org/fhir/sid/user","value":"` + clin.ID + `"}}]`
+	if st != http.StatusOK || !strings.Contains(body, want) {
+		t.Errorf("FHIR read: %d %s\nwant it to contain %s", st, body, want)
 	}
 }
 

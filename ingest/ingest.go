@@ -439,6 +439,7 @@ func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, pat
 		}
 		r.SubjectID = patientID
 		r.Quality |= vigil.QualityManual
+		r.Performer = v.p.UserID
 		return nil
 	}
 	return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not send readings", v.p.Role)

@@ -166,7 +166,8 @@ func TestSubmitItems(t *testing.T) {
 		{"integration revoked device", integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_revoked"}`, "dev_revoked is revoked", nil},
 		{"integration device and other patient", integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_b","patient_id":"pat_1"}`, "not assigned to patient pat_1", nil},
 		{"clinician enters consciousness", clinician, `{"code":"67775-7","value":2,"unit":"{score}","time":"2026-11-20T09:59:00Z","patient_id":"pat_1"}`, "", func(t *testing.T, r vigil.Reading) {
-			if r.SubjectID != "pat_1" || r.DeviceID != "" || r.Quality&vigil.QualityManual == 0 || !strings.HasPrefix(r.Key, "h:") {
+			if r.SubjectID != "pat_1" || r.DeviceID != "" || r.Quality&vigil.QualityManual == 0 || !strings.HasPrefix(r.Key, "h:") ||
+				r.Performer != clinician.UserID {
 				t.Errorf("got %+v", r)
 			}
 		}},

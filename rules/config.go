@@ -239,8 +239,8 @@ type GlucoseLevel struct {
 }
 
 // GlucoseConfig configures the glucose conditions. Values are in mg/dL;
-// readings in mmol/L are converted with 18.016 mg/dL per mmol/L
-// [clinical.md].
+// codes in mmol/L are compared in mmol/L with these values converted (18.016
+// mg/dL per mmol/L) and rounded to one decimal [clinical.md#glucose-units].
 type GlucoseConfig struct {
 	Enabled   bool     `json:"enabled"`
 	Codes     []string `json:"codes"`      // in mg/dL

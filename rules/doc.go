@@ -12,11 +12,13 @@
 // reading applied and resume after a crash without missing or repeating a
 // condition.
 //
-// Clinical sources are cited in comments as [clinical.md], the project's
-// clinical reference: the Royal College of Physicians' NEWS2 (2017), the
-// international consensus on CGM Time in Range (Diabetes Care
-// 2019;42:1593), Bergenstal's GMI (2018) and the alarm priorities of
-// IEC 60601-1-8. Choices of Vigil's own, not taken from those sources, are
+// Clinical sources are cited in comments as [clinical.md], or with the
+// anchor of a section as in [clinical.md#news2]: docs/clinical.md, the
+// project's clinical reference, which names the primary sources: the Royal
+// College of Physicians' NEWS2 (2017), the international consensus on CGM
+// Time in Range (Diabetes Care 2019;42:1593), Bergenstal's GMI (2018), the
+// ADA's hypoglycaemia levels and the alarm priorities of IEC 60601-1-8.
+// Choices of Vigil's own, not taken from those sources, are
 // marked [choice] and are configurable.
 //
 // # Which readings count

@@ -13,22 +13,22 @@ import (
 
 // readingColumns are the columns scanReading reads, in order. The latest
 // table has the same columns, with reading_id for id.
-const readingColumns = "id, subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation"
+const readingColumns = "id, subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation, performer"
 
 const (
-	insertReading = `INSERT INTO readings (subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	insertReading = `INSERT INTO readings (subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation, performer)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO NOTHING`
 	insertComponent = `INSERT INTO reading_components (subject_id, code, t, reading_id, idx, value) VALUES (?, ?, ?, ?, ?, ?)`
 	// upsertLatest replaces a subject's latest reading of a code only with a
 	// newer one: later in time, or as late and stored later.
-	upsertLatest = `INSERT INTO latest (subject_id, code, reading_id, device_id, value, unit, t, received, key, quality, source, components, derivation)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	upsertLatest = `INSERT INTO latest (subject_id, code, reading_id, device_id, value, unit, t, received, key, quality, source, components, derivation, performer)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (subject_id, code) DO UPDATE SET
 			reading_id = excluded.reading_id, device_id = excluded.device_id, value = excluded.value,
 			unit = excluded.unit, t = excluded.t, received = excluded.received, key = excluded.key,
 			quality = excluded.quality, source = excluded.source, components = excluded.components,
-			derivation = excluded.derivation
+			derivation = excluded.derivation, performer = excluded.performer
 		WHERE excluded.t > latest.t OR (excluded.t = latest.t AND excluded.reading_id > latest.reading_id)`
 	// upsertRollup adds a transaction's values of one subject, code and
 	// 15-minute bucket to reading_rollup.
@@ -136,6 +136,7 @@ type latestRow struct {
 	source        string
 	components    any
 	derivation    any
+	performer     string
 }
 
 // batchWriter writes the readings and quarantine items of one transaction
@@ -237,7 +238,7 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 	t := r.Time.UnixMicro()
 	received := micros(r.Received)
 	res, err := w.insReading.ExecContext(ctx, r.SubjectID, r.DeviceID, r.Code, value, r.Unit, t, received,
-		r.Key, int64(r.Quality), r.Source, comps, deriv)
+		r.Key, int64(r.Quality), r.Source, comps, deriv, r.Performer)
 	if err != nil {
 		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
 	}
@@ -253,7 +254,7 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 
 	row := latestRow{subject: r.SubjectID, code: r.Code, id: id, device: r.DeviceID, value: value, unit: r.Unit,
 		t: t, received: received, key: r.Key, quality: int64(r.Quality), source: r.Source, components: comps,
-		derivation: deriv}
+		derivation: deriv, performer: r.Performer}
 	w.offer(row)
 	if r.HasValue() {
 		w.roll(r.SubjectID, r.Code, t, r.Value)
@@ -284,7 +285,7 @@ func (w *batchWriter) offer(row latestRow) {
 func (w *batchWriter) flushLatest(ctx context.Context) error {
 	for _, r := range w.newest {
 		if _, err := w.upsLatest.ExecContext(ctx, r.subject, r.code, r.id, r.device, r.value, r.unit, r.t,
-			r.received, r.key, r.quality, r.source, r.components, r.derivation); err != nil {
+			r.received, r.key, r.quality, r.source, r.components, r.derivation, r.performer); err != nil {
 			return fmt.Errorf("update latest %s: %w", r.code, err)
 		}
 	}
@@ -405,7 +406,7 @@ func (s *Store) ReadingByKey(ctx context.Context, key string) (vigil.Reading, er
 // with the panel's ID, time, device and key.
 func (s *Store) Latest(ctx context.Context, subjectID string) ([]vigil.Reading, error) {
 	rows, err := s.r.QueryContext(ctx,
-		"SELECT reading_id, subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation"+
+		"SELECT reading_id, subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation, performer"+
 			" FROM latest WHERE subject_id = ? ORDER BY code", subjectID)
 	if err != nil {
 		return nil, fmt.Errorf("query latest: %w", err)
@@ -529,7 +530,7 @@ func scanReading(sc scanner, r *vigil.Reading) error {
 	var quality int64
 	var comps, deriv sql.NullString
 	if err := sc.Scan(&r.ID, &r.SubjectID, &r.DeviceID, &r.Code, &value, &r.Unit, &t, &received,
-		&r.Key, &quality, &r.Source, &comps, &deriv); err != nil {
+		&r.Key, &quality, &r.Source, &comps, &deriv, &r.Performer); err != nil {
 		return fmt.Errorf("scan reading: %w", err)
 	}
 	r.Value = value.Float64

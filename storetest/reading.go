@@ -589,6 +589,7 @@ func testReadings(t *testing.T, open func(t *testing.T) vigil.Store) {
 			Key:       "manual/1",
 			Quality:   vigil.QualityManual,
 			Source:    "manual",
+			Performer: "usr_nurse",
 		}
 		derived := vigil.Reading{
 			SubjectID: subjectA,
@@ -610,6 +611,14 @@ func testReadings(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 		if d := diffReadings(all(t, s, subjectA), want); d != "" {
 			t.Error(d)
+		}
+		// Latest keeps who entered a reading too.
+		latest, err := s.Latest(t.Context(), subjectA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := slices.IndexFunc(latest, func(r vigil.Reading) bool { return r.Code == bodyTemp }); i < 0 || latest[i].Performer != "usr_nurse" {
+			t.Errorf("latest %s: %+v, want performer usr_nurse", bodyTemp, latest)
 		}
 	})
 

@@ -168,9 +168,9 @@ func formatTime(t time.Time) string {
 // formatReading shows every field of r.
 func formatReading(r vigil.Reading) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{id=%d subject=%s device=%s code=%s value=%v unit=%q time=%s received=%s key=%s quality=%d source=%s",
+	fmt.Fprintf(&b, "{id=%d subject=%s device=%s code=%s value=%v unit=%q time=%s received=%s key=%s quality=%d source=%s performer=%q",
 		r.ID, r.SubjectID, r.DeviceID, r.Code, r.Value, r.Unit, formatTime(r.Time), formatTime(r.Received),
-		r.Key, r.Quality, r.Source)
+		r.Key, r.Quality, r.Source, r.Performer)
 	if r.Components != nil {
 		fmt.Fprintf(&b, " components=%v", r.Components)
 	}
