@@ -174,7 +174,9 @@ func Restore(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 		}
 	}
 	// Make the directory entries durable, deepest first.
-	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, string(filepath.Separator)) - strings.Count(a, string(filepath.Separator)) })
+	slices.SortFunc(dirs, func(a, b string) int {
+		return strings.Count(b, string(filepath.Separator)) - strings.Count(a, string(filepath.Separator))
+	})
 	for _, d := range append(dirs, dir) {
 		if err := syncDir(d); err != nil {
 			return nil, fmt.Errorf("restore: %w", err)
