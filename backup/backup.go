@@ -167,10 +167,8 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 		return nil, fmt.Errorf("back up the log: %w", err)
 	}
 	// 4. The certificate authority.
-	if _, err := os.Stat(filepath.Join(dir, TLSDir)); err == nil {
-		if err := b.tree(ctx, TLSDir, nil); err != nil {
-			return nil, err
-		}
+	if err := b.tree(ctx, TLSDir, nil); err != nil {
+		return nil, err
 	}
 	b.skipped()
 
@@ -230,6 +228,10 @@ func (b *builder) database(ctx context.Context, name, stage string) error {
 // between the listing and the copy are left out (see the package comment).
 func (b *builder) tree(ctx context.Context, rel string, skip func(rel string) bool) error {
 	t := time.Now()
+	if _, err := os.Stat(filepath.Join(b.dir, rel)); errors.Is(err, fs.ErrNotExist) {
+		b.say("%s: none", rel)
+		return nil
+	}
 	var files int
 	var bytes int64
 	err := filepath.WalkDir(filepath.Join(b.dir, rel), func(p string, d fs.DirEntry, err error) error {
