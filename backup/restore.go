@@ -93,6 +93,16 @@ func Restore(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 	var dirs []string
 	var m *Manifest
 	var total int64
+	// One progress line per part (top-level entry) once it is written.
+	part, partFiles, partBytes := "", 0, int64(0)
+	endPart := func(next string) {
+		if part != "" && next != part {
+			say("%s: %d files, %s", part, partFiles, size(partBytes))
+		}
+		if next != part {
+			part, partFiles, partBytes = next, 0, 0
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -111,6 +121,8 @@ func Restore(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 		if !filepath.IsLocal(name) || path.Clean(name) != name || strings.Contains(name, `\`) {
 			return nil, invalid("unsafe path %q", h.Name)
 		}
+		top, _, _ := strings.Cut(name, "/")
+		endPart(top)
 		switch {
 		case h.Typeflag == tar.TypeReg && name == ManifestName:
 			b, err := io.ReadAll(io.LimitReader(tr, maxManifest+1))
@@ -141,6 +153,8 @@ func Restore(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 			got[name] = f
 			order = append(order, name)
 			total += f.Size
+			partFiles++
+			partBytes += f.Size
 		default:
 			return nil, invalid("%s is not a regular file or directory", h.Name)
 		}
