@@ -31,7 +31,9 @@
 //     out: they were copied at another moment than the databases, so a
 //     restored node recreates its consumers from the start of the log; the
 //     store writer skips the readings it holds (idempotency keys) and the
-//     rules engine the positions alerts.db has processed.
+//     rules engine the positions alerts.db has processed. The stream's
+//     index (msgs/index.db) is left out too: JetStream rebuilds it from
+//     the message blocks.
 //  4. tls/: the node's certificate authority and server certificate.
 //
 // A file appended to during the copy (the log's last block, the journal's
@@ -158,7 +160,7 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 	// 3. The log, after the databases, without the consumers' states.
 	if _, err := os.Stat(filepath.Join(dir, LogDir)); err == nil {
 		m.Log = true
-		if err := b.tree(ctx, LogDir, func(rel string) bool { return path.Base(rel) == "obs" }); err != nil {
+		if err := b.tree(ctx, LogDir, skipInLog); err != nil {
 			return nil, err
 		}
 	} else if errors.Is(err, fs.ErrNotExist) {
@@ -223,8 +225,21 @@ func (b *builder) database(ctx context.Context, name, stage string) error {
 	return nil
 }
 
+// skipInLog reports the log's files left out of a backup: the consumers'
+// states (obs/), and the stream's index (msgs/index.db), a cache of what
+// the message blocks hold that was written at another moment than the
+// blocks were copied; without it JetStream rebuilds the index from the
+// blocks at start.
+func skipInLog(rel string) bool {
+	switch path.Base(rel) {
+	case "obs", "index.db":
+		return true
+	}
+	return false
+}
+
 // tree adds the directory rel of the data directory with every file under
-// it, except subtrees for which skip reports true. Files that vanish
+// it, except subtrees and files for which skip reports true. Files that vanish
 // between the listing and the copy are left out (see the package comment).
 func (b *builder) tree(ctx context.Context, rel string, skip func(rel string) bool) error {
 	t := time.Now()
@@ -256,6 +271,9 @@ func (b *builder) tree(ctx context.Context, rel string, skip func(rel string) bo
 			}
 			return b.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: r + "/", Mode: 0o700, ModTime: b.m.Created})
 		case d.Type().IsRegular():
+			if skip != nil && skip(r) {
+				return nil
+			}
 			n, err := b.file(ctx, p, r, false)
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed meanwhile

@@ -126,8 +126,8 @@ func TestBackupHoldsUnappliedLog(t *testing.T) {
 		t.Errorf("manifest %+v", m)
 	}
 	for _, f := range m.Files {
-		if strings.Contains(f.Path, "/obs/") {
-			t.Errorf("consumer state %s in the backup", f.Path)
+		if strings.Contains(f.Path, "/obs/") || strings.HasSuffix(f.Path, "/index.db") {
+			t.Errorf("consumer state or stream index %s in the backup", f.Path)
 		}
 	}
 	restored := filepath.Join(t.TempDir(), "data")
