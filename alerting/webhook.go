@@ -172,10 +172,10 @@ func (h *Webhooks) Run(ctx context.Context) error {
 	h.init()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	done := make(chan struct{}, webhookParallel) // an attempt ended: a slot is free
+	done := make(chan struct{}, 1) // an attempt ended: a slot is free
 	for {
 		if free := webhookParallel - h.busy(); free > 0 {
-			// In-flight deliveries (also Resend's) come back from the
+			// Deliveries in flight come back from the
 			// query: ask for enough to fill the free slots without them.
 			due, err := h.Store.DueDeliveries(ctx, h.now(), free+h.busy())
 			if err != nil && ctx.Err() == nil {
@@ -191,7 +191,13 @@ func (h *Webhooks) Run(ctx context.Context) error {
 				}
 				started++
 				wg.Go(func() {
-					defer func() { h.release(d.ID); done <- struct{}{} }()
+					defer func() {
+						h.release(d.ID)
+						select {
+						case done <- struct{}{}:
+						default: // a signal is pending already
+						}
+					}()
 					h.attempt(ctx, d)
 				})
 			}
