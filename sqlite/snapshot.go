@@ -17,9 +17,11 @@ import (
 // cannot be checkpointed past that moment until it ends, so the WAL file
 // grows meanwhile. The copy holds every committed transaction (the WAL's
 // too), is compact, and is in rollback-journal mode (Open switches it to
-// WAL). dst must not exist; its directory must. Snapshot neither migrates
-// nor writes src. It returns the copy's schema version (its newest applied
-// migration; 0 for a file Vigil never opened).
+// WAL). dst must not exist; its directory must. Snapshot does not migrate
+// src nor change its data (if no other connection has it open, closing
+// checkpoints its WAL into it, as closing any SQLite connection does). It
+// returns the copy's schema version (its newest applied migration; 0 for a
+// file Vigil never opened).
 func Snapshot(ctx context.Context, src, dst string) (schema int, err error) {
 	if _, err := os.Stat(src); err != nil {
 		return 0, fmt.Errorf("snapshot %s: %w", src, err)
