@@ -146,7 +146,10 @@ type AlertStore interface {
 	// events that explain them, the rules engine's state of each patient
 	// touched, and the log position the engine has processed up to. After a
 	// crash the engine resumes from that position with that state, so no
-	// alert is lost or repeated.
+	// alert is lost or repeated. In the same transaction it queues a
+	// pending WebhookDelivery of each event whose alert is in w.Alerts to
+	// every webhook that wants the event's type (see WebhookStore), its
+	// payload a WebhookPayload with the event's Seq and the alert as saved.
 	SaveAlerts(ctx context.Context, w AlertWrite) error
 	// EngineCheckpoint returns the engine's processed log position and
 	// every patient's saved state (0 and none at first start).

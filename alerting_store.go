@@ -43,6 +43,16 @@ type WebhookDelivery struct {
 	LastError string    `json:"last_error,omitempty"`
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"` // time of the last attempt or change
+	// NextAttempt is when a pending delivery is due again (after a failed
+	// attempt, by the back-off); zero: due now.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+}
+
+// WebhookPayload is the JSON body of a webhook request: an alert event and
+// the alert as it was once the event was saved.
+type WebhookPayload struct {
+	Event AlertEvent `json:"event"`
+	Alert *Alert     `json:"alert"`
 }
 
 // DeliveryFilter selects webhook deliveries, newest first. Zero values
@@ -54,6 +64,11 @@ type DeliveryFilter struct {
 }
 
 // WebhookStore keeps webhook endpoints and the log of their deliveries.
+//
+// The delivery log is also the outbox: AlertStore.SaveAlerts records, in
+// its own transaction, a pending delivery of every saved event to every
+// webhook that wants its type, so an event is never saved without its
+// deliveries, nor delivered without being saved.
 type WebhookStore interface {
 	// CreateWebhook stores w, setting w.ID (if empty) and w.Created.
 	CreateWebhook(ctx context.Context, w *Webhook) error
@@ -72,4 +87,10 @@ type WebhookStore interface {
 	// Deliveries returns deliveries matching f, newest first, with their
 	// payloads.
 	Deliveries(ctx context.Context, f DeliveryFilter) ([]*WebhookDelivery, error)
+	// DueDeliveries returns up to limit pending deliveries whose
+	// NextAttempt is not after now, oldest first, with their payloads.
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*WebhookDelivery, error)
+	// PendingDeliveries counts the pending deliveries (due or waiting for
+	// their next attempt).
+	PendingDeliveries(ctx context.Context) (int, error)
 }

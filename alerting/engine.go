@@ -478,22 +478,15 @@ func ruleSet(cfg *rules.Config) string {
 }
 
 // publish sends what w saved to the Hub (each alert once, as it is now)
-// and the Webhooks (each event, with its alert as it is now).
+// and wakes the Webhooks, whose deliveries SaveAlerts queued.
 func (e *Engine) publish(w vigil.AlertWrite) {
 	if e.Hub != nil {
 		for _, a := range w.Alerts {
 			e.Hub.Publish(vigil.Event{Type: EventAlert, SubjectID: a.SubjectID, Time: a.Updated, Alert: a})
 		}
 	}
-	if e.Webhooks != nil {
-		for _, ev := range w.Events {
-			for _, a := range w.Alerts {
-				if a.ID == ev.AlertID {
-					e.Webhooks.Notify(a, ev)
-					break
-				}
-			}
-		}
+	if e.Webhooks != nil && len(w.Events) > 0 {
+		e.Webhooks.Notify() // SaveAlerts queued the deliveries
 	}
 }
 

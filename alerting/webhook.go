@@ -6,12 +6,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,29 +31,34 @@ const (
 	DefaultWebhookAttempts = 5
 	DefaultWebhookBackoff  = time.Second
 	DefaultWebhookTimeout  = 10 * time.Second
-	webhookQueue           = 1024
+	DefaultWebhookPoll     = time.Second
 	webhookParallel        = 4
 )
 
 // Payload is the JSON body of a webhook request.
-type Payload struct {
-	Event vigil.AlertEvent `json:"event"`
-	Alert *vigil.Alert     `json:"alert"` // as it was after the event
-}
+type Payload = vigil.WebhookPayload
 
-// Webhooks posts alert events to the webhooks in Store. Each request is
-// signed with the webhook's secret (see Sign) and retried with exponential
-// back-off (Backoff, 2×Backoff, 4×Backoff…) up to Attempts times; every
-// delivery and its attempts are kept in the store's delivery log.
+// Webhooks sends the webhook deliveries queued in Store. The store queues
+// them itself, in the transaction that saves the alert events
+// (vigil.AlertStore.SaveAlerts), so the delivery log is a durable outbox:
+// an event saved is delivered however many arrive at once and across
+// restarts, and nothing is held in memory but the deliveries in flight.
 //
-// Notify queues an event and never blocks; Run sends what is queued, and
-// on start what a previous run left pending. Events queued but not yet
-// recorded when the process stops are not sent (they remain in the alert
-// history). Set the exported fields before Run.
+// Each request is signed with the webhook's secret (see Sign). A failed
+// attempt is recorded with the time the delivery is due again —
+// exponential back-off: Backoff, 2×Backoff, 4×Backoff… after the first,
+// second, third failure — until Attempts attempts have failed, when the
+// delivery is marked failed. Every attempt is recorded before the next
+// starts, so a restart resumes each delivery where it was (an attempt
+// interrupted by the stop may be repeated: receivers deduplicate by the
+// X-Vigil-Delivery header).
+//
+// Set the exported fields before Run. Run, Notify and Resend are safe for
+// concurrent use; one Run per Store.
 type Webhooks struct {
 	Store  vigil.WebhookStore
 	Client *http.Client     // nil: a client with DefaultWebhookTimeout
-	Now    func() time.Time // nil: time.Now
+	Now    func() time.Time // nil: time.Now; decides when a delivery is due
 	Logger *slog.Logger     // nil: discard
 	// Attempts is the most attempts per delivery; default
 	// DefaultWebhookAttempts.
@@ -63,13 +66,22 @@ type Webhooks struct {
 	// Backoff is the wait before the second attempt, doubling after each;
 	// default DefaultWebhookBackoff.
 	Backoff time.Duration
+	// Poll is the longest Run waits before looking for due deliveries
+	// again when nothing wakes it; default DefaultWebhookPoll. It bounds
+	// how late a retry is.
+	Poll time.Duration
 
-	once  sync.Once
-	queue chan Payload
+	once     sync.Once
+	wake     chan struct{} // capacity 1: a pending wake-up
+	mu       sync.Mutex
+	inFlight map[string]bool // delivery ids being attempted
 }
 
 func (h *Webhooks) init() {
-	h.once.Do(func() { h.queue = make(chan Payload, webhookQueue) })
+	h.once.Do(func() {
+		h.wake = make(chan struct{}, 1)
+		h.inFlight = map[string]bool{}
+	})
 }
 
 func (h *Webhooks) now() time.Time {
@@ -93,84 +105,128 @@ func (h *Webhooks) client() *http.Client {
 	return h.Client
 }
 
-// Notify queues an alert event for every webhook that wants its type. It
-// never blocks: when the queue is full the event is not sent, and that is
-// logged.
-func (h *Webhooks) Notify(a *vigil.Alert, ev vigil.AlertEvent) {
+func (h *Webhooks) attempts() int {
+	if h.Attempts <= 0 {
+		return DefaultWebhookAttempts
+	}
+	return h.Attempts
+}
+
+func (h *Webhooks) backoff(failed int) time.Duration {
+	b := h.Backoff
+	if b <= 0 {
+		b = DefaultWebhookBackoff
+	}
+	return b << min(failed-1, 30)
+}
+
+func (h *Webhooks) poll() time.Duration {
+	if h.Poll <= 0 {
+		return DefaultWebhookPoll
+	}
+	return h.Poll
+}
+
+// Notify tells Run that deliveries were queued (alert events saved), so
+// that it sends them now rather than at its next poll. It never blocks
+// and loses nothing: the deliveries are in the Store.
+func (h *Webhooks) Notify() {
 	h.init()
 	select {
-	case h.queue <- Payload{Event: ev, Alert: cloneAlert(a)}:
-	default:
-		h.logger().Error("webhook queue full; event not sent", "alert", a.ID, "event", ev.Type)
+	case h.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
-// Run sends queued events until ctx ends, first finishing deliveries left
-// pending by a previous run. It returns ctx's error.
+// Pending counts the deliveries not yet delivered nor failed.
+func (h *Webhooks) Pending(ctx context.Context) (int, error) {
+	return h.Store.PendingDeliveries(ctx)
+}
+
+// claim marks d as in flight; false if it is already.
+func (h *Webhooks) claim(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight[id] {
+		return false
+	}
+	h.inFlight[id] = true
+	return true
+}
+
+func (h *Webhooks) release(id string) {
+	h.mu.Lock()
+	delete(h.inFlight, id)
+	h.mu.Unlock()
+}
+
+func (h *Webhooks) busy() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.inFlight)
+}
+
+// Run sends due deliveries, up to four at a time, until ctx ends; it
+// starts with what a previous run left pending. It returns ctx's error.
 func (h *Webhooks) Run(ctx context.Context) error {
 	h.init()
-	sem := make(chan struct{}, webhookParallel)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	send := func(d *vigil.WebhookDelivery, w *vigil.Webhook) {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			h.deliver(ctx, d, w)
-		})
-	}
-	pending, err := h.Store.Deliveries(ctx, vigil.DeliveryFilter{Status: vigil.DeliveryPending})
-	if err != nil {
-		h.logger().Error("list pending webhook deliveries", "err", err)
-	}
-	for _, d := range slices.Backward(pending) {
-		w, err := h.Store.Webhook(ctx, d.WebhookID)
-		if err != nil {
-			d.Status, d.LastError, d.Updated = vigil.DeliveryFailed, "webhook: "+vigil.ErrorMessage(err), h.now()
-			h.save(ctx, d)
-			continue
-		}
-		send(d, w)
-	}
+	done := make(chan struct{}, 1) // an attempt ended: a slot is free
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case p := <-h.queue:
-			hooks, err := h.Store.Webhooks(ctx)
-			if err != nil {
-				h.logger().Error("list webhooks; event not sent", "err", err, "alert", p.Alert.ID, "event", p.Event.Type)
-				continue
+		if free := webhookParallel - h.busy(); free > 0 {
+			// Deliveries in flight come back from the
+			// query: ask for enough to fill the free slots without them.
+			due, err := h.Store.DueDeliveries(ctx, h.now(), free+h.busy())
+			if err != nil && ctx.Err() == nil {
+				h.logger().Error("list due webhook deliveries", "err", err)
 			}
-			body, err := json.Marshal(p)
-			if err != nil {
-				h.logger().Error("encode webhook payload", "err", err)
-				continue
-			}
-			for _, w := range hooks {
-				if len(w.Events) > 0 && !slices.Contains(w.Events, p.Event.Type) {
+			started := 0
+			for _, d := range due {
+				if started == free {
+					break
+				}
+				if !h.claim(d.ID) {
 					continue
 				}
-				now := h.now()
-				d := &vigil.WebhookDelivery{WebhookID: w.ID, AlertID: p.Alert.ID, EventType: p.Event.Type, Payload: body,
-					Status: vigil.DeliveryPending, Created: now, Updated: now}
-				if !h.save(ctx, d) {
-					continue
+				started++
+				wg.Go(func() {
+					defer func() {
+						h.release(d.ID)
+						select {
+						case done <- struct{}{}:
+						default: // a signal is pending already
+						}
+					}()
+					h.attempt(ctx, d)
+				})
+			}
+			if started == free {
+				// There may be more due: look again when a slot frees.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-done:
 				}
-				send(d, w)
+				continue
 			}
 		}
+		t := time.NewTimer(h.poll())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-h.wake:
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
-// Resend sends a delivery's payload again to its webhook as a new
-// delivery, with the same retries, and returns the new delivery once it
-// is delivered or has failed. ENOTFOUND if the delivery or its webhook is
-// gone.
+// Resend queues a delivery's payload again to its webhook as a new
+// delivery, due now, with the same retries, and returns it (pending).
+// ENOTFOUND if the delivery or its webhook is gone.
 func (h *Webhooks) Resend(ctx context.Context, deliveryID string) (*vigil.WebhookDelivery, error) {
 	old, err := h.Store.Delivery(ctx, deliveryID)
 	if err != nil {
@@ -186,7 +242,7 @@ func (h *Webhooks) Resend(ctx context.Context, deliveryID string) (*vigil.Webhoo
 	if err := h.Store.SaveDelivery(ctx, d); err != nil {
 		return nil, fmt.Errorf("resend webhook delivery: %w", err)
 	}
-	h.deliver(ctx, d, w)
+	h.Notify()
 	return d, nil
 }
 
@@ -199,44 +255,48 @@ func (h *Webhooks) save(ctx context.Context, d *vigil.WebhookDelivery) bool {
 	return true
 }
 
-// deliver makes the remaining attempts of d, recording each.
-func (h *Webhooks) deliver(ctx context.Context, d *vigil.WebhookDelivery, w *vigil.Webhook) {
-	attempts := h.Attempts
-	if attempts <= 0 {
-		attempts = DefaultWebhookAttempts
-	}
-	backoff := h.Backoff
-	if backoff <= 0 {
-		backoff = DefaultWebhookBackoff
-	}
-	for d.Attempts < attempts {
-		if d.Attempts > 0 {
-			t := time.NewTimer(backoff << (d.Attempts - 1))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return // stays pending: the next Run finishes it
-			case <-t.C:
-			}
+// attempt makes one attempt of d and records its outcome: delivered,
+// failed (its last attempt, or its webhook is gone), or pending with the
+// time of the next attempt. An attempt cut short by ctx is not counted.
+func (h *Webhooks) attempt(ctx context.Context, d *vigil.WebhookDelivery) {
+	// Read d again now that it is claimed: the list it came from may
+	// have been read before an attempt that ended since recorded it.
+	d, err := h.Store.Delivery(ctx, d.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.logger().Error("read webhook delivery", "err", err)
 		}
-		err := h.post(ctx, d, w)
-		if err != nil && ctx.Err() != nil {
+		return
+	}
+	if d.Status != vigil.DeliveryPending || d.NextAttempt.After(h.now()) {
+		return
+	}
+	w, err := h.Store.Webhook(ctx, d.WebhookID)
+	if err != nil {
+		if ctx.Err() != nil || vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			h.logger().Error("look up webhook", "err", err, "delivery", d.ID)
 			return
 		}
-		d.Attempts++
-		d.Updated = h.now()
-		if err == nil {
-			d.Status, d.LastError = vigil.DeliveryDelivered, ""
-			h.save(ctx, d)
-			return
-		}
-		d.LastError = err.Error()
-		if d.Attempts >= attempts {
-			d.Status = vigil.DeliveryFailed
-			h.logger().Warn("webhook delivery failed", "delivery", d.ID, "webhook", w.ID, "attempts", d.Attempts, "err", err)
-		}
+		d.Status, d.LastError, d.Updated, d.NextAttempt = vigil.DeliveryFailed, "webhook: "+vigil.ErrorMessage(err), h.now(), time.Time{}
 		h.save(ctx, d)
+		return
 	}
+	err = h.post(ctx, d, w)
+	if err != nil && ctx.Err() != nil {
+		return // stays as it was: the next Run attempts it again
+	}
+	d.Attempts++
+	d.Updated = h.now()
+	switch {
+	case err == nil:
+		d.Status, d.LastError, d.NextAttempt = vigil.DeliveryDelivered, "", time.Time{}
+	case d.Attempts >= h.attempts():
+		d.Status, d.LastError, d.NextAttempt = vigil.DeliveryFailed, err.Error(), time.Time{}
+		h.logger().Warn("webhook delivery failed", "delivery", d.ID, "webhook", w.ID, "attempts", d.Attempts, "err", err)
+	default:
+		d.LastError, d.NextAttempt = err.Error(), d.Updated.Add(h.backoff(d.Attempts))
+	}
+	h.save(ctx, d)
 }
 
 // post makes one attempt.

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +168,52 @@ func TestRulesAndWebhooksEndToEnd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("resend not delivered within 10 s")
+	}
+}
+
+// TestWebhookPendingMetric: an alert event for a webhook whose endpoint
+// is down is a pending delivery, shown by vigil_webhook_deliveries_pending
+// in /metrics.
+func TestWebhookPendingMetric(t *testing.T) {
+	h := start(t, "", func(o *Options) { o.WebhookAllowHTTP = true })
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer recv.Close()
+	if st, m := h.do("POST", "/api/v1/webhooks", h.admin.Token(), []byte(`{"url":"`+recv.URL+`/hook","events":["opened"]}`)); st != 201 {
+		t.Fatalf("create webhook: %d %v", st, m)
+	}
+	metric := func() string {
+		resp, err := h.hc.Get(h.srv.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		m := regexp.MustCompile(`(?m)^vigil_webhook_deliveries_pending (\S+)$`).FindStringSubmatch(string(raw))
+		if m == nil {
+			t.Fatal("/metrics lacks vigil_webhook_deliveries_pending")
+		}
+		return m[1]
+	}
+	if got := metric(); got != "0" {
+		t.Errorf("vigil_webhook_deliveries_pending = %s before any alert, want 0", got)
+	}
+	// SpO2 of 85 % for 10 minutes opens an alert under the default rules.
+	var items []string
+	base := time.Now().UTC().Add(-10 * time.Minute)
+	for i := range 10 {
+		items = append(items, fmt.Sprintf(`{"code":"2708-6","value":85,"unit":"%%","time":%q,"seq":%d}`, base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), i+1))
+	}
+	if st, m := h.do("POST", "/api/v1/readings", h.devTok, []byte(`{"readings":[`+strings.Join(items, ",")+`]}`)); st != 202 {
+		t.Fatalf("POST readings: %d %v", st, m)
+	}
+	got := metric()
+	for deadline := time.Now().Add(30 * time.Second); got == "0" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got = metric()
+	}
+	if n, err := strconv.Atoi(got); err != nil || n < 1 {
+		t.Errorf("vigil_webhook_deliveries_pending = %s, want at least 1 (opened events, their endpoint down)", got)
 	}
 }
 

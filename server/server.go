@@ -227,6 +227,18 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Help: "Audit entries durable in the journal, not yet copied to audit.db.",
 	}, func() float64 { return float64(s.auditor.Uncopied()) }))
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_webhook_deliveries_pending",
+		Help: "Webhook deliveries queued and not yet delivered nor failed (due, in flight or waiting for a retry).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := s.webhooks.Pending(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_store_writer_lag_messages",
 		Help: "Log messages not yet written to the store.",
 	}, func() float64 {

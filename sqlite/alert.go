@@ -118,7 +118,8 @@ func (s *Store) AlertEvents(ctx context.Context, alertID string) ([]vigil.AlertE
 
 // SaveAlerts writes w in one transaction (see vigil.AlertStore). It sets
 // the ID of every alert in w.Alerts that has none and the Seq of every
-// event in w.Events. EINVALID if an event names no alert; ECONFLICT if an
+// event in w.Events, and queues the events' webhook deliveries (see
+// queueDeliveries). EINVALID if an event names no alert; ECONFLICT if an
 // alert would become a second unresolved alert of its patient and key.
 // Times are stored to the microsecond.
 func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
@@ -201,6 +202,11 @@ func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 				if _, err := stmt.ExecContext(ctx, id, st); err != nil {
 					return err
 				}
+			}
+		}
+		if len(w.Events) > 0 {
+			if err := queueDeliveries(ctx, tx, w, ids, seqs, s.timestamp()); err != nil {
+				return err
 			}
 		}
 		if w.Position > 0 {
@@ -376,7 +382,7 @@ func scanWebhook(sc scanner) (*vigil.Webhook, error) {
 	return &w, nil
 }
 
-const deliveryColumns = "id, webhook_id, alert_id, event_type, payload, attempts, status, last_error, created, updated"
+const deliveryColumns = "id, webhook_id, alert_id, event_type, payload, attempts, status, last_error, created, updated, next_attempt"
 
 // SaveDelivery inserts d (setting d.ID if empty) or replaces the delivery
 // with its ID. Times are stored to the microsecond.
@@ -390,12 +396,13 @@ func (s *Store) SaveDelivery(ctx context.Context, d *vigil.WebhookDelivery) erro
 		payload = []byte{}
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO webhook_deliveries ("+deliveryColumns+") VALUES ("+placeholders(10)+
+		_, err := tx.ExecContext(ctx, "INSERT INTO webhook_deliveries ("+deliveryColumns+") VALUES ("+placeholders(11)+
 			") ON CONFLICT (id) DO UPDATE SET webhook_id = excluded.webhook_id, alert_id = excluded.alert_id, "+
 			"event_type = excluded.event_type, payload = excluded.payload, attempts = excluded.attempts, "+
-			"status = excluded.status, last_error = excluded.last_error, created = excluded.created, updated = excluded.updated",
+			"status = excluded.status, last_error = excluded.last_error, created = excluded.created, updated = excluded.updated, "+
+			"next_attempt = excluded.next_attempt",
 			id, d.WebhookID, d.AlertID, d.EventType, payload, d.Attempts, d.Status, d.LastError,
-			d.Created.UnixMicro(), d.Updated.UnixMicro())
+			d.Created.UnixMicro(), d.Updated.UnixMicro(), micros(d.NextAttempt))
 		return err
 	})
 	if err != nil {
@@ -449,11 +456,11 @@ func (s *Store) Deliveries(ctx context.Context, f vigil.DeliveryFilter) ([]*vigi
 
 func scanDelivery(sc scanner) (*vigil.WebhookDelivery, error) {
 	var d vigil.WebhookDelivery
-	var created, updated sql.NullInt64
+	var created, updated, next sql.NullInt64
 	if err := sc.Scan(&d.ID, &d.WebhookID, &d.AlertID, &d.EventType, &d.Payload, &d.Attempts, &d.Status,
-		&d.LastError, &created, &updated); err != nil {
+		&d.LastError, &created, &updated, &next); err != nil {
 		return nil, err
 	}
-	d.Created, d.Updated = timeOf(created), timeOf(updated)
+	d.Created, d.Updated, d.NextAttempt = timeOf(created), timeOf(updated), timeOf(next)
 	return &d, nil
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -361,6 +362,109 @@ func testAlerts(t *testing.T, open func(t *testing.T) vigil.Store) {
 		wantCode(t, "DeleteWebhook again", s.DeleteWebhook(ctx, w.ID), vigil.ENOTFOUND)
 		if _, err := s.Delivery(ctx, d.ID); err != nil {
 			t.Errorf("delivery gone with its webhook: %v", err)
+		}
+	})
+
+	// The delivery log is the outbox: SaveAlerts queues, in its own
+	// transaction, a pending delivery of each event to each webhook that
+	// wants it, with the payload the receiver gets.
+	t.Run("WebhookOutbox", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		a := newAlert(subjectA, "news2", vigil.PriorityHigh, at(0))
+		a.ID = vigil.NewID(vigil.PrefixAlert)
+		// No webhook yet: nothing queued.
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a},
+			Events: []vigil.AlertEvent{{AlertID: a.ID, Time: at(0), Type: "opened"}}}); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		if n, err := s.PendingDeliveries(ctx); err != nil || n != 0 {
+			t.Errorf("PendingDeliveries without webhooks = %d, %v; want 0", n, err)
+		}
+		all := &vigil.Webhook{URL: "https://example.org/all", Secret: "x"}
+		opened := &vigil.Webhook{URL: "https://example.org/opened", Secret: "y", Events: []string{"opened"}}
+		for _, w := range []*vigil.Webhook{all, opened} {
+			if err := s.CreateWebhook(ctx, w); err != nil {
+				t.Fatalf("CreateWebhook: %v", err)
+			}
+		}
+		b := newAlert(subjectB, "news2", vigil.PriorityMedium, at(time.Minute)) // new: the store sets its ID
+		w := vigil.AlertWrite{Alerts: []*vigil.Alert{b}}
+		if err := s.SaveAlerts(ctx, w); err != nil {
+			t.Fatalf("SaveAlerts: %v", err)
+		}
+		w.Events = []vigil.AlertEvent{
+			{AlertID: b.ID, Time: at(time.Minute), Type: "updated", Note: "n"},
+			{AlertID: b.ID, Time: at(time.Minute), Type: "opened"},
+			{AlertID: a.ID, Time: at(time.Minute), Type: "opened"}, // its alert is not in the write: not queued
+		}
+		if err := s.SaveAlerts(ctx, w); err != nil {
+			t.Fatalf("SaveAlerts with events: %v", err)
+		}
+		if n, err := s.PendingDeliveries(ctx); err != nil || n != 3 {
+			t.Fatalf("PendingDeliveries = %d, %v; want 3 (updated → all; opened → all, opened)", n, err)
+		}
+		due, err := s.DueDeliveries(ctx, at(time.Hour), 10)
+		if err != nil {
+			t.Fatalf("DueDeliveries: %v", err)
+		}
+		var got []string
+		for _, d := range due {
+			var p vigil.WebhookPayload
+			if err := json.Unmarshal(d.Payload, &p); err != nil {
+				t.Fatalf("payload %q: %v", d.Payload, err)
+			}
+			if p.Alert == nil || p.Alert.ID != b.ID || p.Event.AlertID != b.ID || p.Event.Type != d.EventType || p.Event.Seq <= 0 ||
+				d.AlertID != b.ID || d.Status != vigil.DeliveryPending || d.Attempts != 0 || !d.NextAttempt.IsZero() {
+				t.Errorf("queued delivery %+v, payload %s: want a pending delivery of %s's event with its seq", d, d.Payload, b.ID)
+			}
+			hook := "all"
+			if d.WebhookID == opened.ID {
+				hook = "opened"
+			}
+			got = append(got, hook+":"+d.EventType)
+		}
+		slices.Sort(got)
+		if want := []string{"all:opened", "all:updated", "opened:opened"}; !slices.Equal(got, want) {
+			t.Errorf("queued deliveries %v, want %v", got, want)
+		}
+
+		// A failed attempt waits for its next attempt; DueDeliveries is
+		// oldest first and honours limit.
+		d := due[0]
+		d.Attempts, d.LastError, d.Updated, d.NextAttempt = 1, "HTTP 500", at(2*time.Hour), at(2*time.Hour+time.Second)
+		if err := s.SaveDelivery(ctx, d); err != nil {
+			t.Fatalf("SaveDelivery: %v", err)
+		}
+		if g, err := s.Delivery(ctx, d.ID); err != nil || !g.NextAttempt.Equal(d.NextAttempt) || g.NextAttempt.Location() != time.UTC {
+			t.Errorf("Delivery next attempt = %v, %v; want %v", g.NextAttempt, err, d.NextAttempt)
+		}
+		for _, tc := range []struct {
+			now   time.Time
+			limit int
+			want  int
+		}{
+			{at(2 * time.Hour), 10, 2},
+			{at(2*time.Hour + time.Second), 10, 3},
+			{at(2*time.Hour + time.Second), 1, 1},
+			{at(2 * time.Hour), 0, 0},
+		} {
+			ds, err := s.DueDeliveries(ctx, tc.now, tc.limit)
+			if err != nil || len(ds) != tc.want {
+				t.Errorf("DueDeliveries(%v, %d) = %d, %v; want %d", tc.now, tc.limit, len(ds), err, tc.want)
+			}
+			for i := 1; i < len(ds); i++ {
+				if ds[i].Created.Before(ds[i-1].Created) {
+					t.Errorf("DueDeliveries not oldest first: %v", ds)
+				}
+			}
+		}
+		d.Status, d.NextAttempt = vigil.DeliveryDelivered, time.Time{}
+		if err := s.SaveDelivery(ctx, d); err != nil {
+			t.Fatalf("SaveDelivery: %v", err)
+		}
+		if n, err := s.PendingDeliveries(ctx); err != nil || n != 2 {
+			t.Errorf("PendingDeliveries after one delivered = %d, %v; want 2", n, err)
 		}
 	})
 }

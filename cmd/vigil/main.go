@@ -5,6 +5,8 @@
 //	vigil bench      measure the ingest path
 //	vigil admin      manage users and tokens on a stopped server (recovery)
 //	vigil audit      verify or list the audit log
+//	vigil backup     back up a data directory, also of a running server
+//	vigil restore    restore a backup into an empty data directory
 //	vigil version    print the version
 //
 // main only parses flags and wires packages together.
@@ -42,6 +44,8 @@ Commands:
   devices    issue a device's client certificate (vigil devices cert --id …)
   admin      recover access with the server stopped: users, passwords, tokens
   audit      verify the audit log's hash chain; list entries
+  backup     write a consistent backup of a data directory (the server may run)
+  restore    restore a backup into an empty data directory
   version    print the version
 
 Run 'vigil <command> --help' for a command's flags. Every flag can also be set
@@ -68,6 +72,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = admin(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		err = auditCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		err = restoreCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 	case "help", "-h", "--help":
