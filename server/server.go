@@ -87,9 +87,10 @@ type Server struct {
 	api      *vhttp.Server
 	lockout  *auth.Lockout
 	http     *nethttp.Server
-	listener net.Listener
+	listener net.Listener // bound by New, served by Start
 	mqtt     *mqtt.Server
-	mqttLns  []net.Listener
+	mqttLns  []mqttListener // bound by New, served by Start
+	dirLock  *DirLock
 	hub      *alerting.Hub
 	configs  *alerting.Configs
 	statuses *statusSaver // the MQTT device registry, saved
@@ -106,6 +107,7 @@ type Server struct {
 	writerCancel context.CancelFunc
 	writerDone   chan error
 	sweepDone    chan struct{}
+	started      bool
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -134,9 +136,21 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	s := &Server{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
+			s.closeListeners()
 			s.closeStorage(context.Background())
 		}
 	}()
+	// One process at a time: a second node on the same directory would
+	// take over the live node's audit journal and log.
+	if s.dirLock, err = LockDataDir(opts.DataDir); err != nil {
+		return nil, err
+	}
+	// Listen before anything is created, so that a start that cannot
+	// serve (an address in use) leaves nothing behind, above all not an
+	// admin whose one-time password was printed for nothing.
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	s.catalog = catalog.Default()
@@ -373,14 +387,53 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
-// Start listens and serves in the background, and starts the log→store
-// writer. It returns once the listener is open.
-func (s *Server) Start() error {
+// listen binds the HTTPS and MQTT listeners; Start serves them.
+func (s *Server) listen() error {
 	ln, err := net.Listen("tcp", s.opts.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.opts.HTTPAddr, err)
 	}
 	s.listener = ln
+	for _, m := range []struct {
+		addr string
+		tls  bool
+	}{{s.opts.MQTTAddr, true}, {s.opts.MQTTPlainAddr, false}} {
+		if m.addr == "" || m.addr == "off" {
+			continue
+		}
+		ln, err := net.Listen("tcp", m.addr)
+		if err != nil {
+			return fmt.Errorf("listen for MQTT on %s: %w", m.addr, err)
+		}
+		s.mqttLns = append(s.mqttLns, mqttListener{ln, m.tls})
+	}
+	return nil
+}
+
+// mqttListener is a bound MQTT listener, with TLS or plain TCP.
+type mqttListener struct {
+	net.Listener
+	tls bool
+}
+
+// closeListeners closes the listeners of a node that is not started.
+func (s *Server) closeListeners() {
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	for _, ln := range s.mqttLns {
+		ln.Close()
+	}
+}
+
+// Start serves the listeners New bound, in the background, and starts the
+// log→store writer, the rules engine and the sweepers.
+func (s *Server) Start() error {
+	if s.started {
+		return errors.New("server already started")
+	}
+	s.started = true
+	ln := s.listener
 	wctx, cancel := context.WithCancel(context.Background())
 	s.writerCancel = cancel
 	s.writerDone = make(chan error, 1)
@@ -397,35 +450,18 @@ func (s *Server) Start() error {
 			s.logger.Error("https server stopped", "err", err)
 		}
 	}()
-	if s.opts.MQTTAddr != "off" {
-		if err := s.listenMQTT(s.opts.MQTTAddr, true); err != nil {
-			return err
+	for _, ln := range s.mqttLns {
+		serve := s.mqtt.Serve
+		if !ln.tls {
+			serve = s.mqtt.ServeInsecure
 		}
-	}
-	if s.opts.MQTTPlainAddr != "" {
-		if err := s.listenMQTT(s.opts.MQTTPlainAddr, false); err != nil {
-			return err
-		}
+		go func() {
+			if err := serve(ln.Listener); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
+				s.logger.Error("mqtt listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
 	}
 	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "data", s.opts.DataDir)
-	return nil
-}
-
-func (s *Server) listenMQTT(addr string, useTLS bool) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen for MQTT on %s: %w", addr, err)
-	}
-	s.mqttLns = append(s.mqttLns, ln)
-	serve := s.mqtt.Serve
-	if !useTLS {
-		serve = s.mqtt.ServeInsecure
-	}
-	go func() {
-		if err := serve(ln); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
-			s.logger.Error("mqtt listener stopped", "addr", addr, "err", err)
-		}
-	}()
 	return nil
 }
 
@@ -499,7 +535,9 @@ func (s *Server) WaitStored(ctx context.Context) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
-		if s.listener != nil {
+		if !s.started {
+			s.closeListeners()
+		} else {
 			if len(s.mqttLns) > 0 {
 				if err := s.mqtt.Shutdown(ctx); err != nil {
 					errs = append(errs, fmt.Errorf("stop mqtt: %w", err))
@@ -557,6 +595,9 @@ func (s *Server) closeStorage(ctx context.Context) error {
 		if err := s.auditDB.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close audit store: %w", err))
 		}
+	}
+	if err := s.dirLock.Unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("unlock data directory: %w", err))
 	}
 	return errors.Join(errs...)
 }
