@@ -246,3 +246,10 @@ func burnPasswordHash(password string) {
 func unauthorized(msg string) *vigil.Error {
 	return vigil.Errorf(vigil.EUNAUTHORIZED, "%s", msg)
 }
+
+// MaxUsernameBytes is the longest user name a sign-in may present, in
+// bytes: the user names of accounts (64 characters) and device ids are far
+// shorter. Longer names are refused before they are looked up, counted
+// against a lockout, logged or audited, so that a stranger cannot make the
+// server keep or write large amounts of text.
+const MaxUsernameBytes = 256

@@ -38,6 +38,14 @@ func (s *Server) auditLog() vigil.AuditReader {
 	return s.Store
 }
 
+// The counter of sign-ins refused for a user name longer than
+// auth.MaxUsernameBytes, labelled by transport ("http"; the MQTT listener's
+// is registered by its owner under the same name with "mqtt").
+const (
+	OversizeUsernamesMetric = "vigil_oversize_usernames_total"
+	OversizeUsernamesHelp   = "Sign-ins and MQTT CONNECTs refused for a user name longer than 256 bytes (neither logged nor audited)."
+)
+
 // Defaults for Server limits.
 const (
 	DefaultMaxBodyBytes = 1 << 20
@@ -52,11 +60,16 @@ type Server struct {
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	AuditLog vigil.AuditReader // where audit queries read; nil: Store
-	Ready    map[string]Pinger // checked by /readyz, by name
-	Logger   *slog.Logger
-	Gatherer prometheus.Gatherer   // served at /metrics
-	Metrics  prometheus.Registerer // where the server registers its own metrics
-	Now      func() time.Time
+	// FailureAuditor records the entries of unauthenticated failures
+	// (missing or bad credentials, failed sign-ins) in place of Auditor,
+	// at a bounded rate per client address (audit.FailureLimiter); nil:
+	// Auditor, unbounded.
+	FailureAuditor vigil.Auditor
+	Ready          map[string]Pinger // checked by /readyz, by name
+	Logger         *slog.Logger
+	Gatherer       prometheus.Gatherer   // served at /metrics
+	Metrics        prometheus.Registerer // where the server registers its own metrics
+	Now            func() time.Time
 	// NewSecret creates a bearer secret and its stored hash for a new
 	// device ("device") or service token ("user"); see package auth.
 	NewSecret func(kind string) (secret string, hash []byte)
@@ -116,9 +129,12 @@ type Server struct {
 	eventHeartbeat, eventRefresh time.Duration
 
 	httpDuration *prometheus.HistogramVec
-	pages        *pages
-	trends       *trendCache // the worklist's trend lines (web_worklist.go)
-	exports      *exports
+	// oversizeNames counts sign-ins refused for a user name longer than
+	// auth.MaxUsernameBytes.
+	oversizeNames prometheus.Counter
+	pages         *pages
+	trends        *trendCache // the worklist's trend lines (web_worklist.go)
+	exports       *exports
 }
 
 // Handler returns the root handler with every route, its authorization
@@ -129,8 +145,13 @@ func (s *Server) Handler() http.Handler {
 		Help:    "HTTP request durations by route and status.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "status"})
+	s.oversizeNames = prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        OversizeUsernamesMetric,
+		Help:        OversizeUsernamesHelp,
+		ConstLabels: prometheus.Labels{"transport": "http"},
+	})
 	if s.Metrics != nil {
-		s.Metrics.MustRegister(s.httpDuration)
+		s.Metrics.MustRegister(s.httpDuration, s.oversizeNames)
 	}
 	// The dashboard's templates are part of the binary: failing to parse
 	// them is a defect of the build (the package tests parse them).

@@ -52,6 +52,13 @@ type Options struct {
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
 	AuditSync string
+	// AuditFailuresPerAddr and AuditFailureInterval bound the audit
+	// entries of unauthenticated failures (bad credentials, failed
+	// sign-ins, refused MQTT CONNECTs): per client address and interval,
+	// the first AuditFailuresPerAddr are recorded one by one, the rest
+	// counted in one entry. Defaults: 10 per minute.
+	AuditFailuresPerAddr int
+	AuditFailureInterval time.Duration
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
@@ -84,6 +91,7 @@ type Server struct {
 	ingest   *ingest.Service
 	writer   *ingest.Writer
 	auditor  *audit.Recorder
+	failures *audit.FailureLimiter // unauthenticated failures, bounded per address
 	api      *vhttp.Server
 	lockout  *auth.Lockout
 	http     *nethttp.Server
@@ -207,6 +215,15 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
+	// Unauthenticated failures (bad credentials over HTTPS or MQTT) are
+	// audited at a bounded rate per address, so that no stranger can grow
+	// the audit log faster than that budget.
+	s.failures = &audit.FailureLimiter{Auditor: s.auditor, PerAddr: opts.AuditFailuresPerAddr, Interval: opts.AuditFailureInterval}
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_audit_failures_suppressed_total",
+		Help: "Unauthenticated failures over the per-address audit budget: counted in one aggregate entry per address and interval instead of one entry each.",
+	}, func() float64 { return float64(s.failures.Suppressed()) }))
+
 	metrics := ingest.NewMetrics(s.registry)
 	s.ingest = &ingest.Service{
 		Log:       s.log,
@@ -261,6 +278,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Ingest:             s.ingest,
 		Auth:               &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle},
 		Auditor:            s.auditor,
+		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
 		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.log},
 		Logger:             opts.Logger,
@@ -284,14 +302,20 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.statuses = &statusSaver{store: s.store, logger: opts.Logger}
 	s.mqtt = mqtt.NewServer(mqtt.Options{
-		Ingest:     s.ingest,
-		Devices:    s.store,
-		HashSecret: auth.HashSecret,
-		TLSConfig:  mqttTLS,
-		Auditor:    s.auditor,
-		Logger:     opts.Logger,
-		Status:     s.statuses,
+		Ingest:         s.ingest,
+		Devices:        s.store,
+		HashSecret:     auth.HashSecret,
+		TLSConfig:      mqttTLS,
+		Auditor:        s.auditor,
+		FailureAuditor: s.failures,
+		Logger:         opts.Logger,
+		Status:         s.statuses,
 	})
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        vhttp.OversizeUsernamesMetric,
+		Help:        vhttp.OversizeUsernamesHelp,
+		ConstLabels: prometheus.Labels{"transport": "mqtt"},
+	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
 	if err := restoreStatuses(ctx, s.store, s.mqtt, opts.Logger); err != nil {
 		return nil, fmt.Errorf("restore device statuses: %w", err)
 	}
@@ -667,6 +691,9 @@ func (s *Server) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		s.lockout.Sweep(ctx)
+		if err := s.failures.Flush(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Error("auditing suppressed unauthenticated failures", "err", err)
+		}
 		if err := s.api.EndExpiredBreakGlass(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Error("ending expired break-glass access", "err", err)
 		}

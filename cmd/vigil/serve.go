@@ -36,6 +36,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&o.SessionIdle, "session-idle", 30*time.Minute, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", time.Hour, "longest break-glass access to a patient outside one's teams")
 	fs.StringVar(&o.AuditSync, "audit-sync", server.AuditSyncRequest, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
+	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", 10, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
+	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", time.Minute, "interval of --audit-failures-per-addr")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
 	fs.DurationVar(&o.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
