@@ -25,9 +25,26 @@ type Authenticator interface {
 	SignIn(ctx context.Context, username, password string, ttl time.Duration) (string, *vigil.Token, error)
 }
 
-// Pinger reports whether a dependency can serve; used by /readyz.
+// Pinger reports whether a dependency can serve; used by /readyz, which
+// answers 503 naming the cause if one returns an error.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// SpaceGuard guards the free space of the data directory.
+type SpaceGuard interface {
+	// CheckOptional returns nil if optional work that will write about
+	// need bytes may go on; otherwise an error (EUNAVAILABLE) that says
+	// why, for the caller.
+	CheckOptional(need int64) error
+}
+
+// Degrader is a Pinger that can be degraded without being unready (a disk
+// below its low-space watermark: optional work is refused, readings still
+// taken). Degraded returns why, or "" when all is well; /readyz shows it.
+type Degrader interface {
+	Pinger
+	Degraded() string
 }
 
 // auditLog returns the store audit queries read.
@@ -106,6 +123,18 @@ type Server struct {
 	// ExportDir is where FHIR bulk export jobs write their NDJSON files;
 	// "" refuses bulk export (501). Its contents belong to the server.
 	ExportDir string
+	// ExportMaxBytes is the most bytes the files in ExportDir may take,
+	// all exports together (DefaultExportMaxBytes if 0): a kick-off when
+	// they take it all answers 429, and an export that would pass it
+	// fails. ExportsPerCaller is the most exports one caller may keep,
+	// running or finished (DefaultExportsPerCaller if 0): one more
+	// answers 429 until the caller deletes one or it expires.
+	ExportMaxBytes   int64
+	ExportsPerCaller int
+	// Space says whether optional work that writes to the data directory
+	// (an export) may start; nil allows it. Checked before an export
+	// starts and while it writes.
+	Space SpaceGuard
 	// Version is the software version the CapabilityStatement reports.
 	Version string
 

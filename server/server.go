@@ -68,11 +68,27 @@ type Options struct {
 	CatalogFile string        // extra codes and units merged over the built-in catalogue
 	Version     string        // software version, reported by the FHIR CapabilityStatement
 
+	// DiskLowWatermark is the free space of the data directory's disk
+	// below which the node refuses optional work (exports), logs loudly
+	// and shows it in /metrics and /readyz, while it keeps taking
+	// readings: a size ("1GiB") or a percentage of the disk ("5%");
+	// default DefaultDiskLowWatermark, "0" turns it off.
+	DiskLowWatermark string
+	// ExportMaxBytes is the most bytes the files of FHIR bulk exports may
+	// take in <data>/fhir-export, all callers together (default 4 GiB);
+	// ExportsPerCaller the most exports one caller may keep, running or
+	// finished, until it deletes them or they expire (default 5).
+	ExportMaxBytes   int64
+	ExportsPerCaller int
+
 	MaxBodyBytes int64         // largest request body
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
 	TokenTTL     time.Duration // sign-in token lifetime
 
 	Logger *slog.Logger
+
+	space diskSpace // measures the data directory's disk; statfs if nil (tests)
+
 	// Announce receives the lines a person starting the node must see once
 	// (the generated admin password, the CA file and fingerprint). Default: discarded.
 	Announce func(format string, args ...any)
@@ -80,30 +96,32 @@ type Options struct {
 
 // Server is a running node.
 type Server struct {
-	opts     Options
-	logger   *slog.Logger
-	store    *sqlite.Store
-	alerts   *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
-	auditDB  *sqlite.Store // the audit log
-	log      *bus.Log
-	catalog  *catalog.Catalog
-	registry *prometheus.Registry
-	ingest   *ingest.Service
-	writer   *ingest.Writer
-	auditor  *audit.Recorder
-	failures *audit.FailureLimiter // unauthenticated failures, bounded per address
-	api      *vhttp.Server
-	lockout  *auth.Lockout
-	http     *nethttp.Server
-	listener net.Listener // bound by New, served by Start
-	mqtt     *mqtt.Server
-	mqttLns  []mqttListener // bound by New, served by Start
-	dirLock  *DirLock
-	hub      *alerting.Hub
-	configs  *alerting.Configs
-	statuses *statusSaver // the MQTT device registry, saved
-	webhooks *alerting.Webhooks
-	engine   *alerting.Engine
+	opts      Options
+	logger    *slog.Logger
+	store     *sqlite.Store
+	alerts    *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
+	auditDB   *sqlite.Store // the audit log
+	log       *bus.Log
+	catalog   *catalog.Catalog
+	registry  *prometheus.Registry
+	ingest    *ingest.Service
+	writer    *ingest.Writer
+	auditor   *audit.Recorder
+	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
+	api       *vhttp.Server
+	lockout   *auth.Lockout
+	http      *nethttp.Server
+	listener  net.Listener // bound by New, served by Start
+	mqtt      *mqtt.Server
+	mqttLns   []mqttListener // bound by New, served by Start
+	dirLock   *DirLock
+	hub       *alerting.Hub
+	configs   *alerting.Configs
+	statuses  *statusSaver  // the MQTT device registry, saved
+	disk      *diskGuard    // the data directory's free space
+	logHealth *appendHealth // the log's appends, for readiness
+	webhooks  *alerting.Webhooks
+	engine    *alerting.Engine
 	// streamsDone ends live event streams when the server shuts down, so
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
@@ -224,9 +242,14 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Help: "Unauthenticated failures over the per-address audit budget: counted in one aggregate entry per address and interval instead of one entry each.",
 	}, func() float64 { return float64(s.failures.Suppressed()) }))
 
+	if err := s.watchDisk(); err != nil {
+		return nil, err
+	}
+	s.logHealth = &appendHealth{Log: s.log, pinger: s.log}
+
 	metrics := ingest.NewMetrics(s.registry)
 	s.ingest = &ingest.Service{
-		Log:       s.log,
+		Log:       s.logHealth,
 		Devices:   s.store,
 		Patients:  s.store,
 		Catalog:   s.catalog,
@@ -280,7 +303,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Auditor:            s.auditor,
 		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.log},
+		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
+		Space:              s.disk,
+		ExportMaxBytes:     opts.ExportMaxBytes,
+		ExportsPerCaller:   opts.ExportsPerCaller,
 		Logger:             opts.Logger,
 		Gatherer:           s.registry,
 		Metrics:            s.registry,
@@ -467,6 +493,7 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.configs.Run(wctx) })
 	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.aux.Go(func() { s.statuses.run(wctx) })
+	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {

@@ -22,6 +22,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		logFormat string
 		maxBody   int64
 		shutdown  time.Duration
+		exportMax string
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
@@ -41,6 +42,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
 	fs.DurationVar(&o.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
+	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", server.DefaultDiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
+	fs.StringVar(&exportMax, "export-max-bytes", "4GiB", "most space the files of FHIR bulk exports may take in <data>/fhir-export, all callers together")
+	fs.IntVar(&o.ExportsPerCaller, "exports-per-caller", 5, "most FHIR bulk exports one caller may keep (running or finished) until it deletes them or they expire (24 h)")
 	fs.Int64Var(&maxBody, "max-body", 1<<20, "largest request body in bytes")
 	fs.DurationVar(&o.MaxFuture, "max-future", 5*time.Minute, "how far ahead of the server clock a reading's time may be")
 	fs.DurationVar(&o.TokenTTL, "token-ttl", 12*time.Hour, "lifetime of sign-in tokens")
@@ -50,7 +54,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
+	var err error
 	o.MaxBodyBytes = maxBody
+	if o.ExportMaxBytes, err = server.ParseSize(exportMax); err != nil || o.ExportMaxBytes <= 0 {
+		return usageError(fmt.Errorf("--export-max-bytes: want a positive size such as 4GiB, not %q", exportMax))
+	}
+	if _, err := server.ParseWatermark(o.DiskLowWatermark); err != nil && o.DiskLowWatermark != "0" {
+		return usageError(fmt.Errorf("--disk-low-watermark: %w", err))
+	}
 	for _, h := range strings.Split(tlsHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			o.TLSHosts = append(o.TLSHosts, h)
