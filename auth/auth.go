@@ -149,6 +149,11 @@ func (a *Authenticator) authenticateUser(ctx context.Context, secret string) (*v
 	}
 	if t.LastUsed == nil || now.Sub(*t.LastUsed) >= touchInterval {
 		if err := a.Users.TouchToken(ctx, t.ID, now); err != nil {
+			if vigil.ErrorCode(err) == vigil.EINTERNAL {
+				// The store cannot write (disk full, I/O error): the
+				// request is refused for now, not failed.
+				return nil, &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "cannot record the token's use: the store does not take writes", Err: fmt.Errorf("touch token %s: %w", t.ID, err)}
+			}
 			return nil, fmt.Errorf("touch token %s: %w", t.ID, err)
 		}
 	}

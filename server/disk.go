@@ -166,9 +166,34 @@ func (d *diskGuard) CheckOptional(need int64) error {
 	return nil
 }
 
-// Ping never fails: a low disk degrades the node, it does not make it
-// unready (the log and the audit journal report their own write failures).
-func (d *diskGuard) Ping(context.Context) error { return nil }
+// reserve is the free space kept for the stores to copy what the log
+// holds, and below which the log takes no more readings: the smaller of
+// maxDiskReserve and an eighth of the disk. The embedded log must not meet
+// a full disk: a write error stops its stream until the node restarts,
+// while a refusal here ends as soon as space is freed.
+func (d *diskGuard) reserve(total uint64) uint64 { return min(maxDiskReserve, total/8) }
+
+// maxDiskReserve bounds the reserve: 64 MiB.
+const maxDiskReserve = 64 << 20
+
+// CheckAppend returns nil if the log may take more readings: the free
+// space, measured now, is above the reserve. Otherwise EUNAVAILABLE.
+func (d *diskGuard) CheckAppend() error {
+	free, total, err := d.space(d.dir)
+	if err != nil {
+		return nil // unknown: the log finds out itself
+	}
+	if r := d.reserve(total); free < r {
+		d.refresh() // log it
+		return vigil.Errorf(vigil.EUNAVAILABLE, "disk full: %s free on the data directory's disk, below the %s kept for the stores; readings are refused until space is freed",
+			formatBytes(free), formatBytes(r))
+	}
+	return nil
+}
+
+// Ping fails while the disk is below the reserve (readings are refused);
+// above it, a low disk degrades the node (Degraded) but leaves it ready.
+func (d *diskGuard) Ping(context.Context) error { return d.CheckAppend() }
 
 // Degraded says why optional work is refused, or "".
 func (d *diskGuard) Degraded() string {

@@ -9,8 +9,9 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
-// appendHealth is the durable log as ingest sees it: it passes every
-// Append on and remembers whether the last one failed, so that readiness
+// appendHealth is the durable log as ingest sees it: it refuses appends
+// while the disk is below its reserve (diskGuard.CheckAppend), passes the
+// others on, and remembers whether the last one failed, so that readiness
 // reports a log that refuses writes (disk full, I/O error) even while the
 // log server itself still answers. The next successful Append clears it,
 // and so does appendFailureMemory without a failure (with no traffic to
@@ -18,6 +19,7 @@ import (
 type appendHealth struct {
 	vigil.Log
 	pinger interface{ Ping(context.Context) error }
+	disk   interface{ CheckAppend() error } // refuses appends on a full disk; nil: none
 
 	mu      sync.Mutex
 	lastErr error     // of the last Append, if it failed for a reason of the log's
@@ -29,6 +31,11 @@ type appendHealth struct {
 const appendFailureMemory = 10 * time.Second
 
 func (a *appendHealth) Append(ctx context.Context, b *vigil.Batch) error {
+	if a.disk != nil {
+		if err := a.disk.CheckAppend(); err != nil {
+			return err // the log was not touched: not its failure
+		}
+	}
 	err := a.Log.Append(ctx, b)
 	if ctx.Err() != nil && err != nil {
 		return err // the caller gave up: says nothing about the log

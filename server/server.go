@@ -245,7 +245,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.watchDisk(); err != nil {
 		return nil, err
 	}
-	s.logHealth = &appendHealth{Log: s.log, pinger: s.log}
+	s.logHealth = &appendHealth{Log: s.log, pinger: s.log, disk: s.disk}
 
 	metrics := ingest.NewMetrics(s.registry)
 	s.ingest = &ingest.Service{
