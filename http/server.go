@@ -65,9 +65,10 @@ const (
 
 // Defaults for Server limits.
 const (
-	DefaultMaxBodyBytes = 1 << 20
-	DefaultTokenTTL     = 12 * time.Hour
-	quarantinePrefix    = 64 << 10 // bytes of an over-large body kept in the quarantine
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultTokenTTL      = 12 * time.Hour
+	DefaultBackfillBytes = 64 << 10
+	quarantinePrefix     = 64 << 10 // bytes of an over-large body kept in the quarantine
 )
 
 // Server holds the API's dependencies. Set the fields, then call Handler.
@@ -131,6 +132,10 @@ type Server struct {
 	// answers 429 until the caller deletes one or it expires.
 	ExportMaxBytes   int64
 	ExportsPerCaller int
+	// BackfillBytes is the body size above which POST /api/v1/readings
+	// is a backfill, refused (503) while Space refuses optional work;
+	// DefaultBackfillBytes if 0.
+	BackfillBytes int64
 	// Space says whether optional work that writes to the data directory
 	// (an export) may start; nil allows it. Checked before an export
 	// starts and while it writes.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestParseWatermark(t *testing.T) {
@@ -116,7 +117,24 @@ func TestDiskLowWatermark(t *testing.T) {
 		t.Errorf("reading on a low disk: %d %v", code, m)
 	}
 
+	// A backfill (a batch over 64 KiB) is optional: refused, not taken.
+	var big strings.Builder
+	big.WriteString(`{"readings":[`)
+	for i := range 1000 {
+		if i > 0 {
+			big.WriteString(",")
+		}
+		fmt.Fprintf(&big, `{"code":"8867-4","value":%d,"unit":"/min","time":%q,"seq":%d}`, 60+i%30, recent(time.Duration(i+10)*time.Second), 1000+i)
+	}
+	big.WriteString("]}")
+	if code, m := h.do("POST", "/api/v1/readings", h.devTok, []byte(big.String())); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m), "backfills") {
+		t.Errorf("backfill on a low disk: %d %v, want 503 naming backfills", code, m)
+	}
+
 	disk.set(6 << 30)
+	if code, m := h.do("POST", "/api/v1/readings", h.devTok, []byte(big.String())); code != http.StatusAccepted {
+		t.Errorf("backfill with space again: %d %v", code, m)
+	}
 	if code, m := export(); code != http.StatusAccepted {
 		t.Errorf("export with space again: %d %v", code, m)
 	}

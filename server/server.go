@@ -80,6 +80,10 @@ type Options struct {
 	// finished, until it deletes them or they expire (default 5).
 	ExportMaxBytes   int64
 	ExportsPerCaller int
+	// BackfillBytes is the body size above which a POST of readings is a
+	// backfill, refused while the disk is below DiskLowWatermark (default
+	// 64 KiB).
+	BackfillBytes int64
 
 	MaxBodyBytes int64         // largest request body
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
@@ -307,6 +311,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Space:              s.disk,
 		ExportMaxBytes:     opts.ExportMaxBytes,
 		ExportsPerCaller:   opts.ExportsPerCaller,
+		BackfillBytes:      opts.BackfillBytes,
 		Logger:             opts.Logger,
 		Gatherer:           s.registry,
 		Metrics:            s.registry,

@@ -45,6 +45,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", server.DefaultDiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
 	fs.StringVar(&exportMax, "export-max-bytes", "4GiB", "most space the files of FHIR bulk exports may take in <data>/fhir-export, all callers together")
 	fs.IntVar(&o.ExportsPerCaller, "exports-per-caller", 5, "most FHIR bulk exports one caller may keep (running or finished) until it deletes them or they expire (24 h)")
+	fs.Int64Var(&o.BackfillBytes, "backfill-bytes", 64<<10, "bodies of POST /api/v1/readings larger than this (in bytes) are backfills, refused while the disk is below --disk-low-watermark")
 	fs.Int64Var(&maxBody, "max-body", 1<<20, "largest request body in bytes")
 	fs.DurationVar(&o.MaxFuture, "max-future", 5*time.Minute, "how far ahead of the server clock a reading's time may be")
 	fs.DurationVar(&o.TokenTTL, "token-ttl", 12*time.Hour, "lifetime of sign-in tokens")
