@@ -259,6 +259,12 @@ func (r *Recorder) Repair(ctx context.Context) error {
 		return fmt.Errorf("repair audit journal: %w", ctx.Err())
 	}
 	defer func() { <-r.syncing }()
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errClosed() // Close owns the journal now
+	}
 	r.wmu.Lock()
 	broken := r.broken
 	r.wmu.Unlock()

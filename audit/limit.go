@@ -116,6 +116,18 @@ func (l *FailureLimiter) Flush(ctx context.Context) error {
 	return l.writeAggregates(ctx, ended)
 }
 
+// FlushNow ends the current interval at once and writes its aggregate
+// entries: before the Auditor is closed, so that no count is lost.
+func (l *FailureLimiter) FlushNow(ctx context.Context) error {
+	l.mu.Lock()
+	if !l.start.IsZero() {
+		l.start = l.now().Add(-l.interval())
+	}
+	ended := l.rollLocked(l.now())
+	l.mu.Unlock()
+	return l.writeAggregates(ctx, ended)
+}
+
 // Suppressed returns how many entries were counted instead of recorded
 // since the FailureLimiter was made.
 func (l *FailureLimiter) Suppressed() int64 { return l.suppressed.Load() }

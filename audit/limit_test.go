@@ -107,6 +107,16 @@ func TestFailureLimiter(t *testing.T) {
 	if got := rec.count(vigil.AuditFailuresSuppressed, "10.0.0.1"); got != 1 {
 		t.Errorf("aggregates of 10.0.0.1 after a quiet interval: %d, want 1", got)
 	}
+	// FlushNow (at shutdown) writes the counts of an interval not yet over.
+	for range 5 {
+		fail("10.0.0.9")
+	}
+	if err := l.FlushNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.count(vigil.AuditFailuresSuppressed, "10.0.0.9"); got != 1 {
+		t.Errorf("aggregates after FlushNow: %d, want 1", got)
+	}
 }
 
 // The budget holds against a real, journaled Recorder: a flood of failures

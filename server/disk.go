@@ -99,6 +99,7 @@ type diskGuard struct {
 	low       bool
 	lastLoud  time.Time // of the last warning while low
 	lowEvents int64     // times the disk went below the watermark
+	full      bool      // below the reserve at the last CheckAppend
 }
 
 // diskWarnEvery is how often a node still below the watermark says so.
@@ -183,8 +184,19 @@ func (d *diskGuard) CheckAppend() error {
 	if err != nil {
 		return nil // unknown: the log finds out itself
 	}
-	if r := d.reserve(total); free < r {
-		d.refresh() // log it
+	r := d.reserve(total)
+	full := free < r
+	d.mu.Lock()
+	switch {
+	case full && !d.full:
+		d.logger.Error("DISK FULL: the data directory's disk is below the reserve kept for the stores; readings are refused until space is freed",
+			"free", formatBytes(free), "reserve", formatBytes(r))
+	case !full && d.full:
+		d.logger.Info("disk space back above the reserve; readings are taken again", "free", formatBytes(free))
+	}
+	d.full = full
+	d.mu.Unlock()
+	if full {
 		return vigil.Errorf(vigil.EUNAVAILABLE, "disk full: %s free on the data directory's disk, below the %s kept for the stores; readings are refused until space is freed",
 			formatBytes(free), formatBytes(r))
 	}

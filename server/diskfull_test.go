@@ -153,6 +153,9 @@ func TestDiskFullRecovery(t *testing.T) {
 		t.Errorf("readyz after the journal failed: %d %s", code, why)
 	}
 	t.Logf("disk full: readyz %s", why)
+	if !strings.Contains(logs.String(), `level=ERROR msg="DISK FULL`) {
+		t.Error("no loud log line for the full disk")
+	}
 
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)

@@ -618,6 +618,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.logger.Warn("alerting checkpoint on shutdown failed; the next start replays the log since the last one", "err", err)
 			}
 			<-s.sweepDone
+			if err := s.failures.FlushNow(ctx); err != nil {
+				s.logger.Warn("auditing suppressed unauthenticated failures on shutdown", "err", err)
+			}
 		}
 		errs = append(errs, s.closeStorage(ctx))
 		s.shutdownErr = errors.Join(errs...)
