@@ -51,6 +51,11 @@ const (
 	AuditBreakGlassEnd   = "breakglass.end"
 	AuditDeviceChange    = "device.change"
 	AuditAccessDenied    = "access.denied"
+	// AuditFailuresSuppressed stands for the unauthenticated failures from
+	// one address that were over the audit log's budget for them: one
+	// entry per address and interval, with their count (see package audit,
+	// FailureLimiter).
+	AuditFailuresSuppressed = "auth.failures_suppressed"
 )
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

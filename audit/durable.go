@@ -2,7 +2,10 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -150,6 +153,9 @@ func (r *Recorder) syncJournal() {
 		err = nil
 	}
 	if err != nil {
+		// es are not known to be on disk: they are written again by
+		// Repair, before those encoded meanwhile.
+		r.unsynced = append(es, r.unsynced...)
 		r.breakJournal(fmt.Errorf("sync audit journal: %w", err))
 		return
 	}
@@ -170,13 +176,169 @@ func (r *Recorder) syncLate() {
 	<-r.syncing
 }
 
-// breakJournal records that the journal failed: what it holds is unknown,
-// so every later write fails until the process restarts and recovers it.
-// wmu must be held.
+// breakJournal records that the journal failed: what the current segment
+// holds after the last sync is unknown, so every write fails until Repair
+// has started a new segment. The entries not yet durable stay in unsynced,
+// for Repair to write again. wmu must be held.
 func (r *Recorder) breakJournal(err error) {
-	r.logger.Error("audit journal write failed; recording stops until restart", "err", err)
+	if r.broken != nil {
+		return
+	}
+	r.logger.Error("audit journal write failed: requests that need an audit entry are refused until it can be written again (retried every second)", "err", err)
 	r.broken = fmt.Errorf("record audit entry: %w", &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "audit journal unavailable", Err: err})
+	r.brokenSince = time.Now()
+	if r.repairEvery > 0 && !r.repairing {
+		r.repairing = true
+		go r.repairLoop()
+	}
+}
+
+// Ping returns nil if the Recorder takes entries, and otherwise why not:
+// the journal's failure (EUNAVAILABLE, wrapping the I/O error), or that it
+// is closed. For readiness checks.
+func (r *Recorder) Ping(ctx context.Context) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errClosed()
+	}
+	if r.journal == nil {
+		return nil
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	return r.broken
+}
+
+// repairLoop calls Repair every repairEvery until it succeeds or the
+// Recorder is closed.
+func (r *Recorder) repairLoop() {
+	t := time.NewTicker(r.repairEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			r.wmu.Lock()
+			r.repairing = false
+			r.wmu.Unlock()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 10*r.repairEvery)
+		err := r.Repair(ctx)
+		cancel()
+		if err == nil {
+			r.wmu.Lock()
+			r.repairing = false
+			r.wmu.Unlock()
+			return
+		}
+		r.logger.Debug("audit journal still unavailable", "err", err)
+	}
+}
+
+// Repair makes a failed journal writable again, without a restart, once
+// the disk takes writes again (space freed, device back): it waits until
+// the store holds every entry that was durable in the journal, removes
+// the journal's segments (whose tails after the last sync are unknown),
+// and starts a new segment with the entries that were not yet durable
+// when it failed, synced. The chain goes on unchanged: nothing that was
+// acknowledged is lost (with WaitForWrite, an entry written but not yet
+// synced was), and the entries whose callers were refused are kept too, as
+// after a crash. nil if the journal works (then or already); otherwise the
+// Recorder stays refusing and Repair may be called again. The Recorder
+// calls it by itself every RepairInterval while the journal is broken.
+func (r *Recorder) Repair(ctx context.Context) error {
+	if r.journal == nil {
+		return nil
+	}
+	select {
+	case r.syncing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("repair audit journal: %w", ctx.Err())
+	}
+	defer func() { <-r.syncing }()
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errClosed() // Close owns the journal now
+	}
+	r.wmu.Lock()
+	broken := r.broken
+	r.wmu.Unlock()
+	if broken == nil {
+		return nil
+	}
+	// Entries are refused while broken: the chain's end does not move.
+	durable := r.durable.Load()
+	if err := r.waitApplied(ctx, durable); err != nil {
+		return fmt.Errorf("repair audit journal: %w", err)
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.journal.f != nil {
+		r.journal.f.Close()
+		r.journal.f = nil
+	}
+	segs, err := listSegments(r.journal.dir)
+	if err != nil {
+		return fmt.Errorf("repair audit journal: %w", err)
+	}
+	for _, sg := range segs {
+		if err := os.Remove(sg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("repair audit journal: remove segment: %w", err)
+		}
+	}
+	j, err := createJournal(r.journal.dir, durable+1, r.journal.max)
+	if err != nil {
+		return fmt.Errorf("repair audit journal: %w", err)
+	}
+	if len(r.unsynced) > 0 {
+		if err := j.append(r.unsynced); err != nil {
+			j.close(false)
+			return fmt.Errorf("repair audit journal: %w", err)
+		}
+	}
+	*r.journal = *j // in place: StartRecord reads the pointer without wmu
+	es := r.unsynced
 	r.unsynced = nil
+	r.written.Store(r.seq)
+	r.durable.Store(r.seq)
+	if len(es) > 0 {
+		r.enqueue(es)
+	}
+	r.logger.Info("audit journal writable again; requests are audited and served", "down_for", time.Since(r.brokenSince).Round(time.Millisecond), "rewritten_entries", len(es))
+	r.broken = nil
+	return nil
+}
+
+// waitApplied returns once the store holds every entry up to seq, or the
+// applier's error if its last copy failed, or ctx's error.
+func (r *Recorder) waitApplied(ctx context.Context, seq int64) error {
+	r.amu.Lock()
+	r.flushTo = max(r.flushTo, seq)
+	r.amu.Unlock()
+	r.poke()
+	for {
+		r.amu.Lock()
+		applied, err, changed := r.applied, r.applyErr, r.changed
+		r.amu.Unlock()
+		if applied >= seq {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-r.applyDone:
+			return vigil.Errorf(vigil.EUNAVAILABLE, "audit log closed")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // closeJournal runs once Close was called and no StartRecord is in

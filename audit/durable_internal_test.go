@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestJournalFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r, err := NewRecorder(t.Context(), s, RecorderOptions{Journal: filepath.Join(dir, "j"), SyncDelay: time.Hour})
+	r, err := NewRecorder(t.Context(), s, RecorderOptions{Journal: filepath.Join(dir, "j"), SyncDelay: time.Hour, RepairInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,5 +45,95 @@ func TestJournalFailure(t *testing.T) {
 	}
 	if last, err := s.LastAudit(t.Context()); err != nil || last.Seq != 1 {
 		t.Errorf("store = %v, %v; want only the entry recorded before the failure", last, err)
+	}
+}
+
+// TestJournalRepair: after the journal failed, Ping names the cause and
+// every entry is refused; once the disk works again, Repair (which the
+// Recorder also runs by itself) makes it writable without a restart. The
+// chain goes on without a gap, nothing durable before the failure is lost,
+// the entries whose sync failed are kept, and a restart recovers the
+// journal written after the repair.
+func TestJournalRepair(t *testing.T) {
+	for _, waitForWrite := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sync per request", true: "sync interval"}[waitForWrite], func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := sqlite.Open(t.Context(), filepath.Join(dir, "audit.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			opts := RecorderOptions{Journal: filepath.Join(dir, "j"), SyncDelay: time.Hour, RepairInterval: -1, WaitForWrite: waitForWrite}
+			r, err := NewRecorder(t.Context(), s, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := vigil.AuditEntry{Actor: "usr_1", Action: vigil.AuditReadingsRead, Outcome: vigil.AuditSuccess}
+			for range 3 {
+				if err := r.Record(t.Context(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.Ping(t.Context()); err != nil {
+				t.Fatalf("Ping before the failure: %v", err)
+			}
+			wait := r.StartRecord(t.Context(), e) // seq 4: encoded, not yet written
+			r.wmu.Lock()
+			r.journal.f.Close() // the disk goes away under the journal
+			r.wmu.Unlock()
+			if err := wait(); vigil.ErrorCode(err) != vigil.EUNAVAILABLE {
+				t.Fatalf("wait: %v, want %s", err, vigil.EUNAVAILABLE)
+			}
+			if err := r.Ping(t.Context()); vigil.ErrorCode(err) != vigil.EUNAVAILABLE {
+				t.Errorf("Ping after the failure: %v, want %s", err, vigil.EUNAVAILABLE)
+			}
+			if err := r.Record(t.Context(), e); vigil.ErrorCode(err) != vigil.EUNAVAILABLE {
+				t.Errorf("Record while broken: %v, want %s", err, vigil.EUNAVAILABLE)
+			}
+			// The disk is back.
+			if err := r.Repair(t.Context()); err != nil {
+				t.Fatalf("Repair: %v", err)
+			}
+			if err := r.Ping(t.Context()); err != nil {
+				t.Errorf("Ping after Repair: %v", err)
+			}
+			if err := r.Repair(t.Context()); err != nil {
+				t.Errorf("Repair of a working journal: %v", err)
+			}
+			for range 2 {
+				if err := r.Record(t.Context(), e); err != nil {
+					t.Fatalf("Record after Repair: %v", err)
+				}
+			}
+			// What a crash now would leave: the new segment, continuing
+			// the chain from the last entry durable before the failure.
+			r.wmu.Lock()
+			r.journal.f.Sync()
+			r.wmu.Unlock()
+			js, err := ReadJournal(filepath.Join(dir, "j"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// With WaitForWrite nothing was synced before the failure.
+			first := map[bool]int64{false: 4, true: 1}[waitForWrite]
+			if len(js) == 0 || js[0].Seq != first || js[len(js)-1].Seq != 6 {
+				t.Errorf("journal after Repair holds %d entries, want %d to 6", len(js), first)
+			}
+			r.Close(t.Context())
+			es, err := s.AuditEntries(t.Context(), vigil.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != 6 {
+				t.Fatalf("store holds %d entries, want 6 (3 before, the one whose sync failed, 2 after)", len(es))
+			}
+			var prev []byte
+			for i, e := range es {
+				if e.Seq != int64(i+1) || !bytes.Equal(Hash(prev, e), e.Hash) {
+					t.Fatalf("entry %d breaks the chain: %+v", i, e)
+				}
+				prev = e.Hash
+			}
+		})
 	}
 }

@@ -17,10 +17,11 @@ import (
 
 // Defaults of RecorderOptions.
 const (
-	defaultMaxBatch   = 512
-	defaultApplyBatch = 2000
-	defaultApplyDelay = time.Second
-	defaultSyncDelay  = 10 * time.Millisecond
+	defaultMaxBatch       = 512
+	defaultApplyBatch     = 2000
+	defaultApplyDelay     = time.Second
+	defaultSyncDelay      = 10 * time.Millisecond
+	defaultRepairInterval = time.Second
 )
 
 // RecorderOptions configures a Recorder. The zero value is ready to use.
@@ -65,6 +66,11 @@ type RecorderOptions struct {
 	// SegmentSize is the length at which a journal segment is closed and
 	// the next one started; 0 means 16 MiB.
 	SegmentSize int64
+	// RepairInterval is how often, after the journal failed (a write or
+	// sync error: disk full, I/O error), the Recorder tries to make it
+	// writable again (Repair); 0 means 1 s, negative never (only explicit
+	// calls to Repair).
+	RepairInterval time.Duration
 }
 
 // Recorder appends entries to the audit log in a store, continuing its hash
@@ -118,7 +124,10 @@ type Recorder struct {
 	journal      *journal
 	wmu          sync.Mutex         // guards the chain's end, journal writes, unsynced, broken, syncTimer
 	unsynced     []vigil.AuditEntry // written to the journal, not yet durable
-	broken       error              // the journal failed: every write fails
+	broken       error              // the journal failed: every write fails until Repair
+	brokenSince  time.Time          // when it failed
+	repairing    bool               // repairLoop runs
+	repairEvery  time.Duration      // RecorderOptions.RepairInterval
 	syncTimer    *time.Timer        // syncs unsynced entries nobody waits for
 	syncDelay    time.Duration
 	syncing      chan struct{} // a token held by the goroutine syncing the journal
@@ -244,6 +253,10 @@ func (r *Recorder) openJournal(ctx context.Context, opts RecorderOptions) error 
 	}
 	r.changed = make(chan struct{})
 	r.applyDone = make(chan struct{})
+	r.repairEvery = opts.RepairInterval
+	if r.repairEvery == 0 {
+		r.repairEvery = defaultRepairInterval
+	}
 	return nil
 }
 

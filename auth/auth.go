@@ -149,6 +149,11 @@ func (a *Authenticator) authenticateUser(ctx context.Context, secret string) (*v
 	}
 	if t.LastUsed == nil || now.Sub(*t.LastUsed) >= touchInterval {
 		if err := a.Users.TouchToken(ctx, t.ID, now); err != nil {
+			if vigil.ErrorCode(err) == vigil.EINTERNAL {
+				// The store cannot write (disk full, I/O error): the
+				// request is refused for now, not failed.
+				return nil, &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "cannot record the token's use: the store does not take writes", Err: fmt.Errorf("touch token %s: %w", t.ID, err)}
+			}
 			return nil, fmt.Errorf("touch token %s: %w", t.ID, err)
 		}
 	}
@@ -246,3 +251,10 @@ func burnPasswordHash(password string) {
 func unauthorized(msg string) *vigil.Error {
 	return vigil.Errorf(vigil.EUNAUTHORIZED, "%s", msg)
 }
+
+// MaxUsernameBytes is the longest user name a sign-in may present, in
+// bytes: the user names of accounts (64 characters) and device ids are far
+// shorter. Longer names are refused before they are looked up, counted
+// against a lockout, logged or audited, so that a stranger cannot make the
+// server keep or write large amounts of text.
+const MaxUsernameBytes = 256

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,6 +53,13 @@ const (
 	maxRunningExports = 2
 	exportTTL         = 24 * time.Hour
 	exportBufferBytes = 256 << 10
+	// DefaultExportMaxBytes and DefaultExportsPerCaller are the defaults
+	// of Server.ExportMaxBytes and Server.ExportsPerCaller.
+	DefaultExportMaxBytes   = 4 << 30
+	DefaultExportsPerCaller = 5
+	// exportSpaceCheck is how many bytes an export writes between two
+	// checks of the free disk space.
+	exportSpaceCheck = 16 << 20
 )
 
 // exportTypes are the resource types an export can hold, in file order.
@@ -63,6 +71,7 @@ type exports struct {
 	jobs    map[string]*exportJob
 	cleaned bool // ExportDir cleared of files from before a restart
 	wg      sync.WaitGroup
+	used    atomic.Int64 // bytes of the jobs' files in ExportDir
 }
 
 func newExports() *exports { return &exports{jobs: map[string]*exportJob{}} }
@@ -76,6 +85,7 @@ type exportJob struct {
 	cancel                  context.CancelFunc
 	done                    chan struct{}
 	written                 atomic.Int64
+	bytes                   atomic.Int64 // of its files, counted in exports.used
 
 	mu       sync.Mutex
 	files    []exportFile // set when finished
@@ -210,6 +220,27 @@ func (s *Server) startExport(w http.ResponseWriter, r *http.Request, src patient
 		w.Header().Set("Retry-After", "60")
 		return vigil.Errorf(vigil.ERATELIMITED, "%d exports are running: try again later", running)
 	}
+	kept := 0
+	for _, j := range e.jobs {
+		if j.owner == p.UserID {
+			kept++
+		}
+	}
+	if max := s.exportsPerCaller(); kept >= max {
+		return vigil.Errorf(vigil.ERATELIMITED, "you keep %d exports, the most one caller may keep (%d): delete one you have downloaded (DELETE its status URL) or wait until it expires (%s after it finished)",
+			kept, max, exportTTL)
+	}
+	if used, max := e.used.Load(), s.exportMaxBytes(); used >= max {
+		w.Header().Set("Retry-After", "3600")
+		return vigil.Errorf(vigil.ERATELIMITED, "the files of finished exports take %d bytes, the server's budget for exports (%d): wait until exports are deleted or expire",
+			used, max)
+	}
+	if s.Space != nil {
+		if err := s.Space.CheckOptional(0); err != nil {
+			w.Header().Set("Retry-After", "600")
+			return err
+		}
+	}
 	job.id = vigil.NewID("exp")
 	job.dir = filepath.Join(s.ExportDir, job.id)
 	if err := os.MkdirAll(job.dir, 0o700); err != nil {
@@ -230,7 +261,7 @@ func (s *Server) startExport(w http.ResponseWriter, r *http.Request, src patient
 		job.mu.Unlock()
 		if err != nil {
 			s.Logger.Warn("fhir export failed", "job", job.id, "err", err)
-			os.RemoveAll(job.dir)
+			e.remove(job)
 		}
 	}()
 	w.Header().Set("Content-Location", base+"/$export-status/"+job.id)
@@ -261,11 +292,20 @@ func (e *exports) sweep(dir string, now time.Time) error {
 		old := !j.finished.IsZero() && now.Sub(j.finished) > exportTTL
 		j.mu.Unlock()
 		if old {
-			os.RemoveAll(j.dir)
+			e.remove(j)
 			delete(e.jobs, id)
 		}
 	}
 	return nil
+}
+
+// remove deletes the files of job j and takes them off the budget.
+func (e *exports) remove(j *exportJob) error {
+	err := os.RemoveAll(j.dir)
+	if err == nil {
+		e.used.Add(-j.bytes.Swap(0))
+	}
+	return err
 }
 
 // runExport writes the job's files and returns the manifest's outputs.
@@ -296,7 +336,7 @@ func (s *Server) exportType(ctx context.Context, job *exportJob, typ string, src
 			err = cerr
 		}
 	}()
-	bw := bufio.NewWriterSize(f, exportBufferBytes)
+	bw := bufio.NewWriterSize(&budgetWriter{w: f, s: s, job: job}, exportBufferBytes)
 	enc := json.NewEncoder(bw) // one resource per line
 	fenc := s.encoder()
 	emit := func(v any) error {
@@ -438,6 +478,11 @@ func (s *Server) fhirExportStatus(w http.ResponseWriter, r *http.Request) error 
 		if errors.Is(jerr, context.Canceled) {
 			return vigil.Errorf(vigil.ENOTFOUND, "export %s was cancelled", j.id)
 		}
+		if c := vigil.ErrorCode(jerr); c == vigil.ERATELIMITED || c == vigil.EUNAVAILABLE {
+			// Stopped by the export budget or a low disk: the caller may
+			// know why, and try again later.
+			return &vigil.Error{Code: c, Message: "export failed: " + vigil.ErrorMessage(jerr), Err: jerr}
+		}
 		return vigil.Errorf(vigil.EINTERNAL, "export failed: %v", jerr)
 	}
 	if files == nil {
@@ -465,7 +510,7 @@ func (s *Server) fhirExportCancel(w http.ResponseWriter, r *http.Request) error 
 	s.exports.mu.Lock()
 	delete(s.exports.jobs, j.id)
 	s.exports.mu.Unlock()
-	if err := os.RemoveAll(j.dir); err != nil {
+	if err := s.exports.remove(j); err != nil {
 		return fmt.Errorf("remove export files: %w", err)
 	}
 	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "export deleted"))
@@ -501,6 +546,53 @@ func (s *Server) fhirExportFile(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/fhir+ndjson")
 	http.ServeContent(w, r, "", st.ModTime(), f)
 	return nil
+}
+
+// budgetWriter counts what an export writes against the exports' byte
+// budget and checks the free disk space every exportSpaceCheck bytes; a
+// write that would pass either fails, and so does the export.
+type budgetWriter struct {
+	w       io.Writer
+	s       *Server
+	job     *exportJob
+	unCheck int64 // bytes written since the last space check
+}
+
+func (b *budgetWriter) Write(p []byte) (int, error) {
+	e, n := b.s.exports, int64(len(p))
+	if max := b.s.exportMaxBytes(); e.used.Add(n) > max {
+		e.used.Add(-n)
+		return 0, vigil.Errorf(vigil.ERATELIMITED, "the export would pass the server's budget for export files (%d bytes)", max)
+	}
+	b.job.bytes.Add(n)
+	if b.unCheck += n; b.unCheck >= exportSpaceCheck && b.s.Space != nil {
+		b.unCheck = 0
+		if err := b.s.Space.CheckOptional(0); err != nil {
+			e.used.Add(-n)
+			b.job.bytes.Add(-n)
+			return 0, err
+		}
+	}
+	m, err := b.w.Write(p)
+	if d := n - int64(m); d > 0 {
+		e.used.Add(-d)
+		b.job.bytes.Add(-d)
+	}
+	return m, err
+}
+
+func (s *Server) exportMaxBytes() int64 {
+	if s.ExportMaxBytes > 0 {
+		return s.ExportMaxBytes
+	}
+	return DefaultExportMaxBytes
+}
+
+func (s *Server) exportsPerCaller() int {
+	if s.ExportsPerCaller > 0 {
+		return s.ExportsPerCaller
+	}
+	return DefaultExportsPerCaller
 }
 
 // Close cancels running exports and waits for them to stop. It is safe to

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,12 +45,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ready := true
 	for name, p := range s.Ready {
 		if err := p.Ping(ctx); err != nil {
-			checks[name] = "unavailable"
+			checks[name] = "unavailable: " + readyCause(err)
 			s.Logger.Warn("readiness check failed", "check", name, "err", err)
 			ready = false
 			continue
 		}
 		checks[name] = "ok"
+		if d, ok := p.(Degrader); ok {
+			if why := d.Degraded(); why != "" {
+				checks[name] = "degraded: " + why
+			}
+		}
 	}
 	status := http.StatusOK
 	if !ready {
@@ -57,6 +63,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
 	return nil
+}
+
+// readyCause names the root of a failed readiness check without a path:
+// the operating system's error (such as "no space left on device") if
+// there is one, else the message of the error's vigil.Error.
+func readyCause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return vigil.ErrorMessage(err)
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {

@@ -30,6 +30,16 @@ func (s *Server) postReadings(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Connection", "close") // the rest of the body is not read
 		return tooLarge
 	}
+	// A large batch is a backfill (a gateway sending what it kept): optional
+	// while the disk is low, unlike live readings. Refused, not taken: the
+	// sender keeps it and sends it again later.
+	if int64(len(body)) > s.backfillBytes() && s.Space != nil {
+		if err := s.Space.CheckOptional(int64(len(body))); err != nil {
+			w.Header().Set("Retry-After", "600")
+			return &vigil.Error{Code: vigil.EUNAVAILABLE, Err: err,
+				Message: vigil.ErrorMessage(err) + "; batches over " + strconv.FormatInt(s.backfillBytes(), 10) + " bytes (backfills) are refused until then, smaller ones are taken"}
+		}
+	}
 	res, err := s.Ingest.Submit(r.Context(), p, "http", body)
 	if res == nil {
 		return err // the log failed: not acknowledged
@@ -254,4 +264,11 @@ func (s *Server) latestReadings(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"readings": toReadingsOut(rs)})
 	return nil
+}
+
+func (s *Server) backfillBytes() int64 {
+	if s.BackfillBytes > 0 {
+		return s.BackfillBytes
+	}
+	return DefaultBackfillBytes
 }

@@ -309,7 +309,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 	ctx := r.Context()
 	p, viaCookie, err := s.authenticate(r)
 	if err != nil {
-		if aerr := s.audit(ctx, r, nil, rt.rule.action, "", vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.rule.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return nil, nil, aerr
 		}
 		return nil, nil, err
@@ -568,6 +568,16 @@ func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal,
 		return nil
 	}
 	return s.auditFailed(ctx, s.Auditor.Record(ctx, s.auditEntry(r, p, action, subject, outcome, detail)))
+}
+
+// auditUnauthenticated records the entry of an unauthenticated failure
+// through FailureAuditor, which bounds how fast they grow the log; without
+// one, as audit does.
+func (s *Server) auditUnauthenticated(ctx context.Context, r *http.Request, p *vigil.Principal, action, outcome, detail string) error {
+	if s.FailureAuditor == nil {
+		return s.audit(ctx, r, p, action, "", outcome, detail)
+	}
+	return s.auditFailed(ctx, s.FailureAuditor.Record(ctx, s.auditEntry(r, p, action, "", outcome, detail)))
 }
 
 // auditEntry returns the entry of request r by p.

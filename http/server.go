@@ -25,9 +25,26 @@ type Authenticator interface {
 	SignIn(ctx context.Context, username, password string, ttl time.Duration) (string, *vigil.Token, error)
 }
 
-// Pinger reports whether a dependency can serve; used by /readyz.
+// Pinger reports whether a dependency can serve; used by /readyz, which
+// answers 503 naming the cause if one returns an error.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// SpaceGuard guards the free space of the data directory.
+type SpaceGuard interface {
+	// CheckOptional returns nil if optional work that will write about
+	// need bytes may go on; otherwise an error (EUNAVAILABLE) that says
+	// why, for the caller.
+	CheckOptional(need int64) error
+}
+
+// Degrader is a Pinger that can be degraded without being unready (a disk
+// below its low-space watermark: optional work is refused, readings still
+// taken). Degraded returns why, or "" when all is well; /readyz shows it.
+type Degrader interface {
+	Pinger
+	Degraded() string
 }
 
 // auditLog returns the store audit queries read.
@@ -38,11 +55,20 @@ func (s *Server) auditLog() vigil.AuditReader {
 	return s.Store
 }
 
+// The counter of sign-ins refused for a user name longer than
+// auth.MaxUsernameBytes, labelled by transport ("http"; the MQTT listener's
+// is registered by its owner under the same name with "mqtt").
+const (
+	OversizeUsernamesMetric = "vigil_oversize_usernames_total"
+	OversizeUsernamesHelp   = "Sign-ins and MQTT CONNECTs refused for a user name longer than 256 bytes (neither logged nor audited)."
+)
+
 // Defaults for Server limits.
 const (
-	DefaultMaxBodyBytes = 1 << 20
-	DefaultTokenTTL     = 12 * time.Hour
-	quarantinePrefix    = 64 << 10 // bytes of an over-large body kept in the quarantine
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultTokenTTL      = 12 * time.Hour
+	DefaultBackfillBytes = 64 << 10
+	quarantinePrefix     = 64 << 10 // bytes of an over-large body kept in the quarantine
 )
 
 // Server holds the API's dependencies. Set the fields, then call Handler.
@@ -52,11 +78,16 @@ type Server struct {
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	AuditLog vigil.AuditReader // where audit queries read; nil: Store
-	Ready    map[string]Pinger // checked by /readyz, by name
-	Logger   *slog.Logger
-	Gatherer prometheus.Gatherer   // served at /metrics
-	Metrics  prometheus.Registerer // where the server registers its own metrics
-	Now      func() time.Time
+	// FailureAuditor records the entries of unauthenticated failures
+	// (missing or bad credentials, failed sign-ins) in place of Auditor,
+	// at a bounded rate per client address (audit.FailureLimiter); nil:
+	// Auditor, unbounded.
+	FailureAuditor vigil.Auditor
+	Ready          map[string]Pinger // checked by /readyz, by name
+	Logger         *slog.Logger
+	Gatherer       prometheus.Gatherer   // served at /metrics
+	Metrics        prometheus.Registerer // where the server registers its own metrics
+	Now            func() time.Time
 	// NewSecret creates a bearer secret and its stored hash for a new
 	// device ("device") or service token ("user"); see package auth.
 	NewSecret func(kind string) (secret string, hash []byte)
@@ -93,6 +124,22 @@ type Server struct {
 	// ExportDir is where FHIR bulk export jobs write their NDJSON files;
 	// "" refuses bulk export (501). Its contents belong to the server.
 	ExportDir string
+	// ExportMaxBytes is the most bytes the files in ExportDir may take,
+	// all exports together (DefaultExportMaxBytes if 0): a kick-off when
+	// they take it all answers 429, and an export that would pass it
+	// fails. ExportsPerCaller is the most exports one caller may keep,
+	// running or finished (DefaultExportsPerCaller if 0): one more
+	// answers 429 until the caller deletes one or it expires.
+	ExportMaxBytes   int64
+	ExportsPerCaller int
+	// BackfillBytes is the body size above which POST /api/v1/readings
+	// is a backfill, refused (503) while Space refuses optional work;
+	// DefaultBackfillBytes if 0.
+	BackfillBytes int64
+	// Space says whether optional work that writes to the data directory
+	// (an export) may start; nil allows it. Checked before an export
+	// starts and while it writes.
+	Space SpaceGuard
 	// Version is the software version the CapabilityStatement reports.
 	Version string
 
@@ -116,9 +163,12 @@ type Server struct {
 	eventHeartbeat, eventRefresh time.Duration
 
 	httpDuration *prometheus.HistogramVec
-	pages        *pages
-	trends       *trendCache // the worklist's trend lines (web_worklist.go)
-	exports      *exports
+	// oversizeNames counts sign-ins refused for a user name longer than
+	// auth.MaxUsernameBytes.
+	oversizeNames prometheus.Counter
+	pages         *pages
+	trends        *trendCache // the worklist's trend lines (web_worklist.go)
+	exports       *exports
 }
 
 // Handler returns the root handler with every route, its authorization
@@ -129,8 +179,13 @@ func (s *Server) Handler() http.Handler {
 		Help:    "HTTP request durations by route and status.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "status"})
+	s.oversizeNames = prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        OversizeUsernamesMetric,
+		Help:        OversizeUsernamesHelp,
+		ConstLabels: prometheus.Labels{"transport": "http"},
+	})
 	if s.Metrics != nil {
-		s.Metrics.MustRegister(s.httpDuration)
+		s.Metrics.MustRegister(s.httpDuration, s.oversizeNames)
 	}
 	// The dashboard's templates are part of the binary: failing to parse
 	// them is a defect of the build (the package tests parse them).

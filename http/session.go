@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 )
 
 // Browser sessions: POST /api/v1/auth/session signs in and sets the session
@@ -56,21 +57,29 @@ func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, ttl time
 	if in.Username == "" || in.Password == "" {
 		return "", nil, vigil.Errorf(vigil.EINVALID, `"username" and "password" are required`)
 	}
+	// No account has a longer name: refused before the name reaches the
+	// lockout's memory, the audit log or the server log; only counted.
+	if len(in.Username) > auth.MaxUsernameBytes {
+		s.oversizeNames.Inc()
+		return "", nil, vigil.Errorf(vigil.EINVALID, `"username" is longer than %d bytes`, auth.MaxUsernameBytes)
+	}
 	secret, tok, err := s.Auth.SignIn(r.Context(), in.Username, in.Password, ttl)
-	outcome, detail, actor := vigil.AuditSuccess, "", ""
 	if err != nil {
-		outcome, detail = vigil.AuditFailure, vigil.ErrorMessage(err)
+		outcome := vigil.AuditFailure
 		if vigil.ErrorCode(err) == vigil.ERATELIMITED {
 			outcome = vigil.AuditDenied
 		}
-	} else {
-		actor = tok.UserID
+		p := &vigil.Principal{Name: in.Username}
+		if aerr := s.auditUnauthenticated(r.Context(), r, p, vigil.AuditSignIn, outcome, vigil.ErrorMessage(err)); aerr != nil {
+			return "", nil, aerr
+		}
+		return "", nil, err
 	}
-	p := &vigil.Principal{UserID: actor, Name: in.Username}
-	if aerr := s.audit(r.Context(), r, p, vigil.AuditSignIn, "", outcome, detail); aerr != nil {
+	p := &vigil.Principal{UserID: tok.UserID, Name: in.Username}
+	if aerr := s.audit(r.Context(), r, p, vigil.AuditSignIn, "", vigil.AuditSuccess, ""); aerr != nil {
 		return "", nil, aerr
 	}
-	return secret, tok, err
+	return secret, tok, nil
 }
 
 // signIn exchanges a username and password for a bearer token.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 )
 
 // conn is one device connection. The reader goroutine (serveConn) reads
@@ -160,6 +161,11 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 		return refuse(ReasonClientIDInvalid, "an empty client identifier needs a clean session")
 	}
 
+	if len(p.Username) > auth.MaxUsernameBytes {
+		// Refused before the name is looked up, logged or audited.
+		s.oversizeNames.Add(1)
+		return refuse(ReasonBadCredentials, fmt.Sprintf("user name longer than %d bytes", auth.MaxUsernameBytes))
+	}
 	d, reason, why, err := c.authenticate(ctx, p, certCN)
 	if err != nil {
 		s.logger.Error("mqtt authentication failed on a store error", "err", err, "remote", c.remote)
@@ -174,7 +180,7 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 		if name == "" {
 			name = certCN
 		}
-		s.audit(ctx, vigil.AuditEntry{Actor: actor, ActorName: name, Action: vigil.AuditSignIn, Resource: "mqtt CONNECT",
+		s.auditRefusedConnect(ctx, vigil.AuditEntry{Actor: actor, ActorName: name, Action: vigil.AuditSignIn, Resource: "mqtt CONNECT",
 			Remote: c.remote, Outcome: vigil.AuditDenied, Detail: why})
 		return refuse(reason, why)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,10 +63,14 @@ type Options struct {
 	// ignores it.
 	TLSConfig *tls.Config
 
-	Auditor vigil.Auditor  // may be nil: refusals are then only logged
-	Status  StatusRecorder // may be nil: status is then kept in memory only
-	Logger  *slog.Logger   // default: discard
-	Now     func() time.Time
+	Auditor vigil.Auditor // may be nil: refusals are then only logged
+	// FailureAuditor records refused CONNECTs (bad or missing
+	// credentials) in place of Auditor, at a bounded rate per address
+	// (audit.FailureLimiter); nil: Auditor.
+	FailureAuditor vigil.Auditor
+	Status         StatusRecorder // may be nil: status is then kept in memory only
+	Logger         *slog.Logger   // default: discard
+	Now            func() time.Time
 
 	RateLimit      RateLimit     // per device
 	MaxPacketSize  int           // largest packet accepted, in bytes; DefaultMaxPacketSize if 0
@@ -107,7 +112,13 @@ type Server struct {
 	limiters  map[string]*limiter      // by device id, kept across reconnects
 	closing   bool
 	wg        sync.WaitGroup // connection goroutines
+
+	oversizeNames atomic.Int64 // CONNECTs refused for a user name over auth.MaxUsernameBytes
 }
+
+// OversizeUsernames returns how many CONNECTs were refused for a user name
+// longer than auth.MaxUsernameBytes.
+func (s *Server) OversizeUsernames() int64 { return s.oversizeNames.Load() }
 
 // NewServer returns a server for opts; Serve starts it on a listener.
 func NewServer(opts Options) *Server {
@@ -374,15 +385,30 @@ func (s *Server) unregister(c *conn) {
 }
 
 func (s *Server) audit(ctx context.Context, e vigil.AuditEntry) {
+	s.record(ctx, s.opts.Auditor, slog.LevelInfo, e)
+}
+
+// auditRefusedConnect records a refused CONNECT through FailureAuditor
+// (bounded per address), and logs it at debug level only: a stranger
+// could otherwise fill the server log.
+func (s *Server) auditRefusedConnect(ctx context.Context, e vigil.AuditEntry) {
+	a := s.opts.FailureAuditor
+	if a == nil {
+		a = s.opts.Auditor
+	}
+	s.record(ctx, a, slog.LevelDebug, e)
+}
+
+func (s *Server) record(ctx context.Context, a vigil.Auditor, level slog.Level, e vigil.AuditEntry) {
 	e.Time = s.opts.Now().UTC()
 	if e.Role == "" && e.Actor != "" {
 		e.Role = vigil.RoleDevice
 	}
-	s.logger.Info("mqtt audit", "action", e.Action, "actor", e.ActorName, "resource", e.Resource, "outcome", e.Outcome, "detail", e.Detail, "remote", e.Remote)
-	if s.opts.Auditor == nil {
+	s.logger.Log(ctx, level, "mqtt audit", "action", e.Action, "actor", e.ActorName, "resource", e.Resource, "outcome", e.Outcome, "detail", e.Detail, "remote", e.Remote)
+	if a == nil {
 		return
 	}
-	if err := s.opts.Auditor.Record(ctx, e); err != nil {
+	if err := a.Record(ctx, e); err != nil {
 		s.logger.Error("mqtt audit record failed", "err", err, "action", e.Action, "actor", e.ActorName)
 	}
 }

@@ -52,6 +52,13 @@ type Options struct {
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
 	AuditSync string
+	// AuditFailuresPerAddr and AuditFailureInterval bound the audit
+	// entries of unauthenticated failures (bad credentials, failed
+	// sign-ins, refused MQTT CONNECTs): per client address and interval,
+	// the first AuditFailuresPerAddr are recorded one by one, the rest
+	// counted in one entry. Defaults: 10 per minute.
+	AuditFailuresPerAddr int
+	AuditFailureInterval time.Duration
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
@@ -60,6 +67,23 @@ type Options struct {
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
 	CatalogFile string        // extra codes and units merged over the built-in catalogue
 	Version     string        // software version, reported by the FHIR CapabilityStatement
+
+	// DiskLowWatermark is the free space of the data directory's disk
+	// below which the node refuses optional work (exports), logs loudly
+	// and shows it in /metrics and /readyz, while it keeps taking
+	// readings: a size ("1GiB") or a percentage of the disk ("5%");
+	// default DefaultDiskLowWatermark, "0" turns it off.
+	DiskLowWatermark string
+	// ExportMaxBytes is the most bytes the files of FHIR bulk exports may
+	// take in <data>/fhir-export, all callers together (default 4 GiB);
+	// ExportsPerCaller the most exports one caller may keep, running or
+	// finished, until it deletes them or they expire (default 5).
+	ExportMaxBytes   int64
+	ExportsPerCaller int
+	// BackfillBytes is the body size above which a POST of readings is a
+	// backfill, refused while the disk is below DiskLowWatermark (default
+	// 64 KiB).
+	BackfillBytes int64
 
 	MaxBodyBytes int64         // largest request body
 	MaxFuture    time.Duration // how far ahead of the clock a reading may be
@@ -71,6 +95,9 @@ type Options struct {
 	AlertRearm time.Duration
 
 	Logger *slog.Logger
+
+	space diskSpace // measures the data directory's disk; statfs if nil (tests)
+
 	// Announce receives the lines a person starting the node must see once
 	// (the generated admin password, the CA file and fingerprint). Default: discarded.
 	Announce func(format string, args ...any)
@@ -78,28 +105,32 @@ type Options struct {
 
 // Server is a running node.
 type Server struct {
-	opts     Options
-	logger   *slog.Logger
-	store    *sqlite.Store
-	alerts   *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
-	auditDB  *sqlite.Store // the audit log
-	log      *bus.Log
-	catalog  *catalog.Catalog
-	registry *prometheus.Registry
-	ingest   *ingest.Service
-	writer   *ingest.Writer
-	auditor  *audit.Recorder
-	api      *vhttp.Server
-	lockout  *auth.Lockout
-	http     *nethttp.Server
-	listener net.Listener
-	mqtt     *mqtt.Server
-	mqttLns  []net.Listener
-	hub      *alerting.Hub
-	configs  *alerting.Configs
-	statuses *statusSaver // the MQTT device registry, saved
-	webhooks *alerting.Webhooks
-	engine   *alerting.Engine
+	opts      Options
+	logger    *slog.Logger
+	store     *sqlite.Store
+	alerts    *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
+	auditDB   *sqlite.Store // the audit log
+	log       *bus.Log
+	catalog   *catalog.Catalog
+	registry  *prometheus.Registry
+	ingest    *ingest.Service
+	writer    *ingest.Writer
+	auditor   *audit.Recorder
+	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
+	api       *vhttp.Server
+	lockout   *auth.Lockout
+	http      *nethttp.Server
+	listener  net.Listener // bound by New, served by Start
+	mqtt      *mqtt.Server
+	mqttLns   []mqttListener // bound by New, served by Start
+	dirLock   *DirLock
+	hub       *alerting.Hub
+	configs   *alerting.Configs
+	statuses  *statusSaver  // the MQTT device registry, saved
+	disk      *diskGuard    // the data directory's free space
+	logHealth *appendHealth // the log's appends, for readiness
+	webhooks  *alerting.Webhooks
+	engine    *alerting.Engine
 	// streamsDone ends live event streams when the server shuts down, so
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
@@ -111,6 +142,7 @@ type Server struct {
 	writerCancel context.CancelFunc
 	writerDone   chan error
 	sweepDone    chan struct{}
+	started      bool
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -139,9 +171,21 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	s := &Server{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
+			s.closeListeners()
 			s.closeStorage(context.Background())
 		}
 	}()
+	// One process at a time: a second node on the same directory would
+	// take over the live node's audit journal and log.
+	if s.dirLock, err = LockDataDir(opts.DataDir); err != nil {
+		return nil, err
+	}
+	// Listen before anything is created, so that a start that cannot
+	// serve (an address in use) leaves nothing behind, above all not an
+	// admin whose one-time password was printed for nothing.
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	s.catalog = catalog.Default()
@@ -198,9 +242,23 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
+	// Unauthenticated failures (bad credentials over HTTPS or MQTT) are
+	// audited at a bounded rate per address, so that no stranger can grow
+	// the audit log faster than that budget.
+	s.failures = &audit.FailureLimiter{Auditor: s.auditor, PerAddr: opts.AuditFailuresPerAddr, Interval: opts.AuditFailureInterval}
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_audit_failures_suppressed_total",
+		Help: "Unauthenticated failures over the per-address audit budget: counted in one aggregate entry per address and interval instead of one entry each.",
+	}, func() float64 { return float64(s.failures.Suppressed()) }))
+
+	if err := s.watchDisk(); err != nil {
+		return nil, err
+	}
+	s.logHealth = &appendHealth{Log: s.log, pinger: s.log, disk: s.disk}
+
 	metrics := ingest.NewMetrics(s.registry)
 	s.ingest = &ingest.Service{
-		Log:       s.log,
+		Log:       s.logHealth,
 		Devices:   s.store,
 		Patients:  s.store,
 		Catalog:   s.catalog,
@@ -264,8 +322,13 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Ingest:             s.ingest,
 		Auth:               &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle},
 		Auditor:            s.auditor,
+		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.log},
+		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
+		Space:              s.disk,
+		ExportMaxBytes:     opts.ExportMaxBytes,
+		ExportsPerCaller:   opts.ExportsPerCaller,
+		BackfillBytes:      opts.BackfillBytes,
 		Logger:             opts.Logger,
 		Gatherer:           s.registry,
 		Metrics:            s.registry,
@@ -287,14 +350,20 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.statuses = &statusSaver{store: s.store, logger: opts.Logger}
 	s.mqtt = mqtt.NewServer(mqtt.Options{
-		Ingest:     s.ingest,
-		Devices:    s.store,
-		HashSecret: auth.HashSecret,
-		TLSConfig:  mqttTLS,
-		Auditor:    s.auditor,
-		Logger:     opts.Logger,
-		Status:     s.statuses,
+		Ingest:         s.ingest,
+		Devices:        s.store,
+		HashSecret:     auth.HashSecret,
+		TLSConfig:      mqttTLS,
+		Auditor:        s.auditor,
+		FailureAuditor: s.failures,
+		Logger:         opts.Logger,
+		Status:         s.statuses,
 	})
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        vhttp.OversizeUsernamesMetric,
+		Help:        vhttp.OversizeUsernamesHelp,
+		ConstLabels: prometheus.Labels{"transport": "mqtt"},
+	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
 	if err := restoreStatuses(ctx, s.store, s.mqtt, opts.Logger); err != nil {
 		return nil, fmt.Errorf("restore device statuses: %w", err)
 	}
@@ -390,14 +459,53 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
-// Start listens and serves in the background, and starts the log→store
-// writer. It returns once the listener is open.
-func (s *Server) Start() error {
+// listen binds the HTTPS and MQTT listeners; Start serves them.
+func (s *Server) listen() error {
 	ln, err := net.Listen("tcp", s.opts.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.opts.HTTPAddr, err)
 	}
 	s.listener = ln
+	for _, m := range []struct {
+		addr string
+		tls  bool
+	}{{s.opts.MQTTAddr, true}, {s.opts.MQTTPlainAddr, false}} {
+		if m.addr == "" || m.addr == "off" {
+			continue
+		}
+		ln, err := net.Listen("tcp", m.addr)
+		if err != nil {
+			return fmt.Errorf("listen for MQTT on %s: %w", m.addr, err)
+		}
+		s.mqttLns = append(s.mqttLns, mqttListener{ln, m.tls})
+	}
+	return nil
+}
+
+// mqttListener is a bound MQTT listener, with TLS or plain TCP.
+type mqttListener struct {
+	net.Listener
+	tls bool
+}
+
+// closeListeners closes the listeners of a node that is not started.
+func (s *Server) closeListeners() {
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	for _, ln := range s.mqttLns {
+		ln.Close()
+	}
+}
+
+// Start serves the listeners New bound, in the background, and starts the
+// log→store writer, the rules engine and the sweepers.
+func (s *Server) Start() error {
+	if s.started {
+		return errors.New("server already started")
+	}
+	s.started = true
+	ln := s.listener
 	wctx, cancel := context.WithCancel(context.Background())
 	s.writerCancel = cancel
 	s.writerDone = make(chan error, 1)
@@ -407,6 +515,7 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.configs.Run(wctx) })
 	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.aux.Go(func() { s.statuses.run(wctx) })
+	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -414,35 +523,18 @@ func (s *Server) Start() error {
 			s.logger.Error("https server stopped", "err", err)
 		}
 	}()
-	if s.opts.MQTTAddr != "off" {
-		if err := s.listenMQTT(s.opts.MQTTAddr, true); err != nil {
-			return err
+	for _, ln := range s.mqttLns {
+		serve := s.mqtt.Serve
+		if !ln.tls {
+			serve = s.mqtt.ServeInsecure
 		}
-	}
-	if s.opts.MQTTPlainAddr != "" {
-		if err := s.listenMQTT(s.opts.MQTTPlainAddr, false); err != nil {
-			return err
-		}
+		go func() {
+			if err := serve(ln.Listener); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
+				s.logger.Error("mqtt listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
 	}
 	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "data", s.opts.DataDir)
-	return nil
-}
-
-func (s *Server) listenMQTT(addr string, useTLS bool) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen for MQTT on %s: %w", addr, err)
-	}
-	s.mqttLns = append(s.mqttLns, ln)
-	serve := s.mqtt.Serve
-	if !useTLS {
-		serve = s.mqtt.ServeInsecure
-	}
-	go func() {
-		if err := serve(ln); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
-			s.logger.Error("mqtt listener stopped", "addr", addr, "err", err)
-		}
-	}()
 	return nil
 }
 
@@ -516,7 +608,9 @@ func (s *Server) WaitStored(ctx context.Context) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
-		if s.listener != nil {
+		if !s.started {
+			s.closeListeners()
+		} else {
 			if len(s.mqttLns) > 0 {
 				if err := s.mqtt.Shutdown(ctx); err != nil {
 					errs = append(errs, fmt.Errorf("stop mqtt: %w", err))
@@ -541,6 +635,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.logger.Warn("alerting checkpoint on shutdown failed; the next start replays the log since the last one", "err", err)
 			}
 			<-s.sweepDone
+			if err := s.failures.FlushNow(ctx); err != nil {
+				s.logger.Warn("auditing suppressed unauthenticated failures on shutdown", "err", err)
+			}
 		}
 		errs = append(errs, s.closeStorage(ctx))
 		s.shutdownErr = errors.Join(errs...)
@@ -574,6 +671,9 @@ func (s *Server) closeStorage(ctx context.Context) error {
 		if err := s.auditDB.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close audit store: %w", err))
 		}
+	}
+	if err := s.dirLock.Unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("unlock data directory: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -643,6 +743,9 @@ func (s *Server) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		s.lockout.Sweep(ctx)
+		if err := s.failures.Flush(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Error("auditing suppressed unauthenticated failures", "err", err)
+		}
 		if err := s.api.EndExpiredBreakGlass(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Error("ending expired break-glass access", "err", err)
 		}

@@ -100,6 +100,14 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer s.Close()
+	// Held while the command runs, so that a server cannot start on the
+	// directory meanwhile (and a running one that the check above missed
+	// is refused here).
+	lock, err := server.LockDataDir(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer lock.Unlock()
 	// Changes are audited like the API's: the audit log is opened (and what
 	// a crashed server left in its journal recovered) before the change,
 	// so that a change is not made when it could not be audited.

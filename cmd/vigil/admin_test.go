@@ -322,6 +322,26 @@ func TestAdminServerRunning(t *testing.T) {
 	}
 }
 
+// A process holding the data directory's lock (a server whose database
+// check above was passed, or another vigil admin) makes admin refuse,
+// naming the holder.
+func TestAdminDataDirLocked(t *testing.T) {
+	f := newAdminFixture(t)
+	l, err := server.LockDataDir(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	code, _, errOut := f.admin(t, envPassword, "create-user", "--username", "carol", "--role", "clinician")
+	if code != 1 || !strings.Contains(errOut, "data directory in use") || !strings.Contains(errOut, "held by process") {
+		t.Errorf("admin on a locked directory: exit %d, stderr %q; want exit 1 naming the holder", code, errOut)
+	}
+	l.Unlock()
+	if code, _, errOut := f.admin(t, envPassword, "create-user", "--username", "carol", "--role", "clinician"); code != 0 {
+		t.Errorf("admin once the lock is released: exit %d, stderr %q", code, errOut)
+	}
+}
+
 func TestAdminUsage(t *testing.T) {
 	f := newAdminFixture(t)
 	tests := []struct {

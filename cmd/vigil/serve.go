@@ -25,6 +25,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		shutdown  time.Duration
 		// alertRearm is the flag's value: 0 turns the window off
 		alertRearm time.Duration
+		exportMax string
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
@@ -40,9 +41,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&o.SessionIdle, "session-idle", 30*time.Minute, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", time.Hour, "longest break-glass access to a patient outside one's teams")
 	fs.StringVar(&o.AuditSync, "audit-sync", server.AuditSyncRequest, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
+	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", 10, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
+	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", time.Minute, "interval of --audit-failures-per-addr")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
 	fs.DurationVar(&o.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
+	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", server.DefaultDiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
+	fs.StringVar(&exportMax, "export-max-bytes", "4GiB", "most space the files of FHIR bulk exports may take in <data>/fhir-export, all callers together")
+	fs.IntVar(&o.ExportsPerCaller, "exports-per-caller", 5, "most FHIR bulk exports one caller may keep (running or finished) until it deletes them or they expire (24 h)")
+	fs.Int64Var(&o.BackfillBytes, "backfill-bytes", 64<<10, "bodies of POST /api/v1/readings larger than this (in bytes) are backfills, refused while the disk is below --disk-low-watermark")
 	fs.Int64Var(&maxBody, "max-body", 1<<20, "largest request body in bytes")
 	fs.DurationVar(&o.MaxFuture, "max-future", 5*time.Minute, "how far ahead of the server clock a reading's time may be")
 	fs.DurationVar(&o.TokenTTL, "token-ttl", 12*time.Hour, "lifetime of sign-in tokens")
@@ -52,10 +59,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
+	var err error
 	o.MaxBodyBytes = maxBody
 	o.AlertRearm = alertRearm
 	if alertRearm == 0 {
 		o.AlertRearm = -1 // off
+	}
+	if o.ExportMaxBytes, err = server.ParseSize(exportMax); err != nil || o.ExportMaxBytes <= 0 {
+		return usageError(fmt.Errorf("--export-max-bytes: want a positive size such as 4GiB, not %q", exportMax))
+	}
+	if _, err := server.ParseWatermark(o.DiskLowWatermark); err != nil && o.DiskLowWatermark != "0" {
+		return usageError(fmt.Errorf("--disk-low-watermark: %w", err))
 	}
 	for _, h := range strings.Split(tlsHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
