@@ -1,0 +1,74 @@
+package http
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil"
+)
+
+// TestReusedSeqStored sends, through POST /api/v1/readings into the real
+// log and store, readings whose sequence numbers were used before: every
+// reading answered as accepted is stored, a retry is stored once, and an
+// integration naming a device suppresses none of the device's readings
+// (docs/decisions/0009-reading-keys.md).
+func TestReusedSeqStored(t *testing.T) {
+	e := newEnv(t)
+	e.runWriter(t)
+	pid := e.patient("MRN-1")
+	devID, devTok := e.device(pid)
+	svc := e.token(e.user("svc", vigil.RoleIntegration, ""), vigil.TokenService, "system/Observation.c")
+
+	at := func(s int) string { return e.now().Add(time.Duration(s-600) * time.Second).Format(time.RFC3339) }
+	hr := func(seq, s int, v float64, extra string) string {
+		return fmt.Sprintf(`{"code":"8867-4","value":%g,"unit":"/min","time":%q,"seq":%d%s}`, v, at(s), seq, extra)
+	}
+	post := func(token string, items ...string) {
+		t.Helper()
+		body := `{"readings":[` + items[0]
+		for _, it := range items[1:] {
+			body += "," + it
+		}
+		body += "]}"
+		st, answer := e.request(http.MethodPost, "/api/v1/readings", token, body)
+		var res struct {
+			Accepted int   `json:"accepted"`
+			Rejected []any `json:"rejected"`
+		}
+		if err := json.Unmarshal([]byte(answer), &res); err != nil || st != http.StatusAccepted || res.Accepted != len(items) || len(res.Rejected) != 0 {
+			t.Fatalf("POST %s: %d %s, want all %d accepted", body, st, answer, len(items))
+		}
+	}
+	// A batch repeating seq 1 with another value, and seq 2 twice alike.
+	post(devTok, hr(1, 0, 60, ""), hr(1, 0, 61, ""), hr(2, 1, 62, ""), hr(2, 1, 62, ""))
+	// The device's counter reset: seqs 1 and 2 again, later.
+	post(devTok, hr(1, 100, 70, ""), hr(2, 101, 71, ""))
+	// A retry of the first batch after a lost acknowledgement.
+	post(devTok, hr(1, 0, 60, ""), hr(1, 0, 61, ""), hr(2, 1, 62, ""), hr(2, 1, 62, ""))
+	// An integration naming the device, with a seq the device then uses.
+	post(svc, hr(3, 200, 80, `,"device_id":"`+devID+`"`))
+	post(devTok, hr(3, 201, 81, ""))
+
+	// The store writer stores batches in log order: once the last is in,
+	// every one is.
+	var got []float64
+	waitFor(t, "the last reading stored", func() bool {
+		p, err := e.store.Readings(t.Context(), vigil.ReadingQuery{SubjectID: pid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, r := range p.Readings {
+			got = append(got, r.Value)
+		}
+		return slices.Contains(got, 81)
+	})
+	slices.Sort(got)
+	if want := []float64{60, 61, 62, 70, 71, 80, 81}; !slices.Equal(got, want) {
+		t.Errorf("stored values %v, want %v", got, want)
+	}
+}
