@@ -129,6 +129,29 @@ func TestFHIRRefusalsQuarantined(t *testing.T) {
 	if rs := waitReadings(t, e.env, e.p1, 1); rs[0].Value != 72 {
 		t.Errorf("stored %+v", rs)
 	}
+
+	// Kept as sent, a FHIR body or Bundle entry is not replayed as readings
+	// (it would only be refused again): it is corrected and sent again. What
+	// the ingest pipeline refused of a FHIR request is kept as a reading and
+	// can be replayed.
+	if st, answer := e.request(http.MethodPost, "/fhir/r4/Observation", e.intW, obs("8867-4", "900"), "Content-Type", fhir.ContentType); st != http.StatusBadRequest {
+		t.Fatalf("implausible create: %d %s", st, answer)
+	}
+	items := waitQuarantined(t, e.env, svc.ID, seen+1)
+	replay := func(id string) (int, string) {
+		return e.request(http.MethodPost, "/api/v1/quarantine/"+id+"/replay", e.admin, "")
+	}
+	if st, answer := replay(items[0].ID); st != http.StatusOK || !strings.Contains(answer, "implausible") {
+		t.Errorf("replay of a reading refused by the pipeline: %d %s", st, answer)
+	}
+	for _, it := range items[1:] {
+		if it.Truncated {
+			continue
+		}
+		if st, answer := replay(it.ID); st != http.StatusBadRequest || !strings.Contains(answer, "send it to /fhir/r4 again") {
+			t.Errorf("replay of %q: %d %s, want 400", it.Reason, st, answer)
+		}
+	}
 }
 
 // waitQuarantined waits until the store holds at least n quarantine items

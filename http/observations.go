@@ -85,6 +85,9 @@ func (s *Server) replayQuarantined(w http.ResponseWriter, r *http.Request) error
 	if it.Truncated {
 		return vigil.Errorf(vigil.EINVALID, "quarantine item %s holds only the start of an over-large body and cannot be replayed", it.ID)
 	}
+	if fhirRequest(it) {
+		return vigil.Errorf(vigil.EINVALID, "quarantine item %s is a FHIR request or Bundle entry refused as sent: correct it and send it to /fhir/r4 again", it.ID)
+	}
 	sender, err := s.senderOf(ctx, it.Sender)
 	if err != nil {
 		return err
@@ -108,6 +111,25 @@ func (s *Server) replayQuarantined(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// fhirRequest reports whether it is a FHIR request body, or an entry of a
+// Bundle, refused before it became readings: the FHIR API keeps those as
+// sent, while what the ingest pipeline refuses of a FHIR request is kept as
+// the reading it was turned into, which can be replayed.
+func fhirRequest(it *vigil.QuarantineItem) bool {
+	if it.Source != "fhir" {
+		return false
+	}
+	if it.Index < 0 {
+		return true
+	}
+	var probe struct {
+		ResourceType json.RawMessage `json:"resourceType"`
+		Resource     json.RawMessage `json:"resource"`
+		Request      json.RawMessage `json:"request"`
+	}
+	return json.Unmarshal(it.Payload, &probe) == nil && (probe.ResourceType != nil || probe.Resource != nil || probe.Request != nil)
 }
 
 // quarantineItem finds one quarantine item by id, paging through the
