@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,6 +54,18 @@ func TestReusedSeqStored(t *testing.T) {
 	post(svc, hr(3, 200, 80, `,"device_id":"`+devID+`"`))
 	post(devTok, hr(3, 201, 81, ""))
 
+	// Concurrent requests reusing one seq for different readings.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			post(devTok, hr(4, 300, float64(100+i), ""))
+		}()
+	}
+	wg.Wait()
+	post(devTok, hr(5, 400, 99, "")) // the last, after all of them
+
 	// The store writer stores batches in log order: once the last is in,
 	// every one is.
 	var got []float64
@@ -65,10 +78,10 @@ func TestReusedSeqStored(t *testing.T) {
 		for _, r := range p.Readings {
 			got = append(got, r.Value)
 		}
-		return slices.Contains(got, 81)
+		return slices.Contains(got, 99)
 	})
 	slices.Sort(got)
-	if want := []float64{60, 61, 62, 70, 71, 80, 81}; !slices.Equal(got, want) {
+	if want := []float64{60, 61, 62, 70, 71, 80, 81, 99, 100, 101, 102, 103, 104, 105, 106, 107}; !slices.Equal(got, want) {
 		t.Errorf("stored values %v, want %v", got, want)
 	}
 }
