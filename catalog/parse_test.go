@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/catalog"
 )
 
@@ -144,6 +145,7 @@ code,http://loinc.org,8480-6,systolic blood pressure,mm[Hg],40,300
 unit,8480-6,kPa,1000/133.322
 unit,8480-6,cmH2O,0.73556
 code,http://example.org/codes,X-1,pain score,{score},0,10
+integer,X-1
 alias,mm/Hg,mm[Hg]
 alias,lbs,[lb_av]
 alias,°C,[degF]
@@ -182,6 +184,7 @@ mdc,999,MDC_SITE_PAIN,X-1,
 		{m, "8480-6", 120, "mm/Hg", 120, ""},
 		// A new code, and an alias replaced.
 		{m, "X-1", 3, "{score}", 3, ""},
+		{m, "X-1", 3.5, "{score}", 0, "not a whole number"},
 		{def, "X-1", 3, "{score}", 0, `unknown code "X-1"`},
 		{m, "8310-5", 98.6, "°C", 37, ""},
 		{def, "8310-5", 98.6, "°C", 0, "implausible"},
@@ -202,6 +205,14 @@ mdc,999,MDC_SITE_PAIN,X-1,
 	}
 	if req, opt, _ := m.Panel("85354-9"); len(req) != 1 || len(opt) != 1 || opt[0] != "8462-4" {
 		t.Errorf("merged Panel(85354-9) = %v, %v", req, opt)
+	}
+	// The replaced panel has the site's order rules (none), not the default's.
+	swapped := []vigil.Component{{Code: "8480-6", Value: 80, Unit: "mm[Hg]"}, {Code: "8462-4", Value: 120, Unit: "mm[Hg]"}}
+	if err := m.CheckPanel("85354-9", swapped); err != nil {
+		t.Errorf("merged CheckPanel = %v, want nil: the site's panel has no order rules", err)
+	}
+	if err := def.CheckPanel("85354-9", swapped); err == nil {
+		t.Error("default CheckPanel accepted a systolic below the diastolic")
 	}
 	if got, want := len(m.Entries()), len(def.Entries())+1; got != want {
 		t.Errorf("merged catalogue has %d entries, want %d", got, want)
@@ -245,6 +256,9 @@ func TestMergeErrors(t *testing.T) {
 		{"MDC ref clash", "mdc,1,MDC_TEMP,8310-5,\n", "MDC reference id MDC_TEMP names both 150344 and 1"},
 		{"MDC unit ref clash", "mdcunit,1,MDC_DIM_DEGC,Cel\n", "MDC reference id MDC_DIM_DEGC names both units 268192 and 1"},
 		// Replacing a code that an MDC row maps with a unit it does not accept.
+		// Replacing a component so that an order rule compares two units.
+		{"order across units", "code,http://loinc.org,8462-4,diastolic blood pressure,kPa,2,27\n",
+			"panel 85354-9 orders 8462-4 (kPa) against 8480-6 (mm[Hg]), which have different units"},
 		{"replaced code loses unit", "code,http://loinc.org,8310-5,body temperature,[degF],77,113\n",
 			"MDC code 150344 (MDC_TEMP): unit Cel is not accepted for 8310-5 (body temperature)"},
 	}
