@@ -402,12 +402,19 @@ func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// refuseFHIR keeps a FHIR request body refused whole in the quarantine,
-// with the reason and the sender, and returns the refusal to answer; or,
-// if the body could not be kept, the quarantine's error (the sender is then
-// answered 503 and retries).
+// refuseFHIR keeps a FHIR request body refused whole in the quarantine
+// (see refuse).
 func (s *Server) refuseFHIR(r *http.Request, body []byte, refusal error) error {
-	if err := s.Ingest.Quarantine(r.Context(), principal(r.Context()), "fhir", body, false, refusal); err != nil {
+	return s.refuse(r, "fhir", body, false, refusal)
+}
+
+// refuse keeps a request body refused whole in the quarantine, with the
+// reason, the sender and source, and returns the refusal to answer; or, if
+// the body could not be kept, the quarantine's error (the sender is then
+// answered 503 and retries). truncated says body is only the start of what
+// was sent.
+func (s *Server) refuse(r *http.Request, source string, body []byte, truncated bool, refusal error) error {
+	if err := s.Ingest.Quarantine(r.Context(), principal(r.Context()), source, body, truncated, refusal); err != nil {
 		return err
 	}
 	return refusal
@@ -451,12 +458,9 @@ func (s *Server) readFHIRBody(w http.ResponseWriter, r *http.Request) ([]byte, e
 		return nil, vigil.Errorf(vigil.EINVALID, "reading request body: %v", err)
 	}
 	if int64(len(body)) > limit {
-		tooLarge := vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes: send smaller bundles", limit)
-		if err := s.Ingest.Quarantine(r.Context(), principal(r.Context()), "fhir", body[:min(len(body), quarantinePrefix)], true, tooLarge); err != nil {
-			return nil, err
-		}
-		w.Header().Set("Connection", "close")
-		return nil, tooLarge
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		return nil, s.refuse(r, "fhir", body[:min(len(body), quarantinePrefix)], true,
+			vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes: send smaller bundles", limit))
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := strings.Cut(ct, ";")

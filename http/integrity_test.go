@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,5 +84,53 @@ func TestReusedSeqStored(t *testing.T) {
 	slices.Sort(got)
 	if want := []float64{60, 61, 62, 70, 71, 80, 81, 99, 100, 101, 102, 103, 104, 105, 106, 107}; !slices.Equal(got, want) {
 		t.Errorf("stored values %v, want %v", got, want)
+	}
+}
+
+// TestObservationRefusalsQuarantined checks that what POST
+// /api/v1/patients/{id}/observations refuses before the ingest service sees
+// it is kept in the quarantine, whole (the start of it when too large), with
+// the reason, the clinician and source "manual", as every refusal is.
+func TestObservationRefusalsQuarantined(t *testing.T) {
+	e := newEnv(t)
+	const limit = 4096
+	e.api.MaxBodyBytes = limit // set before the first request
+	e.runWriter(t)
+	pid := e.patient("MRN-1")
+	clin := e.clinicianOf("clin", pid)
+	tok := e.token(clin, vigil.TokenSession)
+	obs := func(extra string) string {
+		return `{"code":"67775-7","value":1,"unit":"{score}","time":"` + e.now().Add(-time.Minute).Format(time.RFC3339) + `"` + extra + `}`
+	}
+	huge := `{"readings":[` + obs(`,"note":"`+strings.Repeat("x", limit)+`"`) + `]}`
+	tests := []struct {
+		name, body string
+		status     int
+		reason     string
+		payload    string // "" = the whole body
+	}{
+		{"malformed", `{"readings":[`, 400, "malformed body", ""},
+		{"empty", `{"readings":[]}`, 400, "at least one observation", ""},
+		{"device named", `{"readings":[` + obs(`,"device_id":"dev_x"`) + `]}`, 400, "has no device_id", ""},
+		{"other patient", `{"readings":[` + obs(`,"patient_id":"pat_other"`) + `]}`, 400, "patient_id must be " + pid, ""},
+		{"over-size", huge, 413, "exceeds 4096 bytes", huge[:limit+1]},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, answer := e.request(http.MethodPost, "/api/v1/patients/"+pid+"/observations", tok, tt.body)
+			if st != tt.status || !strings.Contains(answer, tt.reason) {
+				t.Fatalf("answer %d %s, want %d with %q", st, answer, tt.status, tt.reason)
+			}
+			items := waitQuarantined(t, e, clin.ID, i+1)
+			q := items[0]
+			want := tt.payload
+			if want == "" {
+				want = tt.body
+			}
+			if string(q.Payload) != want || q.Truncated != (tt.payload != "") || q.Index != -1 ||
+				!strings.Contains(q.Reason, tt.reason) || q.Source != "manual" || q.Sender != clin.ID {
+				t.Errorf("kept %+v; want the body whole, index -1, reason with %q, source manual, sender %s", q, tt.reason, clin.ID)
+			}
+		})
 	}
 }
