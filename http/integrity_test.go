@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/fhir"
 )
 
 // TestReusedSeqStored sends, through POST /api/v1/readings into the real
@@ -132,5 +133,41 @@ func TestObservationRefusalsQuarantined(t *testing.T) {
 				t.Errorf("kept %+v; want the body whole, index -1, reason with %q, source manual, sender %s", q, tt.reason, clin.ID)
 			}
 		})
+	}
+}
+
+// TestFHIRSameIdentifierOtherContent checks conditional creates: the same
+// observation again answers 200 with its Location and stores nothing more,
+// while another observation under the same identifier is stored (201), not
+// answered as a match and dropped.
+func TestFHIRSameIdentifierOtherContent(t *testing.T) {
+	e := newFHIREnv(t)
+	runWriter(t, e.env)
+	at := e.now().Add(-time.Minute).Format(time.RFC3339)
+	obs := func(value string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+			"subject":{"reference":"Patient/` + e.p1 + `"},"effectiveDateTime":"` + at + `",
+			"valueQuantity":{"value":` + value + `,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	}
+	create := func(value string) int {
+		st, body := e.request(http.MethodPost, "/fhir/r4/Observation", e.intW, obs(value), "Content-Type", fhir.ContentType, "If-None-Exist", "identifier=urn:ehr|obs-7")
+		if st != http.StatusCreated && st != http.StatusOK {
+			t.Fatalf("create %s: %d %s", value, st, body)
+		}
+		return st
+	}
+	if st := create("72"); st != http.StatusCreated {
+		t.Fatalf("first create: %d", st)
+	}
+	waitReadings(t, e.env, e.p1, 1)
+	if st := create("72"); st != http.StatusOK {
+		t.Errorf("the same observation again: %d, want 200", st)
+	}
+	if st := create("73"); st != http.StatusCreated {
+		t.Errorf("another observation under the same identifier: %d, want 201", st)
+	}
+	rs := waitReadings(t, e.env, e.p1, 2)
+	if rs[0].Value+rs[1].Value != 145 {
+		t.Errorf("stored %v and %v, want 72 and 73", rs[0].Value, rs[1].Value)
 	}
 }
