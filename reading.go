@@ -21,7 +21,7 @@ type Reading struct {
 	Unit       string      // canonical UCUM unit, e.g. "/min"; "" for panels
 	Time       time.Time   // effective time, when it was measured (UTC)
 	Received   time.Time   // when Vigil accepted it (UTC)
-	Key        string      // idempotency key: unique per reading ever sent (see ReadingKey)
+	Key        string      // idempotency key: its sender, seq and content (see ingest.SeqKey); a repeat has the same key
 	Quality    Quality     // quality flags
 	Components []Component // components of a panel, e.g. systolic and diastolic
 	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"

@@ -74,10 +74,14 @@ type UserStore interface {
 // ReadingStore keeps readings and quarantined input.
 type ReadingStore interface {
 	// WriteBatches stores the readings and quarantine items of bs in one
-	// transaction. A reading whose Key is already stored is skipped, so
-	// writing the same batch twice stores it once; so is a quarantine item
-	// whose ID is already stored. It sets Reading.ID of the readings it
-	// stores and returns how many it stored.
+	// transaction. A reading whose Key is already stored is skipped when it
+	// is the same reading (subject, device, code, time, value, unit,
+	// components and quality flags but converted), so writing the same batch
+	// twice stores it once; a different reading under a stored Key is
+	// stored under a key of its own, derived from its content and set in
+	// Reading.Key, so that nothing written is dropped. A quarantine item
+	// whose ID is already stored is skipped. It sets Reading.ID of the
+	// readings it stores and returns how many it stored.
 	WriteBatches(ctx context.Context, bs []Batch) (int, error)
 	// Readings returns one page of a subject's readings in time order
 	// (ties broken by ID), oldest first unless q.Desc.

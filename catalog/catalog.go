@@ -23,6 +23,8 @@
 //	component,<panel code>,<component code>,required|optional
 //	mdc,<MDC code>,<reference id>,<LOINC code>[ <LOINC code>...],[<MDC unit code>]
 //	mdcunit,<MDC unit code>,<reference id>,<UCUM unit>
+//	integer,<code>
+//	order,<panel code>,<lower component>,<higher component>,lt|le
 //
 // A code record with an empty unit, min and max is a panel: it has no value of
 // its own, only components. Otherwise min and max bound the plausible values,
@@ -31,8 +33,14 @@
 // number or a fraction a/b (computed as × a ÷ b, so 1/1000 is exact). An alias
 // is a non-UCUM spelling (mmHg, °C, lbs) read as a UCUM unit for every code
 // that accepts that unit. Unit and component records follow their code record
-// in the same file. The comment at the top of codes.csv says more, and
-// documents the plausibility limits chosen.
+// in the same file. An integer record says code's values, in its canonical
+// unit, are whole numbers (a coded scale, a count): anything else is refused.
+// An order record says that in a panel carrying both components, the lower
+// one's value must be below (lt) or at most (le) the higher one's: a blood
+// pressure whose systolic is not above its diastolic is refused. Integer
+// and order records, like unit and component records, follow their code
+// record and belong to it. The comment at the top of codes.csv says more,
+// and documents the plausibility limits chosen.
 //
 // # Merging
 //
@@ -73,6 +81,8 @@ type Entry struct {
 	Min, Max   float64          // plausible values, inclusive, in Unit; 0 for a panel
 	Units      []UnitConversion // other units accepted, in file order
 	Components []ComponentRule  // a panel's components, in file order
+	Integer    bool             // values, in Unit, are whole numbers
+	Orders     []OrderRule      // a panel's order constraints on its components, in file order
 }
 
 // IsPanel reports whether e is a panel: no value of its own, only components.
@@ -96,6 +106,15 @@ func (c UnitConversion) Convert(v float64) float64 {
 type ComponentRule struct {
 	Code     string
 	Required bool
+}
+
+// OrderRule constrains two components of a panel: when both are present,
+// Lower's value must be below Higher's (at most Higher's if OrEqual). Values
+// compared are in canonical units, which components ordered against each
+// other share.
+type OrderRule struct {
+	Lower, Higher string
+	OrEqual       bool
 }
 
 // MDCEntry is an IEEE 11073-10101 metric code.
@@ -259,6 +278,12 @@ func (c *Catalog) check() error {
 				return fmt.Errorf("line %d: component %s of panel %s is itself a panel", e.line, r.Code, e.Code)
 			}
 		}
+		for _, o := range e.Orders {
+			lo, hi := c.entries[o.Lower], c.entries[o.Higher]
+			if lo.Unit != hi.Unit {
+				return fmt.Errorf("line %d: panel %s orders %s (%s) against %s (%s), which have different units", e.line, e.Code, o.Lower, lo.Unit, o.Higher, hi.Unit)
+			}
+		}
 	}
 	for _, s := range c.aliasOrder {
 		if _, ok := c.aliases[c.aliases[s]]; ok {
@@ -332,6 +357,7 @@ func (c *Catalog) Lookup(code string) (Entry, bool) {
 	out := e.Entry
 	out.Units = slices.Clone(out.Units)
 	out.Components = slices.Clone(out.Components)
+	out.Orders = slices.Clone(out.Orders)
 	return out, true
 }
 
@@ -404,10 +430,49 @@ func (c *Catalog) Normalize(code string, value float64, unit string) (v float64,
 		return 0, "", false, vigil.Errorf(vigil.EINVALID, "value %s is implausible for %s: plausible range is %s–%s %s",
 			got, e.label, num(e.Min), num(e.Max), e.Unit)
 	}
+	if e.Integer && v != math.Trunc(v) {
+		return 0, "", false, vigil.Errorf(vigil.EINVALID, "value %s is not a whole number: %s takes whole numbers of %s", num(v), e.label, e.Unit)
+	}
 	if v == 0 {
 		v = 0 // not -0, which JSON would show as "-0"
 	}
 	return v, e.Unit, converted, nil
+}
+
+// CheckPanel checks the components of a reading of panel code, already in
+// canonical units, against the panel's order rules: a blood pressure whose
+// systolic is not above its diastolic cannot be true. Component codes not
+// present are not checked (Panel says which are required). The error is a
+// *vigil.Error with code vigil.EINVALID and a message for the sender; nil
+// for a code that is not a panel.
+func (c *Catalog) CheckPanel(code string, components []vigil.Component) error {
+	e, ok := c.entries[code]
+	if !ok || !e.IsPanel() {
+		return nil
+	}
+	value := func(code string) (float64, bool) {
+		for _, cp := range components {
+			if cp.Code == code {
+				return cp.Value, true
+			}
+		}
+		return 0, false
+	}
+	for _, o := range e.Orders {
+		lo, ok1 := value(o.Lower)
+		hi, ok2 := value(o.Higher)
+		if !ok1 || !ok2 || lo < hi || (o.OrEqual && lo == hi) {
+			continue
+		}
+		le, he := c.entries[o.Lower], c.entries[o.Higher]
+		rel := "below"
+		if o.OrEqual {
+			rel = "at most"
+		}
+		return vigil.Errorf(vigil.EINVALID, "%s cannot be true: %s %s %s must be %s %s %s %s",
+			e.label, le.label, num(lo), le.Unit, rel, he.label, num(hi), he.Unit)
+	}
+	return nil
 }
 
 // num formats f as briefly as round-trips.

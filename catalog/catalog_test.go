@@ -152,6 +152,9 @@ func TestRoundTrip(t *testing.T) {
 		for _, u := range e.Units {
 			for i := 0; i <= 100; i++ {
 				c := e.Min + (e.Max-e.Min)*float64(i)/100
+				if e.Integer {
+					c = math.Round(c)
+				}
 				v := c*u.Div/u.Mul - u.Offset
 				got, _, _, err := cat.Normalize(e.Code, v, u.Unit)
 				if err != nil && (i == 0 || i == 100) {
@@ -484,4 +487,86 @@ func BenchmarkNormalize(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestValuesThatCannotBeTrue checks the constraints between and on values:
+// a blood pressure whose systolic is not above its diastolic, or whose mean
+// is outside them, and a fractional value of a coded or counted code.
+func TestValuesThatCannotBeTrue(t *testing.T) {
+	cat := catalog.Default()
+	bp := func(sys, dia float64, mean ...float64) []vigil.Component {
+		cs := []vigil.Component{{Code: "8480-6", Value: sys, Unit: "mm[Hg]"}, {Code: "8462-4", Value: dia, Unit: "mm[Hg]"}}
+		for _, m := range mean {
+			cs = append(cs, vigil.Component{Code: "8478-0", Value: m, Unit: "mm[Hg]"})
+		}
+		return cs
+	}
+	panels := []struct {
+		name string
+		code string
+		cs   []vigil.Component
+		want string // "" = accepted
+	}{
+		{"normal", "85354-9", bp(120, 80), ""},
+		{"narrow pulse pressure", "85354-9", bp(81, 80), ""},
+		{"systolic equal to diastolic", "85354-9", bp(80, 80), "8462-4 (Diastolic blood pressure) 80 mm[Hg] must be below 8480-6 (Systolic blood pressure) 80 mm[Hg]"},
+		{"swapped", "85354-9", bp(80, 120), "cannot be true: 8462-4 (Diastolic blood pressure) 120 mm[Hg] must be below 8480-6"},
+		{"mean between", "85354-9", bp(120, 80, 93), ""},
+		{"mean at the bounds", "85354-9", bp(120, 80, 80), ""},
+		{"mean above systolic", "85354-9", bp(120, 80, 130), "8478-0 (Mean blood pressure) 130 mm[Hg] must be at most 8480-6"},
+		{"mean below diastolic", "85354-9", bp(120, 80, 70), "8462-4 (Diastolic blood pressure) 80 mm[Hg] must be at most 8478-0"},
+		{"vital signs panel swapped", "85353-1", bp(70, 90), "85353-1 (Vital signs, weight, height, head circumference, oxygen saturation and BMI panel) cannot be true"},
+		{"vital signs panel without diastolic", "85353-1", bp(120, 80)[:1], ""},
+		{"not a panel", "8867-4", bp(80, 120), ""},
+	}
+	for _, tt := range panels {
+		err := cat.CheckPanel(tt.code, tt.cs)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s: CheckPanel = %v, want nil", tt.name, err)
+			}
+			continue
+		}
+		if vigil.ErrorCode(err) != vigil.EINVALID || !strings.Contains(vigil.ErrorMessage(err), tt.want) {
+			t.Errorf("%s: CheckPanel = %v, want EINVALID containing %q", tt.name, err, tt.want)
+		}
+	}
+
+	values := []struct {
+		code  string
+		value float64
+		unit  string
+		want  string // "" = accepted
+	}{
+		{"67775-7", 2, "{score}", ""},
+		{"67775-7", 2.5, "{score}", "value 2.5 is not a whole number: 67775-7 (Level of responsiveness"},
+		{"67775-7", 0.0001, "{score}", "not a whole number"},
+		{"1104051000000101", 7, "{score}", ""},
+		{"1104051000000101", 6.5, "score", "not a whole number: 1104051000000101 (Royal College of Physicians NEWS2"},
+		{"55423-8", 8000, "steps", ""},
+		{"55423-8", 8000.5, "{steps}", "not a whole number"},
+		{"8867-4", 72.5, "/min", ""}, // an average rate need not be whole
+	}
+	for _, tt := range values {
+		_, _, _, err := cat.Normalize(tt.code, tt.value, tt.unit)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("Normalize(%s, %g) = %v, want nil", tt.code, tt.value, err)
+			}
+			continue
+		}
+		if vigil.ErrorCode(err) != vigil.EINVALID || !strings.Contains(vigil.ErrorMessage(err), tt.want) {
+			t.Errorf("Normalize(%s, %g) = %v, want EINVALID containing %q", tt.code, tt.value, err, tt.want)
+		}
+	}
+	// The default catalogue marks exactly the coded and counted codes.
+	var integers []string
+	for _, e := range cat.Entries() {
+		if e.Integer {
+			integers = append(integers, e.Code)
+		}
+	}
+	if want := []string{"55423-8", "67775-7", "1104051000000101"}; !slices.Equal(integers, want) {
+		t.Errorf("integer codes %v, want %v", integers, want)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -72,8 +73,12 @@ func (p *parser) record(rec []string) error {
 		n = [2]int{3, 3}
 	case "component", "mdcunit":
 		n = [2]int{4, 4}
+	case "integer":
+		n = [2]int{2, 2}
+	case "order":
+		n = [2]int{5, 5}
 	default:
-		return fmt.Errorf("unknown record type %q (want code, unit, alias, component, mdc or mdcunit)", kind)
+		return fmt.Errorf("unknown record type %q (want code, unit, alias, component, mdc, mdcunit, integer or order)", kind)
 	}
 	if len(rec) < n[0] || len(rec) > n[1] {
 		if n[0] == n[1] {
@@ -92,6 +97,10 @@ func (p *parser) record(rec []string) error {
 		return p.component(rec)
 	case "mdc":
 		return p.mdc(rec)
+	case "integer":
+		return p.integer(rec)
+	case "order":
+		return p.order(rec)
 	default:
 		return p.mdcunit(rec)
 	}
@@ -223,6 +232,53 @@ func (p *parser) component(rec []string) error {
 		return fmt.Errorf("component %s of %s: %q is neither required nor optional", code, panel, kind)
 	}
 	e.Components = append(e.Components, ComponentRule{Code: code, Required: kind == "required"})
+	return nil
+}
+
+// integer parses integer,<code>.
+func (p *parser) integer(rec []string) error {
+	e, err := p.earlier(rec[1])
+	if err != nil {
+		return err
+	}
+	if e.IsPanel() {
+		return fmt.Errorf("code %s is a panel: it has no values to be whole numbers", rec[1])
+	}
+	if e.Integer {
+		return fmt.Errorf("code %s is marked integer twice", rec[1])
+	}
+	e.Integer = true
+	return nil
+}
+
+// order parses order,<panel>,<lower>,<higher>,lt|le. Both components must
+// be given for the panel earlier in the file.
+func (p *parser) order(rec []string) error {
+	panel, lower, higher, rel := rec[1], rec[2], rec[3], rec[4]
+	e, err := p.earlier(panel)
+	if err != nil {
+		return err
+	}
+	if !e.IsPanel() {
+		return fmt.Errorf("code %s has a unit, so it is not a panel and takes no order rules", panel)
+	}
+	for _, c := range []string{lower, higher} {
+		if !slices.ContainsFunc(e.Components, func(r ComponentRule) bool { return r.Code == c }) {
+			return fmt.Errorf("order of %s: %q is not a component of it given earlier", panel, c)
+		}
+	}
+	if lower == higher {
+		return fmt.Errorf("order of %s: %s cannot be ordered against itself", panel, lower)
+	}
+	if rel != "lt" && rel != "le" {
+		return fmt.Errorf("order of %s: %q is neither lt nor le", panel, rel)
+	}
+	for _, o := range e.Orders {
+		if o.Lower == lower && o.Higher == higher || o.Lower == higher && o.Higher == lower {
+			return fmt.Errorf("order of %s: %s and %s are ordered twice", panel, lower, higher)
+		}
+	}
+	e.Orders = append(e.Orders, OrderRule{Lower: lower, Higher: higher, OrEqual: rel == "le"})
 	return nil
 }
 

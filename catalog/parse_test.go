@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/catalog"
 )
 
@@ -57,6 +58,15 @@ func TestParseErrors(t *testing.T) {
 		{"MDC unit twice", "mdcunit,1,MDC_DIM_X,%\nmdcunit,1,MDC_DIM_Y,%\n", "line 2: MDC unit 1 is given twice"},
 		{"MDC unit ref twice", "mdcunit,1,MDC_DIM_X,%\nmdcunit,2,MDC_DIM_X,%\n", "line 2: MDC reference id MDC_DIM_X is given twice"},
 		{"MDC unit not UCUM", "mdcunit,1,MDC_DIM_X,°C\n", `line 1: MDC unit 1: UCUM unit "°C" must be`},
+		{"integer before code", "integer,8867-4\n", "line 1: code 8867-4 has no code record earlier in the file"},
+		{"integer panel", bp + "integer,85354-9\n", "line 2: code 85354-9 is a panel"},
+		{"integer twice", hr + "integer,8867-4\ninteger,8867-4\n", "line 3: code 8867-4 is marked integer twice"},
+		{"integer fields", hr + "integer,8867-4,yes\n", "line 2: integer record has 3 fields, want 2"},
+		{"order of non-panel", hr + "order,8867-4,8462-4,8480-6,lt\n", "line 2: code 8867-4 has a unit, so it is not a panel"},
+		{"order of non-component", bp + "component,85354-9,8480-6,required\norder,85354-9,8462-4,8480-6,lt\n", `line 3: order of 85354-9: "8462-4" is not a component`},
+		{"order against itself", bp + "component,85354-9,8480-6,required\norder,85354-9,8480-6,8480-6,lt\n", "line 3: order of 85354-9: 8480-6 cannot be ordered against itself"},
+		{"order relation", bp + "component,85354-9,8480-6,required\ncomponent,85354-9,8462-4,required\norder,85354-9,8462-4,8480-6,below\n", `line 4: order of 85354-9: "below" is neither lt nor le`},
+		{"order twice", bp + "component,85354-9,8480-6,required\ncomponent,85354-9,8462-4,required\norder,85354-9,8462-4,8480-6,lt\norder,85354-9,8480-6,8462-4,le\n", "line 5: order of 85354-9: 8480-6 and 8462-4 are ordered twice"},
 		{"bad quoting", hr + "code,http://loinc.org,\"x\"y,z,/min,1,2\n", "parse error on line 2"},
 		// A quoted field spanning lines: the error names the line the record starts on.
 		{"multi-line record", "# c\n" + "code,http://loinc.org,8867-4,\"heart\nrate\",/min,20,300\n", `line 2: code 8867-4: display "heart\nrate" is empty or has control characters`},
@@ -135,6 +145,7 @@ code,http://loinc.org,8480-6,systolic blood pressure,mm[Hg],40,300
 unit,8480-6,kPa,1000/133.322
 unit,8480-6,cmH2O,0.73556
 code,http://example.org/codes,X-1,pain score,{score},0,10
+integer,X-1
 alias,mm/Hg,mm[Hg]
 alias,lbs,[lb_av]
 alias,°C,[degF]
@@ -173,6 +184,7 @@ mdc,999,MDC_SITE_PAIN,X-1,
 		{m, "8480-6", 120, "mm/Hg", 120, ""},
 		// A new code, and an alias replaced.
 		{m, "X-1", 3, "{score}", 3, ""},
+		{m, "X-1", 3.5, "{score}", 0, "not a whole number"},
 		{def, "X-1", 3, "{score}", 0, `unknown code "X-1"`},
 		{m, "8310-5", 98.6, "°C", 37, ""},
 		{def, "8310-5", 98.6, "°C", 0, "implausible"},
@@ -193,6 +205,14 @@ mdc,999,MDC_SITE_PAIN,X-1,
 	}
 	if req, opt, _ := m.Panel("85354-9"); len(req) != 1 || len(opt) != 1 || opt[0] != "8462-4" {
 		t.Errorf("merged Panel(85354-9) = %v, %v", req, opt)
+	}
+	// The replaced panel has the site's order rules (none), not the default's.
+	swapped := []vigil.Component{{Code: "8480-6", Value: 80, Unit: "mm[Hg]"}, {Code: "8462-4", Value: 120, Unit: "mm[Hg]"}}
+	if err := m.CheckPanel("85354-9", swapped); err != nil {
+		t.Errorf("merged CheckPanel = %v, want nil: the site's panel has no order rules", err)
+	}
+	if err := def.CheckPanel("85354-9", swapped); err == nil {
+		t.Error("default CheckPanel accepted a systolic below the diastolic")
 	}
 	if got, want := len(m.Entries()), len(def.Entries())+1; got != want {
 		t.Errorf("merged catalogue has %d entries, want %d", got, want)
@@ -236,6 +256,9 @@ func TestMergeErrors(t *testing.T) {
 		{"MDC ref clash", "mdc,1,MDC_TEMP,8310-5,\n", "MDC reference id MDC_TEMP names both 150344 and 1"},
 		{"MDC unit ref clash", "mdcunit,1,MDC_DIM_DEGC,Cel\n", "MDC reference id MDC_DIM_DEGC names both units 268192 and 1"},
 		// Replacing a code that an MDC row maps with a unit it does not accept.
+		// Replacing a component so that an order rule compares two units.
+		{"order across units", "code,http://loinc.org,8462-4,diastolic blood pressure,kPa,2,27\n",
+			"panel 85354-9 orders 8462-4 (kPa) against 8480-6 (mm[Hg]), which have different units"},
 		{"replaced code loses unit", "code,http://loinc.org,8310-5,body temperature,[degF],77,113\n",
 			"MDC code 150344 (MDC_TEMP): unit Cel is not accepted for 8310-5 (body temperature)"},
 	}

@@ -291,6 +291,7 @@ func jsonError(err error) string {
 // Exactly one of Input and Err is meaningful: Err says why the entry cannot
 // be processed.
 type BundleEntry struct {
+	Raw         json.RawMessage // the entry as sent, for the quarantine
 	FullURL     string
 	IfNoneExist string
 	Input       Input
@@ -336,9 +337,16 @@ func DecodeBundle(body []byte, known func(code string) bool) (*Bundle, error) {
 	if len(b.Entry) > MaxBundleEntries {
 		return nil, vigil.Errorf(vigil.ETOOLARGE, "Bundle has %d entries, at most %d", len(b.Entry), MaxBundleEntries)
 	}
+	var raw struct {
+		Entry []json.RawMessage `json:"entry"`
+	}
+	if json.Unmarshal(body, &raw) != nil || len(raw.Entry) != len(b.Entry) {
+		raw.Entry = make([]json.RawMessage, len(b.Entry)) // not reached: body decoded above
+	}
 	out := &Bundle{Type: b.Type, Entries: make([]BundleEntry, len(b.Entry))}
 	for i, e := range b.Entry {
 		be := &out.Entries[i]
+		be.Raw = raw.Entry[i]
 		be.FullURL = e.FullURL
 		switch {
 		case e.Request == nil:

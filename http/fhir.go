@@ -278,27 +278,34 @@ func (s *Server) canReadFHIR(r *http.Request, subject string, clinical bool, res
 // caught up (a repeat within that moment answers 201 again and still
 // stores nothing more).
 func (s *Server) fhirCreateObservation(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readFHIRBody(r)
+	body, err := s.readFHIRBody(w, r)
 	if err != nil {
 		return err
 	}
 	in, err := fhir.DecodeObservation(body, s.knownCode)
 	if err != nil {
-		return err
+		return s.refuseFHIR(r, body, err)
 	}
 	if c := r.Header.Get("If-None-Exist"); c != "" {
 		if err := fhir.ApplyIfNoneExist(&in, c); err != nil {
-			return err
+			return s.refuseFHIR(r, body, err)
 		}
 		// Conditional create: a stored match answers 200 with its
 		// Location (and no body that a sender without read scope could
-		// not otherwise see).
-		if rd, err := s.Store.ReadingByKey(r.Context(), seqKey(principal(r.Context()), in)); err == nil {
-			w.Header().Set("Location", s.fhirBase(r)+"/Observation/"+fhir.ObservationID(rd.ID))
-			writeFHIR(w, http.StatusOK, fhir.Outcome("information", "duplicate", "an observation with this identifier exists already"))
-			return nil
-		} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		// not otherwise see). A match is the same observation: the key
+		// covers the identifier, the sender and the content.
+		res, err := s.Ingest.Check(r.Context(), principal(r.Context()), readingsBody([]fhir.Input{in}))
+		if err != nil {
 			return err
+		}
+		if len(res.Keys) == 1 {
+			if rd, err := s.Store.ReadingByKey(r.Context(), res.Keys[0]); err == nil {
+				w.Header().Set("Location", s.fhirBase(r)+"/Observation/"+fhir.ObservationID(rd.ID))
+				writeFHIR(w, http.StatusOK, fhir.Outcome("information", "duplicate", "an observation with this identifier exists already"))
+				return nil
+			} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+				return err
+			}
 		}
 	}
 	res, err := s.submitFHIR(r, []fhir.Input{in})
@@ -312,16 +319,6 @@ func (s *Server) fhirCreateObservation(w http.ResponseWriter, r *http.Request) e
 	return nil
 }
 
-// seqKey is the idempotency key the ingest pipeline gives in when sent by
-// p (see ingest.SeqKey); in.Seq must be set.
-func seqKey(p *vigil.Principal, in fhir.Input) string {
-	device := in.DeviceID
-	if p.Role == vigil.RoleDevice {
-		device = p.DeviceID
-	}
-	return ingest.SeqKey(p.UserID, device, in.PatientID, *in.Seq)
-}
-
 // fhirBatch takes a batch or transaction Bundle of Observation creates. A
 // batch answers each entry on its own. A transaction is all or nothing: it
 // is refused whole (with the first entry's error) if any entry is malformed
@@ -329,30 +326,35 @@ func seqKey(p *vigil.Principal, in fhir.Input) string {
 // value), before anything is submitted; otherwise its readings are appended
 // to the log in one write. (Only a change between the check and the write,
 // such as a device revoked in that instant, can still refuse an entry.)
+// Every refusal is kept in the quarantine before it is answered: a refused
+// Bundle or transaction whole, a refused batch entry as sent.
 func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readFHIRBody(r)
+	body, err := s.readFHIRBody(w, r)
 	if err != nil {
 		return err
 	}
 	b, err := fhir.DecodeBundle(body, s.knownCode)
 	if err != nil {
-		return err
+		return s.refuseFHIR(r, body, err)
 	}
 	respType := fhir.BundleBatchResponse
 	if b.Type == "transaction" {
 		respType = fhir.BundleTransactionResponse
 		for _, e := range b.Entries {
 			if e.Err != nil {
-				return e.Err
+				return s.refuseFHIR(r, body, vigil.Errorf(vigil.ErrorCode(e.Err), "transaction refused, nothing stored: %s", vigil.ErrorMessage(e.Err)))
 			}
 		}
 	}
 	var ins []fhir.Input
 	var idx []int // entry index of each input
+	var refused []ingest.Refusal
 	for i, e := range b.Entries {
 		if e.Err == nil {
 			ins = append(ins, e.Input)
 			idx = append(idx, i)
+		} else {
+			refused = append(refused, ingest.Refusal{Index: i, Payload: e.Raw, Reason: e.Err})
 		}
 	}
 	errs := make([]error, len(b.Entries))
@@ -368,8 +370,13 @@ func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
 		}
 		if len(res.Rejected) > 0 {
 			rej := res.Rejected[0]
-			return vigil.Errorf(vigil.ErrorCode(rejectionErr(rej)), "transaction refused, nothing stored: entry %d: %s", idx[max(rej.Index, 0)], rej.Reason)
+			return s.refuseFHIR(r, body, vigil.Errorf(vigil.ErrorCode(rejectionErr(rej)), "transaction refused, nothing stored: entry %d: %s", idx[max(rej.Index, 0)], rej.Reason))
 		}
+	}
+	// Refused batch entries are kept before anything is answered; if they
+	// cannot be, the whole request fails and the sender retries it.
+	if err := s.Ingest.QuarantineAll(r.Context(), principal(r.Context()), "fhir", refused); err != nil {
+		return err
 	}
 	if len(ins) > 0 {
 		res, err := s.submitFHIR(r, ins)
@@ -396,6 +403,24 @@ func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeFHIR(w, http.StatusOK, out)
 	return nil
+}
+
+// refuseFHIR keeps a FHIR request body refused whole in the quarantine
+// (see refuse).
+func (s *Server) refuseFHIR(r *http.Request, body []byte, refusal error) error {
+	return s.refuse(r, "fhir", body, false, refusal)
+}
+
+// refuse keeps a request body refused whole in the quarantine, with the
+// reason, the sender and source, and returns the refusal to answer; or, if
+// the body could not be kept, the quarantine's error (the sender is then
+// answered 503 and retries). truncated says body is only the start of what
+// was sent.
+func (s *Server) refuse(r *http.Request, source string, body []byte, truncated bool, refusal error) error {
+	if err := s.Ingest.Quarantine(r.Context(), principal(r.Context()), source, body, truncated, refusal); err != nil {
+		return err
+	}
+	return refusal
 }
 
 func rejectionErr(rej ingest.Rejection) error {
@@ -425,21 +450,26 @@ func readingsBody(ins []fhir.Input) []byte {
 	return body
 }
 
-// readFHIRBody reads a request body of at most MaxBodyBytes.
-func (s *Server) readFHIRBody(r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, _ := strings.Cut(ct, ";")
-		if mt = strings.TrimSpace(mt); mt != fhir.ContentType && mt != "application/json" {
-			return nil, vigil.Errorf(vigil.EINVALID, "Content-Type %s: send application/fhir+json", mt)
-		}
-	}
+// readFHIRBody reads a request body of at most MaxBodyBytes. A body it
+// refuses is kept in the quarantine first: whole when it is not FHIR JSON,
+// its first bytes when it is too large (the rest is not read, and the
+// connection is closed after the answer).
+func (s *Server) readFHIRBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := s.maxBody()
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, vigil.Errorf(vigil.EINVALID, "reading request body: %v", err)
 	}
 	if int64(len(body)) > limit {
-		return nil, vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes: send smaller bundles", limit)
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		return nil, s.refuse(r, "fhir", body[:min(len(body), quarantinePrefix)], true,
+			vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes: send smaller bundles", limit))
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		if mt = strings.TrimSpace(mt); mt != fhir.ContentType && mt != "application/json" {
+			return nil, s.refuseFHIR(r, body, vigil.Errorf(vigil.EINVALID, "Content-Type %s: send application/fhir+json", mt))
+		}
 	}
 	return body, nil
 }

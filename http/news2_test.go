@@ -171,7 +171,7 @@ func TestNEWS2ScoreAgrees(t *testing.T) {
 	if got.stored != "12" || got.alert != "12" || got.worklist != "12" || !got.inFilter || got.incomplete {
 		t.Errorf("re-check: %+v, want 12 stored, alerted and on the worklist (in the NEWS2 ≥ 5 filter)", got)
 	}
-	if !strings.Contains(strings.Join(got.from, " "), rrKey) {
+	if !strings.Contains(strings.Join(got.from, " ")+" ", rrKey+":") { // its key is rrKey and the content hash
 		t.Errorf("stored score derived from %v, want the re-check's respiration rate %s among them", got.from, rrKey)
 	}
 

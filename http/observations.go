@@ -17,7 +17,9 @@ import (
 // left out and must otherwise be {id}. They go through the ingest service
 // like device readings, with the clinician as the sender, source "manual"
 // and the quality flag "manual". The route's rule has checked that the
-// clinician may see the patient. Answers 202 once they are durable.
+// clinician may see the patient. Answers 202 once they are durable. A body
+// refused before the ingest service sees it is kept in the quarantine first,
+// like every refusal.
 func (s *Server) postObservations(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	limit := s.maxBody()
@@ -26,24 +28,25 @@ func (s *Server) postObservations(w http.ResponseWriter, r *http.Request) error 
 		return vigil.Errorf(vigil.EINVALID, "reading request body: %v", err)
 	}
 	if int64(len(body)) > limit {
-		return vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes", limit)
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		return s.refuse(r, "manual", body[:min(len(body), quarantinePrefix)], true, vigil.Errorf(vigil.ETOOLARGE, "request body exceeds %d bytes", limit))
 	}
 	var in struct {
 		Readings []map[string]json.RawMessage `json:"readings"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
-		return vigil.Errorf(vigil.EINVALID, `malformed body: want {"readings":[{"code","value","unit","time"}]}`)
+		return s.refuse(r, "manual", body, false, vigil.Errorf(vigil.EINVALID, `malformed body: want {"readings":[{"code","value","unit","time"}]}`))
 	}
 	if len(in.Readings) == 0 {
-		return vigil.Errorf(vigil.EINVALID, `"readings" must hold at least one observation`)
+		return s.refuse(r, "manual", body, false, vigil.Errorf(vigil.EINVALID, `"readings" must hold at least one observation`))
 	}
 	want, _ := json.Marshal(id)
 	for i, item := range in.Readings {
 		if _, ok := item["device_id"]; ok {
-			return vigil.Errorf(vigil.EINVALID, "observation %d: an entered observation has no device_id", i)
+			return s.refuse(r, "manual", body, false, vigil.Errorf(vigil.EINVALID, "observation %d: an entered observation has no device_id", i))
 		}
 		if pid, ok := item["patient_id"]; ok && string(pid) != string(want) {
-			return vigil.Errorf(vigil.EINVALID, "observation %d: patient_id must be %s (the patient in the path)", i, id)
+			return s.refuse(r, "manual", body, false, vigil.Errorf(vigil.EINVALID, "observation %d: patient_id must be %s (the patient in the path)", i, id))
 		}
 		item["patient_id"] = want
 	}
@@ -85,6 +88,9 @@ func (s *Server) replayQuarantined(w http.ResponseWriter, r *http.Request) error
 	if it.Truncated {
 		return vigil.Errorf(vigil.EINVALID, "quarantine item %s holds only the start of an over-large body and cannot be replayed", it.ID)
 	}
+	if fhirRequest(it) {
+		return vigil.Errorf(vigil.EINVALID, "quarantine item %s is a FHIR request or Bundle entry refused as sent: correct it and send it to /fhir/r4 again", it.ID)
+	}
 	sender, err := s.senderOf(ctx, it.Sender)
 	if err != nil {
 		return err
@@ -108,6 +114,25 @@ func (s *Server) replayQuarantined(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// fhirRequest reports whether it is a FHIR request body, or an entry of a
+// Bundle, refused before it became readings: the FHIR API keeps those as
+// sent, while what the ingest pipeline refuses of a FHIR request is kept as
+// the reading it was turned into, which can be replayed.
+func fhirRequest(it *vigil.QuarantineItem) bool {
+	if it.Source != "fhir" {
+		return false
+	}
+	if it.Index < 0 {
+		return true
+	}
+	var probe struct {
+		ResourceType json.RawMessage `json:"resourceType"`
+		Resource     json.RawMessage `json:"resource"`
+		Request      json.RawMessage `json:"request"`
+	}
+	return json.Unmarshal(it.Payload, &probe) == nil && (probe.ResourceType != nil || probe.Resource != nil || probe.Request != nil)
 }
 
 // quarantineItem finds one quarantine item by id, paging through the

@@ -40,6 +40,10 @@ type Catalog interface {
 	// Panel reports whether code is a panel (no value of its own) and, if
 	// so, which component codes it requires and which it allows besides.
 	Panel(code string) (required, optional []string, ok bool)
+	// CheckPanel checks a panel's components, in canonical units, against
+	// each other (a systolic not above its diastolic cannot be true).
+	// Errors are *vigil.Error (EINVALID) with a message fit for the sender.
+	CheckPanel(code string, components []vigil.Component) error
 }
 
 // Defaults for Service limits.
@@ -71,6 +75,9 @@ type Service struct {
 type Result struct {
 	Accepted int         `json:"accepted"`
 	Rejected []Rejection `json:"rejected"`
+	// Keys are the idempotency keys of the accepted readings, in the order
+	// they were submitted (for the caller, not the sender).
+	Keys []string `json:"-"`
 }
 
 // Rejection is one refused item. Index is its position in the submitted
@@ -197,6 +204,7 @@ func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string,
 		r.Received = now
 		r.Source = source
 		batch.Readings = append(batch.Readings, r)
+		res.Keys = append(res.Keys, r.Key)
 	}
 	res.Accepted = len(batch.Readings)
 
@@ -223,7 +231,8 @@ func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string,
 
 // Check validates a submission as Submit would, without quarantining or
 // appending anything: Result says which readings Submit would accept and
-// which it would refuse. A caller that needs all or nothing (a FHIR
+// which it would refuse, and Result.Keys the keys Submit would give the
+// readings it accepts. A caller that needs all or nothing (a FHIR
 // transaction) checks first and submits only when nothing is refused. The
 // error is non-nil when the body cannot be read at all (EINVALID,
 // ETOOLARGE) or a dependency failed.
@@ -238,7 +247,8 @@ func (s *Service) Check(ctx context.Context, p *vigil.Principal, body []byte) (*
 	v := validator{s: s, p: p, now: s.now(), devices: map[string]*vigil.Device{}, patients: map[string]error{}}
 	res := &Result{Rejected: []Rejection{}}
 	for i, raw := range items {
-		if _, err := v.reading(ctx, raw); err != nil {
+		r, err := v.reading(ctx, raw)
+		if err != nil {
 			if vigil.ErrorCode(err) == vigil.EINTERNAL || vigil.ErrorCode(err) == vigil.EUNAVAILABLE {
 				return nil, fmt.Errorf("validate reading %d: %w", i, err)
 			}
@@ -246,6 +256,7 @@ func (s *Service) Check(ctx context.Context, p *vigil.Principal, body []byte) (*
 			continue
 		}
 		res.Accepted++
+		res.Keys = append(res.Keys, r.Key)
 	}
 	return res, nil
 }
@@ -255,12 +266,38 @@ func (s *Service) Check(ctx context.Context, p *vigil.Principal, body []byte) (*
 // returns once it is durable. truncated says payload is only a prefix of
 // what was sent.
 func (s *Service) Quarantine(ctx context.Context, p *vigil.Principal, source string, payload []byte, truncated bool, reason error) error {
-	b := vigil.Batch{Quarantine: []vigil.QuarantineItem{s.quarantineItem(p, source, -1, payload, truncated, reason, s.now())}}
+	return s.QuarantineAll(ctx, p, source, []Refusal{{Index: -1, Payload: payload, Truncated: truncated, Reason: reason}})
+}
+
+// Refusal is input an adapter refused before it could reach Submit (a FHIR
+// Bundle entry that is not an Observation create, say): its position in
+// what the sender sent (-1 for the whole of it), its bytes as received, and
+// why. Truncated says Payload is only a prefix of what was sent.
+type Refusal struct {
+	Index     int
+	Payload   []byte
+	Truncated bool
+	Reason    error
+}
+
+// QuarantineAll keeps refusals sent by p through adapter source in the
+// quarantine, with their reasons, in one log write, and returns once they
+// are durable. If it fails, the caller must not answer the sender as if
+// they were kept.
+func (s *Service) QuarantineAll(ctx context.Context, p *vigil.Principal, source string, refusals []Refusal) error {
+	if len(refusals) == 0 {
+		return nil
+	}
+	now := s.now()
+	b := vigil.Batch{Quarantine: make([]vigil.QuarantineItem, len(refusals))}
+	for i, r := range refusals {
+		b.Quarantine[i] = s.quarantineItem(p, source, r.Index, r.Payload, r.Truncated, r.Reason, now)
+	}
 	if err := s.Log.Append(ctx, &b); err != nil {
 		s.Metrics.appendFailed()
 		return fmt.Errorf("append quarantine: %w", err)
 	}
-	s.Metrics.observe(source, 0, 1, 0)
+	s.Metrics.observe(source, 0, len(refusals), 0)
 	return nil
 }
 
@@ -550,35 +587,59 @@ func (v *validator) measurement(r *vigil.Reading, w *wireReading) error {
 			return vigil.Errorf(vigil.EINVALID, "%s needs component %s", w.Code, code)
 		}
 	}
-	return nil
+	return cat.CheckPanel(w.Code, r.Components)
 }
 
-// key returns the reading's idempotency key: the device (or, without one,
-// the sending account) and its sequence number when there is one, else a
-// hash of the reading's content. The same reading sent twice gets the same
-// key, so the Store keeps it once.
+// key returns the reading's idempotency key (see SeqKey and ContentKey),
+// in the namespace of the sender p. The same reading sent twice by the same
+// sender gets the same key, so the Store keeps it once; readings that differ
+// in anything stored get different keys, so none is taken for a repeat of
+// another (docs/decisions/0009-reading-keys.md).
 func (v *validator) key(r *vigil.Reading, seq *uint64) string {
 	if seq != nil {
-		return SeqKey(v.p.UserID, r.DeviceID, r.SubjectID, *seq)
+		return SeqKey(v.p, r, *seq)
 	}
-	return ContentKey(r)
+	return ContentKey(v.p, r)
 }
 
-// SeqKey is the idempotency key of a reading sent with sequence number seq:
-// "d:" device and seq when the reading names a device (a device's own, or
-// the one an integration names), else "u:" the sending user, the subject
-// and seq.
-func SeqKey(userID, deviceID, subjectID string, seq uint64) string {
-	if deviceID != "" {
-		return "d:" + deviceID + ":" + strconv.FormatUint(seq, 10)
-	}
-	return "u:" + userID + ":" + subjectID + ":" + strconv.FormatUint(seq, 10)
+// SeqKey is the idempotency key of reading r sent by p with sequence number
+// seq: "d:" the device and seq when p is a device, "u:" the user and seq
+// otherwise (an integration, a clinician), then the first 128 bits of r's
+// content hash (see ContentKey) in hex. The content makes a reused sequence
+// number (a device whose counter reset, a batch repeating a seq) a new key
+// when the reading differs, and the sender's namespace keeps one sender's
+// numbers from meeting another's: an integration naming a device never
+// shares a key with that device's own readings.
+func SeqKey(p *vigil.Principal, r *vigil.Reading, seq uint64) string {
+	h := contentHash(p, r)
+	return senderPrefix(p) + strconv.FormatUint(seq, 10) + ":" + hex.EncodeToString(h[:16])
 }
 
-// ContentKey is the idempotency key of a reading that has no sequence
-// number: "h:" and the SHA-256 of its subject, device, code, time, value,
-// unit and components.
-func ContentKey(r *vigil.Reading) string {
+// ContentKey is the idempotency key of reading r sent by p without a
+// sequence number: "h:" and the SHA-256, in hex, of the sender, the subject,
+// device, code, time, value, unit, components and the flags the sender set.
+func ContentKey(p *vigil.Principal, r *vigil.Reading) string {
+	h := contentHash(p, r)
+	return "h:" + hex.EncodeToString(h[:])
+}
+
+// senderPrefix is the namespace of p's keys: "d:<device>:" for a device,
+// "u:<user>:" for anyone else.
+func senderPrefix(p *vigil.Principal) string {
+	if p.Role == vigil.RoleDevice {
+		return "d:" + p.DeviceID + ":"
+	}
+	return "u:" + p.UserID + ":"
+}
+
+// keyedQuality are the flags that are part of a reading's content for its
+// key: all but converted, which says how it was sent, not what was measured.
+const keyedQuality = ^vigil.QualityConverted
+
+// contentHash is the SHA-256 of the sender's namespace and of everything the
+// Store keeps of r except its received time and source: the same reading
+// sent again hashes the same, whichever adapter it came through.
+func contentHash(p *vigil.Principal, r *vigil.Reading) [sha256.Size]byte {
 	h := sha256.New()
 	var buf [8]byte
 	str := func(s string) {
@@ -590,16 +651,26 @@ func ContentKey(r *vigil.Reading) string {
 		binary.BigEndian.PutUint64(buf[:], math.Float64bits(f))
 		h.Write(buf[:])
 	}
+	str(senderPrefix(p))
 	str(r.SubjectID)
 	str(r.DeviceID)
 	str(r.Code)
-	num(float64(r.Time.UnixMicro()))
-	num(r.Value)
+	binary.BigEndian.PutUint64(buf[:], uint64(r.Time.UnixMicro()))
+	h.Write(buf[:])
+	if r.HasValue() {
+		num(r.Value)
+	}
 	str(r.Unit)
+	binary.BigEndian.PutUint64(buf[:], uint64(len(r.Components)))
+	h.Write(buf[:])
 	for _, c := range r.Components {
 		str(c.Code)
 		num(c.Value)
 		str(c.Unit)
 	}
-	return "h:" + hex.EncodeToString(h.Sum(nil))
+	binary.BigEndian.PutUint64(buf[:], uint64(r.Quality&keyedQuality))
+	h.Write(buf[:])
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }

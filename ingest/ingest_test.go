@@ -98,7 +98,7 @@ func TestSubmitItems(t *testing.T) {
 		check  func(t *testing.T, r vigil.Reading)
 	}{
 		{"heart rate", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":17}`, "", func(t *testing.T, r vigil.Reading) {
-			if r.SubjectID != "pat_1" || r.DeviceID != "dev_a" || r.Value != 72 || r.Unit != "/min" || r.Key != "d:dev_a:17" || r.Source != "http" || !r.Received.Equal(now) {
+			if r.SubjectID != "pat_1" || r.DeviceID != "dev_a" || r.Value != 72 || r.Unit != "/min" || !strings.HasPrefix(r.Key, "d:dev_a:17:") || r.Source != "http" || !r.Received.Equal(now) {
 				t.Errorf("got %+v", r)
 			}
 		}},
@@ -129,12 +129,12 @@ func TestSubmitItems(t *testing.T) {
 			}
 		}},
 		{"integration names device", integration, `{"code":"8867-4","value":60,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_b","seq":5}`, "", func(t *testing.T, r vigil.Reading) {
-			if r.SubjectID != "pat_2" || r.Key != "d:dev_b:5" {
+			if r.SubjectID != "pat_2" || !strings.HasPrefix(r.Key, "u:usr_i:5:") {
 				t.Errorf("got %+v", r)
 			}
 		}},
 		{"integration names patient", integration, `{"code":"29463-7","value":80,"unit":"kg","time":"2026-11-20T09:59:00Z","patient_id":"pat_1","seq":5}`, "", func(t *testing.T, r vigil.Reading) {
-			if r.SubjectID != "pat_1" || r.DeviceID != "" || r.Key != "u:usr_i:pat_1:5" {
+			if r.SubjectID != "pat_1" || r.DeviceID != "" || !strings.HasPrefix(r.Key, "u:usr_i:5:") {
 				t.Errorf("got %+v", r)
 			}
 		}},
@@ -157,6 +157,9 @@ func TestSubmitItems(t *testing.T) {
 		{"panel missing diastolic", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":120,"unit":"mm[Hg]"}]}`, "needs component 8462-4", nil},
 		{"panel foreign component", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8867-4","value":60,"unit":"/min"}]}`, `component "8867-4" does not belong`, nil},
 		{"panel implausible component", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":900,"unit":"mm[Hg]"},{"code":"8462-4","value":80,"unit":"mm[Hg]"}]}`, "component 8480-6: value 900", nil},
+		{"systolic below diastolic", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":80,"unit":"mm[Hg]"},{"code":"8462-4","value":120,"unit":"mm[Hg]"}]}`, "cannot be true: 8462-4 (Diastolic blood pressure) 120 mm[Hg] must be below 8480-6 (Systolic blood pressure) 80 mm[Hg]", nil},
+		{"systolic equal to diastolic in kPa", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":12,"unit":"kPa"},{"code":"8462-4","value":12,"unit":"kPa"}]}`, "cannot be true", nil},
+		{"mean above systolic", deviceA, `{"code":"85354-9","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":120,"unit":"mm[Hg]"},{"code":"8462-4","value":80,"unit":"mm[Hg]"},{"code":"8478-0","value":125,"unit":"mm[Hg]"}]}`, "8478-0 (Mean blood pressure) 125 mm[Hg] must be at most 8480-6", nil},
 		{"components on a plain code", deviceA, `{"code":"8867-4","value":1,"unit":"/min","time":"2026-11-20T09:59:00Z","components":[{"code":"8480-6","value":120,"unit":"mm[Hg]"}]}`, "not a panel", nil},
 		{"device for other patient", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_2"}`, "not assigned to patient pat_2", nil},
 		{"device posing as another", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","device_id":"dev_b"}`, "may not send readings as device dev_b", nil},
@@ -171,6 +174,9 @@ func TestSubmitItems(t *testing.T) {
 				t.Errorf("got %+v", r)
 			}
 		}},
+		{"clinician enters a fractional ACVPU", clinician, `{"code":"67775-7","value":2.5,"unit":"{score}","time":"2026-11-20T09:59:00Z","patient_id":"pat_1"}`, "value 2.5 is not a whole number: 67775-7", nil},
+		{"integration sends a fractional NEWS2", integration, `{"code":"1104051000000101","value":4.2,"unit":"{score}","time":"2026-11-20T09:59:00Z","patient_id":"pat_1"}`, "not a whole number", nil},
+		{"fractional steps", deviceA, `{"code":"55423-8","value":100.5,"unit":"{steps}","time":"2026-11-20T09:59:00Z"}`, "not a whole number", nil},
 		{"clinician without patient", clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z"}`, `must name "patient_id"`, nil},
 		{"clinician naming a device", clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_1","device_id":"dev_a"}`, "has no device_id", nil},
 		{"clinician unknown patient", clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z","patient_id":"pat_x"}`, `unknown patient "pat_x"`, nil},
@@ -302,6 +308,96 @@ func TestKeysStable(t *testing.T) {
 	k := func(i int) string { return log.batches[i].Readings[0].Key }
 	if k(0) != k(1) || k(0) == k(2) {
 		t.Errorf("keys %q %q %q: want first two equal, third different", k(0), k(1), k(2))
+	}
+}
+
+// TestKeysSeqReuse checks the idempotency keys of readings whose sequence
+// number was used before: a retry (same sender, same content) keeps its key,
+// so it is stored once; a reading that differs in anything stored (a device
+// whose counter reset, a batch repeating a seq) gets a key of its own, so it
+// is stored and not taken for a repeat; and senders never share keys. Each
+// pair is submitted in two requests, and again in one.
+func TestKeysSeqReuse(t *testing.T) {
+	const hr = `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":5}`
+	tests := []struct {
+		name         string
+		p1, p2       *vigil.Principal
+		first, again string
+		same         bool
+	}{
+		{"retry after a lost acknowledgement", deviceA, deviceA, hr, hr, true},
+		{"retry in another spelling of the unit", deviceA, deviceA, hr, strings.Replace(hr, `"/min"`, `"bpm"`, 1), true},
+		{"counter reset: later time", deviceA, deviceA, hr, strings.Replace(hr, "09:59:00", "09:59:30", 1), false},
+		{"seq repeated: other value", deviceA, deviceA, hr, strings.Replace(hr, "72", "73", 1), false},
+		{"seq repeated: other code", deviceA, deviceA, hr, `{"code":"2708-6","value":72,"unit":"%","time":"2026-11-20T09:59:00Z","seq":5}`, false},
+		{"seq repeated: other flags", deviceA, deviceA, hr, strings.Replace(hr, `"seq":5`, `"seq":5,"flags":["artifact"]`, 1), false},
+		{"seq repeated: other component", deviceA, deviceA,
+			`{"code":"85354-9","time":"2026-11-20T09:59:00Z","seq":5,"components":[{"code":"8480-6","value":120,"unit":"mm[Hg]"},{"code":"8462-4","value":80,"unit":"mm[Hg]"}]}`,
+			`{"code":"85354-9","time":"2026-11-20T09:59:00Z","seq":5,"components":[{"code":"8480-6","value":120,"unit":"mm[Hg]"},{"code":"8462-4","value":81,"unit":"mm[Hg]"}]}`, false},
+		{"integration naming the device", deviceA, integration, hr, strings.Replace(hr, `"seq":5`, `"seq":5,"device_id":"dev_a"`, 1), false},
+		{"integration naming the device, no seq", deviceA, integration, strings.Replace(hr, `,"seq":5`, "", 1), strings.Replace(hr, `"seq":5`, `"device_id":"dev_a"`, 1), false},
+		{"no seq: retry", deviceA, deviceA, strings.Replace(hr, `,"seq":5`, "", 1), strings.Replace(hr, `,"seq":5`, "", 1), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, log := newService(t)
+			for i, body := range []string{tt.first, tt.again} {
+				p := tt.p1
+				if i == 1 {
+					p = tt.p2
+				}
+				res, err := s.Submit(context.Background(), p, "http", []byte(`{"readings":[`+body+`]}`))
+				if err != nil || res.Accepted != 1 {
+					t.Fatalf("Submit %s: %+v, %v", body, res, err)
+				}
+			}
+			k1, k2 := log.batches[0].Readings[0].Key, log.batches[1].Readings[0].Key
+			if (k1 == k2) != tt.same {
+				t.Errorf("keys %q and %q: same %v, want %v", k1, k2, k1 == k2, tt.same)
+			}
+			if tt.p1 != tt.p2 {
+				return
+			}
+			// The same two in one batch: a duplicate seq within a request.
+			res, err := s.Submit(context.Background(), tt.p1, "http", []byte(`{"readings":[`+tt.first+`,`+tt.again+`]}`))
+			if err != nil || res.Accepted != 2 || len(res.Keys) != 2 {
+				t.Fatalf("Submit both: %+v, %v", res, err)
+			}
+			if res.Keys[0] != k1 || res.Keys[1] != k2 {
+				t.Errorf("keys in one batch %q, want %q and %q as when sent apart", res.Keys, k1, k2)
+			}
+		})
+	}
+}
+
+// TestKeysPinned pins the form of each kind of key, which stored readings,
+// alert evidence and FHIR identifiers carry: changing it makes retries of
+// readings sent before the change look new.
+func TestKeysPinned(t *testing.T) {
+	s, log := newService(t)
+	for _, tt := range []struct {
+		p    *vigil.Principal
+		item string
+		want string
+	}{
+		{deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":17}`, "d:dev_a:17:"},
+		{integration, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":17,"device_id":"dev_b"}`, "u:usr_i:17:"},
+		{clinician, `{"code":"3151-8","value":2,"unit":"L/min","time":"2026-11-20T09:59:00Z","seq":3,"patient_id":"pat_1"}`, "u:usr_c:3:"},
+		{deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z"}`, "h:"},
+	} {
+		n := len(log.batches)
+		if _, err := s.Submit(context.Background(), tt.p, "http", []byte(`{"readings":[`+tt.item+`]}`)); err != nil {
+			t.Fatal(err)
+		}
+		key := log.batches[n].Readings[0].Key
+		hash := strings.TrimPrefix(key, tt.want)
+		wantLen := 32
+		if tt.want == "h:" {
+			wantLen = 64
+		}
+		if !strings.HasPrefix(key, tt.want) || len(hash) != wantLen || strings.Trim(hash, "0123456789abcdef") != "" {
+			t.Errorf("key %q, want %q and %d hex digits", key, tt.want, wantLen)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ type Metrics struct {
 	appendErrors  prometheus.Counter
 	stored        prometheus.Counter
 	duplicates    prometheus.Counter
+	rekeyed       prometheus.Counter
 	writeErrors   prometheus.Counter
 }
 
@@ -40,12 +41,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_store_readings_duplicate_total",
 			Help: "Readings the store already held (retries, redeliveries) and skipped.",
 		}),
+		rekeyed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_store_readings_rekeyed_total",
+			Help: "Readings stored under a key of their own because their key held a different reading (keys cover the content, so none is expected).",
+		}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_store_write_errors_total",
 			Help: "Failed store writes; the batches are redelivered.",
 		}),
 	}
-	reg.MustRegister(m.readings, m.appendLatency, m.appendErrors, m.stored, m.duplicates, m.writeErrors)
+	reg.MustRegister(m.readings, m.appendLatency, m.appendErrors, m.stored, m.duplicates, m.rekeyed, m.writeErrors)
 	return m
 }
 
@@ -66,10 +71,11 @@ func (m *Metrics) appendFailed() {
 	}
 }
 
-func (m *Metrics) written(stored, total int) {
+func (m *Metrics) written(stored, total, rekeyed int) {
 	if m != nil {
 		m.stored.Add(float64(stored))
 		m.duplicates.Add(float64(total - stored))
+		m.rekeyed.Add(float64(rekeyed))
 	}
 }
 

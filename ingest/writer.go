@@ -38,10 +38,12 @@ func (w *Writer) Run(ctx context.Context) error {
 
 func (w *Writer) write(ctx context.Context, ds []vigil.Delivery) error {
 	bs := make([]vigil.Batch, len(ds))
-	total := 0
+	var keys []string // as logged: the Store rekeys a different reading under a stored key
 	for i := range ds {
 		bs[i] = ds[i].Batch
-		total += len(ds[i].Batch.Readings)
+		for _, r := range ds[i].Batch.Readings {
+			keys = append(keys, r.Key)
+		}
 	}
 	n, err := w.Store.WriteBatches(ctx, bs)
 	if err != nil {
@@ -49,7 +51,17 @@ func (w *Writer) write(ctx context.Context, ds []vigil.Delivery) error {
 		w.Logger.Error("store write failed; the log will redeliver", "err", err, "first_seq", ds[0].Seq, "batches", len(ds))
 		return fmt.Errorf("write batches: %w", err)
 	}
-	w.Metrics.written(n, total)
+	rekeyed, k := 0, 0
+	for _, b := range bs {
+		for _, r := range b.Readings {
+			if r.ID != 0 && r.Key != keys[k] {
+				rekeyed++
+				w.Logger.Warn("a different reading was logged under a stored key; stored under a key of its own", "key", keys[k], "stored_as", r.Key)
+			}
+			k++
+		}
+	}
+	w.Metrics.written(n, len(keys), rekeyed)
 	if w.Notify != nil && n > 0 {
 		stored := make([]vigil.Reading, 0, n)
 		for _, b := range bs {

@@ -203,9 +203,13 @@ func (e *env) quarantined(deviceID string) []vigil.QuarantineItem {
 	return items
 }
 
-// readingJSON is one SpO2 reading with a sequence number.
+// readingsBase is the time of the readings readingJSON makes.
+var readingsBase = time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+
+// readingJSON is one SpO2 reading with a sequence number: the same bytes
+// each time for a seq, as a device resends a reading it holds.
 func readingJSON(seq int) []byte {
-	t := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+	t := readingsBase.Add(-time.Duration(seq) * time.Microsecond).Format(time.RFC3339Nano)
 	return fmt.Appendf(nil, `{"readings":[{"code":"59408-5","value":97,"unit":"%%","time":%q,"seq":%d}]}`, t, seq)
 }
 

@@ -99,3 +99,77 @@ func FuzzConnection(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPublishPayload publishes an arbitrary payload with QoS 1 to the
+// device's own readings or status topic, after a valid CONNECT: the server
+// must not panic (not even a recovered one) and must answer the publish
+// with a PUBACK, whether it accepted the payload or quarantined it, because
+// ingest keeps every refusal durably before the acknowledgement.
+func FuzzPublishPayload(f *testing.F) {
+	var panics atomic.Int64
+	e := newEnv(f, "", func(o *Options) {
+		o.Logger = slog.New(panicCounter{&panics})
+		o.RateLimit = RateLimit{PerSecond: -1}
+	})
+	id, tok := e.device()
+	f.Add(readingJSON(1), false, true)
+	f.Add([]byte(`{"readings":[{"code":"85354-9","time":"2026-11-20T09:59:00Z","seq":2,"components":[{"code":"8480-6","value":80,"unit":"mm[Hg]"},{"code":"8462-4","value":120,"unit":"mm[Hg]"}]}]}`), false, false)
+	f.Add([]byte(`{"readings":[{"code":"67775-7","value":2.5,"unit":"{score}","time":"2026-11-20T09:59:00Z","seq":1},{"code":"67775-7","value":2.5,"unit":"{score}","time":"2026-11-20T09:59:00Z","seq":1}]}`), false, true)
+	f.Add([]byte(`{"battery":12.5,"sensor":"off"}`), true, true)
+	f.Add([]byte(`{"readings":[`), false, true)
+	f.Add([]byte{}, true, false)
+	f.Fuzz(func(t *testing.T, payload []byte, status, v5 bool) {
+		publishOnce(t, e, id, tok, payload, status, v5)
+		if n := panics.Load(); n != 0 {
+			t.Fatalf("%d panics recovered in connection handling", n)
+		}
+	})
+}
+
+// publishOnce connects as device id over a pipe, publishes payload with QoS
+// 1 to its readings (or status) topic and waits for the PUBACK.
+func publishOnce(t *testing.T, e *env, id, tok string, payload []byte, status, v5 bool) {
+	version := Version311
+	if v5 {
+		version = Version5
+	}
+	topic := "devices/" + id + "/readings"
+	if status {
+		topic = "devices/" + id + "/status"
+	}
+	connect, _ := AppendPacket(nil, &Packet{Type: CONNECT, ProtocolName: "MQTT", ProtocolLevel: version,
+		ConnectFlags: flagCleanStart | flagUsername | flagPassword, KeepAlive: 5, ClientID: "f", Username: id, Password: []byte(tok)}, version)
+	publish, err := AppendPacket(nil, &Packet{Type: PUBLISH, Flags: 1 << 1, Topic: topic, PacketID: 7, Payload: payload}, version)
+	if err != nil || len(publish) > DefaultMaxPacketSize {
+		t.Skip("payload too large for a packet") // refused by closing the connection, as MQTT says
+	}
+	client, server := net.Pipe()
+	e.srv.mu.Lock()
+	e.srv.wg.Add(1)
+	e.srv.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.srv.serveConn(server, false); close(done) }()
+	defer func() {
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("connection not closed after the peer closed")
+		}
+	}()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		client.Write(connect)
+		client.Write(publish)
+	}()
+	r := bufio.NewReader(client)
+	for {
+		p, err := ReadPacket(r, version, 1<<20)
+		if err != nil {
+			t.Fatalf("no PUBACK for a publish of %d bytes: %v", len(payload), err)
+		}
+		if p.Type == PUBACK && p.PacketID == 7 {
+			return
+		}
+	}
+}

@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -19,6 +22,8 @@ const (
 	insertReading = `INSERT INTO readings (subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation, performer)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO NOTHING`
+	// selectByKey reads what makes a stored reading the same as another.
+	selectByKey     = `SELECT subject_id, device_id, code, value, unit, t, quality, components FROM readings WHERE key = ?`
 	insertComponent = `INSERT INTO reading_components (subject_id, code, t, reading_id, idx, value) VALUES (?, ?, ?, ?, ?, ?)`
 	// upsertLatest replaces a subject's latest reading of a code only with a
 	// newer one: later in time, or as late and stored later.
@@ -42,11 +47,14 @@ const (
 )
 
 // WriteBatches stores the readings and quarantine items of bs in one
-// transaction. A reading whose Key is stored already is skipped, and so is a
-// quarantine item whose ID is. It sets Reading.ID of the readings it stores
-// (only once the transaction has committed) and returns how many readings it
-// stored. EINVALID if a reading has no subject, code, key or time, or a
-// quarantine item no ID; then nothing is stored.
+// transaction. A reading whose Key is stored already is skipped if it is the
+// same reading (see sameReading); a different one is stored under its
+// conflict key (conflictKey), which WriteBatches sets in Reading.Key, so
+// that nothing written is dropped. A quarantine item whose ID is stored is
+// skipped. It sets Reading.ID of the readings it stores (only once the
+// transaction has committed) and returns how many readings it stored.
+// EINVALID if a reading has no subject, code, key or time, or a quarantine
+// item no ID; then nothing is stored.
 func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error) {
 	for i := range bs {
 		for j := range bs[i].Readings {
@@ -62,8 +70,9 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 	}
 
 	type stored struct {
-		r  *vigil.Reading
-		id int64
+		r   *vigil.Reading
+		id  int64
+		key string // the key it was stored under
 	}
 	var done []stored
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -75,12 +84,12 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 		for i := range bs {
 			for j := range bs[i].Readings {
 				r := &bs[i].Readings[j]
-				id, err := w.reading(ctx, r)
+				id, key, err := w.reading(ctx, r)
 				if err != nil {
 					return err
 				}
 				if id != 0 {
-					done = append(done, stored{r, id})
+					done = append(done, stored{r, id, key})
 				}
 			}
 			for j := range bs[i].Quarantine {
@@ -98,7 +107,7 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 		return 0, fmt.Errorf("write batches: %w", err)
 	}
 	for _, d := range done {
-		d.r.ID = d.id
+		d.r.ID, d.r.Key = d.id, d.key
 	}
 	return len(done), nil
 }
@@ -143,7 +152,7 @@ type latestRow struct {
 // with statements prepared once. It collects the newest reading of each
 // (subject, code) and upserts the latest table once per pair, in flushLatest.
 type batchWriter struct {
-	insReading, insComponent, upsLatest, upsRollup, insQuarantine *sql.Stmt
+	insReading, selByKey, insComponent, upsLatest, upsRollup, insQuarantine *sql.Stmt
 
 	newest map[latestKey]latestRow
 	rolls  map[rollKey]*rollAcc
@@ -190,6 +199,7 @@ func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
 		q    string
 	}{
 		{&w.insReading, insertReading},
+		{&w.selByKey, selectByKey},
 		{&w.insComponent, insertComponent},
 		{&w.upsLatest, upsertLatest},
 		{&w.upsRollup, upsertRollup},
@@ -206,15 +216,17 @@ func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
 }
 
 func (w *batchWriter) close() {
-	for _, st := range []*sql.Stmt{w.insReading, w.insComponent, w.upsLatest, w.upsRollup, w.insQuarantine} {
+	for _, st := range []*sql.Stmt{w.insReading, w.selByKey, w.insComponent, w.upsLatest, w.upsRollup, w.insQuarantine} {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
-// reading stores r and returns its new id, or 0 if its key is stored already.
-func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, error) {
+// reading stores r and returns its new id and the key it was stored under;
+// id 0 if the same reading is stored already. A different reading under a
+// stored key is stored under its conflict key.
+func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, string, error) {
 	var value any
 	if r.HasValue() {
 		value = r.Value
@@ -223,7 +235,7 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 	if len(r.Components) > 0 {
 		b, err := json.Marshal(r.Components)
 		if err != nil {
-			return 0, fmt.Errorf("encode components of reading %q: %w", r.Key, err)
+			return 0, "", fmt.Errorf("encode components of reading %q: %w", r.Key, err)
 		}
 		comps = string(b)
 	}
@@ -231,29 +243,47 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 	if r.Derivation != nil {
 		b, err := json.Marshal(r.Derivation)
 		if err != nil {
-			return 0, fmt.Errorf("encode derivation of reading %q: %w", r.Key, err)
+			return 0, "", fmt.Errorf("encode derivation of reading %q: %w", r.Key, err)
 		}
 		deriv = string(b)
 	}
 	t := r.Time.UnixMicro()
 	received := micros(r.Received)
-	res, err := w.insReading.ExecContext(ctx, r.SubjectID, r.DeviceID, r.Code, value, r.Unit, t, received,
-		r.Key, int64(r.Quality), r.Source, comps, deriv, r.Performer)
-	if err != nil {
-		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
-	} else if n == 0 {
-		return 0, nil // stored already
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("insert reading %q: %w", r.Key, err)
+	key := r.Key
+	var id int64
+	for {
+		res, err := w.insReading.ExecContext(ctx, r.SubjectID, r.DeviceID, r.Code, value, r.Unit, t, received,
+			key, int64(r.Quality), r.Source, comps, deriv, r.Performer)
+		if err != nil {
+			return 0, "", fmt.Errorf("insert reading %q: %w", key, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, "", fmt.Errorf("insert reading %q: %w", key, err)
+		}
+		if n == 1 {
+			if id, err = res.LastInsertId(); err != nil {
+				return 0, "", fmt.Errorf("insert reading %q: %w", key, err)
+			}
+			break
+		}
+		same, err := w.sameReading(ctx, key, r, value, comps)
+		if err != nil {
+			return 0, "", err
+		}
+		if same {
+			return 0, "", nil // stored already
+		}
+		if key != r.Key {
+			// The conflict key covers the content: another reading under it
+			// would take a SHA-256 collision.
+			return 0, "", fmt.Errorf("insert reading %q: %w", key, vigil.Errorf(vigil.ECONFLICT, "conflict key taken by another reading"))
+		}
+		key = conflictKey(r)
 	}
 
 	row := latestRow{subject: r.SubjectID, code: r.Code, id: id, device: r.DeviceID, value: value, unit: r.Unit,
-		t: t, received: received, key: r.Key, quality: int64(r.Quality), source: r.Source, components: comps,
+		t: t, received: received, key: key, quality: int64(r.Quality), source: r.Source, components: comps,
 		derivation: deriv, performer: r.Performer}
 	w.offer(row)
 	if r.HasValue() {
@@ -261,14 +291,53 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, err
 	}
 	for i, c := range r.Components {
 		if _, err := w.insComponent.ExecContext(ctx, r.SubjectID, c.Code, t, id, i, c.Value); err != nil {
-			return 0, fmt.Errorf("insert component %s of reading %q: %w", c.Code, r.Key, err)
+			return 0, "", fmt.Errorf("insert component %s of reading %q: %w", c.Code, key, err)
 		}
 		cr := row
 		cr.code, cr.value, cr.unit, cr.components, cr.derivation = c.Code, c.Value, c.Unit, nil, nil
 		w.offer(cr)
 		w.roll(r.SubjectID, c.Code, t, c.Value)
 	}
-	return id, nil
+	return id, key, nil
+}
+
+// sameQuality are the quality flags that make two readings differ: all but
+// converted, which says how a reading was sent, not what was measured.
+const sameQuality = ^vigil.QualityConverted
+
+// sameReading reports whether the reading stored under key is r: the same
+// subject, device, code, time, value, unit, components and quality flags
+// (but converted). value and comps are r's as stored.
+func (w *batchWriter) sameReading(ctx context.Context, key string, r *vigil.Reading, value, comps any) (bool, error) {
+	var (
+		subject, device, code, unit string
+		v                           sql.NullFloat64
+		t, quality                  int64
+		cs                          sql.NullString
+	)
+	err := w.selByKey.QueryRowContext(ctx, key).Scan(&subject, &device, &code, &v, &unit, &t, &quality, &cs)
+	if err != nil {
+		return false, fmt.Errorf("read reading %q: %w", key, err)
+	}
+	sameValue := v.Valid == (value != nil) && (!v.Valid || v.Float64 == value.(float64))
+	sameComps := cs.Valid == (comps != nil) && (!cs.Valid || cs.String == comps.(string))
+	return subject == r.SubjectID && device == r.DeviceID && code == r.Code && unit == r.Unit &&
+		t == r.Time.UnixMicro() && vigil.Quality(quality)&sameQuality == r.Quality&sameQuality && sameValue && sameComps, nil
+}
+
+// conflictKey is the key a reading is stored under when its own key holds
+// a different reading: the key, "~", and the first 128 bits of the SHA-256
+// of its content in hex. Writing it again finds it stored.
+func conflictKey(r *vigil.Reading) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q %q %d %q %d", r.SubjectID, r.DeviceID, r.Code, r.Time.UnixMicro(), r.Unit, r.Quality&sameQuality)
+	if r.HasValue() {
+		fmt.Fprintf(h, " %x", math.Float64bits(r.Value))
+	}
+	for _, c := range r.Components {
+		fmt.Fprintf(h, " %q %x %q", c.Code, math.Float64bits(c.Value), c.Unit)
+	}
+	return r.Key + "~" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // offer makes row a candidate for the latest table, kept if it is the

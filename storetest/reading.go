@@ -130,6 +130,75 @@ func testWriteBatches(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 	})
 
+	// A different reading under a stored key (which ingest makes only by a
+	// hash collision, but a log consumer cannot know) is stored, under a
+	// key of its own, not dropped; writing it again stores nothing more.
+	t.Run("DifferentReadingUnderStoredKey", func(t *testing.T) {
+		s := open(t)
+		g := &gen{}
+		first := write(t, s, g.reading(subjectA, heartRate, 72, at(0)), g.bp(subjectA, 120, 80, at(time.Second)))
+		hr, bp := first[0], first[1]
+
+		differ := func(r vigil.Reading, change func(*vigil.Reading)) vigil.Reading {
+			r.ID = 0
+			r.Components = slices.Clone(r.Components)
+			change(&r)
+			return r
+		}
+		same := []vigil.Reading{
+			differ(hr, func(r *vigil.Reading) { r.Source, r.Received = "mqtt", r.Received.Add(time.Hour) }),
+			differ(hr, func(r *vigil.Reading) { r.Quality |= vigil.QualityConverted }),
+			differ(bp, func(r *vigil.Reading) {}),
+		}
+		others := []vigil.Reading{
+			differ(hr, func(r *vigil.Reading) { r.Value = 73 }),
+			differ(hr, func(r *vigil.Reading) { r.Time = r.Time.Add(time.Microsecond) }),
+			differ(hr, func(r *vigil.Reading) { r.Quality |= vigil.QualityArtifact }),
+			differ(hr, func(r *vigil.Reading) { r.Code, r.Unit = spo2, unitOf(spo2) }),
+			differ(hr, func(r *vigil.Reading) { r.DeviceID = "" }),
+			differ(bp, func(r *vigil.Reading) { r.Components[1].Value = 81 }),
+			differ(bp, func(r *vigil.Reading) { r.Components = r.Components[:1] }),
+		}
+		batch := append(slices.Clone(same), others...)
+		again := slices.Clone(batch) // to write again as the log would redeliver it
+		n, err := s.WriteBatches(t.Context(), []vigil.Batch{{Readings: batch}})
+		if err != nil {
+			t.Fatalf("WriteBatches: %v", err)
+		}
+		if n != len(others) {
+			t.Errorf("WriteBatches = %d, want %d: the different readings stored, the same skipped", n, len(others))
+		}
+		keys := map[string]bool{hr.Key: true, bp.Key: true}
+		for i, r := range batch {
+			if i < len(same) {
+				if r.ID != 0 {
+					t.Errorf("reading %d, the same as a stored one, stored as %d", i, r.ID)
+				}
+				continue
+			}
+			if r.ID == 0 || keys[r.Key] {
+				t.Errorf("reading %d, different from the one stored under its key: ID %d key %q; want stored under a key of its own", i, r.ID, r.Key)
+			}
+			keys[r.Key] = true
+			got, err := s.ReadingByKey(t.Context(), r.Key)
+			if err != nil || got.ID != r.ID {
+				t.Errorf("ReadingByKey(%q) = %d, %v; want %d", r.Key, got.ID, err, r.ID)
+			}
+		}
+		if got := all(t, s, subjectA); len(got) != 2+len(others) {
+			t.Errorf("stored %d readings, want %d", len(got), 2+len(others))
+		}
+
+		// Written again (a redelivery), nothing more is stored.
+		n, err = s.WriteBatches(t.Context(), []vigil.Batch{{Readings: again}})
+		if err != nil || n != 0 {
+			t.Errorf("WriteBatches again = %d, %v; want 0", n, err)
+		}
+		if got := all(t, s, subjectA); len(got) != 2+len(others) {
+			t.Errorf("after writing again: %d readings, want %d", len(got), 2+len(others))
+		}
+	})
+
 	t.Run("SeveralBatches", func(t *testing.T) {
 		s := open(t)
 		g := &gen{}

@@ -30,8 +30,9 @@ func allReadings(t *testing.T, c *client.Client, pid string) (map[string]client.
 			t.Fatal(err)
 		}
 		for _, r := range page.Readings {
-			byKey[r.Key] = r
-			counts[r.Key]++
+			k := seqOf(r.Key) // "d:<device>:<seq>": each seq is sent with one content here
+			byKey[k] = r
+			counts[k]++
 		}
 		if page.Next == "" {
 			return byKey, counts

@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +115,11 @@ func adminClient(t *testing.T, url, dir string) *client.Client {
 
 // TestCrashLosesNothing kills the server with SIGKILL while devices stream
 // readings, restarts it on the same data, and checks that every reading it
-// acknowledged is stored exactly once, also after senders retry.
+// acknowledged is stored exactly once, also after senders retry. One device
+// reuses its sequence numbers all along (a counter that keeps resetting, and
+// each seq twice in a batch with different values): every one of its
+// readings acknowledged as accepted must be stored, and every one refused
+// must be in the quarantine.
 func TestCrashLosesNothing(t *testing.T) {
 	bin := buildVigil(t)
 	dir := t.TempDir()
@@ -126,6 +134,10 @@ func TestCrashLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reuser, err := c.CreateDevice(ctx, client.DeviceIn{Kind: "monitor", PatientID: pid})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	const senders, batch = 8, 20
 	var (
@@ -133,8 +145,44 @@ func TestCrashLosesNothing(t *testing.T) {
 		acked   = map[uint64]bool{}
 		batches [][]client.ReadingIn // acknowledged batches, to retry later
 		wg      sync.WaitGroup
+
+		reused        []client.ReadingIn   // the reusing device's readings answered accepted
+		refused       []client.ReadingIn   // and those answered refused
+		reuserBatches [][]client.ReadingIn // its acknowledged batches, to retry later
 	)
 	base := time.Now().UTC().Add(-10 * time.Minute)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// seqs 1–7 over and over, each twice in a row: same seq and time,
+		// other value
+		for i := 0; ; i++ {
+			rs := make([]client.ReadingIn, batch)
+			for j := range rs {
+				n := i*batch + j
+				rs[j] = client.ReadingIn{Code: "8867-4", Value: float64(40 + n%200), Unit: "/min",
+					Time: base.Add(time.Duration(n/2) * time.Millisecond), Seq: uint64(n/2%7 + 1)}
+			}
+			res, err := c.PostReadings(ctx, reuser.Token, rs)
+			if err != nil && res == nil {
+				return // the server is gone
+			}
+			no := map[int]bool{}
+			for _, rej := range res.Rejected {
+				no[rej.Index] = true
+			}
+			mu.Lock()
+			for j, r := range rs {
+				if no[j] || no[-1] {
+					refused = append(refused, r)
+				} else {
+					reused = append(reused, r)
+				}
+			}
+			reuserBatches = append(reuserBatches, rs)
+			mu.Unlock()
+		}
+	}()
 	for w := range senders {
 		wg.Add(1)
 		go func() {
@@ -181,7 +229,10 @@ func TestCrashLosesNothing(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatalf("nothing was acknowledged before the kill:\n%s", p.output())
 	}
-	t.Logf("%d readings acknowledged before SIGKILL", len(acked))
+	t.Logf("%d readings acknowledged before SIGKILL, %d more with reused seqs (%d refused)", len(acked), len(reused), len(refused))
+	if len(reused) == 0 {
+		t.Fatalf("no reading with a reused seq was acknowledged before the kill")
+	}
 
 	p2 := startVigil(t, bin, dir)
 	c2 := adminClient(t, p2.url, dir)
@@ -192,11 +243,16 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Fatalf("retry: %v", err)
 		}
 	}
+	for _, rs := range reuserBatches[max(0, len(reuserBatches)-5):] {
+		if _, err := c2.PostReadings(ctx, reuser.Token, rs); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+	}
 	// The store catches up with the log after the restart.
 	want := len(acked)
-	var counts map[string]int
+	var counts, bySeq, byContent map[string]int
 	for wait := time.Now().Add(60 * time.Second); ; {
-		counts = map[string]int{}
+		counts, bySeq, byContent = map[string]int{}, map[string]int{}, map[string]int{}
 		cursor := ""
 		for {
 			page, err := c2.Readings(ctx, pid, client.ReadingsQuery{Limit: 10000, Cursor: cursor})
@@ -205,6 +261,9 @@ func TestCrashLosesNothing(t *testing.T) {
 			}
 			for _, r := range page.Readings {
 				counts[r.Key]++
+				seq := seqOf(r.Key)
+				bySeq[seq]++
+				byContent[content(seq, r.Time, r.Value)]++
 			}
 			if page.Next == "" {
 				break
@@ -213,7 +272,12 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 		missing := 0
 		for seq := range acked {
-			if counts[fmt.Sprintf("d:%s:%d", dev.ID, seq)] == 0 {
+			if bySeq[fmt.Sprintf("d:%s:%d", dev.ID, seq)] == 0 {
+				missing++
+			}
+		}
+		for _, r := range reused {
+			if byContent[content(fmt.Sprintf("d:%s:%d", reuser.ID, r.Seq), r.Time, r.Value)] == 0 {
 				missing++
 			}
 		}
@@ -221,7 +285,7 @@ func TestCrashLosesNothing(t *testing.T) {
 			break
 		}
 		if time.Now().After(wait) {
-			t.Fatalf("%d of %d acknowledged readings missing after restart", missing, want)
+			t.Fatalf("%d of %d acknowledged readings missing after restart", missing, want+len(reused))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -230,9 +294,34 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Errorf("reading %s stored %d times", key, n)
 		}
 	}
+	for seq := range acked {
+		if k := fmt.Sprintf("d:%s:%d", dev.ID, seq); bySeq[k] != 1 {
+			t.Errorf("reading %s stored %d times", k, bySeq[k])
+		}
+	}
+	for c, n := range byContent {
+		if n != 1 {
+			t.Errorf("reading %s stored %d times", c, n)
+		}
+	}
 	// Readings sent but not acknowledged may or may not be stored; nothing else may.
-	if len(counts) < want {
-		t.Errorf("stored %d readings, fewer than the %d acknowledged", len(counts), want)
+	if len(counts) < want+len(reused) {
+		t.Errorf("stored %d readings, fewer than the %d acknowledged", len(counts), want+len(reused))
+	}
+	// A reading answered as refused is kept in the quarantine, whole.
+	if len(refused) > 0 {
+		kept := map[string]bool{}
+		for _, q := range quarantined(t, p2, dir, c2.Token(), reuser.ID) {
+			var r client.ReadingIn
+			if json.Unmarshal(q.Payload, &r) == nil {
+				kept[content(fmt.Sprintf("d:%s:%d", reuser.ID, r.Seq), r.Time, r.Value)] = true
+			}
+		}
+		for _, r := range refused {
+			if !kept[content(fmt.Sprintf("d:%s:%d", reuser.ID, r.Seq), r.Time, r.Value)] {
+				t.Errorf("refused reading %+v is not in the quarantine", r)
+			}
+		}
 	}
 
 	// A graceful stop (SIGTERM) exits 0 and says so.
@@ -245,6 +334,50 @@ func TestCrashLosesNothing(t *testing.T) {
 	if !strings.Contains(p2.output(), "vigil: stopped") {
 		t.Errorf("no stop message:\n%s", p2.output())
 	}
+}
+
+// seqOf is the sender and seq part of a reading's key, "d:<device>:<seq>",
+// without the content hash that follows them.
+func seqOf(key string) string {
+	if i := strings.LastIndexByte(key, ':'); i >= 0 && len(key)-i-1 == 32 {
+		return key[:i]
+	}
+	return key
+}
+
+// content names a reading by its seq key, time and value.
+func content(seq string, t time.Time, v float64) string {
+	return fmt.Sprintf("%s@%d=%g", seq, t.UnixMicro(), v)
+}
+
+// quarantined lists the quarantine items of sender, through the API as an
+// admin sees it.
+func quarantined(t *testing.T, p *process, dir, token, sender string) []vigil.QuarantineItem {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest(http.MethodGet, p.url+"/api/v1/quarantine?"+url.Values{"sender": {sender}, "limit": {"10000"}}.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("list quarantine: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Items []vigil.QuarantineItem `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("list quarantine: %d, %v", resp.StatusCode, err)
+	}
+	return out.Items
 }
 
 // TestFirstStart checks what a newcomer sees on first start: the admin
