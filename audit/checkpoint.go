@@ -235,20 +235,23 @@ func ReadCheckpoints(path string) ([]Checkpoint, error) {
 	return cs, nil
 }
 
-// Epoch checks the signatures of cs (every one must be signed by pub) and
-// returns the checkpoints that bind the log: those from the last one that
-// accepted damage (Checkpoint.Accepted) on, sorted by seq, and the accepting
-// ones, oldest first. EINVALID, naming it, for a checkpoint not signed by
-// pub.
+// Epoch returns the checkpoints of cs (in the order they were written)
+// that bind the log, sorted by seq: those from the last one that accepted
+// damage (Checkpoint.Accepted) and is signed by pub, on; and the accepting
+// ones, oldest first. Every binding checkpoint must be signed by pub:
+// EINVALID, naming it, if one is not. Checkpoints before the last
+// accepting one are not checked: the operator set them aside.
 func Epoch(cs []Checkpoint, pub ed25519.PublicKey) (binding, accepted []Checkpoint, err error) {
 	from := 0
 	for i, c := range cs {
-		if err := c.Check(pub); err != nil {
-			return nil, nil, err
-		}
-		if c.Accepted != "" {
+		if c.Accepted != "" && c.Check(pub) == nil {
 			accepted = append(accepted, c)
 			from = i
+		}
+	}
+	for _, c := range cs[from:] {
+		if err := c.Check(pub); err != nil {
+			return nil, nil, err
 		}
 	}
 	binding = slices.Clone(cs[from:])

@@ -107,6 +107,16 @@ func TestEpoch(t *testing.T) {
 	if len(binding) != 2 || binding[0].Seq != 3 || binding[1].Seq != 9 || len(accepted) != 1 {
 		t.Errorf("Epoch = %v, %v; want seqs 3 and 9 binding, one accepted", binding, accepted)
 	}
+	// A forged checkpoint before the accepting one was set aside with
+	// it; after it, it is an error.
+	forged := cs[0]
+	forged.Seq = 51
+	if _, _, err := audit.Epoch(append([]audit.Checkpoint{forged}, cs...), sg.Public()); err != nil {
+		t.Errorf("Epoch with a forged checkpoint before the accepting one: %v, want nil", err)
+	}
+	if _, _, err := audit.Epoch(append(cs, forged), sg.Public()); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("Epoch with a forged checkpoint after the accepting one: %v, want EINVALID", err)
+	}
 }
 
 // TestVerifyCheckpoints: against signed checkpoints, Verify finds what the

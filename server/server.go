@@ -59,6 +59,16 @@ type Options struct {
 	// counted in one entry. Defaults: 10 per minute.
 	AuditFailuresPerAddr int
 	AuditFailureInterval time.Duration
+	// AuditCheckpointInterval is how often the head of the audit chain is
+	// signed and appended to the checkpoint file (also at start and at
+	// shutdown); default 1 minute. AuditCheckpointCopy, if set, is a file
+	// on other storage that gets every checkpoint too.
+	AuditCheckpointInterval time.Duration
+	AuditCheckpointCopy     string
+	// AuditAcceptDamage starts the node on an audit log that is damaged
+	// or behind its last checkpoint, which it otherwise refuses: the
+	// damage is logged and audited (see openAudit).
+	AuditAcceptDamage bool
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
@@ -105,32 +115,37 @@ type Options struct {
 
 // Server is a running node.
 type Server struct {
-	opts      Options
-	logger    *slog.Logger
-	store     *sqlite.Store
-	alerts    *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
-	auditDB   *sqlite.Store // the audit log
-	log       *bus.Log
-	catalog   *catalog.Catalog
-	registry  *prometheus.Registry
-	ingest    *ingest.Service
-	writer    *ingest.Writer
-	auditor   *audit.Recorder
-	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
-	api       *vhttp.Server
-	lockout   *auth.Lockout
-	http      *nethttp.Server
-	listener  net.Listener // bound by New, served by Start
-	mqtt      *mqtt.Server
-	mqttLns   []mqttListener // bound by New, served by Start
-	dirLock   *DirLock
-	hub       *alerting.Hub
-	configs   *alerting.Configs
-	statuses  *statusSaver  // the MQTT device registry, saved
-	disk      *diskGuard    // the data directory's free space
-	logHealth *appendHealth // the log's appends, for readiness
-	webhooks  *alerting.Webhooks
-	engine    *alerting.Engine
+	opts     Options
+	logger   *slog.Logger
+	store    *sqlite.Store
+	alerts   *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
+	auditDB  *sqlite.Store // the audit log
+	log      *bus.Log
+	catalog  *catalog.Catalog
+	registry *prometheus.Registry
+	ingest   *ingest.Service
+	writer   *ingest.Writer
+	auditor  *audit.Recorder
+	// checkpointer signs the audit chain's head; checkpointStop and
+	// checkpointDone stop its periodic run.
+	checkpointer   *audit.Checkpointer
+	checkpointStop context.CancelFunc
+	checkpointDone chan struct{}
+	failures       *audit.FailureLimiter // unauthenticated failures, bounded per address
+	api            *vhttp.Server
+	lockout        *auth.Lockout
+	http           *nethttp.Server
+	listener       net.Listener // bound by New, served by Start
+	mqtt           *mqtt.Server
+	mqttLns        []mqttListener // bound by New, served by Start
+	dirLock        *DirLock
+	hub            *alerting.Hub
+	configs        *alerting.Configs
+	statuses       *statusSaver  // the MQTT device registry, saved
+	disk           *diskGuard    // the data directory's free space
+	logHealth      *appendHealth // the log's appends, for readiness
+	webhooks       *alerting.Webhooks
+	engine         *alerting.Engine
 	// streamsDone ends live event streams when the server shuts down, so
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
@@ -235,7 +250,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	default:
 		return nil, vigil.Errorf(vigil.EINVALID, "audit sync %q: want %q or %q", opts.AuditSync, AuditSyncRequest, AuditSyncInterval)
 	}
-	if s.auditDB, s.auditor, err = OpenAuditLog(ctx, opts.DataDir, s.store, audit.RecorderOptions{
+	if err := s.openAudit(ctx, audit.RecorderOptions{
 		Logger:       opts.Logger,
 		WaitForWrite: waitForWrite,
 	}); err != nil {
@@ -647,10 +662,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStorage(ctx context.Context) error {
 	var errs []error
+	s.stopCheckpoints()
 	if s.auditor != nil {
 		if err := s.auditor.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close audit log: %w", err))
 		}
+		s.finalCheckpoint()
 	}
 	if s.log != nil {
 		if err := s.log.Close(ctx); err != nil {
