@@ -15,6 +15,10 @@
 // serving, ingesting and alerting. Each part is copied in an order that
 // keeps the parts consistent with each other:
 //
+//  0. The audit log's checkpoint key, public key and checkpoint file, first:
+//     every checkpoint names an entry that was durable when it was signed,
+//     so the journal and audit.db copied after it hold every entry it
+//     names, and the restored node verifies against it.
 //  1. audit-journal/: the audit journal's segments. Segments are removed
 //     only after their entries are in audit.db, so a segment that vanishes
 //     during the copy has its entries in the audit.db copied next.
@@ -76,6 +80,10 @@ const (
 	LogDir          = "log"
 	TLSDir          = "tls"
 )
+
+// AuditFiles are the audit log's checkpoint files (see package audit):
+// the signing key, its public key and the signed checkpoints.
+var AuditFiles = []string{"audit-signing.key", "audit-signing.pub", "audit-checkpoints"}
 
 // Databases are the SQLite files of a data directory, in the order they are
 // copied (audit.db first: see the package comment).
@@ -142,6 +150,12 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 	m := &Manifest{Format: Format, Version: opts.Version, Created: opts.now(), Schemas: map[string]int{}}
 	b.m = m
 
+	// 0. The audit checkpoints, before the entries they name.
+	for _, f := range AuditFiles {
+		if err := b.tree(ctx, f, nil); err != nil {
+			return nil, err
+		}
+	}
 	// 1. The audit journal, before audit.db.
 	if err := b.tree(ctx, AuditJournalDir, nil); err != nil {
 		return nil, err
@@ -342,7 +356,7 @@ func (b *builder) skipped() {
 	}
 	for _, de := range des {
 		name := de.Name()
-		if name == AuditJournalDir || name == LogDir || name == TLSDir || slices.Contains(Databases, name) || slices.Contains(ignored, name) {
+		if name == AuditJournalDir || name == LogDir || name == TLSDir || slices.Contains(Databases, name) || slices.Contains(AuditFiles, name) || slices.Contains(ignored, name) {
 			continue
 		}
 		if base, ok := cutAny(name, "-wal", "-shm", "-journal"); ok && slices.Contains(Databases, base) {
