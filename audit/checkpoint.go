@@ -259,8 +259,14 @@ func Epoch(cs []Checkpoint, pub ed25519.PublicKey) (binding, accepted []Checkpoi
 	return binding, accepted, nil
 }
 
+// CheckpointSink keeps checkpoints somewhere other than a file: the
+// durable log, a remote service. Put returns once c is stored.
+type CheckpointSink interface {
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+}
+
 // Checkpointer signs the head of a Recorder's chain and appends it to its
-// checkpoint files.
+// checkpoint files and sinks.
 type Checkpointer struct {
 	Signer Signer
 	// Head returns the last durable entry's seq and hash.
@@ -268,7 +274,10 @@ type Checkpointer struct {
 	// Files are where checkpoints are appended: the first is the node's
 	// own file, whose failure is an error; the others are copies (other
 	// storage), whose failures are logged.
-	Files  []string
+	Files []string
+	// Sinks get every checkpoint too, after the files; their failures
+	// are logged.
+	Sinks  []CheckpointSink
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -304,6 +313,11 @@ func (c *Checkpointer) Checkpoint(ctx context.Context, accepted string) error {
 			if c.Logger != nil {
 				c.Logger.Error("audit checkpoint copy failed", "path", path, "err", err)
 			}
+		}
+	}
+	for _, sk := range c.Sinks {
+		if err := sk.PutCheckpoint(ctx, cp); err != nil && c.Logger != nil {
+			c.Logger.Error("audit checkpoint copy failed", "sink", fmt.Sprintf("%T", sk), "err", err)
 		}
 	}
 	c.last, c.init = head.Seq, true

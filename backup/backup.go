@@ -37,7 +37,9 @@
 //     store writer skips the readings it holds (idempotency keys) and the
 //     rules engine the positions alerts.db has processed. The stream's
 //     index (msgs/index.db) is left out too: JetStream rebuilds it from
-//     the message blocks.
+//     the message blocks. So is the stream of audit checkpoints: it may
+//     name entries newer than the audit.db copy (the file of step 0 is the
+//     archive's record of the checkpoints).
 //  4. tls/: the node's certificate authority and server certificate.
 //
 // A file appended to during the copy (the log's last block, the journal's
@@ -88,6 +90,10 @@ var AuditFiles = []string{"audit-signing.key", "audit-signing.pub", "audit-check
 // Databases are the SQLite files of a data directory, in the order they are
 // copied (audit.db first: see the package comment).
 var Databases = []string{"audit.db", "vigil.db", "alerts.db"}
+
+// auditCheckpointStream is the durable log's stream of audit checkpoints
+// (bus.CheckpointStream), left out of backups (skipInLog).
+const auditCheckpointStream = "VIGIL_AUDIT_CHECKPOINTS"
 
 // ignored are data directory entries a backup leaves out on purpose.
 var ignored = []string{"fhir-export"}
@@ -243,10 +249,12 @@ func (b *builder) database(ctx context.Context, name, stage string) error {
 // states (obs/), and the stream's index (msgs/index.db), a cache of what
 // the message blocks hold that was written at another moment than the
 // blocks were copied; without it JetStream rebuilds the index from the
-// blocks at start.
+// blocks at start. And the audit checkpoints' stream: copied after
+// audit.db, it may hold a checkpoint of entries the archive lacks (the
+// checkpoint file, copied first, is the archive's record of them).
 func skipInLog(rel string) bool {
 	switch path.Base(rel) {
-	case "obs", "index.db":
+	case "obs", "index.db", auditCheckpointStream:
 		return true
 	}
 	return false

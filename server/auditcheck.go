@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/bus"
 )
 
 // Files of the audit log's checkpoints in the data directory.
@@ -82,7 +84,8 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 		damage = append(damage, problem)
 	}
 
-	s.checkpointer = &audit.Checkpointer{Signer: signer, Head: s.auditor.Head, Files: files, Logger: s.logger}
+	s.checkpointer = &audit.Checkpointer{Signer: signer, Head: s.auditor.Head, Files: files, Logger: s.logger,
+		Sinks: []audit.CheckpointSink{logCheckpoints{s.log}}}
 	accepted := ""
 	if len(damage) > 0 {
 		accepted = strings.Join(damage, "; ")
@@ -112,13 +115,13 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 }
 
 // checkCheckpoints reads the checkpoints of files (the node's file, then
-// its copies) and returns what is wrong, "" for nothing: a checkpoint not
+// its copies) and the last one in the durable log, and returns what is wrong, "" for nothing: a checkpoint not
 // signed by signer, or an audit log whose head is behind the last
 // checkpoint of the current epoch or does not hold its hash. A node whose
 // key exists but whose checkpoint file does not has lost it. created says
 // the key was just generated.
 func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer audit.Signer, head audit.Anchor, created bool) (string, error) {
-	var all []audit.Checkpoint
+	var all, tips []audit.Checkpoint // tips: the last checkpoint of each source
 	for i, f := range files {
 		cs, err := audit.ReadCheckpoints(f)
 		if vigil.ErrorCode(err) == vigil.EINVALID {
@@ -132,7 +135,20 @@ func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer au
 				return fmt.Sprintf("the checkpoint file %s is missing, though the signing key exists", filepath.Base(f)), nil
 			}
 		}
+		if len(cs) > 0 {
+			tips = append(tips, cs[len(cs)-1])
+		}
 		all = append(all, cs...)
+	}
+	if b, err := s.log.LastCheckpoint(ctx); err != nil {
+		return "", fmt.Errorf("read the audit checkpoint in the durable log: %w", err)
+	} else if b != nil {
+		var c audit.Checkpoint
+		if err := json.Unmarshal(b, &c); err != nil {
+			return "the audit checkpoint in the durable log is damaged", nil
+		}
+		tips = append(tips, c)
+		all = append(all, c)
 	}
 	slices.SortStableFunc(all, func(a, b audit.Checkpoint) int { return a.Time.Compare(b.Time) })
 	binding, _, err := audit.Epoch(all, signer.Public())
@@ -142,23 +158,51 @@ func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer au
 	if len(binding) == 0 {
 		return "", nil
 	}
-	last := binding[len(binding)-1]
-	if last.Seq == 0 {
-		return "", nil
+	// The log must reach the greatest seq, and hold the hash of the last
+	// checkpoint of every source (one rewritten source, re-signed with
+	// the key, is caught by the others); each hash commits to the whole
+	// chain before it. Checkpoints before an accepted damage are set aside.
+	inEpoch := map[string]bool{}
+	for _, c := range binding {
+		inEpoch[string(c.Sig)] = true
 	}
-	if head.Seq < last.Seq {
-		return fmt.Sprintf("the audit log ends at seq %d, behind its checkpoint of seq %d signed at %s (entries %d to %d are missing)",
-			head.Seq, last.Seq, last.Time.Format(time.RFC3339), head.Seq+1, last.Seq), nil
+	check := []audit.Checkpoint{binding[len(binding)-1]}
+	for _, c := range tips {
+		if inEpoch[string(c.Sig)] {
+			check = append(check, c)
+		}
 	}
-	es, err := s.auditor.AuditEntries(ctx, vigil.AuditFilter{AfterSeq: last.Seq - 1, Limit: 1})
-	if err != nil {
-		return "", fmt.Errorf("read audit log: %w", err)
-	}
-	if len(es) == 0 || es[0].Seq != last.Seq || !bytes.Equal(es[0].Hash, last.Hash) {
-		return fmt.Sprintf("the audit log's entry at seq %d is not the one its checkpoint signed at %s names: the chain was rewritten",
-			last.Seq, last.Time.Format(time.RFC3339)), nil
+	for _, c := range check {
+		if c.Seq == 0 {
+			continue
+		}
+		if head.Seq < c.Seq {
+			return fmt.Sprintf("the audit log ends at seq %d, behind its checkpoint of seq %d signed at %s (entries %d to %d are missing)",
+				head.Seq, c.Seq, c.Time.Format(time.RFC3339), head.Seq+1, c.Seq), nil
+		}
+		es, err := s.auditor.AuditEntries(ctx, vigil.AuditFilter{AfterSeq: c.Seq - 1, Limit: 1})
+		if err != nil {
+			return "", fmt.Errorf("read audit log: %w", err)
+		}
+		if len(es) == 0 || es[0].Seq != c.Seq || !bytes.Equal(es[0].Hash, c.Hash) {
+			return fmt.Sprintf("the audit log's entry at seq %d is not the one its checkpoint signed at %s names: the chain was rewritten",
+				c.Seq, c.Time.Format(time.RFC3339)), nil
+		}
 	}
 	return "", nil
+}
+
+// logCheckpoints keeps checkpoints in the durable log, in a stream of their
+// own (bus.CheckpointStream).
+type logCheckpoints struct{ log *bus.Log }
+
+// PutCheckpoint stores c as JSON.
+func (l logCheckpoints) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return l.log.PutCheckpoint(ctx, b)
 }
 
 // stopCheckpoints stops the periodic checkpoints and, once the Recorder is

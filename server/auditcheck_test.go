@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
@@ -117,6 +118,34 @@ func TestAuditStartChecks(t *testing.T) {
 		{name: "chain re-hashed", after: func(t *testing.T, dir string) {
 			sqlTamper(t, dir, "UPDATE audit SET detail = 'forged' WHERE seq = 3")
 			rehashAll(t, dir)
+		}, want: "the chain was rewritten"},
+		{name: "audit.db, checkpoints and key deleted", after: func(t *testing.T, dir string) {
+			// Only the durable log's copy is left, signed by the old key.
+			for _, f := range []string{AuditDB, AuditDB + "-wal", AuditDB + "-shm", AuditCheckpointFile, AuditKeyFile, AuditPublicKeyFile} {
+				os.Remove(filepath.Join(dir, f))
+			}
+		}, want: "signed by another key"},
+		{name: "re-hashed, checkpoint file re-signed with the key", after: func(t *testing.T, dir string) {
+			sqlTamper(t, dir, "UPDATE audit SET detail = 'forged' WHERE seq = 3")
+			rehashAll(t, dir)
+			key, _, err := audit.LoadOrCreateKey(filepath.Join(dir, AuditKeyFile), filepath.Join(dir, AuditPublicKeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := openAuditDB(t, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, err := s.LastAudit(t.Context())
+			s.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, AuditCheckpointFile))
+			forged := audit.Signer{Key: key}.Sign(audit.Anchor{Seq: end.Seq, Hash: end.Hash}, time.Now(), "")
+			if err := audit.AppendCheckpoint(filepath.Join(dir, AuditCheckpointFile), forged); err != nil {
+				t.Fatal(err)
+			}
 		}, want: "the chain was rewritten"},
 		{name: "checkpoint file deleted", after: func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, AuditCheckpointFile))
