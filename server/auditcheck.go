@@ -84,8 +84,8 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 		damage = append(damage, problem)
 	}
 
-	s.checkpointer = &audit.Checkpointer{Signer: signer, Head: s.auditor.Head, Files: files, Logger: s.logger,
-		Sinks: []audit.CheckpointSink{logCheckpoints{s.log}}}
+	s.ckpt = &checkpoints{Checkpointer: &audit.Checkpointer{Signer: signer, Head: s.auditor.Head, Files: files, Logger: s.logger,
+		Sinks: []audit.CheckpointSink{logCheckpoints{s.log}}}}
 	accepted := ""
 	if len(damage) > 0 {
 		accepted = strings.Join(damage, "; ")
@@ -97,7 +97,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 			return fmt.Errorf("record accepted audit damage: %w", err)
 		}
 	}
-	if err := s.checkpointer.Checkpoint(ctx, accepted); err != nil {
+	if err := s.ckpt.Checkpoint(ctx, accepted); err != nil {
 		return err
 	}
 	interval := s.opts.AuditCheckpointInterval
@@ -105,11 +105,10 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 		interval = defaultCheckpoint
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.checkpointStop = cancel
-	s.checkpointDone = make(chan struct{})
+	s.ckpt.stop, s.ckpt.done = cancel, make(chan struct{})
 	go func() {
-		defer close(s.checkpointDone)
-		s.checkpointer.Run(cctx, interval)
+		defer close(s.ckpt.done)
+		s.ckpt.Run(cctx, interval)
 	}()
 	return nil
 }
@@ -205,25 +204,32 @@ func (l logCheckpoints) PutCheckpoint(ctx context.Context, c audit.Checkpoint) e
 	return l.log.PutCheckpoint(ctx, b)
 }
 
-// stopCheckpoints stops the periodic checkpoints and, once the Recorder is
-// closed (every entry durable), signs the final head.
-func (s *Server) stopCheckpoints() {
-	if s.checkpointStop == nil {
-		return
-	}
-	s.checkpointStop()
-	<-s.checkpointDone
-	s.checkpointStop = nil
+// checkpoints is the node's Checkpointer and its periodic run.
+type checkpoints struct {
+	*audit.Checkpointer
+	stop context.CancelFunc // ends the periodic run; nil once stopped
+	done chan struct{}      // closed when it has ended
 }
 
-// finalCheckpoint signs the head once the audit log is closed.
+// stopCheckpoints stops the periodic checkpoints.
+func (s *Server) stopCheckpoints() {
+	if s.ckpt == nil || s.ckpt.stop == nil {
+		return
+	}
+	s.ckpt.stop()
+	<-s.ckpt.done
+	s.ckpt.stop = nil
+}
+
+// finalCheckpoint signs the head once the audit log is closed (every
+// entry durable).
 func (s *Server) finalCheckpoint() {
-	if s.checkpointer == nil {
+	if s.ckpt == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 	defer cancel()
-	if err := s.checkpointer.Checkpoint(ctx, ""); err != nil {
+	if err := s.ckpt.Checkpoint(ctx, ""); err != nil {
 		s.logger.Error("audit checkpoint at shutdown failed", "err", err)
 	}
 }

@@ -115,37 +115,33 @@ type Options struct {
 
 // Server is a running node.
 type Server struct {
-	opts     Options
-	logger   *slog.Logger
-	store    *sqlite.Store
-	alerts   *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
-	auditDB  *sqlite.Store // the audit log
-	log      *bus.Log
-	catalog  *catalog.Catalog
-	registry *prometheus.Registry
-	ingest   *ingest.Service
-	writer   *ingest.Writer
-	auditor  *audit.Recorder
-	// checkpointer signs the audit chain's head; checkpointStop and
-	// checkpointDone stop its periodic run.
-	checkpointer   *audit.Checkpointer
-	checkpointStop context.CancelFunc
-	checkpointDone chan struct{}
-	failures       *audit.FailureLimiter // unauthenticated failures, bounded per address
-	api            *vhttp.Server
-	lockout        *auth.Lockout
-	http           *nethttp.Server
-	listener       net.Listener // bound by New, served by Start
-	mqtt           *mqtt.Server
-	mqttLns        []mqttListener // bound by New, served by Start
-	dirLock        *DirLock
-	hub            *alerting.Hub
-	configs        *alerting.Configs
-	statuses       *statusSaver  // the MQTT device registry, saved
-	disk           *diskGuard    // the data directory's free space
-	logHealth      *appendHealth // the log's appends, for readiness
-	webhooks       *alerting.Webhooks
-	engine         *alerting.Engine
+	opts      Options
+	logger    *slog.Logger
+	store     *sqlite.Store
+	alerts    *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
+	auditDB   *sqlite.Store // the audit log
+	log       *bus.Log
+	catalog   *catalog.Catalog
+	registry  *prometheus.Registry
+	ingest    *ingest.Service
+	writer    *ingest.Writer
+	auditor   *audit.Recorder
+	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
+	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
+	api       *vhttp.Server
+	lockout   *auth.Lockout
+	http      *nethttp.Server
+	listener  net.Listener // bound by New, served by Start
+	mqtt      *mqtt.Server
+	mqttLns   []mqttListener // bound by New, served by Start
+	dirLock   *DirLock
+	hub       *alerting.Hub
+	configs   *alerting.Configs
+	statuses  *statusSaver  // the MQTT device registry, saved
+	disk      *diskGuard    // the data directory's free space
+	logHealth *appendHealth // the log's appends, for readiness
+	webhooks  *alerting.Webhooks
+	engine    *alerting.Engine
 	// streamsDone ends live event streams when the server shuts down, so
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
