@@ -69,6 +69,26 @@ func TestJournalDamage(t *testing.T) {
 			})
 			return 5
 		}},
+		{"byte flipped in the last segment", func(t *testing.T, segs []string) int64 {
+			// Before, only this read as a torn write: verify passed on
+			// the entries before it and the next start dropped the rest.
+			var before int
+			for _, sg := range segs[:len(segs)-1] {
+				b, err := os.ReadFile(sg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before += len(journalRecords(t, b))
+			}
+			editSegment(t, segs[len(segs)-1], func(b []byte, rs []journalRecord) []byte {
+				if len(rs) < 3 {
+					t.Fatalf("the last segment holds %d records, want 3 or more", len(rs))
+				}
+				b[rs[1].off+20] ^= 0x01
+				return b
+			})
+			return int64(before) + 2
+		}},
 		{"record length flipped", func(t *testing.T, segs []string) int64 {
 			editSegment(t, segs[0], func(b []byte, rs []journalRecord) []byte {
 				b[rs[2].off+1] ^= 0x40
