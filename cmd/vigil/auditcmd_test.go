@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -323,5 +324,44 @@ func TestAuditVerifyCheckpoints(t *testing.T) {
 				t.Errorf("verify: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, tt.want)
 			}
 		})
+	}
+}
+
+// TestAuditVerifyJournalDamage: damage to the journal that no torn write
+// explains fails verify with its position (before, verify passed on the
+// entries before it).
+func TestAuditVerifyJournalDamage(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), filepath.Join(dir, server.AuditDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := audit.NewRecorder(t.Context(), s, audit.RecorderOptions{Journal: filepath.Join(dir, server.AuditJournalDir), ApplyDelay: time.Hour, ApplyBatch: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := r.Record(t.Context(), vigil.AuditEntry{Actor: "usr_1", Action: vigil.AuditReadingsRead, Outcome: vigil.AuditSuccess, Detail: fmt.Sprint("entry ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As after a crash: the entries are only in the journal.
+	segs, _ := filepath.Glob(filepath.Join(dir, server.AuditJournalDir, "*.wal"))
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := len("vigil.auditwal1\n")
+	for range 2 {
+		off += 8 + int(binary.LittleEndian.Uint32(b[off:]))
+	}
+	b[off+20] ^= 1 // in the third record
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runAudit(t, "verify", "--data", dir)
+	if code != 1 || !strings.Contains(out, "audit chain broken: corrupt at seq 3: audit journal damaged: segment 00000000000000000001.wal, byte ") {
+		t.Errorf("verify of a damaged journal: exit %d, stdout %q, stderr %q; want exit 1, corrupt at seq 3 with its position", code, out, errOut)
 	}
 }
