@@ -56,6 +56,10 @@ const (
 	// entry per address and interval, with their count (see package audit,
 	// FailureLimiter).
 	AuditFailuresSuppressed = "auth.failures_suppressed"
+	// AuditDamageAccepted records that the node was started on a damaged
+	// audit log (or one behind its last checkpoint) with the operator's
+	// explicit consent; Detail says what was damaged.
+	AuditDamageAccepted = "audit.damage_accepted"
 )
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

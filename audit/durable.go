@@ -160,6 +160,7 @@ func (r *Recorder) syncJournal() {
 		return
 	}
 	r.durable.Store(last)
+	r.durableHash = es[len(es)-1].Hash
 	r.enqueue(es)
 	r.amu.Lock()
 	applied := r.applied
@@ -306,6 +307,7 @@ func (r *Recorder) Repair(ctx context.Context) error {
 	r.unsynced = nil
 	r.written.Store(r.seq)
 	r.durable.Store(r.seq)
+	r.durableHash = r.prev
 	if len(es) > 0 {
 		r.enqueue(es)
 	}
@@ -366,6 +368,26 @@ func (r *Recorder) closeJournal() {
 	if err := r.journal.close(all); err != nil {
 		r.logger.Error("audit journal close failed", "err", err)
 	}
+}
+
+// Head returns the seq and hash of the last durable entry: with a journal,
+// the last entry durable in it; without, the store's last. Seq 0 and a nil
+// hash for an empty log. A checkpoint of it never claims an entry a crash
+// could lose.
+func (r *Recorder) Head(ctx context.Context) (Anchor, error) {
+	if r.journal == nil {
+		e, err := r.store.LastAudit(ctx)
+		switch {
+		case vigil.ErrorCode(err) == vigil.ENOTFOUND:
+			return Anchor{}, nil
+		case err != nil:
+			return Anchor{}, err
+		}
+		return Anchor{Seq: e.Seq, Hash: e.Hash}, nil
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	return Anchor{Seq: r.durable.Load(), Hash: r.durableHash}, nil
 }
 
 // Syncs returns how many times the journal was synced to make entries

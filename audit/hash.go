@@ -10,8 +10,9 @@
 // moving an entry breaks the chain at that entry, and Verify names the seq
 // and what is wrong. Rewriting the chain from some entry onwards (recomputing
 // every later hash) or cutting off its end is found only against a hash kept
-// elsewhere: Verify prints the last hash so that it can be kept (an Anchor),
-// and checks the chain against an Anchor given back to it.
+// elsewhere: the node signs checkpoints of its head (see Checkpoint) that
+// Verify checks the chain against, and Verify also takes an Anchor, a
+// hash it printed before and that was kept.
 //
 // The store refuses updates and deletes (see vigil.AuditStore); the chain is
 // what detects someone who edits the database file directly.

@@ -41,9 +41,21 @@ import (
 //
 // A segment's records are consecutive entries of the chain: the first has
 // the seq of the segment's name, each next one the next seq, and each hash
-// is Hash(previous hash, entry). Reading stops at the first record that is
-// torn (short, bad CRC, bad JSON) or does not chain: it was being written
-// when the process died, so no Record returned for it.
+// is Hash(previous hash, entry).
+//
+// # Torn writes and damage
+//
+// Only the end of the last segment can hold a torn write: a record that was
+// being written when the process or the machine died, so no Record returned
+// for it. It is a record that is short, has a bad CRC or is not JSON, with
+// no intact record after it; reading ends there and it is dropped. Anything
+// else is damage (*JournalDamage), never dropped: a bad record followed by
+// an intact one, a bad record in a segment that is not the last (segments
+// are synced before the next one starts), an intact record that does not
+// chain to the one before it (an edit whose CRC was fixed, swapped records),
+// or a segment that does not continue the one before it (a segment
+// removed). Readers report it with its position and keep the journal as it
+// is.
 const (
 	journalMagic   = "vigil.auditwal1\n"
 	journalExt     = ".wal"
@@ -102,13 +114,77 @@ func sign(v int64) int64 {
 	return 0
 }
 
-// readSegment reads the intact records of the segment at path: entries
-// from seq first on, consecutive and chained to each other (the first
-// entry's hash is not checked against anything; the caller does that). It
-// stops at the end of the records or at the first torn or unchained one.
-// A file too short to hold the magic is empty (its creation was cut
-// short); a file with other magic is an error.
-func readSegment(path string, first int64) ([]vigil.AuditEntry, error) {
+// JournalDamage is damage to the audit journal that a torn write cannot
+// explain (see the package's journal format): the journal was changed
+// behind its writer's back, or its storage failed. Entries after the
+// damage may be intact; they are kept, never dropped.
+type JournalDamage struct {
+	Segment string // the segment's file name
+	Offset  int64  // byte offset in it of the first bad record; -1 for a whole segment
+	After   int64  // seq of the last intact entry before the damage; 0 for none
+	Detail  string // what is wrong, for people
+}
+
+// Error returns the position and the detail.
+func (d *JournalDamage) Error() string {
+	if d.Offset < 0 {
+		return fmt.Sprintf("audit journal damaged: segment %s, after seq %d: %s", d.Segment, d.After, d.Detail)
+	}
+	return fmt.Sprintf("audit journal damaged: segment %s, byte %d, after seq %d: %s", d.Segment, d.Offset, d.After, d.Detail)
+}
+
+// recordAt returns the record at off in b (a segment's bytes) and its
+// total length, and whether it is intact: its length fits, its CRC
+// matches and it decodes.
+func recordAt(b []byte, off int) (vigil.AuditEntry, int, bool) {
+	var e vigil.AuditEntry
+	if len(b)-off < recordHeader {
+		return e, 0, false
+	}
+	n := int(binary.LittleEndian.Uint32(b[off:]))
+	sum := binary.LittleEndian.Uint32(b[off+4:])
+	if n == 0 || n > maxRecord || n > len(b)-off-recordHeader {
+		return e, 0, false
+	}
+	data := b[off+recordHeader : off+recordHeader+n]
+	if crc32.Checksum(data, castagnoli) != sum {
+		return e, 0, false
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, 0, false
+	}
+	return e, recordHeader + n, true
+}
+
+// recordStart is how every record's data begins (appendRecord).
+var recordStart = []byte(`{"seq":`)
+
+// intactAfter reports whether b holds an intact record anywhere after
+// offset off: what tells damage from a torn write.
+func intactAfter(b []byte, off int) bool {
+	for i := off + recordHeader + 1; i < len(b); {
+		k := bytes.Index(b[i:], recordStart)
+		if k < 0 {
+			return false
+		}
+		at := i + k - recordHeader
+		if _, _, ok := recordAt(b, at); ok {
+			return true
+		}
+		i += k + 1
+	}
+	return false
+}
+
+// readSegment reads the records of the segment at path: entries from seq
+// first on, consecutive and chained to each other (the first entry's hash
+// is not checked against anything; the caller does that). It stops at the
+// end of the records. A bad record is a torn write if last (the segment is
+// the journal's last) and no intact record follows it: reading stops
+// there. Otherwise it returns the entries before it and *JournalDamage. A
+// file too short to hold the magic is empty (its creation was cut short);
+// a file with other magic is an error.
+func readSegment(path string, first int64, last bool) ([]vigil.AuditEntry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read audit journal: %w", err)
@@ -121,19 +197,23 @@ func readSegment(path string, first int64) ([]vigil.AuditEntry, error) {
 	}
 	var es []vigil.AuditEntry
 	off := len(journalMagic)
+	damage := func(detail string) error {
+		d := &JournalDamage{Segment: filepath.Base(path), Offset: int64(off), After: first - 1, Detail: detail}
+		if len(es) > 0 {
+			d.After = es[len(es)-1].Seq
+		}
+		return d
+	}
 	for len(b)-off >= recordHeader {
-		n := int(binary.LittleEndian.Uint32(b[off:]))
-		sum := binary.LittleEndian.Uint32(b[off+4:])
-		if n == 0 || n > maxRecord || n > len(b)-off-recordHeader {
-			break
+		if binary.LittleEndian.Uint32(b[off:]) == 0 && !intactAfter(b, off) {
+			break // the end of the records
 		}
-		data := b[off+recordHeader : off+recordHeader+n]
-		if crc32.Checksum(data, castagnoli) != sum {
-			break
-		}
-		var e vigil.AuditEntry
-		if err := json.Unmarshal(data, &e); err != nil {
-			break
+		e, n, ok := recordAt(b, off)
+		if !ok {
+			if last && !intactAfter(b, off) {
+				break // torn write
+			}
+			return es, damage("a bad record (length, CRC or JSON) with intact records after it")
 		}
 		want := first
 		var prev []byte
@@ -141,11 +221,14 @@ func readSegment(path string, first int64) ([]vigil.AuditEntry, error) {
 			want = es[len(es)-1].Seq + 1
 			prev = es[len(es)-1].Hash
 		}
-		if e.Seq != want || len(e.Hash) != HashSize || (prev != nil && !bytes.Equal(Hash(prev, e), e.Hash)) {
-			break
+		switch {
+		case e.Seq != want:
+			return es, damage(fmt.Sprintf("the record holds seq %d where seq %d belongs", e.Seq, want))
+		case len(e.Hash) != HashSize || (prev != nil && !bytes.Equal(Hash(prev, e), e.Hash)):
+			return es, damage(fmt.Sprintf("the record of seq %d does not chain to the one before it (its fields or hash were changed)", e.Seq))
 		}
 		es = append(es, e)
-		off += recordHeader + n
+		off += n
 	}
 	return es, nil
 }
@@ -155,8 +238,10 @@ func readSegment(path string, first int64) ([]vigil.AuditEntry, error) {
 // exist. The entries chain to each other; whether the first chains to the
 // store's entry before it is for the caller (Verify) to check. It may be
 // called while a Recorder writes to dir: it then sees the entries made
-// durable up to some moment. ECONFLICT if a segment does not continue the
-// one before it (the journal was changed behind its writer's back).
+// durable up to some moment. A torn last record is left out; any other
+// damage (see JournalDamage: a bad record with intact ones after it, a
+// record or segment that does not continue the one before it) returns
+// the entries before it and *JournalDamage.
 func ReadJournal(dir string, after int64) ([]vigil.AuditEntry, error) {
 	segs, err := listSegments(dir)
 	if err != nil {
@@ -167,27 +252,34 @@ func ReadJournal(dir string, after int64) ([]vigil.AuditEntry, error) {
 		if i+1 < len(segs) && segs[i+1].first <= after+1 {
 			continue // every entry of sg is at or before after
 		}
-		es, err := readSegment(sg.path, sg.first)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // applied and removed while we listed
-			}
-			return nil, err
-		}
-		if len(es) == 0 {
+		es, err := readSegment(sg.path, sg.first, i == len(segs)-1)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Applied and removed while we listed: so were the segments
+			// before it (they go oldest first). The caller reads their
+			// entries from the store.
+			all = all[:0]
 			continue
 		}
-		if len(all) > 0 {
+		if len(all) > 0 && (len(es) > 0 || err == nil) {
 			last := all[len(all)-1]
-			if es[0].Seq != last.Seq+1 || !bytes.Equal(Hash(last.Hash, es[0]), es[0].Hash) {
-				return nil, vigil.Errorf(vigil.ECONFLICT, "audit journal segment %s does not continue the one before it (entry %d)",
-					filepath.Base(sg.path), last.Seq)
+			if sg.first != last.Seq+1 || (len(es) > 0 && !bytes.Equal(Hash(last.Hash, es[0]), es[0].Hash)) {
+				return filterAfter(all, after), &JournalDamage{Segment: filepath.Base(sg.path), Offset: -1, After: last.Seq,
+					Detail: fmt.Sprintf("the segment starts at seq %d and does not continue the one before it, which ends at seq %d (a segment is missing or was replaced)", sg.first, last.Seq)}
 			}
 		}
 		all = append(all, es...)
+		if err != nil {
+			return filterAfter(all, after), err
+		}
 	}
-	i, _ := slices.BinarySearchFunc(all, after+1, func(e vigil.AuditEntry, seq int64) int { return int(sign(e.Seq - seq)) })
-	return all[i:], nil
+	return filterAfter(all, after), nil
+}
+
+// filterAfter returns the entries of es, in seq order, whose seq is
+// greater than after.
+func filterAfter(es []vigil.AuditEntry, after int64) []vigil.AuditEntry {
+	i, _ := slices.BinarySearchFunc(es, after+1, func(e vigil.AuditEntry, seq int64) int { return int(sign(e.Seq - seq)) })
+	return es[i:]
 }
 
 // journal appends records to the newest segment of a directory. It is not

@@ -27,7 +27,8 @@ type Log struct {
 // scan began.
 var errPastEnd = errors.New("past the store's end")
 
-// tail returns the journal's entries after seq last, the store's last. A
+// tail returns the journal's entries after seq last, the store's last; if
+// the journal is damaged, those before the damage and *JournalDamage. A
 // Recorder running beside may copy entries to the store and remove their
 // segment between the two reads: the entries missing from the journal are
 // then read from the store again.
@@ -35,15 +36,16 @@ func (l Log) tail(ctx context.Context, last int64) ([]vigil.AuditEntry, error) {
 	if l.Journal == "" {
 		return nil, nil
 	}
-	es, err := ReadJournal(l.Journal, last)
-	if err != nil {
-		return nil, err
+	es, damage := ReadJournal(l.Journal, last)
+	var jd *JournalDamage
+	if damage != nil && !errors.As(damage, &jd) {
+		return nil, damage
 	}
 	if len(es) == 0 || es[0].Seq == last+1 {
-		return es, nil
+		return es, damage
 	}
 	var gap []vigil.AuditEntry
-	err = l.Store.ScanAudit(ctx, last+1, func(e vigil.AuditEntry) error {
+	err := l.Store.ScanAudit(ctx, last+1, func(e vigil.AuditEntry) error {
 		if e.Seq >= es[0].Seq {
 			return errPastEnd
 		}
@@ -53,7 +55,7 @@ func (l Log) tail(ctx context.Context, last int64) ([]vigil.AuditEntry, error) {
 	if err != nil && !errors.Is(err, errPastEnd) {
 		return nil, err
 	}
-	return append(gap, es...), nil
+	return append(gap, es...), damage
 }
 
 // storeEnd returns the seq of the store's last entry; 0 if it is empty.
@@ -130,7 +132,8 @@ func matches(f vigil.AuditFilter, e vigil.AuditEntry) bool {
 }
 
 // ScanAudit calls fn with every entry from seq fromSeq on: the store's,
-// then the journal's.
+// then the journal's. If the journal is damaged, fn sees the entries
+// before the damage and ScanAudit returns *JournalDamage (wrapped).
 func (l Log) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
 	last, err := l.storeEnd(ctx)
 	if err != nil {
@@ -148,7 +151,8 @@ func (l Log) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEn
 		}
 	}
 	tail, err := l.tail(ctx, last)
-	if err != nil {
+	var damage *JournalDamage
+	if err != nil && !errors.As(err, &damage) {
 		return fmt.Errorf("read audit journal: %w", err)
 	}
 	for _, e := range tail {
@@ -158,6 +162,9 @@ func (l Log) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEn
 		if err := fn(e); err != nil {
 			return err
 		}
+	}
+	if damage != nil {
+		return fmt.Errorf("read audit journal: %w", damage)
 	}
 	return nil
 }

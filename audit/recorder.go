@@ -132,6 +132,7 @@ type Recorder struct {
 	syncDelay    time.Duration
 	syncing      chan struct{} // a token held by the goroutine syncing the journal
 	durable      atomic.Int64  // last seq durable in the journal
+	durableHash  []byte        // hash of the entry at durable; guarded by wmu
 	written      atomic.Int64  // last seq written to the journal file
 	waitForWrite bool          // waits return once their entry is written, not synced
 	syncs        atomic.Int64  // syncs done, for tests and benchmarks
@@ -245,6 +246,7 @@ func (r *Recorder) openJournal(ctx context.Context, opts RecorderOptions) error 
 	r.wake = make(chan struct{}, 1)
 	r.syncing = make(chan struct{}, 1)
 	r.durable.Store(r.seq)
+	r.durableHash = r.prev
 	r.written.Store(r.seq)
 	r.waitForWrite = opts.WaitForWrite
 	r.syncDelay = opts.SyncDelay

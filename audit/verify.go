@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-health/vigil"
 )
@@ -37,6 +39,10 @@ const (
 	// Diverged: the entry at the anchor's seq (Seq) is intact in the chain
 	// but its hash is not the anchor's: the chain up to it was rewritten.
 	Diverged Kind = "diverged"
+	// Corrupt: the audit journal is damaged after seq Seq-1 in a way no
+	// torn write explains (see JournalDamage, in Detail with its position).
+	// Entries after the damage are kept in the journal.
+	Corrupt Kind = "corrupt"
 )
 
 // Problem is the first place where the chain is broken.
@@ -76,6 +82,10 @@ type Report struct {
 	LastHash []byte
 	// Problem is the first break in the chain; nil if it is intact.
 	Problem *Problem
+	// Proven is the checkpoint with the greatest seq that the chain passed
+	// through (Verifier.Checkpoints): the log is proven complete up to its
+	// seq as of its time. nil if none was given or reached.
+	Proven *Checkpoint
 }
 
 // OK reports whether the chain is intact.
@@ -88,6 +98,11 @@ type Verifier struct {
 	// through: the log must hold an entry at Anchor.Seq with hash
 	// Anchor.Hash.
 	Anchor *Anchor
+	// Checkpoints, signed heads whose signatures the caller has checked
+	// (see Epoch), are anchors too: the chain must pass through each, and
+	// reach the one with the greatest seq. A checkpoint at seq 0 (an empty
+	// log) binds nothing.
+	Checkpoints []Checkpoint
 	// Progress, if not nil, is called with the report so far after every
 	// ProgressEvery intact entries (0 means 100,000).
 	Progress      func(Report)
@@ -118,6 +133,22 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 	}
 	var rep Report
 	var mismatch *vigil.AuditEntry // the first entry whose hash does not match
+	// The anchors by seq: the chain must hold each seq with its hash.
+	type point struct {
+		Anchor
+		cp *Checkpoint
+	}
+	var points []point
+	if v.Anchor != nil {
+		points = append(points, point{Anchor: *v.Anchor})
+	}
+	for i := range v.Checkpoints {
+		if v.Checkpoints[i].Seq > 0 {
+			points = append(points, point{Anchor: v.Checkpoints[i].Anchor(), cp: &v.Checkpoints[i]})
+		}
+	}
+	slices.SortStableFunc(points, func(a, b point) int { return int(sign(a.Seq - b.Seq)) })
+	next := 0 // the first point not yet passed
 	err := store.ScanAudit(ctx, 1, func(e vigil.AuditEntry) error {
 		if mismatch != nil {
 			// Does this row hold the entry recorded at mismatch.Seq?
@@ -149,10 +180,20 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 			mismatch = &e
 			return nil
 		}
-		if v.Anchor != nil && e.Seq == v.Anchor.Seq && !bytes.Equal(e.Hash, v.Anchor.Hash) {
-			rep.Problem = &Problem{Kind: Diverged, Seq: e.Seq,
-				Detail: fmt.Sprintf("hash %x differs from the anchor's %x: the chain up to here was rewritten", e.Hash, v.Anchor.Hash)}
-			return errStop
+		for ; next < len(points) && points[next].Seq == e.Seq; next++ {
+			p := points[next]
+			if !bytes.Equal(e.Hash, p.Hash) {
+				what := "the anchor's"
+				if p.cp != nil {
+					what = fmt.Sprintf("the checkpoint's signed at %s", p.cp.Time.Format(time.RFC3339))
+				}
+				rep.Problem = &Problem{Kind: Diverged, Seq: e.Seq,
+					Detail: fmt.Sprintf("hash %x differs from %s %x: the chain up to here was rewritten", e.Hash, what, p.Hash)}
+				return errStop
+			}
+			if p.cp != nil {
+				rep.Proven = p.cp
+			}
 		}
 		rep.Entries++
 		rep.LastSeq, rep.LastHash = e.Seq, e.Hash
@@ -161,7 +202,12 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 		}
 		return ctx.Err()
 	})
-	if err != nil && !errors.Is(err, errStop) {
+	var damage *JournalDamage
+	switch {
+	case errors.As(err, &damage) && rep.Problem == nil && mismatch == nil:
+		rep.Problem = &Problem{Kind: Corrupt, Seq: damage.After + 1, Detail: damage.Error()}
+		return rep, nil
+	case err != nil && !errors.Is(err, errStop) && !errors.As(err, &damage):
 		return rep, fmt.Errorf("verify audit log: %w", err)
 	}
 	switch {
@@ -169,9 +215,14 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 	case mismatch != nil:
 		rep.Problem = &Problem{Kind: Altered, Seq: mismatch.Seq,
 			Detail: fmt.Sprintf("hash mismatch: the entry's fields or hash were changed (stored %x)", mismatch.Hash)}
-	case v.Anchor != nil && rep.LastSeq < v.Anchor.Seq:
+	case len(points) > 0 && rep.LastSeq < points[len(points)-1].Seq:
+		end := points[len(points)-1]
+		what := "the anchor"
+		if end.cp != nil {
+			what = fmt.Sprintf("a checkpoint signed at %s", end.cp.Time.Format(time.RFC3339))
+		}
 		rep.Problem = &Problem{Kind: Truncated, Seq: rep.LastSeq + 1,
-			Detail: fmt.Sprintf("the log ends at seq %d but the anchor is at seq %d; %s", rep.LastSeq, v.Anchor.Seq, span(rep.LastSeq+1, v.Anchor.Seq))}
+			Detail: fmt.Sprintf("the log ends at seq %d but %s is at seq %d; %s", rep.LastSeq, what, end.Seq, span(rep.LastSeq+1, end.Seq))}
 	}
 	return rep, nil
 }

@@ -15,6 +15,10 @@
 // serving, ingesting and alerting. Each part is copied in an order that
 // keeps the parts consistent with each other:
 //
+//  0. The audit log's checkpoint key, public key and checkpoint file, first:
+//     every checkpoint names an entry that was durable when it was signed,
+//     so the journal and audit.db copied after it hold every entry it
+//     names, and the restored node verifies against it.
 //  1. audit-journal/: the audit journal's segments. Segments are removed
 //     only after their entries are in audit.db, so a segment that vanishes
 //     during the copy has its entries in the audit.db copied next.
@@ -33,7 +37,9 @@
 //     store writer skips the readings it holds (idempotency keys) and the
 //     rules engine the positions alerts.db has processed. The stream's
 //     index (msgs/index.db) is left out too: JetStream rebuilds it from
-//     the message blocks.
+//     the message blocks. So is the stream of audit checkpoints: it may
+//     name entries newer than the audit.db copy (the file of step 0 is the
+//     archive's record of the checkpoints).
 //  4. tls/: the node's certificate authority and server certificate.
 //
 // A file appended to during the copy (the log's last block, the journal's
@@ -77,9 +83,17 @@ const (
 	TLSDir          = "tls"
 )
 
+// AuditFiles are the audit log's checkpoint files (see package audit):
+// the signing key, its public key and the signed checkpoints.
+var AuditFiles = []string{"audit-signing.key", "audit-signing.pub", "audit-checkpoints"}
+
 // Databases are the SQLite files of a data directory, in the order they are
 // copied (audit.db first: see the package comment).
 var Databases = []string{"audit.db", "vigil.db", "alerts.db"}
+
+// auditCheckpointStream is the durable log's stream of audit checkpoints
+// (bus.CheckpointStream), left out of backups (skipInLog).
+const auditCheckpointStream = "VIGIL_AUDIT_CHECKPOINTS"
 
 // ignored are data directory entries a backup leaves out on purpose.
 var ignored = []string{"fhir-export"}
@@ -142,6 +156,12 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 	m := &Manifest{Format: Format, Version: opts.Version, Created: opts.now(), Schemas: map[string]int{}}
 	b.m = m
 
+	// 0. The audit checkpoints, before the entries they name.
+	for _, f := range AuditFiles {
+		if err := b.tree(ctx, f, nil); err != nil {
+			return nil, err
+		}
+	}
 	// 1. The audit journal, before audit.db.
 	if err := b.tree(ctx, AuditJournalDir, nil); err != nil {
 		return nil, err
@@ -229,10 +249,12 @@ func (b *builder) database(ctx context.Context, name, stage string) error {
 // states (obs/), and the stream's index (msgs/index.db), a cache of what
 // the message blocks hold that was written at another moment than the
 // blocks were copied; without it JetStream rebuilds the index from the
-// blocks at start.
+// blocks at start. And the audit checkpoints' stream: copied after
+// audit.db, it may hold a checkpoint of entries the archive lacks (the
+// checkpoint file, copied first, is the archive's record of them).
 func skipInLog(rel string) bool {
 	switch path.Base(rel) {
-	case "obs", "index.db":
+	case "obs", "index.db", auditCheckpointStream:
 		return true
 	}
 	return false
@@ -342,7 +364,7 @@ func (b *builder) skipped() {
 	}
 	for _, de := range des {
 		name := de.Name()
-		if name == AuditJournalDir || name == LogDir || name == TLSDir || slices.Contains(Databases, name) || slices.Contains(ignored, name) {
+		if name == AuditJournalDir || name == LogDir || name == TLSDir || slices.Contains(Databases, name) || slices.Contains(AuditFiles, name) || slices.Contains(ignored, name) {
 			continue
 		}
 		if base, ok := cutAny(name, "-wal", "-shm", "-journal"); ok && slices.Contains(Databases, base) {

@@ -140,6 +140,14 @@ func Capabilities(date, version string) *CapabilityStatement {
 					},
 				},
 				{
+					Type:        "AuditEvent",
+					Interaction: []Interaction{{Code: "search-type"}},
+					SearchParam: []SearchParam{
+						{Name: "patient", Type: "reference", Documentation: "Required. Admins: any patient; a patient: their own."},
+						{Name: "_count", Type: "number", Documentation: "At most 1000 (default 50); the next link pages on."},
+					},
+				},
+				{
 					Type:      "Group",
 					Operation: []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}},
 				},

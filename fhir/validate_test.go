@@ -158,6 +158,20 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 		Evidence: []string{"news2:1", "d:dev_1:1"}}))
 	add("flag-resolved.json", enc.Flag(&vigil.Alert{ID: "alr_2", SubjectID: "pat_1", Key: "silence:dev_1", Kind: "silence", Priority: vigil.PriorityLow, State: vigil.AlertResolved, Message: "device silent", Opened: now, Updated: now, Resolved: &revoked}))
 	add("flag-info.json", enc.Flag(&vigil.Alert{ID: "alr_3", SubjectID: "pat_1", Key: "quality:dev_1", Kind: "quality", Priority: vigil.PriorityInfo, State: vigil.AlertOpen, Message: "questionable readings", Opened: now, Updated: now, Evidence: []string{"d:dev_1:3"}}))
+	for name, e := range map[string]vigil.AuditEntry{
+		"auditevent-read.json": {Seq: 41, Time: now, Actor: "usr_1", ActorName: "alice", Role: vigil.RoleClinician, Action: vigil.AuditReadingsRead,
+			SubjectID: "pat_1", Resource: "GET /fhir/r4/Observation", Remote: "192.0.2.7", Outcome: vigil.AuditSuccess},
+		"auditevent-device.json": {Seq: 42, Time: now, Actor: "dev_1", ActorName: "dev_1", Role: vigil.RoleDevice, Action: vigil.AuditReadingsWrite,
+			SubjectID: "pat_1", Resource: "POST /api/v1/readings", Remote: "192.0.2.8", Outcome: vigil.AuditSuccess},
+		"auditevent-signin.json": {Seq: 43, Time: now, ActorName: "mallory", Action: vigil.AuditSignIn, Resource: "sign-in",
+			Remote: "198.51.100.9", Outcome: vigil.AuditDenied, Detail: "bad password"},
+		"auditevent-breakglass.json": {Seq: 44, Time: now, Actor: "usr_1", ActorName: "alice", Role: vigil.RoleClinician, Action: vigil.AuditBreakGlassStart,
+			SubjectID: "pat_2", Resource: "POST /api/v1/patients/{id}/break-glass", Remote: "192.0.2.7", Outcome: vigil.AuditSuccess, Detail: "cardiac arrest on ward 3"},
+		"auditevent-damage.json": {Seq: 45, Time: now, ActorName: "vigil", Action: vigil.AuditDamageAccepted, Resource: "audit log",
+			Outcome: vigil.AuditSuccess, Detail: "the audit log ends at seq 3, behind its checkpoint of seq 9"},
+	} {
+		add(name, enc.AuditEvent(&e, "vigil-node-1"))
+	}
 	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
 	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))
 	resp := &fhir.BundleOut{ResourceType: "Bundle", Type: fhir.BundleBatchResponse, Entry: []fhir.EntryOut{

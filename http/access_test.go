@@ -179,6 +179,9 @@ var matrix = []struct {
 	{"GET /fhir/r4/Flag",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/AuditEvent",
+		"401 ok 403 403 ok 403 403 403",
+		"401 ok 403 403 404 403 403 403"},
 	{"GET /fhir/r4/Patient/$export", "401 403 403 403 403 403 403 ok", ""},
 	{"GET /fhir/r4/Group/{id}/$export",
 		"401 403 ok 404 403 403 403 ok",
@@ -199,6 +202,7 @@ var searchesPatient = map[string]bool{
 	"GET /fhir/r4/Observation":        true,
 	"GET /fhir/r4/Observation/$lastn": true,
 	"GET /fhir/r4/Flag":               true,
+	"GET /fhir/r4/AuditEvent":         true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×

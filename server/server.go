@@ -59,6 +59,16 @@ type Options struct {
 	// counted in one entry. Defaults: 10 per minute.
 	AuditFailuresPerAddr int
 	AuditFailureInterval time.Duration
+	// AuditCheckpointInterval is how often the head of the audit chain is
+	// signed and appended to the checkpoint file (also at start and at
+	// shutdown); default 1 minute. AuditCheckpointCopy, if set, is a file
+	// on other storage that gets every checkpoint too.
+	AuditCheckpointInterval time.Duration
+	AuditCheckpointCopy     string
+	// AuditAcceptDamage starts the node on an audit log that is damaged
+	// or behind its last checkpoint, which it otherwise refuses: the
+	// damage is logged and audited (see openAudit).
+	AuditAcceptDamage bool
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
@@ -116,6 +126,7 @@ type Server struct {
 	ingest    *ingest.Service
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
+	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
 	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
 	api       *vhttp.Server
 	lockout   *auth.Lockout
@@ -235,7 +246,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	default:
 		return nil, vigil.Errorf(vigil.EINVALID, "audit sync %q: want %q or %q", opts.AuditSync, AuditSyncRequest, AuditSyncInterval)
 	}
-	if s.auditDB, s.auditor, err = OpenAuditLog(ctx, opts.DataDir, s.store, audit.RecorderOptions{
+	if err := s.openAudit(ctx, audit.RecorderOptions{
 		Logger:       opts.Logger,
 		WaitForWrite: waitForWrite,
 	}); err != nil {
@@ -647,10 +658,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStorage(ctx context.Context) error {
 	var errs []error
+	s.stopCheckpoints()
 	if s.auditor != nil {
 		if err := s.auditor.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close audit log: %w", err))
 		}
+		s.finalCheckpoint()
 	}
 	if s.log != nil {
 		if err := s.log.Close(ctx); err != nil {

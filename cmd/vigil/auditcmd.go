@@ -9,6 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
@@ -22,9 +25,11 @@ Check and read the audit log in a data directory. Both subcommands only read
 it, and may run beside a server.
 
 Subcommands:
-  verify   walk the hash chain and report the first edited, removed or reordered
-           entry; on success print the entry count and the last hash, to be kept
-           elsewhere and given back as --anchor SEQ:HASH (SEQ = the count)
+  verify   walk the hash chain, the journal and the node's signed checkpoints and
+           report the first edited, removed, reordered, cut-off or re-hashed
+           entry, or damage to the journal, with its position; on success say
+           how far the log is proven complete, and print the entry count and the
+           last hash (it may also be kept elsewhere and given back as --anchor)
   list     print entries as JSON lines, oldest first: --patient, --user, --limit
 
 Run 'vigil audit <subcommand> --help' for its flags.
@@ -59,9 +64,11 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, st
 
 func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("audit verify", "Walk the audit log's hash chain and report the first entry that was edited, removed or\nreordered. Exits 0 if the chain is intact, 1 if not.", stderr)
-	var dataDir, anchor string
+	var dataDir, anchor, pubKey, extra string
 	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory")
 	fs.StringVar(&anchor, "anchor", "", "SEQ:HASH printed by an earlier verify: the chain must still hold that entry with that hash")
+	fs.StringVar(&pubKey, "public-key", "", "the node's checkpoint public key (hex), as printed at its first start and kept apart; default: the data directory's "+server.AuditPublicKeyFile+", which whoever can write the directory can replace")
+	fs.StringVar(&extra, "checkpoints", "", "more checkpoint files, comma-separated (the node's --audit-checkpoint-copy); the data directory's "+server.AuditCheckpointFile+" is always read")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
@@ -77,6 +84,12 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	v.Progress = func(r audit.Report) {
 		fmt.Fprintf(stderr, "audit verify: %d entries intact so far\n", r.Entries)
 	}
+
+	cps, err := auditCheckpoints(dataDir, pubKey, extra, stdout)
+	if err != nil {
+		return err
+	}
+	v.Checkpoints = cps
 
 	s, err := openAuditStore(ctx, dataDir)
 	if err != nil {
@@ -95,11 +108,26 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		}
 		return fmt.Errorf("%w: %s at seq %d", errChainBroken, rep.Problem.Kind, rep.Problem.Seq)
 	}
-	if rep.Entries == 0 {
+	switch {
+	case rep.Entries == 0:
 		fmt.Fprintln(stdout, "audit chain intact: 0 entries (the log is empty)")
+	default:
+		fmt.Fprintf(stdout, "audit chain intact: %d entries, last hash %x\n", rep.Entries, rep.LastHash)
+	}
+	switch {
+	case len(cps) == 0:
+		fmt.Fprintln(stdout, "no checkpoints: completeness is not proven (the chain alone cannot show a cut-off end, a deleted or a re-hashed log)")
+	case rep.Proven == nil && rep.Entries > 0:
+		fmt.Fprintln(stdout, "completeness not proven: no checkpoint covers an entry yet")
+	case rep.Proven != nil:
+		fmt.Fprintf(stdout, "complete up to seq %d: proven by the checkpoint signed at %s\n", rep.Proven.Seq, rep.Proven.Time.Format(time.RFC3339))
+		if rep.LastSeq > rep.Proven.Seq {
+			fmt.Fprintf(stdout, "%s signed after it: not yet proven complete (the node signs a checkpoint every minute and at shutdown)\n", span(rep.Proven.Seq+1, rep.LastSeq))
+		}
+	}
+	if rep.Entries == 0 {
 		return nil
 	}
-	fmt.Fprintf(stdout, "audit chain intact: %d entries, last hash %x\n", rep.Entries, rep.LastHash)
 	if last, err := s.LastAudit(ctx); err == nil && last.Seq < rep.LastSeq {
 		fmt.Fprintf(stdout, "entries %d to %d are in the journal (%s), not yet in the database: the server copies them at its next start, or within a second while it runs\n",
 			last.Seq+1, rep.LastSeq, server.AuditJournalDir)
@@ -146,6 +174,66 @@ func auditList(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	return nil
+}
+
+// auditCheckpoints reads the checkpoints of data directory dir and of the
+// comma-separated files extra, checks their signatures with the public key
+// pubHex (default: the directory's public key file) and returns those that
+// bind the log (audit.Epoch). It prints each acceptance of damage, which
+// set the checkpoints before it aside. A checkpoint whose signature does
+// not check is errChainBroken, printed.
+func auditCheckpoints(dir, pubHex, extra string, stdout io.Writer) ([]audit.Checkpoint, error) {
+	files := []string{filepath.Join(dir, server.AuditCheckpointFile)}
+	for _, f := range strings.Split(extra, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			files = append(files, f)
+		}
+	}
+	var all []audit.Checkpoint
+	for _, f := range files {
+		cs, err := audit.ReadCheckpoints(f)
+		if vigil.ErrorCode(err) == vigil.EINVALID {
+			fmt.Fprintf(stdout, "checkpoints damaged: %s\n", vigil.ErrorMessage(err))
+			return nil, fmt.Errorf("%w: checkpoint file damaged", errChainBroken)
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, cs...)
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	if pubHex == "" {
+		b, err := os.ReadFile(filepath.Join(dir, server.AuditPublicKeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("checkpoints need the public key: %w (give --public-key)", err)
+		}
+		pubHex = string(b)
+	}
+	pub, err := audit.ParsePublicKey(pubHex)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --public-key: %s", errUsage, vigil.ErrorMessage(err))
+	}
+	slices.SortStableFunc(all, func(a, b audit.Checkpoint) int { return a.Time.Compare(b.Time) })
+	binding, accepted, err := audit.Epoch(all, pub)
+	if err != nil {
+		fmt.Fprintf(stdout, "checkpoints forged or changed: %s\n", vigil.ErrorMessage(err))
+		return nil, fmt.Errorf("%w: checkpoint signature", errChainBroken)
+	}
+	for _, a := range accepted {
+		fmt.Fprintf(stdout, "damage accepted at %s (the node was started with --audit-accept-damage at seq %d): %s; completeness before it is not proven\n",
+			a.Time.Format(time.RFC3339), a.Seq, a.Accepted)
+	}
+	return binding, nil
+}
+
+// span describes the seqs from a to b.
+func span(a, b int64) string {
+	if a == b {
+		return fmt.Sprintf("entry %d was", a)
+	}
+	return fmt.Sprintf("entries %d to %d were", a, b)
 }
 
 // auditLog reads the audit log of data directory dir whose database is s:

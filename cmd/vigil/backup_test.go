@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/backup"
 	"github.com/vigil-health/vigil/client"
 	"github.com/vigil-health/vigil/sqlite"
 )
@@ -169,7 +171,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	during := len(acked) - len(before)
 	mu.Unlock()
 	t.Logf("backup under load (%d readings acknowledged before it began, %d while it ran):\n%s", len(before), during, stderr.String())
-	for _, want := range []string{"backup: audit-journal:", "backup: vigil.db:", "backup: alerts.db:", "backup: audit.db:", "backup: log:", "backup: tls:", "backup: done:"} {
+	for _, want := range []string{"backup: audit-checkpoints:", "backup: audit-signing.key:", "backup: audit-journal:", "backup: vigil.db:", "backup: alerts.db:", "backup: audit.db:", "backup: log:", "backup: tls:", "backup: done:"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("backup progress lacks %q", want)
 		}
@@ -227,8 +229,14 @@ func TestBackupUnderLoad(t *testing.T) {
 		t.Errorf("restore progress: %s", stderr.String())
 	}
 	// The audit chain verifies, also before the first start, and holds
-	// the entry that was last when the backup began.
+	// the entry that was last when the backup began; the checkpoints and
+	// their key are restored with it.
 	auditVerifyAnchor(t, restored, anchor)
+	for _, f := range backup.AuditFiles {
+		if _, err := os.Stat(filepath.Join(restored, f)); err != nil {
+			t.Errorf("restored data directory: %v", err)
+		}
+	}
 
 	p2 := startVigil(t, bin, restored)
 	c2 := adminClient(t, p2.url, restored)
@@ -281,6 +289,13 @@ func TestBackupUnderLoad(t *testing.T) {
 		}
 	}
 	auditVerifyAnchor(t, restored, anchor)
+	// The restored node signed its head at shutdown with the restored key:
+	// its log is proven complete against every checkpoint, the original's
+	// included.
+	var vout bytes.Buffer
+	if err := auditCmd(ctx, []string{"verify", "--data", restored}, noEnv, &vout, io.Discard); err != nil || !strings.Contains(vout.String(), "complete up to seq") {
+		t.Errorf("audit verify of the restored node against its checkpoints: %v\n%s", err, vout.String())
+	}
 }
 
 // alertIDs returns the ids of the alerts in the alerts database at path,

@@ -25,7 +25,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		shutdown  time.Duration
 		// alertRearm is the flag's value: 0 turns the window off
 		alertRearm time.Duration
-		exportMax string
+		exportMax  string
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
@@ -43,6 +43,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.AuditSync, "audit-sync", server.AuditSyncRequest, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
 	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", 10, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
 	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", time.Minute, "interval of --audit-failures-per-addr")
+	fs.DurationVar(&o.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often the head of the audit chain is signed and appended to <data>/"+server.AuditCheckpointFile+" (also at start and shutdown)")
+	fs.StringVar(&o.AuditCheckpointCopy, "audit-checkpoint-copy", "", "a file on other storage that also gets every signed audit checkpoint, out of reach of whoever can rewrite the data directory")
+	fs.BoolVar(&o.AuditAcceptDamage, "audit-accept-damage", false, "start although the audit log is damaged or behind its last signed checkpoint (refused otherwise): the damage is logged, audited and a damaged journal is set aside")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
 	fs.DurationVar(&o.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/bus"
+)
+
+// Files of the audit log's checkpoints in the data directory.
+const (
+	AuditKeyFile        = "audit-signing.key" // the node's Ed25519 checkpoint key (PKCS #8 PEM, 0600)
+	AuditPublicKeyFile  = "audit-signing.pub" // its public key, hex, for auditors
+	AuditCheckpointFile = "audit-checkpoints" // signed heads of the chain, one JSON object a line, append-only
+	auditDamagedSuffix  = ".damaged-"         // a damaged journal set aside: audit-journal.damaged-<time>
+	defaultCheckpoint   = time.Minute         // Options.AuditCheckpointInterval's default
+	checkpointTimeout   = 10 * time.Second    // the shutdown checkpoint's bound
+)
+
+// openAudit opens the node's audit log (OpenAuditLog) and refuses to start
+// on one that is damaged: a journal damaged in a way no torn write explains
+// (audit.JournalDamage), or a log that does not reach, or does not pass
+// through, its last signed checkpoint (truncated, deleted, re-hashed), or
+// checkpoints whose signatures do not check. With Options.AuditAcceptDamage
+// it starts all the same: a damaged journal is set aside whole (never
+// deleted), the damage is logged at error level and recorded in the audit
+// log, and a checkpoint that accepts it starts a new epoch. It then signs
+// a checkpoint of the head and starts signing one every
+// Options.AuditCheckpointInterval.
+func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) error {
+	dir := s.opts.DataDir
+	key, created, err := audit.LoadOrCreateKey(filepath.Join(dir, AuditKeyFile), filepath.Join(dir, AuditPublicKeyFile))
+	if err != nil {
+		return err
+	}
+	signer := audit.Signer{Key: key}
+	if created {
+		s.opts.Announce("Audit checkpoint public key (keep it apart from this node, to verify its audit log with vigil audit verify --public-key): %x", signer.Public())
+	}
+	files := []string{filepath.Join(dir, AuditCheckpointFile)}
+	if s.opts.AuditCheckpointCopy != "" {
+		files = append(files, s.opts.AuditCheckpointCopy)
+	}
+
+	var damage []string
+	s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store, ropts)
+	var jd *audit.JournalDamage
+	if errors.As(err, &jd) && s.opts.AuditAcceptDamage {
+		journal := filepath.Join(dir, AuditJournalDir)
+		aside := journal + auditDamagedSuffix + time.Now().UTC().Format("20060102T150405Z")
+		if rerr := os.Rename(journal, aside); rerr != nil {
+			return fmt.Errorf("set damaged audit journal aside: %w", rerr)
+		}
+		damage = append(damage, fmt.Sprintf("%v; the journal was set aside whole as %s", jd, filepath.Base(aside)))
+		s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store, ropts)
+	}
+	if errors.As(err, &jd) {
+		return fmt.Errorf("%w; the audit log is not complete: investigate (vigil audit verify), or start with --audit-accept-damage to set the journal aside", err)
+	}
+	if err != nil {
+		return err
+	}
+
+	head, err := s.auditor.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("audit log head: %w", err)
+	}
+	if problem, err := s.checkCheckpoints(ctx, files, signer, head, created); err != nil {
+		return err
+	} else if problem != "" {
+		if !s.opts.AuditAcceptDamage {
+			return vigil.Errorf(vigil.ECONFLICT, "%s; the audit log is not complete: investigate (vigil audit verify), or start with --audit-accept-damage", problem)
+		}
+		damage = append(damage, problem)
+	}
+
+	s.ckpt = &checkpoints{Checkpointer: &audit.Checkpointer{Signer: signer, Head: s.auditor.Head, Files: files, Logger: s.logger,
+		Sinks: []audit.CheckpointSink{logCheckpoints{s.log}}}}
+	accepted := ""
+	if len(damage) > 0 {
+		accepted = strings.Join(damage, "; ")
+		s.logger.Error("AUDIT LOG DAMAGED: started with --audit-accept-damage; the audit log is not proven complete before this start", "damage", accepted)
+		if err := s.auditor.Record(ctx, vigil.AuditEntry{
+			Time: time.Now().UTC(), ActorName: "vigil", Action: vigil.AuditDamageAccepted,
+			Resource: "audit log", Outcome: vigil.AuditSuccess, Detail: accepted,
+		}); err != nil {
+			return fmt.Errorf("record accepted audit damage: %w", err)
+		}
+	}
+	if err := s.ckpt.Checkpoint(ctx, accepted); err != nil {
+		return err
+	}
+	interval := s.opts.AuditCheckpointInterval
+	if interval <= 0 {
+		interval = defaultCheckpoint
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.ckpt.stop, s.ckpt.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.ckpt.done)
+		s.ckpt.Run(cctx, interval)
+	}()
+	return nil
+}
+
+// checkCheckpoints reads the checkpoints of files (the node's file, then
+// its copies) and the last one in the durable log, and returns what is wrong, "" for nothing: a checkpoint not
+// signed by signer, or an audit log whose head is behind the last
+// checkpoint of the current epoch or does not hold its hash. A node whose
+// key exists but whose checkpoint file does not has lost it. created says
+// the key was just generated.
+func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer audit.Signer, head audit.Anchor, created bool) (string, error) {
+	var all, tips []audit.Checkpoint // tips: the last checkpoint of each source
+	for i, f := range files {
+		cs, err := audit.ReadCheckpoints(f)
+		if vigil.ErrorCode(err) == vigil.EINVALID {
+			return err.Error(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if i == 0 && cs == nil && !created {
+			if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
+				return fmt.Sprintf("the checkpoint file %s is missing, though the signing key exists", filepath.Base(f)), nil
+			}
+		}
+		if len(cs) > 0 {
+			tips = append(tips, cs[len(cs)-1])
+		}
+		all = append(all, cs...)
+	}
+	if b, err := s.log.LastCheckpoint(ctx); err != nil {
+		return "", fmt.Errorf("read the audit checkpoint in the durable log: %w", err)
+	} else if b != nil {
+		var c audit.Checkpoint
+		if err := json.Unmarshal(b, &c); err != nil {
+			return "the audit checkpoint in the durable log is damaged", nil
+		}
+		tips = append(tips, c)
+		all = append(all, c)
+	}
+	slices.SortStableFunc(all, func(a, b audit.Checkpoint) int { return a.Time.Compare(b.Time) })
+	binding, _, err := audit.Epoch(all, signer.Public())
+	if err != nil {
+		return err.Error(), nil
+	}
+	if len(binding) == 0 {
+		return "", nil
+	}
+	// The log must reach the greatest seq, and hold the hash of the last
+	// checkpoint of every source (one rewritten source, re-signed with
+	// the key, is caught by the others); each hash commits to the whole
+	// chain before it. Checkpoints before an accepted damage are set aside.
+	inEpoch := map[string]bool{}
+	for _, c := range binding {
+		inEpoch[string(c.Sig)] = true
+	}
+	check := []audit.Checkpoint{binding[len(binding)-1]}
+	for _, c := range tips {
+		if inEpoch[string(c.Sig)] {
+			check = append(check, c)
+		}
+	}
+	for _, c := range check {
+		if c.Seq == 0 {
+			continue
+		}
+		if head.Seq < c.Seq {
+			return fmt.Sprintf("the audit log ends at seq %d, behind its checkpoint of seq %d signed at %s (entries %d to %d are missing)",
+				head.Seq, c.Seq, c.Time.Format(time.RFC3339), head.Seq+1, c.Seq), nil
+		}
+		es, err := s.auditor.AuditEntries(ctx, vigil.AuditFilter{AfterSeq: c.Seq - 1, Limit: 1})
+		if err != nil {
+			return "", fmt.Errorf("read audit log: %w", err)
+		}
+		if len(es) == 0 || es[0].Seq != c.Seq || !bytes.Equal(es[0].Hash, c.Hash) {
+			return fmt.Sprintf("the audit log's entry at seq %d is not the one its checkpoint signed at %s names: the chain was rewritten",
+				c.Seq, c.Time.Format(time.RFC3339)), nil
+		}
+	}
+	return "", nil
+}
+
+// logCheckpoints keeps checkpoints in the durable log, in a stream of their
+// own (bus.CheckpointStream).
+type logCheckpoints struct{ log *bus.Log }
+
+// PutCheckpoint stores c as JSON.
+func (l logCheckpoints) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return l.log.PutCheckpoint(ctx, b)
+}
+
+// checkpoints is the node's Checkpointer and its periodic run.
+type checkpoints struct {
+	*audit.Checkpointer
+	stop context.CancelFunc // ends the periodic run; nil once stopped
+	done chan struct{}      // closed when it has ended
+}
+
+// stopCheckpoints stops the periodic checkpoints.
+func (s *Server) stopCheckpoints() {
+	if s.ckpt == nil || s.ckpt.stop == nil {
+		return
+	}
+	s.ckpt.stop()
+	<-s.ckpt.done
+	s.ckpt.stop = nil
+}
+
+// finalCheckpoint signs the head once the audit log is closed (every
+// entry durable).
+func (s *Server) finalCheckpoint() {
+	if s.ckpt == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
+	defer cancel()
+	if err := s.ckpt.Checkpoint(ctx, ""); err != nil {
+		s.logger.Error("audit checkpoint at shutdown failed", "err", err)
+	}
+}
