@@ -118,9 +118,13 @@ type Server struct {
 	// codes of each observation category; nil: every code is LOINC and
 	// category search finds nothing.
 	Codes CodeCatalog
-	// FHIRBaseURL is the absolute URL of /fhir/r4 as clients reach it (e.g.
-	// behind a proxy); "" derives it from each request's Host.
-	FHIRBaseURL string
+	// PublicURL is the site's base URL as clients reach it, such as
+	// "https://vigil.example.org:8443" (a path prefix, as behind a proxy,
+	// is kept). Links that lead a client on with its token — FHIR Bundle
+	// "next", Location, export Content-Location and manifest URLs — are
+	// built from it and never from a request's Host header, which the
+	// client chooses. "" gives links that are paths on this site.
+	PublicURL string
 	// ExportDir is where FHIR bulk export jobs write their NDJSON files;
 	// "" refuses bulk export (501). Its contents belong to the server.
 	ExportDir string

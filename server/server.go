@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,13 @@ import (
 type Options struct {
 	DataDir  string // everything the node keeps; created 0700 if missing
 	HTTPAddr string // HTTPS listen address; default ":8443"; "127.0.0.1:0" picks a free port
+
+	// PublicURL is the base URL clients reach the node at, such as
+	// "https://vigil.example.org:8443": links that a client follows with
+	// its token (FHIR Bundle next, export status and file URLs) are built
+	// from it, never from a request's Host header. Default: URL(), from
+	// the listen address. See CheckPublicURL.
+	PublicURL string
 
 	TLSCert, TLSKey string   // a user-supplied certificate and key; default: issued by the node's own CA
 	TLSHosts        []string // extra host names or addresses for the generated certificate
@@ -155,6 +163,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = ":8443"
+	}
+	if opts.PublicURL != "" {
+		if opts.PublicURL, err = CheckPublicURL(opts.PublicURL); err != nil {
+			return nil, err
+		}
 	}
 	if opts.MQTTAddr == "" {
 		opts.MQTTAddr = ":8883"
@@ -340,6 +353,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Codes:              s.catalog,
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
+		PublicURL:          opts.PublicURL,
+	}
+	if api.PublicURL == "" {
+		api.PublicURL = s.URL() // the listener is bound: its port is known
 	}
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
@@ -441,7 +458,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 			return fmt.Errorf("generate admin password: %w", err)
 		}
 		pw = base64.RawURLEncoding.EncodeToString(b[:])
-	} else if err := auth.CheckPasswordPolicy(pw); err != nil {
+	} else if err := auth.CheckPasswordPolicy("admin", pw); err != nil {
 		return fmt.Errorf("admin password from VIGIL_ADMIN_PASSWORD: %w", err)
 	}
 	hash, err := auth.HashPassword(pw)
@@ -563,6 +580,17 @@ func (s *Server) URL() string {
 		host = "localhost"
 	}
 	return "https://" + net.JoinHostPort(host, port)
+}
+
+// CheckPublicURL checks a public base URL and returns it without a
+// trailing slash: an absolute https URL with a host, and no user
+// information, query or fragment (a path prefix is allowed).
+func CheckPublicURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("public URL %q: want an https URL such as https://vigil.example.org:8443", raw)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // CAFile is the certificate file of the node's own CA ("" with a
