@@ -68,7 +68,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 		if in.Password == nil {
 			return vigil.Errorf(vigil.EINVALID, `"password" is required`)
 		}
-		if err := auth.CheckPasswordPolicy(*in.Password); err != nil {
+		if err := auth.CheckPasswordPolicy(u.Username, *in.Password); err != nil {
 			return err
 		}
 		h, err := auth.HashPassword(*in.Password)
@@ -149,7 +149,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	u := vigil.UserUpdate{Role: &role, SubjectID: &pid, Disabled: in.Disabled}
 	if in.Password != nil {
-		if err := auth.CheckPasswordPolicy(*in.Password); err != nil {
+		if err := auth.CheckPasswordPolicy(cur.Username, *in.Password); err != nil {
 			return err
 		}
 		h, err := auth.HashPassword(*in.Password)

@@ -148,3 +148,17 @@ func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 		t.Errorf("ann's sign-in token after reset: %d, want 401", st)
 	}
 }
+
+// TestPasswordPolicyNamesUser: creating a user or setting a password
+// refuses one that contains the user name.
+func TestPasswordPolicyNamesUser(t *testing.T) {
+	e := newEnv(t)
+	admin := e.token(e.user("admin", vigil.RoleAdmin, ""), vigil.TokenPersonal)
+	if st, body := e.request("POST", "/api/v1/users", admin, `{"username":"margaret","role":"clinician","password":"Margaret-2026-spring"}`); st != 400 || !strings.Contains(body, "user name") {
+		t.Errorf("create with the name in the password: %d %s, want 400", st, body)
+	}
+	ann := e.user("margaret", vigil.RoleClinician, "")
+	if st, body := e.request("PATCH", "/api/v1/users/"+ann.ID, admin, `{"password":"hello MARGARET 2026"}`); st != 400 || !strings.Contains(body, "user name") {
+		t.Errorf("new password with the name: %d %s, want 400", st, body)
+	}
+}

@@ -234,7 +234,7 @@ func adminCreateUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout
 	} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
 		return err
 	}
-	pw, hash, generated, err := newPassword(f.password)
+	pw, hash, generated, err := newPassword(f.username, f.password)
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func adminResetPassword(ctx context.Context, s *sqlite.Store, f *adminFlags, std
 	if err != nil {
 		return err
 	}
-	pw, hash, generated, err := newPassword(f.password)
+	pw, hash, generated, err := newPassword(f.username, f.password)
 	if err != nil {
 		return err
 	}
@@ -312,9 +312,9 @@ func userByName(ctx context.Context, s *sqlite.Store, username string) (*vigil.U
 	return u, err
 }
 
-// newPassword returns the password to set and its hash: pw if given (it must
-// pass the password policy), or a random one (generated true).
-func newPassword(pw string) (password, hash string, generated bool, err error) {
+// newPassword returns the password to set for username and its hash: pw if
+// given (it must pass the password policy), or a random one (generated true).
+func newPassword(username, pw string) (password, hash string, generated bool, err error) {
 	if pw == "" {
 		var b [18]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -322,7 +322,7 @@ func newPassword(pw string) (password, hash string, generated bool, err error) {
 		}
 		pw, generated = base64.RawURLEncoding.EncodeToString(b[:]), true
 	}
-	if err := auth.CheckPasswordPolicy(pw); err != nil {
+	if err := auth.CheckPasswordPolicy(username, pw); err != nil {
 		return "", "", false, fmt.Errorf("new password (VIGIL_NEW_PASSWORD) refused: %s", vigil.ErrorMessage(err))
 	}
 	hash, err = auth.HashPassword(pw)

@@ -128,7 +128,7 @@ func TestAdminCreateUserGeneratedPassword(t *testing.T) {
 	if m == nil {
 		t.Fatalf("output shows no generated password:\n%s", out)
 	}
-	if err := auth.CheckPasswordPolicy(m[1]); err != nil {
+	if err := auth.CheckPasswordPolicy("root", m[1]); err != nil {
 		t.Errorf("generated password %q breaks the policy: %v", m[1], err)
 	}
 	checkPassword(t, f.user(t, "root"), m[1], true)
