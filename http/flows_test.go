@@ -33,7 +33,7 @@ func TestBruteForceLockout(t *testing.T) {
 	var fails, locks, denied int
 	for _, a := range e.auditEntries(vigil.AuditFilter{Limit: 1000}) {
 		switch {
-		case a.Action == vigil.AuditSignIn && a.Outcome == vigil.AuditFailure && a.ActorName == "alice":
+		case a.Action == vigil.AuditSignIn && a.Outcome == vigil.AuditFailure && a.ActorName == e.api.AttemptedNames.Redact("alice"):
 			fails++
 		case a.Action == vigil.AuditLockout && a.ActorName == "alice":
 			locks++

@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,5 +161,42 @@ func TestPasswordPolicyNamesUser(t *testing.T) {
 	ann := e.user("margaret", vigil.RoleClinician, "")
 	if st, body := e.request("PATCH", "/api/v1/users/"+ann.ID, admin, `{"password":"hello MARGARET 2026"}`); st != 400 || !strings.Contains(body, "user name") {
 		t.Errorf("new password with the name: %d %s, want 400", st, body)
+	}
+}
+
+// TestFailedSignInNameRedacted: the user name of a failed sign-in (which
+// may be a password typed into the wrong field) is audited only as its
+// first characters and a keyed hash; a successful sign-in names the user.
+func TestFailedSignInNameRedacted(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", vigil.RoleClinician, "")
+	const typed = "MY secret passphrase 2026"
+	if st, _ := e.request("POST", "/api/v1/auth/token", "", signInBody(typed, "whatever it is")); st != 401 {
+		t.Fatalf("sign-in with a password as the name: %d, want 401", st)
+	}
+	if st, _ := e.request("POST", "/api/v1/auth/session", "", signInBody("alice", "wrong password!!")); st != 401 {
+		t.Fatalf("wrong password: %d, want 401", st)
+	}
+	e.signInToken("alice", "correct horse battery staple")
+	var failed, ok []string
+	for _, a := range e.auditEntries(vigil.AuditFilter{Limit: 100}) {
+		if a.Action != vigil.AuditSignIn {
+			continue
+		}
+		if strings.Contains(a.ActorName+a.Detail, "secret passphrase") {
+			t.Errorf("audit entry holds the typed name: %+v", a)
+		}
+		if a.Outcome == vigil.AuditSuccess {
+			ok = append(ok, a.ActorName)
+		} else {
+			failed = append(failed, a.ActorName)
+		}
+	}
+	want := []string{e.api.AttemptedNames.Redact(typed), e.api.AttemptedNames.Redact("alice")}
+	if len(failed) != 2 || !slices.Contains(failed, want[0]) || !slices.Contains(failed, want[1]) || !strings.HasPrefix(want[0], "MY…#") {
+		t.Errorf("failed sign-ins audited as %q, want %q", failed, want)
+	}
+	if len(ok) != 1 || ok[0] != "alice" {
+		t.Errorf("successful sign-ins audited as %q, want alice", ok)
 	}
 }

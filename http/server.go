@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/ingest"
 )
 
@@ -108,6 +109,10 @@ type Server struct {
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
+	// AttemptedNames redacts the user names of failed sign-ins before they
+	// are audited: a keyed hash and the first characters, never the name
+	// as typed (it may be a password). nil keeps the first characters only.
+	AttemptedNames *auth.NameRedactor
 	// AdminReadsClinical lets admins read patients' clinical data
 	// (readings). Admins always see demographics, which they manage.
 	AdminReadsClinical bool

@@ -1,6 +1,13 @@
 package server
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-health/vigil"
+)
 
 func TestCheckPublicURL(t *testing.T) {
 	tests := []struct {
@@ -23,5 +30,40 @@ func TestCheckPublicURL(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("CheckPublicURL(%q) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestAttemptedNamesKeyed: the node keeps its key for attempted user names
+// in the data directory (0600, 32 bytes), and a failed sign-in is audited
+// with the name redacted under that key, also after a lockout starts.
+func TestAttemptedNamesKeyed(t *testing.T) {
+	h := start(t, "")
+	st, err := os.Stat(filepath.Join(h.dir, UsernameKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 || st.Size() != 32 {
+		t.Errorf("%s: mode %v, %d bytes; want 0600 and 32", UsernameKeyFile, st.Mode().Perm(), st.Size())
+	}
+	const typed = "MARKER-a-password-typed-as-the-name"
+	for range 6 {
+		h.do("POST", "/api/v1/auth/token", "", []byte(`{"username":"`+typed+`","password":"wrong wrong wrong"}`))
+	}
+	es, err := h.srv.AuditLog().AuditEntries(t.Context(), vigil.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := h.srv.names.Redact(typed)
+	n := 0
+	for _, e := range es {
+		if strings.Contains(e.ActorName+e.Detail, "MARKER-") {
+			t.Errorf("audit entry %s %s holds the typed name: %q", e.Action, e.Outcome, e.ActorName)
+		}
+		if e.ActorName == want {
+			n++
+		}
+	}
+	if n < 2 || !strings.HasPrefix(want, "MA…#") {
+		t.Errorf("%d entries name %q, want the failures and the lockout", n, want)
 	}
 }

@@ -127,6 +127,7 @@ type Server struct {
 	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
 	api       *vhttp.Server
 	lockout   *auth.Lockout
+	names     *auth.NameRedactor // attempted user names of failed sign-ins
 	http      *nethttp.Server
 	listener  net.Listener // bound by New, served by Start
 	mqtt      *mqtt.Server
@@ -329,6 +330,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if opts.SessionIdle == 0 {
 		opts.SessionIdle = 30 * time.Minute
 	}
+	// Attempted user names of failed sign-ins are kept only redacted,
+	// with a keyed hash under this node's key (auth.NameRedactor).
+	if s.names, err = auth.LoadNameRedactor(filepath.Join(opts.DataDir, UsernameKeyFile)); err != nil {
+		return nil, err
+	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	api := &vhttp.Server{
 		Store:              s.store,
@@ -354,6 +360,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
 		PublicURL:          opts.PublicURL,
+		AttemptedNames:     s.names,
 	}
 	if api.PublicURL == "" {
 		api.PublicURL = s.URL() // the listener is bound: its port is known
@@ -373,6 +380,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		TLSConfig:      mqttTLS,
 		Auditor:        s.auditor,
 		FailureAuditor: s.failures,
+		AttemptedNames: s.names,
 		Logger:         opts.Logger,
 		Status:         s.statuses,
 	})
@@ -582,6 +590,11 @@ func (s *Server) URL() string {
 	return "https://" + net.JoinHostPort(host, port)
 }
 
+// UsernameKeyFile is the file in the data directory holding the node's
+// key for the keyed hash of attempted user names (auth.NameRedactor):
+// 32 random bytes, 0600, created on first start.
+const UsernameKeyFile = "username-key"
+
 // CheckPublicURL checks a public base URL and returns it without a
 // trailing slash: an absolute https URL with a host, and no user
 // information, query or fragment (a path prefix is allowed).
@@ -787,7 +800,10 @@ func (s *Server) auditLockout(ctx context.Context, key string, start bool, until
 		e.Action, e.Outcome, e.Detail = vigil.AuditLockout, vigil.AuditDenied, "locked until "+until.UTC().Format(time.RFC3339)
 	}
 	if name, ok := strings.CutPrefix(key, "user:"); ok {
-		e.ActorName = name
+		e.ActorName = s.names.Redact(name) // an attempted name, not necessarily a user's
+		if start {
+			e.Detail = "sign-ins throttled: next attempt from an unknown address at " + until.UTC().Format(time.RFC3339)
+		}
 	} else {
 		e.Remote = strings.TrimPrefix(key, "addr:")
 	}
