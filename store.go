@@ -53,7 +53,9 @@ type UserStore interface {
 	UserByUsername(ctx context.Context, username string) (*User, error)
 	// Users returns every user ordered by username.
 	Users(ctx context.Context) ([]*User, error)
-	// UpdateUser applies u and returns the user as it now is; ENOTFOUND if none.
+	// UpdateUser applies u and returns the user as it now is; ENOTFOUND if
+	// none. Disabling a user or changing their password revokes tokens in
+	// the same transaction, as vigil.UserUpdate says.
 	UpdateUser(ctx context.Context, id string, u UserUpdate) (*User, error)
 
 	// CreateToken stores t, setting t.ID (if empty) and t.Created.

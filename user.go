@@ -73,9 +73,20 @@ type Principal struct {
 }
 
 // UserUpdate changes a user. Nil fields are left as they are.
+//
+// Revoked stays revoked: a store applies these in the same transaction as
+// the change itself, so that no credential outlives it.
+//   - Disabled set to true revokes every token of the user (sign-in and
+//     browser sessions, personal and service tokens). Enabling the user
+//     again brings none of them back.
+//   - PasswordHash set revokes every session token (TokenSession) of the
+//     user except KeepToken, the session that made the change ("" for
+//     none, as when an admin resets the password). Personal and service
+//     tokens are left alone: they were not obtained with the password.
 type UserUpdate struct {
 	Role         *Role
 	SubjectID    *string
 	PasswordHash *string
 	Disabled     *bool
+	KeepToken    string // id of the session token a password change keeps
 }

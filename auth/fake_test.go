@@ -295,6 +295,15 @@ func (s *fakeStore) UpdateUser(ctx context.Context, id string, u vigil.UserUpdat
 		if u.Disabled != nil {
 			have.Disabled = *u.Disabled
 		}
+		now := time.Now()
+		for _, t := range s.tokens {
+			if t.UserID != id || t.Revoked != nil {
+				continue
+			}
+			if (u.Disabled != nil && *u.Disabled) || (u.PasswordHash != nil && t.Kind == vigil.TokenSession && t.ID != u.KeepToken) {
+				t.Revoked = &now
+			}
+		}
 		return copyUser(have), nil
 	}
 	return nil, notFound()

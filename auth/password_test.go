@@ -2,9 +2,11 @@ package auth_test
 
 import (
 	"errors"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
@@ -175,44 +177,61 @@ func TestParamsHash(t *testing.T) {
 }
 
 func TestCheckPasswordPolicy(t *testing.T) {
+	const (
+		tooCommon = "password is too common; choose one that is harder to guess"
+		hasName   = "password contains the user name; choose one that does not"
+	)
 	tests := []struct {
+		user    string
 		pw      string
 		wantMsg string // "" if the password is acceptable
 	}{
-		{"", "password must be at least 12 characters long"},
-		{"short", "password must be at least 12 characters long"},
-		{"elevenchars", "password must be at least 12 characters long"},
-		{"twelve chars", ""},
-		{"ÄÖÜäöüßéèêëï", ""}, // 12 characters, 24 bytes
-		{"ÄÖÜäöüßéèêë", "password must be at least 12 characters long"}, // 11 characters, 22 bytes
-		{strings.Repeat("xy", 128), ""},                                 // 256
-		{strings.Repeat("xy", 128) + "z", "password must be at most 256 characters long"},
-		{strings.Repeat("é", 256), "password is too common; choose one that is harder to guess"}, // repeated
-		{"password1234", "password is too common; choose one that is harder to guess"},
-		{"PassWord1234", "password is too common; choose one that is harder to guess"},
-		{"QWERTYUIOPASDFGHJKL", "password is too common; choose one that is harder to guess"},
-		{"123456789012", "password is too common; choose one that is harder to guess"},
-		{"correcthorsebatterystaple", "password is too common; choose one that is harder to guess"},
-		{"aaaaaaaaaaaaaaaaaaaaa", "password is too common; choose one that is harder to guess"},
-		{"password1234 but longer", ""},
-		{"tulip-granite-47-harbour", ""},
-		{"bad\xffutf8 password", "password is not valid UTF-8 text"},
+		{"ann", "", "password must be at least 12 characters long"},
+		{"ann", "short", "password must be at least 12 characters long"},
+		{"ann", "elevenchars", "password must be at least 12 characters long"},
+		{"ann", "twelve chars", ""},
+		{"ann", "ÄÖÜäöüßéèêëï", ""},                                            // 12 characters, 24 bytes
+		{"ann", "ÄÖÜäöüßéèêë", "password must be at least 12 characters long"}, // 11 characters, 22 bytes
+		{"ann", strings.Repeat("xy", 128), ""},                                 // 256
+		{"ann", strings.Repeat("xy", 128) + "z", "password must be at most 256 characters long"},
+		{"ann", strings.Repeat("é", 256), "password is too common; choose one that is harder to guess"}, // repeated
+		{"ann", "password1234", "password is too common; choose one that is harder to guess"},
+		{"ann", "PassWord1234", "password is too common; choose one that is harder to guess"},
+		{"ann", "QWERTYUIOPASDFGHJKL", "password is too common; choose one that is harder to guess"},
+		{"ann", "123456789012", "password is too common; choose one that is harder to guess"},
+		{"ann", "correcthorsebatterystaple", "password is too common; choose one that is harder to guess"},
+		{"ann", "aaaaaaaaaaaaaaaaaaaaa", "password is too common; choose one that is harder to guess"},
+		{"ann", "password1234 but longer", ""},
+		{"ann", "tulip-granite-47-harbour", ""},
+		{"ann", "bad\xffutf8 password", "password is not valid UTF-8 text"},
+		// the user name, ignoring case, anywhere in the password (NIST SP 800-63B 5.1.1.2)
+		{"margaret", "Margaret-2026-spring", hasName},
+		{"margaret", "my name is MARGARET!", hasName},
+		{"  margaret ", "xx margaret xx yy", hasName},
+		{"margaret", "marg-aret-2026-spring", ""},
+		{"al", "always albatross 77", ""}, // names under three characters are not looked for
+		{"", "tulip-granite-47-harbour", ""},
+		// from the breached list (10,000 most common of ten million leaked)
+		{"ann", "1qaz2wsx3edc", tooCommon},
+		{"ann", "1Q2W3E4R5T6Y", tooCommon},
+		{"ann", "123456qwerty", tooCommon},
+		{"ann", "gfhjkmgfhjkm", tooCommon},
 	}
 	for _, tt := range tests {
-		err := auth.CheckPasswordPolicy(tt.pw)
+		err := auth.CheckPasswordPolicy(tt.user, tt.pw)
 		if tt.wantMsg == "" {
 			if err != nil {
-				t.Errorf("CheckPasswordPolicy(%q) = %v, want nil", tt.pw, err)
+				t.Errorf("CheckPasswordPolicy(%q, %q) = %v, want nil", tt.user, tt.pw, err)
 			}
 			continue
 		}
 		var e *vigil.Error
 		if !errors.As(err, &e) {
-			t.Errorf("CheckPasswordPolicy(%q) = %v, want a *vigil.Error", tt.pw, err)
+			t.Errorf("CheckPasswordPolicy(%q, %q) = %v, want a *vigil.Error", tt.user, tt.pw, err)
 			continue
 		}
 		if e.Code != vigil.EINVALID || e.Message != tt.wantMsg {
-			t.Errorf("CheckPasswordPolicy(%q) = %s %q, want %s %q", tt.pw, e.Code, e.Message, vigil.EINVALID, tt.wantMsg)
+			t.Errorf("CheckPasswordPolicy(%q, %q) = %s %q, want %s %q", tt.user, tt.pw, e.Code, e.Message, vigil.EINVALID, tt.wantMsg)
 		}
 	}
 }
@@ -234,5 +253,36 @@ func BenchmarkVerifyPassword(b *testing.B) {
 		if _, err := auth.VerifyPassword(phc, "correct horse battery staple"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestBreachedPasswordList: the embedded list of breached passwords has at
+// least 10,000 entries, and every one that the length rule lets through is
+// refused.
+func TestBreachedPasswordList(t *testing.T) {
+	b, err := os.ReadFile("breached-passwords.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, long := 0, 0
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSuffix(line, "\n")
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if line == "" {
+			t.Fatalf("empty line %d in the list", n)
+		}
+		n++
+		if utf8.RuneCountInString(line) < auth.MinPasswordLen {
+			continue
+		}
+		long++
+		if err := auth.CheckPasswordPolicy("", line); vigil.ErrorCode(err) != vigil.EINVALID {
+			t.Errorf("CheckPasswordPolicy(%q) = %v, want it refused as breached", line, err)
+		}
+	}
+	if n < 10000 || long == 0 {
+		t.Errorf("list has %d passwords (%d long enough to be chosen), want at least 10,000", n, long)
 	}
 }

@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	adminPassword = "e2e admin password 1"
+	adminPassword = "e2e operator password 1" // must not contain the user name (NIST SP 800-63B)
 	userPassword  = "e2e user password 1"
 )
 

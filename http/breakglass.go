@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vigil-health/vigil"
 )
@@ -12,6 +14,40 @@ import (
 // DefaultBreakGlassTTL is how long break-glass access lasts unless asked
 // for less.
 const DefaultBreakGlassTTL = time.Hour
+
+// Break-glass reasons are at least minReasonChars printable characters
+// other than spaces, and at most maxReasonChars characters in all (Unicode
+// code points), so that a reason says something and cannot be padded out
+// with spaces, invisible or multi-byte characters.
+const (
+	minReasonChars = 10
+	maxReasonChars = 500
+)
+
+// checkBreakGlassReason returns a *vigil.Error EINVALID unless reason is
+// valid UTF-8 without control characters (no line breaks, which could
+// forge lines where the reason is shown), at most maxReasonChars long, with
+// at least minReasonChars printable, non-space characters.
+func checkBreakGlassReason(reason string) error {
+	bad := vigil.Errorf(vigil.EINVALID, `"reason" is required: say why, in %d to %d characters, at least %d of them printable and not spaces`,
+		minReasonChars, maxReasonChars, minReasonChars)
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > maxReasonChars {
+		return bad
+	}
+	n := 0
+	for _, c := range reason {
+		if unicode.IsControl(c) {
+			return bad
+		}
+		if unicode.IsPrint(c) && !unicode.IsSpace(c) {
+			n++
+		}
+	}
+	if n < minReasonChars {
+		return bad
+	}
+	return nil
+}
 
 // breakGlass opens a patient outside the clinician's teams, for a stated
 // reason, for a limited time. The start is audited here; the end is audited
@@ -24,8 +60,9 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	if in.Reason = strings.TrimSpace(in.Reason); len(in.Reason) < 10 || len(in.Reason) > 500 {
-		return vigil.Errorf(vigil.EINVALID, `"reason" is required: say why, in 10 to 500 characters`)
+	in.Reason = strings.TrimSpace(in.Reason)
+	if err := checkBreakGlassReason(in.Reason); err != nil {
+		return err
 	}
 	ttl := s.BreakGlassTTL
 	if ttl <= 0 {

@@ -98,9 +98,13 @@ func newEnv(t testing.TB) *env {
 		Codes:       catalog.Default(),
 		ExportDir:   filepath.Join(dir, "export"),
 	}
+	if e.api.AttemptedNames, err = auth.NewNameRedactor([]byte("a test key of thirty-two bytes!!")); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(e.api.Close) // before the store closes: cleanups run last first
 	e.ts = httptest.NewTLSServer(e.api.Handler())
 	t.Cleanup(e.ts.Close)
+	e.api.PublicURL = e.ts.URL // before any request
 	return e
 }
 

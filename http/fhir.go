@@ -37,17 +37,12 @@ func (s *Server) encoder() fhir.Encoder {
 	return fhir.Encoder{Codes: s.Codes, Interpret: rules.Interpreter{}}
 }
 
-// fhirBase returns the absolute base URL of the FHIR API as the client
-// reached it (FHIRBaseURL when set, e.g. behind a proxy).
-func (s *Server) fhirBase(r *http.Request) string {
-	if s.FHIRBaseURL != "" {
-		return strings.TrimSuffix(s.FHIRBaseURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + fhirPrefix
+// fhirBase returns the base URL of the FHIR API for links: PublicURL and
+// the API's path. The request is not consulted: its Host header is the
+// client's to choose, and a link built from it would send the token that
+// follows the link wherever the client (or an attacker) named.
+func (s *Server) fhirBase(_ *http.Request) string {
+	return strings.TrimSuffix(s.PublicURL, "/") + fhirPrefix
 }
 
 // fhirMetadata answers the CapabilityStatement.

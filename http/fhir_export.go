@@ -77,15 +77,19 @@ type exports struct {
 func newExports() *exports { return &exports{jobs: map[string]*exportJob{}} }
 
 // exportJob is one bulk export. Fields above mu are set before it starts.
+// It belongs to the token (or browser session) that started it, tokenID:
+// only that token sees its status and files (a user's other tokens do not,
+// whatever their scopes); owner is that token's user, for the per-caller
+// limit.
 type exportJob struct {
-	id, owner, request, dir string
-	types                   []string
-	since                   time.Time
-	transaction             time.Time
-	cancel                  context.CancelFunc
-	done                    chan struct{}
-	written                 atomic.Int64
-	bytes                   atomic.Int64 // of its files, counted in exports.used
+	id, owner, tokenID, request, dir string
+	types                            []string
+	since                            time.Time
+	transaction                      time.Time
+	cancel                           context.CancelFunc
+	done                             chan struct{}
+	written                          atomic.Int64
+	bytes                            atomic.Int64 // of its files, counted in exports.used
 
 	mu       sync.Mutex
 	files    []exportFile // set when finished
@@ -173,7 +177,7 @@ func (s *Server) startExport(w http.ResponseWriter, r *http.Request, src patient
 	default:
 		return vigil.Errorf(vigil.EINVALID, "_outputFormat: only application/fhir+ndjson")
 	}
-	job := &exportJob{owner: p.UserID, request: s.fhirBase(r) + strings.TrimPrefix(r.URL.RequestURI(), fhirPrefix), transaction: s.now(), done: make(chan struct{})}
+	job := &exportJob{owner: p.UserID, tokenID: p.TokenID, request: s.fhirBase(r) + strings.TrimPrefix(r.URL.RequestURI(), fhirPrefix), transaction: s.now(), done: make(chan struct{})}
 	if v := q.Get("_since"); v != "" {
 		t, err := fhir.ParseInstant(v)
 		if err != nil {
@@ -442,14 +446,15 @@ func (s *Server) exportObservations(ctx context.Context, job *exportJob, subject
 	}
 }
 
-// exportJobOf returns the job of the request's {job}, if the caller
-// started it; ENOTFOUND otherwise (also after a restart).
+// exportJobOf returns the job of the request's {job}, if the caller's
+// token (or session) started it; ENOTFOUND otherwise (also after a restart,
+// and for the same user's other tokens and sessions).
 func (s *Server) exportJobOf(r *http.Request) (*exportJob, error) {
 	p := principal(r.Context())
 	s.exports.mu.Lock()
 	j, ok := s.exports.jobs[r.PathValue("job")]
 	s.exports.mu.Unlock()
-	if !ok || j.owner != p.UserID {
+	if !ok || p.TokenID == "" || j.tokenID != p.TokenID || j.owner != p.UserID {
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "export %s not found (exports do not survive a restart of the server)", r.PathValue("job"))
 	}
 	return j, nil
@@ -517,14 +522,19 @@ func (s *Server) fhirExportCancel(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// fhirExportFile streams one NDJSON file of a finished export to the
-// caller that started it.
+// fhirExportFile streams one NDJSON file of a finished export to the token
+// that started it, if the token's scopes allow reading the file's resource
+// type, checked on every download (ENOTFOUND otherwise, as for a file that
+// is not there).
 func (s *Server) fhirExportFile(w http.ResponseWriter, r *http.Request) error {
 	j, err := s.exportJobOf(r)
 	if err != nil {
 		return err
 	}
 	name := r.PathValue("file")
+	if typ, ok := strings.CutSuffix(name, ".ndjson"); !ok || (scoped(principal(r.Context())) && !authScopesBeyondPatient(principal(r.Context()), typ)) {
+		return vigil.Errorf(vigil.ENOTFOUND, "export file %s not found", name)
+	}
 	j.mu.Lock()
 	var found bool
 	for _, f := range j.files {

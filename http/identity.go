@@ -68,7 +68,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 		if in.Password == nil {
 			return vigil.Errorf(vigil.EINVALID, `"password" is required`)
 		}
-		if err := auth.CheckPasswordPolicy(*in.Password); err != nil {
+		if err := auth.CheckPasswordPolicy(u.Username, *in.Password); err != nil {
 			return err
 		}
 		h, err := auth.HashPassword(*in.Password)
@@ -114,8 +114,10 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 // updateUser changes a user's role, patient link, password or disabled
-// state. Disabling a user ends every session and token at once (they are
-// checked on every request).
+// state. Disabling a user revokes every session and token of theirs for good
+// (enabling them again brings none back); a new password ends every other
+// session of theirs, keeping the caller's own when they change their own
+// password (vigil.UserUpdate).
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	var in userIn
 	if err := s.decodeJSON(w, r, &in); err != nil {
@@ -147,7 +149,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	u := vigil.UserUpdate{Role: &role, SubjectID: &pid, Disabled: in.Disabled}
 	if in.Password != nil {
-		if err := auth.CheckPasswordPolicy(*in.Password); err != nil {
+		if err := auth.CheckPasswordPolicy(cur.Username, *in.Password); err != nil {
 			return err
 		}
 		h, err := auth.HashPassword(*in.Password)
@@ -155,6 +157,9 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		u.PasswordHash = &h
+		if p := principal(ctx); p.UserID == cur.ID && p.TokenKind == vigil.TokenSession {
+			u.KeepToken = p.TokenID
+		}
 	}
 	out, err := s.Store.UpdateUser(ctx, cur.ID, u)
 	if err != nil {

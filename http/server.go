@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/ingest"
 )
 
@@ -108,6 +109,10 @@ type Server struct {
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
+	// AttemptedNames redacts the user names of failed sign-ins before they
+	// are audited: a keyed hash and the first characters, never the name
+	// as typed (it may be a password). nil keeps the first characters only.
+	AttemptedNames *auth.NameRedactor
 	// AdminReadsClinical lets admins read patients' clinical data
 	// (readings). Admins always see demographics, which they manage.
 	AdminReadsClinical bool
@@ -118,9 +123,13 @@ type Server struct {
 	// codes of each observation category; nil: every code is LOINC and
 	// category search finds nothing.
 	Codes CodeCatalog
-	// FHIRBaseURL is the absolute URL of /fhir/r4 as clients reach it (e.g.
-	// behind a proxy); "" derives it from each request's Host.
-	FHIRBaseURL string
+	// PublicURL is the site's base URL as clients reach it, such as
+	// "https://vigil.example.org:8443" (a path prefix, as behind a proxy,
+	// is kept). Links that lead a client on with its token — FHIR Bundle
+	// "next", Location, export Content-Location and manifest URLs — are
+	// built from it and never from a request's Host header, which the
+	// client chooses. "" gives links that are paths on this site.
+	PublicURL string
 	// ExportDir is where FHIR bulk export jobs write their NDJSON files;
 	// "" refuses bulk export (501). Its contents belong to the server.
 	ExportDir string

@@ -69,7 +69,9 @@ func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, ttl time
 		if vigil.ErrorCode(err) == vigil.ERATELIMITED {
 			outcome = vigil.AuditDenied
 		}
-		p := &vigil.Principal{Name: in.Username}
+		// The name as typed may be anything, a password among them: only
+		// its redacted form is kept (auth.NameRedactor).
+		p := &vigil.Principal{Name: s.AttemptedNames.Redact(in.Username)}
 		if aerr := s.auditUnauthenticated(r.Context(), r, p, vigil.AuditSignIn, outcome, vigil.ErrorMessage(err)); aerr != nil {
 			return "", nil, aerr
 		}

@@ -176,10 +176,14 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 		if d != nil {
 			actor = d.ID
 		}
+		// The user name as sent may be anything, a token or password among
+		// them: only its redacted form is audited and logged. A known
+		// device is named by Actor.
 		name := p.Username
 		if name == "" {
 			name = certCN
 		}
+		name = s.opts.AttemptedNames.Redact(name)
 		s.auditRefusedConnect(ctx, vigil.AuditEntry{Actor: actor, ActorName: name, Action: vigil.AuditSignIn, Resource: "mqtt CONNECT",
 			Remote: c.remote, Outcome: vigil.AuditDenied, Detail: why})
 		return refuse(reason, why)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/ingest"
 )
 
@@ -68,6 +69,10 @@ type Options struct {
 	// credentials) in place of Auditor, at a bounded rate per address
 	// (audit.FailureLimiter); nil: Auditor.
 	FailureAuditor vigil.Auditor
+	// AttemptedNames redacts the user names of refused CONNECTs before they
+	// are audited or logged (a keyed hash and the first characters; nil:
+	// the first characters only): the name as sent is never kept.
+	AttemptedNames *auth.NameRedactor
 	Status         StatusRecorder // may be nil: status is then kept in memory only
 	Logger         *slog.Logger   // default: discard
 	Now            func() time.Time

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,13 @@ import (
 type Options struct {
 	DataDir  string // everything the node keeps; created 0700 if missing
 	HTTPAddr string // HTTPS listen address; default ":8443"; "127.0.0.1:0" picks a free port
+
+	// PublicURL is the base URL clients reach the node at, such as
+	// "https://vigil.example.org:8443": links that a client follows with
+	// its token (FHIR Bundle next, export status and file URLs) are built
+	// from it, never from a request's Host header. Default: URL(), from
+	// the listen address. See CheckPublicURL.
+	PublicURL string
 
 	TLSCert, TLSKey string   // a user-supplied certificate and key; default: issued by the node's own CA
 	TLSHosts        []string // extra host names or addresses for the generated certificate
@@ -130,6 +138,7 @@ type Server struct {
 	failures  *audit.FailureLimiter // unauthenticated failures, bounded per address
 	api       *vhttp.Server
 	lockout   *auth.Lockout
+	names     *auth.NameRedactor // attempted user names of failed sign-ins
 	http      *nethttp.Server
 	listener  net.Listener // bound by New, served by Start
 	mqtt      *mqtt.Server
@@ -166,6 +175,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = ":8443"
+	}
+	if opts.PublicURL != "" {
+		if opts.PublicURL, err = CheckPublicURL(opts.PublicURL); err != nil {
+			return nil, err
+		}
 	}
 	if opts.MQTTAddr == "" {
 		opts.MQTTAddr = ":8883"
@@ -327,6 +341,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if opts.SessionIdle == 0 {
 		opts.SessionIdle = 30 * time.Minute
 	}
+	// Attempted user names of failed sign-ins are kept only redacted,
+	// with a keyed hash under this node's key (auth.NameRedactor).
+	if s.names, err = auth.LoadNameRedactor(filepath.Join(opts.DataDir, UsernameKeyFile)); err != nil {
+		return nil, err
+	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	api := &vhttp.Server{
 		Store:              s.store,
@@ -351,6 +370,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Codes:              s.catalog,
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
+		PublicURL:          opts.PublicURL,
+		AttemptedNames:     s.names,
+	}
+	if api.PublicURL == "" {
+		api.PublicURL = s.URL() // the listener is bound: its port is known
 	}
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
@@ -367,6 +391,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		TLSConfig:      mqttTLS,
 		Auditor:        s.auditor,
 		FailureAuditor: s.failures,
+		AttemptedNames: s.names,
 		Logger:         opts.Logger,
 		Status:         s.statuses,
 	})
@@ -452,7 +477,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 			return fmt.Errorf("generate admin password: %w", err)
 		}
 		pw = base64.RawURLEncoding.EncodeToString(b[:])
-	} else if err := auth.CheckPasswordPolicy(pw); err != nil {
+	} else if err := auth.CheckPasswordPolicy("admin", pw); err != nil {
 		return fmt.Errorf("admin password from VIGIL_ADMIN_PASSWORD: %w", err)
 	}
 	hash, err := auth.HashPassword(pw)
@@ -574,6 +599,22 @@ func (s *Server) URL() string {
 		host = "localhost"
 	}
 	return "https://" + net.JoinHostPort(host, port)
+}
+
+// UsernameKeyFile is the file in the data directory holding the node's
+// key for the keyed hash of attempted user names (auth.NameRedactor):
+// 32 random bytes, 0600, created on first start.
+const UsernameKeyFile = "username-key"
+
+// CheckPublicURL checks a public base URL and returns it without a
+// trailing slash: an absolute https URL with a host, and no user
+// information, query or fragment (a path prefix is allowed).
+func CheckPublicURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("public URL %q: want an https URL such as https://vigil.example.org:8443", raw)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // CAFile is the certificate file of the node's own CA ("" with a
@@ -772,7 +813,10 @@ func (s *Server) auditLockout(ctx context.Context, key string, start bool, until
 		e.Action, e.Outcome, e.Detail = vigil.AuditLockout, vigil.AuditDenied, "locked until "+until.UTC().Format(time.RFC3339)
 	}
 	if name, ok := strings.CutPrefix(key, "user:"); ok {
-		e.ActorName = name
+		e.ActorName = s.names.Redact(name) // an attempted name, not necessarily a user's
+		if start {
+			e.Detail = "sign-ins throttled: next attempt from an unknown address at " + until.UTC().Format(time.RFC3339)
+		}
 	} else {
 		e.Remote = strings.TrimPrefix(key, "addr:")
 	}

@@ -76,7 +76,10 @@ func (s *Store) Users(ctx context.Context) ([]*vigil.User, error) {
 }
 
 // UpdateUser applies u and returns the user as it now is; ENOTFOUND if
-// none, EINVALID if u.Role is not a known role.
+// none, EINVALID if u.Role is not a known role. In the same transaction,
+// disabling the user revokes every token of theirs, and a new password hash
+// revokes their session tokens but u.KeepToken (vigil.UserUpdate). A token
+// revoked already keeps its first revocation time.
 func (s *Store) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (*vigil.User, error) {
 	if u.Role != nil && !u.Role.Valid() {
 		return nil, fmt.Errorf("update user: %w", vigil.Errorf(vigil.EINVALID, "unknown role %q", *u.Role))
@@ -103,7 +106,24 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (
 		_, err = tx.ExecContext(ctx,
 			"UPDATE users SET role = ?, subject_id = ?, password_hash = ?, disabled = ? WHERE id = ?",
 			string(user.Role), user.SubjectID, user.PasswordHash, user.Disabled, id)
-		return err
+		if err != nil {
+			return err
+		}
+		now := s.timestamp().UnixMicro()
+		if u.Disabled != nil && *u.Disabled {
+			if _, err := tx.ExecContext(ctx,
+				"UPDATE tokens SET revoked = ? WHERE user_id = ? AND revoked IS NULL", now, id); err != nil {
+				return fmt.Errorf("revoke tokens: %w", err)
+			}
+		}
+		if u.PasswordHash != nil {
+			if _, err := tx.ExecContext(ctx,
+				"UPDATE tokens SET revoked = ? WHERE user_id = ? AND kind = ? AND id <> ? AND revoked IS NULL",
+				now, id, string(vigil.TokenSession), u.KeepToken); err != nil {
+				return fmt.Errorf("revoke sessions: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update user: %w", err)

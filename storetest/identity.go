@@ -496,3 +496,119 @@ func testTokens(t *testing.T, open func(t *testing.T) vigil.Store) {
 		wantCode(t, "TouchToken", s.TouchToken(t.Context(), "tok_missing", at(0)), vigil.ENOTFOUND)
 	})
 }
+
+// testRevokedStaysRevoked checks that disabling a user revokes every token
+// of theirs for good, and that a password change revokes their other
+// sessions (vigil.UserUpdate).
+func testRevokedStaysRevoked(t *testing.T, open func(t *testing.T) vigil.Store) {
+	// setup creates ann with a session, a second session, a personal token
+	// and bob with a session, and returns the tokens by name.
+	setup := func(t *testing.T, s vigil.Store) (ann string, toks map[string]*vigil.Token) {
+		t.Helper()
+		ann, bob := newUser(t, s, "ann"), newUser(t, s, "bob")
+		toks = map[string]*vigil.Token{}
+		for _, c := range []struct {
+			name, user string
+			kind       vigil.TokenKind
+		}{
+			{"ann-session", ann, vigil.TokenSession},
+			{"ann-session2", ann, vigil.TokenSession},
+			{"ann-personal", ann, vigil.TokenPersonal},
+			{"bob-session", bob, vigil.TokenSession},
+		} {
+			tok := &vigil.Token{UserID: c.user, Kind: c.kind, Name: c.name, Hash: hash(c.name), Expires: at(24 * time.Hour)}
+			if err := s.CreateToken(t.Context(), tok); err != nil {
+				t.Fatalf("CreateToken(%s): %v", c.name, err)
+			}
+			toks[c.name] = tok
+		}
+		return ann, toks
+	}
+	// revoked returns whether each token is revoked now.
+	revoked := func(t *testing.T, s vigil.Store, toks map[string]*vigil.Token) map[string]bool {
+		t.Helper()
+		got := map[string]bool{}
+		for name := range toks {
+			tok, err := s.TokenByHash(t.Context(), hash(name))
+			if err != nil {
+				t.Fatalf("TokenByHash(%s): %v", name, err)
+			}
+			got[name] = tok.Revoked != nil
+		}
+		return got
+	}
+	on, off := true, false
+	newHash := "$argon2id$new"
+
+	t.Run("DisableRevokesEveryToken", func(t *testing.T) {
+		s := open(t)
+		ann, toks := setup(t, s)
+		if _, err := s.UpdateUser(t.Context(), ann, vigil.UserUpdate{Disabled: &on}); err != nil {
+			t.Fatalf("UpdateUser(disable): %v", err)
+		}
+		// Enabling again (as a password reset does) resurrects nothing.
+		if _, err := s.UpdateUser(t.Context(), ann, vigil.UserUpdate{Disabled: &off, PasswordHash: &newHash}); err != nil {
+			t.Fatalf("UpdateUser(enable): %v", err)
+		}
+		want := map[string]bool{"ann-session": true, "ann-session2": true, "ann-personal": true, "bob-session": false}
+		if got := revoked(t, s, toks); !reflect.DeepEqual(got, want) {
+			t.Errorf("revoked after disable and enable = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("DisableKeepsFirstRevocation", func(t *testing.T) {
+		s := open(t)
+		ann, toks := setup(t, s)
+		when := at(-time.Hour)
+		if err := s.RevokeToken(t.Context(), toks["ann-personal"].ID, when); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		if _, err := s.UpdateUser(t.Context(), ann, vigil.UserUpdate{Disabled: &on}); err != nil {
+			t.Fatalf("UpdateUser(disable): %v", err)
+		}
+		got, err := s.Token(t.Context(), toks["ann-personal"].ID)
+		if err != nil {
+			t.Fatalf("Token: %v", err)
+		}
+		if got.Revoked == nil || !got.Revoked.Equal(when) {
+			t.Errorf("Revoked = %v, want the first revocation %s", got.Revoked, formatTime(when))
+		}
+	})
+
+	t.Run("PasswordChangeKeepsCurrentSession", func(t *testing.T) {
+		s := open(t)
+		ann, toks := setup(t, s)
+		if _, err := s.UpdateUser(t.Context(), ann, vigil.UserUpdate{PasswordHash: &newHash, KeepToken: toks["ann-session"].ID}); err != nil {
+			t.Fatalf("UpdateUser(password): %v", err)
+		}
+		want := map[string]bool{"ann-session": false, "ann-session2": true, "ann-personal": false, "bob-session": false}
+		if got := revoked(t, s, toks); !reflect.DeepEqual(got, want) {
+			t.Errorf("revoked after password change = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("PasswordResetEndsEverySession", func(t *testing.T) {
+		s := open(t)
+		ann, toks := setup(t, s)
+		if _, err := s.UpdateUser(t.Context(), ann, vigil.UserUpdate{PasswordHash: &newHash}); err != nil {
+			t.Fatalf("UpdateUser(password): %v", err)
+		}
+		want := map[string]bool{"ann-session": true, "ann-session2": true, "ann-personal": false, "bob-session": false}
+		if got := revoked(t, s, toks); !reflect.DeepEqual(got, want) {
+			t.Errorf("revoked after password reset = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("OtherChangesRevokeNothing", func(t *testing.T) {
+		s := open(t)
+		ann, toks := setup(t, s)
+		role := vigil.RoleAdmin
+		if _, err := s.UpdateUser(t.Context(), ann, vigil.UserUpdate{Role: &role, Disabled: &off}); err != nil {
+			t.Fatalf("UpdateUser: %v", err)
+		}
+		want := map[string]bool{"ann-session": false, "ann-session2": false, "ann-personal": false, "bob-session": false}
+		if got := revoked(t, s, toks); !reflect.DeepEqual(got, want) {
+			t.Errorf("revoked after a role change = %v, want %v", got, want)
+		}
+	})
+}

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("UpdateUser", func(t *testing.T) { testUpdateUser(t, open) })
+	t.Run("RevokedStaysRevoked", func(t *testing.T) { testRevokedStaysRevoked(t, open) })
 	t.Run("TokenLookup", func(t *testing.T) { testTokenLookup(t, open) })
 	t.Run("Teams", func(t *testing.T) { testTeams(t, open) })
 	t.Run("BreakGlass", func(t *testing.T) { testBreakGlass(t, open) })

@@ -29,8 +29,8 @@ stopped: the command refuses to run while a server has the database open.
 Subcommands:
   users            list users (username, role, disabled)
   create-user      create a user: --username, --role, and --patient-id for role patient
-  reset-password   set a user's password and enable the account: --username
-  disable-user     disable an account, so that its tokens and password stop working: --username
+  reset-password   set a user's password and enable the account, ending every session: --username
+  disable-user     disable an account and revoke every token and session for good: --username
   revoke-tokens    revoke every token of a user: --username
 
 The new password of create-user and reset-password is taken from the
@@ -59,7 +59,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	subs := map[string]subcommand{
 		"users":          {"List users: username, role, and whether the account is disabled.", adminUsers, false, ""},
 		"create-user":    {"Create a user. The password is read from VIGIL_NEW_PASSWORD, or generated and printed once.", adminCreateUser, true, vigil.AuditUserChange},
-		"reset-password": {"Set a user's password and enable the account. The password is read from\nVIGIL_NEW_PASSWORD, or generated and printed once.", adminResetPassword, true, vigil.AuditUserChange},
+		"reset-password": {"Set a user's password and enable the account, ending every session of theirs.\nTokens revoked when it was disabled stay revoked. The password is read from\nVIGIL_NEW_PASSWORD, or generated and printed once.", adminResetPassword, true, vigil.AuditUserChange},
 		"disable-user":   {"Disable an account: its password and tokens stop working.", adminDisableUser, true, vigil.AuditUserChange},
 		"revoke-tokens":  {"Revoke every token of a user (sessions, personal and service tokens).", adminRevokeTokens, true, vigil.AuditTokenRevoke},
 	}
@@ -234,7 +234,7 @@ func adminCreateUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout
 	} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
 		return err
 	}
-	pw, hash, generated, err := newPassword(f.password)
+	pw, hash, generated, err := newPassword(f.username, f.password)
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func adminResetPassword(ctx context.Context, s *sqlite.Store, f *adminFlags, std
 	if err != nil {
 		return err
 	}
-	pw, hash, generated, err := newPassword(f.password)
+	pw, hash, generated, err := newPassword(f.username, f.password)
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func adminDisableUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdou
 	if _, err := s.UpdateUser(ctx, u.ID, vigil.UserUpdate{Disabled: &disabled}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "disabled %s: their password and tokens no longer work\n", u.Username)
+	fmt.Fprintf(stdout, "disabled %s: their password no longer works and every token and session is revoked for good\n", u.Username)
 	return nil
 }
 
@@ -312,9 +312,9 @@ func userByName(ctx context.Context, s *sqlite.Store, username string) (*vigil.U
 	return u, err
 }
 
-// newPassword returns the password to set and its hash: pw if given (it must
-// pass the password policy), or a random one (generated true).
-func newPassword(pw string) (password, hash string, generated bool, err error) {
+// newPassword returns the password to set for username and its hash: pw if
+// given (it must pass the password policy), or a random one (generated true).
+func newPassword(username, pw string) (password, hash string, generated bool, err error) {
 	if pw == "" {
 		var b [18]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -322,7 +322,7 @@ func newPassword(pw string) (password, hash string, generated bool, err error) {
 		}
 		pw, generated = base64.RawURLEncoding.EncodeToString(b[:]), true
 	}
-	if err := auth.CheckPasswordPolicy(pw); err != nil {
+	if err := auth.CheckPasswordPolicy(username, pw); err != nil {
 		return "", "", false, fmt.Errorf("new password (VIGIL_NEW_PASSWORD) refused: %s", vigil.ErrorMessage(err))
 	}
 	hash, err = auth.HashPassword(pw)

@@ -128,7 +128,7 @@ func TestAdminCreateUserGeneratedPassword(t *testing.T) {
 	if m == nil {
 		t.Fatalf("output shows no generated password:\n%s", out)
 	}
-	if err := auth.CheckPasswordPolicy(m[1]); err != nil {
+	if err := auth.CheckPasswordPolicy("root", m[1]); err != nil {
 		t.Errorf("generated password %q breaks the policy: %v", m[1], err)
 	}
 	checkPassword(t, f.user(t, "root"), m[1], true)
@@ -239,6 +239,40 @@ func TestAdminDisableUser(t *testing.T) {
 		t.Errorf("after disable-user user %+v, want disabled", u)
 	}
 	checkPassword(t, u, adminTestPassword, true) // the password is kept; the account is off
+}
+
+// TestAdminDisableRevokesForGood: disable-user revokes every token of the
+// user, and reset-password, which enables the account again, brings none
+// back.
+func TestAdminDisableRevokesForGood(t *testing.T) {
+	f := newAdminFixture(t)
+	f.mustAdmin(t, envPassword, "create-user", "--username", "carol", "--role", "clinician")
+	carol := f.user(t, "carol")
+	f.with(t, func(s *sqlite.Store) {
+		for _, kind := range []vigil.TokenKind{vigil.TokenSession, vigil.TokenPersonal} {
+			_, h := auth.NewSecret(auth.SecretUser)
+			tok := &vigil.Token{UserID: carol.ID, Kind: kind, Hash: h, Expires: time.Now().Add(time.Hour)}
+			if err := s.CreateToken(t.Context(), tok); err != nil {
+				t.Fatalf("CreateToken: %v", err)
+			}
+		}
+	})
+	f.mustAdmin(t, nil, "disable-user", "--username", "carol")
+	f.mustAdmin(t, map[string]string{"VIGIL_NEW_PASSWORD": "a new and longer passphrase"}, "reset-password", "--username", "carol")
+	f.with(t, func(s *sqlite.Store) {
+		ts, err := s.Tokens(t.Context(), carol.ID)
+		if err != nil || len(ts) != 2 {
+			t.Fatalf("Tokens = %d tokens, %v; want 2", len(ts), err)
+		}
+		for _, tok := range ts {
+			if tok.Revoked == nil {
+				t.Errorf("%s token not revoked after disable-user and reset-password", tok.Kind)
+			}
+		}
+	})
+	if u := f.user(t, "carol"); u.Disabled {
+		t.Errorf("reset-password left carol disabled")
+	}
 }
 
 func TestAdminRevokeTokens(t *testing.T) {

@@ -29,6 +29,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
+	fs.StringVar(&o.PublicURL, "public-url", "", "base URL clients reach this server at, such as https://vigil.example.org:8443; links that carry tokens (FHIR paging, export files) are built from it, never from a request's Host header; default: https:// and the --http address (localhost for all interfaces)")
 	fs.StringVar(&o.MQTTAddr, "mqtt", ":8883", `MQTT over TLS listen address ("off" disables MQTT)`)
 	fs.StringVar(&o.MQTTPlainAddr, "mqtt-plain", "", "plain-TCP MQTT listen address; off unless set (devices' tokens then cross the network unencrypted)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by Vigil's own CA in <data>/tls")
@@ -73,6 +74,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if _, err := server.ParseWatermark(o.DiskLowWatermark); err != nil && o.DiskLowWatermark != "0" {
 		return usageError(fmt.Errorf("--disk-low-watermark: %w", err))
+	}
+	if o.PublicURL != "" {
+		if o.PublicURL, err = server.CheckPublicURL(o.PublicURL); err != nil {
+			return usageError(fmt.Errorf("--public-url: %w", err))
+		}
 	}
 	for _, h := range strings.Split(tlsHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
