@@ -179,6 +179,9 @@ var matrix = []struct {
 	{"GET /fhir/r4/Flag",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Flag/{id}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
 	{"GET /fhir/r4/AuditEvent",
 		"401 ok 403 403 ok 403 403 403",
 		"401 ok 403 403 404 403 403 403"},
@@ -294,7 +297,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return "qua_none"
 				case strings.HasPrefix(path, "/patients/"):
 					return patient
-				case strings.HasPrefix(path, "/api/v1/alerts/"):
+				case strings.HasPrefix(path, "/api/v1/alerts/"), strings.HasPrefix(path, "/fhir/r4/Flag/"):
 					return alerts.add(vigil.Alert{SubjectID: patient, Updated: e.now()})
 				case strings.HasPrefix(path, "/api/v1/webhooks/"):
 					wh := &vigil.Webhook{URL: "https://example.org/hook", Secret: "0123456789abcdef"}

@@ -562,6 +562,18 @@ func (s *Server) fhirReadDevice(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// fhirReadFlag answers Flag/{id}: one alert as a Flag, for whoever may
+// read the alert (alertFor checks the patient and audits the read; an alert
+// of a patient the caller may not see is answered 404, as unknown).
+func (s *Server) fhirReadFlag(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.alertFor(r, auditAlertRead)
+	if err != nil {
+		return err
+	}
+	writeFHIR(w, http.StatusOK, s.encoder().Flag(a))
+	return nil
+}
+
 // fhirSearchFlags answers Flag?patient=: the patient's alerts as Flags
 // (open and acknowledged first is not promised; ordered as the store
 // returns them), at most _count.

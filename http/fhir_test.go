@@ -783,3 +783,106 @@ func validateFHIR(t *testing.T, files []string) {
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
 }
+
+// TestCapabilityStatementWorks walks the CapabilityStatement and calls
+// every interaction, operation and search parameter it declares, so the
+// API says only what it does: a declared read answers 200 (not 404 or 405),
+// a declared search parameter is taken (not refused with 400).
+func TestCapabilityStatementWorks(t *testing.T) {
+	e := newFHIREnv(t)
+	ctx := context.Background()
+	r := e.seed(e.p1, "8867-4", 3, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))[0]
+	dev, _ := e.device(e.p1)
+	alerts := newFakeAlerts()
+	e.api.AlertStore, e.api.AlertActions = alertStore{alerts, e.store}, alerts
+	alertID := alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: r.Time, Updated: r.Time})
+	team := &vigil.Team{Name: "Walk"}
+	if err := e.store.CreateTeam(ctx, team); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddTeamMember(ctx, team.ID, e.clinUser.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.EnrollPatient(ctx, team.ID, e.p1); err != nil {
+		t.Fatal(err)
+	}
+
+	var cs fhir.CapabilityStatement
+	e.get("/fhir/r4/metadata", "", http.StatusOK, &cs)
+	if len(cs.Rest) != 1 {
+		t.Fatalf("CapabilityStatement has %d rest entries", len(cs.Rest))
+	}
+	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID}
+	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin}
+	// A value for each declared search parameter; one missing here fails
+	// the test, so a new parameter cannot be declared without being walked.
+	values := map[string]string{
+		"patient": e.p1, "subject": "Patient/" + e.p1, "identifier": "MRN-1", "code": "8867-4", "category": "vital-signs",
+		"date": "ge2020-01-01", "_lastUpdated": "ge2020-01-01", "_count": "2", "_sort": "-date", "status": "active",
+	}
+	observation := `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},` +
+		`"subject":{"reference":"Patient/` + e.p1 + `"},"effectiveDateTime":"2026-11-20T11:00:00Z",` +
+		`"valueQuantity":{"value":71,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	walked := 0
+	for _, res := range cs.Rest[0].Resource {
+		token := who[res.Type]
+		base := "patient=" + e.p1
+		if res.Type == "Patient" {
+			base = "identifier=MRN-1"
+		}
+		for _, in := range res.Interaction {
+			walked++
+			switch in.Code {
+			case "read":
+				e.get("/fhir/r4/"+res.Type+"/"+ids[res.Type], token, http.StatusOK, nil)
+			case "search-type":
+				e.get("/fhir/r4/"+res.Type+"?"+base, token, http.StatusOK, nil)
+				for _, sp := range res.SearchParam {
+					v, ok := values[sp.Name]
+					if !ok {
+						t.Errorf("%s search parameter %s: no value to try it with", res.Type, sp.Name)
+						continue
+					}
+					q := base + "&" + sp.Name + "=" + url.QueryEscape(v)
+					switch sp.Name {
+					case "patient", "identifier":
+						q = sp.Name + "=" + url.QueryEscape(v)
+					case "subject":
+						q = "subject=" + url.QueryEscape(v)
+					}
+					e.get("/fhir/r4/"+res.Type+"?"+q, token, http.StatusOK, nil)
+				}
+			case "create":
+				if st, body := e.request(http.MethodPost, "/fhir/r4/"+res.Type, e.intW, observation, "Content-Type", "application/fhir+json"); st != http.StatusCreated {
+					t.Errorf("%s create: %d %s", res.Type, st, body)
+				}
+			default:
+				t.Errorf("%s interaction %s: not walked by this test", res.Type, in.Code)
+			}
+		}
+		for _, op := range res.Operation {
+			walked++
+			switch res.Type + "$" + op.Name {
+			case "Observation$lastn":
+				e.get("/fhir/r4/Observation/$lastn?patient="+e.p1, e.clin, http.StatusOK, nil)
+			case "Patient$export":
+				e.get("/fhir/r4/Patient/$export", e.intR, http.StatusAccepted, nil, "Prefer", "respond-async")
+			case "Group$export":
+				e.get("/fhir/r4/Group/"+team.ID+"/$export", e.clin, http.StatusAccepted, nil, "Prefer", "respond-async")
+			default:
+				t.Errorf("operation %s $%s: not walked by this test", res.Type, op.Name)
+			}
+		}
+	}
+	for _, in := range cs.Rest[0].Interaction {
+		walked++
+		bundle := `{"resourceType":"Bundle","type":"` + in.Code + `","entry":[{"resource":` + strings.Replace(observation, "71", "72", 1) +
+			`,"request":{"method":"POST","url":"Observation"}}]}`
+		if st, body := e.request(http.MethodPost, "/fhir/r4", e.intW, bundle, "Content-Type", "application/fhir+json"); st != http.StatusOK {
+			t.Errorf("%s: %d %s", in.Code, st, body)
+		}
+	}
+	if walked < 10 {
+		t.Errorf("walked only %d interactions and operations", walked)
+	}
+}

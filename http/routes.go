@@ -206,6 +206,7 @@ func (s *Server) routes() []route {
 		{"GET /fhir/r4/Patient/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.fhirReadPatient},
 		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r").checksResourcePatient(s.deviceSubject), s.fhirReadDevice},
 		{"GET /fhir/r4/Flag", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs").clinicalData().searchPatient(), s.fhirSearchFlags},
+		{"GET /fhir/r4/Flag/{id}", authn("clinical", auditAlertRead, s.clinicalReaders()).withScope("Flag.r"), s.fhirReadFlag},
 		// The audit log, read-only, as BALP AuditEvents: like the access log.
 		{"GET /fhir/r4/AuditEvent", authn("care", "audit.read", []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).withScope("AuditEvent.rs").searchPatient(), s.fhirSearchAuditEvents},
 		{"GET /fhir/r4/Patient/$export", authn("export", auditExportStart, exporters).withScope("Patient.rs"), s.fhirExportAll},
