@@ -17,8 +17,13 @@ import (
 // from the data directory's CA, for MQTT over mutual TLS. It reads the
 // store, so it works beside a running server.
 func devices(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const usage = "Usage: vigil devices cert --id DEVICE [--data DIR] [--out DIR] [--validity 8760h]\n"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "cert" {
-		fmt.Fprint(stderr, "Usage: vigil devices cert --id DEVICE [--data DIR] [--out DIR] [--validity 8760h]\n")
+		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: unknown or missing subcommand", errUsage)
 	}
 	fs := newFlagSet("devices cert", "Issue a client certificate for a device from Vigil's own CA (CommonName = device id),\nso it can connect to MQTT with mutual TLS instead of its token. Writes <id>.pem and <id>-key.pem (0600).", stderr)

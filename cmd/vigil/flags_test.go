@@ -65,7 +65,23 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 			t.Errorf("%s --help: %d flags, %d environment variables", cmd, n, m)
 		}
 	}
+	// Every command and subcommand answers --help with exit 0.
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"simulate", "--help"}, {"bench", "--help"}, {"devices", "--help"},
+		{"devices", "cert", "--help"}, {"admin", "--help"}, {"audit", "--help"}, {"audit", "verify", "--help"},
+		{"audit", "list", "--help"}, {"backup", "--help"}, {"restore", "--help"}, {"admin", "reset-password", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, func(string) string { return "" }, &out, &errOut); code != 0 {
+			t.Errorf("vigil %s exited %d: %s", strings.Join(args, " "), code, errOut.String())
+		}
+	}
 	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--patients", "0"}, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--patients must be at least 1") {
+		t.Errorf("simulate --patients 0: exit %d, %q", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
 	if code := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
 		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
 	}

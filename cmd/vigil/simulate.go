@@ -37,6 +37,9 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
+	if patients < 1 {
+		return fmt.Errorf("%w: --patients must be at least 1, not %d", errUsage, patients)
+	}
 	if password == "" {
 		return fmt.Errorf("%w: set VIGIL_ADMIN_PASSWORD (or --admin-password) to the password of %s", errUsage, username)
 	}
