@@ -101,5 +101,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
+	// JSON is not HTML: "<", ">" and "&" in messages and values stay as
+	// written (a content type of application/json is never rendered as a
+	// page, and the dashboard escapes when it inserts text).
+	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v) // the client may be gone; nothing useful to do
 }
