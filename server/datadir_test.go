@@ -100,3 +100,41 @@ func TestListenBeforeCreatingAdmin(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminPasswordForExistingAdmin: VIGIL_ADMIN_PASSWORD given for a data
+// directory whose admin exists is not ignored silently: the node says it
+// was not used and how to reset the password.
+func TestAdminPasswordForExistingAdmin(t *testing.T) {
+	dir := t.TempDir()
+	start := func(pw string) []string {
+		t.Helper()
+		var announced []string
+		srv, err := New(context.Background(), Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", AdminPassword: pw,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Announce: func(f string, a ...any) { announced = append(announced, fmt.Sprintf(f, a...)) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return announced
+	}
+	said := func(announced []string, want string) bool {
+		for _, a := range announced {
+			if strings.Contains(a, want) {
+				return true
+			}
+		}
+		return false
+	}
+	if a := start("first start password 1"); !said(a, "created user admin with the password from VIGIL_ADMIN_PASSWORD") {
+		t.Errorf("first start announced %q", a)
+	}
+	if a := start("another password 2"); !said(a, "VIGIL_ADMIN_PASSWORD only sets the password when admin is created") || !said(a, "vigil admin reset-password --username admin") {
+		t.Errorf("second start with a password announced %q, want that it was not used and how to reset", a)
+	}
+	if a := start(""); said(a, "VIGIL_ADMIN_PASSWORD") {
+		t.Errorf("second start without a password announced %q", a)
+	}
+}

@@ -464,6 +464,11 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	_, err := s.store.UserByUsername(ctx, "admin")
 	if err == nil {
+		if s.opts.AdminPassword != "" {
+			// Not silently ignored: the password is only for the first start.
+			s.opts.Announce("user admin exists already: VIGIL_ADMIN_PASSWORD only sets the password when admin is created, so it was not used; " +
+				"to change admin's password, stop the server and run: VIGIL_NEW_PASSWORD=<new password> vigil admin reset-password --username admin --data <data directory>")
+		}
 		return nil
 	}
 	if vigil.ErrorCode(err) != vigil.ENOTFOUND {
