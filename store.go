@@ -106,6 +106,8 @@ type Store interface {
 	DeviceStore
 	DeviceStatusStore
 	UserStore
+	SecondFactorStore
+	ExternalIdentityStore
 	TeamStore
 	BreakGlassStore
 	AuditStore
