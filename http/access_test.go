@@ -144,6 +144,9 @@ var matrix = []struct {
 	// sign-in page instead of answering 401.
 	{"GET /static/{file}", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /signin", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /auth/oidc/login", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /auth/oidc/callback", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /auth/oidc/logout", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /{$}", "303 ok ok ok ok 403 403 403", ""},
 	{"GET /worklist", "303 403 ok ok 403 403 403 403", ""},
 	{"GET /alerts", "303 403 ok ok 403 403 403 403", ""},

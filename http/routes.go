@@ -184,6 +184,11 @@ func (s *Server) routes() []route {
 		// the sign-in page.
 		{"GET /static/{file}", public, s.static},
 		{"GET /signin", rule{name: "public", page: true}, s.signInPage},
+		// OpenID Connect sign-in and logout at the provider: public, audited by
+		// the callback.
+		{"GET /auth/oidc/login", rule{name: "public", page: true}, s.oidcLogin},
+		{"GET /auth/oidc/callback", rule{name: "public", page: true}, s.oidcCallback},
+		{"GET /auth/oidc/logout", rule{name: "public", page: true}, s.oidcLogout},
 		{"GET /{$}", authn("people", auditPageView, people).asPage(), s.home},
 		{"GET /worklist", authn("clinician", auditWorklist, clinicians).asPage(), s.worklistView},
 		{"GET /alerts", authn("clinician", auditAlertList, clinicians).asPage(), s.alertInbox},

@@ -1,0 +1,25 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
+)
+
+// enrolOr answers a password sign-in that did not start a session: err as
+// any error, or, for an account that must enrol a second factor, 401 with
+// the enrolment (shown once: the otpauth:// URI of the new secret and the
+// recovery codes). The client signs in again with a code of the new secret.
+func (s *Server) enrolOr(w http.ResponseWriter, res *auth.SignInResult, err error) error {
+	if err != nil {
+		return err
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]any{
+		"error": errorDetail{Code: vigil.EUNAUTHORIZED, Message: "second factor enrolment required: add the secret to an " +
+			"authenticator app, keep the recovery codes, and sign in again with a code"},
+		"totp_enrolment": res.Enrolment,
+	})
+	return nil
+}
