@@ -89,6 +89,11 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 		return aerr
 	}
 	if err != nil {
+		if vigil.ErrorCode(err) == vigil.EUNAUTHORIZED {
+			// Not a missing credential of this site (which would send the
+			// browser to the sign-in page, and back here): a refusal.
+			return &vigil.Error{Code: vigil.EFORBIDDEN, Message: "sign-in refused: " + vigil.ErrorMessage(err), Err: err}
+		}
 		return err
 	}
 	ttl := min(s.OIDC.SessionTTL(), s.tokenTTL())

@@ -159,7 +159,7 @@ func (p *Provider) Exchange(ctx context.Context, code string, f Flow) (*Identity
 	ctx = context.WithValue(ctx, nonceKey{}, f.Nonce)
 	toks, err := rp.CodeExchange[*zoidc.IDTokenClaims](ctx, code, p.rp, rp.WithCodeVerifier(f.Verifier))
 	if err != nil {
-		return nil, &vigil.Error{Code: vigil.EUNAUTHORIZED, Message: "the identity provider's answer was refused", Err: err}
+		return nil, &vigil.Error{Code: vigil.EUNAUTHORIZED, Message: fmt.Sprintf("the identity provider's answer was refused: %.200s", err), Err: err}
 	}
 	c := toks.IDTokenClaims
 	id := &Identity{Issuer: c.Issuer, Subject: c.Subject, IDToken: toks.IDToken}
