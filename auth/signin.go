@@ -36,6 +36,8 @@ type SignInResult struct {
 //     code (used up by this sign-in); none gives EUNAUTHORIZED "one-time
 //     code required", a wrong or replayed one EUNAUTHORIZED "invalid
 //     one-time code" and counts as a failed attempt for the Guard;
+//   - an account with an unconfirmed secret (see EnrolTOTP) that gives a
+//     Code confirms the secret with it;
 //   - an admin without one (unless AdminTOTPOptional) must enrol: without a
 //     Code, a new unconfirmed secret and recovery codes replace any earlier
 //     unconfirmed ones and are returned as the result's Enrolment; with a
@@ -112,20 +114,49 @@ func (a *Authenticator) checkSecondFactor(ctx context.Context, u *vigil.User, co
 			return nil, nil
 		}
 		return nil, a.useTOTP(ctx, u.ID, t.Secret, code)
-	case mustEnrol && code != "" && t != nil:
+	case t != nil && code != "":
 		// The first code of an unconfirmed secret confirms it.
 		return nil, a.useTOTP(ctx, u.ID, t.Secret, code)
 	case mustEnrol:
-		secret, e, hashes, err := newEnrolment(a.totpIssuer(), u.Username)
-		if err != nil {
-			return nil, err
-		}
-		if err := a.SecondFactor.SetTOTP(ctx, u.ID, secret, hashes); err != nil {
-			return nil, fmt.Errorf("enrol second factor of user %s: %w", u.ID, err)
-		}
-		return e, nil
+		return a.enrol(ctx, u)
 	}
 	return nil, nil
+}
+
+// enrol stores a new unconfirmed secret and recovery codes for u and
+// returns them.
+func (a *Authenticator) enrol(ctx context.Context, u *vigil.User) (*Enrolment, error) {
+	secret, e, hashes, err := newEnrolment(a.totpIssuer(), u.Username)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.SecondFactor.SetTOTP(ctx, u.ID, secret, hashes); err != nil {
+		return nil, fmt.Errorf("enrol second factor of user %s: %w", u.ID, err)
+	}
+	return e, nil
+}
+
+// EnrolTOTP starts the enrolment of a second factor for a signed-in user
+// (any role with a password): a new unconfirmed secret and recovery codes,
+// returned to be shown once. The user's next sign-in with a code of the
+// secret confirms it; from then on every sign-in needs a code. A user who
+// has a confirmed secret gives ECONFLICT (an admin resets it first);
+// without SecondFactor, ENOTIMPL.
+func (a *Authenticator) EnrolTOTP(ctx context.Context, u *vigil.User) (*Enrolment, error) {
+	if a.SecondFactor == nil {
+		return nil, vigil.Errorf(vigil.ENOTIMPL, "no second factor is configured")
+	}
+	if u.PasswordHash == "" {
+		return nil, vigil.Errorf(vigil.EINVALID, "only accounts with a password have a second factor")
+	}
+	t, err := a.SecondFactor.TOTP(ctx, u.ID)
+	if err != nil && vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		return nil, fmt.Errorf("look up second factor of user %s: %w", u.ID, err)
+	}
+	if err == nil && t.Confirmed {
+		return nil, vigil.Errorf(vigil.ECONFLICT, "a second factor is enrolled already; an admin can reset it")
+	}
+	return a.enrol(ctx, u)
 }
 
 // useTOTP accepts code if it is a code of secret now and its step was not

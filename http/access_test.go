@@ -42,6 +42,8 @@ var matrix = []struct {
 	{"GET /api/v1/users", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/users/{id}", "401 ok 403 403 403 403 403 403", ""},
 	{"PATCH /api/v1/users/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/users/{id}/totp", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/auth/totp", "401 ok ok ok ok 403 403 403", ""},
 	{"POST /api/v1/teams", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/teams", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/teams/{id}", "401 ok 403 403 403 403 403 403", ""},

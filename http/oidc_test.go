@@ -536,4 +536,3 @@ func TestOIDCDisabledAndLogout(t *testing.T) {
 		t.Errorf("sign-in of a user disabled in Vigil: %d %s, session %q", st, body, s)
 	}
 }
-

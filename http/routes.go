@@ -108,6 +108,8 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/users", authn("admin", "user.read", adminOnly), s.listUsers},
 		{"GET /api/v1/users/{id}", authn("admin", "user.read", adminOnly), s.getUser},
 		{"PATCH /api/v1/users/{id}", authn("admin", vigil.AuditUserChange, adminOnly), s.updateUser},
+		{"DELETE /api/v1/users/{id}/totp", authn("admin", vigil.AuditUserChange, adminOnly), s.resetTOTP},
+		{"POST /api/v1/auth/totp", authn("people", vigil.AuditUserChange, people), s.enrolTOTP},
 
 		{"POST /api/v1/teams", authn("admin", vigil.AuditTeamChange, adminOnly), s.createTeam},
 		{"GET /api/v1/teams", authn("admin", "team.read", adminOnly), s.listTeams},

@@ -29,6 +29,8 @@ type Authenticator interface {
 	// StartSession creates a session of a user authenticated elsewhere
 	// (OpenID Connect).
 	StartSession(ctx context.Context, u *vigil.User, ttl time.Duration, name string) (string, *vigil.Token, error)
+	// EnrolTOTP starts the enrolment of a user's second factor.
+	EnrolTOTP(ctx context.Context, u *vigil.User) (*auth.Enrolment, error)
 }
 
 // Pinger reports whether a dependency can serve; used by /readyz.

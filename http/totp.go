@@ -23,3 +23,34 @@ func (s *Server) enrolOr(w http.ResponseWriter, res *auth.SignInResult, err erro
 	})
 	return nil
 }
+
+// enrolTOTP starts the enrolment of the caller's second factor (shown
+// once); their next sign-in with a code of it confirms it.
+func (s *Server) enrolTOTP(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	u, err := s.Store.User(ctx, principal(ctx).UserID)
+	if err != nil {
+		return err
+	}
+	e, err := s.Auth.EnrolTOTP(ctx, u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"totp_enrolment": e})
+	return nil
+}
+
+// resetTOTP removes a user's second factor and recovery codes (a user who
+// lost both); an admin then enrols again at the next sign-in.
+func (s *Server) resetTOTP(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	u, err := s.Store.User(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.Store.DeleteTOTP(ctx, u.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -203,3 +203,43 @@ func TestTOTPNotRequired(t *testing.T) {
 		t.Errorf("admin, requirement off: %d %s", st, body)
 	}
 }
+
+// TestTOTPOptIn: any person with a password may enrol a second factor; it
+// counts from the first sign-in with a code of it. An admin can reset it.
+func TestTOTPOptIn(t *testing.T) {
+	e := newEnv(t)
+	clin := e.user("clin", vigil.RoleClinician, "")
+	pw := "correct horse battery staple"
+	tok := e.token(clin, vigil.TokenSession)
+	st, body := e.request("POST", "/api/v1/auth/totp", tok, "")
+	var a enrolmentAnswer
+	json.Unmarshal([]byte(body), &a)
+	if st != 201 || a.Enrolment == nil {
+		t.Fatalf("enrol: %d %s", st, body)
+	}
+	key, err := otp.NewKeyFromURL(a.Enrolment.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not confirmed yet: the password alone still signs in.
+	if st, _ := e.request("POST", "/api/v1/auth/token", "", signInBody("clin", pw)); st != 200 {
+		t.Errorf("password alone before confirming: %d, want 200", st)
+	}
+	if st, _ := e.request("POST", "/api/v1/auth/token", "", signInWithCode("clin", pw, e.code(key))); st != 200 {
+		t.Fatalf("sign-in with the first code: %d", st)
+	}
+	if st, body := e.request("POST", "/api/v1/auth/token", "", signInBody("clin", pw)); st != 401 || !strings.Contains(body, "one-time code required") {
+		t.Errorf("password alone after confirming: %d %s", st, body)
+	}
+	if st, _ := e.request("POST", "/api/v1/auth/totp", tok, ""); st != 409 {
+		t.Errorf("enrolling again: %d, want 409", st)
+	}
+	// An admin resets it: the password alone signs in again.
+	admin := e.user("root", vigil.RoleAdmin, "")
+	if st, _ := e.request("DELETE", "/api/v1/users/"+clin.ID+"/totp", e.token(admin, vigil.TokenSession), ""); st != 204 {
+		t.Fatalf("reset: %d", st)
+	}
+	if st, _ := e.request("POST", "/api/v1/auth/token", "", signInBody("clin", pw)); st != 200 {
+		t.Errorf("password alone after a reset: %d, want 200", st)
+	}
+}
