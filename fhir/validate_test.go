@@ -160,6 +160,7 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	add("flag-info.json", enc.Flag(&vigil.Alert{ID: "alr_3", SubjectID: "pat_1", Key: "quality:dev_1", Kind: "quality", Priority: vigil.PriorityInfo, State: vigil.AlertOpen, Message: "questionable readings", Opened: now, Updated: now, Evidence: []string{"d:dev_1:3"}}))
 	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
 	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))
+	add("capability-smart.json", fhir.Capabilities(fhir.Instant(now), "dev").WithSMART())
 	resp := &fhir.BundleOut{ResourceType: "Bundle", Type: fhir.BundleBatchResponse, Entry: []fhir.EntryOut{
 		{Response: &fhir.EntryResponse{Status: "201 Created"}},
 		{Response: &fhir.EntryResponse{Status: "400 Bad Request", Outcome: mustJSON(t, fhir.Outcome("error", "invalid", "bad"))}},

@@ -147,6 +147,9 @@ var matrix = []struct {
 	{"GET /static/{file}", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /signin", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /auth/oidc/login", "ok ok ok ok ok ok ok ok", ""},
+	// Public; 404 here, where no OpenID Connect provider is configured.
+	{"GET /.well-known/smart-configuration", "404 404 404 404 404 404 404 404", ""},
+	{"GET /fhir/r4/.well-known/smart-configuration", "404 404 404 404 404 404 404 404", ""},
 	{"GET /auth/oidc/callback", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /auth/oidc/logout", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /{$}", "303 ok ok ok ok 403 403 403", ""},

@@ -23,6 +23,11 @@ type OIDCProvider interface {
 	Exchange(ctx context.Context, code string, f oidc.Flow) (*oidc.Identity, error)
 	EndSessionURL(idToken, postLogout string) string
 	SessionTTL() time.Duration
+	// VerifyAccessToken verifies an access token the provider issued to a
+	// SMART app (see oidc.Provider.VerifyAccessToken).
+	VerifyAccessToken(ctx context.Context, token string) (*oidc.AccessToken, error)
+	// SMARTConfiguration is the document of /.well-known/smart-configuration.
+	SMARTConfiguration() map[string]any
 }
 
 // Cookies of OpenID Connect sign-in. The flow cookie binds a sign-in in
@@ -37,6 +42,13 @@ const (
 	oidcIDTokenCookie = "__Host-vigil_oidc_id"
 	oidcFlowTTL       = 10 * time.Minute
 )
+
+// signInPageBody is what the sign-in page shows: where to go after, and
+// whether to offer sign-in at the OpenID Connect provider.
+type signInPageBody struct {
+	Next string
+	OIDC bool
+}
 
 type oidcFlowState struct {
 	oidc.Flow
@@ -180,4 +192,42 @@ func (s *Server) oidcLogout(w http.ResponseWriter, r *http.Request) error {
 // siteURL is the https origin of this site as the request reached it.
 func (s *Server) siteURL(r *http.Request) string {
 	return "https://" + r.Host
+}
+
+// smartConfiguration serves /.well-known/smart-configuration: where SMART
+// apps get tokens (the provider's endpoints) and what Vigil supports.
+func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request) error {
+	if s.OIDC == nil {
+		return vigil.Errorf(vigil.ENOTFOUND, "SMART on FHIR needs an OpenID Connect provider (--oidc-issuer)")
+	}
+	writeJSON(w, http.StatusOK, s.OIDC.SMARTConfiguration())
+	return nil
+}
+
+// smartPrincipal returns the principal of a provider's access token
+// presented to the FHIR API: the Vigil user linked to the token's subject
+// (created at their first OpenID Connect sign-in), with the token's
+// patient/ and user/ scopes, which narrow what the user's role may do; for
+// patient/ scopes the launch context's patient (the token's "patient"
+// claim) is the one patient they reach. A token of no linked user, of a
+// disabled user, or without such scopes is refused (401).
+func (s *Server) smartPrincipal(ctx context.Context, token string) (*vigil.Principal, error) {
+	at, err := s.OIDC.VerifyAccessToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.Store.UserByExternalID(ctx, at.Issuer, at.Subject)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return nil, vigil.Errorf(vigil.EUNAUTHORIZED, "the access token's user has not signed in to Vigil")
+	} else if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, vigil.Errorf(vigil.EUNAUTHORIZED, "account disabled")
+	}
+	if len(at.Scopes) == 0 {
+		return nil, vigil.Errorf(vigil.EUNAUTHORIZED, "the access token has no patient/ or user/ scopes")
+	}
+	return &vigil.Principal{Role: u.Role, UserID: u.ID, Name: u.Username, TokenKind: vigil.TokenPersonal,
+		Scopes: at.Scopes, SubjectID: at.Patient}, nil
 }

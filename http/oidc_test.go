@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -36,12 +38,13 @@ type testOP struct {
 
 	logoutURI string // where the provider may send the browser after logout
 
-	mu        sync.Mutex
-	user      string                    // the user who signs in at the login step
-	disabled  map[string]bool           // users the provider refuses
-	claims    map[string]map[string]any // extra ID token claims per user id
-	audience  string                    // if set: the client the next tokens are issued for
-	expiredID bool                      // if set: ID tokens expire before they are issued
+	mu            sync.Mutex
+	user          string                    // the user who signs in at the login step
+	disabled      map[string]bool           // users the provider refuses
+	claims        map[string]map[string]any // extra ID token claims per user id
+	audience      string                    // if set: the client the next tokens are issued for
+	expiredID     bool                      // if set: ID tokens expire before they are issued
+	launchPatient string                    // the "patient" claim of access tokens with scope launch/patient
 }
 
 // opStorage adds the test's claims, audience and lifetimes to the example
@@ -109,6 +112,30 @@ func (c opClient) GetID() string {
 	return c.Client.GetID()
 }
 
+// Access tokens are JWTs (as SMART apps' tokens usually are), and SMART
+// scopes are granted.
+func (c opClient) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+
+func (c opClient) IsScopeAllowed(scope string) bool {
+	return strings.HasPrefix(scope, "patient/") || strings.HasPrefix(scope, "user/") || scope == "launch/patient"
+}
+
+func (c opClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+// GetPrivateClaimsFromScopes puts the granted scopes into access tokens
+// (as providers do for resource servers) and the launch patient.
+func (s *opStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID string, scopes []string) (map[string]any, error) {
+	s.op.mu.Lock()
+	defer s.op.mu.Unlock()
+	c := map[string]any{"scope": strings.Join(scopes, " ")}
+	if s.op.launchPatient != "" && slices.Contains(scopes, "launch/patient") {
+		c["patient"] = s.op.launchPatient
+	}
+	return c, nil
+}
+
 func (c opClient) PostLogoutRedirectURIs() []string { return []string{c.logoutURI} }
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
@@ -138,8 +165,12 @@ func newTestOP(t *testing.T, vigilURL string) *testOP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := storage.WebClient("vigil", "vigil-secret", vigilURL+"/auth/oidc/callback")
-	st := &opStorage{Storage: storage.NewStorageWithClients(us, map[string]*storage.Client{"vigil": client}), op: o}
+	// "vigil" is Vigil; "other-app" an app whose tokens are not for Vigil.
+	clients := map[string]*storage.Client{
+		"vigil":     storage.WebClient("vigil", "vigil-secret", vigilURL+"/auth/oidc/callback"),
+		"other-app": storage.WebClient("other-app", "other-secret", vigilURL+"/auth/oidc/callback"),
+	}
+	st := &opStorage{Storage: storage.NewStorageWithClients(us, clients), op: o}
 	mux := http.NewServeMux()
 	o.ts = httptest.NewTLSServer(mux)
 	t.Cleanup(o.ts.Close)
@@ -195,7 +226,7 @@ func newOIDCEnv(t *testing.T) *oidcEnv {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(tr.CloseIdleConnections)
 	p, err := oidc.New(t.Context(), oidc.Config{Issuer: o.ts.URL, ClientID: "vigil", ClientSecret: "vigil-secret",
-		RedirectURL: e.ts.URL + "/auth/oidc/callback", SessionTTL: time.Hour, HTTPClient: &http.Client{Transport: tr}})
+		RedirectURL: e.ts.URL + "/auth/oidc/callback", SessionTTL: time.Hour, HTTPClient: &http.Client{Transport: tr}, Now: e.now})
 	if err != nil {
 		t.Fatalf("oidc.New: %v", err)
 	}
@@ -308,6 +339,9 @@ func TestOIDCSignIn(t *testing.T) {
 		o.claims["id-bob"] = map[string]any{"preferred_username": "bob", "vigil_role": "admin"}
 	})
 
+	if _, body := e.request("GET", "/signin?next=/alerts", "", ""); !strings.Contains(body, `href="/auth/oidc/login?next=%2falerts"`) {
+		t.Errorf("sign-in page does not offer the provider: %s", body)
+	}
 	st, body, secret := e.signIn("alice")
 	if st != 200 || secret == "" || !strings.Contains(body, `url=/worklist`) {
 		t.Fatalf("sign-in: %d %s, session %q", st, body, secret)
@@ -534,5 +568,150 @@ func TestOIDCDisabledAndLogout(t *testing.T) {
 	e.forgetCookies()
 	if st, body, s := e.signIn("alice"); st != 403 || s != "" || !strings.Contains(body, "account disabled") {
 		t.Errorf("sign-in of a user disabled in Vigil: %d %s, session %q", st, body, s)
+	}
+}
+
+// appToken runs a SMART standalone launch as an app registered at the
+// provider as clientID would: the authorization code flow with PKCE for
+// scopes, in the browser as user, and the code redeemed at the token
+// endpoint. It returns the access token.
+func (e *oidcEnv) appToken(clientID, secret, user string, scopes ...string) string {
+	e.t.Helper()
+	app, err := rp.NewRelyingPartyOIDC(e.t.Context(), e.op.ts.URL, clientID, secret, e.ts.URL+"/auth/oidc/callback",
+		append([]string{"openid"}, scopes...), rp.WithHTTPClient(&http.Client{Transport: e.browser.Transport}))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f := oidc.NewFlow()
+	u := rp.AuthURL(f.State, app, rp.WithCodeChallenge(zoidc.NewSHACodeChallenge(f.Verifier)))
+	e.op.set(func(o *testOP) { o.user = user })
+	for !strings.HasPrefix(u, e.ts.URL) {
+		st, loc, body := e.get(u)
+		if loc == "" {
+			e.t.Fatalf("launch ended at %s: %d %s", u, st, body)
+		}
+		u = loc
+	}
+	cb, _ := url.Parse(u)
+	toks, err := rp.CodeExchange[*zoidc.IDTokenClaims](e.t.Context(), cb.Query().Get("code"), app, rp.WithCodeVerifier(f.Verifier))
+	if err != nil {
+		e.t.Fatalf("token endpoint (%s, %s, %v): %v", clientID, user, scopes, err)
+	}
+	return toks.AccessToken
+}
+
+// TestSMARTStandaloneLaunch: Vigil publishes the provider's endpoints in
+// /.well-known/smart-configuration and declares SMART in its
+// CapabilityStatement; /fhir/r4 accepts the provider's access tokens
+// (signed JWTs for Vigil) with patient/ scopes reaching the launch patient
+// only and user/ scopes what the user's role reaches; anything else is
+// refused.
+func TestSMARTStandaloneLaunch(t *testing.T) {
+	e := newOIDCEnv(t)
+	ctx := context.Background()
+	p1, p2 := e.patient("P1"), e.patient("P2")
+	e.heartRates(p1, 3)
+	ward := &vigil.Team{Name: "Ward 1"}
+	if err := e.store.CreateTeam(ctx, ward); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.EnrollPatient(ctx, ward.ID, p1); err != nil {
+		t.Fatal(err)
+	}
+	e.op.set(func(o *testOP) {
+		o.claims["id-alice"] = staffClaims("clinician", "Ward 1")
+		o.claims["id-bob"] = staffClaims("clinician", "Ward 1")
+	})
+	// Alice has signed in to Vigil once, which links her; Bob never has.
+	if _, _, s := e.signIn("alice"); s == "" {
+		t.Fatal("alice's sign-in failed")
+	}
+
+	st, body := e.request("GET", "/.well-known/smart-configuration", "", "")
+	var cfg map[string]any
+	json.Unmarshal([]byte(body), &cfg)
+	caps, _ := cfg["capabilities"].([]any)
+	if st != 200 || cfg["authorization_endpoint"] != e.op.ts.URL+"/authorize" || cfg["token_endpoint"] != e.op.ts.URL+"/oauth/token" ||
+		!slices.Contains(caps, any("launch-standalone")) || !slices.Contains(caps, any("permission-patient")) {
+		t.Errorf("smart-configuration: %d %s", st, body)
+	}
+	if _, body := e.request("GET", "/fhir/r4/metadata", "", ""); !strings.Contains(body, "SMART-on-FHIR") {
+		t.Errorf("CapabilityStatement does not declare SMART: %s", body)
+	}
+
+	obs := func(tok, patient string) int {
+		st, _ := e.request("GET", "/fhir/r4/Observation?patient="+patient, tok, "")
+		return st
+	}
+	// patient/ scopes: the launch patient only.
+	e.op.set(func(o *testOP) { o.launchPatient = p1 })
+	patTok := e.appToken("vigil", "vigil-secret", "alice", "launch/patient", "patient/Observation.rs")
+	if st := obs(patTok, p1); st != 200 {
+		t.Errorf("patient/ scope on the launch patient: %d, want 200", st)
+	}
+	if st := obs(patTok, p2); st != 403 {
+		t.Errorf("patient/ scope on another patient: %d, want 403", st)
+	}
+	if st, _ := e.request("GET", "/fhir/r4/Patient/"+p1, patTok, ""); st != 403 {
+		t.Errorf("patient/Observation.rs reading a Patient: %d, want 403", st)
+	}
+	// user/ scopes: what the clinician's teams reach.
+	e.op.set(func(o *testOP) { o.launchPatient = "" })
+	userTok := e.appToken("vigil", "vigil-secret", "alice", "user/Observation.rs")
+	if st := obs(userTok, p1); st != 200 {
+		t.Errorf("user/ scope on a patient of the user's team: %d, want 200", st)
+	}
+	if st := obs(userTok, p2); st != 404 {
+		t.Errorf("user/ scope on a patient outside the user's teams: %d, want 404", st)
+	}
+	// Access is audited under the user.
+	seen := false
+	for _, a := range e.auditEntries(vigil.AuditFilter{SubjectID: p1, Limit: 1000}) {
+		seen = seen || (a.ActorName == "id-alice" && a.Outcome == vigil.AuditSuccess)
+	}
+	if !seen {
+		t.Error("no audit entry of alice's SMART read")
+	}
+
+	// Refusals.
+	tampered := userTok[:len(userTok)-4] + "AAAA"
+	if strings.HasSuffix(userTok, "AAAA") {
+		tampered = userTok[:len(userTok)-4] + "BBBB"
+	}
+	otherApp := e.appToken("other-app", "other-secret", "alice", "user/Observation.rs")
+	bobTok := e.appToken("vigil", "vigil-secret", "bob", "user/Observation.rs")
+	noScope := e.appToken("vigil", "vigil-secret", "alice")
+	for _, c := range []struct{ name, tok, why string }{
+		{"bad signature", tampered, "signature"},
+		{"another audience", otherApp, "Audience must contain"},
+		{"user never signed in to Vigil", bobTok, "has not signed in"},
+		{"no SMART scopes", noScope, "no patient/ or user/ scopes"},
+	} {
+		if st := obs(c.tok, p1); st != 401 {
+			t.Errorf("%s: %d, want 401", c.name, st)
+		}
+		es := e.auditEntries(vigil.AuditFilter{Limit: 10000})
+		if last := es[len(es)-1]; last.Outcome != vigil.AuditDenied || !strings.Contains(last.Detail, c.why) {
+			t.Errorf("%s: audited %q (%s), want a denial naming %q", c.name, last.Detail, last.Outcome, c.why)
+		}
+	}
+	// Only the FHIR API takes the provider's tokens.
+	if st, _ := e.request("GET", "/api/v1/patients/"+p1+"/latest", userTok, ""); st != 401 {
+		t.Errorf("provider's token on /api/v1: %d, want 401", st)
+	}
+	// An expired token (the provider's tokens here live five minutes).
+	e.advance(6 * time.Minute)
+	if st := obs(userTok, p1); st != 401 {
+		t.Errorf("expired token: %d, want 401", st)
+	}
+	e.advance(-6 * time.Minute)
+	// A user disabled in Vigil: refused at once.
+	u, _ := e.store.UserByExternalID(ctx, e.op.ts.URL, "id-alice")
+	yes := true
+	if _, err := e.store.UpdateUser(ctx, u.ID, vigil.UserUpdate{Disabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if st := obs(userTok, p1); st != 401 {
+		t.Errorf("token of a disabled user: %d, want 401", st)
 	}
 }

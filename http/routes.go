@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/oidc"
 )
 
 // rule authorizes a request before its handler runs. Every route has one;
@@ -204,6 +205,8 @@ func (s *Server) routes() []route {
 		// patient in the handler. Bulk export is for system clients (see
 		// fhir_export.go); its status and files only for who started it.
 		{"GET /fhir/r4/metadata", public, s.fhirMetadata},
+		{"GET /.well-known/smart-configuration", public, s.smartConfiguration},
+		{"GET /fhir/r4/.well-known/smart-configuration", public, s.smartConfiguration},
 		{"GET /fhir/r4/Observation", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirSearchObservations},
 		{"GET /fhir/r4/Observation/$lastn", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirLastN},
 		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(s.observationSubject), s.fhirReadObservation},
@@ -555,7 +558,12 @@ func (s *Server) authenticate(r *http.Request) (p *vigil.Principal, viaCookie bo
 		if !ok || strings.TrimSpace(secret) == "" {
 			return nil, false, vigil.Errorf(vigil.EUNAUTHORIZED, "malformed Authorization header: send Authorization: Bearer <token>")
 		}
-		p, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		if s.OIDC != nil && isFHIR(r) && oidc.IsJWT(secret) {
+			p, err := s.smartPrincipal(r.Context(), secret) // a SMART app's access token
+			return p, false, err
+		}
+		p, err := s.Auth.Authenticate(r.Context(), secret)
 		return p, false, err
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 )
@@ -53,15 +54,18 @@ type Config struct {
 	// again during a session).
 	SessionTTL time.Duration
 	// HTTPClient reaches the provider (discovery, keys, token endpoint);
-	// nil: http.DefaultClient.
+	// nil: a client with a 10-second timeout.
 	HTTPClient *http.Client
+	// Now is the clock access tokens are checked against; nil: time.Now.
+	Now func() time.Time
 }
 
 // Provider is a configured OpenID Connect provider. It is safe for
 // concurrent use.
 type Provider struct {
-	cfg Config
-	rp  rp.RelyingParty
+	cfg       Config
+	rp        rp.RelyingParty
+	discovery *zoidc.DiscoveryConfiguration
 }
 
 type nonceKey struct{}
@@ -85,22 +89,28 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
 	opts := []rp.Option{
+		rp.WithHTTPClient(hc),
 		rp.WithVerifierOpts(rp.WithNonce(func(ctx context.Context) string {
 			n, _ := ctx.Value(nonceKey{}).(string)
 			return n
 		})),
 		rp.WithSigningAlgsFromDiscovery(),
 	}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, rp.WithHTTPClient(cfg.HTTPClient))
-	}
 	r, err := rp.NewRelyingPartyOIDC(ctx, cfg.Issuer, cfg.ClientID, cfg.ClientSecret, cfg.RedirectURL,
 		[]string{zoidc.ScopeOpenID, zoidc.ScopeProfile, zoidc.ScopeEmail}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("openid connect provider %s: %w", cfg.Issuer, err)
 	}
-	return &Provider{cfg: cfg, rp: r}, nil
+	d, err := client.Discover(ctx, cfg.Issuer, hc)
+	if err != nil {
+		return nil, fmt.Errorf("openid connect provider %s: %w", cfg.Issuer, err)
+	}
+	return &Provider{cfg: cfg, rp: r, discovery: d}, nil
 }
 
 // Issuer returns the provider's issuer URL.

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"errors"
 	"testing"
+	"time"
 
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/client"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -27,4 +32,32 @@ func TestAdminResetTOTP(t *testing.T) {
 	if code, _, _ := f.admin(t, nil, "reset-totp", "--username", "nobody"); code == 0 {
 		t.Error("reset-totp of an unknown user succeeded")
 	}
+}
+
+// enrolAdmin enrols the admin (password testPassword) of the server at url
+// in the second factor, signs in once with a code, and returns one of the
+// recovery codes.
+func enrolAdmin(t *testing.T, url, caFile string) string {
+	t.Helper()
+	c, err := client.New(url, client.WithCAFile(caFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Login(t.Context(), "admin", testPassword)
+	var enr *client.EnrolmentRequired
+	if !errors.As(err, &enr) {
+		t.Fatalf("admin's first sign-in: %v; want the enrolment", err)
+	}
+	key, err := otp.NewKeyFromURL(enr.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(key.Secret(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LoginWithCode(t.Context(), "admin", testPassword, code); err != nil {
+		t.Fatalf("sign-in with a code: %v", err)
+	}
+	return enr.RecoveryCodes[0]
 }

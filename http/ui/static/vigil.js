@@ -335,7 +335,8 @@
     setInterval(() => localTimes(document), 30000);
     const out = document.getElementById("signout");
     if (out) out.addEventListener("click", async () => {
-      try { await api("DELETE", "/api/v1/auth/session"); } finally { location.assign("/signin"); }
+      // Then the provider's logout, if the session came from one (else the sign-in page).
+      try { await api("DELETE", "/api/v1/auth/session"); } finally { location.assign("/auth/oidc/logout"); }
     });
     const page = document.body.dataset.page;
     wire(document);
