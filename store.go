@@ -112,6 +112,8 @@ type Store interface {
 	DeviceStore
 	DeviceStatusStore
 	UserStore
+	SecondFactorStore
+	ExternalIdentityStore
 	TeamStore
 	BreakGlassStore
 	AuditStore

@@ -40,6 +40,14 @@ type Authenticator struct {
 	// Use is recorded at most once a minute, so the effective idle limit is
 	// up to a minute longer.
 	SessionIdle time.Duration
+
+	// SecondFactor keeps the TOTP secrets and recovery codes of local
+	// accounts; nil asks no second factor of anyone (see SignInWith).
+	// AdminTOTPOptional lets admins sign in without one; TOTPIssuer names
+	// Vigil in authenticator apps ("Vigil" if empty).
+	SecondFactor      vigil.SecondFactorStore
+	AdminTOTPOptional bool
+	TOTPIssuer        string
 }
 
 // SignInGuard decides whether a sign-in attempt may go ahead and learns how
@@ -181,39 +189,17 @@ func (a *Authenticator) authenticateUser(ctx context.Context, secret string) (*v
 // a password hash is computed in every case, so that the time taken does not
 // tell whether the user exists. A disabled account gives "account disabled",
 // but only with the right password. A ttl that is not positive gives EINVALID.
-// If a Guard is set it may refuse the attempt first.
+// If a Guard is set it may refuse the attempt first. An account that needs
+// a second factor cannot sign in here (EUNAUTHORIZED): see SignInWith.
 func (a *Authenticator) SignIn(ctx context.Context, username, password string, ttl time.Duration) (secret string, tok *vigil.Token, err error) {
-	if ttl <= 0 {
-		return "", nil, vigil.Errorf(vigil.EINVALID, "session lifetime must be positive")
-	}
-	if a.Guard != nil {
-		if err := a.Guard.Allow(ctx, username); err != nil {
-			return "", nil, err
-		}
-	}
-	u, err := a.checkPassword(ctx, username, password)
+	res, err := a.SignInWith(ctx, SignInRequest{Username: username, Password: password}, ttl)
 	if err != nil {
-		if a.Guard != nil && vigil.ErrorCode(err) == vigil.EUNAUTHORIZED {
-			a.Guard.Done(ctx, username, false)
-		}
 		return "", nil, err
 	}
-
-	secret, hash := NewSecret(SecretUser)
-	tok = &vigil.Token{
-		UserID:  u.ID,
-		Kind:    vigil.TokenSession,
-		Name:    "session",
-		Hash:    hash,
-		Expires: a.now().Add(ttl),
+	if res.Enrolment != nil {
+		return "", nil, unauthorized("second factor enrolment required")
 	}
-	if err := a.Users.CreateToken(ctx, tok); err != nil {
-		return "", nil, fmt.Errorf("create session token: %w", err)
-	}
-	if a.Guard != nil {
-		a.Guard.Done(ctx, username, true)
-	}
-	return secret, tok, nil
+	return res.Secret, res.Token, nil
 }
 
 // checkPassword returns the user that username and password identify.

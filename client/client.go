@@ -189,12 +189,25 @@ type Token struct {
 // Client then sends with every user request. A wrong password is an *Error
 // with Status 401.
 func (c *Client) Login(ctx context.Context, username, password string) (*Token, error) {
+	return c.LoginWithCode(ctx, username, password, "")
+}
+
+// LoginWithCode is Login for an account with a second factor: code is a
+// TOTP code of the account's authenticator or one of its recovery codes.
+// An account that must enrol first is refused with an *EnrolmentRequired
+// error holding the new secret; a code of it then completes the sign-in.
+func (c *Client) LoginWithCode(ctx context.Context, username, password, code string) (*Token, error) {
 	in := struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
-	}{username, password}
+		Code     string `json:"code,omitempty"`
+	}{username, password, code}
 	var tok Token
-	if err := c.do(ctx, http.MethodPost, "/auth/token", nil, "", in, &tok); err != nil {
+	status, body, err := c.send(ctx, http.MethodPost, "/auth/token", nil, "", in, &tok)
+	if err == nil && status/100 != 2 {
+		err = enrolmentOr(status, body)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("log in: %w", err)
 	}
 	if tok.Token == "" {

@@ -105,9 +105,6 @@ func Capabilities(date, version string) *CapabilityStatement {
 			Mode:          "server",
 			Documentation: "Unknown search parameters are refused (400), not ignored. Creates are stored asynchronously through the ingest pipeline: a 201 means durable, and the reading is searchable moments later.",
 			Security: &Security{
-				Service: []CodeableConcept{{Coding: []Coding{{
-					System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR",
-				}}}},
 				Description: "Bearer tokens of the Vigil API; tokens may carry SMART v1/v2 style scopes (patient/, user/, system/ Resource.cruds).",
 			},
 			Resource: []CapabilityResource{
@@ -155,4 +152,22 @@ func Capabilities(date, version string) *CapabilityStatement {
 			Interaction: []Interaction{{Code: "batch", Documentation: "Observation creates only."}, {Code: "transaction", Documentation: "Observation creates only; all entries are checked before any is written, and written in one durable log append."}},
 		}},
 	}
+}
+
+// WithSMART declares SMART on FHIR (App Launch): apps get access tokens
+// from the OpenID Connect provider whose endpoints
+// /.well-known/smart-configuration publishes, and present them as bearer
+// tokens. It returns c.
+func (c *CapabilityStatement) WithSMART() *CapabilityStatement {
+	for i := range c.Rest {
+		c.Rest[i].Security = &Security{
+			Service: []CodeableConcept{{Coding: []Coding{{
+				System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR",
+			}}}},
+			Description: "SMART on FHIR: access tokens of the OpenID Connect provider named in /.well-known/smart-configuration " +
+				"(standalone launch; patient/ and user/ scopes), or bearer tokens of the Vigil API, which may carry SMART v1/v2 " +
+				"style scopes (patient/, user/, system/ Resource.cruds).",
+		}
+	}
+	return c
 }

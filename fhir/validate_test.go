@@ -174,6 +174,7 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	}
 	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
 	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))
+	add("capability-smart.json", fhir.Capabilities(fhir.Instant(now), "dev").WithSMART())
 	resp := &fhir.BundleOut{ResourceType: "Bundle", Type: fhir.BundleBatchResponse, Entry: []fhir.EntryOut{
 		{Response: &fhir.EntryResponse{Status: "201 Created"}},
 		{Response: &fhir.EntryResponse{Status: "400 Bad Request", Outcome: mustJSON(t, fhir.Outcome("error", "invalid", "bad"))}},

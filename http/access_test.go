@@ -42,6 +42,8 @@ var matrix = []struct {
 	{"GET /api/v1/users", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/users/{id}", "401 ok 403 403 403 403 403 403", ""},
 	{"PATCH /api/v1/users/{id}", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/users/{id}/totp", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/auth/totp", "401 ok ok ok ok 403 403 403", ""},
 	{"POST /api/v1/teams", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/teams", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/teams/{id}", "401 ok 403 403 403 403 403 403", ""},
@@ -144,6 +146,12 @@ var matrix = []struct {
 	// sign-in page instead of answering 401.
 	{"GET /static/{file}", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /signin", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /auth/oidc/login", "ok ok ok ok ok ok ok ok", ""},
+	// Public; 404 here, where no OpenID Connect provider is configured.
+	{"GET /.well-known/smart-configuration", "404 404 404 404 404 404 404 404", ""},
+	{"GET /fhir/r4/.well-known/smart-configuration", "404 404 404 404 404 404 404 404", ""},
+	{"GET /auth/oidc/callback", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /auth/oidc/logout", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /{$}", "303 ok ok ok ok 403 403 403", ""},
 	{"GET /worklist", "303 403 ok ok 403 403 403 403", ""},
 	{"GET /alerts", "303 403 ok ok 403 403 403 403", ""},

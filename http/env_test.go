@@ -84,7 +84,7 @@ func newEnv(t testing.TB) *env {
 	e.api = &Server{
 		Store:       e.store,
 		Ingest:      &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
-		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute},
+		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute, SecondFactor: e.store},
 		Auditor:     e.auditor,
 		AuditLog:    e.auditor,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -47,7 +47,11 @@ func (s *Server) fhirBase(_ *http.Request) string {
 
 // fhirMetadata answers the CapabilityStatement.
 func (s *Server) fhirMetadata(w http.ResponseWriter, r *http.Request) error {
-	writeFHIR(w, http.StatusOK, fhir.Capabilities(fhir.Instant(s.now()), s.Version))
+	c := fhir.Capabilities(fhir.Instant(s.now()), s.Version)
+	if s.OIDC != nil {
+		c = c.WithSMART()
+	}
+	writeFHIR(w, http.StatusOK, c)
 	return nil
 }
 

@@ -121,25 +121,11 @@ func TestBreakGlassExpiry(t *testing.T) {
 func TestSessionCookieCSRF(t *testing.T) {
 	e := newEnv(t)
 	e.user("admin", vigil.RoleAdmin, "")
-	req, _ := http.NewRequest("POST", e.ts.URL+"/api/v1/auth/session", strings.NewReader(signInBody("admin", "correct horse battery staple")))
-	resp, err := e.ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
+	cookie, csrf := e.signInAdmin("admin")
+	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || csrf == "" {
+		t.Fatalf("session cookie %+v, csrf %q", cookie, csrf)
 	}
-	var out struct {
-		CSRF string `json:"csrf_token"`
-	}
-	json.NewDecoder(resp.Body).Decode(&out)
-	resp.Body.Close()
-	var cookie *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookie {
-			cookie = c
-		}
-	}
-	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || out.CSRF == "" {
-		t.Fatalf("session cookie %+v, csrf %q", cookie, out.CSRF)
-	}
+	out := struct{ CSRF string }{csrf}
 	send := func(method, path, body, csrf string) int {
 		req, _ := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
 		req.AddCookie(cookie)

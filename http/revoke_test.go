@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 )
 
 // browserSession signs a browser in and returns its session cookie and CSRF
@@ -109,6 +110,9 @@ func TestDisableRevokesForGood(t *testing.T) {
 // Personal tokens, not obtained with the password, stay.
 func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 	e := newEnv(t)
+	// About sessions, not second factors: admin signs in with a password
+	// alone here (the second factor's own tests are in totp_test.go).
+	e.api.Auth.(*auth.Authenticator).AdminTOTPOptional = true
 	const pw = "correct horse battery staple"
 	admin := e.user("admin", vigil.RoleAdmin, "")
 	current, csrf := e.browserSession("admin", pw)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/oidc"
 )
 
 // rule authorizes a request before its handler runs. Every route has one;
@@ -108,6 +109,8 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/users", authn("admin", "user.read", adminOnly), s.listUsers},
 		{"GET /api/v1/users/{id}", authn("admin", "user.read", adminOnly), s.getUser},
 		{"PATCH /api/v1/users/{id}", authn("admin", vigil.AuditUserChange, adminOnly), s.updateUser},
+		{"DELETE /api/v1/users/{id}/totp", authn("admin", vigil.AuditUserChange, adminOnly), s.resetTOTP},
+		{"POST /api/v1/auth/totp", authn("people", vigil.AuditUserChange, people), s.enrolTOTP},
 
 		{"POST /api/v1/teams", authn("admin", vigil.AuditTeamChange, adminOnly), s.createTeam},
 		{"GET /api/v1/teams", authn("admin", "team.read", adminOnly), s.listTeams},
@@ -184,6 +187,11 @@ func (s *Server) routes() []route {
 		// the sign-in page.
 		{"GET /static/{file}", public, s.static},
 		{"GET /signin", rule{name: "public", page: true}, s.signInPage},
+		// OpenID Connect sign-in and logout at the provider: public, audited by
+		// the callback.
+		{"GET /auth/oidc/login", rule{name: "public", page: true}, s.oidcLogin},
+		{"GET /auth/oidc/callback", rule{name: "public", page: true}, s.oidcCallback},
+		{"GET /auth/oidc/logout", rule{name: "public", page: true}, s.oidcLogout},
 		{"GET /{$}", authn("people", auditPageView, people).asPage(), s.home},
 		{"GET /worklist", authn("clinician", auditWorklist, clinicians).asPage(), s.worklistView},
 		{"GET /alerts", authn("clinician", auditAlertList, clinicians).asPage(), s.alertInbox},
@@ -197,6 +205,8 @@ func (s *Server) routes() []route {
 		// patient in the handler. Bulk export is for system clients (see
 		// fhir_export.go); its status and files only for who started it.
 		{"GET /fhir/r4/metadata", public, s.fhirMetadata},
+		{"GET /.well-known/smart-configuration", public, s.smartConfiguration},
+		{"GET /fhir/r4/.well-known/smart-configuration", public, s.smartConfiguration},
 		{"GET /fhir/r4/Observation", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirSearchObservations},
 		{"GET /fhir/r4/Observation/$lastn", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData().searchPatient(), s.fhirLastN},
 		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(s.observationSubject), s.fhirReadObservation},
@@ -551,7 +561,12 @@ func (s *Server) authenticate(r *http.Request) (p *vigil.Principal, viaCookie bo
 		if !ok || strings.TrimSpace(secret) == "" {
 			return nil, false, vigil.Errorf(vigil.EUNAUTHORIZED, "malformed Authorization header: send Authorization: Bearer <token>")
 		}
-		p, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		if s.OIDC != nil && isFHIR(r) && oidc.IsJWT(secret) {
+			p, err := s.smartPrincipal(r.Context(), secret) // a SMART app's access token
+			return p, false, err
+		}
+		p, err := s.Auth.Authenticate(r.Context(), secret)
 		return p, false, err
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {

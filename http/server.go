@@ -24,6 +24,13 @@ import (
 type Authenticator interface {
 	Authenticate(ctx context.Context, secret string) (*vigil.Principal, error)
 	SignIn(ctx context.Context, username, password string, ttl time.Duration) (string, *vigil.Token, error)
+	// SignInWith is a password sign-in with its second factor.
+	SignInWith(ctx context.Context, in auth.SignInRequest, ttl time.Duration) (*auth.SignInResult, error)
+	// StartSession creates a session of a user authenticated elsewhere
+	// (OpenID Connect).
+	StartSession(ctx context.Context, u *vigil.User, ttl time.Duration, name string) (string, *vigil.Token, error)
+	// EnrolTOTP starts the enrolment of a user's second factor.
+	EnrolTOTP(ctx context.Context, u *vigil.User) (*auth.Enrolment, error)
 }
 
 // Pinger reports whether a dependency can serve; used by /readyz, which
@@ -151,6 +158,9 @@ type Server struct {
 	Space SpaceGuard
 	// Version is the software version the CapabilityStatement reports.
 	Version string
+	// OIDC is the OpenID Connect provider staff sign in at (GET
+	// /auth/oidc/login); nil: sign-in with local passwords only.
+	OIDC OIDCProvider
 
 	// AlertStore and AlertActions serve the alert routes, Events the live
 	// event stream (GET /api/v1/events); nil answers 501 on those routes.

@@ -46,24 +46,26 @@ func (s *Server) checkCSRF(r *http.Request) error {
 type credentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	Code     string `json:"code"` // TOTP or recovery code, for accounts with a second factor
 }
 
-// passwordSignIn checks credentials (with lockout) and audits the attempt.
-func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, ttl time.Duration) (string, *vigil.Token, error) {
+// passwordSignIn checks credentials and the second factor (with lockout)
+// and audits the attempt. A result with an Enrolment has no session.
+func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, ttl time.Duration) (*auth.SignInResult, error) {
 	var in credentials
 	if err := s.decodeJSON(w, r, &in); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if in.Username == "" || in.Password == "" {
-		return "", nil, vigil.Errorf(vigil.EINVALID, `"username" and "password" are required`)
+		return nil, vigil.Errorf(vigil.EINVALID, `"username" and "password" are required`)
 	}
 	// No account has a longer name: refused before the name reaches the
 	// lockout's memory, the audit log or the server log; only counted.
 	if len(in.Username) > auth.MaxUsernameBytes {
 		s.oversizeNames.Inc()
-		return "", nil, vigil.Errorf(vigil.EINVALID, `"username" is longer than %d bytes`, auth.MaxUsernameBytes)
+		return nil, vigil.Errorf(vigil.EINVALID, `"username" is longer than %d bytes`, auth.MaxUsernameBytes)
 	}
-	secret, tok, err := s.Auth.SignIn(r.Context(), in.Username, in.Password, ttl)
+	res, err := s.Auth.SignInWith(r.Context(), auth.SignInRequest{Username: in.Username, Password: in.Password, Code: in.Code}, ttl)
 	if err != nil {
 		outcome := vigil.AuditFailure
 		if vigil.ErrorCode(err) == vigil.ERATELIMITED {
@@ -73,24 +75,31 @@ func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, ttl time
 		// its redacted form is kept (auth.NameRedactor).
 		p := &vigil.Principal{Name: s.AttemptedNames.Redact(in.Username)}
 		if aerr := s.auditUnauthenticated(r.Context(), r, p, vigil.AuditSignIn, outcome, vigil.ErrorMessage(err)); aerr != nil {
-			return "", nil, aerr
+			return nil, aerr
 		}
-		return "", nil, err
+		return nil, err
 	}
-	p := &vigil.Principal{UserID: tok.UserID, Name: in.Username}
-	if aerr := s.audit(r.Context(), r, p, vigil.AuditSignIn, "", vigil.AuditSuccess, ""); aerr != nil {
-		return "", nil, aerr
+	// The password was right: the name is an account's.
+	outcome, detail, actor := vigil.AuditSuccess, "", ""
+	if res.Enrolment != nil {
+		outcome, detail = vigil.AuditFailure, "second factor enrolment started"
+	} else {
+		actor = res.Token.UserID
 	}
-	return secret, tok, nil
+	p := &vigil.Principal{UserID: actor, Name: in.Username}
+	if aerr := s.audit(r.Context(), r, p, vigil.AuditSignIn, "", outcome, detail); aerr != nil {
+		return nil, aerr
+	}
+	return res, nil
 }
 
 // signIn exchanges a username and password for a bearer token.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) error {
-	secret, tok, err := s.passwordSignIn(w, r, s.tokenTTL())
-	if err != nil {
-		return err
+	res, err := s.passwordSignIn(w, r, s.tokenTTL())
+	if err != nil || res.Enrolment != nil {
+		return s.enrolOr(w, res, err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": secret, "expires_at": tok.Expires})
+	writeJSON(w, http.StatusOK, map[string]any{"token": res.Secret, "expires_at": res.Token.Expires})
 	return nil
 }
 
@@ -104,10 +113,11 @@ func (s *Server) tokenTTL() time.Duration {
 // createSession signs a browser in: the session token goes into a cookie
 // only, and the answer carries the CSRF token for state-changing requests.
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	secret, tok, err := s.passwordSignIn(w, r, s.tokenTTL())
-	if err != nil {
-		return err
+	res, err := s.passwordSignIn(w, r, s.tokenTTL())
+	if err != nil || res.Enrolment != nil {
+		return s.enrolOr(w, res, err)
 	}
+	secret, tok := res.Secret, res.Token
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: secret, Path: "/", Expires: tok.Expires,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,

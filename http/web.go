@@ -171,7 +171,7 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) error {
 	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
 		next = "/"
 	}
-	return s.render(w, r, http.StatusOK, "signin", pageData{Title: "Sign in", Body: next})
+	return s.render(w, r, http.StatusOK, "signin", pageData{Title: "Sign in", Body: signInPageBody{Next: next, OIDC: s.OIDC != nil}})
 }
 
 // home sends a signed-in person to their start page.

@@ -31,6 +31,7 @@ import (
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
 	"github.com/vigil-health/vigil/mqtt"
+	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
 	"github.com/vigil-health/vigil/sqlite"
 )
@@ -111,6 +112,13 @@ type Options struct {
 	// returns within it re-opens its alert (alerting.Timers.Rearm); 0 means
 	// alerting.DefaultRearm (30 minutes), negative turns it off.
 	AlertRearm time.Duration
+
+	// AdminTOTPOptional lets admins sign in with a password alone (a demo);
+	// by default an admin enrols a TOTP second factor at first sign-in.
+	AdminTOTPOptional bool
+	// OIDC, if set, signs staff in at an OpenID Connect provider, which is
+	// discovered at start (New fails if it cannot be reached).
+	OIDC *oidc.Config
 
 	Logger *slog.Logger
 
@@ -348,9 +356,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	api := &vhttp.Server{
-		Store:              s.store,
-		Ingest:             s.ingest,
-		Auth:               &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle},
+		Store:  s.store,
+		Ingest: s.ingest,
+		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
+			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
 		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
@@ -378,6 +387,13 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
+	}
+	if opts.OIDC != nil {
+		p, err := oidc.New(ctx, *opts.OIDC)
+		if err != nil {
+			return nil, err
+		}
+		api.OIDC = p
 	}
 	mqttTLS := tlsConfig.Clone()
 	if s.ca != nil {

@@ -41,8 +41,10 @@ func start(t *testing.T, dir string, opts ...func(*Options)) *harness {
 		dir = t.TempDir()
 	}
 	ctx := context.Background()
+	// AdminTOTPOptional: the harness's admin signs in with a password
+	// alone; TestAdminSecondFactorByDefault checks the default.
 	o := Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminPassword: adminPassword, AdminReadsClinical: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		AdminTOTPOptional: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("UpdateUser", func(t *testing.T) { testUpdateUser(t, open) })
 	t.Run("RevokedStaysRevoked", func(t *testing.T) { testRevokedStaysRevoked(t, open) })
 	t.Run("TokenLookup", func(t *testing.T) { testTokenLookup(t, open) })
+	t.Run("SecondFactor", func(t *testing.T) { testSecondFactor(t, open) })
+	t.Run("ExternalIdentities", func(t *testing.T) { testExternalIdentities(t, open) })
 	t.Run("Teams", func(t *testing.T) { testTeams(t, open) })
 	t.Run("BreakGlass", func(t *testing.T) { testBreakGlass(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })

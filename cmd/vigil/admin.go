@@ -32,6 +32,7 @@ Subcommands:
   reset-password   set a user's password and enable the account, ending every session: --username
   disable-user     disable an account and revoke every token and session for good: --username
   revoke-tokens    revoke every token of a user: --username
+  reset-totp       remove a user's second factor (lost authenticator and recovery codes): --username
 
 The new password of create-user and reset-password is taken from the
 environment variable VIGIL_NEW_PASSWORD; if it is unset, a random one is
@@ -62,6 +63,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 		"reset-password": {"Set a user's password and enable the account, ending every session of theirs.\nTokens revoked when it was disabled stay revoked. The password is read from\nVIGIL_NEW_PASSWORD, or generated and printed once.", adminResetPassword, true, vigil.AuditUserChange},
 		"disable-user":   {"Disable an account: its password and tokens stop working.", adminDisableUser, true, vigil.AuditUserChange},
 		"revoke-tokens":  {"Revoke every token of a user (sessions, personal and service tokens).", adminRevokeTokens, true, vigil.AuditTokenRevoke},
+		"reset-totp":     {"Remove a user's TOTP second factor and recovery codes; an admin enrols again at the next sign-in.", adminResetTOTP, true, vigil.AuditUserChange},
 	}
 	name := args[0]
 	switch name {

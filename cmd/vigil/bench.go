@@ -44,6 +44,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&url, "url", "", "server to measure; default: start one in-process")
 	fs.StringVar(&caFile, "ca", "./vigil-data/tls/ca.pem", "CA file the server's certificate is issued by (with --url)")
 	fs.StringVar(&password, "admin-password", "", "admin password (with --url)")
+	code := fs.String("totp-code", "", "a current one-time code (or a recovery code) of that user's second factor, if it has one")
 	fs.IntVar(&devices, "devices", 64, "concurrent devices, each sending its own batches")
 	fs.IntVar(&batch, "batch", 50, "readings per request")
 	fs.DurationVar(&duration, "duration", 15*time.Second, "length of each phase")
@@ -66,7 +67,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer os.RemoveAll(dir)
 		password = randomPassword()
-		srv, err = server.New(ctx, server.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", AdminPassword: password, AdminReadsClinical: true,
+		srv, err = server.New(ctx, server.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", AdminPassword: password, AdminReadsClinical: true, AdminTOTPOptional: true,
 			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			return err
@@ -82,7 +83,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	if _, err := c.Login(ctx, "admin", password); err != nil {
+	if _, err := c.LoginWithCode(ctx, "admin", password, *code); err != nil {
 		return err
 	}
 	progress("registering %d devices", devices)

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/client"
 )
@@ -52,7 +55,9 @@ var listeningRE = regexp.MustCompile(`listening on (https://\S+)`)
 // flags) and waits until it listens.
 func startVigil(t *testing.T, bin, dir string, flags ...string) *process {
 	t.Helper()
-	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--mqtt", "127.0.0.1:0"}, flags...)
+	// The admin signs in with a password alone (--admin-totp=false): these
+	// tests are about durability; TestFirstStart enrols the second factor.
+	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--admin-totp=false", "--mqtt", "127.0.0.1:0"}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD="+testPassword)
 	pipe, err := cmd.StderrPipe()
@@ -413,8 +418,23 @@ func TestFirstStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Login(context.Background(), "admin", pw[1]); err != nil {
-		t.Errorf("cannot sign in with the printed password: %v", err)
+	// Admins need a second factor by default: the printed password starts
+	// the enrolment, and a code of the new secret completes the sign-in.
+	_, err = c.Login(context.Background(), "admin", pw[1])
+	var ce *client.EnrolmentRequired
+	if !errors.As(err, &ce) || len(ce.RecoveryCodes) == 0 {
+		t.Fatalf("first sign-in with the printed password: %v; want the second factor's enrolment", err)
+	}
+	key, err := otp.NewKeyFromURL(ce.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(key.Secret(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LoginWithCode(context.Background(), "admin", pw[1], code); err != nil {
+		t.Errorf("cannot sign in with the printed password and a code: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/server"
 )
 
@@ -60,11 +61,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	adminTOTP := fs.Bool("admin-totp", true, "admins need a TOTP second factor, enrolled at their first sign-in; false only for a demo")
+	var oc oidc.Config
+	fs.StringVar(&oc.Issuer, "oidc-issuer", "", "issuer URL of an OpenID Connect provider staff sign in at (GET /auth/oidc/login); off if unset")
+	fs.StringVar(&oc.ClientID, "oidc-client-id", "", "Vigil's client id at the OpenID Connect provider")
+	fs.StringVar(&oc.ClientSecret, "oidc-client-secret", "", "Vigil's client secret at the OpenID Connect provider (prefer the environment variable)")
+	fs.StringVar(&oc.RedirectURL, "oidc-redirect-url", "", "Vigil's callback as browsers reach it, registered at the provider: https://<host>/auth/oidc/callback")
+	fs.StringVar(&oc.RoleClaim, "oidc-role-claim", oidc.DefaultRoleClaim, "ID token claim holding the Vigil role (admin or clinician)")
+	fs.StringVar(&oc.TeamsClaim, "oidc-teams-claim", oidc.DefaultTeamsClaim, "ID token claim holding the names of the user's care teams")
+	fs.StringVar(&oc.UsernameClaim, "oidc-username-claim", oidc.DefaultUsernameClaim, "ID token claim naming the user")
+	fs.DurationVar(&oc.SessionTTL, "oidc-session-ttl", oidc.DefaultSessionTTL, "lifetime of sessions started at the provider; a user disabled there keeps a session at most this long")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
 	var err error
 	o.MaxBodyBytes = maxBody
+	o.AdminTOTPOptional = !*adminTOTP
+	if oc.Issuer != "" {
+		o.OIDC = &oc
+	}
 	o.AlertRearm = alertRearm
 	if alertRearm == 0 {
 		o.AlertRearm = -1 // off

@@ -27,6 +27,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&caFile, "ca", "./vigil-data/tls/ca.pem", "CA file the server's certificate is issued by (printed by vigil serve)")
 	fs.StringVar(&username, "username", "admin", "user that registers the patients and devices")
 	fs.StringVar(&password, "admin-password", "", "that user's password (the same variable vigil serve reads)")
+	code := fs.String("totp-code", "", "a current one-time code (or a recovery code) of that user's second factor, if it has one")
 	fs.IntVar(&patients, "patients", 10, "number of virtual patients")
 	fs.StringVar(&scenarios, "scenarios", "stable,sepsis,hypoxia,hypoglycaemia,heart-failure", "scenarios assigned to patients in turn")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the run (patients' MRNs are SIM-<seed>-<n>); 0 picks one from the clock")
@@ -58,7 +59,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	if _, err := c.Login(ctx, username, password); err != nil {
+	if _, err := c.LoginWithCode(ctx, username, password, *code); err != nil {
 		return fmt.Errorf("sign in to %s: %w", url, err)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))

@@ -30,7 +30,10 @@ func TestSimulateOverMQTT(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(ctx)
-	env := map[string]string{"VIGIL_ADMIN_PASSWORD": testPassword}
+	// The admin enrols a second factor; the simulator signs in with one of
+	// its recovery codes (--totp-code), as a script would.
+	recovery := enrolAdmin(t, srv.URL(), srv.CAFile())
+	env := map[string]string{"VIGIL_ADMIN_PASSWORD": testPassword, "VIGIL_TOTP_CODE": recovery}
 	var stdout, stderr bytes.Buffer
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

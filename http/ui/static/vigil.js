@@ -19,7 +19,9 @@
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = { raw: text }; }
     if (!res.ok) {
       const msg = data && data.error ? data.error.message : res.status + " " + res.statusText;
-      throw new Error(msg);
+      const e = new Error(msg);
+      e.data = data;
+      throw e;
     }
     return data;
   }
@@ -314,9 +316,17 @@
       const err = document.getElementById("signin-error");
       err.textContent = "";
       try {
-        await api("POST", "/api/v1/auth/session", { username: f.elements.username.value, password: f.elements.password.value });
+        await api("POST", "/api/v1/auth/session", { username: f.elements.username.value, password: f.elements.password.value, code: f.elements.code.value });
         location.assign(f.dataset.next || "/");
-      } catch (x) { err.textContent = x.message; }
+      } catch (x) {
+        err.textContent = x.message;
+        const enr = x.data && x.data.totp_enrolment;
+        if (enr) {
+          document.getElementById("signin-enrol-uri").textContent = enr.otpauth_uri;
+          document.getElementById("signin-enrol-codes").textContent = enr.recovery_codes.join("\n");
+          document.getElementById("signin-enrol").hidden = false;
+        }
+      }
     });
   }
 
@@ -325,7 +335,8 @@
     setInterval(() => localTimes(document), 30000);
     const out = document.getElementById("signout");
     if (out) out.addEventListener("click", async () => {
-      try { await api("DELETE", "/api/v1/auth/session"); } finally { location.assign("/signin"); }
+      // Then the provider's logout, if the session came from one (else the sign-in page).
+      try { await api("DELETE", "/api/v1/auth/session"); } finally { location.assign("/auth/oidc/logout"); }
     });
     const page = document.body.dataset.page;
     wire(document);
