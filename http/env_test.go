@@ -101,6 +101,7 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(e.api.Close) // before the store closes: cleanups run last first
 	e.ts = httptest.NewTLSServer(e.api.Handler())
 	t.Cleanup(e.ts.Close)
+	e.validateAPI()
 	return e
 }
 
