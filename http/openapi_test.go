@@ -222,4 +222,3 @@ func (e *env) validateAPI() {
 	c := e.ts.Client()
 	c.Transport = &validatingTransport{t: e.t, spec: loadAPIDoc(e.t), next: c.Transport}
 }
-
