@@ -72,18 +72,23 @@ func saveEvents(t *testing.T, s vigil.Store, n int) []int64 {
 	return seqs
 }
 
-// awaitPending waits until s has no pending delivery (or fails the test
-// after a minute).
+// awaitPending waits until s has want pending deliveries, or fails the
+// test once their number has not changed for a minute: a stalled
+// dispatcher fails, a slow machine (the race detector, a shared CI runner)
+// only takes longer.
 func awaitPending(t *testing.T, s vigil.WebhookStore, want int) {
 	t.Helper()
-	var n int
-	var err error
+	n, err := -1, error(nil)
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		prev := n
 		if n, err = s.PendingDeliveries(t.Context()); err == nil && n == want {
 			return
 		}
+		if n != prev {
+			deadline = time.Now().Add(time.Minute)
+		}
 	}
-	t.Fatalf("pending deliveries: %d, %v; want %d", n, err, want)
+	t.Fatalf("pending deliveries: %d, %v; want %d (no change for a minute)", n, err, want)
 }
 
 // awaitDelivery waits until the delivery id is no longer pending.

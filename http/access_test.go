@@ -34,6 +34,7 @@ var matrix = []struct {
 	{"GET /readyz", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /metrics", "ok ok ok ok ok ok ok ok", ""},
 	{"POST /api/v1/auth/token", "ok ok ok ok ok ok ok ok", ""},
+	{"GET /api/v1/openapi.yaml", "ok ok ok ok ok ok ok ok", ""},
 	{"POST /api/v1/auth/session", "ok ok ok ok ok ok ok ok", ""},
 	{"DELETE /api/v1/auth/session", "401 ok ok ok ok 403 403 403", ""},
 	{"GET /api/v1/me", "401 ok ok ok ok 403 ok ok", ""},

@@ -105,6 +105,7 @@ func newEnv(t testing.TB) *env {
 	e.ts = httptest.NewTLSServer(e.api.Handler())
 	t.Cleanup(e.ts.Close)
 	e.api.PublicURL = e.ts.URL // before any request
+	e.validateAPI()
 	return e
 }
 

@@ -124,7 +124,7 @@ func FuzzParseReadingsQuery(f *testing.F) {
 func TestEveryRouteHasARule(t *testing.T) {
 	publicOK := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true,
 		"GET /static/{file}": true, "GET /signin": true, // the dashboard's style, script and sign-in form hold no data
-		"GET /fhir/r4/metadata": true,
+		"GET /fhir/r4/metadata": true, "GET /api/v1/openapi.yaml": true,
 		// OpenID Connect sign-in: they start, end or leave a sign-in, audited by the callback
 		"GET /auth/oidc/login": true, "GET /auth/oidc/callback": true, "GET /auth/oidc/logout": true,
 		// SMART on FHIR discovery: the provider's public endpoints

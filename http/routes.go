@@ -99,6 +99,9 @@ func (s *Server) routes() []route {
 		{"GET /readyz", public, s.readyz},
 		{"GET /metrics", public, s.metrics},
 
+		// The OpenAPI document of /api/v1: public, it holds no site data.
+		{"GET /api/v1/openapi.yaml", public, s.openAPI},
+
 		// Sign-in is public and audited by its handler.
 		{"POST /api/v1/auth/token", public, s.signIn},
 		{"POST /api/v1/auth/session", public, s.createSession},

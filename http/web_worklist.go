@@ -220,9 +220,9 @@ func (s *Server) worklist(ctx context.Context, userID string, f worklistFilter, 
 	var ids []string
 	var err error
 	if f.Team != "" {
-		teams, err := s.Store.UserTeams(ctx, userID)
-		if err != nil {
-			return nil, fmt.Errorf("worklist teams: %w", err)
+		teams, terr := s.Store.UserTeams(ctx, userID)
+		if terr != nil {
+			return nil, fmt.Errorf("worklist teams: %w", terr)
 		}
 		if !slices.ContainsFunc(teams, func(t *vigil.Team) bool { return t.ID == f.Team }) {
 			return nil, vigil.Errorf(vigil.ENOTFOUND, "team %s not found among your teams", f.Team)

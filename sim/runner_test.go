@@ -27,17 +27,16 @@ type fakeVigil struct {
 	clock    *fakeClock
 	readings func(k int) string // what to do with readings request k: "ok", "503", "lost", "abort", "401"
 
-	mu         sync.Mutex
-	events     []string          // "patient", "device", "readings" in arrival order
-	patients   map[string]string // MRN → id
-	devices    map[string]fakeDevice
-	stored     map[string]map[uint64]string // device id → seq → reading JSON
-	dups       int
-	requests   int
-	failed     map[string][]byte // device token → body of its last failed request
-	retriedOK  int
-	late       []string // readings timed after the wall clock
-	seqOrderOK bool
+	mu        sync.Mutex
+	events    []string          // "patient", "device", "readings" in arrival order
+	patients  map[string]string // MRN → id
+	devices   map[string]fakeDevice
+	stored    map[string]map[uint64]string // device id → seq → reading JSON
+	dups      int
+	requests  int
+	failed    map[string][]byte // device token → body of its last failed request
+	retriedOK int
+	late      []string // readings timed after the wall clock
 }
 
 type fakeDevice struct{ id, kind, patientID string }
