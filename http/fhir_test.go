@@ -715,7 +715,7 @@ func TestFHIRValidatorsAcceptResponses(t *testing.T) {
 	e.get("/fhir/r4/Observation?patient="+e.p1+"&bad=1", e.clin, http.StatusBadRequest, nil)
 	e.get("/fhir/r4/Observation/1", "", http.StatusUnauthorized, nil)
 	alerts := newFakeAlerts()
-	e.api.AlertStore = alertStore{alerts, e.store}
+	e.api.AlertStore = alertStore{alerts, e.alerts}
 	alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: t0, Updated: t0})
 	e.get("/fhir/r4/Flag?patient="+e.p1, e.clin, http.StatusOK, nil)
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation"},"request":{"method":"POST","url":"Observation"}}]}`
