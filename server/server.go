@@ -822,7 +822,7 @@ const sweepInterval = 15 * time.Second
 // OpenAuditLog opens the audit log of data directory dir as a node keeps
 // it, for the node and for tools that work on a stopped node's directory:
 // the database AuditDB, into which the chain of a data directory from before
-// is first copied from main (its main store), and a Recorder with the
+// is first copied from main (the main store's EarlierAudit), and a Recorder with the
 // journal AuditJournalDir, which copies into it what an earlier run left in
 // the journal. opts.Journal is set here. The caller closes the Recorder,
 // then the store.
