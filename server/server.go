@@ -821,11 +821,11 @@ const sweepInterval = 15 * time.Second
 
 // OpenAuditLog opens the audit log of data directory dir as a node keeps
 // it, for the node and for tools that work on a stopped node's directory:
-// the database AuditDB, into which the chain of a data directory from before
-// is first copied from main (the main store's EarlierAudit), and a Recorder with the
-// journal AuditJournalDir, which copies into it what an earlier run left in
-// the journal. opts.Journal is set here. The caller closes the Recorder,
-// then the store.
+// the database AuditDB, into which the chain of a data directory from
+// before is first copied from main (the main store's EarlierAudit), and a
+// Recorder with the journal AuditJournalDir, which copies into it what an
+// earlier run left in the journal. opts.Journal is set here. The caller
+// closes the Recorder, then the store.
 //
 // The audit log lives in a database file of its own: every commit to a
 // SQLite database empties its readers' page caches, and the audit log's
