@@ -94,3 +94,13 @@ type WebhookStore interface {
 	// their next attempt).
 	PendingDeliveries(ctx context.Context) (int, error)
 }
+
+// AlertWebhookStore is the alerts database: alerts and the rules engine's
+// progress with the webhooks and their delivery log, in one database
+// because SaveAlerts queues deliveries in its own transaction. It is apart
+// from the main Store, so that the engine's commits never wait for the
+// store writer's. Implementations pass storetest.RunAlerts.
+type AlertWebhookStore interface {
+	AlertStore
+	WebhookStore
+}

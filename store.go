@@ -104,9 +104,12 @@ type ReadingStore interface {
 	Quarantined(ctx context.Context, f QuarantineFilter) ([]QuarantineItem, error)
 }
 
-// Store is everything Vigil persists. Implementations (sqlite; postgres later)
-// pass the shared suite in package storetest. All methods are safe for
-// concurrent use.
+// Store is the main database: identity, devices, users and teams,
+// readings and quarantine, rule configurations. Alerts and the audit log
+// are kept apart, each in a database of its own with an interface of its
+// own (AlertWebhookStore, AuditStore), so that a consumer of one cannot be
+// handed another. Implementations (sqlite; postgres later) pass the shared
+// suite in package storetest. All methods are safe for concurrent use.
 type Store interface {
 	PatientStore
 	DeviceStore
@@ -116,10 +119,7 @@ type Store interface {
 	ExternalIdentityStore
 	TeamStore
 	BreakGlassStore
-	AuditStore
 	ReadingStore
-	AlertStore
-	WebhookStore
 	RuleConfigStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

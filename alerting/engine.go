@@ -63,8 +63,8 @@ const checkpointKey = ""
 // one lock.
 type Engine struct {
 	Consumer vigil.Consumer
-	Store    vigil.Store
-	Log      vigil.Log // where derived NEWS2 readings are appended
+	Store    vigil.AlertStore // the alerts database
+	Log      vigil.Log        // where derived NEWS2 readings are appended
 	// Replay reads the log back from the last checkpoint when the saved
 	// alerts are ahead of it (after a crash); required unless every run
 	// ends with Checkpoint.

@@ -41,8 +41,8 @@ var t0 = time.Date(2026, 1, 5, 6, 0, 0, 0, time.UTC)
 // their own database, readings in the main one, as vigil serve keeps them.
 type rig struct {
 	dir      string
-	store    *sqlite.Store // alerts, the engine's checkpoint, webhooks
-	readings *sqlite.Store // readings, written by an ingest.Writer
+	store    *sqlite.AlertStore // alerts, the engine's checkpoint, webhooks
+	readings *sqlite.Store      // readings, written by an ingest.Writer
 	log      *bus.Log
 	hub      *alerting.Hub
 	clk      *clock
@@ -56,7 +56,7 @@ func newRig(t testing.TB, dir string) *rig {
 		dir = t.TempDir()
 	}
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(dir, "alerts.db"))
+	s, err := sqlite.OpenAlerts(ctx, filepath.Join(dir, "alerts.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

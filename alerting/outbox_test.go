@@ -51,7 +51,7 @@ func newReceiver(t *testing.T, status func(id string, attempt int) int) *receive
 
 // saveEvents saves n alerts, each with its opened event, in writes of 100
 // (as the engine saves a backfill), and returns the events' seqs.
-func saveEvents(t *testing.T, s vigil.Store, n int) []int64 {
+func saveEvents(t *testing.T, s vigil.AlertStore, n int) []int64 {
 	t.Helper()
 	var seqs []int64
 	for i := 0; i < n; i += 100 {
@@ -120,7 +120,7 @@ func TestWebhooksBackfill(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "alerts.db"))
+	s, err := sqlite.OpenAlerts(t.Context(), filepath.Join(t.TempDir(), "alerts.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestWebhooksBackfill(t *testing.T) {
 func TestWebhooksRetryBackoff(t *testing.T) {
 	const backoff = 20 * time.Millisecond
 	rcv := newReceiver(t, func(string, int) int { return http.StatusInternalServerError })
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "alerts.db"))
+	s, err := sqlite.OpenAlerts(t.Context(), filepath.Join(t.TempDir(), "alerts.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestWebhooksSurviveRestart(t *testing.T) {
 		down.Unlock()
 		return http.StatusOK
 	})
-	s, err := sqlite.Open(t.Context(), path)
+	s, err := sqlite.OpenAlerts(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestWebhooksSurviveRestart(t *testing.T) {
 
 	// Restart: same file, the endpoint is back; the retries are not due
 	// for an hour, so the restarted dispatcher runs an hour later.
-	s, err = sqlite.Open(context.Background(), path)
+	s, err = sqlite.OpenAlerts(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

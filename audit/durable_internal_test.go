@@ -15,7 +15,7 @@ import (
 // request is answered as audited when it may not be.
 func TestJournalFailure(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sqlite.Open(t.Context(), filepath.Join(dir, "audit.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestJournalRepair(t *testing.T) {
 	for _, waitForWrite := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync per request", true: "sync interval"}[waitForWrite], func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := sqlite.Open(t.Context(), filepath.Join(dir, "audit.db"))
+			s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "audit.db"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,7 +19,7 @@ import (
 
 // journalRecorder returns a Recorder on a new store with a journal, the
 // store and the journal's directory. The Recorder is closed when t ends.
-func journalRecorder(t *testing.T, opts audit.RecorderOptions) (*audit.Recorder, *sqlite.Store, string) {
+func journalRecorder(t *testing.T, opts audit.RecorderOptions) (*audit.Recorder, *sqlite.AuditStore, string) {
 	t.Helper()
 	dir := t.TempDir()
 	s := openStore(t, filepath.Join(dir, "audit.db"))
@@ -31,7 +31,7 @@ func journalRecorder(t *testing.T, opts audit.RecorderOptions) (*audit.Recorder,
 // leaves it as a crash would: every Record returned (the entries are
 // durable in the journal), none copied to the store (ApplyDelay is long),
 // and no Close. It returns the store and the journal's directory.
-func crashedRecorder(t *testing.T, n int, opts audit.RecorderOptions) (*sqlite.Store, string) {
+func crashedRecorder(t *testing.T, n int, opts audit.RecorderOptions) (*sqlite.AuditStore, string) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.db")

@@ -39,7 +39,7 @@ func (g *gatedStore) AppendAudit(ctx context.Context, es []vigil.AuditEntry) err
 // TestGroupCommit: Records that arrive while a write is in flight are
 // written together in the next transaction.
 func TestGroupCommit(t *testing.T) {
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "vigil.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestGroupCommit(t *testing.T) {
 
 // TestMaxBatch: no transaction holds more than MaxBatch entries.
 func TestMaxBatch(t *testing.T) {
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "vigil.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func waitABit() { time.Sleep(100 * time.Microsecond) }
 // TestCloseWhileWriting: Close gives up when its context ends while a write
 // hangs, refuses new Records at once, and the write still completes.
 func TestCloseWhileWriting(t *testing.T) {
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "vigil.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

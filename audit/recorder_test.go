@@ -16,9 +16,9 @@ import (
 )
 
 // openStore opens a sqlite store at path, closed when t ends.
-func openStore(t testing.TB, path string) *sqlite.Store {
+func openStore(t testing.TB, path string) *sqlite.AuditStore {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), path)
+	s, err := sqlite.OpenAudit(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestRecordFields(t *testing.T) {
 // the chain.
 func TestRecorderRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vigil.db")
-	s, err := sqlite.Open(t.Context(), path)
+	s, err := sqlite.OpenAudit(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

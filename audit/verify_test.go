@@ -23,7 +23,7 @@ const chainLen = 20
 func recordChain(t *testing.T) (string, map[int64][]byte) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "vigil.db")
-	s, err := sqlite.Open(t.Context(), path)
+	s, err := sqlite.OpenAudit(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func tamper(t *testing.T, path string, stmts ...string) {
 // knows the algorithm would after changing them.
 func rehash(t *testing.T, path string, from int64) {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), path)
+	s, err := sqlite.OpenAudit(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,18 +36,19 @@ func openNode(t *testing.T, dir string) *node {
 	t.Helper()
 	ctx := context.Background()
 	n := &node{}
-	for _, db := range backup.Databases {
-		s, err := sqlite.Open(ctx, filepath.Join(dir, db))
+	// Each database opened as its own type, as a node opens it.
+	closer := func(s interface{ Close() error }, err error) {
+		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if db == "vigil.db" {
-			n.store = s
-		} else {
-			t.Cleanup(func() { s.Close() })
-		}
+		t.Cleanup(func() { s.Close() })
 	}
-	t.Cleanup(func() { n.store.Close() })
+	var err error
+	n.store, err = sqlite.Open(ctx, filepath.Join(dir, "vigil.db"))
+	closer(n.store, err)
+	closer(sqlite.OpenAlerts(ctx, filepath.Join(dir, "alerts.db")))
+	closer(sqlite.OpenAudit(ctx, filepath.Join(dir, "audit.db")))
 	l, err := bus.Open(ctx, bus.Options{Dir: filepath.Join(dir, backup.LogDir), Logger: discard,
 		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, FetchWait: 50 * time.Millisecond})
 	if err != nil {

@@ -256,7 +256,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return fmt.Sprint(b.Readings[0].ID)
 	}
 	alerts := newFakeAlerts()
-	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.store}, alerts, closedEvents{}
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.alerts}, alerts, closedEvents{}
 
 	// Fresh credentials per cell, so that a route that revokes or deletes
 	// something does not change later cells.
@@ -310,7 +310,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return alerts.add(vigil.Alert{SubjectID: patient, Updated: e.now()})
 				case strings.HasPrefix(path, "/api/v1/webhooks/"):
 					wh := &vigil.Webhook{URL: "https://example.org/hook", Secret: "0123456789abcdef"}
-					if err := e.store.CreateWebhook(ctx, wh); err != nil {
+					if err := e.alerts.CreateWebhook(ctx, wh); err != nil {
 						t.Fatal(err)
 					}
 					return wh.ID

@@ -236,7 +236,7 @@ func newAlertWorld(t *testing.T) *alertWorld {
 	t.Helper()
 	e := newEnv(t)
 	w := &alertWorld{env: e, alerts: newFakeAlerts(), events: newFakeEvents()}
-	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{w.alerts, e.store}, w.alerts, w.events
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{w.alerts, e.alerts}, w.alerts, w.events
 	ctx := context.Background()
 	w.p1, w.p2, w.p3 = e.patient("P1"), e.patient("P2"), e.patient("P3")
 	w.admin = e.user("admin", vigil.RoleAdmin, "")

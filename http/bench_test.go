@@ -41,7 +41,7 @@ func newQueryEnv(b *testing.B, on bool, opts audit.RecorderOptions) *queryEnv {
 	e.api.Auditor = nil
 	if on {
 		dir := b.TempDir()
-		as, err := sqlite.Open(ctx, filepath.Join(dir, "audit.db"))
+		as, err := sqlite.OpenAudit(ctx, filepath.Join(dir, "audit.db"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -30,7 +30,9 @@ type env struct {
 	t       testing.TB
 	mu      sync.Mutex
 	clock   time.Time
-	store   *sqlite.Store
+	store   *sqlite.Store      // the main database
+	alerts  *sqlite.AlertStore // alerts and webhooks
+	auditDB *sqlite.AuditStore // the audit log's database
 	auditor *audit.Recorder
 	api     *Server
 	ts      *httptest.Server
@@ -60,6 +62,14 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
+	if e.alerts, err = sqlite.OpenAlerts(ctx, filepath.Join(dir, "alerts.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.alerts.Close() })
+	if e.auditDB, err = sqlite.OpenAudit(ctx, filepath.Join(dir, "audit.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.auditDB.Close() })
 	log, err := bus.Open(ctx, bus.Options{Dir: filepath.Join(dir, "log")})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +79,7 @@ func newEnv(t testing.TB) *env {
 	// As vigil serve keeps it: entries durable in a journal first, copied
 	// to the store behind the requests; audit queries read through the
 	// Recorder, which sees both.
-	if e.auditor, err = audit.NewRecorder(ctx, e.store, audit.RecorderOptions{Journal: filepath.Join(dir, "audit-journal")}); err != nil {
+	if e.auditor, err = audit.NewRecorder(ctx, e.auditDB, audit.RecorderOptions{Journal: filepath.Join(dir, "audit-journal")}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.auditor.Close(context.Background()) })
@@ -93,7 +103,7 @@ func newEnv(t testing.TB) *env {
 		Now:         e.now,
 		NewSecret:   func(kind string) (string, []byte) { return newTestSecret(kind) },
 		HashSecret:  auth.HashSecret,
-		AlertStore:  e.store,
+		AlertStore:  e.alerts,
 		RuleConfigs: &alerting.Configs{Store: e.store},
 		Codes:       catalog.Default(),
 		ExportDir:   filepath.Join(dir, "export"),

@@ -715,7 +715,7 @@ func TestFHIRValidatorsAcceptResponses(t *testing.T) {
 	e.get("/fhir/r4/Observation?patient="+e.p1+"&bad=1", e.clin, http.StatusBadRequest, nil)
 	e.get("/fhir/r4/Observation/1", "", http.StatusUnauthorized, nil)
 	alerts := newFakeAlerts()
-	e.api.AlertStore = alertStore{alerts, e.store}
+	e.api.AlertStore = alertStore{alerts, e.alerts}
 	alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: t0, Updated: t0})
 	e.get("/fhir/r4/Flag?patient="+e.p1, e.clin, http.StatusOK, nil)
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation"},"request":{"method":"POST","url":"Observation"}}]}`
@@ -794,7 +794,7 @@ func TestCapabilityStatementWorks(t *testing.T) {
 	r := e.seed(e.p1, "8867-4", 3, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))[0]
 	dev, _ := e.device(e.p1)
 	alerts := newFakeAlerts()
-	e.api.AlertStore, e.api.AlertActions = alertStore{alerts, e.store}, alerts
+	e.api.AlertStore, e.api.AlertActions = alertStore{alerts, e.alerts}, alerts
 	alertID := alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: r.Time, Updated: r.Time})
 	team := &vigil.Team{Name: "Walk"}
 	if err := e.store.CreateTeam(ctx, team); err != nil {

@@ -21,7 +21,7 @@ import (
 // when the test calls Tick, on the env's clock; it serves the alert
 // actions. Call it before the first request.
 func (e *env) runEngine(t *testing.T) *alerting.Engine {
-	eng := &alerting.Engine{Consumer: e.log, Store: e.store, Log: e.log, Replay: e.log, Now: e.now, TickEvery: -1,
+	eng := &alerting.Engine{Consumer: e.log, Store: e.alerts, Log: e.log, Replay: e.log, Now: e.now, TickEvery: -1,
 		Logger: e.api.Logger}
 	e.api.AlertActions = &alerting.Actions{Engine: eng}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -30,7 +30,7 @@ func TestOpenAPIWriteCalls(t *testing.T) {
 		certPEM, keyPEM, err = ca.IssueClient(id, validity)
 		return certPEM, keyPEM, certPEM, err
 	}
-	e.api.Webhooks = &alerting.Webhooks{Store: e.store}
+	e.api.Webhooks = &alerting.Webhooks{Store: e.alerts}
 	admin := e.token(e.user("admin", vigil.RoleAdmin, ""), vigil.TokenSession)
 
 	call := func(method, path, body string, want int) map[string]any {
@@ -65,10 +65,10 @@ func TestOpenAPIWriteCalls(t *testing.T) {
 	// An alert event queues a delivery to the webhook (the outbox).
 	a := &vigil.Alert{ID: vigil.NewID(vigil.PrefixAlert), SubjectID: pat, Key: "news2", Kind: "news2",
 		Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Message: "m", Opened: e.now(), Updated: e.now()}
-	if err := e.store.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}, Events: []vigil.AlertEvent{{AlertID: a.ID, Time: e.now(), Type: "opened"}}}); err != nil {
+	if err := e.alerts.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}, Events: []vigil.AlertEvent{{AlertID: a.ID, Time: e.now(), Type: "opened"}}}); err != nil {
 		t.Fatal(err)
 	}
-	whs, err := e.store.Webhooks(ctx)
+	whs, err := e.alerts.Webhooks(ctx)
 	if err != nil || len(whs) != 1 {
 		t.Fatalf("webhooks: %v %v", whs, err)
 	}

@@ -55,13 +55,8 @@ type Degrader interface {
 	Degraded() string
 }
 
-// auditLog returns the store audit queries read.
-func (s *Server) auditLog() vigil.AuditReader {
-	if s.AuditLog != nil {
-		return s.AuditLog
-	}
-	return s.Store
-}
+// auditLog returns where audit queries read.
+func (s *Server) auditLog() vigil.AuditReader { return s.AuditLog }
 
 // The counter of sign-ins refused for a user name longer than
 // auth.MaxUsernameBytes, labelled by transport ("http"; the MQTT listener's
@@ -85,7 +80,7 @@ type Server struct {
 	Ingest   *ingest.Service
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
-	AuditLog vigil.AuditReader // where audit queries read; nil: Store
+	AuditLog vigil.AuditReader // where audit queries read (the audit database, not Store); required by the audit routes
 	// FailureAuditor records the entries of unauthenticated failures
 	// (missing or bad credentials, failed sign-ins) in place of Auditor,
 	// at a bounded rate per client address (audit.FailureLimiter); nil:

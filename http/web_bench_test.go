@@ -69,7 +69,7 @@ func BenchmarkWorklist500(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
 	alerts := newFakeAlerts()
-	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.store}, alerts, closedEvents{}
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.alerts}, alerts, closedEvents{}
 	clin := e.user("clin", vigil.RoleClinician, "")
 	team := &vigil.Team{Name: "Big ward"}
 	if err := e.store.CreateTeam(ctx, team); err != nil {

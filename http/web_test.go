@@ -160,7 +160,7 @@ func TestWorklistView(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	alerts := newFakeAlerts()
-	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.store}, alerts, closedEvents{}
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.alerts}, alerts, closedEvents{}
 	clin := e.user("clin", vigil.RoleClinician, "")
 	calm, sick, silent, other := e.patient("CALM"), e.patient("SICK"), e.patient("SILENT"), e.patient("OTHER")
 	w1, w2 := &vigil.Team{Name: "Ward 1"}, &vigil.Team{Name: "Ward 2"}
@@ -387,7 +387,7 @@ func TestPatientView(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	alerts := newFakeAlerts()
-	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.store}, alerts, closedEvents{}
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.alerts}, alerts, closedEvents{}
 	p1 := e.patient("P1")
 	clin := e.user("clin", vigil.RoleClinician, "")
 	pat := e.user("pat", vigil.RolePatient, p1)

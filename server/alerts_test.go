@@ -223,7 +223,8 @@ func TestWebhookPendingMetric(t *testing.T) {
 func TestAuditLogOwnDatabase(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	old, err := sqlite.Open(ctx, filepath.Join(dir, "vigil.db"))
+	// The main database of that layout held the audit table.
+	old, err := sqlite.OpenAudit(ctx, filepath.Join(dir, MainDB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 	}
 
 	var damage []string
-	s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store, ropts)
+	s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store.EarlierAudit(), ropts)
 	var jd *audit.JournalDamage
 	if errors.As(err, &jd) && s.opts.AuditAcceptDamage {
 		journal := filepath.Join(dir, AuditJournalDir)
@@ -62,7 +62,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 			return fmt.Errorf("set damaged audit journal aside: %w", rerr)
 		}
 		damage = append(damage, fmt.Sprintf("%v; the journal was set aside whole as %s", jd, filepath.Base(aside)))
-		s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store, ropts)
+		s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store.EarlierAudit(), ropts)
 	}
 	if errors.As(err, &jd) {
 		return fmt.Errorf("%w; the audit log is not complete: investigate (vigil audit verify), or start with --audit-accept-damage to set the journal aside", err)

@@ -266,7 +266,7 @@ func TestAuditCheckpointsWritten(t *testing.T) {
 }
 
 // openAuditDB opens dir's audit database.
-func openAuditDB(t *testing.T, dir string) (*sqlite.Store, error) {
+func openAuditDB(t *testing.T, dir string) (*sqlite.AuditStore, error) {
 	t.Helper()
-	return sqlite.Open(t.Context(), filepath.Join(dir, AuditDB))
+	return sqlite.OpenAudit(t.Context(), filepath.Join(dir, AuditDB))
 }

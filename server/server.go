@@ -133,9 +133,9 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *slog.Logger
-	store     *sqlite.Store
-	alerts    *sqlite.Store // alerts, the rules engine's checkpoint, webhooks
-	auditDB   *sqlite.Store // the audit log
+	store     *sqlite.Store      // the main database (MainDB)
+	alerts    *sqlite.AlertStore // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
+	auditDB   *sqlite.AuditStore // the audit log (AuditDB)
 	log       *bus.Log
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
@@ -149,6 +149,7 @@ type Server struct {
 	names     *auth.NameRedactor // attempted user names of failed sign-ins
 	http      *nethttp.Server
 	listener  net.Listener // bound by New, served by Start
+	tls       *tls.Config  // the HTTPS listener's; MQTT's is derived from it
 	mqtt      *mqtt.Server
 	mqttLns   []mqttListener // bound by New, served by Start
 	dirLock   *DirLock
@@ -175,28 +176,11 @@ type Server struct {
 	shutdownErr  error
 }
 
-// New opens the store and the log and prepares the API; Start serves it.
+// New opens the stores and the log and prepares the API; Start serves it.
 // On error everything opened is closed again.
 func New(ctx context.Context, opts Options) (_ *Server, err error) {
-	if opts.DataDir == "" {
-		return nil, errors.New("data directory is required")
-	}
-	if opts.HTTPAddr == "" {
-		opts.HTTPAddr = ":8443"
-	}
-	if opts.PublicURL != "" {
-		if opts.PublicURL, err = CheckPublicURL(opts.PublicURL); err != nil {
-			return nil, err
-		}
-	}
-	if opts.MQTTAddr == "" {
-		opts.MQTTAddr = ":8883"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Announce == nil {
-		opts.Announce = func(string, ...any) {}
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -208,107 +192,187 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 			s.closeStorage(context.Background())
 		}
 	}()
-	// One process at a time: a second node on the same directory would
-	// take over the live node's audit journal and log.
-	if s.dirLock, err = LockDataDir(opts.DataDir); err != nil {
-		return nil, err
+	// In this order: each step uses what the steps before it made.
+	for _, step := range []func(context.Context) error{
+		s.lockDataDir,
+		s.listen,
+		s.loadCatalog,
+		s.openStores,
+		s.openLog,
+		s.bootstrapAdmin,
+		s.startAudit,
+		func(context.Context) error { return s.watchDisk() },
+		s.buildIngest,
+		s.buildAlerting,
+		s.registerMetrics,
+		s.loadTLS,
+		s.buildAPI,
+		s.buildMQTT,
+		s.buildHTTP,
+	} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
 	}
-	// Listen before anything is created, so that a start that cannot
-	// serve (an address in use) leaves nothing behind, above all not an
-	// admin whose one-time password was printed for nothing.
-	if err := s.listen(); err != nil {
-		return nil, err
-	}
-	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s, nil
+}
 
+// withDefaults checks o and returns it with the defaults New fills in.
+func (o Options) withDefaults() (Options, error) {
+	if o.DataDir == "" {
+		return o, errors.New("data directory is required")
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = ":8443"
+	}
+	if o.PublicURL != "" {
+		var err error
+		if o.PublicURL, err = CheckPublicURL(o.PublicURL); err != nil {
+			return o, err
+		}
+	}
+	if o.MQTTAddr == "" {
+		o.MQTTAddr = ":8883"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Announce == nil {
+		o.Announce = func(string, ...any) {}
+	}
+	if o.SessionIdle == 0 {
+		o.SessionIdle = 30 * time.Minute
+	}
+	return o, nil
+}
+
+// lockDataDir makes sure only one process at a time uses the data
+// directory: a second node on the same directory would take over the live
+// node's audit journal and log.
+func (s *Server) lockDataDir(context.Context) (err error) {
+	s.dirLock, err = LockDataDir(s.opts.DataDir)
+	return err
+}
+
+// loadCatalog loads the built-in code catalogue and merges the site's
+// catalogue file over it.
+func (s *Server) loadCatalog(context.Context) error {
 	s.catalog = catalog.Default()
-	if opts.CatalogFile != "" {
-		f, err := os.Open(opts.CatalogFile)
-		if err != nil {
-			return nil, fmt.Errorf("open catalogue file: %w", err)
-		}
-		extra, err := catalog.Parse(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("catalogue file %s: %w", opts.CatalogFile, err)
-		}
-		if s.catalog, err = s.catalog.Merge(extra); err != nil {
-			return nil, fmt.Errorf("catalogue file %s: %w", opts.CatalogFile, err)
-		}
+	if s.opts.CatalogFile == "" {
+		return nil
 	}
+	f, err := os.Open(s.opts.CatalogFile)
+	if err != nil {
+		return fmt.Errorf("open catalogue file: %w", err)
+	}
+	extra, err := catalog.Parse(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("catalogue file %s: %w", s.opts.CatalogFile, err)
+	}
+	if s.catalog, err = s.catalog.Merge(extra); err != nil {
+		return fmt.Errorf("catalogue file %s: %w", s.opts.CatalogFile, err)
+	}
+	return nil
+}
 
-	if s.store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "vigil.db")); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+// openStores opens the main database and the alerts database (the audit
+// database is startAudit's).
+func (s *Server) openStores(ctx context.Context) (err error) {
+	if s.store, err = sqlite.Open(ctx, filepath.Join(s.opts.DataDir, MainDB)); err != nil {
+		return fmt.Errorf("open store: %w", err)
 	}
 	// Alerts live in a database file of their own, so that the rules
 	// engine's commits never queue behind the store writer's large reading
 	// transactions on SQLite's single writer (the alarm delay depends on it).
-	if s.alerts, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "alerts.db")); err != nil {
-		return nil, fmt.Errorf("open alert store: %w", err)
+	if s.alerts, err = sqlite.OpenAlerts(ctx, filepath.Join(s.opts.DataDir, AlertsDB)); err != nil {
+		return fmt.Errorf("open alert store: %w", err)
 	}
+	return nil
+}
+
+// openLog opens the durable log: embedded JetStream, or an external
+// cluster.
+func (s *Server) openLog(ctx context.Context) (err error) {
 	if s.log, err = bus.Open(ctx, bus.Options{
-		Dir:    filepath.Join(opts.DataDir, "log"),
-		URL:    opts.NATSURL,
-		MaxAge: opts.LogMaxAge,
-		Logger: opts.Logger,
+		Dir:    filepath.Join(s.opts.DataDir, "log"),
+		URL:    s.opts.NATSURL,
+		MaxAge: s.opts.LogMaxAge,
+		Logger: s.opts.Logger,
 	}); err != nil {
-		return nil, fmt.Errorf("open durable log: %w", err)
+		return fmt.Errorf("open durable log: %w", err)
 	}
-	if err := s.bootstrapAdmin(ctx); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// startAudit opens the audit log (openAudit) and the bound on the audit
+// entries of unauthenticated failures.
+func (s *Server) startAudit(ctx context.Context) error {
 	// Entries are made durable in a write-ahead journal first, by syncs
 	// that concurrent requests share, and copied to audit.db in large
 	// batches behind the requests (see docs/decisions/).
 	var waitForWrite bool
-	switch opts.AuditSync {
+	switch s.opts.AuditSync {
 	case "", AuditSyncRequest:
 	case AuditSyncInterval:
 		waitForWrite = true
 	default:
-		return nil, vigil.Errorf(vigil.EINVALID, "audit sync %q: want %q or %q", opts.AuditSync, AuditSyncRequest, AuditSyncInterval)
+		return vigil.Errorf(vigil.EINVALID, "audit sync %q: want %q or %q", s.opts.AuditSync, AuditSyncRequest, AuditSyncInterval)
 	}
 	if err := s.openAudit(ctx, audit.RecorderOptions{
-		Logger:       opts.Logger,
+		Logger:       s.opts.Logger,
 		WaitForWrite: waitForWrite,
 	}); err != nil {
-		return nil, err
+		return err
 	}
-
 	// Unauthenticated failures (bad credentials over HTTPS or MQTT) are
 	// audited at a bounded rate per address, so that no stranger can grow
 	// the audit log faster than that budget.
-	s.failures = &audit.FailureLimiter{Auditor: s.auditor, PerAddr: opts.AuditFailuresPerAddr, Interval: opts.AuditFailureInterval}
+	s.failures = &audit.FailureLimiter{Auditor: s.auditor, PerAddr: s.opts.AuditFailuresPerAddr, Interval: s.opts.AuditFailureInterval}
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_audit_failures_suppressed_total",
 		Help: "Unauthenticated failures over the per-address audit budget: counted in one aggregate entry per address and interval instead of one entry each.",
 	}, func() float64 { return float64(s.failures.Suppressed()) }))
+	return nil
+}
 
-	if err := s.watchDisk(); err != nil {
-		return nil, err
-	}
+// buildIngest prepares the ingest service (every inbound adapter's way to
+// the log), the live event hub and the log→store writer, which notifies it.
+func (s *Server) buildIngest(context.Context) error {
 	s.logHealth = &appendHealth{Log: s.log, pinger: s.log, disk: s.disk}
-
 	metrics := ingest.NewMetrics(s.registry)
 	s.ingest = &ingest.Service{
 		Log:       s.logHealth,
 		Devices:   s.store,
 		Patients:  s.store,
 		Catalog:   s.catalog,
-		Logger:    opts.Logger,
+		Logger:    s.opts.Logger,
 		Metrics:   metrics,
-		MaxFuture: opts.MaxFuture,
+		MaxFuture: s.opts.MaxFuture,
 	}
 	s.hub = &alerting.Hub{}
-	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
-	s.configs = &alerting.Configs{Store: s.store, Logger: opts.Logger}
+	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
+	return nil
+}
+
+// buildAlerting loads the rule configurations (main database) and prepares
+// the webhooks and the rules engine (alerts database).
+func (s *Server) buildAlerting(ctx context.Context) error {
+	s.configs = &alerting.Configs{Store: s.store, Logger: s.opts.Logger}
 	if err := s.configs.Load(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: opts.Logger}
-	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: opts.Logger, Hub: s.hub,
-		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: opts.AlertRearm}}
+	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: s.opts.Logger}
+	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
+		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}}
 	s.streamsDone = make(chan struct{})
+	return nil
+}
+
+// registerMetrics registers the process's metrics and those of the parts
+// that do not register their own.
+func (s *Server) registerMetrics(context.Context) error {
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_audit_journal_syncs_total",
 		Help: "Syncs of the audit journal (each makes the entries written before it durable).",
@@ -341,20 +405,26 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 		return float64(n)
 	}))
+	return nil
+}
 
-	tlsConfig, err := s.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	if opts.SessionIdle == 0 {
-		opts.SessionIdle = 30 * time.Minute
-	}
+// loadTLS loads or issues the server certificate (tlsConfig).
+func (s *Server) loadTLS(context.Context) (err error) {
+	s.tls, err = s.tlsConfig()
+	return err
+}
+
+// buildAPI prepares the JSON API, the FHIR API and the dashboard with
+// their authentication: the sign-in throttle and the redaction of
+// attempted user names.
+func (s *Server) buildAPI(ctx context.Context) (err error) {
 	// Attempted user names of failed sign-ins are kept only redacted,
 	// with a keyed hash under this node's key (auth.NameRedactor).
-	if s.names, err = auth.LoadNameRedactor(filepath.Join(opts.DataDir, UsernameKeyFile)); err != nil {
-		return nil, err
+	if s.names, err = auth.LoadNameRedactor(filepath.Join(s.opts.DataDir, UsernameKeyFile)); err != nil {
+		return err
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
+	opts := s.opts
 	api := &vhttp.Server{
 		Store:  s.store,
 		Ingest: s.ingest,
@@ -381,6 +451,13 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
 		PublicURL:          opts.PublicURL,
 		AttemptedNames:     s.names,
+		AlertStore:         s.alerts,
+		AuditLog:           s.auditor, // sees the entries still in the journal
+		RuleConfigs:        s.configs,
+		Webhooks:           s.webhooks,
+		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
+		AlertActions:       &alerting.Actions{Engine: s.engine},
+		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
 	}
 	if api.PublicURL == "" {
 		api.PublicURL = s.URL() // the listener is bound: its port is known
@@ -388,18 +465,25 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if s.ca != nil {
 		api.IssueDeviceCert = s.issueDeviceCert
 	}
-	if opts.OIDC != nil {
-		p, err := oidc.New(ctx, *opts.OIDC)
+	if s.opts.OIDC != nil {
+		p, err := oidc.New(ctx, *s.opts.OIDC)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		api.OIDC = p
 	}
-	mqttTLS := tlsConfig.Clone()
+	s.api = api
+	return nil
+}
+
+// buildMQTT prepares the MQTT listener with the device registry restored
+// from the main database, and lets the API ask it about devices.
+func (s *Server) buildMQTT(ctx context.Context) error {
+	mqttTLS := s.tls.Clone()
 	if s.ca != nil {
 		mqttTLS = mqtt.ClientCertTLSConfig(mqttTLS, s.ca.Pool())
 	}
-	s.statuses = &statusSaver{store: s.store, logger: opts.Logger}
+	s.statuses = &statusSaver{store: s.store, logger: s.opts.Logger}
 	s.mqtt = mqtt.NewServer(mqtt.Options{
 		Ingest:         s.ingest,
 		Devices:        s.store,
@@ -408,7 +492,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Auditor:        s.auditor,
 		FailureAuditor: s.failures,
 		AttemptedNames: s.names,
-		Logger:         opts.Logger,
+		Logger:         s.opts.Logger,
 		Status:         s.statuses,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -416,31 +500,28 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Help:        vhttp.OversizeUsernamesHelp,
 		ConstLabels: prometheus.Labels{"transport": "mqtt"},
 	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
-	if err := restoreStatuses(ctx, s.store, s.mqtt, opts.Logger); err != nil {
-		return nil, fmt.Errorf("restore device statuses: %w", err)
+	if err := restoreStatuses(ctx, s.store, s.mqtt, s.opts.Logger); err != nil {
+		return fmt.Errorf("restore device statuses: %w", err)
 	}
-	api.AlertStore = s.alerts
-	api.AuditLog = s.auditor // sees the entries still in the journal
-	api.RuleConfigs = s.configs
-	api.Webhooks = s.webhooks
-	api.AllowHTTPWebhooks = opts.WebhookAllowHTTP
-	api.AlertActions = &alerting.Actions{Engine: s.engine}
-	api.Events = &closingEvents{Events: s.hub, done: s.streamsDone}
-	api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
-	api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
-	api.DeviceChanged = s.mqtt.DeviceChanged
-	s.api = api
+	s.api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
+	s.api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
+	s.api.DeviceChanged = s.mqtt.DeviceChanged
+	return nil
+}
+
+// buildHTTP prepares the HTTPS server of the API; Start serves it.
+func (s *Server) buildHTTP(context.Context) error {
 	s.http = &nethttp.Server{
-		Handler:           api.Handler(),
-		TLSConfig:         tlsConfig,
+		Handler:           s.api.Handler(),
+		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
 	}
-	return s, nil
+	return nil
 }
 
 func newSecret(kind string) (string, []byte) {
@@ -516,8 +597,11 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
-// listen binds the HTTPS and MQTT listeners; Start serves them.
-func (s *Server) listen() error {
+// listen binds the HTTPS and MQTT listeners; Start serves them. New binds
+// them before it creates anything, so that a start that cannot serve (an
+// address in use) leaves nothing behind, above all not an admin whose
+// one-time password was printed for nothing.
+func (s *Server) listen(context.Context) error {
 	ln, err := net.Listen("tcp", s.opts.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.opts.HTTPAddr, err)
@@ -651,7 +735,7 @@ func (s *Server) AuditLog() vigil.AuditReader { return s.auditor }
 
 // AlertStore is the node's store of alerts and webhooks (a database of
 // its own), for tools that run beside the server.
-func (s *Server) AlertStore() vigil.Store { return s.alerts }
+func (s *Server) AlertStore() vigil.AlertWebhookStore { return s.alerts }
 
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.
@@ -758,17 +842,17 @@ const sweepInterval = 15 * time.Second
 
 // OpenAuditLog opens the audit log of data directory dir as a node keeps
 // it, for the node and for tools that work on a stopped node's directory:
-// the database AuditDB, into which the chain of a data directory from before
-// is first copied from main (its main store), and a Recorder with the
-// journal AuditJournalDir, which copies into it what an earlier run left in
-// the journal. opts.Journal is set here. The caller closes the Recorder,
-// then the store.
+// the database AuditDB, into which the chain of a data directory from
+// before is first copied from main (the main store's EarlierAudit), and a
+// Recorder with the journal AuditJournalDir, which copies into it what an
+// earlier run left in the journal. opts.Journal is set here. The caller
+// closes the Recorder, then the store.
 //
 // The audit log lives in a database file of its own: every commit to a
 // SQLite database empties its readers' page caches, and the audit log's
 // commits would make every readings query read its pages again.
-func OpenAuditLog(ctx context.Context, dir string, main vigil.AuditReader, opts audit.RecorderOptions) (*sqlite.Store, *audit.Recorder, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(dir, AuditDB))
+func OpenAuditLog(ctx context.Context, dir string, main vigil.AuditReader, opts audit.RecorderOptions) (*sqlite.AuditStore, *audit.Recorder, error) {
+	db, err := sqlite.OpenAudit(ctx, filepath.Join(dir, AuditDB))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open audit store: %w", err)
 	}
@@ -799,8 +883,11 @@ const (
 	AuditSyncInterval = "interval"
 )
 
-// Files of the audit log in the data directory.
+// Files of the databases in the data directory, each opened as its own
+// type (sqlite.Store, sqlite.AlertStore, sqlite.AuditStore).
 const (
+	MainDB          = "vigil.db"      // the main store
+	AlertsDB        = "alerts.db"     // alerts, the rules engine's progress, webhooks
 	AuditDB         = "audit.db"      // the audit store
 	AuditJournalDir = "audit-journal" // its write-ahead journal
 )

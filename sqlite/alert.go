@@ -15,7 +15,7 @@ const alertColumns = "id, subject_id, key, kind, priority, state, message, score
 	"evidence, opened, updated, acknowledged, ack_by, resolved, resolved_by, snoozed_until, escalation, last_notified, rule_set, raised, episodes, acked_priority"
 
 // Alert returns one alert; ENOTFOUND if none.
-func (s *Store) Alert(ctx context.Context, id string) (*vigil.Alert, error) {
+func (s *AlertStore) Alert(ctx context.Context, id string) (*vigil.Alert, error) {
 	a, err := scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+" FROM alerts WHERE id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("get alert: %w", notFound(err, "alert"))
@@ -25,7 +25,7 @@ func (s *Store) Alert(ctx context.Context, id string) (*vigil.Alert, error) {
 
 // UnresolvedAlert returns the patient's unresolved alert for a condition
 // key; ENOTFOUND if none.
-func (s *Store) UnresolvedAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
+func (s *AlertStore) UnresolvedAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
 	a, err := scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+
 		" FROM alerts WHERE subject_id = ? AND key = ? AND state <> 'resolved'", subjectID, key))
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *Store) UnresolvedAlert(ctx context.Context, subjectID, key string) (*vi
 // else the one resolved last; ENOTFOUND if none.
 // The unresolved one comes from the partial unique index, the resolved one
 // from alerts_key (subject, key, resolved), read backwards.
-func (s *Store) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
+func (s *AlertStore) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Alert, error) {
 	a, err := scanAlert(s.r.QueryRowContext(ctx, "SELECT "+alertColumns+
 		" FROM alerts WHERE subject_id = ? AND key = ? AND state <> 'resolved'", subjectID, key))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -54,7 +54,7 @@ func (s *Store) LastAlert(ctx context.Context, subjectID, key string) (*vigil.Al
 
 // Alerts returns alerts matching f, newest update first (ties by id,
 // descending).
-func (s *Store) Alerts(ctx context.Context, f vigil.AlertFilter) ([]*vigil.Alert, error) {
+func (s *AlertStore) Alerts(ctx context.Context, f vigil.AlertFilter) ([]*vigil.Alert, error) {
 	var where []string
 	var args []any
 	if len(f.SubjectIDs) > 0 {
@@ -94,7 +94,7 @@ func (s *Store) Alerts(ctx context.Context, f vigil.AlertFilter) ([]*vigil.Alert
 }
 
 // AlertEvents returns an alert's history, oldest first.
-func (s *Store) AlertEvents(ctx context.Context, alertID string) ([]vigil.AlertEvent, error) {
+func (s *AlertStore) AlertEvents(ctx context.Context, alertID string) ([]vigil.AlertEvent, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, alert_id, time, type, actor, note FROM alert_events WHERE alert_id = ? ORDER BY seq", alertID)
 	if err != nil {
 		return nil, fmt.Errorf("list alert events: %w", err)
@@ -122,7 +122,7 @@ func (s *Store) AlertEvents(ctx context.Context, alertID string) ([]vigil.AlertE
 // queueDeliveries). EINVALID if an event names no alert; ECONFLICT if an
 // alert would become a second unresolved alert of its patient and key.
 // Times are stored to the microsecond.
-func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
+func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	for _, e := range w.Events {
 		if e.AlertID == "" {
 			return fmt.Errorf("save alerts: %w", vigil.Errorf(vigil.EINVALID, "alert event %q names no alert", e.Type))
@@ -231,7 +231,7 @@ func (s *Store) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 
 // EngineCheckpoint returns the engine's processed log position and every
 // patient's saved state.
-func (s *Store) EngineCheckpoint(ctx context.Context) (uint64, map[string][]byte, error) {
+func (s *AlertStore) EngineCheckpoint(ctx context.Context) (uint64, map[string][]byte, error) {
 	var pos int64
 	err := s.r.QueryRowContext(ctx, "SELECT position FROM engine_position WHERE id = 1").Scan(&pos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -286,7 +286,7 @@ const webhookColumns = "id, url, secret, events, created"
 
 // CreateWebhook stores w, setting w.ID (if empty) and w.Created.
 // EINVALID without a URL or secret; ECONFLICT if the id is taken.
-func (s *Store) CreateWebhook(ctx context.Context, w *vigil.Webhook) error {
+func (s *AlertStore) CreateWebhook(ctx context.Context, w *vigil.Webhook) error {
 	if w.URL == "" || w.Secret == "" {
 		return fmt.Errorf("create webhook: %w", vigil.Errorf(vigil.EINVALID, "a webhook needs a URL and a secret"))
 	}
@@ -316,7 +316,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *vigil.Webhook) error {
 }
 
 // Webhook returns one webhook; ENOTFOUND if none.
-func (s *Store) Webhook(ctx context.Context, id string) (*vigil.Webhook, error) {
+func (s *AlertStore) Webhook(ctx context.Context, id string) (*vigil.Webhook, error) {
 	w, err := scanWebhook(s.r.QueryRowContext(ctx, "SELECT "+webhookColumns+" FROM webhooks WHERE id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("get webhook: %w", notFound(err, "webhook"))
@@ -325,7 +325,7 @@ func (s *Store) Webhook(ctx context.Context, id string) (*vigil.Webhook, error) 
 }
 
 // Webhooks returns every webhook ordered by id.
-func (s *Store) Webhooks(ctx context.Context) ([]*vigil.Webhook, error) {
+func (s *AlertStore) Webhooks(ctx context.Context) ([]*vigil.Webhook, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT "+webhookColumns+" FROM webhooks ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks: %w", err)
@@ -346,7 +346,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]*vigil.Webhook, error) {
 }
 
 // DeleteWebhook removes a webhook; ENOTFOUND if none.
-func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+func (s *AlertStore) DeleteWebhook(ctx context.Context, id string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM webhooks WHERE id = ?", id)
 		if err != nil {
@@ -386,7 +386,7 @@ const deliveryColumns = "id, webhook_id, alert_id, event_type, payload, attempts
 
 // SaveDelivery inserts d (setting d.ID if empty) or replaces the delivery
 // with its ID. Times are stored to the microsecond.
-func (s *Store) SaveDelivery(ctx context.Context, d *vigil.WebhookDelivery) error {
+func (s *AlertStore) SaveDelivery(ctx context.Context, d *vigil.WebhookDelivery) error {
 	id := d.ID
 	if id == "" {
 		id = vigil.NewID(vigil.PrefixDelivery)
@@ -413,7 +413,7 @@ func (s *Store) SaveDelivery(ctx context.Context, d *vigil.WebhookDelivery) erro
 }
 
 // Delivery returns one delivery; ENOTFOUND if none.
-func (s *Store) Delivery(ctx context.Context, id string) (*vigil.WebhookDelivery, error) {
+func (s *AlertStore) Delivery(ctx context.Context, id string) (*vigil.WebhookDelivery, error) {
 	d, err := scanDelivery(s.r.QueryRowContext(ctx, "SELECT "+deliveryColumns+" FROM webhook_deliveries WHERE id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("get webhook delivery: %w", notFound(err, "webhook delivery"))
@@ -423,7 +423,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (*vigil.WebhookDelivery
 
 // Deliveries returns deliveries matching f, newest first (ties by id,
 // descending).
-func (s *Store) Deliveries(ctx context.Context, f vigil.DeliveryFilter) ([]*vigil.WebhookDelivery, error) {
+func (s *AlertStore) Deliveries(ctx context.Context, f vigil.DeliveryFilter) ([]*vigil.WebhookDelivery, error) {
 	var where []string
 	var args []any
 	if f.WebhookID != "" {

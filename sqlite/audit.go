@@ -20,7 +20,7 @@ const auditColumns = "seq, time, actor, actor_name, role, action, subject_id, re
 // AppendAudit stores es in one transaction. The log is append-only: this is
 // the only statement that writes to it, and the schema refuses UPDATE and
 // DELETE. See vigil.AuditStore for the errors.
-func (s *Store) AppendAudit(ctx context.Context, es []vigil.AuditEntry) error {
+func (s *AuditStore) AppendAudit(ctx context.Context, es []vigil.AuditEntry) error {
 	if len(es) == 0 {
 		return nil
 	}
@@ -96,7 +96,7 @@ func auditInsert(n int) string {
 }
 
 // LastAudit returns the entry with the greatest seq; ENOTFOUND if none.
-func (s *Store) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
+func (s *AuditStore) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
 	var e vigil.AuditEntry
 	err := scanAudit(s.r.QueryRowContext(ctx, "SELECT "+auditColumns+" FROM audit ORDER BY seq DESC LIMIT 1"), &e)
 	if err != nil {
@@ -106,7 +106,7 @@ func (s *Store) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
 }
 
 // AuditEntries returns the entries matching f in seq order, oldest first.
-func (s *Store) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
+func (s *AuditStore) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
 	var where []string
 	var args []any
 	if f.SubjectID != "" {
@@ -140,7 +140,7 @@ func (s *Store) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.
 
 // ScanAudit calls fn with every entry from seq fromSeq on, in seq order, a
 // page at a time.
-func (s *Store) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
+func (s *AuditStore) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
 	after := fromSeq - 1
 	for {
 		es, err := s.queryAudit(ctx, "SELECT "+auditColumns+" FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", after, auditPage)
@@ -160,7 +160,7 @@ func (s *Store) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.Audi
 }
 
 // queryAudit returns the entries query q selects (with auditColumns).
-func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]vigil.AuditEntry, error) {
+func (s *AuditStore) queryAudit(ctx context.Context, q string, args ...any) ([]vigil.AuditEntry, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -47,9 +47,9 @@ func TestMigrateAlertRearm(t *testing.T) {
 		}
 	}
 	db.Close()
-	s, err := Open(ctx, path)
+	s, err := OpenAlerts(ctx, path)
 	if err != nil {
-		t.Fatalf("Open (migration 8): %v", err)
+		t.Fatalf("OpenAlerts (migration 8): %v", err)
 	}
 	defer s.Close()
 	for id, acked := range map[string]string{"alr_open": "", "alr_acked": vigil.PriorityMedium} {

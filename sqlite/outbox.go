@@ -76,7 +76,7 @@ func queueDeliveries(ctx context.Context, tx *sql.Tx, w vigil.AlertWrite, ids []
 // DueDeliveries returns up to limit pending deliveries due at now, oldest
 // first (ties in the order they were queued). The literal status lets
 // SQLite use the partial index of pending deliveries.
-func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*vigil.WebhookDelivery, error) {
+func (s *AlertStore) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*vigil.WebhookDelivery, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -102,7 +102,7 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 }
 
 // PendingDeliveries counts the pending deliveries.
-func (s *Store) PendingDeliveries(ctx context.Context) (int, error) {
+func (s *AlertStore) PendingDeliveries(ctx context.Context) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'").Scan(&n); err != nil {
 		return 0, fmt.Errorf("count pending webhook deliveries: %w", err)

@@ -1,5 +1,6 @@
-// Package sqlite implements vigil.Store on an embedded SQLite database file
-// (pure Go, modernc.org/sqlite).
+// Package sqlite implements Vigil's stores on embedded SQLite database files
+// (pure Go, modernc.org/sqlite): vigil.Store, vigil.AlertStore with
+// vigil.WebhookStore, and vigil.AuditStore, each on a database of its own.
 //
 // The database runs in WAL mode with synchronous=FULL: once a write method
 // returns nil its data survive a crash or power loss, so the log consumer may
@@ -32,39 +33,110 @@ import (
 // connection (another process, or a WAL checkpoint) before failing.
 const busyTimeout = 10 * time.Second
 
-// Store is a vigil.Store backed by one SQLite database file. It is safe for
+// Vigil keeps three SQLite databases, each with a type of its own that
+// implements only the root interface of what that database holds:
+//
+//   - Store (vigil.db): identity, devices, users, teams, readings,
+//     quarantine, rule configurations — vigil.Store;
+//   - AlertStore (alerts.db): alerts, the rules engine's progress, webhooks
+//     and their outbox — vigil.AlertWebhookStore;
+//   - AuditStore (audit.db): the audit log — vigil.AuditStore.
+//
+// Passing one database where another is wanted does not compile: the
+// alerting engine takes a vigil.AlertStore, which *Store does not
+// implement, and so on. Every file carries the same schema (one set of
+// migrations, so a database moved between roles by an older version
+// still opens); the tables of the other roles stay empty.
+
+// Store is the main database (vigil.db): a vigil.Store backed by one
+// SQLite database file. It is safe for concurrent use.
+type Store struct{ db }
+
+// AlertStore is the alerts database (alerts.db): alerts, their events, the
+// rules engine's checkpoint, webhooks and their deliveries. They share a
+// file, apart from the readings, so that the engine's commits never queue
+// behind the store writer's large reading transactions. It is safe for
 // concurrent use.
-type Store struct {
+type AlertStore struct{ db }
+
+// AuditStore is the audit database (audit.db): the audit log, apart from
+// the readings, because every commit empties the page caches of a
+// database's readers. It is safe for concurrent use.
+type AuditStore struct{ db }
+
+var (
+	_ vigil.Store             = (*Store)(nil)
+	_ vigil.AlertWebhookStore = (*AlertStore)(nil)
+	_ vigil.AuditStore        = (*AuditStore)(nil)
+)
+
+// db is one SQLite database file: a writer connection and a pool of
+// readers.
+type db struct {
 	w   *sql.DB // the single writer connection
 	r   *sql.DB // read-only connections
 	now func() time.Time
 }
 
-var _ vigil.Store = (*Store)(nil)
-
-// Open opens the database file at path, creating it (mode 0600) if it does not
-// exist, and brings its schema up to date. The directory must exist and be
-// writable: SQLite keeps its write-ahead log beside the file.
+// Open opens the main database file at path (vigil.db), creating it (mode
+// 0600) if it does not exist, and brings its schema up to date. The
+// directory must exist and be writable: SQLite keeps its write-ahead log
+// beside the file.
 func Open(ctx context.Context, path string) (*Store, error) {
+	d, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{d}, nil
+}
+
+// OpenAlerts opens the alerts database file at path (alerts.db) as Open
+// does.
+func OpenAlerts(ctx context.Context, path string) (*AlertStore, error) {
+	d, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &AlertStore{d}, nil
+}
+
+// OpenAudit opens the audit database file at path (audit.db) as Open does.
+func OpenAudit(ctx context.Context, path string) (*AuditStore, error) {
+	d, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &AuditStore{d}, nil
+}
+
+// EarlierAudit reads the audit log that versions before the audit
+// database kept in the main database, for moving it to the audit
+// database (audit.Copy) at start; it is empty in a main database created
+// since.
+func (s *Store) EarlierAudit() vigil.AuditReader { return &AuditStore{s.db} }
+
+// open opens a database file, creating it (mode 0600) if it does not
+// exist, and brings its schema up to date.
+func open(ctx context.Context, path string) (db, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return db{}, fmt.Errorf("open sqlite store: %w", err)
 	}
 	// Create the file ourselves: it holds health data, so it is private to
 	// its owner, and a missing or unwritable directory gives a plain error
 	// rather than SQLite's "unable to open database file".
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return db{}, fmt.Errorf("open sqlite store: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("open sqlite store: %w", err)
+		return db{}, fmt.Errorf("open sqlite store: %w", err)
 	}
 
-	s := &Store{now: time.Now}
+	s := db{now: time.Now}
 	s.w, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
@@ -73,13 +145,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 	if err := s.init(ctx); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 
 	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.r.SetMaxOpenConns(n)
@@ -87,7 +159,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.r.SetConnMaxIdleTime(0)
 	if err := s.r.PingContext(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 	return s, nil
 }
@@ -115,7 +187,7 @@ func dsn(abs string, readOnly bool) string {
 }
 
 // init switches the database to WAL mode and applies pending migrations.
-func (s *Store) init(ctx context.Context) error {
+func (s *db) init(ctx context.Context) error {
 	var mode string
 	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
 		return fmt.Errorf("set journal mode: %w", err)
@@ -127,7 +199,7 @@ func (s *Store) init(ctx context.Context) error {
 }
 
 // Ping reports whether both the writer and the readers can reach the database.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *db) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite writer: %w", err)
 	}
@@ -138,7 +210,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the database. Calls in flight may fail.
-func (s *Store) Close() error {
+func (s *db) Close() error {
 	var errs []error
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -152,7 +224,7 @@ func (s *Store) Close() error {
 
 // write runs fn in a transaction on the writer connection, committing if fn
 // returns nil and rolling back otherwise.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *db) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -168,7 +240,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // timestamp returns the current time as it will be stored.
-func (s *Store) timestamp() time.Time {
+func (s *db) timestamp() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
 }
 

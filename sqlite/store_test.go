@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +32,66 @@ func open(t testing.TB) *sqlite.Store {
 	return s
 }
 
+// openAs opens a new database of one kind in a temporary directory,
+// closed when t ends.
+func openAs[S interface{ Close() error }](t *testing.T, open func(context.Context, string) (S, error), file string) S {
+	t.Helper()
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), file))
+	if err != nil {
+		t.Fatalf("open %s: %v", file, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close %s: %v", file, err)
+		}
+	})
+	return s
+}
+
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) vigil.Store { return open(t) })
+}
+
+func TestAlertStore(t *testing.T) {
+	storetest.RunAlerts(t, func(t *testing.T) vigil.AlertWebhookStore {
+		return openAs(t, sqlite.OpenAlerts, "alerts.db")
+	})
+}
+
+func TestAuditStore(t *testing.T) {
+	storetest.RunAudit(t, func(t *testing.T) vigil.AuditStore {
+		return openAs(t, sqlite.OpenAudit, "audit.db")
+	})
+}
+
+// TestDatabaseTypes: each database's type implements the root interface
+// of what it holds and none of the others', so that handing a consumer the
+// wrong database (the main store to the rules engine, the alerts database
+// to the audit recorder...) does not compile. The compiler checks the
+// "implements" half (the assertions in sqlite.go); this checks the "none
+// of the others" half, which no declaration can.
+func TestDatabaseTypes(t *testing.T) {
+	ifaces := map[string]reflect.Type{
+		"vigil.Store":        reflect.TypeFor[vigil.Store](),
+		"vigil.AlertStore":   reflect.TypeFor[vigil.AlertStore](),
+		"vigil.WebhookStore": reflect.TypeFor[vigil.WebhookStore](),
+		"vigil.AuditReader":  reflect.TypeFor[vigil.AuditReader](),
+		"vigil.AuditStore":   reflect.TypeFor[vigil.AuditStore](),
+	}
+	for _, tc := range []struct {
+		db   reflect.Type
+		want []string // the interfaces it implements; every other it must not
+	}{
+		{reflect.TypeFor[*sqlite.Store](), []string{"vigil.Store"}},
+		{reflect.TypeFor[*sqlite.AlertStore](), []string{"vigil.AlertStore", "vigil.WebhookStore"}},
+		{reflect.TypeFor[*sqlite.AuditStore](), []string{"vigil.AuditReader", "vigil.AuditStore"}},
+	} {
+		for name, iface := range ifaces {
+			if got, want := tc.db.Implements(iface), slices.Contains(tc.want, name); got != want {
+				t.Errorf("%v implements %s: %v, want %v", tc.db, name, got, want)
+			}
+		}
+	}
 }
 
 func TestReopen(t *testing.T) {

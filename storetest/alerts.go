@@ -49,7 +49,7 @@ func alertIDs(as []*vigil.Alert) []string {
 	return out
 }
 
-func testAlerts(t *testing.T, open func(t *testing.T) vigil.Store) {
+func testAlerts(t *testing.T, open func(t *testing.T) vigil.AlertWebhookStore) {
 	t.Run("EmptyCheckpoint", func(t *testing.T) {
 		s := open(t)
 		pos, states, err := s.EngineCheckpoint(t.Context())

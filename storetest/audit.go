@@ -57,7 +57,7 @@ func seqs(es []vigil.AuditEntry) []int64 {
 // appendAudit appends entries with seqs from first to last to s, one a
 // minute from at(0) + (seq-1) minutes; odd seqs by "usr_a" about subjectA,
 // even ones by "usr_b" about subjectB, every third about no patient.
-func appendAudit(t *testing.T, s vigil.Store, first, last int64) []vigil.AuditEntry {
+func appendAudit(t *testing.T, s vigil.AuditStore, first, last int64) []vigil.AuditEntry {
 	t.Helper()
 	var es []vigil.AuditEntry
 	for seq := first; seq <= last; seq++ {
@@ -76,7 +76,7 @@ func appendAudit(t *testing.T, s vigil.Store, first, last int64) []vigil.AuditEn
 	return es
 }
 
-func testAudit(t *testing.T, open func(t *testing.T) vigil.Store) {
+func testAudit(t *testing.T, open func(t *testing.T) vigil.AuditStore) {
 	t.Run("Empty", func(t *testing.T) {
 		s := open(t)
 		_, err := s.LastAudit(t.Context())

@@ -1,6 +1,8 @@
-// Package storetest is the behavioural test suite every vigil.Store must
-// pass. It tests through the vigil.Store interface only, so one suite holds
-// every implementation (sqlite, postgres) to the same contract:
+// Package storetest is the behavioural test suite every implementation of
+// Vigil's stores must pass: Run for the main vigil.Store, RunAlerts for
+// vigil.AlertWebhookStore, RunAudit for vigil.AuditStore. It tests through
+// those interfaces only, so one suite holds every implementation (sqlite,
+// postgres) to the same contract:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) vigil.Store {
@@ -12,6 +14,9 @@
 //			return s
 //		})
 //	}
+//
+// and likewise RunAlerts with sqlite.OpenAlerts and RunAudit with
+// sqlite.OpenAudit.
 //
 // Where the root contract is silent the suite fixes the behaviour, so that
 // implementations agree: see the subtests.
@@ -50,7 +55,6 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("ExternalIdentities", func(t *testing.T) { testExternalIdentities(t, open) })
 	t.Run("Teams", func(t *testing.T) { testTeams(t, open) })
 	t.Run("BreakGlass", func(t *testing.T) { testBreakGlass(t, open) })
-	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("WriteBatches", func(t *testing.T) { testWriteBatches(t, open) })
 	t.Run("Quarantined", func(t *testing.T) { testQuarantined(t, open) })
 	t.Run("Readings", func(t *testing.T) { testReadings(t, open) })
@@ -59,7 +63,17 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("ReceivedRange", func(t *testing.T) { testReceivedRange(t, open) })
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+}
+
+// RunAlerts runs the suite of the alerts database (alerts, the engine's
+// checkpoint, webhooks and their outbox). open is as in Run.
+func RunAlerts(t *testing.T, open func(t *testing.T) vigil.AlertWebhookStore) {
 	t.Run("Alerts", func(t *testing.T) { testAlerts(t, open) })
+}
+
+// RunAudit runs the suite of the audit database. open is as in Run.
+func RunAudit(t *testing.T, open func(t *testing.T) vigil.AuditStore) {
+	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 }
 
 // Codes and units the suite uses.

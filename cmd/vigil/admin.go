@@ -115,8 +115,8 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	// so that a change is not made when it could not be audited.
 	var rec *audit.Recorder
 	if sub.action != "" {
-		var as *sqlite.Store
-		if as, rec, err = server.OpenAuditLog(ctx, f.dataDir, s, audit.RecorderOptions{}); err != nil {
+		var as *sqlite.AuditStore
+		if as, rec, err = server.OpenAuditLog(ctx, f.dataDir, s.EarlierAudit(), audit.RecorderOptions{}); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		defer as.Close()

@@ -407,7 +407,7 @@ func TestAdminUsage(t *testing.T) {
 func TestAdminChangesAudited(t *testing.T) {
 	f := newAdminFixture(t)
 	// A server that crashed with entries only in its journal.
-	as, err := sqlite.Open(t.Context(), filepath.Join(f.dir, server.AuditDB))
+	as, err := sqlite.OpenAudit(t.Context(), filepath.Join(f.dir, server.AuditDB))
 	if err != nil {
 		t.Fatal(err)
 	}

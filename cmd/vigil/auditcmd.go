@@ -239,14 +239,14 @@ func span(a, b int64) string {
 // auditLog reads the audit log of data directory dir whose database is s:
 // its entries, then those still in its journal (a server copies them
 // within a second, or at its next start after a crash).
-func auditLog(s *sqlite.Store, dir string) audit.Log {
+func auditLog(s *sqlite.AuditStore, dir string) audit.Log {
 	return audit.Log{Store: s, Journal: filepath.Join(dir, server.AuditJournalDir)}
 }
 
 // openAuditStore opens the audit log of data directory dir, which must
 // exist: audit.db, or the main database of a data directory from before
 // the audit log had its own. A running server may have it open.
-func openAuditStore(ctx context.Context, dir string) (*sqlite.Store, error) {
+func openAuditStore(ctx context.Context, dir string) (*sqlite.AuditStore, error) {
 	path := filepath.Join(dir, "audit.db")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		path = filepath.Join(dir, "vigil.db")
@@ -256,5 +256,5 @@ func openAuditStore(ctx context.Context, dir string) (*sqlite.Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return sqlite.Open(ctx, path)
+	return sqlite.OpenAudit(ctx, path)
 }

@@ -27,7 +27,7 @@ import (
 func auditFixture(t *testing.T, n int) string {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := sqlite.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "vigil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestAuditVerifyProgress(t *testing.T) {
 		t.Skip("writes 200,000 entries; skipped with -short")
 	}
 	dir := t.TempDir()
-	s, err := sqlite.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "vigil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func checkpointFixture(t *testing.T, n int) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sqlite.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "vigil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestAuditVerifyCheckpoints(t *testing.T) {
 		}, "", "audit chain broken: truncated at seq 1"},
 		{"re-hashed", func(t *testing.T, dir string) {
 			tamperDB(t, dir, "UPDATE audit SET actor = 'usr_9' WHERE seq = 11")
-			s, err := sqlite.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+			s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "vigil.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -332,7 +332,7 @@ func TestAuditVerifyCheckpoints(t *testing.T) {
 // entries before it).
 func TestAuditVerifyJournalDamage(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sqlite.Open(t.Context(), filepath.Join(dir, server.AuditDB))
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, server.AuditDB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -306,7 +306,7 @@ func alertIDs(t *testing.T, path, work string) map[string]bool {
 	if _, err := sqlite.Snapshot(context.Background(), path, snap); err != nil {
 		t.Fatal(err)
 	}
-	s, err := sqlite.Open(context.Background(), snap)
+	s, err := sqlite.OpenAlerts(context.Background(), snap)
 	if err != nil {
 		t.Fatal(err)
 	}
