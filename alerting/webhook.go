@@ -83,6 +83,8 @@ type Webhooks struct {
 	// again when nothing wakes it; default DefaultWebhookPoll. It bounds
 	// how late a retry is.
 	Poll time.Duration
+	// Metrics counts deliveries given up; nil: not counted.
+	Metrics *Metrics
 
 	once     sync.Once
 	wake     chan struct{} // capacity 1: a pending wake-up
@@ -291,7 +293,9 @@ func (h *Webhooks) attempt(ctx context.Context, d *vigil.WebhookDelivery) {
 			return
 		}
 		d.Status, d.LastError, d.Updated, d.NextAttempt = vigil.DeliveryFailed, "webhook: "+vigil.ErrorMessage(err), h.now(), time.Time{}
-		h.save(ctx, d)
+		if h.save(ctx, d) {
+			h.Metrics.deliveryFailed()
+		}
 		return
 	}
 	err = h.post(ctx, d, w)
@@ -309,7 +313,9 @@ func (h *Webhooks) attempt(ctx context.Context, d *vigil.WebhookDelivery) {
 	default:
 		d.LastError, d.NextAttempt = err.Error(), d.Updated.Add(h.backoff(d.Attempts))
 	}
-	h.save(ctx, d)
+	if h.save(ctx, d) && d.Status == vigil.DeliveryFailed {
+		h.Metrics.deliveryFailed()
+	}
 }
 
 // post makes one attempt.

@@ -298,13 +298,30 @@ func (s *Server) wrap(rt route) http.Handler {
 			status = http.StatusOK
 		}
 		d := time.Since(start)
-		s.httpDuration.WithLabelValues(rt.pattern, strconv.Itoa(status)).Observe(d.Seconds())
+		method, route := metricLabels(rt.pattern, r.Method)
+		s.httpDuration.WithLabelValues(strconv.Itoa(status), method, route).Observe(d.Seconds())
 		level := s.Logger.Debug
 		if status >= 500 {
 			level = s.Logger.Warn
 		}
 		level("http", "route", rt.pattern, "status", status, "duration_ms", float64(d.Microseconds())/1000, "principal", who, "remote", r.RemoteAddr)
 	})
+}
+
+// metricLabels are the method and route labels of a request served by the
+// route of pattern: the pattern's method and path. For a pattern without a
+// method (the catch-all), the request's method if it is a standard one,
+// else "OTHER": a client cannot grow the metric's label set.
+func metricLabels(pattern, reqMethod string) (method, route string) {
+	if m, path, ok := strings.Cut(pattern, " "); ok {
+		return m, path
+	}
+	switch reqMethod {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return reqMethod, pattern
+	}
+	return "OTHER", pattern
 }
 
 // checkSameOrigin refuses a state-changing request that a browser says

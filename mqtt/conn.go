@@ -36,6 +36,7 @@ type conn struct {
 	keepAlive time.Duration // read deadline between packets (1.5 × keep-alive)
 	problem   bool          // MQTT 5: the client accepts reason strings
 	maxOut    int           // largest packet the client accepts
+	refusal   string        // handshake: the RefusedMetric label of the CONNACK refusal sent
 
 	out       chan []byte // encoded packets; nil is "flush and close"
 	done      chan struct{}
@@ -90,6 +91,10 @@ func (s *Server) serveConn(nc net.Conn, useTLS bool) {
 	}()
 	br, err := c.handshake(useTLS)
 	if err != nil {
+		if c.refusal == "" {
+			c.refusal = RefusedHandshake
+		}
+		s.refused.WithLabelValues(c.refusal).Inc()
 		s.logger.Debug("mqtt connection refused", "remote", c.remote, "err", err)
 		c.close()
 		return
@@ -141,6 +146,7 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 		} else {
 			ack.ReasonCode = connackCode311(reason)
 		}
+		c.refusal = refusedLabel(reason)
 		b, _ := AppendPacket(nil, ack, c.version)
 		c.nc.Write(b)
 		return nil, fmt.Errorf("CONNECT refused (0x%02X): %s", reason, why)

@@ -400,6 +400,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Help:        vhttp.OversizeUsernamesHelp,
 		ConstLabels: prometheus.Labels{"transport": "mqtt"},
 	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
+	s.registerSafetyMetrics()
 	if err := restoreStatuses(ctx, s.store, s.mqtt, opts.Logger); err != nil {
 		return nil, fmt.Errorf("restore device statuses: %w", err)
 	}
