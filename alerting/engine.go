@@ -88,6 +88,8 @@ type Engine struct {
 	// states; 0 means DefaultCheckpointEvery. It bounds the replay after a
 	// crash, not what is kept: alerts are saved with every batch.
 	CheckpointEvery time.Duration
+	// Metrics observes the alarm delay; nil: nothing observed.
+	Metrics *Metrics
 
 	mu       sync.Mutex
 	loaded   bool
@@ -257,6 +259,9 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 		derived []vigil.Reading // settled NEWS2 scores (rules.PatientState.TakeNEWS2)
 		configs = map[string]rules.Config{}
 		last    uint64
+		// received is, by patient, when the earliest reading that changed
+		// a condition was accepted: the start of the alarm delay.
+		received = map[string]time.Time{}
 	)
 	for _, d := range ds {
 		if d.Seq <= e.pos {
@@ -264,7 +269,14 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 		}
 		last = d.Seq
 		for i := range d.Batch.Readings {
-			e.feed(&d.Batch.Readings[i], configs, &changes, &derived)
+			r := &d.Batch.Readings[i]
+			n := len(changes)
+			e.feed(r, configs, &changes, &derived)
+			if len(changes) > n && !r.Received.IsZero() {
+				if t, ok := received[r.SubjectID]; !ok || r.Received.Before(t) {
+					received[r.SubjectID] = r.Received
+				}
+			}
 		}
 		for i := range d.Batch.Statuses {
 			e.feedStatus(&d.Batch.Statuses[i], configs, &changes)
@@ -302,6 +314,8 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 	if w.States != nil {
 		e.checkpointed()
 	}
+	// Received is the ingest clock (wall time), so the delay is too.
+	e.Metrics.alarmsRaised(&w, received, time.Now())
 	e.publish(w)
 	return nil
 }

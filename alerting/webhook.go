@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -18,12 +19,24 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
-// Webhook request headers.
+// Webhook request headers, in the Standard Webhooks format
+// (https://www.standardwebhooks.com): see SignatureV1.
 const (
-	HeaderSignature = "X-Vigil-Signature" // "sha256=" + hex HMAC-SHA256 of Timestamp + "." + body
-	HeaderTimestamp = "X-Vigil-Timestamp" // unix seconds when the request was signed
-	HeaderDelivery  = "X-Vigil-Delivery"  // the delivery id
-	HeaderEvent     = "X-Vigil-Event"     // the alert event type
+	HeaderWebhookID        = "webhook-id"        // the delivery id: the same on every attempt of a delivery
+	HeaderWebhookTimestamp = "webhook-timestamp" // unix seconds when the request was signed
+	HeaderWebhookSignature = "webhook-signature" // "v1," + base64 HMAC-SHA256 of id.timestamp.body
+	HeaderEvent            = "X-Vigil-Event"     // the alert event type
+)
+
+// Former webhook request headers, still sent beside the Standard Webhooks
+// ones.
+//
+// Deprecated: receivers should verify HeaderWebhookSignature
+// (VerifyRequest); these go in the release after next.
+const (
+	HeaderSignature = "X-Vigil-Signature" // "sha256=" + hex HMAC-SHA256 of Timestamp + "." + body, keyed with the secret string
+	HeaderTimestamp = "X-Vigil-Timestamp" // the same value as HeaderWebhookTimestamp
+	HeaderDelivery  = "X-Vigil-Delivery"  // the same value as HeaderWebhookID
 )
 
 // Defaults for zero Webhooks fields.
@@ -44,14 +57,14 @@ type Payload = vigil.WebhookPayload
 // an event saved is delivered however many arrive at once and across
 // restarts, and nothing is held in memory but the deliveries in flight.
 //
-// Each request is signed with the webhook's secret (see Sign). A failed
+// Each request is signed with the webhook's secret (see SignatureV1). A failed
 // attempt is recorded with the time the delivery is due again —
 // exponential back-off: Backoff, 2×Backoff, 4×Backoff… after the first,
 // second, third failure — until Attempts attempts have failed, when the
 // delivery is marked failed. Every attempt is recorded before the next
 // starts, so a restart resumes each delivery where it was (an attempt
 // interrupted by the stop may be repeated: receivers deduplicate by the
-// X-Vigil-Delivery header).
+// webhook-id header).
 //
 // Set the exported fields before Run. Run, Notify and Resend are safe for
 // concurrent use; one Run per Store.
@@ -70,6 +83,8 @@ type Webhooks struct {
 	// again when nothing wakes it; default DefaultWebhookPoll. It bounds
 	// how late a retry is.
 	Poll time.Duration
+	// Metrics counts deliveries given up; nil: not counted.
+	Metrics *Metrics
 
 	once     sync.Once
 	wake     chan struct{} // capacity 1: a pending wake-up
@@ -278,7 +293,9 @@ func (h *Webhooks) attempt(ctx context.Context, d *vigil.WebhookDelivery) {
 			return
 		}
 		d.Status, d.LastError, d.Updated, d.NextAttempt = vigil.DeliveryFailed, "webhook: "+vigil.ErrorMessage(err), h.now(), time.Time{}
-		h.save(ctx, d)
+		if h.save(ctx, d) {
+			h.Metrics.deliveryFailed()
+		}
 		return
 	}
 	err = h.post(ctx, d, w)
@@ -296,7 +313,9 @@ func (h *Webhooks) attempt(ctx context.Context, d *vigil.WebhookDelivery) {
 	default:
 		d.LastError, d.NextAttempt = err.Error(), d.Updated.Add(h.backoff(d.Attempts))
 	}
-	h.save(ctx, d)
+	if h.save(ctx, d) && d.Status == vigil.DeliveryFailed {
+		h.Metrics.deliveryFailed()
+	}
 }
 
 // post makes one attempt.
@@ -308,10 +327,13 @@ func (h *Webhooks) post(ctx context.Context, d *vigil.WebhookDelivery, w *vigil.
 	ts := h.now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Vigil-Webhooks/1")
+	req.Header.Set(HeaderWebhookID, d.ID)
+	req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderWebhookSignature, SignatureV1(w.Secret, d.ID, ts, d.Payload))
+	req.Header.Set(HeaderEvent, d.EventType)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, Sign(w.Secret, ts, d.Payload))
 	req.Header.Set(HeaderDelivery, d.ID)
-	req.Header.Set(HeaderEvent, d.EventType)
 	resp, err := h.client().Do(req)
 	if err != nil {
 		return fmt.Errorf("post: %w", err)
@@ -324,10 +346,71 @@ func (h *Webhooks) post(ctx context.Context, d *vigil.WebhookDelivery, w *vigil.
 	return nil
 }
 
-// Sign returns the signature header value of a webhook request body signed
-// at unix time ts: "sha256=" and the hex HMAC-SHA256, keyed with secret,
-// of the decimal ts, a ".", and the body. Signing the time lets a receiver
-// refuse replays of old requests.
+// secretPrefix starts a secret in the Standard Webhooks form.
+const secretPrefix = "whsec_"
+
+// SigningKey returns the HMAC key of a webhook secret for the
+// webhook-signature header. A secret in the Standard Webhooks form,
+// "whsec_" and standard base64 (as Vigil generates them), gives the decoded
+// bytes, so a Standard Webhooks library takes the secret as it is. Any
+// other secret (chosen by an administrator, or generated before secrets
+// were standard base64) gives its own bytes: give such a library
+// "whsec_" + base64(secret).
+func SigningKey(secret string) []byte {
+	if rest, ok := strings.CutPrefix(secret, secretPrefix); ok {
+		if key, err := base64.StdEncoding.DecodeString(rest); err == nil && len(key) > 0 {
+			return key
+		}
+	}
+	return []byte(secret)
+}
+
+// SignatureV1 returns the webhook-signature header value of a request:
+// "v1," and the standard base64 HMAC-SHA256, keyed with SigningKey(secret),
+// of the delivery id, ".", the decimal unix time ts, ".", and the body
+// (Standard Webhooks). Signing the id and time lets a receiver refuse
+// replays.
+func SignatureV1(secret, id string, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, SigningKey(secret))
+	m.Write([]byte(id))
+	m.Write([]byte("."))
+	m.Write([]byte(strconv.FormatInt(ts, 10)))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// VerifyRequest checks a webhook request as a receiver should, from its
+// webhook-id, webhook-timestamp and webhook-signature headers: one of the
+// space-separated signatures must be SignatureV1 of the body, and the
+// timestamp must be within tolerance of now. It returns EUNAUTHORIZED
+// otherwise.
+func VerifyRequest(secret string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	id, tsv, sigs := h.Get(HeaderWebhookID), h.Get(HeaderWebhookTimestamp), h.Get(HeaderWebhookSignature)
+	if id == "" || tsv == "" || sigs == "" {
+		return vigil.Errorf(vigil.EUNAUTHORIZED, "missing webhook-id, webhook-timestamp or webhook-signature")
+	}
+	ts, err := strconv.ParseInt(tsv, 10, 64)
+	if err != nil {
+		return vigil.Errorf(vigil.EUNAUTHORIZED, "bad webhook timestamp %q", tsv)
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return vigil.Errorf(vigil.EUNAUTHORIZED, "webhook timestamp is %s off", d.Round(time.Second))
+	}
+	want := []byte(SignatureV1(secret, id, ts, body))
+	for sig := range strings.FieldsSeq(sigs) {
+		if hmac.Equal([]byte(sig), want) {
+			return nil
+		}
+	}
+	return vigil.Errorf(vigil.EUNAUTHORIZED, "webhook signature does not match")
+}
+
+// Sign returns the former X-Vigil-Signature header value of a webhook
+// request body signed at unix time ts: "sha256=" and the hex HMAC-SHA256,
+// keyed with the bytes of secret, of the decimal ts, a ".", and the body.
+//
+// Deprecated: use SignatureV1 and VerifyRequest.
 func Sign(secret string, ts int64, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(strconv.FormatInt(ts, 10)))
@@ -336,9 +419,11 @@ func Sign(secret string, ts int64, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Verify checks a webhook request as a receiver should: the signature
+// Verify checks the former X-Vigil-Signature of a request: the signature
 // must match the body and timestamp header values, and the timestamp must
 // be within tolerance of now. It returns EUNAUTHORIZED otherwise.
+//
+// Deprecated: use VerifyRequest.
 func Verify(secret, signature, timestamp string, body []byte, now time.Time, tolerance time.Duration) error {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {

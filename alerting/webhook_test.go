@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/alerting"
 )
@@ -18,7 +20,11 @@ import (
 // Resend sends it again as a new delivery. A webhook for other event types
 // gets nothing.
 func TestWebhooks(t *testing.T) {
-	const secret = "whsec-test"
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // Standard Webhooks form
+	independent, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var (
 		mu       sync.Mutex
 		requests = map[string]int{} // per delivery
@@ -29,15 +35,25 @@ func TestWebhooks(t *testing.T) {
 		body, _ := io.ReadAll(req.Body)
 		mu.Lock()
 		defer mu.Unlock()
-		id := req.Header.Get(alerting.HeaderDelivery)
+		id := req.Header.Get(alerting.HeaderWebhookID)
 		requests[id]++
+		if err := alerting.VerifyRequest(secret, req.Header, body, time.Now(), time.Minute); err != nil {
+			badSig = append(badSig, err)
+		}
+		if err := alerting.VerifyRequest("wrong-secret-value", req.Header, body, time.Now(), time.Minute); err == nil {
+			badSig = append(badSig, io.ErrUnexpectedEOF)
+		}
+		// An independent implementation of Standard Webhooks agrees.
+		if err := independent.Verify(body, req.Header); err != nil {
+			badSig = append(badSig, err)
+		}
+		// The deprecated headers are still sent, and still verify.
+		if req.Header.Get(alerting.HeaderDelivery) != id {
+			badSig = append(badSig, io.ErrShortBuffer)
+		}
 		if err := alerting.Verify(secret, req.Header.Get(alerting.HeaderSignature), req.Header.Get(alerting.HeaderTimestamp),
 			body, time.Now(), time.Minute); err != nil {
 			badSig = append(badSig, err)
-		}
-		if err := alerting.Verify("wrong", req.Header.Get(alerting.HeaderSignature), req.Header.Get(alerting.HeaderTimestamp),
-			body, time.Now(), time.Minute); err == nil {
-			badSig = append(badSig, io.ErrUnexpectedEOF)
 		}
 		if requests[id] <= 2 {
 			http.Error(w, "down", http.StatusServiceUnavailable)

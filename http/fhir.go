@@ -293,7 +293,7 @@ func (s *Server) fhirCreateObservation(w http.ResponseWriter, r *http.Request) e
 		// Location (and no body that a sender without read scope could
 		// not otherwise see). A match is the same observation: the key
 		// covers the identifier, the sender and the content.
-		res, err := s.Ingest.Check(r.Context(), principal(r.Context()), readingsBody([]fhir.Input{in}))
+		res, err := s.Ingest.CheckItems(r.Context(), principal(r.Context()), ingestItems([]fhir.Input{in}))
 		if err != nil {
 			return err
 		}
@@ -363,7 +363,7 @@ func (s *Server) fhirBatch(w http.ResponseWriter, r *http.Request) error {
 	if len(ins) > 0 && b.Type == "transaction" {
 		// all or nothing: check every entry first; the one log append of
 		// Submit then makes them durable together
-		res, err := s.Ingest.Check(r.Context(), principal(r.Context()), readingsBody(ins))
+		res, err := s.Ingest.CheckItems(r.Context(), principal(r.Context()), ingestItems(ins))
 		if err != nil {
 			return err
 		}
@@ -430,23 +430,32 @@ func rejectionErr(rej ingest.Rejection) error {
 	return vigil.Errorf(code, "%s", rej.Reason)
 }
 
-// submitFHIR sends decoded Observations through the ingest pipeline as
-// source "fhir". The error is non-nil only when nothing could be
-// acknowledged (the log failed); refusals are in the result.
+// submitFHIR sends decoded Observations through the ingest pipeline's
+// typed entry as source "fhir". The error is non-nil only when nothing
+// could be acknowledged (the log failed); refusals are in the result.
 func (s *Server) submitFHIR(r *http.Request, ins []fhir.Input) (*ingest.Result, error) {
-	res, err := s.Ingest.Submit(r.Context(), principal(r.Context()), "fhir", readingsBody(ins))
+	res, err := s.Ingest.SubmitItems(r.Context(), principal(r.Context()), "fhir", ingestItems(ins))
 	if res == nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// readingsBody is ins as the ingest pipeline's {"readings":[...]}.
-func readingsBody(ins []fhir.Input) []byte {
-	body, _ := json.Marshal(struct {
-		Readings []fhir.Input `json:"readings"`
-	}{ins}) // plain structs of strings and numbers: cannot fail
-	return body
+// ingestItems is ins as the ingest pipeline's items: the same fields,
+// copied, not encoded.
+func ingestItems(ins []fhir.Input) []ingest.Item {
+	items := make([]ingest.Item, len(ins))
+	for i, in := range ins {
+		items[i] = ingest.Item{Code: in.Code, Value: in.Value, Unit: in.Unit, Time: in.Time, Seq: in.Seq,
+			Flags: in.Flags, DeviceID: in.DeviceID, PatientID: in.PatientID}
+		if len(in.Components) > 0 {
+			items[i].Components = make([]ingest.ItemComponent, len(in.Components))
+			for j, c := range in.Components {
+				items[i].Components[j] = ingest.ItemComponent{Code: c.Code, Value: c.Value, Unit: c.Unit}
+			}
+		}
+	}
+	return items
 }
 
 // readFHIRBody reads a request body of at most MaxBodyBytes. A body it

@@ -876,7 +876,8 @@ func TestCapabilityStatementWorks(t *testing.T) {
 	}
 	for _, in := range cs.Rest[0].Interaction {
 		walked++
-		bundle := `{"resourceType":"Bundle","type":"` + in.Code + `","entry":[{"resource":` + strings.Replace(observation, "71", "72", 1) +
+		other := strings.Replace(observation, `"value":71`, `"value":72`, 1) // another reading than the create's
+		bundle := `{"resourceType":"Bundle","type":"` + in.Code + `","entry":[{"resource":` + other +
 			`,"request":{"method":"POST","url":"Observation"}}]}`
 		if st, body := e.request(http.MethodPost, "/fhir/r4", e.intW, bundle, "Content-Type", "application/fhir+json"); st != http.StatusOK {
 			t.Errorf("%s: %d %s", in.Code, st, body)

@@ -272,6 +272,13 @@ func (s *Server) wrap(rt route) http.Handler {
 		var out http.ResponseWriter = sw
 		var gate *auditGate
 		err := func() error {
+			if !rt.rule.authn {
+				// Public routes (sign-in) get the same-origin check;
+				// authorize applies it, audited, to the others.
+				if err := checkSameOrigin(r); err != nil {
+					return err
+				}
+			}
 			if rt.rule.authn {
 				p, wait, err := s.authorize(w, r, rt)
 				if p != nil {
@@ -305,7 +312,8 @@ func (s *Server) wrap(rt route) http.Handler {
 			status = http.StatusOK
 		}
 		d := time.Since(start)
-		s.httpDuration.WithLabelValues(rt.pattern, strconv.Itoa(status)).Observe(d.Seconds())
+		method, route := metricLabels(rt.pattern, r.Method)
+		s.httpDuration.WithLabelValues(strconv.Itoa(status), method, route).Observe(d.Seconds())
 		level := s.Logger.Debug
 		if status >= 500 {
 			level = s.Logger.Warn
@@ -314,7 +322,38 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// authorize applies rt's rule: credentials, role, token scope, patient
+// metricLabels are the method and route labels of a request served by the
+// route of pattern: the pattern's method and path. For a pattern without a
+// method (the catch-all), the request's method if it is a standard one,
+// else "OTHER": a client cannot grow the metric's label set.
+func metricLabels(pattern, reqMethod string) (method, route string) {
+	if m, path, ok := strings.Cut(pattern, " "); ok {
+		return m, path
+	}
+	switch reqMethod {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return reqMethod, pattern
+	}
+	return "OTHER", pattern
+}
+
+// checkSameOrigin refuses a state-changing request that a browser says
+// comes from another origin (Sec-Fetch-Site, or Origin against Host), with
+// the standard library's http.CrossOriginProtection. It is a first line
+// beside the X-CSRF-Token of cookie sessions (checkCSRF), and covers the
+// routes that take no session too, such as sign-in. Requests without those
+// headers (devices, scripts, integrations) pass: they carry no ambient
+// browser credentials.
+func checkSameOrigin(r *http.Request) error {
+	var cop http.CrossOriginProtection // zero value: no trusted origins, no bypass
+	if err := cop.Check(r); err != nil {
+		return vigil.Errorf(vigil.EFORBIDDEN, "cross-origin request refused: %v", err)
+	}
+	return nil
+}
+
+// authorize applies rt's rule: same origin, credentials, role, token scope, patient
 // access, CSRF for cookie sessions; and records the outcome in the audit
 // log. An error refuses the request; a failure to audit refuses it too.
 //
@@ -323,6 +362,12 @@ func (s *Server) wrap(rt route) http.Handler {
 // auditGate), so no data leaves unaudited.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, func() error, error) {
 	ctx := r.Context()
+	if err := checkSameOrigin(r); err != nil {
+		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.rule.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+			return nil, nil, aerr
+		}
+		return nil, nil, err
+	}
 	p, viaCookie, err := s.authenticate(r)
 	if err != nil {
 		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.rule.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {

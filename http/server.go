@@ -66,6 +66,10 @@ const (
 	OversizeUsernamesHelp   = "Sign-ins and MQTT CONNECTs refused for a user name longer than 256 bytes (neither logged nor audited)."
 )
 
+// HTTPDurationMetric is the histogram of request durations, in seconds,
+// labelled code (the status), method and route (the route's path pattern).
+const HTTPDurationMetric = "vigil_http_request_duration_seconds"
+
 // Defaults for Server limits.
 const (
 	DefaultMaxBodyBytes  = 1 << 20
@@ -189,10 +193,10 @@ type Server struct {
 // rule, logging, metrics and security headers.
 func (s *Server) Handler() http.Handler {
 	s.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "vigil_http_request_seconds",
-		Help:    "HTTP request durations by route and status.",
+		Name:    HTTPDurationMetric,
+		Help:    "Time from receiving an HTTP request to the end of its answer, by status code, method and route (the route table's path pattern).",
 		Buckets: prometheus.DefBuckets,
-	}, []string{"route", "status"})
+	}, []string{"code", "method", "route"})
 	s.oversizeNames = prometheus.NewCounter(prometheus.CounterOpts{
 		Name:        OversizeUsernamesMetric,
 		Help:        OversizeUsernamesHelp,

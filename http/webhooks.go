@@ -54,7 +54,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if in.Secret == "" {
 		b := make([]byte, 32)
 		rand.Read(b)
-		in.Secret = "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+		in.Secret = "whsec_" + base64.StdEncoding.EncodeToString(b) // Standard Webhooks form (alerting.SigningKey)
 	} else if len(in.Secret) < 16 {
 		return vigil.Errorf(vigil.EINVALID, "secret: at least 16 characters")
 	}

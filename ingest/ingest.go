@@ -88,23 +88,69 @@ type Rejection struct {
 	Code   string `json:"code"`
 }
 
-// wireReading is one item of {"readings":[...]} as senders write it.
-type wireReading struct {
+// Item is one reading as a sender gives it, before validation: an item of
+// {"readings":[...]} decoded, or built by an adapter that decoded another
+// format itself (FHIR). Time is RFC 3339; units are the sender's (Service
+// converts them to the catalogue's canonical units). Its JSON encoding is
+// the wire item, and is what the quarantine keeps of a refused Item.
+type Item struct {
 	Code       string          `json:"code"`
-	Value      *float64        `json:"value"`
-	Unit       string          `json:"unit"`
+	Value      *float64        `json:"value,omitempty"`
+	Unit       string          `json:"unit,omitempty"`
 	Time       string          `json:"time"`
-	Seq        *uint64         `json:"seq"`
-	Flags      []string        `json:"flags"`
-	Components []wireComponent `json:"components"`
-	DeviceID   string          `json:"device_id"`  // integrations: the device that measured it
-	PatientID  string          `json:"patient_id"` // integrations: the patient (subject) it belongs to
+	Seq        *uint64         `json:"seq,omitempty"`
+	Flags      []string        `json:"flags,omitempty"`
+	Components []ItemComponent `json:"components,omitempty"`
+	DeviceID   string          `json:"device_id,omitempty"`  // integrations: the device that measured it
+	PatientID  string          `json:"patient_id,omitempty"` // integrations: the patient (subject) it belongs to
 }
 
-type wireComponent struct {
+// ItemComponent is one component of a panel Item.
+type ItemComponent struct {
 	Code  string   `json:"code"`
 	Value *float64 `json:"value"`
 	Unit  string   `json:"unit"`
+}
+
+// entry is one item of a submission on its way through validation: the
+// decoded item, its bytes as sent (nil when it was given typed: encoded
+// only if it is refused), or why it could not be decoded.
+type entry struct {
+	item Item
+	raw  []byte
+	err  error
+}
+
+// payload is what the quarantine keeps of e.
+func (e *entry) payload() []byte {
+	if e.raw != nil {
+		return e.raw
+	}
+	b, _ := json.Marshal(&e.item) // strings, numbers and pointers to them: cannot fail
+	return b
+}
+
+// decodeEntries decodes the raw items of a submission, each on its own.
+func decodeEntries(raws []json.RawMessage) []entry {
+	es := make([]entry, len(raws))
+	for i, raw := range raws {
+		es[i].raw = raw
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&es[i].item); err != nil {
+			es[i].err = vigil.Errorf(vigil.EINVALID, "malformed reading: %s", jsonErrorText(err))
+		}
+	}
+	return es
+}
+
+// typedEntries are items given typed.
+func typedEntries(items []Item) []entry {
+	es := make([]entry, len(items))
+	for i := range items {
+		es[i].item = items[i]
+	}
+	return es
 }
 
 // DecodeBatch splits a submission {"readings":[...]} into its raw items,
@@ -188,17 +234,49 @@ func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string,
 		return &Result{Rejected: []Rejection{{Index: -1, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)}}}, err
 	}
 
+	return s.submit(ctx, p, source, now, decodeEntries(items))
+}
+
+// SubmitItems is Submit for an adapter that decoded its own format: items
+// go through the same validation, quarantine (a refused item is kept as
+// its JSON encoding, which replays) and log append as the items of a
+// Submit body, without being encoded and decoded again. More than MaxItems
+// items are refused whole (ETOOLARGE), and kept as {"readings":[...]}.
+// Results and errors are Submit's.
+func (s *Service) SubmitItems(ctx context.Context, p *vigil.Principal, source string, items []Item) (*Result, error) {
+	now := s.now()
+	if max := s.maxItems(); len(items) > max {
+		err := vigil.Errorf(vigil.ETOOLARGE, "too many readings: %d in one request, at most %d", len(items), max)
+		if qerr := s.Quarantine(ctx, p, source, itemsBody(items), false, err); qerr != nil {
+			return nil, qerr
+		}
+		return &Result{Rejected: []Rejection{{Index: -1, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)}}}, err
+	}
+	return s.submit(ctx, p, source, now, typedEntries(items))
+}
+
+// itemsBody is items as a Submit body.
+func itemsBody(items []Item) []byte {
+	b, _ := json.Marshal(struct {
+		Readings []Item `json:"readings"`
+	}{items}) // cannot fail: see entry.payload
+	return b
+}
+
+// submit validates es, quarantines what it refuses and appends the rest to
+// the log, in one write (see Submit).
+func (s *Service) submit(ctx context.Context, p *vigil.Principal, source string, now time.Time, es []entry) (*Result, error) {
 	v := validator{s: s, p: p, now: now, devices: map[string]*vigil.Device{}, patients: map[string]error{}}
-	batch := vigil.Batch{Readings: make([]vigil.Reading, 0, len(items))}
+	batch := vigil.Batch{Readings: make([]vigil.Reading, 0, len(es))}
 	res := &Result{Rejected: []Rejection{}}
-	for i, raw := range items {
-		r, err := v.reading(ctx, raw)
+	for i := range es {
+		r, err := v.entry(ctx, &es[i])
 		if err != nil {
 			if vigil.ErrorCode(err) == vigil.EINTERNAL || vigil.ErrorCode(err) == vigil.EUNAVAILABLE {
 				return nil, fmt.Errorf("validate reading %d: %w", i, err)
 			}
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)})
-			batch.Quarantine = append(batch.Quarantine, s.quarantineItem(p, source, i, raw, false, err, now))
+			batch.Quarantine = append(batch.Quarantine, s.quarantineItem(p, source, i, es[i].payload(), false, err, now))
 			continue
 		}
 		r.Received = now
@@ -214,6 +292,7 @@ func (s *Service) Submit(ctx context.Context, p *vigil.Principal, source string,
 		return nil, fmt.Errorf("append batch: %w", err)
 	}
 	s.Metrics.observe(source, res.Accepted, len(res.Rejected), time.Since(start))
+	s.Metrics.quarantinedItems(batch.Quarantine)
 	if res.Accepted == 0 {
 		// The answer carries the refusals' common code (e.g. forbidden for a
 		// device sending for another patient), or invalid if they differ.
@@ -244,10 +323,22 @@ func (s *Service) Check(ctx context.Context, p *vigil.Principal, body []byte) (*
 	if max := s.maxItems(); len(items) > max {
 		return nil, vigil.Errorf(vigil.ETOOLARGE, "too many readings: %d in one request, at most %d", len(items), max)
 	}
+	return s.check(ctx, p, decodeEntries(items))
+}
+
+// CheckItems is Check for items given typed (see SubmitItems).
+func (s *Service) CheckItems(ctx context.Context, p *vigil.Principal, items []Item) (*Result, error) {
+	if max := s.maxItems(); len(items) > max {
+		return nil, vigil.Errorf(vigil.ETOOLARGE, "too many readings: %d in one request, at most %d", len(items), max)
+	}
+	return s.check(ctx, p, typedEntries(items))
+}
+
+func (s *Service) check(ctx context.Context, p *vigil.Principal, es []entry) (*Result, error) {
 	v := validator{s: s, p: p, now: s.now(), devices: map[string]*vigil.Device{}, patients: map[string]error{}}
 	res := &Result{Rejected: []Rejection{}}
-	for i, raw := range items {
-		r, err := v.reading(ctx, raw)
+	for i := range es {
+		r, err := v.entry(ctx, &es[i])
 		if err != nil {
 			if vigil.ErrorCode(err) == vigil.EINTERNAL || vigil.ErrorCode(err) == vigil.EUNAVAILABLE {
 				return nil, fmt.Errorf("validate reading %d: %w", i, err)
@@ -298,6 +389,7 @@ func (s *Service) QuarantineAll(ctx context.Context, p *vigil.Principal, source 
 		return fmt.Errorf("append quarantine: %w", err)
 	}
 	s.Metrics.observe(source, 0, len(refusals), 0)
+	s.Metrics.quarantinedItems(b.Quarantine)
 	return nil
 }
 
@@ -368,13 +460,15 @@ type validator struct {
 // senderFlags are the quality flags a sender may set; the others are Vigil's.
 const senderFlags = vigil.QualityQuestionable | vigil.QualityArtifact | vigil.QualitySensorOff | vigil.QualityCalibrating
 
-func (v *validator) reading(ctx context.Context, raw json.RawMessage) (vigil.Reading, error) {
-	var w wireReading
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return vigil.Reading{}, vigil.Errorf(vigil.EINVALID, "malformed reading: %s", jsonErrorText(err))
+// entry validates e: its decoding error, or the reading its item makes.
+func (v *validator) entry(ctx context.Context, e *entry) (vigil.Reading, error) {
+	if e.err != nil {
+		return vigil.Reading{}, e.err
 	}
+	return v.reading(ctx, &e.item)
+}
+
+func (v *validator) reading(ctx context.Context, w *Item) (vigil.Reading, error) {
 	var r vigil.Reading
 	if w.Code == "" {
 		return r, vigil.Errorf(vigil.EINVALID, `"code" is required`)
@@ -398,7 +492,7 @@ func (v *validator) reading(ctx context.Context, raw json.RawMessage) (vigil.Rea
 	if err := v.subject(ctx, &r, w.DeviceID, w.PatientID); err != nil {
 		return r, err
 	}
-	if err := v.measurement(&r, &w); err != nil {
+	if err := v.measurement(&r, w); err != nil {
 		return r, err
 	}
 	r.Key = v.key(&r, w.Seq)
@@ -531,7 +625,7 @@ func (v *validator) patient(ctx context.Context, id string) error {
 
 // measurement checks the value or components against the catalogue and
 // converts them to canonical units.
-func (v *validator) measurement(r *vigil.Reading, w *wireReading) error {
+func (v *validator) measurement(r *vigil.Reading, w *Item) error {
 	cat := v.s.Catalog
 	required, optional, panel := cat.Panel(w.Code)
 	if !panel {

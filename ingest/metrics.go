@@ -4,7 +4,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-health/vigil"
 )
+
+// QuarantineItemsMetric counts the quarantine's inflow.
+const QuarantineItemsMetric = "vigil_quarantine_items_total"
 
 // Metrics counts what the pipeline does. A nil *Metrics records nothing.
 type Metrics struct {
@@ -15,6 +20,7 @@ type Metrics struct {
 	duplicates    prometheus.Counter
 	rekeyed       prometheus.Counter
 	writeErrors   prometheus.Counter
+	quarantine    *prometheus.CounterVec
 }
 
 // NewMetrics creates the pipeline's metrics and registers them with reg.
@@ -49,8 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_store_write_errors_total",
 			Help: "Failed store writes; the batches are redelivered.",
 		}),
+		quarantine: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: QuarantineItemsMetric,
+			Help: "Items kept in the quarantine (durable), by adapter and reason: the error code of the refusal (invalid, forbidden, too_large...).",
+		}, []string{"source", "reason"}),
 	}
-	reg.MustRegister(m.readings, m.appendLatency, m.appendErrors, m.stored, m.duplicates, m.rekeyed, m.writeErrors)
+	reg.MustRegister(m.readings, m.appendLatency, m.appendErrors, m.stored, m.duplicates, m.rekeyed, m.writeErrors, m.quarantine)
 	return m
 }
 
@@ -82,5 +92,15 @@ func (m *Metrics) written(stored, total, rekeyed int) {
 func (m *Metrics) writeFailed() {
 	if m != nil {
 		m.writeErrors.Inc()
+	}
+}
+
+// quarantinedItems counts items the log now holds in the quarantine.
+func (m *Metrics) quarantinedItems(items []vigil.QuarantineItem) {
+	if m == nil {
+		return
+	}
+	for _, it := range items {
+		m.quarantine.WithLabelValues(it.Source, it.Code).Inc()
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
 )
@@ -34,6 +36,7 @@ type conn struct {
 	keepAlive time.Duration // read deadline between packets (1.5 × keep-alive)
 	problem   bool          // MQTT 5: the client accepts reason strings
 	maxOut    int           // largest packet the client accepts
+	refusal   string        // handshake: the RefusedMetric label of the CONNACK refusal sent
 
 	out       chan []byte // encoded packets; nil is "flush and close"
 	done      chan struct{}
@@ -88,6 +91,10 @@ func (s *Server) serveConn(nc net.Conn, useTLS bool) {
 	}()
 	br, err := c.handshake(useTLS)
 	if err != nil {
+		if c.refusal == "" {
+			c.refusal = RefusedHandshake
+		}
+		s.refused.WithLabelValues(c.refusal).Inc()
 		s.logger.Debug("mqtt connection refused", "remote", c.remote, "err", err)
 		c.close()
 		return
@@ -139,6 +146,7 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 		} else {
 			ack.ReasonCode = connackCode311(reason)
 		}
+		c.refusal = refusedLabel(reason)
 		b, _ := AppendPacket(nil, ack, c.version)
 		c.nc.Write(b)
 		return nil, fmt.Errorf("CONNECT refused (0x%02X): %s", reason, why)
@@ -712,50 +720,50 @@ func truncateBytes(b []byte, n int) []byte {
 	return b[:n]
 }
 
-// limiter is a token bucket. It is used by one connection at a time (the
-// reader goroutine), but handed on at takeover, so it locks.
+// limiter is one device's token bucket (golang.org/x/time/rate), read
+// with the server's clock so that tests can drive it. It is used by one
+// connection at a time (the reader goroutine) but handed on at takeover;
+// rate.Limiter is safe for concurrent use.
 type limiter struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second; < 0: unlimited
-	burst  float64
-	tokens float64
-	last   time.Time
+	l *rate.Limiter
 }
 
+// newLimiter returns a full bucket of r.Burst tokens refilled at
+// r.PerSecond; r.PerSecond < 0 means no limit.
 func newLimiter(r RateLimit, now time.Time) *limiter {
-	return &limiter{rate: r.PerSecond, burst: float64(r.Burst), tokens: float64(r.Burst), last: now}
+	lim := rate.Limit(r.PerSecond)
+	if r.PerSecond < 0 {
+		lim = rate.Inf
+	}
+	l := rate.NewLimiter(lim, r.Burst)
+	l.AllowN(now, 0) // start the refill clock at now, not at the zero time
+	return &limiter{l: l}
 }
 
+// allow takes a token if one is available at now.
 func (l *limiter) allow(now time.Time) bool {
-	if l.rate < 0 {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if d := now.Sub(l.last).Seconds(); d > 0 {
-		l.tokens = min(l.burst, l.tokens+d*l.rate)
-		l.last = now
-	}
-	if l.tokens >= 1 {
-		l.tokens--
-		return true
-	}
-	return false
+	return l.l.AllowN(now, 1)
 }
 
-// wait blocks until a token is available and takes it, or done closes.
+// wait blocks until a token is available and takes it, or done closes; a
+// token reserved but not waited for is given back.
 func (l *limiter) wait(now func() time.Time, done <-chan struct{}) error {
-	for !l.allow(now()) {
-		l.mu.Lock()
-		need := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
-		l.mu.Unlock()
-		t := time.NewTimer(max(need, time.Millisecond))
-		select {
-		case <-t.C:
-		case <-done:
-			t.Stop()
-			return errors.New("connection closed")
-		}
+	t0 := now()
+	r := l.l.ReserveN(t0, 1)
+	if !r.OK() {
+		return errors.New("rate limit burst is zero")
 	}
-	return nil
+	d := r.DelayFrom(t0)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-done:
+		r.CancelAt(now())
+		return errors.New("connection closed")
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/ingest"
@@ -119,6 +121,7 @@ type Server struct {
 	wg        sync.WaitGroup // connection goroutines
 
 	oversizeNames atomic.Int64 // CONNECTs refused for a user name over auth.MaxUsernameBytes
+	refused       *prometheus.CounterVec
 }
 
 // OversizeUsernames returns how many CONNECTs were refused for a user name
@@ -190,6 +193,7 @@ func NewServer(opts Options) *Server {
 		conned:    map[string]*conn{},
 		status:    map[string]*DeviceStatus{},
 		limiters:  map[string]*limiter{},
+		refused:   newRefusedCounter(),
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/audit"
@@ -87,13 +89,14 @@ func TestAlertsEndToEnd(t *testing.T) {
 func TestRulesAndWebhooksEndToEnd(t *testing.T) {
 	h := start(t, "", func(o *Options) { o.WebhookAllowHTTP = true })
 	type hook struct {
-		body           []byte
-		sig, ts, event string
+		body   []byte
+		header http.Header
+		event  string
 	}
 	got := make(chan hook, 16)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- hook{b, r.Header.Get(alerting.HeaderSignature), r.Header.Get(alerting.HeaderTimestamp), r.Header.Get(alerting.HeaderEvent)}
+		got <- hook{b, r.Header.Clone(), r.Header.Get(alerting.HeaderEvent)}
 	}))
 	defer recv.Close()
 
@@ -130,8 +133,15 @@ func TestRulesAndWebhooksEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no webhook call within 30 s")
 	}
-	if err := alerting.Verify(secret, first.sig, first.ts, first.body, time.Now(), time.Minute); err != nil {
+	if err := alerting.VerifyRequest(secret, first.header, first.body, time.Now(), time.Minute); err != nil {
 		t.Errorf("webhook signature: %v", err)
+	}
+	// The generated secret is in the Standard Webhooks form: an independent
+	// implementation takes it as it is.
+	if lib, err := standardwebhooks.NewWebhook(secret); err != nil {
+		t.Errorf("generated secret %q: %v", secret, err)
+	} else if err := lib.Verify(first.body, first.header); err != nil {
+		t.Errorf("webhook signature, independent verification: %v", err)
 	}
 	var payload struct {
 		Event struct{ Type string } `json:"event"`

@@ -500,6 +500,7 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		Help:        vhttp.OversizeUsernamesHelp,
 		ConstLabels: prometheus.Labels{"transport": "mqtt"},
 	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
+	s.registerSafetyMetrics()
 	if err := restoreStatuses(ctx, s.store, s.mqtt, s.opts.Logger); err != nil {
 		return fmt.Errorf("restore device statuses: %w", err)
 	}

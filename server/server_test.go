@@ -390,7 +390,7 @@ func TestMetricsAndHeaders(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`vigil_ingest_readings_total{result="accepted",source="http"} 1`, "vigil_store_writer_lag_messages", "vigil_http_request_seconds",
+	for _, want := range []string{`vigil_ingest_readings_total{result="accepted",source="http"} 1`, "vigil_store_writer_lag_messages", "vigil_http_request_duration_seconds_count{code=\"202\",method=\"POST\",route=\"/api/v1/readings\"}",
 		"vigil_audit_uncopied_entries"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
