@@ -33,7 +33,14 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Float64Var(&speed, "speed", 60, "virtual seconds per second while sending history")
 	fs.DurationVar(&backfill, "backfill", time.Hour, "history to send first, ending now")
 	fs.DurationVar(&duration, "duration", 0, "virtual time to simulate; 0 runs until interrupted")
-	fs.StringVar(&mqttAddr, "mqtt", "", "send readings over MQTT (TLS) to this address, e.g. localhost:8883, instead of HTTPS")
+	fs.StringVar(&mqttAddr, "mqtt-target", "", "send readings over MQTT (TLS) to this address, e.g. localhost:8883, instead of HTTPS")
+	// --mqtt was this flag's name; VIGIL_MQTT is vigil serve's listen
+	// address, so the old name is taken from the command line only.
+	fs.Func("mqtt", deprecatedPrefix+"use --mqtt-target (VIGIL_MQTT is vigil serve's MQTT listen address, not read here)", func(v string) error {
+		fmt.Fprintln(stderr, "vigil simulate: --mqtt is deprecated; use --mqtt-target")
+		mqttAddr = v
+		return nil
+	})
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}

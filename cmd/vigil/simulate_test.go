@@ -14,7 +14,7 @@ import (
 	"github.com/vigil-health/vigil/server"
 )
 
-// TestSimulateOverMQTT runs `vigil simulate --mqtt` against a node: the
+// TestSimulateOverMQTT runs `vigil simulate --mqtt-target` against a node: the
 // patients are registered over HTTPS and their readings arrive over MQTT.
 func TestSimulateOverMQTT(t *testing.T) {
 	if testing.Short() {
@@ -34,7 +34,7 @@ func TestSimulateOverMQTT(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	code := run(rctx, []string{"simulate", "--url", srv.URL(), "--ca", srv.CAFile(), "--mqtt", srv.MQTTAddrs()[0],
+	code := run(rctx, []string{"simulate", "--url", srv.URL(), "--ca", srv.CAFile(), "--mqtt-target", srv.MQTTAddrs()[0],
 		"--patients", "2", "--scenarios", "stable", "--seed", "7", "--backfill", "30m", "--duration", "30m", "--speed", "600"},
 		func(k string) string { return env[k] }, &stdout, &stderr)
 	if code != 0 {
