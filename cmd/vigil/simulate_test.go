@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,42 @@ func vigilFilterAll() vigil.PatientFilter { return vigil.PatientFilter{} }
 
 func readingsOf(id string) vigil.ReadingQuery {
 	return vigil.ReadingQuery{SubjectID: id, Limit: vigil.MaxReadingLimit}
+}
+
+// `vigil simulate --backfill 0s --duration 3s` runs live for three seconds
+// of wall time: no history, so the virtual clock, which never runs ahead of
+// the wall clock, needs the whole duration. (Before, a backfill of nearly
+// the duration was derived from --speed and the run ended at once.)
+func TestSimulateNoBackfillRunsLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and the simulator; skipped with -short")
+	}
+	ctx := context.Background()
+	srv, err := server.New(ctx, server.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off",
+		AdminPassword: testPassword, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+	env := map[string]string{"VIGIL_ADMIN_PASSWORD": testPassword}
+	var stdout, stderr bytes.Buffer
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	start := time.Now()
+	code := run(rctx, []string{"simulate", "--url", srv.URL(), "--ca", srv.CAFile(), "--patients", "1",
+		"--backfill", "0s", "--duration", "3s"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("simulate exited %d:\n%s", code, stderr.String())
+	}
+	// The run ends when the virtual clock, started at the wall clock's
+	// second, reaches 3 s later: at least 2 s of wall time.
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("simulate --backfill 0s --duration 3s ended after %v: it sent history instead of running live", took)
+	}
+	if !strings.Contains(stderr.String(), "no history, live for 3s") {
+		t.Errorf("simulate does not say it runs live: %s", stderr.String())
+	}
 }
