@@ -96,7 +96,9 @@ func (s Scenario) DefaultTimeline() Timeline {
 }
 
 // DemoTimeline returns a timeline compressed for demonstrations, so that a
-// deterioration is seen within minutes of a patient's start: Sepsis (onset
+// deterioration is seen within minutes of a patient's start (a hypoxia or
+// sepsis patient reaches NEWS2 7 or more, the high-risk band of
+// docs/clinical.md, shortly after its crisis): Sepsis (onset
 // 1 min, crisis 5 min), Hypoxia (onset 1 min, crisis 3 min) and
 // Hypoglycaemia (onset 1 min, crisis 6 min). The physiology is the same as
 // over the default timeline, only faster than any real course. HeartFailure
