@@ -61,7 +61,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&o.DataDir, "data", "./vigil-demo", "data directory of the demonstration (not for real patients)")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
 	fs.StringVar(&o.MQTTAddr, "mqtt", "off", `MQTT over TLS listen address ("off": no MQTT)`)
-	fs.IntVar(&patients, "patients", 6, "number of virtual patients (the first run's number is kept: more are added, none removed)")
+	fs.IntVar(&patients, "patients", 6, "number of virtual patients; a later run with more adds patients, one with fewer leaves the rest registered but silent")
 	fs.StringVar(&scenarios, "scenarios", "hypoxia,sepsis,stable,hypoglycaemia,stable,heart-failure", "scenarios assigned to patients in turn, on a timeline compressed to minutes")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level of the server and the simulator: debug, info, warn, error")
 	fs.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
