@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -188,7 +189,7 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 					what = fmt.Sprintf("the checkpoint's signed at %s", p.cp.Time.Format(time.RFC3339))
 				}
 				rep.Problem = &Problem{Kind: Diverged, Seq: e.Seq,
-					Detail: fmt.Sprintf("hash %x differs from %s %x: the chain up to here was rewritten", e.Hash, what, p.Hash)}
+					Detail: fmt.Sprintf("hash %s differs from %s %s: the chain up to here was rewritten", FormatHash(e.Hash), what, FormatHash(p.Hash))}
 				return errStop
 			}
 			if p.cp != nil {
@@ -214,7 +215,7 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 	case rep.Problem != nil:
 	case mismatch != nil:
 		rep.Problem = &Problem{Kind: Altered, Seq: mismatch.Seq,
-			Detail: fmt.Sprintf("hash mismatch: the entry's fields or hash were changed (stored %x)", mismatch.Hash)}
+			Detail: fmt.Sprintf("hash mismatch: the entry's fields or hash were changed (stored %s)", FormatHash(mismatch.Hash))}
 	case len(points) > 0 && rep.LastSeq < points[len(points)-1].Seq:
 		end := points[len(points)-1]
 		what := "the anchor"
@@ -235,8 +236,27 @@ func span(a, b int64) string {
 	return fmt.Sprintf("entries %d to %d are missing", a, b)
 }
 
-// ParseAnchor parses an anchor written as "SEQ:HEXHASH", the form
-// Anchor.String returns. EINVALID if s is not one.
+// FormatHash returns an audit hash as Vigil writes it everywhere people
+// and programs see one: standard base64, as in the entries' JSON (the API's
+// "hash", vigil audit list, the journal), in vigil audit verify's output,
+// its anchors and its reports.
+func FormatHash(h []byte) string { return base64.StdEncoding.EncodeToString(h) }
+
+// parseHash reads a hash as FormatHash writes it or, as earlier versions
+// printed anchors, in hex; nil if s is neither.
+func parseHash(s string) []byte {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) == HashSize {
+		return b
+	}
+	if b, err := hex.DecodeString(s); err == nil && len(b) == HashSize {
+		return b
+	}
+	return nil
+}
+
+// ParseAnchor parses an anchor written as "SEQ:HASH", the form
+// Anchor.String returns (HASH as FormatHash writes it; the hex of earlier
+// versions is also accepted). EINVALID if s is not one.
 func ParseAnchor(s string) (Anchor, error) {
 	seq, h, ok := strings.Cut(s, ":")
 	if !ok {
@@ -246,14 +266,14 @@ func ParseAnchor(s string) (Anchor, error) {
 	if err != nil || n < 1 {
 		return Anchor{}, vigil.Errorf(vigil.EINVALID, "anchor %q: seq must be a whole number from 1", s)
 	}
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != HashSize {
-		return Anchor{}, vigil.Errorf(vigil.EINVALID, "anchor %q: hash must be %d hex digits", s, 2*HashSize)
+	b := parseHash(h)
+	if b == nil {
+		return Anchor{}, vigil.Errorf(vigil.EINVALID, "anchor %q: the hash must be %d bytes in base64, as vigil audit verify prints it", s, HashSize)
 	}
 	return Anchor{Seq: n, Hash: b}, nil
 }
 
-// String returns the anchor as "SEQ:HEXHASH".
+// String returns the anchor as "SEQ:HASH" (HASH as FormatHash writes it).
 func (a Anchor) String() string {
-	return fmt.Sprintf("%d:%x", a.Seq, a.Hash)
+	return strconv.FormatInt(a.Seq, 10) + ":" + FormatHash(a.Hash)
 }

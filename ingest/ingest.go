@@ -518,12 +518,49 @@ func (v *validator) time(s string) (time.Time, error) {
 		maxPast = DefaultMaxPast
 	}
 	if d := t.Sub(v.now); d > maxFuture {
-		return time.Time{}, vigil.Errorf(vigil.EINVALID, "time %s is %s in the future (at most %s ahead of the server clock is accepted; check the device clock)", s, d.Round(time.Second), maxFuture)
+		return time.Time{}, vigil.Errorf(vigil.EINVALID, "time %s is %s in the future: ahead of the server clock by more than the %s accepted (check the device clock)", s, PlainDuration(d), PlainDuration(maxFuture))
 	}
 	if d := v.now.Sub(t); d > maxPast {
 		return time.Time{}, vigil.Errorf(vigil.EINVALID, "time %s is older than the %s accepted", s, maxPast)
 	}
 	return t, nil
+}
+
+// PlainDuration says d in words, rounded down, in the largest of days,
+// hours, minutes and seconds that is not zero and the next unit down (left
+// out when zero): "3 days 4 hours", "5 minutes", "1 minute 30 seconds";
+// "less than a second" below one second. For messages people read; negative d is said as its
+// absolute value.
+func PlainDuration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	units := []struct {
+		size time.Duration
+		name string
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}}
+	var parts []string
+	for _, u := range units {
+		n := d / u.size
+		if n == 0 && len(parts) == 0 {
+			continue
+		}
+		d -= n * u.size
+		if n > 0 {
+			p := strconv.FormatInt(int64(n), 10) + " " + u.name
+			if n > 1 {
+				p += "s"
+			}
+			parts = append(parts, p)
+		}
+		if len(parts) == 2 || len(parts) == 1 && n == 0 {
+			break
+		}
+	}
+	if len(parts) == 0 {
+		return "less than a second"
+	}
+	return strings.Join(parts, " ")
 }
 
 // subject decides whose reading it is from the sender's rights. A

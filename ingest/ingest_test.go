@@ -146,7 +146,7 @@ func TestSubmitItems(t *testing.T) {
 		{"missing value", deviceA, `{"code":"8867-4","unit":"/min","time":"2026-11-20T09:59:00Z"}`, `"value" is required`, nil},
 		{"missing time", deviceA, `{"code":"8867-4","value":72,"unit":"/min"}`, `"time" is required`, nil},
 		{"time without zone", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00"}`, "not RFC 3339", nil},
-		{"far-future time", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-21T10:00:00Z"}`, "in the future", nil},
+		{"far-future time", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-23T14:00:00Z"}`, "is 3 days 4 hours in the future: ahead of the server clock by more than the 5 minutes accepted", nil},
 		{"ancient time", deviceA, `{"code":"8867-4","value":72,"unit":"/min","time":"1999-01-01T00:00:00Z"}`, "older than", nil},
 		{"wrong type", deviceA, `{"code":"8867-4","value":"72","unit":"/min","time":"2026-11-20T09:59:00Z"}`, `field "value" must be a number`, nil},
 		{"unknown field", deviceA, `{"code":"8867-4","valeu":72,"unit":"/min","time":"2026-11-20T09:59:00Z"}`, `unknown field "valeu"`, nil},

@@ -29,7 +29,16 @@ import (
 // Backfill is set to Duration × (1 − 1/Speed), so that the virtual clock
 // reaches the wall clock exactly when Duration of virtual time has passed:
 // the run ends "now". Patients start at the virtual clock's start, and so do
-// their scenarios' timelines.
+// their scenarios' timelines, unless Start says otherwise.
+//
+// # Resuming
+//
+// A Runner with the Seed and Start of an earlier run against the same server
+// resumes it: patients whose MRN exists are reused, and so are their devices
+// (found by serial number, given a new token), and as the patients are
+// deterministic, the readings of the earlier run are generated again with
+// the same device sequence numbers and contents, which the server stores
+// once. The time between the two runs is filled in on the first step.
 //
 // # Delivery
 //
@@ -51,6 +60,21 @@ type Runner struct {
 	Scenarios []Scenario     // assigned to patients in turn; {Stable} if empty
 	Seed      uint64         // patient n has seed PatientSeed(Seed, n) and MRN "SIM-<Seed>-<n>"
 	Options   []Option       // applied to every patient
+	// Timeline, if not nil, gives each scenario's timeline (for instance
+	// Scenario.DemoTimeline) before Options are applied.
+	Timeline func(Scenario) Timeline
+	// Start is when the patients start, and their scenarios' timelines
+	// with them; zero: when the virtual clock starts. A Start before the
+	// virtual clock's start makes the patients' first step generate
+	// everything from Start on (see Resuming).
+	Start time.Time
+	// OnPatient, if not nil, is called once patient n is registered (or
+	// found registered), with its id, before its devices are; an error
+	// ends the run. Callers enrol patients in care teams here.
+	OnPatient func(ctx context.Context, n int, patientID string) error
+	// OnRegistered, if not nil, is called once every patient and device is
+	// registered, before the first readings are sent.
+	OnRegistered func()
 
 	Speed    float64       // virtual seconds per wall-clock second while catching up; 1 if 0
 	Backfill time.Duration // how far behind the wall clock the virtual clock starts (see above)
@@ -161,12 +185,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		return wall
 	}
 
-	pats, err := r.registerAll(ctx, log, npat, scenarios, v0)
+	start := v0
+	if !r.Start.IsZero() {
+		start = r.Start.UTC()
+	}
+	pats, err := r.registerAll(ctx, log, npat, scenarios, start)
 	if err != nil {
 		return fmt.Errorf("run simulation: %w", err)
 	}
 	if speed > 1 && backfill == 0 {
 		log.Warn("simulation speed has no effect without Backfill or Duration", "speed", speed)
+	}
+	if r.OnRegistered != nil {
+		r.OnRegistered()
 	}
 	log.Info("simulation registered", "patients", npat, "devices", npat*numDevices, "virtual_start", v0, "speed", speed, "backfill", backfill, "duration", r.Duration)
 
@@ -219,7 +250,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // registerAll creates the patients and their devices, up to Concurrency
 // patients at a time.
-func (r *Runner) registerAll(ctx context.Context, log *slog.Logger, npat int, scenarios []Scenario, v0 time.Time) ([]*simPatient, error) {
+func (r *Runner) registerAll(ctx context.Context, log *slog.Logger, npat int, scenarios []Scenario, start time.Time) ([]*simPatient, error) {
 	pats := make([]*simPatient, npat)
 	errs := make([]error, npat)
 	sem := make(chan struct{}, orDefault(r.Concurrency, 8))
@@ -228,7 +259,12 @@ func (r *Runner) registerAll(ctx context.Context, log *slog.Logger, npat int, sc
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			p := NewPatient(PatientSeed(r.Seed, n), scenarios[n%len(scenarios)], v0, r.Options...)
+			sc := scenarios[n%len(scenarios)]
+			opts := r.Options
+			if r.Timeline != nil && sc != Stable {
+				opts = append([]Option{WithTimeline(r.Timeline(sc))}, r.Options...)
+			}
+			p := NewPatient(PatientSeed(r.Seed, n), sc, start, opts...)
 			pats[n], errs[n] = r.register(ctx, log, n, p)
 		})
 	}
@@ -240,6 +276,7 @@ func (r *Runner) registerAll(ctx context.Context, log *slog.Logger, npat int, sc
 func (r *Runner) register(ctx context.Context, log *slog.Logger, n int, p *Patient) (*simPatient, error) {
 	sp := &simPatient{p: p}
 	in := client.PatientIn{Name: p.Name(), BirthDate: p.BirthDate(), MRN: fmt.Sprintf("SIM-%d-%d", r.Seed, n)}
+	reused := false
 	err := r.retry(ctx, log, func() error {
 		id, err := r.Client.CreatePatient(ctx, in)
 		var apiErr *client.Error
@@ -250,6 +287,7 @@ func (r *Runner) register(ctx context.Context, log *slog.Logger, n int, p *Patie
 			if lerr == nil && len(page.Patients) == 1 && page.Patients[0].MRN == in.MRN {
 				log.Info("simulation reuses patient", "mrn", in.MRN, "id", page.Patients[0].ID)
 				id, err = page.Patients[0].ID, nil
+				reused = true
 			}
 		}
 		sp.id = id
@@ -259,11 +297,38 @@ func (r *Runner) register(ctx context.Context, log *slog.Logger, n int, p *Patie
 		return nil, err
 	}
 	r.patients.Add(1)
+	if r.OnPatient != nil {
+		if err := r.OnPatient(ctx, n, sp.id); err != nil {
+			return nil, err
+		}
+	}
+	// A reused patient keeps its devices: the same ids, so that readings
+	// generated again carry the keys they were stored under.
+	existing := map[string]string{} // serial → device id
+	if reused {
+		var ds []client.Device
+		err := r.retry(ctx, log, func() (err error) {
+			ds, err = r.Client.Devices(ctx, sp.id)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.Revoked == nil && d.PatientID == sp.id {
+				existing[d.Serial] = d.ID
+			}
+		}
+	}
 	for i, kind := range DeviceKinds() {
 		d := client.DeviceIn{Kind: string(kind), Model: "Vigil Sim " + string(kind), Serial: fmt.Sprintf("SIM-%d-%d-%s", r.Seed, n, kind), PatientID: sp.id}
 		var created *client.DeviceCreated
 		err := r.retry(ctx, log, func() (err error) {
-			created, err = r.Client.CreateDevice(ctx, d)
+			if id, ok := existing[d.Serial]; ok {
+				created, err = r.Client.RotateDeviceToken(ctx, id)
+			} else {
+				created, err = r.Client.CreateDevice(ctx, d)
+			}
 			return err
 		})
 		if err != nil {

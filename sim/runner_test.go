@@ -89,6 +89,9 @@ func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ps = append(ps, client.Patient{ID: id, MRN: mrn})
 		}
 		reply(200, map[string]any{"patients": ps, "next": ""})
+	case r.Method == "GET" && r.URL.Path == "/api/v1/devices" && auth == "admin":
+		// The patient registered before has no devices yet: they are made.
+		reply(200, map[string]any{"devices": []client.Device{}})
 	case r.Method == "POST" && r.URL.Path == "/api/v1/devices" && auth == "admin":
 		var in client.DeviceIn
 		json.Unmarshal(body, &in)

@@ -95,6 +95,27 @@ func (s Scenario) DefaultTimeline() Timeline {
 	return Timeline{}
 }
 
+// DemoTimeline returns a timeline compressed for demonstrations, so that a
+// deterioration is seen within minutes of a patient's start (a hypoxia or
+// sepsis patient reaches NEWS2 7 or more, the high-risk band of
+// docs/clinical.md, shortly after its crisis): Sepsis (onset
+// 1 min, crisis 5 min), Hypoxia (onset 1 min, crisis 3 min) and
+// Hypoglycaemia (onset 1 min, crisis 6 min). The physiology is the same as
+// over the default timeline, only faster than any real course. HeartFailure
+// keeps its DefaultTimeline: it is seen on daily weighings, which no
+// compression makes come sooner.
+func (s Scenario) DemoTimeline() Timeline {
+	switch s {
+	case Sepsis:
+		return Timeline{Onset: time.Minute, Crisis: 5 * time.Minute}
+	case Hypoxia:
+		return Timeline{Onset: time.Minute, Crisis: 3 * time.Minute}
+	case Hypoglycaemia:
+		return Timeline{Onset: time.Minute, Crisis: 6 * time.Minute}
+	}
+	return s.DefaultTimeline()
+}
+
 func (s Scenario) valid() bool {
 	_, err := ParseScenario(string(s))
 	return err == nil

@@ -104,7 +104,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	if rep.Problem != nil {
 		fmt.Fprintf(stdout, "audit chain broken: %s\n", rep.Problem)
 		if rep.LastSeq > 0 {
-			fmt.Fprintf(stdout, "entries 1 to %d are intact; hash of %d: %x\n", rep.LastSeq, rep.LastSeq, rep.LastHash)
+			fmt.Fprintf(stdout, "entries 1 to %d are intact; hash of %d: %s\n", rep.LastSeq, rep.LastSeq, audit.FormatHash(rep.LastHash))
 		}
 		return fmt.Errorf("%w: %s at seq %d", errChainBroken, rep.Problem.Kind, rep.Problem.Seq)
 	}
@@ -112,7 +112,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	case rep.Entries == 0:
 		fmt.Fprintln(stdout, "audit chain intact: 0 entries (the log is empty)")
 	default:
-		fmt.Fprintf(stdout, "audit chain intact: %d entries, last hash %x\n", rep.Entries, rep.LastHash)
+		fmt.Fprintf(stdout, "audit chain intact: %d entries, last hash %s\n", rep.Entries, audit.FormatHash(rep.LastHash))
 	}
 	switch {
 	case len(cps) == 0:

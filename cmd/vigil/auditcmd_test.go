@@ -85,7 +85,7 @@ func tamperDB(t *testing.T, dir string, stmts ...string) {
 	}
 }
 
-var intactRE = regexp.MustCompile(`(?m)^audit chain intact: (\d+) entries, last hash ([0-9a-f]{64})$`)
+var intactRE = regexp.MustCompile(`(?m)^audit chain intact: (\d+) entries, last hash ([A-Za-z0-9+/]{43}=)$`)
 
 func TestAuditVerify(t *testing.T) {
 	dir := auditFixture(t, 30)
@@ -198,6 +198,22 @@ func TestAuditList(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("list %v = seqs %v, want %v", tt.args, got, tt.want)
 		}
+	}
+	// The hash is written alike everywhere: verify's last hash (and so its
+	// anchor) is the "hash" of the last entry's JSON line.
+	_, vout, _ := runAudit(t, "verify", "--data", dir)
+	m := intactRE.FindStringSubmatch(vout)
+	_, last, _ := runAudit(t, "list", "--data", dir, "--after", "11")
+	if m == nil || !strings.Contains(last, `"hash":"`+m[2]+`"`) {
+		t.Errorf("verify prints last hash %q (%q); list prints the entry as %q", m, vout, last)
+	}
+	// An anchor in hex, as earlier versions printed it, is still read.
+	var e vigil.AuditEntry
+	if err := json.Unmarshal([]byte(last), &e); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runAudit(t, "verify", "--data", dir, "--anchor", fmt.Sprintf("12:%x", e.Hash)); code != 0 {
+		t.Errorf("verify with a hex anchor: exit %d, %q %q", code, out, errOut)
 	}
 	// A line is the entry's JSON, with the fields of the API.
 	_, out, _ := runAudit(t, "list", "--data", dir, "--limit", "1")

@@ -43,7 +43,7 @@ func allReadings(t *testing.T, c *client.Client, pid string) (map[string]client.
 	}
 }
 
-var chainIntactRE = regexp.MustCompile(`audit chain intact: (\d+) entries, last hash ([0-9a-f]+)`)
+var chainIntactRE = regexp.MustCompile(`audit chain intact: (\d+) entries, last hash ([A-Za-z0-9+/=]+)`)
 
 // auditVerifyAnchor runs vigil audit verify on dir (with anchor, if not
 // empty), fails the test unless the chain is intact, and returns the

@@ -49,6 +49,9 @@ func devices(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer st.Close()
 	d, err := st.Device(ctx, id)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return fmt.Errorf("no such device: %s (GET /api/v1/devices lists the registered ones)", id)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,9 @@ func TestDevicesCert(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(out, d.ID+"-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", fi, err)
 	}
-	if code := run(ctx, []string{"devices", "cert", "--data", dir, "--id", "dev_nope", "--out", out}, func(string) string { return "" }, &stdout, &stderr); code == 0 {
-		t.Error("unknown device: exit 0")
+	stderr.Reset()
+	if code := run(ctx, []string{"devices", "cert", "--data", dir, "--id", "dev_nope", "--out", out}, func(string) string { return "" }, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "no such device: dev_nope") {
+		t.Errorf("unknown device: exit %d, %q; want 1 and \"no such device: dev_nope\"", code, stderr.String())
 	}
 }

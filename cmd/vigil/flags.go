@@ -19,6 +19,10 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 			if f.DefValue != "" && f.DefValue != "false" {
 				def = fmt.Sprintf(" (default %q)", f.DefValue)
 			}
+			if strings.HasPrefix(f.Usage, deprecatedPrefix) {
+				fmt.Fprintf(stderr, "  --%s\n      %s\n", f.Name, f.Usage)
+				return
+			}
 			fmt.Fprintf(stderr, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
 		})
 	}
@@ -31,8 +35,14 @@ func envName(flagName string) string {
 	return "VIGIL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// deprecatedPrefix starts the usage of a flag kept under an old name for
+// the command line only: parseFlags sets no deprecated flag from the
+// environment, and its usage line names no environment variable.
+const deprecatedPrefix = "deprecated: "
+
 // parseFlags parses args, then sets every flag not given on the command
 // line from its environment variable, if set. Command-line flags win.
+// Deprecated flags (see deprecatedPrefix) are not read from the environment.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,7 +54,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if set[f.Name] || err != nil || strings.HasPrefix(f.Usage, deprecatedPrefix) {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {

@@ -47,9 +47,42 @@ func TestParseFlagsEnvironment(t *testing.T) {
 	}
 }
 
+// A flag kept under an old name is taken from the command line only: its
+// environment variable may mean something else now (VIGIL_MQTT is vigil
+// serve's listen address, no longer vigil simulate's target).
+func TestDeprecatedFlagNotFromEnvironment(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"environment ignored", nil, ""},
+		{"command line taken", []string{"--mqtt", "host:1"}, "host:1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.SetOutput(&bytes.Buffer{})
+			target := fs.String("mqtt-target", "", "")
+			fs.Func("mqtt", deprecatedPrefix+"use --mqtt-target", func(v string) error { *target = v; return nil })
+			env := map[string]string{"VIGIL_MQTT": ":8883"}
+			if err := parseFlags(fs, tt.args, func(k string) string { return env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			if *target != tt.want {
+				t.Errorf("target %q, want %q", *target, tt.want)
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	run(context.Background(), []string{"simulate", "--mqtt", "localhost:8883"}, func(string) string { return "" }, &out, &errOut)
+	if !strings.Contains(errOut.String(), "--mqtt is deprecated; use --mqtt-target") {
+		t.Errorf("simulate --mqtt does not say it is deprecated: %q", errOut.String())
+	}
+}
+
 // TestHelpListsEveryFlagWithItsVariable checks each command's --help.
 func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
-	for _, cmd := range []string{"serve", "simulate", "bench"} {
+	for _, cmd := range []string{"serve", "simulate", "bench", "demo"} {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), []string{cmd, "--help"}, func(string) string { return "" }, &out, &errOut)
 		if code != 0 {
@@ -61,13 +94,13 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 				t.Errorf("serve --help lacks %q:\n%s", want, help)
 			}
 		}
-		if n, m := strings.Count(help, "\n  --"), strings.Count(help, "[VIGIL_"); n == 0 || n != m {
+		if n, m := strings.Count(help, "\n  --"), strings.Count(help, "[VIGIL_")+strings.Count(help, "      "+deprecatedPrefix); n == 0 || n != m {
 			t.Errorf("%s --help: %d flags, %d environment variables", cmd, n, m)
 		}
 	}
 	// Every command and subcommand answers --help with exit 0.
 	for _, args := range [][]string{
-		{"--help"}, {"serve", "--help"}, {"simulate", "--help"}, {"bench", "--help"}, {"devices", "--help"},
+		{"--help"}, {"demo", "--help"}, {"serve", "--help"}, {"simulate", "--help"}, {"bench", "--help"}, {"devices", "--help"},
 		{"devices", "cert", "--help"}, {"admin", "--help"}, {"audit", "--help"}, {"audit", "verify", "--help"},
 		{"audit", "list", "--help"}, {"backup", "--help"}, {"restore", "--help"}, {"admin", "reset-password", "--help"},
 	} {

@@ -1,5 +1,6 @@
 // Command vigil runs Vigil, the remote patient monitoring platform.
 //
+//	vigil demo       run a demonstration ward: server, clinician, virtual patients
 //	vigil serve      run the server (HTTPS API, durable log, store)
 //	vigil simulate   feed a running server with virtual patients
 //	vigil bench      measure the ingest path
@@ -38,6 +39,7 @@ const usage = `Vigil: remote patient monitoring on one binary.
 Usage: vigil <command> [flags]
 
 Commands:
+  demo       run a demonstration ward in one command: a server, a clinician and virtual patients
   serve      run the server with embedded defaults (HTTPS API, durable log, SQLite store)
   simulate   register virtual patients and devices on a server and send their readings
   bench      measure the ingest path: readings/s and acknowledgement latency
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var err error
 	switch args[0] {
+	case "demo":
+		err = demo(ctx, args[1:], getenv, stdout, stderr)
 	case "serve":
 		err = serve(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":

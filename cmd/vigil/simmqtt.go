@@ -37,7 +37,7 @@ func newMQTTSender(addr, caFile string) (*mqttSender, error) {
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--mqtt %q: want host:port", addr)
+		return nil, fmt.Errorf("--mqtt-target %q: want host:port", addr)
 	}
 	return &mqttSender{addr: addr, tls: &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, conn: map[string]*mqtt.Client{}}, nil
 }

@@ -32,9 +32,16 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&scenarios, "scenarios", "stable,sepsis,hypoxia,hypoglycaemia,heart-failure", "scenarios assigned to patients in turn")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the run (patients' MRNs are SIM-<seed>-<n>); 0 picks one from the clock")
 	fs.Float64Var(&speed, "speed", 60, "virtual seconds per second while sending history")
-	fs.DurationVar(&backfill, "backfill", time.Hour, "history to send first, ending now")
+	fs.DurationVar(&backfill, "backfill", time.Hour, "history to send first, ending now; 0: none, the run is live from the start")
 	fs.DurationVar(&duration, "duration", 0, "virtual time to simulate; 0 runs until interrupted")
-	fs.StringVar(&mqttAddr, "mqtt", "", "send readings over MQTT (TLS) to this address, e.g. localhost:8883, instead of HTTPS")
+	fs.StringVar(&mqttAddr, "mqtt-target", "", "send readings over MQTT (TLS) to this address, e.g. localhost:8883, instead of HTTPS")
+	// --mqtt was this flag's name; VIGIL_MQTT is vigil serve's listen
+	// address, so the old name is taken from the command line only.
+	fs.Func("mqtt", deprecatedPrefix+"use --mqtt-target (VIGIL_MQTT is vigil serve's MQTT listen address, not read here)", func(v string) error {
+		fmt.Fprintln(stderr, "vigil simulate: --mqtt is deprecated; use --mqtt-target")
+		mqttAddr = v
+		return nil
+	})
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
@@ -51,6 +58,11 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		scs = append(scs, sc)
+	}
+	if backfill == 0 {
+		// No history: live from now for --duration. (At a speed above 1 the
+		// runner would take a backfill of nearly --duration instead.)
+		speed = 1
 	}
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano() % 1_000_000)
@@ -72,7 +84,14 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 		defer m.Close()
 		r.Send = m.Send
 	}
-	fmt.Fprintf(stderr, "simulate: %d patients (seed %d, MRNs SIM-%d-<n>) on %s; %s of history at %gx, then live\n", patients, seed, seed, url, backfill, speed)
+	plan := fmt.Sprintf("%s of history at %gx, then live", backfill, speed)
+	if backfill == 0 {
+		plan = "no history, live"
+	}
+	if duration > 0 {
+		plan += " for " + duration.String() + " of virtual time in all"
+	}
+	fmt.Fprintf(stderr, "simulate: %d patients (seed %d, MRNs SIM-%d-<n>) on %s; %s\n", patients, seed, seed, url, plan)
 	err = r.Run(ctx)
 	st := r.Stats()
 	fmt.Fprintf(stdout, "simulate: %d patients, %d devices; readings generated %d, accepted %d, rejected %d, retries %d\n",

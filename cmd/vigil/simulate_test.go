@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 	"github.com/vigil-health/vigil/server"
 )
 
-// TestSimulateOverMQTT runs `vigil simulate --mqtt` against a node: the
+// TestSimulateOverMQTT runs `vigil simulate --mqtt-target` against a node: the
 // patients are registered over HTTPS and their readings arrive over MQTT.
 func TestSimulateOverMQTT(t *testing.T) {
 	if testing.Short() {
@@ -37,7 +38,7 @@ func TestSimulateOverMQTT(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	code := run(rctx, []string{"simulate", "--url", srv.URL(), "--ca", srv.CAFile(), "--mqtt", srv.MQTTAddrs()[0],
+	code := run(rctx, []string{"simulate", "--url", srv.URL(), "--ca", srv.CAFile(), "--mqtt-target", srv.MQTTAddrs()[0],
 		"--patients", "2", "--scenarios", "stable", "--seed", "7", "--backfill", "30m", "--duration", "30m", "--speed", "600"},
 		func(k string) string { return env[k] }, &stdout, &stderr)
 	if code != 0 {
@@ -85,4 +86,43 @@ func vigilFilterAll() vigil.PatientFilter { return vigil.PatientFilter{} }
 
 func readingsOf(id string) vigil.ReadingQuery {
 	return vigil.ReadingQuery{SubjectID: id, Limit: vigil.MaxReadingLimit}
+}
+
+// `vigil simulate --backfill 0s --duration 3s` runs live for three seconds
+// of wall time: no history, so the virtual clock, which never runs ahead of
+// the wall clock, needs the whole duration. (Before, a backfill of nearly
+// the duration was derived from --speed and the run ended at once.)
+func TestSimulateNoBackfillRunsLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and the simulator; skipped with -short")
+	}
+	ctx := context.Background()
+	// The simulator signs admin in with a password alone.
+	srv, err := server.New(ctx, server.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off",
+		AdminPassword: testPassword, AdminTOTPOptional: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+	env := map[string]string{"VIGIL_ADMIN_PASSWORD": testPassword}
+	var stdout, stderr bytes.Buffer
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	start := time.Now()
+	code := run(rctx, []string{"simulate", "--url", srv.URL(), "--ca", srv.CAFile(), "--patients", "1",
+		"--backfill", "0s", "--duration", "3s"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("simulate exited %d:\n%s", code, stderr.String())
+	}
+	// The run ends when the virtual clock, started at the wall clock's
+	// second, reaches 3 s later: at least 2 s of wall time.
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("simulate --backfill 0s --duration 3s ended after %v: it sent history instead of running live", took)
+	}
+	if !strings.Contains(stderr.String(), "no history, live for 3s") {
+		t.Errorf("simulate does not say it runs live: %s", stderr.String())
+	}
 }
