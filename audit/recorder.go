@@ -369,9 +369,10 @@ func (r *Recorder) normalize(e vigil.AuditEntry) vigil.AuditEntry {
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.Seq, e.Hash = 0, nil
-	for _, s := range []*string{&e.Actor, &e.ActorName, &e.Action, &e.SubjectID, &e.Resource, &e.Remote, &e.Outcome, &e.Detail} {
+	for _, s := range []*string{&e.Actor, &e.ActorName, &e.SubjectID, &e.Resource, &e.Remote, &e.Outcome, &e.Detail} {
 		*s = text(*s)
 	}
+	e.Action = vigil.AuditAction(text(string(e.Action)))
 	e.Role = vigil.Role(text(string(e.Role)))
 	return e
 }
