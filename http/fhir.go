@@ -246,7 +246,7 @@ func (s *Server) deviceSubject(r *http.Request) string {
 }
 
 // canReadFHIR checks, for a read whose patient is known only once the
-// resource is loaded, what the route's rule checks for patient routes:
+// resource is loaded, what the route's access rule checks for patient routes:
 // the caller may see the patient, and patient/ scopes reach only the
 // token's own patient. Refusals are ENOTFOUND, so that resource ids
 // cannot be probed.
@@ -531,7 +531,7 @@ func (s *Server) fhirSearchPatients(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// fhirReadPatient answers Patient/{id} (access checked by the rule).
+// fhirReadPatient answers Patient/{id} (access checked by the access rule).
 func (s *Server) fhirReadPatient(w http.ResponseWriter, r *http.Request) error {
 	pt, err := s.Store.Patient(r.Context(), r.PathValue("id"))
 	if err != nil {

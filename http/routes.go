@@ -14,9 +14,11 @@ import (
 	"github.com/vigil-health/vigil/auth"
 )
 
-// rule authorizes a request before its handler runs. Every route has one;
-// nothing is reachable without a rule (deny by default).
-type rule struct {
+// accessRule authorizes a request before its handler runs: who may call
+// the route, and what its audit entry records. Every route has one;
+// nothing is reachable without one (deny by default). Not to be confused
+// with clinical rules (package rules) or their configuration (rules.go).
+type accessRule struct {
 	name  string       // for docs and tests
 	authn bool         // a valid credential is required
 	roles []vigil.Role // roles allowed; every other role is refused
@@ -50,7 +52,7 @@ type rule struct {
 	page bool
 }
 
-var public = rule{name: "public"}
+var public = accessRule{name: "public"}
 
 var (
 	everyone   = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient, vigil.RoleIntegration}
@@ -62,36 +64,37 @@ var (
 	senders    = []vigil.Role{vigil.RoleDevice, vigil.RoleIntegration}
 )
 
-func authn(name string, action vigil.AuditAction, roles []vigil.Role) rule {
-	return rule{name: name, authn: true, roles: roles, action: action}
+func authn(name string, action vigil.AuditAction, roles []vigil.Role) accessRule {
+	return accessRule{name: name, authn: true, roles: roles, action: action}
 }
 
-// withScope, onPatient and clinicalData refine a rule.
-func (r rule) withScope(s string) rule { r.scope = s; return r }
-func (r rule) onPatient() rule         { r.patient = true; return r }
-func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; return r }
-func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
-func (r rule) asPage() rule            { r.page = true; return r }
+// withScope, onPatient and clinicalData refine an access rule.
+func (r accessRule) withScope(s string) accessRule { r.scope = s; return r }
+func (r accessRule) onPatient() accessRule         { r.patient = true; return r }
+func (r accessRule) clinicalData() accessRule      { r.clinical = true; r.patient = true; return r }
+func (r accessRule) forAnyToken() accessRule       { r.anyToken = true; return r }
+func (r accessRule) asPage() accessRule            { r.page = true; return r }
 
-// checksResourcePatient marks a rule whose handler checks the patient of
-// the resource it loads; subjectOf finds that patient for the audit entry
-// (see rule.resourcePatient).
-func (r rule) checksResourcePatient(subjectOf func(*http.Request) string) rule {
+// checksResourcePatient marks an access rule whose handler checks the
+// patient of the resource it loads; subjectOf finds that patient for the
+// audit entry (see accessRule.resourcePatient).
+func (r accessRule) checksResourcePatient(subjectOf func(*http.Request) string) accessRule {
 	r.resourcePatient, r.subjectOf = true, subjectOf
 	return r
 }
 
-// searchPatient makes a rule take its patient from the FHIR search
-// parameters (see rule.patientParam).
-func (r rule) searchPatient() rule { r.patientParam = true; r.patient = true; return r }
+// searchPatient makes an access rule take its patient from the FHIR search
+// parameters (see accessRule.patientParam).
+func (r accessRule) searchPatient() accessRule { r.patientParam = true; r.patient = true; return r }
 
 type route struct {
 	pattern string // net/http ServeMux pattern, with method
-	rule    rule
+	access  accessRule
 	handle  func(w http.ResponseWriter, r *http.Request) error
 }
 
-// routes is the one table of every endpoint and the rule that guards it.
+// routes is the one table of every endpoint and the access rule that
+// guards it.
 func (s *Server) routes() []route {
 	return []route{
 		{"GET /healthz", public, s.healthz},
@@ -183,7 +186,7 @@ func (s *Server) routes() []route {
 		// may not use them. A page request without credentials is sent to
 		// the sign-in page.
 		{"GET /static/{file}", public, s.static},
-		{"GET /signin", rule{name: "public", page: true}, s.signInPage},
+		{"GET /signin", accessRule{name: "public", page: true}, s.signInPage},
 		{"GET /{$}", authn("people", vigil.AuditPageView, people).asPage(), s.home},
 		{"GET /worklist", authn("clinician", vigil.AuditWorklistRead, clinicians).asPage(), s.worklistView},
 		{"GET /alerts", authn("clinician", vigil.AuditAlertList, clinicians).asPage(), s.alertInbox},
@@ -247,8 +250,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// wrap authenticates, authorizes and audits per the route's rule, runs the
-// handler, translates its error, and logs and measures the request.
+// wrap authenticates, authorizes and audits per the route's access rule,
+// runs the handler, translates its error, and logs and measures the request.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -258,7 +261,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		var out http.ResponseWriter = sw
 		var gate *auditGate
 		err := func() error {
-			if rt.rule.authn {
+			if rt.access.authn {
 				p, wait, err := s.authorize(w, r, rt)
 				if p != nil {
 					who = p.Name
@@ -277,7 +280,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			return rt.handle(out, r)
 		}()
 		if err != nil {
-			if rt.rule.page {
+			if rt.access.page {
 				s.writePageError(out, r, err)
 			} else {
 				s.writeError(out, r, err)
@@ -300,7 +303,7 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// authorize applies rt's rule: credentials, role, token scope, patient
+// authorize applies rt's access rule: credentials, role, token scope, patient
 // access, CSRF for cookie sessions; and records the outcome in the audit
 // log. An error refuses the request; a failure to audit refuses it too.
 //
@@ -311,23 +314,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 	ctx := r.Context()
 	p, viaCookie, err := s.authenticate(r)
 	if err != nil {
-		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.rule.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.access.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return nil, nil, aerr
 		}
 		return nil, nil, err
 	}
 	subject := ""
-	if rt.rule.patientParam {
+	if rt.access.patientParam {
 		subject = searchPatientOf(r)
-	} else if rt.rule.patient {
+	} else if rt.access.patient {
 		subject = r.PathValue("id")
-	} else if rt.rule.subjectOf != nil {
-		subject = rt.rule.subjectOf(r)
+	} else if rt.access.subjectOf != nil {
+		subject = rt.access.subjectOf(r)
 	} else if p.Role == vigil.RoleDevice {
 		subject = p.SubjectID
 	}
 	deny := func(err error) (*vigil.Principal, func() error, error) {
-		if aerr := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+		if aerr := s.audit(ctx, r, p, rt.access.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return p, nil, aerr
 		}
 		return p, nil, err
@@ -337,36 +340,36 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 			return deny(err)
 		}
 	}
-	if !slices.Contains(rt.rule.roles, p.Role) {
+	if !slices.Contains(rt.access.roles, p.Role) {
 		return deny(vigil.Errorf(vigil.EFORBIDDEN, "role %s may not do this", p.Role))
 	}
-	if scoped(p) && !rt.rule.anyToken {
-		res, perms, _ := strings.Cut(rt.rule.scope, ".")
-		if rt.rule.scope == "" || !auth.ScopesAllow(p.Scopes, res, perms) {
-			need := rt.rule.scope
+	if scoped(p) && !rt.access.anyToken {
+		res, perms, _ := strings.Cut(rt.access.scope, ".")
+		if rt.access.scope == "" || !auth.ScopesAllow(p.Scopes, res, perms) {
+			need := rt.access.scope
 			if need == "" {
 				need = "a session or an unscoped token"
 			}
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "this token's scopes do not allow this (needs %s)", need))
 		}
 		// SMART patient/ scopes reach the token's own patient only.
-		if !rt.rule.resourcePatient && !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
+		if !rt.access.resourcePatient && !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
 			(p.SubjectID == "" || subject != p.SubjectID) {
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "patient/ scopes reach only this token's own patient"))
 		}
 	}
-	if rt.rule.patientParam && subject == "" {
+	if rt.access.patientParam && subject == "" {
 		return deny(vigil.Errorf(vigil.EINVALID, "patient (or subject=Patient/{id}) is required"))
 	}
-	if rt.rule.patient {
-		if err := s.canAccessPatient(ctx, p, subject, rt.rule.clinical); err != nil {
+	if rt.access.patient {
+		if err := s.canAccessPatient(ctx, p, subject, rt.access.clinical); err != nil {
 			return deny(err)
 		}
 	}
 	if s.Auditor == nil {
 		return p, nil, nil
 	}
-	return p, s.startAudit(ctx, r, p, rt.rule.action, subject), nil
+	return p, s.startAudit(ctx, r, p, rt.access.action, subject), nil
 }
 
 // startAudit starts recording the success entry of an allowed request and
