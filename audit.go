@@ -123,7 +123,7 @@ var AuditActions = map[AuditAction]string{
 	AuditBreakGlassRead:     "list break-glass accesses",
 	AuditDeviceRead:         "read devices",
 	AuditDeviceChange:       "register, change or revoke a device, or issue its token or certificate",
-	AuditAccessDenied:       "a device refused on an MQTT topic it may not use",
+	AuditAccessDenied:       "a device refused a publish or subscribe on an MQTT topic not its own",
 	AuditQuarantineRead:     "list quarantined messages",
 	AuditQuarantineReplay:   "replay a quarantined message",
 	AuditAuditRead:          "read the audit log (API, FHIR AuditEvent, a patient's access log)",
