@@ -19,8 +19,8 @@ import (
 // TestAuditActionsRegistered keeps the registry of audit actions whole: every
 // AuditAction constant has a description in vigil.AuditActions; no code
 // outside audit.go writes an action as a string (a literal in an Action
-// field, a route's access rule or a conversion, or any literal equal to a
-// registered name), so every action used is a registered constant; and
+// field, a route's access rule, a conversion or a call of an audit*
+// function, or any literal equal to a registered name), so every action used is a registered constant; and
 // every registered action has a row in the table of actions in
 // docs/security.md, which names no other. It reads the repository from the
 // module root, the working directory of this package's tests.
@@ -87,8 +87,9 @@ func TestAuditActionsRegistered(t *testing.T) {
 			return err
 		}
 		for _, p := range actionStrings(f) {
-			if _, ok := consts[vigil.AuditAction(p.value)]; !ok && p.what == "Action field" && !name.MatchString(p.value) {
-				continue // another type's Action field, e.g. a FHIR AuditEvent's "E"
+			if _, ok := consts[vigil.AuditAction(p.value)]; !ok && !name.MatchString(p.value) &&
+				(p.what == "Action field" || strings.HasPrefix(p.what, "argument of ")) {
+				continue // not an action: another type's Action field (a FHIR AuditEvent's "E"), a detail
 			}
 			pos := fset.Position(p.pos)
 			if _, ok := consts[vigil.AuditAction(p.value)]; ok {
@@ -139,7 +140,9 @@ type found struct {
 
 // actionStrings returns the string literals f uses as audit actions: the
 // value of an Action field, the action argument of an access rule
-// (authn(name, action, roles)), the operand of a conversion to AuditAction.
+// (authn(name, action, roles)), the operand of a conversion to AuditAction,
+// and the arguments of functions whose name starts with "audit" (s.audit,
+// auditUnauthenticated...).
 func actionStrings(f *ast.File) []found {
 	var out []found
 	lit := func(e ast.Expr, what string) {
@@ -161,6 +164,18 @@ func actionStrings(f *ast.File) []found {
 				}
 			}
 		case *ast.CallExpr:
+			var callee string
+			switch fn := n.Fun.(type) {
+			case *ast.Ident:
+				callee = fn.Name
+			case *ast.SelectorExpr:
+				callee = fn.Sel.Name
+			}
+			if strings.HasPrefix(strings.ToLower(callee), "audit") && callee != "AuditAction" {
+				for _, a := range n.Args {
+					lit(a, "argument of "+callee)
+				}
+			}
 			switch fn := n.Fun.(type) {
 			case *ast.Ident:
 				if fn.Name == "authn" && len(n.Args) > 1 {
