@@ -12,18 +12,18 @@ import (
 //
 // Entries hold identifiers, never patient data: no names, values or tokens.
 type AuditEntry struct {
-	Seq       int64     `json:"seq"`               // position in the chain, from 1; set by the audit log
-	Time      time.Time `json:"time"`              // when it happened (UTC)
-	Actor     string    `json:"actor"`             // user or device id; "" if unknown (failed sign-in of an unknown name)
-	ActorName string    `json:"actor_name"`        // username or device id, as presented
-	Role      Role      `json:"role,omitempty"`    // the actor's role
-	Action    string    `json:"action"`            // what was done; see the Audit* constants
-	SubjectID string    `json:"patient,omitempty"` // the patient concerned, if any
-	Resource  string    `json:"resource"`          // what was touched, e.g. "GET /api/v1/patients/{id}/readings"
-	Remote    string    `json:"remote"`            // client address
-	Outcome   string    `json:"outcome"`           // AuditSuccess, AuditDenied or AuditFailure
-	Detail    string    `json:"detail,omitempty"`  // e.g. a break-glass reason; no patient data
-	Hash      []byte    `json:"hash"`              // SHA-256 over the previous entry's hash and this entry's fields
+	Seq       int64       `json:"seq"`               // position in the chain, from 1; set by the audit log
+	Time      time.Time   `json:"time"`              // when it happened (UTC)
+	Actor     string      `json:"actor"`             // user or device id; "" if unknown (failed sign-in of an unknown name)
+	ActorName string      `json:"actor_name"`        // username or device id, as presented
+	Role      Role        `json:"role,omitempty"`    // the actor's role
+	Action    AuditAction `json:"action"`            // what was done; registered in AuditActions
+	SubjectID string      `json:"patient,omitempty"` // the patient concerned, if any
+	Resource  string      `json:"resource"`          // what was touched, e.g. "GET /api/v1/patients/{id}/readings"
+	Remote    string      `json:"remote"`            // client address
+	Outcome   string      `json:"outcome"`           // AuditSuccess, AuditDenied or AuditFailure
+	Detail    string      `json:"detail,omitempty"`  // e.g. a break-glass reason; no patient data
+	Hash      []byte      `json:"hash"`              // SHA-256 over the previous entry's hash and this entry's fields
 }
 
 // Audit outcomes.
@@ -33,34 +33,119 @@ const (
 	AuditFailure = "failure"
 )
 
-// Audit actions. Adapters may add more; names are "noun.verb".
+// AuditAction names what an audit entry records, as "noun.verb" (lower
+// case, dots and underscores). Every action is a constant below with a row
+// in AuditActions and in the table of actions in docs/security.md; a test
+// (TestAuditActionsRegistered) fails on an action used in the code but not
+// registered, or registered but not documented.
+//
+// To add an action: declare its constant here, describe it in
+// AuditActions, add its row to docs/security.md, and (if it is not one
+// request on a route) give it an AuditEvent type in fhir/auditevent.go.
+type AuditAction string
+
+// Audit actions.
 const (
-	AuditPatientRead     = "patient.read"
-	AuditPatientCreate   = "patient.create"
-	AuditReadingsRead    = "readings.read"
-	AuditReadingsWrite   = "readings.write"
-	AuditSignIn          = "auth.signin"
-	AuditLockout         = "auth.lockout"
-	AuditLockoutEnd      = "auth.lockout_end"
-	AuditTokenUse        = "token.use"
-	AuditTokenCreate     = "token.create"
-	AuditTokenRevoke     = "token.revoke"
-	AuditUserChange      = "user.change"
-	AuditTeamChange      = "team.change"
-	AuditBreakGlassStart = "breakglass.start"
-	AuditBreakGlassEnd   = "breakglass.end"
-	AuditDeviceChange    = "device.change"
-	AuditAccessDenied    = "access.denied"
+	AuditPatientRead      AuditAction = "patient.read"
+	AuditPatientList      AuditAction = "patient.list"
+	AuditPatientCreate    AuditAction = "patient.create"
+	AuditReadingsRead     AuditAction = "readings.read"
+	AuditReadingsWrite    AuditAction = "readings.write"
+	AuditSignIn           AuditAction = "auth.signin"
+	AuditLockout          AuditAction = "auth.lockout"
+	AuditLockoutEnd       AuditAction = "auth.lockout_end"
+	AuditTokenUse         AuditAction = "token.use"
+	AuditTokenRead        AuditAction = "token.read"
+	AuditTokenCreate      AuditAction = "token.create"
+	AuditTokenRevoke      AuditAction = "token.revoke"
+	AuditUserRead         AuditAction = "user.read"
+	AuditUserChange       AuditAction = "user.change"
+	AuditTeamRead         AuditAction = "team.read"
+	AuditTeamChange       AuditAction = "team.change"
+	AuditBreakGlassStart  AuditAction = "breakglass.start"
+	AuditBreakGlassEnd    AuditAction = "breakglass.end"
+	AuditBreakGlassRead   AuditAction = "breakglass.read"
+	AuditDeviceRead       AuditAction = "device.read"
+	AuditDeviceChange     AuditAction = "device.change"
+	AuditAccessDenied     AuditAction = "access.denied"
+	AuditQuarantineRead   AuditAction = "quarantine.read"
+	AuditQuarantineReplay AuditAction = "quarantine.replay"
+	AuditAuditRead        AuditAction = "audit.read"
+	AuditAlertList        AuditAction = "alert.list"
+	AuditAlertRead        AuditAction = "alert.read"
+	AuditAlertAck         AuditAction = "alert.ack"
+	AuditAlertSnooze      AuditAction = "alert.snooze"
+	AuditAlertResolve     AuditAction = "alert.resolve"
+	AuditEventStream      AuditAction = "event.stream"
+	AuditRulesRead        AuditAction = "rules.read"
+	AuditRulesChange      AuditAction = "rules.change"
+	AuditWebhookRead      AuditAction = "webhook.read"
+	AuditWebhookChange    AuditAction = "webhook.change"
+	AuditExportStart      AuditAction = "fhir.export"
+	AuditExportStatus     AuditAction = "fhir.export.status"
+	AuditExportCancel     AuditAction = "fhir.export.cancel"
+	AuditExportDownload   AuditAction = "fhir.export.download"
+	AuditPageView         AuditAction = "page.view"
+	AuditWorklistRead     AuditAction = "worklist.read"
 	// AuditFailuresSuppressed stands for the unauthenticated failures from
 	// one address that were over the audit log's budget for them: one
 	// entry per address and interval, with their count (see package audit,
 	// FailureLimiter).
-	AuditFailuresSuppressed = "auth.failures_suppressed"
+	AuditFailuresSuppressed AuditAction = "auth.failures_suppressed"
 	// AuditDamageAccepted records that the node was started on a damaged
 	// audit log (or one behind its last checkpoint) with the operator's
 	// explicit consent; Detail says what was damaged.
-	AuditDamageAccepted = "audit.damage_accepted"
+	AuditDamageAccepted AuditAction = "audit.damage_accepted"
 )
+
+// AuditActions is the registry of audit actions: each one's meaning, as
+// docs/security.md states it. It is read-only. How an action is shown as a
+// FHIR AuditEvent (IHE BALP) is decided in package fhir.
+var AuditActions = map[AuditAction]string{
+	AuditPatientRead:        "read one patient's demographics",
+	AuditPatientList:        "list or search patients",
+	AuditPatientCreate:      "create a patient",
+	AuditReadingsRead:       "read a patient's readings (API, FHIR Observation, patient page)",
+	AuditReadingsWrite:      "send readings or observations",
+	AuditSignIn:             "sign in (web session or MQTT CONNECT), any outcome",
+	AuditLockout:            "a user name is locked out after failed sign-ins",
+	AuditLockoutEnd:         "a lockout ends",
+	AuditTokenUse:           "a token used on a route without an action of its own",
+	AuditTokenRead:          "list one's tokens",
+	AuditTokenCreate:        "create a token",
+	AuditTokenRevoke:        "revoke a token, sign out, or revoke every token of a user (vigil admin)",
+	AuditUserRead:           "read users, or one's own identity (/api/v1/me)",
+	AuditUserChange:         "create, change, disable a user or reset a password (API or vigil admin)",
+	AuditTeamRead:           "read care teams",
+	AuditTeamChange:         "change a care team, its members or its patients",
+	AuditBreakGlassStart:    "a clinician starts emergency access to a patient, with a reason",
+	AuditBreakGlassEnd:      "emergency access ends",
+	AuditBreakGlassRead:     "list break-glass accesses",
+	AuditDeviceRead:         "read devices",
+	AuditDeviceChange:       "register, change or revoke a device, or issue its token or certificate",
+	AuditAccessDenied:       "a device refused a publish or subscribe on an MQTT topic not its own",
+	AuditQuarantineRead:     "list quarantined messages",
+	AuditQuarantineReplay:   "replay a quarantined message",
+	AuditAuditRead:          "read the audit log (API, FHIR AuditEvent, a patient's access log)",
+	AuditAlertList:          "list alerts (API, FHIR Flag, alert inbox)",
+	AuditAlertRead:          "read one alert",
+	AuditAlertAck:           "acknowledge an alert",
+	AuditAlertSnooze:        "snooze an alert",
+	AuditAlertResolve:       "resolve an alert",
+	AuditEventStream:        "open the live event stream",
+	AuditRulesRead:          "read clinical rule configuration or its versions",
+	AuditRulesChange:        "change or reset clinical rule configuration",
+	AuditWebhookRead:        "list webhooks or their deliveries",
+	AuditWebhookChange:      "create or delete a webhook, or resend a delivery",
+	AuditExportStart:        "start a FHIR bulk export",
+	AuditExportStatus:       "poll a FHIR bulk export",
+	AuditExportCancel:       "cancel a FHIR bulk export",
+	AuditExportDownload:     "download a file of a FHIR bulk export",
+	AuditPageView:           "view a dashboard page that names no patient",
+	AuditWorklistRead:       "view the worklist",
+	AuditFailuresSuppressed: "the count of unauthenticated failures from one address over the audit budget",
+	AuditDamageAccepted:     "the node started on a damaged audit log with the operator's consent",
+}
 
 // Auditor appends entries to the audit log. Record is safe for concurrent
 // use and returns once the entry is durable (entries are batched: many

@@ -346,7 +346,8 @@ func (r *Recorder) waitApplied(ctx context.Context, seq int64) error {
 // closeJournal runs once Close was called and no StartRecord is in
 // progress: it makes what was written durable, lets the applier copy what
 // is left, then closes the journal, removing it if the store holds every
-// entry.
+// entry (never after a failure Repair did not mend: the next start
+// recovers what it holds).
 func (r *Recorder) closeJournal() {
 	r.syncing <- struct{}{}
 	r.syncJournal()
@@ -365,6 +366,16 @@ func (r *Recorder) closeJournal() {
 	r.amu.Lock()
 	all := r.applied == r.journaled
 	r.amu.Unlock()
+	// Under wmu, which guards the journal's file: a late wait or Ping
+	// may still look at it.
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.broken != nil || len(r.unsynced) > 0 {
+		// The journal failed and was not repaired: entries written to it
+		// but not synced are in no store (with WaitForWrite they were
+		// acknowledged). Keep it for the next start to recover.
+		all = false
+	}
 	if err := r.journal.close(all); err != nil {
 		r.logger.Error("audit journal close failed", "err", err)
 	}

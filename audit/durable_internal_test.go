@@ -137,3 +137,47 @@ func TestJournalRepair(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalCloseAfterFailure: with WaitForWrite an entry is acknowledged
+// once written; if the journal then fails and the Recorder is closed before
+// Repair mended it, the journal is kept (not removed as applied), so that
+// the next start copies the acknowledged entry to the store.
+func TestJournalCloseAfterFailure(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opts := RecorderOptions{Journal: filepath.Join(dir, "j"), SyncDelay: time.Hour, RepairInterval: -1, WaitForWrite: true}
+	r, err := NewRecorder(t.Context(), s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := vigil.AuditEntry{Actor: "usr_1", Action: vigil.AuditReadingsRead, Outcome: vigil.AuditSuccess, Detail: "acknowledged"}
+	if err := r.Record(t.Context(), e); err != nil { // written, not yet synced
+		t.Fatal(err)
+	}
+	r.wmu.Lock()
+	r.journal.f.Close() // the disk fails
+	r.wmu.Unlock()
+	e.Detail = "refused"
+	if err := r.Record(t.Context(), e); vigil.ErrorCode(err) != vigil.EUNAVAILABLE {
+		t.Fatalf("Record after the failure: %v, want %s", err, vigil.EUNAVAILABLE)
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	opts.WaitForWrite = false
+	r, err = NewRecorder(t.Context(), s, opts) // the next start
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.LastAudit(t.Context())
+	if err != nil || last.Seq != 1 || last.Detail != "acknowledged" {
+		t.Fatalf("store ends with %+v, %v; want the acknowledged entry, seq 1", last, err)
+	}
+}

@@ -202,7 +202,7 @@ func TestJournalRecovery(t *testing.T) {
 
 			// What verify and list read beside (or after) the crash: the
 			// store holds nothing, the journal all 30.
-			rep, err := audit.Verify(t.Context(), audit.Log{Store: s, Journal: dir})
+			rep, err := audit.Verify(t.Context(), audit.Trail{Store: s, Journal: dir})
 			if err != nil || !rep.OK() || rep.Entries != 30 {
 				t.Fatalf("Verify of store and journal = %+v, %v; want 30 intact", rep, err)
 			}
@@ -344,10 +344,10 @@ func TestLog(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		log  audit.Log
+		log  audit.Trail
 	}{
-		{"store and journal", audit.Log{Store: s, Journal: dir}},
-		{"copied between the reads", audit.Log{Store: staleEnd{s, 10}, Journal: dir}},
+		{"store and journal", audit.Trail{Store: s, Journal: dir}},
+		{"copied between the reads", audit.Trail{Store: staleEnd{s, 10}, Journal: dir}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := tc.log

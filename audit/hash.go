@@ -54,7 +54,7 @@ func Hash(prev []byte, e vigil.AuditEntry) []byte {
 	if len(prev) == 0 {
 		prev = make([]byte, HashSize)
 	}
-	strs := [...]string{e.Actor, e.ActorName, string(e.Role), e.Action, e.SubjectID, e.Resource, e.Remote, e.Outcome, e.Detail}
+	strs := [...]string{e.Actor, e.ActorName, string(e.Role), string(e.Action), e.SubjectID, e.Resource, e.Remote, e.Outcome, e.Detail}
 	n := 8 + len(hashVersion) + 8 + len(prev) + 2*(8+8)
 	for _, s := range strs {
 		n += 8 + len(s)

@@ -154,7 +154,7 @@ func TestJournalDamage(t *testing.T) {
 			bad := tt.damage(t, segs)
 			before := snapshot(t, dir)
 
-			rep, err := audit.Verify(t.Context(), audit.Log{Store: s, Journal: dir})
+			rep, err := audit.Verify(t.Context(), audit.Trail{Store: s, Journal: dir})
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}

@@ -54,8 +54,8 @@ type FailureLimiter struct {
 type failureCount struct {
 	recorded    int
 	suppressed  int64
-	first, last time.Time // of the suppressed entries
-	action      string    // of the first suppressed entry
+	first, last time.Time         // of the suppressed entries
+	action      vigil.AuditAction // of the first suppressed entry
 }
 
 // otherAddrs is the address entries are counted under once MaxAddrs

@@ -26,7 +26,7 @@ func (c *entries) Record(_ context.Context, e vigil.AuditEntry) error {
 	return nil
 }
 
-func (c *entries) count(action, remote string) (n int) {
+func (c *entries) count(action vigil.AuditAction, remote string) (n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.es {

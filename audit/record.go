@@ -28,7 +28,7 @@ func appendRecord(b []byte, e vigil.AuditEntry) []byte {
 		b = appendString(b, string(e.Role))
 	}
 	b = append(b, `,"action":`...)
-	b = appendString(b, e.Action)
+	b = appendString(b, string(e.Action))
 	if e.SubjectID != "" {
 		b = append(b, `,"patient":`...)
 		b = appendString(b, e.SubjectID)

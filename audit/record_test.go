@@ -56,7 +56,7 @@ func FuzzAppendRecord(f *testing.F) {
 	f.Add(int64(9), int64(0), "\"\\", "\x00\x1f", "", "a\xffb", "😀", "\u2028", "", "", "detail\n", []byte(nil))
 	f.Fuzz(func(t *testing.T, seq, micros int64, actor, name, role, action, subject, resource, remote, outcome, detail string, hash []byte) {
 		e := vigil.AuditEntry{Seq: seq, Time: time.UnixMicro(micros % (1 << 50)).UTC(), Actor: actor, ActorName: name, Role: vigil.Role(role),
-			Action: action, SubjectID: subject, Resource: resource, Remote: remote, Outcome: outcome, Detail: detail, Hash: hash}
+			Action: vigil.AuditAction(action), SubjectID: subject, Resource: resource, Remote: remote, Outcome: outcome, Detail: detail, Hash: hash}
 		sameAsEncodingJSON(t, e)
 	})
 }

@@ -15,6 +15,35 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
+// Lock order of a Recorder. It has two modes, chosen once by NewRecorder:
+// without a journal (loop and write, below) and with one (durable.go and
+// apply.go). What guards what:
+//
+//   - mu guards closed and the start of senders (StartRecord's Add must not
+//     race Close's Wait). Both modes. Held only for those few lines: no
+//     other lock and no I/O is taken or done under it.
+//   - syncing is a one-token channel (so that taking it honours ctx), held
+//     by whoever writes and syncs the journal (waitDurable, syncLate),
+//     rebuilds it (Repair), closes it (closeJournal), or forces a sync
+//     before reading (Flush). Journal mode only.
+//   - wmu guards the chain's end (seq, prev, stale), the journal's current
+//     segment and file, unsynced, broken, brokenSince, repairing,
+//     syncTimer and durableHash. Journal mode only; without a journal the
+//     chain's end is owned by the loop goroutine and needs no lock.
+//   - amu guards the applier's state: pending, journaled, applied, flushTo,
+//     applyErr, changed and loopDone. Journal mode only.
+//   - durable, written and syncs are atomics: read without a lock, stored
+//     under wmu.
+//
+// Order: syncing → mu, and syncing → wmu → amu. A lock may be taken while
+// those to its left are held, never the other way; mu is never held while
+// another is taken, and amu is innermost (syncJournal and Repair enqueue
+// under wmu). wmu is held for memory work and writes to the page cache,
+// never for a sync except when a full segment is closed; amu never for
+// I/O (the applier copies to the store without it). The store is called
+// without any lock. TestRecorderLockOrder runs every path at once under
+// the race detector (go test -race ./audit/).
+
 // Defaults of RecorderOptions.
 const (
 	defaultMaxBatch       = 512
@@ -369,9 +398,10 @@ func (r *Recorder) normalize(e vigil.AuditEntry) vigil.AuditEntry {
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.Seq, e.Hash = 0, nil
-	for _, s := range []*string{&e.Actor, &e.ActorName, &e.Action, &e.SubjectID, &e.Resource, &e.Remote, &e.Outcome, &e.Detail} {
+	for _, s := range []*string{&e.Actor, &e.ActorName, &e.SubjectID, &e.Resource, &e.Remote, &e.Outcome, &e.Detail} {
 		*s = text(*s)
 	}
+	e.Action = vigil.AuditAction(text(string(e.Action)))
 	e.Role = vigil.Role(text(string(e.Role)))
 	return e
 }

@@ -70,7 +70,7 @@ const (
 
 // auditTypes gives the DICOM event type (and event subtype) of actions
 // that are not one request on a REST route.
-var auditTypes = map[string][2]Coding{
+var auditTypes = map[vigil.AuditAction][2]Coding{
 	vigil.AuditSignIn:             {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}, {System: SystemDICOM, Code: "110122", Display: "Login"}},
 	vigil.AuditLockout:            {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
 	vigil.AuditLockoutEnd:         {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
@@ -143,7 +143,7 @@ func (Encoder) AuditEvent(e *vigil.AuditEntry, node string) *AuditEvent {
 		ev.Type = Coding{System: SystemDICOM, Code: "110100", Display: "Application Activity"}
 		ev.Action = "E"
 	}
-	ev.Subtype = append(ev.Subtype, Coding{System: SystemVigilAuditAction, Code: e.Action})
+	ev.Subtype = append(ev.Subtype, Coding{System: SystemVigilAuditAction, Code: string(e.Action)})
 
 	agent := AuditEventAgent{Name: e.ActorName, Requestor: true}
 	switch {

@@ -17,16 +17,6 @@ import (
 // FHIR Flag resources); an admin every patient, but only with
 // AdminReadsClinical. Only clinicians of the patient act on alerts.
 
-// Audit actions of the alert routes and the event stream.
-const (
-	auditAlertList    = "alert.list"
-	auditAlertRead    = "alert.read"
-	auditAlertAck     = "alert.ack"
-	auditAlertSnooze  = "alert.snooze"
-	auditAlertResolve = "alert.resolve"
-	auditEventStream  = "event.stream"
-)
-
 // maxSnooze is the longest an alert may be snoozed [choice]: a snooze
 // outlasting a shift would hide the alert from the next one.
 const maxSnooze = 24 * time.Hour
@@ -245,7 +235,7 @@ func parseAlertStates(vs []string) ([]vigil.AlertState, error) {
 // exist. The route's own audit entry names no patient, so the decision is
 // audited here under action with the patient as subject (a denial, or the
 // access granted); a failure to audit refuses the request.
-func (s *Server) alertFor(r *http.Request, action string) (*vigil.Alert, error) {
+func (s *Server) alertFor(r *http.Request, action vigil.AuditAction) (*vigil.Alert, error) {
 	if err := s.alertsEnabled(); err != nil {
 		return nil, err
 	}
@@ -279,7 +269,7 @@ type alertOut struct {
 }
 
 func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.alertFor(r, auditAlertRead)
+	a, err := s.alertFor(r, vigil.AuditAlertRead)
 	if err != nil {
 		return err
 	}
@@ -303,7 +293,7 @@ type alertAction struct {
 }
 
 // actionBody checks access to the alert, then reads and checks the body.
-func (s *Server) actionBody(w http.ResponseWriter, r *http.Request, action string) (*vigil.Alert, alertAction, error) {
+func (s *Server) actionBody(w http.ResponseWriter, r *http.Request, action vigil.AuditAction) (*vigil.Alert, alertAction, error) {
 	var in alertAction
 	a, err := s.alertFor(r, action)
 	if err != nil {
@@ -317,14 +307,14 @@ func (s *Server) actionBody(w http.ResponseWriter, r *http.Request, action strin
 	if in.Note = strings.TrimSpace(in.Note); len(in.Note) > maxNote {
 		return nil, in, vigil.Errorf(vigil.EINVALID, `"note" is too long: at most %d characters`, maxNote)
 	}
-	if action != auditAlertSnooze && (in.Until != "" || in.Minutes != nil) {
+	if action != vigil.AuditAlertSnooze && (in.Until != "" || in.Minutes != nil) {
 		return nil, in, vigil.Errorf(vigil.EINVALID, `"until" and "minutes" are for snoozing only`)
 	}
 	return a, in, nil
 }
 
 func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) error {
-	a, in, err := s.actionBody(w, r, auditAlertAck)
+	a, in, err := s.actionBody(w, r, vigil.AuditAlertAck)
 	if err != nil {
 		return err
 	}
@@ -339,7 +329,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) error {
 // snoozeAlert snoozes until a time ("until", RFC 3339) or for a number of
 // minutes from now ("minutes"), at most maxSnooze.
 func (s *Server) snoozeAlert(w http.ResponseWriter, r *http.Request) error {
-	a, in, err := s.actionBody(w, r, auditAlertSnooze)
+	a, in, err := s.actionBody(w, r, vigil.AuditAlertSnooze)
 	if err != nil {
 		return err
 	}
@@ -373,7 +363,7 @@ func (s *Server) snoozeAlert(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) resolveAlert(w http.ResponseWriter, r *http.Request) error {
-	a, in, err := s.actionBody(w, r, auditAlertResolve)
+	a, in, err := s.actionBody(w, r, vigil.AuditAlertResolve)
 	if err != nil {
 		return err
 	}

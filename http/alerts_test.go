@@ -377,7 +377,7 @@ func TestListAlertsAdmin(t *testing.T) {
 
 // auditCount counts audit entries of an action about a patient with an
 // outcome.
-func (w *alertWorld) auditCount(action, subject, outcome string) int {
+func (w *alertWorld) auditCount(action vigil.AuditAction, subject, outcome string) int {
 	n := 0
 	for _, a := range w.auditEntries(vigil.AuditFilter{SubjectID: subject}) {
 		if a.Action == action && a.Outcome == outcome {
@@ -401,7 +401,7 @@ func TestAlertDetailAndActions(t *testing.T) {
 	if got.ID != w.a2 || got.SubjectID != w.p1 || got.Priority != vigil.PriorityHigh || len(got.Events) != 1 || got.Events[0].Type != "opened" {
 		t.Errorf("get: %s", body)
 	}
-	if n := w.auditCount(auditAlertRead, w.p1, vigil.AuditSuccess); n != 1 {
+	if n := w.auditCount(vigil.AuditAlertRead, w.p1, vigil.AuditSuccess); n != 1 {
 		t.Errorf("read audited under the patient %d times, want 1", n)
 	}
 	if st, body := w.request("GET", "/api/v1/alerts/"+w.a2, w.patTok, ""); st != 200 {
@@ -426,10 +426,10 @@ func TestAlertDetailAndActions(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want 404", method, c.path, st, body)
 		}
 	}
-	if n := w.auditCount(auditAlertRead, w.p2, vigil.AuditDenied); n != 2 {
+	if n := w.auditCount(vigil.AuditAlertRead, w.p2, vigil.AuditDenied); n != 2 {
 		t.Errorf("denied reads audited under p2 %d times, want 2", n)
 	}
-	if n := w.auditCount(auditAlertAck, w.p2, vigil.AuditDenied); n != 1 {
+	if n := w.auditCount(vigil.AuditAlertAck, w.p2, vigil.AuditDenied); n != 1 {
 		t.Errorf("denied ack audited under p2 %d times, want 1", n)
 	}
 	if calls := w.alerts.callLog(); len(calls) != 0 {
@@ -480,9 +480,9 @@ func TestAlertDetailAndActions(t *testing.T) {
 		t.Errorf("after ack: %s", body)
 	}
 	for _, c := range []struct {
-		action string
+		action vigil.AuditAction
 		want   int
-	}{{auditAlertAck, 5}, {auditAlertSnooze, 6}, {auditAlertResolve, 2}} {
+	}{{vigil.AuditAlertAck, 5}, {vigil.AuditAlertSnooze, 6}, {vigil.AuditAlertResolve, 2}} {
 		if n := w.auditCount(c.action, w.p1, vigil.AuditSuccess); n != c.want {
 			t.Errorf("%s audited under p1 %d times, want %d", c.action, n, c.want)
 		}
@@ -612,7 +612,7 @@ func TestEventStream(t *testing.T) {
 	}
 	streams := 0
 	for _, a := range w.auditEntries(vigil.AuditFilter{Actor: w.clin.ID}) {
-		if a.Action == auditEventStream && a.Outcome == vigil.AuditSuccess {
+		if a.Action == vigil.AuditEventStream && a.Outcome == vigil.AuditSuccess {
 			streams++
 		}
 	}

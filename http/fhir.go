@@ -250,7 +250,7 @@ func (s *Server) deviceSubject(r *http.Request) string {
 }
 
 // canReadFHIR checks, for a read whose patient is known only once the
-// resource is loaded, what the route's rule checks for patient routes:
+// resource is loaded, what the route's access rule checks for patient routes:
 // the caller may see the patient, and patient/ scopes reach only the
 // token's own patient. Refusals are ENOTFOUND, so that resource ids
 // cannot be probed.
@@ -544,7 +544,7 @@ func (s *Server) fhirSearchPatients(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// fhirReadPatient answers Patient/{id} (access checked by the rule).
+// fhirReadPatient answers Patient/{id} (access checked by the access rule).
 func (s *Server) fhirReadPatient(w http.ResponseWriter, r *http.Request) error {
 	pt, err := s.Store.Patient(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -579,7 +579,7 @@ func (s *Server) fhirReadDevice(w http.ResponseWriter, r *http.Request) error {
 // read the alert (alertFor checks the patient and audits the read; an alert
 // of a patient the caller may not see is answered 404, as unknown).
 func (s *Server) fhirReadFlag(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.alertFor(r, auditAlertRead)
+	a, err := s.alertFor(r, vigil.AuditAlertRead)
 	if err != nil {
 		return err
 	}

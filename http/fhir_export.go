@@ -32,14 +32,6 @@ import (
 // kick-off after a restart removes the files they left in ExportDir.
 // Finished jobs and their files are removed after exportTTL.
 
-// Audit actions of bulk export.
-const (
-	auditExportStart    = "fhir.export"
-	auditExportStatus   = "fhir.export.status"
-	auditExportCancel   = "fhir.export.cancel"
-	auditExportDownload = "fhir.export.download"
-)
-
 var (
 	// exporters may export every patient: system clients and admins (who
 	// need AdminReadsClinical, as exports carry clinical data).

@@ -16,7 +16,7 @@ import (
 // format of POST /api/v1/readings, without device_id; patient_id may be
 // left out and must otherwise be {id}. They go through the ingest service
 // like device readings, with the clinician as the sender, source "manual"
-// and the quality flag "manual". The route's rule has checked that the
+// and the quality flag "manual". The route's access rule has checked that the
 // clinician may see the patient. Answers 202 once they are durable. A body
 // refused before the ingest service sees it is kept in the quarantine first,
 // like every refusal.

@@ -119,8 +119,8 @@ func FuzzParseReadingsQuery(f *testing.F) {
 	})
 }
 
-// TestEveryRouteHasARule walks the route table: every route must declare a
-// rule, and only the deliberate few may be public.
+// TestEveryRouteHasARule walks the route table: every route must declare an
+// access rule, and only the deliberate few may be public.
 func TestEveryRouteHasARule(t *testing.T) {
 	publicOK := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true,
 		"GET /static/{file}": true, "GET /signin": true, // the dashboard's style, script and sign-in form hold no data
@@ -132,10 +132,10 @@ func TestEveryRouteHasARule(t *testing.T) {
 	s := &Server{}
 	seen := map[string]bool{}
 	for _, rt := range s.routes() {
-		if rt.rule.name == "" {
-			t.Errorf("%s has no rule", rt.pattern)
+		if rt.access.name == "" {
+			t.Errorf("%s has no access rule", rt.pattern)
 		}
-		if !rt.rule.authn && !publicOK[rt.pattern] {
+		if !rt.access.authn && !publicOK[rt.pattern] {
 			t.Errorf("%s is public but is not in the list of deliberately public routes", rt.pattern)
 		}
 		if rt.handle == nil {

@@ -15,9 +15,11 @@ import (
 	"github.com/vigil-health/vigil/oidc"
 )
 
-// rule authorizes a request before its handler runs. Every route has one;
-// nothing is reachable without a rule (deny by default).
-type rule struct {
+// accessRule authorizes a request before its handler runs: who may call
+// the route, and what its audit entry records. Every route has one;
+// nothing is reachable without one (deny by default). Not to be confused
+// with clinical rules (package rules) or their configuration (rules.go).
+type accessRule struct {
 	name  string       // for docs and tests
 	authn bool         // a valid credential is required
 	roles []vigil.Role // roles allowed; every other role is refused
@@ -45,13 +47,13 @@ type rule struct {
 	// serves no resource, e.g. "who am I").
 	anyToken bool
 	// action is what the audit log records for the request.
-	action string
+	action vigil.AuditAction
 	// page: a dashboard page; a refused or failed request is answered in
 	// HTML (unauthenticated: a redirect to the sign-in page), not JSON.
 	page bool
 }
 
-var public = rule{name: "public"}
+var public = accessRule{name: "public"}
 
 var (
 	everyone   = []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient, vigil.RoleIntegration}
@@ -63,36 +65,37 @@ var (
 	senders    = []vigil.Role{vigil.RoleDevice, vigil.RoleIntegration}
 )
 
-func authn(name, action string, roles []vigil.Role) rule {
-	return rule{name: name, authn: true, roles: roles, action: action}
+func authn(name string, action vigil.AuditAction, roles []vigil.Role) accessRule {
+	return accessRule{name: name, authn: true, roles: roles, action: action}
 }
 
-// withScope, onPatient and clinicalData refine a rule.
-func (r rule) withScope(s string) rule { r.scope = s; return r }
-func (r rule) onPatient() rule         { r.patient = true; return r }
-func (r rule) clinicalData() rule      { r.clinical = true; r.patient = true; return r }
-func (r rule) forAnyToken() rule       { r.anyToken = true; return r }
-func (r rule) asPage() rule            { r.page = true; return r }
+// withScope, onPatient and clinicalData refine an access rule.
+func (r accessRule) withScope(s string) accessRule { r.scope = s; return r }
+func (r accessRule) onPatient() accessRule         { r.patient = true; return r }
+func (r accessRule) clinicalData() accessRule      { r.clinical = true; r.patient = true; return r }
+func (r accessRule) forAnyToken() accessRule       { r.anyToken = true; return r }
+func (r accessRule) asPage() accessRule            { r.page = true; return r }
 
-// checksResourcePatient marks a rule whose handler checks the patient of
-// the resource it loads; subjectOf finds that patient for the audit entry
-// (see rule.resourcePatient).
-func (r rule) checksResourcePatient(subjectOf func(*http.Request) string) rule {
+// checksResourcePatient marks an access rule whose handler checks the
+// patient of the resource it loads; subjectOf finds that patient for the
+// audit entry (see accessRule.resourcePatient).
+func (r accessRule) checksResourcePatient(subjectOf func(*http.Request) string) accessRule {
 	r.resourcePatient, r.subjectOf = true, subjectOf
 	return r
 }
 
-// searchPatient makes a rule take its patient from the FHIR search
-// parameters (see rule.patientParam).
-func (r rule) searchPatient() rule { r.patientParam = true; r.patient = true; return r }
+// searchPatient makes an access rule take its patient from the FHIR search
+// parameters (see accessRule.patientParam).
+func (r accessRule) searchPatient() accessRule { r.patientParam = true; r.patient = true; return r }
 
 type route struct {
 	pattern string // net/http ServeMux pattern, with method
-	rule    rule
+	access  accessRule
 	handle  func(w http.ResponseWriter, r *http.Request) error
 }
 
-// routes is the one table of every endpoint and the rule that guards it.
+// routes is the one table of every endpoint and the access rule that
+// guards it.
 func (s *Server) routes() []route {
 	return []route{
 		{"GET /healthz", public, s.healthz},
@@ -106,18 +109,18 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/auth/token", public, s.signIn},
 		{"POST /api/v1/auth/session", public, s.createSession},
 		{"DELETE /api/v1/auth/session", authn("signed-in", vigil.AuditTokenRevoke, people), s.deleteSession},
-		{"GET /api/v1/me", authn("any", "user.read", everyone).forAnyToken(), s.me},
+		{"GET /api/v1/me", authn("any", vigil.AuditUserRead, everyone).forAnyToken(), s.me},
 
 		{"POST /api/v1/users", authn("admin", vigil.AuditUserChange, adminOnly), s.createUser},
-		{"GET /api/v1/users", authn("admin", "user.read", adminOnly), s.listUsers},
-		{"GET /api/v1/users/{id}", authn("admin", "user.read", adminOnly), s.getUser},
+		{"GET /api/v1/users", authn("admin", vigil.AuditUserRead, adminOnly), s.listUsers},
+		{"GET /api/v1/users/{id}", authn("admin", vigil.AuditUserRead, adminOnly), s.getUser},
 		{"PATCH /api/v1/users/{id}", authn("admin", vigil.AuditUserChange, adminOnly), s.updateUser},
 		{"DELETE /api/v1/users/{id}/totp", authn("admin", vigil.AuditUserChange, adminOnly), s.resetTOTP},
 		{"POST /api/v1/auth/totp", authn("people", vigil.AuditUserChange, people), s.enrolTOTP},
 
 		{"POST /api/v1/teams", authn("admin", vigil.AuditTeamChange, adminOnly), s.createTeam},
-		{"GET /api/v1/teams", authn("admin", "team.read", adminOnly), s.listTeams},
-		{"GET /api/v1/teams/{id}", authn("admin", "team.read", adminOnly), s.getTeam},
+		{"GET /api/v1/teams", authn("admin", vigil.AuditTeamRead, adminOnly), s.listTeams},
+		{"GET /api/v1/teams/{id}", authn("admin", vigil.AuditTeamRead, adminOnly), s.getTeam},
 		{"DELETE /api/v1/teams/{id}", authn("admin", vigil.AuditTeamChange, adminOnly), s.deleteTeam},
 		{"PUT /api/v1/teams/{id}/members/{user}", authn("admin", vigil.AuditTeamChange, adminOnly), s.addMember},
 		{"DELETE /api/v1/teams/{id}/members/{user}", authn("admin", vigil.AuditTeamChange, adminOnly), s.removeMember},
@@ -125,82 +128,82 @@ func (s *Server) routes() []route {
 		{"DELETE /api/v1/teams/{id}/patients/{patient}", authn("admin", vigil.AuditTeamChange, adminOnly), s.unenrollPatient},
 
 		{"POST /api/v1/tokens", authn("people", vigil.AuditTokenCreate, people), s.createToken},
-		{"GET /api/v1/tokens", authn("people", "token.read", people), s.listTokens},
+		{"GET /api/v1/tokens", authn("people", vigil.AuditTokenRead, people), s.listTokens},
 		{"DELETE /api/v1/tokens/{id}", authn("people", vigil.AuditTokenRevoke, people), s.revokeToken},
 
 		{"POST /api/v1/patients", authn("admin", vigil.AuditPatientCreate, adminOnly), s.createPatient},
-		{"GET /api/v1/patients", authn("care", "patient.list", careRoles).withScope("Patient.rs"), s.listPatients},
+		{"GET /api/v1/patients", authn("care", vigil.AuditPatientList, careRoles).withScope("Patient.rs"), s.listPatients},
 		{"GET /api/v1/patients/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.getPatient},
 		{"GET /api/v1/patients/{id}/readings", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.listReadings},
 		{"GET /api/v1/patients/{id}/latest", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.latestReadings},
-		{"GET /api/v1/patients/{id}/access-log", authn("care", "audit.read", []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).onPatient(), s.patientAccessLog},
+		{"GET /api/v1/patients/{id}/access-log", authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).onPatient(), s.patientAccessLog},
 		{"POST /api/v1/patients/{id}/break-glass", authn("clinician", vigil.AuditBreakGlassStart, clinicians), s.breakGlass},
-		{"GET /api/v1/break-glass", authn("admin", "breakglass.read", adminOnly), s.listBreakGlass},
+		{"GET /api/v1/break-glass", authn("admin", vigil.AuditBreakGlassRead, adminOnly), s.listBreakGlass},
 
 		{"POST /api/v1/devices", authn("admin", vigil.AuditDeviceChange, adminOnly), s.createDevice},
-		{"GET /api/v1/devices", authn("admin", "device.read", adminOnly), s.listDevices},
-		{"GET /api/v1/devices/{id}", authn("admin", "device.read", adminOnly), s.getDevice},
+		{"GET /api/v1/devices", authn("admin", vigil.AuditDeviceRead, adminOnly), s.listDevices},
+		{"GET /api/v1/devices/{id}", authn("admin", vigil.AuditDeviceRead, adminOnly), s.getDevice},
 		{"PATCH /api/v1/devices/{id}", authn("admin", vigil.AuditDeviceChange, adminOnly), s.updateDevice},
 		{"POST /api/v1/devices/{id}/revoke", authn("admin", vigil.AuditDeviceChange, adminOnly), s.revokeDevice},
 		{"POST /api/v1/devices/{id}/token", authn("admin", vigil.AuditDeviceChange, adminOnly), s.rotateDeviceToken},
 		{"POST /api/v1/devices/{id}/certificate", authn("admin", vigil.AuditDeviceChange, adminOnly), s.deviceCertificate},
 
 		{"POST /api/v1/readings", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.postReadings},
-		{"GET /api/v1/quarantine", authn("admin", "quarantine.read", adminOnly), s.listQuarantine},
-		{"GET /api/v1/audit", authn("admin", "audit.read", adminOnly), s.listAudit},
+		{"GET /api/v1/quarantine", authn("admin", vigil.AuditQuarantineRead, adminOnly), s.listQuarantine},
+		{"GET /api/v1/audit", authn("admin", vigil.AuditAuditRead, adminOnly), s.listAudit},
 
 		// Alerts: a clinical route without a patient in the path; each
 		// handler checks the alert's patient (alertFor) or filters by the
 		// visible patients (visibleTo).
-		{"GET /api/v1/alerts", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs"), s.listAlerts},
-		{"GET /api/v1/alerts/{id}", authn("clinical", auditAlertRead, s.clinicalReaders()).withScope("Flag.r"), s.getAlert},
-		{"POST /api/v1/alerts/{id}/ack", authn("clinician", auditAlertAck, clinicians), s.ackAlert},
-		{"POST /api/v1/alerts/{id}/snooze", authn("clinician", auditAlertSnooze, clinicians), s.snoozeAlert},
-		{"POST /api/v1/alerts/{id}/resolve", authn("clinician", auditAlertResolve, clinicians), s.resolveAlert},
-		{"GET /api/v1/events", authn("clinical", auditEventStream, s.clinicalReaders()).withScope("Flag.rs"), s.streamEvents},
+		{"GET /api/v1/alerts", authn("clinical", vigil.AuditAlertList, s.clinicalReaders()).withScope("Flag.rs"), s.listAlerts},
+		{"GET /api/v1/alerts/{id}", authn("clinical", vigil.AuditAlertRead, s.clinicalReaders()).withScope("Flag.r"), s.getAlert},
+		{"POST /api/v1/alerts/{id}/ack", authn("clinician", vigil.AuditAlertAck, clinicians), s.ackAlert},
+		{"POST /api/v1/alerts/{id}/snooze", authn("clinician", vigil.AuditAlertSnooze, clinicians), s.snoozeAlert},
+		{"POST /api/v1/alerts/{id}/resolve", authn("clinician", vigil.AuditAlertResolve, clinicians), s.resolveAlert},
+		{"GET /api/v1/events", authn("clinical", vigil.AuditEventStream, s.clinicalReaders()).withScope("Flag.rs"), s.streamEvents},
 		// Rule configuration: the site's (admins change it), a team's (its
 		// clinicians and admins), a patient's (the patient's clinicians).
-		{"GET /api/v1/rules/site", authn("staff", auditRulesRead, staff), s.getRules},
-		{"GET /api/v1/rules/site/versions", authn("staff", auditRulesRead, staff), s.ruleVersions},
-		{"PUT /api/v1/rules/site", authn("admin", auditRulesChange, adminOnly), s.putRules},
-		{"DELETE /api/v1/rules/site", authn("admin", auditRulesChange, adminOnly), s.deleteRules},
-		{"GET /api/v1/teams/{id}/rules", authn("staff", auditRulesRead, staff), s.getRules},
-		{"GET /api/v1/teams/{id}/rules/versions", authn("staff", auditRulesRead, staff), s.ruleVersions},
-		{"PUT /api/v1/teams/{id}/rules", authn("staff", auditRulesChange, staff), s.putRules},
-		{"DELETE /api/v1/teams/{id}/rules", authn("staff", auditRulesChange, staff), s.deleteRules},
-		{"GET /api/v1/patients/{id}/rules", authn("clinical", auditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).clinicalData(), s.getRules},
-		{"GET /api/v1/patients/{id}/rules/versions", authn("clinical", auditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).clinicalData(), s.ruleVersions},
-		{"PUT /api/v1/patients/{id}/rules", authn("clinician", auditRulesChange, clinicians).clinicalData(), s.putRules},
-		{"DELETE /api/v1/patients/{id}/rules", authn("clinician", auditRulesChange, clinicians).clinicalData(), s.deleteRules},
+		{"GET /api/v1/rules/site", authn("staff", vigil.AuditRulesRead, staff), s.getRules},
+		{"GET /api/v1/rules/site/versions", authn("staff", vigil.AuditRulesRead, staff), s.ruleVersions},
+		{"PUT /api/v1/rules/site", authn("admin", vigil.AuditRulesChange, adminOnly), s.putRules},
+		{"DELETE /api/v1/rules/site", authn("admin", vigil.AuditRulesChange, adminOnly), s.deleteRules},
+		{"GET /api/v1/teams/{id}/rules", authn("staff", vigil.AuditRulesRead, staff), s.getRules},
+		{"GET /api/v1/teams/{id}/rules/versions", authn("staff", vigil.AuditRulesRead, staff), s.ruleVersions},
+		{"PUT /api/v1/teams/{id}/rules", authn("staff", vigil.AuditRulesChange, staff), s.putRules},
+		{"DELETE /api/v1/teams/{id}/rules", authn("staff", vigil.AuditRulesChange, staff), s.deleteRules},
+		{"GET /api/v1/patients/{id}/rules", authn("clinical", vigil.AuditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).clinicalData(), s.getRules},
+		{"GET /api/v1/patients/{id}/rules/versions", authn("clinical", vigil.AuditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).clinicalData(), s.ruleVersions},
+		{"PUT /api/v1/patients/{id}/rules", authn("clinician", vigil.AuditRulesChange, clinicians).clinicalData(), s.putRules},
+		{"DELETE /api/v1/patients/{id}/rules", authn("clinician", vigil.AuditRulesChange, clinicians).clinicalData(), s.deleteRules},
 
 		// Webhooks and their delivery log: admins.
-		{"POST /api/v1/webhooks", authn("admin", auditWebhookChange, adminOnly), s.createWebhook},
-		{"GET /api/v1/webhooks", authn("admin", auditWebhookRead, adminOnly), s.listWebhooks},
-		{"DELETE /api/v1/webhooks/{id}", authn("admin", auditWebhookChange, adminOnly), s.deleteWebhook},
-		{"GET /api/v1/webhooks/{id}/deliveries", authn("admin", auditWebhookRead, adminOnly), s.listDeliveries},
-		{"POST /api/v1/webhook-deliveries/{id}/resend", authn("admin", auditWebhookChange, adminOnly), s.resendDelivery},
+		{"POST /api/v1/webhooks", authn("admin", vigil.AuditWebhookChange, adminOnly), s.createWebhook},
+		{"GET /api/v1/webhooks", authn("admin", vigil.AuditWebhookRead, adminOnly), s.listWebhooks},
+		{"DELETE /api/v1/webhooks/{id}", authn("admin", vigil.AuditWebhookChange, adminOnly), s.deleteWebhook},
+		{"GET /api/v1/webhooks/{id}/deliveries", authn("admin", vigil.AuditWebhookRead, adminOnly), s.listDeliveries},
+		{"POST /api/v1/webhook-deliveries/{id}/resend", authn("admin", vigil.AuditWebhookChange, adminOnly), s.resendDelivery},
 
 		{"GET /api/v1/patients/{id}/glucose-summary", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.rs").clinicalData(), s.glucoseSummary},
 		{"POST /api/v1/patients/{id}/observations", authn("clinician", vigil.AuditReadingsWrite, clinicians).clinicalData(), s.postObservations},
-		{"POST /api/v1/quarantine/{id}/replay", authn("admin", auditQuarantineReplay, adminOnly), s.replayQuarantined},
+		{"POST /api/v1/quarantine/{id}/replay", authn("admin", vigil.AuditQuarantineReplay, adminOnly), s.replayQuarantined},
 
 		// Dashboard: server-rendered pages (web*.go) and their static files.
 		// Pages take session cookies (or tokens) like the API; scoped tokens
 		// may not use them. A page request without credentials is sent to
 		// the sign-in page.
 		{"GET /static/{file}", public, s.static},
-		{"GET /signin", rule{name: "public", page: true}, s.signInPage},
+		{"GET /signin", accessRule{name: "public", page: true}, s.signInPage},
 		// OpenID Connect sign-in and logout at the provider: public, audited by
 		// the callback.
-		{"GET /auth/oidc/login", rule{name: "public", page: true}, s.oidcLogin},
-		{"GET /auth/oidc/callback", rule{name: "public", page: true}, s.oidcCallback},
-		{"GET /auth/oidc/logout", rule{name: "public", page: true}, s.oidcLogout},
-		{"GET /{$}", authn("people", auditPageView, people).asPage(), s.home},
-		{"GET /worklist", authn("clinician", auditWorklist, clinicians).asPage(), s.worklistView},
-		{"GET /alerts", authn("clinician", auditAlertList, clinicians).asPage(), s.alertInbox},
+		{"GET /auth/oidc/login", accessRule{name: "public", page: true}, s.oidcLogin},
+		{"GET /auth/oidc/callback", accessRule{name: "public", page: true}, s.oidcCallback},
+		{"GET /auth/oidc/logout", accessRule{name: "public", page: true}, s.oidcLogout},
+		{"GET /{$}", authn("people", vigil.AuditPageView, people).asPage(), s.home},
+		{"GET /worklist", authn("clinician", vigil.AuditWorklistRead, clinicians).asPage(), s.worklistView},
+		{"GET /alerts", authn("clinician", vigil.AuditAlertList, clinicians).asPage(), s.alertInbox},
 		{"GET /patients/{id}", authn("care", vigil.AuditReadingsRead, people).clinicalData().asPage(), s.patientView},
-		{"GET /me", authn("patient", auditPageView, []vigil.Role{vigil.RolePatient}).asPage(), s.myRecord},
-		{"GET /admin", authn("admin", auditPageView, adminOnly).asPage(), s.adminView},
+		{"GET /me", authn("patient", vigil.AuditPageView, []vigil.Role{vigil.RolePatient}).asPage(), s.myRecord},
+		{"GET /admin", authn("admin", vigil.AuditPageView, adminOnly).asPage(), s.adminView},
 
 		// FHIR R4: errors are OperationOutcomes (writeError). Observation
 		// search, $lastn and Flag search name their patient in the query
@@ -215,18 +218,18 @@ func (s *Server) routes() []route {
 		{"GET /fhir/r4/Observation/{id}", authn("care", vigil.AuditReadingsRead, careRoles).withScope("Observation.r").checksResourcePatient(s.observationSubject), s.fhirReadObservation},
 		{"POST /fhir/r4/Observation", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirCreateObservation},
 		{"POST /fhir/r4", authn("senders", vigil.AuditReadingsWrite, senders).withScope("Observation.c"), s.fhirBatch},
-		{"GET /fhir/r4/Patient", authn("care", "patient.list", careRoles).withScope("Patient.rs"), s.fhirSearchPatients},
+		{"GET /fhir/r4/Patient", authn("care", vigil.AuditPatientList, careRoles).withScope("Patient.rs"), s.fhirSearchPatients},
 		{"GET /fhir/r4/Patient/{id}", authn("care", vigil.AuditPatientRead, careRoles).withScope("Patient.r").onPatient(), s.fhirReadPatient},
-		{"GET /fhir/r4/Device/{id}", authn("care", "device.read", careRoles).withScope("Device.r").checksResourcePatient(s.deviceSubject), s.fhirReadDevice},
-		{"GET /fhir/r4/Flag", authn("clinical", auditAlertList, s.clinicalReaders()).withScope("Flag.rs").clinicalData().searchPatient(), s.fhirSearchFlags},
-		{"GET /fhir/r4/Flag/{id}", authn("clinical", auditAlertRead, s.clinicalReaders()).withScope("Flag.r"), s.fhirReadFlag},
+		{"GET /fhir/r4/Device/{id}", authn("care", vigil.AuditDeviceRead, careRoles).withScope("Device.r").checksResourcePatient(s.deviceSubject), s.fhirReadDevice},
+		{"GET /fhir/r4/Flag", authn("clinical", vigil.AuditAlertList, s.clinicalReaders()).withScope("Flag.rs").clinicalData().searchPatient(), s.fhirSearchFlags},
+		{"GET /fhir/r4/Flag/{id}", authn("clinical", vigil.AuditAlertRead, s.clinicalReaders()).withScope("Flag.r"), s.fhirReadFlag},
 		// The audit log, read-only, as BALP AuditEvents: like the access log.
-		{"GET /fhir/r4/AuditEvent", authn("care", "audit.read", []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).withScope("AuditEvent.rs").searchPatient(), s.fhirSearchAuditEvents},
-		{"GET /fhir/r4/Patient/$export", authn("export", auditExportStart, exporters).withScope("Patient.rs"), s.fhirExportAll},
-		{"GET /fhir/r4/Group/{id}/$export", authn("export", auditExportStart, groupExporters).withScope("Patient.rs"), s.fhirExportGroup},
-		{"GET /fhir/r4/$export-status/{job}", authn("export", auditExportStatus, groupExporters).withScope("Patient.rs"), s.fhirExportStatus},
-		{"DELETE /fhir/r4/$export-status/{job}", authn("export", auditExportCancel, groupExporters).withScope("Patient.rs"), s.fhirExportCancel},
-		{"GET /fhir/r4/$export-file/{job}/{file}", authn("export", auditExportDownload, groupExporters).withScope("Patient.rs"), s.fhirExportFile},
+		{"GET /fhir/r4/AuditEvent", authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).withScope("AuditEvent.rs").searchPatient(), s.fhirSearchAuditEvents},
+		{"GET /fhir/r4/Patient/$export", authn("export", vigil.AuditExportStart, exporters).withScope("Patient.rs"), s.fhirExportAll},
+		{"GET /fhir/r4/Group/{id}/$export", authn("export", vigil.AuditExportStart, groupExporters).withScope("Patient.rs"), s.fhirExportGroup},
+		{"GET /fhir/r4/$export-status/{job}", authn("export", vigil.AuditExportStatus, groupExporters).withScope("Patient.rs"), s.fhirExportStatus},
+		{"DELETE /fhir/r4/$export-status/{job}", authn("export", vigil.AuditExportCancel, groupExporters).withScope("Patient.rs"), s.fhirExportCancel},
+		{"GET /fhir/r4/$export-file/{job}/{file}", authn("export", vigil.AuditExportDownload, groupExporters).withScope("Patient.rs"), s.fhirExportFile},
 	}
 }
 
@@ -261,8 +264,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// wrap authenticates, authorizes and audits per the route's rule, runs the
-// handler, translates its error, and logs and measures the request.
+// wrap authenticates, authorizes and audits per the route's access rule,
+// runs the handler, translates its error, and logs and measures the request.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -272,14 +275,14 @@ func (s *Server) wrap(rt route) http.Handler {
 		var out http.ResponseWriter = sw
 		var gate *auditGate
 		err := func() error {
-			if !rt.rule.authn {
+			if !rt.access.authn {
 				// Public routes (sign-in) get the same-origin check;
 				// authorize applies it, audited, to the others.
 				if err := checkSameOrigin(r); err != nil {
 					return err
 				}
 			}
-			if rt.rule.authn {
+			if rt.access.authn {
 				p, wait, err := s.authorize(w, r, rt)
 				if p != nil {
 					who = p.Name
@@ -298,7 +301,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			return rt.handle(out, r)
 		}()
 		if err != nil {
-			if rt.rule.page {
+			if rt.access.page {
 				s.writePageError(out, r, err)
 			} else {
 				s.writeError(out, r, err)
@@ -353,7 +356,7 @@ func checkSameOrigin(r *http.Request) error {
 	return nil
 }
 
-// authorize applies rt's rule: same origin, credentials, role, token scope, patient
+// authorize applies rt's access rule: same origin, credentials, role, token scope, patient
 // access, CSRF for cookie sessions; and records the outcome in the audit
 // log. An error refuses the request; a failure to audit refuses it too.
 //
@@ -363,30 +366,30 @@ func checkSameOrigin(r *http.Request) error {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*vigil.Principal, func() error, error) {
 	ctx := r.Context()
 	if err := checkSameOrigin(r); err != nil {
-		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.rule.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.access.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return nil, nil, aerr
 		}
 		return nil, nil, err
 	}
 	p, viaCookie, err := s.authenticate(r)
 	if err != nil {
-		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.rule.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+		if aerr := s.auditUnauthenticated(ctx, r, nil, rt.access.action, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return nil, nil, aerr
 		}
 		return nil, nil, err
 	}
 	subject := ""
-	if rt.rule.patientParam {
+	if rt.access.patientParam {
 		subject = searchPatientOf(r)
-	} else if rt.rule.patient {
+	} else if rt.access.patient {
 		subject = r.PathValue("id")
-	} else if rt.rule.subjectOf != nil {
-		subject = rt.rule.subjectOf(r)
+	} else if rt.access.subjectOf != nil {
+		subject = rt.access.subjectOf(r)
 	} else if p.Role == vigil.RoleDevice {
 		subject = p.SubjectID
 	}
 	deny := func(err error) (*vigil.Principal, func() error, error) {
-		if aerr := s.audit(ctx, r, p, rt.rule.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
+		if aerr := s.audit(ctx, r, p, rt.access.action, subject, vigil.AuditDenied, vigil.ErrorMessage(err)); aerr != nil {
 			return p, nil, aerr
 		}
 		return p, nil, err
@@ -396,43 +399,43 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*v
 			return deny(err)
 		}
 	}
-	if !slices.Contains(rt.rule.roles, p.Role) {
+	if !slices.Contains(rt.access.roles, p.Role) {
 		return deny(vigil.Errorf(vigil.EFORBIDDEN, "role %s may not do this", p.Role))
 	}
-	if scoped(p) && !rt.rule.anyToken {
-		res, perms, _ := strings.Cut(rt.rule.scope, ".")
-		if rt.rule.scope == "" || !auth.ScopesAllow(p.Scopes, res, perms) {
-			need := rt.rule.scope
+	if scoped(p) && !rt.access.anyToken {
+		res, perms, _ := strings.Cut(rt.access.scope, ".")
+		if rt.access.scope == "" || !auth.ScopesAllow(p.Scopes, res, perms) {
+			need := rt.access.scope
 			if need == "" {
 				need = "a session or an unscoped token"
 			}
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "this token's scopes do not allow this (needs %s)", need))
 		}
 		// SMART patient/ scopes reach the token's own patient only.
-		if !rt.rule.resourcePatient && !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
+		if !rt.access.resourcePatient && !auth.ScopesAllowIn(p.Scopes, []string{"user", "system"}, res, perms) &&
 			(p.SubjectID == "" || subject != p.SubjectID) {
 			return deny(vigil.Errorf(vigil.EFORBIDDEN, "patient/ scopes reach only this token's own patient"))
 		}
 	}
-	if rt.rule.patientParam && subject == "" {
+	if rt.access.patientParam && subject == "" {
 		return deny(vigil.Errorf(vigil.EINVALID, "patient (or subject=Patient/{id}) is required"))
 	}
-	if rt.rule.patient {
-		if err := s.canAccessPatient(ctx, p, subject, rt.rule.clinical); err != nil {
+	if rt.access.patient {
+		if err := s.canAccessPatient(ctx, p, subject, rt.access.clinical); err != nil {
 			return deny(err)
 		}
 	}
 	if s.Auditor == nil {
 		return p, nil, nil
 	}
-	return p, s.startAudit(ctx, r, p, rt.rule.action, subject), nil
+	return p, s.startAudit(ctx, r, p, rt.access.action, subject), nil
 }
 
 // startAudit starts recording the success entry of an allowed request and
 // returns the function that waits for it: nil once the entry is durable,
 // or the error to answer instead (see auditFailed). The write overlaps the
 // handler's work; auditGate holds the response back until it is done.
-func (s *Server) startAudit(ctx context.Context, r *http.Request, p *vigil.Principal, action, subject string) (wait func() error) {
+func (s *Server) startAudit(ctx context.Context, r *http.Request, p *vigil.Principal, action vigil.AuditAction, subject string) (wait func() error) {
 	e := s.auditEntry(r, p, action, subject, vigil.AuditSuccess, "")
 	if st, ok := s.Auditor.(vigil.AuditStarter); ok {
 		return st.StartRecord(ctx, e)
@@ -629,7 +632,7 @@ func (s *Server) authenticate(r *http.Request) (p *vigil.Principal, viaCookie bo
 
 // audit records one entry and returns once it is durable. With no Auditor
 // configured it records nothing.
-func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal, action, subject, outcome, detail string) error {
+func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal, action vigil.AuditAction, subject, outcome, detail string) error {
 	if s.Auditor == nil {
 		return nil
 	}
@@ -639,7 +642,7 @@ func (s *Server) audit(ctx context.Context, r *http.Request, p *vigil.Principal,
 // auditUnauthenticated records the entry of an unauthenticated failure
 // through FailureAuditor, which bounds how fast they grow the log; without
 // one, as audit does.
-func (s *Server) auditUnauthenticated(ctx context.Context, r *http.Request, p *vigil.Principal, action, outcome, detail string) error {
+func (s *Server) auditUnauthenticated(ctx context.Context, r *http.Request, p *vigil.Principal, action vigil.AuditAction, outcome, detail string) error {
 	if s.FailureAuditor == nil {
 		return s.audit(ctx, r, p, action, "", outcome, detail)
 	}
@@ -647,7 +650,7 @@ func (s *Server) auditUnauthenticated(ctx context.Context, r *http.Request, p *v
 }
 
 // auditEntry returns the entry of request r by p.
-func (s *Server) auditEntry(r *http.Request, p *vigil.Principal, action, subject, outcome, detail string) vigil.AuditEntry {
+func (s *Server) auditEntry(r *http.Request, p *vigil.Principal, action vigil.AuditAction, subject, outcome, detail string) vigil.AuditEntry {
 	e := vigil.AuditEntry{
 		Time:      s.now(),
 		Action:    action,

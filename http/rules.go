@@ -25,12 +25,6 @@ type RuleConfigs interface {
 	Revert(ctx context.Context, scope string, ifVersion int, author, note string) (*vigil.RuleConfig, error)
 }
 
-// Audit actions of the rule configuration routes.
-const (
-	auditRulesRead   = "rules.read"
-	auditRulesChange = "rules.change"
-)
-
 // ruleConfigOut is a scope's rule configuration as the API shows it.
 type ruleConfigOut struct {
 	Scope string `json:"scope"`

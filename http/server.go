@@ -218,7 +218,7 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
-	mux.Handle("/", s.wrap(route{pattern: "/", rule: public, handle: func(w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("/", s.wrap(route{pattern: "/", access: public, handle: func(w http.ResponseWriter, r *http.Request) error {
 		return vigil.Errorf(vigil.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}}))
 	return securityHeaders(mux)

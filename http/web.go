@@ -28,14 +28,6 @@ import (
 //go:embed ui/templates/*.html ui/static/*
 var uiFiles embed.FS
 
-// Audit actions of the dashboard's own routes (pages showing one patient
-// are audited like the API reads they stand for).
-const (
-	auditPageView         = "page.view"
-	auditWorklist         = "worklist.read"
-	auditQuarantineReplay = "quarantine.replay"
-)
-
 // pageCSP is the content security policy of dashboard pages: scripts,
 // styles and fetches from this origin only; no inline script or style, no
 // frames, no plugins, forms post nowhere but here.

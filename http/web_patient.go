@@ -189,7 +189,7 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 		}
 		for i := len(es) - 1; i >= 0 && len(pg.AccessLog) < 100; /* newest first, at most 100 */ i-- {
 			e := es[i]
-			pg.AccessLog = append(pg.AccessLog, auditView{Time: e.Time, Who: cmpOr(e.ActorName, e.Actor), Role: string(e.Role), Action: e.Action, Outcome: e.Outcome})
+			pg.AccessLog = append(pg.AccessLog, auditView{Time: e.Time, Who: cmpOr(e.ActorName, e.Actor), Role: string(e.Role), Action: string(e.Action), Outcome: e.Outcome})
 		}
 	}
 	return pg, nil

@@ -105,7 +105,7 @@ func TestPageAccess(t *testing.T) {
 		})
 	}
 	// Page views are audited like API calls.
-	if es := e.auditEntries(vigil.AuditFilter{Actor: clin.ID}); !hasAction(es, auditWorklist) {
+	if es := e.auditEntries(vigil.AuditFilter{Actor: clin.ID}); !hasAction(es, vigil.AuditWorklistRead) {
 		t.Errorf("the worklist view is not in the audit log: %+v", es)
 	}
 }
@@ -115,7 +115,7 @@ func readAll(resp *http.Response) string {
 	return string(b)
 }
 
-func hasAction(es []vigil.AuditEntry, action string) bool {
+func hasAction(es []vigil.AuditEntry, action vigil.AuditAction) bool {
 	for _, e := range es {
 		if e.Action == action {
 			return true
@@ -374,7 +374,7 @@ func TestReplayQuarantine(t *testing.T) {
 	if st, _ := e.request("POST", "/api/v1/quarantine/qua_none/replay", tok, ""); st != http.StatusNotFound {
 		t.Errorf("unknown item: %d, want 404", st)
 	}
-	if es := e.auditEntries(vigil.AuditFilter{Actor: admin.ID}); !hasAction(es, auditQuarantineReplay) {
+	if es := e.auditEntries(vigil.AuditFilter{Actor: admin.ID}); !hasAction(es, vigil.AuditQuarantineReplay) {
 		t.Error("replay not audited")
 	}
 }

@@ -16,12 +16,6 @@ type WebhookSender interface {
 	Resend(ctx context.Context, deliveryID string) (*vigil.WebhookDelivery, error)
 }
 
-// Audit actions of the webhook routes.
-const (
-	auditWebhookChange = "webhook.change"
-	auditWebhookRead   = "webhook.read"
-)
-
 // alertEventTypes are the AlertEvent types a webhook may ask for.
 var alertEventTypes = vigil.AlertEventTypes
 

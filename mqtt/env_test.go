@@ -225,7 +225,7 @@ func (a *recordingAuditor) Record(_ context.Context, e vigil.AuditEntry) error {
 	return nil
 }
 
-func (a *recordingAuditor) find(action, outcome, actor string) []vigil.AuditEntry {
+func (a *recordingAuditor) find(action vigil.AuditAction, outcome, actor string) []vigil.AuditEntry {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []vigil.AuditEntry

@@ -54,8 +54,8 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	type subcommand struct {
 		summary string
 		run     func(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error
-		user    bool   // takes --username
-		action  string // the audit action of a change; "" for a read
+		user    bool              // takes --username
+		action  vigil.AuditAction // the audit action of a change; "" for a read
 	}
 	subs := map[string]subcommand{
 		"users":          {"List users: username, role, and whether the account is disabled.", adminUsers, false, ""},
@@ -142,7 +142,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // adminAuditEntry returns the audit entry of admin subcommand name, which
 // ended with err. The actor is the local operator: no Vigil user signed in.
-func adminAuditEntry(name, action string, f *adminFlags, err error) vigil.AuditEntry {
+func adminAuditEntry(name string, action vigil.AuditAction, f *adminFlags, err error) vigil.AuditEntry {
 	operator := "unknown"
 	if u, uerr := user.Current(); uerr == nil {
 		operator = u.Username

@@ -447,7 +447,7 @@ func TestAdminChangesAudited(t *testing.T) {
 		if !strings.HasPrefix(e.ActorName, "vigil admin (local user ") || e.Remote != "local" {
 			t.Errorf("entry %d names %q from %q, want the local operator", e.Seq, e.ActorName, e.Remote)
 		}
-		got = append(got, e.Action+" "+e.Resource+" "+e.Outcome+" "+strings.SplitN(e.Detail, ":", 2)[0])
+		got = append(got, string(e.Action)+" "+e.Resource+" "+e.Outcome+" "+strings.SplitN(e.Detail, ":", 2)[0])
 	}
 	want := []string{
 		"user.change vigil admin create-user success username carol",

@@ -239,8 +239,8 @@ func span(a, b int64) string {
 // auditLog reads the audit log of data directory dir whose database is s:
 // its entries, then those still in its journal (a server copies them
 // within a second, or at its next start after a crash).
-func auditLog(s *sqlite.AuditStore, dir string) audit.Log {
-	return audit.Log{Store: s, Journal: filepath.Join(dir, server.AuditJournalDir)}
+func auditLog(s *sqlite.AuditStore, dir string) audit.Trail {
+	return audit.Trail{Store: s, Journal: filepath.Join(dir, server.AuditJournalDir)}
 }
 
 // openAuditStore opens the audit log of data directory dir, which must

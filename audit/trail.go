@@ -8,7 +8,7 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
-// Log reads an audit log as a Recorder with a journal keeps it: the entries
+// Trail reads an audit trail as a Recorder with a journal keeps it: the entries
 // copied to Store, followed by those still only in the journal directory
 // Journal (all of them after a crash, until the next start recovers them;
 // the last second's while a Recorder runs). It only reads, so it may be
@@ -18,7 +18,7 @@ import (
 // Entries of the journal that do not continue the store's chain are
 // returned as they are, for Verify to report. A zero Journal reads the
 // store alone.
-type Log struct {
+type Trail struct {
 	Store   vigil.AuditReader
 	Journal string
 }
@@ -32,7 +32,7 @@ var errPastEnd = errors.New("past the store's end")
 // Recorder running beside may copy entries to the store and remove their
 // segment between the two reads: the entries missing from the journal are
 // then read from the store again.
-func (l Log) tail(ctx context.Context, last int64) ([]vigil.AuditEntry, error) {
+func (l Trail) tail(ctx context.Context, last int64) ([]vigil.AuditEntry, error) {
 	if l.Journal == "" {
 		return nil, nil
 	}
@@ -59,7 +59,7 @@ func (l Log) tail(ctx context.Context, last int64) ([]vigil.AuditEntry, error) {
 }
 
 // storeEnd returns the seq of the store's last entry; 0 if it is empty.
-func (l Log) storeEnd(ctx context.Context) (int64, error) {
+func (l Trail) storeEnd(ctx context.Context) (int64, error) {
 	e, err := l.Store.LastAudit(ctx)
 	switch {
 	case vigil.ErrorCode(err) == vigil.ENOTFOUND:
@@ -72,7 +72,7 @@ func (l Log) storeEnd(ctx context.Context) (int64, error) {
 
 // LastAudit returns the last entry of the journal, or of the store if the
 // journal holds none after it; ENOTFOUND if both are empty.
-func (l Log) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
+func (l Trail) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
 	last, err := l.storeEnd(ctx)
 	if err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func (l Log) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
 
 // AuditEntries returns the entries matching f, oldest first: the store's,
 // then the journal's.
-func (l Log) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
+func (l Trail) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
 	// The store's end is read first: entries copied after it are read
 	// from the journal (or again from the store, see tail), never twice.
 	last, err := l.storeEnd(ctx)
@@ -134,7 +134,7 @@ func matches(f vigil.AuditFilter, e vigil.AuditEntry) bool {
 // ScanAudit calls fn with every entry from seq fromSeq on: the store's,
 // then the journal's. If the journal is damaged, fn sees the entries
 // before the damage and ScanAudit returns *JournalDamage (wrapped).
-func (l Log) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
+func (l Trail) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
 	last, err := l.storeEnd(ctx)
 	if err != nil {
 		return err
@@ -169,4 +169,4 @@ func (l Log) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEn
 	return nil
 }
 
-var _ vigil.AuditReader = Log{}
+var _ vigil.AuditReader = Trail{}
