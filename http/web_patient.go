@@ -139,7 +139,8 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 	if err != nil {
 		return nil, fmt.Errorf("patient latest: %w", err)
 	}
-	pg.Vitals = latestVitals(latest)
+	n := s.news2Config(id)
+	pg.Vitals = latestVitals(&n, latest)
 
 	width := span / chartBuckets
 	for _, d := range vitalDefs {
