@@ -432,9 +432,12 @@ func TestPatientView(t *testing.T) {
 		status            int
 		want, wantNot     []string
 	}{
-		{"clinician, 24 h", "/patients/" + p1, clinTok, http.StatusOK,
-			[]string{"chart-glucose", `class="tir"`, "In range 70–180: 75.0 %", "acknowledged by clin: “seen, insulin given”", "observation-form", "mg/dL", "monitor"},
+		{"clinician, 24 h", "/patients/" + p1 + "?range=24h", clinTok, http.StatusOK,
+			[]string{"chart-glucose", `class="tir"`, "In range 70–180: 75.0 %", "acknowledged by clin: “seen, insulin given”", "observation-form", "mg/dL", "monitor",
+				`<rect class="normal"`, "normal 70–180 (in range)", `class="axis" x="40"`, `data-tick="`},
 			[]string{"chart-news2", "Who accessed my record"}},
+		{"clinician, default window fits the data", "/patients/" + p1, clinTok, http.StatusOK,
+			[]string{`<a href="?range=6h" aria-current="true">`, "chart-glucose"}, []string{"chart-news2"}},
 		{"clinician, 7 days", "/patients/" + p1 + "?range=7d", clinTok, http.StatusOK, []string{"chart-news2", "chart-glucose"}, nil},
 		{"bad window", "/patients/" + p1 + "?range=1y", clinTok, http.StatusBadRequest, []string{"range must be one of"}, nil},
 		{"the patient", "/patients/" + p1, patTok, http.StatusOK, []string{"Who accessed my record", "clin"}, []string{"observation-form"}},

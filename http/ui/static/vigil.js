@@ -57,6 +57,13 @@
       }
       el.title = d.toString();
     });
+    // Chart time ticks: hours, or dates, in the viewer's time zone.
+    (root || document).querySelectorAll("tspan[data-tick]").forEach((el) => {
+      const d = new Date(el.dataset.tick);
+      if (isNaN(d)) return;
+      const full = when(d);
+      el.textContent = el.dataset.day === "true" ? full.replace(/ \d{2}:\d{2}$/, "") : full.slice(full.lastIndexOf(" ") + 1);
+    });
   }
 
   // show puts a vital as the server renders it (ev.vitals: the value in
