@@ -86,20 +86,37 @@ func (s *Server) news2Config(subject string) rules.NEWS2Config {
 	return cfg.NEWS2
 }
 
-// riskClass is the risk band of a NEWS2 total as a CSS class and words:
-// 0 none, 1–4 low, 5–6 medium, 7 or more high [clinical.md#news2]. The
-// "single parameter scoring 3" trigger shows on that parameter's own
-// value (band 3) rather than on the total.
-func riskClass(total float64) (class, words string) {
-	switch t := int(math.Round(total)); {
-	case t >= 7:
-		return "risk-high", "high risk"
-	case t >= 5:
-		return "risk-medium", "medium risk"
-	case t >= 1:
-		return "risk-low", "low risk"
+// riskClass is the risk band of a NEWS2 total as a CSS class and words,
+// as rules.RiskOf sets it: 1–4 low, a single parameter scoring 3
+// low-medium, 5–6 medium, 7 or more high; a total of 0 gets no colour
+// [clinical.md#news2].
+func riskClass(total float64, anyThree bool) (class, words string) {
+	t := int(math.Round(total))
+	if t == 0 && !anyThree {
+		return "risk-none", "score 0"
 	}
-	return "risk-none", "score 0"
+	switch rules.RiskOf(t, anyThree) {
+	case rules.RiskHigh:
+		return "risk-high", "high risk"
+	case rules.RiskMedium:
+		return "risk-medium", "medium risk"
+	case rules.RiskLowMedium:
+		return "risk-lowmedium", "low-medium risk: a parameter scores 3"
+	}
+	return "risk-low", "low risk"
+}
+
+// markThree sets AnyThree on the NEWS2 total among vs when a NEWS2
+// parameter among them scores 3. The parameters are the latest values,
+// which may include one too old to count in the score: the total is then
+// shown at the higher band, never the lower.
+func markThree(vs []vital) {
+	three := slices.ContainsFunc(vs, func(v vital) bool { return v.Key != "news2" && v.Band == 3 })
+	for i := range vs {
+		if vs[i].Key == "news2" {
+			vs[i].AnyThree = three
+		}
+	}
 }
 
 // displayUnit is a UCUM unit as people write it on a chart: °C, mmHg,
@@ -133,7 +150,7 @@ func displayUnit(key, ucum string) string {
 // "band-3"; the risk class for the NEWS2 total; "" for neither).
 func (v vital) BandClass() string {
 	if v.Key == "news2" {
-		c, _ := riskClass(v.Value)
+		c, _ := riskClass(v.Value, v.AnyThree)
 		return c
 	}
 	if v.Band == noBand {
@@ -146,7 +163,7 @@ func (v vital) BandClass() string {
 // tooltips: "NEWS2 score 3", "medium risk".
 func (v vital) BandText() string {
 	if v.Key == "news2" {
-		_, w := riskClass(v.Value)
+		_, w := riskClass(v.Value, v.AnyThree)
 		if v.Incomplete {
 			w += ", incomplete: at least this score"
 		}
@@ -165,10 +182,15 @@ func (v vital) BandText() string {
 func (s *Server) displayReadings(ctx context.Context, subject string, rs []vigil.Reading) []vital {
 	n := s.news2Config(subject)
 	onOxygen := onOxygenOf(&n, rs)
-	if n.SpO2Scale == 2 && !onOxygen {
-		// Scale 2 scores SpO2 by oxygen: take it from what is stored.
-		if latest, err := s.Store.Latest(ctx, subject); err == nil {
-			onOxygen = onOxygenOf(&n, latest)
+	score := slices.ContainsFunc(rs, func(r vigil.Reading) bool { return r.Code == rules.CodeNEWS2 })
+	var latest []vigil.Reading
+	if score || (n.SpO2Scale == 2 && !onOxygen) {
+		// A new score's band depends on its parameters, and SpO2 on scale
+		// 2 on oxygen: take them from what is stored (a score comes at most
+		// once per settle window).
+		if l, err := s.Store.Latest(ctx, subject); err == nil {
+			latest = l
+			onOxygen = onOxygen || onOxygenOf(&n, latest)
 		}
 	}
 	var out []vital
@@ -192,7 +214,13 @@ func (s *Server) displayReadings(ctx context.Context, subject string, rs []vigil
 				pair = &rs[i]
 			}
 		}
-		out = append(out, makeVital(&n, d, r, pair, onOxygen))
+		v := makeVital(&n, d, r, pair, onOxygen)
+		if d.Key == "news2" && latest != nil {
+			ls := latestVitals(&n, latest)
+			markThree(ls)
+			v.AnyThree = slices.ContainsFunc(ls, func(l vital) bool { return l.Key == "news2" && l.AnyThree })
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -56,6 +56,9 @@ type vital struct {
 	// Incomplete marks a NEWS2 total computed without every parameter
 	// (a lower bound).
 	Incomplete bool
+	// AnyThree marks a NEWS2 total one of whose parameters scores 3 (the
+	// RCP's low-medium trigger).
+	AnyThree bool
 }
 
 // vitalOut is a vital as a reading event carries it for the page script.
@@ -107,6 +110,7 @@ func latestVitals(n *rules.NEWS2Config, latest []vigil.Reading) []vital {
 		}
 		out = append(out, makeVital(n, d, r, pair, onOxygen))
 	}
+	markThree(out)
 	return out
 }
 

@@ -134,6 +134,7 @@ try {
   const hrUnit = await clin.$eval(alanRow + ' .vital[data-vital="hr"] .unit', (e) => [e.textContent, e.title]);
   if (hrUnit[0] !== "bpm" || hrUnit[1] !== "UCUM: /min") fail("heart rate unit shown as " + hrUnit);
   if (!(await clin.locator(topRow + " td.news2 .flag.incomplete").isVisible())) fail("an incomplete NEWS2 is not marked incomplete");
+  if (!(await cls(topRow + " td.news2 .score")).includes("risk-lowmedium")) fail("a NEWS2 with SpO2 scoring 3 is not low-medium: " + await cls(topRow + " td.news2 .score"));
   const lastText = await clin.locator(topRow + " td.last time").innerText();
   if (!/^\d{1,2} [A-Z][a-z]{2}( \d{4})? \d{2}:\d{2} \(/.test(lastText)) fail("time not written as '7 Dec 10:05': " + lastText);
   log("bands, units, incomplete score and times shown: " + lastText);
