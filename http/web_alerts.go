@@ -14,6 +14,7 @@ type inboxItem struct {
 	*vigil.Alert
 	Patient string
 	AckName string // who acknowledged it (their user name); "" if nobody did
+	Values  alertValue
 }
 
 // inbox returns the unresolved alerts of the patients principal p sees,
@@ -43,8 +44,12 @@ func (s *Server) inbox(ctx context.Context, p *vigil.Principal) ([]inboxItem, er
 	}
 	users := map[string]string{}
 	out := make([]inboxItem, 0, len(as))
+	now := s.now()
 	for _, a := range as {
 		it := inboxItem{Alert: a, Patient: names[a.SubjectID]}
+		if it.Values, err = s.alertValueOf(ctx, a, now); err != nil {
+			return nil, err
+		}
 		if a.AckBy != "" {
 			n, ok := users[a.AckBy]
 			if !ok {

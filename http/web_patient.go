@@ -47,6 +47,7 @@ type patientPage struct {
 type alertView struct {
 	*vigil.Alert
 	Events []eventView
+	Values alertValue // of an unresolved alert
 }
 
 type eventView struct {
@@ -216,6 +217,11 @@ func (s *Server) alertTimeline(ctx context.Context, id string) ([]alertView, err
 			return nil, fmt.Errorf("alert history: %w", err)
 		}
 		av := alertView{Alert: a}
+		if a.State != vigil.AlertResolved {
+			if av.Values, err = s.alertValueOf(ctx, a, s.now()); err != nil {
+				return nil, err
+			}
+		}
 		for _, e := range evs {
 			av.Events = append(av.Events, eventView{AlertEvent: e, Who: name(e.Actor)})
 		}

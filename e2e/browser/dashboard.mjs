@@ -188,6 +188,8 @@ try {
   await clin.waitForSelector(alertSel + ".state-open");
   if (await style(clin, alertSel, "animationName") !== "none") fail("the whole alert card flashes");
   if (await style(clin, alertSel + " .badge", "animationName") !== "flash-high") fail("the open alert's indicator does not flash");
+  const values = await clin.locator(alertSel + " .values").innerText();
+  if (!/^Now 85 % · worst 85 % since \d{1,2} [A-Z][a-z]{2}/.test(values)) fail("the alert does not show the value now and the worst: " + values);
   await a11y(clin, "alerts");
   await shot(clin, "alerts");
   await clin.locator(alertSel).getByRole("button", { name: "Acknowledge" }).click();
