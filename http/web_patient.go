@@ -42,6 +42,10 @@ type patientPage struct {
 	CanEnter  bool        // a clinician: may enter observations and act on alerts
 	AccessLog []auditView // the patient's own view: who accessed the record
 	Own       bool
+	// DeviceEntries counts the device writes of the access log's window;
+	// they are listed only when ShowDevices.
+	DeviceEntries int
+	ShowDevices   bool
 }
 
 type alertView struct {
@@ -62,10 +66,12 @@ type deviceView struct {
 	Connected *bool
 }
 
+// auditView is one entry of the patient's access log, in plain words.
 type auditView struct {
 	Time              time.Time
 	Who, Role, Action string
 	Outcome           string
+	Device            bool
 }
 
 // accessLogWindow is how far back the patient's own view lists who
@@ -78,7 +84,7 @@ func (s *Server) patientView(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	p := principal(ctx)
 	rng := r.URL.Query().Get("range") // "": the smallest window showing the newest data
-	pg, err := s.patientPageData(ctx, p, r.PathValue("id"), rng, s.now())
+	pg, err := s.patientPageData(ctx, p, r.PathValue("id"), rng, r.URL.Query().Get("devices") != "", s.now())
 	if err != nil {
 		return err
 	}
@@ -91,8 +97,9 @@ func (s *Server) patientView(w http.ResponseWriter, r *http.Request) error {
 
 // patientPageData gathers everything the patient page shows of patient id
 // over the window rng ending at now, for principal p (who must have been
-// authorized for the patient).
-func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rng string, now time.Time) (*patientPage, error) {
+// authorized for the patient). The patient's own access log lists what
+// devices wrote only when devices is set.
+func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rng string, devices bool, now time.Time) (*patientPage, error) {
 	pt, err := s.Store.Patient(ctx, id)
 	if err != nil {
 		return nil, err
@@ -173,10 +180,18 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 		if err != nil {
 			return nil, fmt.Errorf("patient access log: %w", err)
 		}
+		names := map[string]string{}
 		for i := len(es) - 1; i >= 0 && len(pg.AccessLog) < 100; /* newest first, at most 100 */ i-- {
 			e := es[i]
-			pg.AccessLog = append(pg.AccessLog, auditView{Time: e.Time, Who: cmpOr(e.ActorName, e.Actor), Role: string(e.Role), Action: e.Action, Outcome: e.Outcome})
+			if e.Role == vigil.RoleDevice {
+				pg.DeviceEntries++
+				if !devices {
+					continue
+				}
+			}
+			pg.AccessLog = append(pg.AccessLog, s.accessEntry(ctx, e, p.UserID, names))
 		}
+		pg.ShowDevices = devices
 	}
 	return pg, nil
 }

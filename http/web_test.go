@@ -406,7 +406,7 @@ func TestPatientView(t *testing.T) {
 	if err := e.store.EnrollPatient(ctx, team.ID, p1); err != nil {
 		t.Fatal(err)
 	}
-	e.device(p1)
+	_, devSecret := e.device(p1)
 	now := e.now()
 	var b vigil.Batch
 	for i := range 288 { // a day of CGM every 5 minutes, 1 in 4 above range
@@ -426,6 +426,14 @@ func TestPatientView(t *testing.T) {
 		t.Fatal(err)
 	}
 	clinTok, patTok := e.token(clin, vigil.TokenSession), e.token(pat, vigil.TokenSession)
+	// A device writes (audited against the patient); the clinician opens the record.
+	if st, body := e.request("POST", "/api/v1/readings", devSecret,
+		`{"readings":[{"code":"8867-4","value":72,"unit":"/min","time":"`+now.Add(-time.Minute).Format(time.RFC3339)+`"}]}`); st != http.StatusAccepted {
+		t.Fatalf("device write: %d %s", st, body)
+	}
+	if st, _ := e.request("GET", "/patients/"+p1, clinTok, ""); st != http.StatusOK {
+		t.Fatalf("clinician view: %d", st)
+	}
 
 	tests := []struct {
 		name, path, token string
@@ -440,7 +448,11 @@ func TestPatientView(t *testing.T) {
 			[]string{`<a href="?range=6h" aria-current="true">`, "chart-glucose"}, []string{"chart-news2"}},
 		{"clinician, 7 days", "/patients/" + p1 + "?range=7d", clinTok, http.StatusOK, []string{"chart-news2", "chart-glucose"}, nil},
 		{"bad window", "/patients/" + p1 + "?range=1y", clinTok, http.StatusBadRequest, []string{"range must be one of"}, nil},
-		{"the patient", "/patients/" + p1, patTok, http.StatusOK, []string{"Who accessed my record", "clin"}, []string{"observation-form"}},
+		{"the patient", "/patients/" + p1, patTok, http.StatusOK,
+			[]string{"Who accessed my record", "<td>clin</td><td>care team</td><td>looked at your measurements</td><td>allowed</td>", "Your devices sent measurements 1 times", "?devices=1"},
+			[]string{"observation-form", "sent measurements</td>", "page.view"}},
+		{"the patient, with device writes", "/patients/" + p1 + "?devices=1", patTok, http.StatusOK,
+			[]string{"<td>monitor ", "<td>device</td><td>sent measurements</td>", "<td>You</td>", "Hide device measurements"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
