@@ -71,7 +71,7 @@ func (s *Server) accessEntry(ctx context.Context, e vigil.AuditEntry, self strin
 	default:
 		v.Who = s.accessName(ctx, e, names, func() string {
 			if u, err := s.Store.User(ctx, e.Actor); err == nil {
-				return u.Username
+				return u.ShownName()
 			}
 			return ""
 		})

@@ -13,7 +13,7 @@ import (
 type inboxItem struct {
 	*vigil.Alert
 	Patient string
-	AckName string // who acknowledged it (their user name); "" if nobody did
+	AckName string // who acknowledged it (display name, or user name); "" if nobody did
 	Values  alertValue
 }
 
@@ -55,7 +55,7 @@ func (s *Server) inbox(ctx context.Context, p *vigil.Principal) ([]inboxItem, er
 			if !ok {
 				n = a.AckBy
 				if u, err := s.Store.User(ctx, a.AckBy); err == nil {
-					n = u.Username
+					n = u.ShownName()
 				}
 				users[a.AckBy] = n
 			}

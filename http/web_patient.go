@@ -220,7 +220,7 @@ func (s *Server) alertTimeline(ctx context.Context, id string) ([]alertView, err
 		}
 		n := uid
 		if u, err := s.Store.User(ctx, uid); err == nil {
-			n = u.Username
+			n = u.ShownName()
 		}
 		names[uid] = n
 		return n

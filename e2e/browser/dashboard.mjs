@@ -197,12 +197,12 @@ try {
   if (await style(clin, alertSel + " .badge", "animationName") !== "none") fail("an acknowledged alert still flashes");
   if (!(await style(clin, alertSel + " .badge", "backgroundColor")).startsWith("rgb(200, 16, 46")) fail("an acknowledged alert lost its colour");
   const meta = await clin.locator(alertSel + " .meta").innerText();
-  if (!/acknowledged \d{1,2} [A-Z][a-z]{2}( \d{4})? \d{2}:\d{2} by /.test(meta) || !meta.includes(cfg.clinician)) fail("the alert does not say who acknowledged it and when: " + meta);
+  if (!/acknowledged \d{1,2} [A-Z][a-z]{2}( \d{4})? \d{2}:\d{2} by /.test(meta) || !meta.includes("by " + cfg.clinician_name)) fail("the alert does not say who (display name) acknowledged it and when: " + meta);
   log("alert acknowledged; indicator steady; " + meta);
   await a11y(clin, "alerts after acknowledging");
   await clin.goto(cfg.url + "/patients/" + cfg.order[0]);
   const timeline = await clin.locator(".timeline").innerText();
-  if (!timeline.includes("acknowledged by " + cfg.clinician)) fail("the timeline does not say who acknowledged: " + timeline);
+  if (!timeline.includes("acknowledged by " + cfg.clinician_name)) fail("the timeline does not say who acknowledged: " + timeline);
   await a11y(clin, "patient with an acknowledged alert");
   await clin.goto(cfg.url + "/patients/" + cfg.own); // for the patient's access log below
 
@@ -213,7 +213,9 @@ try {
   if (new URL(pat.url()).pathname !== "/patients/" + cfg.own) fail("patient landed on " + pat.url());
   if (!(await pat.locator("#access-h").isVisible())) fail("no access log on the patient's own view");
   const access = await pat.locator("table.access").innerText();
-  if (!access.includes(cfg.clinician)) fail("the access log does not show the clinician who opened the record: " + access);
+  if (!access.includes(cfg.clinician_name)) fail("the access log does not name the clinician who opened the record: " + access);
+  if (/device\t|sent measurements/.test(access)) fail("the access log lists device writes by default: " + access);
+  if (!/looked at your measurements/.test(access)) fail("the access log does not say in plain words what was done: " + access);
   await a11y(pat, "my record");
   await shot(pat, "my-record");
   const res = await pat.goto(cfg.url + "/patients/" + cfg.other);
