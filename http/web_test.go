@@ -233,7 +233,7 @@ func TestWorklistView(t *testing.T) {
 		// Abnormal values stand out by NEWS2 band, units as people write them.
 		`<span class="value band-3" title="NEWS2 score 3">88/50</span> <abbr class="unit" title="UCUM: mm[Hg]">mmHg</abbr>`,
 		`<span class="value band-0" title="NEWS2 score 0">72</span> <abbr class="unit" title="UCUM: /min">bpm</abbr>`,
-		`<span class="score risk-medium" title="medium risk">6</span>`,
+		`<span class="value score risk-medium" title="medium risk">6</span>`,
 		`<span class="badge pri-high state-open"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("worklist lacks %q", want)

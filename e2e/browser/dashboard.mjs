@@ -157,7 +157,10 @@ try {
   await clin.locator(liveSel, { hasText: /^131$/ }).waitFor({ timeout: 10000 });
   if (await clin.evaluate(() => window.__reloaded)) fail("the worklist reloaded");
   if (!(await clin.$eval(liveSel, (e) => e.className)).includes("band-3")) fail("a live heart rate of 131 is not marked band 3");
-  log("worklist updated live, with the server's NEWS2 band");
+  // The NEWS2 the rules engine derives from it arrives live, in the RCP's
+  // low-medium band (a parameter scoring 3), as the server computed it.
+  await clin.locator(`#worklist-rows tr[data-patient="${cfg.live}"] td.news2 .score.risk-lowmedium`).waitFor({ timeout: 30000 });
+  log("worklist updated live, with the server's NEWS2 bands");
 
   // 4. Open the patient; a new value arrives live on the patient page.
   await clin.click(`#worklist-rows tr[data-patient="${cfg.live}"] th a`);

@@ -72,7 +72,7 @@
   function show(el, v) {
     const val = el.querySelector(".value");
     val.textContent = v.text;
-    val.className = "value" + (v.class ? " " + v.class : "");
+    val.className = (val.classList.contains("score") ? "value score" : "value") + (v.class ? " " + v.class : "");
     val.title = v.title || "";
     const unit = el.querySelector(".unit");
     if (unit) { unit.textContent = v.unit; unit.title = "UCUM: " + v.ucum; }
