@@ -247,6 +247,7 @@ try {
   const labels = await phone.$$eval(`#worklist-rows tr[data-patient="${cfg.order[0]}"] td`, (tds) => tds.map((td) => getComputedStyle(td, "::before").content));
   if (labels.some((l) => !l || l === "none" || l === "normal")) fail("a worklist cell is unlabelled on a phone: " + JSON.stringify(labels));
   await a11y(phone, "worklist on a phone");
+  await shot(phone, "worklist-phone");
   log("phone worklist labels: " + labels.join(", "));
 
   result.ok = true;
