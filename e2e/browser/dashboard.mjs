@@ -191,6 +191,8 @@ try {
   await clin.waitForSelector(alertSel + ".state-open");
   if (await style(clin, alertSel, "animationName") !== "none") fail("the whole alert card flashes");
   if (await style(clin, alertSel + " .badge", "animationName") !== "flash-high") fail("the open alert's indicator does not flash");
+  const message = await clin.locator(alertSel + " .message").innerText();
+  if (/\d{4}-\d{2}-\d{2}T/.test(message)) fail("an alert text shows an ISO time: " + message);
   const values = await clin.locator(alertSel + " .values").innerText();
   if (!/^Now 85 % · worst 85 % since \d{1,2} [A-Z][a-z]{2}/.test(values)) fail("the alert does not show the value now and the worst: " + values);
   await a11y(clin, "alerts");

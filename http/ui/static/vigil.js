@@ -45,6 +45,8 @@
     if (d.getFullYear() !== new Date().getFullYear()) s += " " + d.getFullYear();
     return s + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
+  const isoInText = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})/;
+  const isoInTextAll = new RegExp(isoInText.source, "g");
   function localTimes(root) {
     (root || document).querySelectorAll("time[datetime]").forEach((el) => {
       const d = new Date(el.getAttribute("datetime"));
@@ -56,6 +58,14 @@
         el.textContent = local;
       }
       el.title = d.toString();
+    });
+    // Times inside alert texts (written by the rules engine in UTC, ISO
+    // 8601) are shown like every other time.
+    (root || document).querySelectorAll(".message, .events li, li.alert strong").forEach((el) => {
+      for (const n of el.childNodes) {
+        if (n.nodeType !== Node.TEXT_NODE || !isoInText.test(n.data)) continue;
+        n.data = n.data.replace(isoInTextAll, (m) => { const d = new Date(m); return isNaN(d) ? m : when(d); });
+      }
     });
     // Chart time ticks: hours, or dates, in the viewer's time zone.
     (root || document).querySelectorAll("tspan[data-tick]").forEach((el) => {
