@@ -181,7 +181,7 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 			return nil, fmt.Errorf("patient access log: %w", err)
 		}
 		names := map[string]string{}
-		for i := len(es) - 1; i >= 0 && len(pg.AccessLog) < 100; /* newest first, at most 100 */ i-- {
+		for i := len(es) - 1; i >= 0; i-- { // newest first, at most 100; every device write counted
 			e := es[i]
 			if e.Role == vigil.RoleDevice {
 				pg.DeviceEntries++
@@ -189,7 +189,9 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 					continue
 				}
 			}
-			pg.AccessLog = append(pg.AccessLog, s.accessEntry(ctx, e, p.UserID, names))
+			if len(pg.AccessLog) < 100 {
+				pg.AccessLog = append(pg.AccessLog, s.accessEntry(ctx, e, p.UserID, names))
+			}
 		}
 		pg.ShowDevices = devices
 	}
