@@ -10,9 +10,14 @@ import (
 	"github.com/vigil-health/vigil/rules"
 )
 
-// alertValueWindow bounds how far back an alert's worst value is looked
-// for: since it opened, or the last day of a longer alert.
-const alertValueWindow = 24 * time.Hour
+// An alert's worst value is looked for since it opened, at most
+// alertValueWindow back and among its code's newest alertValueLimit
+// readings (a page view costs one bounded query however fast the data
+// come; the "since" shown says how far back it looked).
+const (
+	alertValueWindow = 24 * time.Hour
+	alertValueLimit  = 2000
+)
 
 // alertValue is what an alert about a measured value shows besides its
 // message (which describes the reading that opened or last changed it):
@@ -25,7 +30,8 @@ type alertValue struct {
 // alertValueOf finds, for an alert on a measured value (a threshold rule,
 // a glucose level, NEWS2), the newest value of its code and the worst one
 // (lowest for a low condition, highest for a high one) since the alert
-// opened, at most alertValueWindow back. Values flagged as artifacts or
+// opened (at most alertValueWindow back, among the newest alertValueLimit
+// readings; Since says from when). Values flagged as artifacts or
 // taken with the sensor off are left out. The zero alertValue for any
 // other alert.
 func (s *Server) alertValueOf(ctx context.Context, a *vigil.Alert, now time.Time) (alertValue, error) {
@@ -41,9 +47,14 @@ func (s *Server) alertValueOf(ctx context.Context, a *vigil.Alert, now time.Time
 	if slices.Contains(codes, rules.CodeSystolic) || slices.Contains(codes, rules.CodeDiastolic) {
 		query = append(slices.Clip(codes), rules.CodeBloodPressure) // carried as panel components
 	}
-	rs, err := s.allReadings(ctx, vigil.ReadingQuery{SubjectID: a.SubjectID, Codes: query, From: since, To: now.Add(time.Nanosecond)})
+	page, err := s.Store.Readings(ctx, vigil.ReadingQuery{SubjectID: a.SubjectID, Codes: query, From: since, To: now.Add(time.Nanosecond),
+		Desc: true, Limit: alertValueLimit})
 	if err != nil {
 		return alertValue{}, fmt.Errorf("alert values: %w", err)
+	}
+	rs := page.Readings
+	if page.Next != nil && len(rs) > 0 {
+		since = rs[len(rs)-1].Time // more than the limit: the worst of the newest
 	}
 	var cur, worst *vigil.Reading
 	var curV, worstV float64

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,6 +59,25 @@ func TestAlertValues(t *testing.T) {
 				t.Errorf("now %q worst %q, want %q and %q", got.Current, got.Worst, tc.current, tc.worst)
 			}
 		})
+	}
+	// More readings than alertValueLimit: the worst of the newest, and
+	// Since says from when.
+	q := e.patient("AV2")
+	var many vigil.Batch
+	for i := range alertValueLimit + 10 {
+		v := 5.0
+		if i < 10 {
+			v = 20 // the oldest ten: beyond the limit
+		}
+		many.Readings = append(many.Readings, vigil.Reading{SubjectID: q, Code: rules.CodeNEWS2, Value: v, Unit: "{score}",
+			Time: opened.Add(time.Duration(i) * 500 * time.Millisecond), Key: fmt.Sprintf("m%d", i), Quality: vigil.QualityDerived})
+	}
+	if _, err := e.store.WriteBatches(ctx, []vigil.Batch{many}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.api.alertValueOf(ctx, &vigil.Alert{SubjectID: q, Kind: "news2", Opened: opened}, now)
+	if err != nil || got.Worst != "5" || !got.Since.Equal(opened.Add(5*time.Second)) {
+		t.Errorf("beyond the limit: %+v %v, want worst 5 since the 2000th newest reading", got, err)
 	}
 	// A systolic rule reads the blood-pressure panel's component.
 	e.api.RuleConfigs = nil
