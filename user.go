@@ -26,13 +26,25 @@ func (r Role) Valid() bool {
 
 // User is a person or service account that signs in or holds tokens.
 type User struct {
-	ID           string    `json:"id"`
-	Username     string    `json:"username"`
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	// DisplayName is how people see the user on the dashboard (who
+	// acknowledged an alert, who opened a record), e.g. "Dr Ann Smith";
+	// optional: "" shows Username.
+	DisplayName  string    `json:"display_name,omitempty"`
 	Role         Role      `json:"role"`
 	SubjectID    string    `json:"patient_id,omitempty"` // for RolePatient: their own subject
 	PasswordHash string    `json:"-"`                    // PHC string (argon2id); "" for service accounts
 	Created      time.Time `json:"created"`
 	Disabled     bool      `json:"disabled"`
+}
+
+// ShownName is the name people see: DisplayName, or Username without one.
+func (u *User) ShownName() string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return u.Username
 }
 
 // TokenKind says how a token came to be.
@@ -84,6 +96,7 @@ type Principal struct {
 //     none, as when an admin resets the password). Personal and service
 //     tokens are left alone: they were not obtained with the password.
 type UserUpdate struct {
+	DisplayName  *string
 	Role         *Role
 	SubjectID    *string
 	PasswordHash *string

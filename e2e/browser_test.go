@@ -55,6 +55,7 @@ func browserTools(t *testing.T) (chromium, node, dir string) {
 type seed struct {
 	URL        string   `json:"url"`
 	Clinician  string   `json:"clinician"`
+	ClinName   string   `json:"clinician_name"` // the clinician's display name
 	Patient    string   `json:"patient"`
 	Admin      string   `json:"admin"`
 	Password   string   `json:"password"`
@@ -177,7 +178,7 @@ func seedNode(t *testing.T, srv *server.Server) seed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clin := &vigil.User{Username: "dr.house", Role: vigil.RoleClinician, PasswordHash: hash}
+	clin := &vigil.User{Username: "dr.house", DisplayName: "Dr Gregory House", Role: vigil.RoleClinician, PasswordHash: hash}
 	pat := &vigil.User{Username: "ada", Role: vigil.RolePatient, SubjectID: pts[2].id, PasswordHash: hash}
 	for _, u := range []*vigil.User{clin, pat} {
 		if err := st.CreateUser(ctx, u); err != nil {
@@ -236,7 +237,7 @@ func seedNode(t *testing.T, srv *server.Server) seed {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return seed{
-		URL: srv.URL(), Clinician: clin.Username, Patient: pat.Username, Admin: "admin",
+		URL: srv.URL(), Clinician: clin.Username, ClinName: clin.DisplayName, Patient: pat.Username, Admin: "admin",
 		Password: userPassword, AdminPass: adminPassword,
 		Order: []string{pts[0].id, pts[1].id, pts[2].id},
 		Live:  pts[1].id, LiveDevice: pts[1].tok,

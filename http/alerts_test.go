@@ -596,6 +596,7 @@ func TestEventStream(t *testing.T) {
 		PatientID string       `json:"patient_id"`
 		Alert     *vigil.Alert `json:"alert"`
 		Readings  []readingOut `json:"readings"`
+		Vitals    []vitalOut   `json:"vitals"`
 	}
 	if !ok || f.event != "alert" || f.id != "1" || json.Unmarshal([]byte(f.data), &ev) != nil || ev.Alert == nil || ev.Alert.ID != w.a1 || ev.PatientID != w.p1 {
 		t.Fatalf("first event %+v, want alert %s of p1 with id 1", f, w.a1)
@@ -605,6 +606,11 @@ func TestEventStream(t *testing.T) {
 	if !ok || f.event != "reading" || f.id != "2" || json.Unmarshal([]byte(f.data), &ev) != nil || len(ev.Readings) != 1 ||
 		ev.Readings[0].PatientID != w.p1 || ev.Readings[0].Value == nil || *ev.Readings[0].Value != 72 || ev.Readings[0].Code != "8867-4" {
 		t.Fatalf("second event %+v, want p1's reading with id 2", f)
+	}
+	// The dashboard's view of it: people's unit, the NEWS2 band from the server.
+	if len(ev.Vitals) != 1 || ev.Vitals[0].Key != "hr" || ev.Vitals[0].Text != "72" || ev.Vitals[0].Unit != "bpm" ||
+		ev.Vitals[0].UCUM != "/min" || ev.Vitals[0].Class != "band-0" {
+		t.Fatalf("second event's vitals %+v, want heart rate 72 bpm, band 0", ev.Vitals)
 	}
 	w.events.closeAll()
 	if f, ok := nextEvent(t, frames); ok {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -36,6 +37,9 @@ type eventOut struct {
 	Time      time.Time    `json:"time"`
 	Alert     *vigil.Alert `json:"alert,omitempty"`
 	Readings  []readingOut `json:"readings,omitempty"`
+	// Vitals are the readings as the dashboard shows them (value in
+	// people's units, NEWS2 band), for the page script's live updates.
+	Vitals []vitalOut `json:"vitals,omitempty"`
 }
 
 // streamEvents answers GET /api/v1/events with Server-Sent Events: "alert"
@@ -114,7 +118,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			out, ok := s.renderEvent(ev, vis, readings)
+			out, ok := s.renderEvent(ctx, ev, vis, readings)
 			if !ok {
 				continue
 			}
@@ -136,7 +140,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 
 // renderEvent returns ev as the stream shows it, with only what vis shows;
 // false if nothing is to be shown.
-func (s *Server) renderEvent(ev vigil.Event, vis *visibility, readings bool) (eventOut, bool) {
+func (s *Server) renderEvent(ctx context.Context, ev vigil.Event, vis *visibility, readings bool) (eventOut, bool) {
 	now := s.now()
 	out := eventOut{Type: ev.Type, PatientID: ev.SubjectID, Time: ev.Time}
 	switch ev.Type {
@@ -159,6 +163,7 @@ func (s *Server) renderEvent(ev vigil.Event, vis *visibility, readings bool) (ev
 			return out, false
 		}
 		out.Readings = toReadingsOut(rs)
+		out.Vitals = toVitalsOut(s.displayReadings(ctx, ev.SubjectID, rs))
 	default:
 		return out, false
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
@@ -18,11 +20,12 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
 }
 
 type userIn struct {
-	Username  string      `json:"username"`
-	Password  *string     `json:"password"`
-	Role      *vigil.Role `json:"role"`
-	PatientID *string     `json:"patient_id"`
-	Disabled  *bool       `json:"disabled"`
+	Username    string      `json:"username"`
+	DisplayName *string     `json:"display_name"`
+	Password    *string     `json:"password"`
+	Role        *vigil.Role `json:"role"`
+	PatientID   *string     `json:"patient_id"`
+	Disabled    *bool       `json:"disabled"`
 }
 
 // checkUserFields validates role and patient link; the role may not be
@@ -47,6 +50,22 @@ func (s *Server) checkUserFields(r *http.Request, role vigil.Role, patientID str
 	return nil
 }
 
+// maxDisplayName bounds a user's display name, in bytes.
+const maxDisplayName = 100
+
+// displayName checks an optional display name: trimmed, at most
+// maxDisplayName bytes, no control characters; "" when absent.
+func displayName(in *string) (string, error) {
+	if in == nil {
+		return "", nil
+	}
+	n := strings.TrimSpace(*in)
+	if len(n) > maxDisplayName || strings.ContainsFunc(n, unicode.IsControl) || !utf8.ValidString(n) {
+		return "", vigil.Errorf(vigil.EINVALID, `"display_name" must be at most %d bytes of text without control characters`, maxDisplayName)
+	}
+	return n, nil
+}
+
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	var in userIn
 	if err := s.decodeJSON(w, r, &in); err != nil {
@@ -63,7 +82,11 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkUserFields(r, *in.Role, pid); err != nil {
 		return err
 	}
-	u := &vigil.User{Username: in.Username, Role: *in.Role, SubjectID: pid}
+	shown, err := displayName(in.DisplayName)
+	if err != nil {
+		return err
+	}
+	u := &vigil.User{Username: in.Username, DisplayName: shown, Role: *in.Role, SubjectID: pid}
 	if *in.Role != vigil.RoleIntegration {
 		if in.Password == nil {
 			return vigil.Errorf(vigil.EINVALID, `"password" is required`)
@@ -148,6 +171,13 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		return vigil.Errorf(vigil.EINVALID, "admins cannot demote or disable themselves")
 	}
 	u := vigil.UserUpdate{Role: &role, SubjectID: &pid, Disabled: in.Disabled}
+	if in.DisplayName != nil {
+		shown, err := displayName(in.DisplayName)
+		if err != nil {
+			return err
+		}
+		u.DisplayName = &shown
+	}
 	if in.Password != nil {
 		if err := auth.CheckPasswordPolicy(cur.Username, *in.Password); err != nil {
 			return err

@@ -141,7 +141,7 @@ func TestNEWS2ScoreAgrees(t *testing.T) {
 		if m := row.FindStringSubmatch(page); m != nil && m[1] != "-1" {
 			s.worklist = m[1]
 		}
-		gaps := regexp.MustCompile(`<td class="news2"[^>]*>[^<]*<span class="flag" title="([^"]*)">incomplete</span>`)
+		gaps := regexp.MustCompile(`<td class="news2"[^>]*>[^\n]*?<span class="flag incomplete" title="([^"]*)">incomplete</span>`)
 		if m := gaps.FindStringSubmatch(page); m != nil {
 			s.gaps = m[1]
 		}

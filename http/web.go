@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -72,22 +71,6 @@ type pageData struct {
 	User  *vigil.Principal
 	CSRF  string // X-CSRF-Token of the session, for the page's script
 	Body  any
-}
-
-// VitalCodes is the JSON map from reading code to the vital it shows
-// (vitalDefs; "bp/2" for the second value of a pair), for the page script.
-func (pageData) VitalCodes() string {
-	m := map[string]string{}
-	for _, d := range vitalDefs {
-		for _, c := range d.Codes {
-			m[c] = d.Key
-		}
-		if d.Pair != "" {
-			m[d.Pair] = d.Key + "/2"
-		}
-	}
-	b, _ := json.Marshal(m) // a map of strings always encodes
-	return string(b)
 }
 
 // render writes page name with data, buffered, so that a template error

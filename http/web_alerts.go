@@ -13,6 +13,8 @@ import (
 type inboxItem struct {
 	*vigil.Alert
 	Patient string
+	AckName string // who acknowledged it (display name, or user name); "" if nobody did
+	Values  alertValue
 }
 
 // inbox returns the unresolved alerts of the patients principal p sees,
@@ -40,9 +42,26 @@ func (s *Server) inbox(ctx context.Context, p *vigil.Principal) ([]inboxItem, er
 	for _, pt := range pts {
 		names[pt.ID] = pt.Name
 	}
+	users := map[string]string{}
 	out := make([]inboxItem, 0, len(as))
+	now := s.now()
 	for _, a := range as {
-		out = append(out, inboxItem{Alert: a, Patient: names[a.SubjectID]})
+		it := inboxItem{Alert: a, Patient: names[a.SubjectID]}
+		if it.Values, err = s.alertValueOf(ctx, a, now); err != nil {
+			return nil, err
+		}
+		if a.AckBy != "" {
+			n, ok := users[a.AckBy]
+			if !ok {
+				n = a.AckBy
+				if u, err := s.Store.User(ctx, a.AckBy); err == nil {
+					n = u.ShownName()
+				}
+				users[a.AckBy] = n
+			}
+			it.AckName = n
+		}
+		out = append(out, it)
 	}
 	slices.SortStableFunc(out, func(a, b inboxItem) int {
 		if c := cmp.Compare(priorityRank(b.Priority), priorityRank(a.Priority)); c != 0 {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -29,26 +28,6 @@ var chartRanges = []struct {
 // bucket, 30 days 2 hours), so a chart costs the same whatever the data rate.
 const chartBuckets = 360
 
-// Chart geometry, in SVG user units.
-const (
-	chartW, chartH = 600.0, 140.0
-	chartPad       = 6.0
-)
-
-// chart is one vital over the page's window, drawn server-side as SVG:
-// the mean per bucket as a line and the min–max range as a band.
-type chart struct {
-	Key, Label, Unit string
-	Line             string // polyline points of the means
-	Band             string // polygon points of min…max
-	Min, Max         float64
-	Count            int // readings summarised
-	Second           *chart
-
-	bs       []vigil.Bucket
-	from, to time.Time
-}
-
 // patientPage is the data of the patient page.
 type patientPage struct {
 	Patient   *vigil.Patient
@@ -63,11 +42,16 @@ type patientPage struct {
 	CanEnter  bool        // a clinician: may enter observations and act on alerts
 	AccessLog []auditView // the patient's own view: who accessed the record
 	Own       bool
+	// DeviceEntries counts the device writes of the access log's window;
+	// they are listed only when ShowDevices.
+	DeviceEntries int
+	ShowDevices   bool
 }
 
 type alertView struct {
 	*vigil.Alert
 	Events []eventView
+	Values alertValue // of an unresolved alert
 }
 
 type eventView struct {
@@ -82,10 +66,12 @@ type deviceView struct {
 	Connected *bool
 }
 
+// auditView is one entry of the patient's access log, in plain words.
 type auditView struct {
 	Time              time.Time
 	Who, Role, Action string
 	Outcome           string
+	Device            bool
 }
 
 // accessLogWindow is how far back the patient's own view lists who
@@ -97,11 +83,8 @@ const accessLogWindow = 30 * 24 * time.Hour
 func (s *Server) patientView(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	p := principal(ctx)
-	rng := r.URL.Query().Get("range")
-	if rng == "" {
-		rng = "24h"
-	}
-	pg, err := s.patientPageData(ctx, p, r.PathValue("id"), rng, s.now())
+	rng := r.URL.Query().Get("range") // "": the smallest window showing the newest data
+	pg, err := s.patientPageData(ctx, p, r.PathValue("id"), rng, r.URL.Query().Get("devices") != "", s.now())
 	if err != nil {
 		return err
 	}
@@ -114,8 +97,20 @@ func (s *Server) patientView(w http.ResponseWriter, r *http.Request) error {
 
 // patientPageData gathers everything the patient page shows of patient id
 // over the window rng ending at now, for principal p (who must have been
-// authorized for the patient).
-func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rng string, now time.Time) (*patientPage, error) {
+// authorized for the patient). The patient's own access log lists what
+// devices wrote only when devices is set.
+func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rng string, devices bool, now time.Time) (*patientPage, error) {
+	pt, err := s.Store.Patient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := s.Store.Latest(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("patient latest: %w", err)
+	}
+	if rng == "" {
+		rng = defaultRange(latest, now)
+	}
 	idx := slices.IndexFunc(chartRanges, func(c struct {
 		Value string
 		Span  time.Duration
@@ -126,20 +121,17 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 		return nil, vigil.Errorf(vigil.EINVALID, "range must be one of 6h, 24h, 7d, 30d")
 	}
 	span := chartRanges[idx].Span
-	pt, err := s.Store.Patient(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	pg := &patientPage{Patient: pt, Range: rng, From: now.Add(-span), To: now,
 		CanEnter: p.Role == vigil.RoleClinician, Own: p.Role == vigil.RolePatient}
 	for _, c := range chartRanges {
 		pg.Ranges = append(pg.Ranges, c.Value)
 	}
-	latest, err := s.Store.Latest(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("patient latest: %w", err)
+	n := s.news2Config(id)
+	pg.Vitals = latestVitals(&n, latest)
+	units := make(map[string]string, len(latest))
+	for _, r := range latest {
+		units[r.Code] = r.Unit
 	}
-	pg.Vitals = latestVitals(latest)
 
 	width := span / chartBuckets
 	for _, d := range vitalDefs {
@@ -149,6 +141,7 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 				return nil, err
 			}
 			if c != nil {
+				c.UCUM = units[code]
 				break
 			}
 		}
@@ -159,8 +152,8 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 			if c.Second, err = s.chartOf(ctx, id, d, d.Pair, pg.From, now, width); err != nil {
 				return nil, err
 			}
-			c.scaleWith(c.Second)
 		}
+		c.layout(&n)
 		pg.Charts = append(pg.Charts, *c)
 	}
 
@@ -187,10 +180,20 @@ func (s *Server) patientPageData(ctx context.Context, p *vigil.Principal, id, rn
 		if err != nil {
 			return nil, fmt.Errorf("patient access log: %w", err)
 		}
-		for i := len(es) - 1; i >= 0 && len(pg.AccessLog) < 100; /* newest first, at most 100 */ i-- {
+		names := map[string]string{}
+		for i := len(es) - 1; i >= 0; i-- { // newest first, at most 100; every device write counted
 			e := es[i]
-			pg.AccessLog = append(pg.AccessLog, auditView{Time: e.Time, Who: cmpOr(e.ActorName, e.Actor), Role: string(e.Role), Action: string(e.Action), Outcome: e.Outcome})
+			if e.Role == vigil.RoleDevice {
+				pg.DeviceEntries++
+				if !devices {
+					continue
+				}
+			}
+			if len(pg.AccessLog) < 100 {
+				pg.AccessLog = append(pg.AccessLog, s.accessEntry(ctx, e, p.UserID, names))
+			}
 		}
+		pg.ShowDevices = devices
 	}
 	return pg, nil
 }
@@ -200,59 +203,6 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// chartOf summarises one code of the patient over [from, to) in buckets of
-// width; nil if there are no values.
-func (s *Server) chartOf(ctx context.Context, id string, d vitalDef, code string, from, to time.Time, width time.Duration) (*chart, error) {
-	bs, err := s.Store.Buckets(ctx, vigil.BucketQuery{SubjectID: id, Code: code, From: from, To: to, Width: width})
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: %w", code, err)
-	}
-	if len(bs) == 0 {
-		return nil, nil
-	}
-	c := &chart{Key: d.Key, Label: d.Label, Min: bs[0].Min, Max: bs[0].Max}
-	for _, b := range bs {
-		c.Min, c.Max = min(c.Min, b.Min), max(c.Max, b.Max)
-		c.Count += b.Count
-	}
-	c.draw(bs, from, to)
-	return c, nil
-}
-
-// draw computes the chart's line and band from its buckets, scaled to
-// [c.Min, c.Max] and [from, to).
-func (c *chart) draw(bs []vigil.Bucket, from, to time.Time) {
-	lo, hi := c.Min, c.Max
-	if hi-lo < 1 {
-		lo, hi = lo-0.5, hi+0.5
-	}
-	span := to.Sub(from).Seconds()
-	x := func(t time.Time) float64 { return chartPad + (chartW-2*chartPad)*t.Sub(from).Seconds()/span }
-	y := func(v float64) float64 { return chartH - chartPad - (chartH-2*chartPad)*(v-lo)/(hi-lo) }
-	var line, top, bottom []string
-	for _, b := range bs {
-		xs := x(b.Start)
-		line = append(line, fmt.Sprintf("%.1f,%.1f", xs, y(b.Mean)))
-		top = append(top, fmt.Sprintf("%.1f,%.1f", xs, y(b.Max)))
-		bottom = append(bottom, fmt.Sprintf("%.1f,%.1f", xs, y(b.Min)))
-	}
-	slices.Reverse(bottom)
-	c.Line = strings.Join(line, " ")
-	c.Band = strings.Join(append(top, bottom...), " ")
-	c.bs, c.from, c.to = bs, from, to
-}
-
-// scaleWith puts c and o on one scale (e.g. systolic and diastolic).
-func (c *chart) scaleWith(o *chart) {
-	if o == nil {
-		return
-	}
-	c.Min, c.Max = min(c.Min, o.Min), max(c.Max, o.Max)
-	o.Min, o.Max = c.Min, c.Max
-	c.draw(c.bs, c.from, c.to)
-	o.draw(o.bs, o.from, o.to)
 }
 
 // alertTimeline returns the patient's newest alerts with their history,
@@ -272,7 +222,7 @@ func (s *Server) alertTimeline(ctx context.Context, id string) ([]alertView, err
 		}
 		n := uid
 		if u, err := s.Store.User(ctx, uid); err == nil {
-			n = u.Username
+			n = u.ShownName()
 		}
 		names[uid] = n
 		return n
@@ -284,6 +234,11 @@ func (s *Server) alertTimeline(ctx context.Context, id string) ([]alertView, err
 			return nil, fmt.Errorf("alert history: %w", err)
 		}
 		av := alertView{Alert: a}
+		if a.State != vigil.AlertResolved {
+			if av.Values, err = s.alertValueOf(ctx, a, s.now()); err != nil {
+				return nil, err
+			}
+		}
 		for _, e := range evs {
 			av.Events = append(av.Events, eventView{AlertEvent: e, Who: name(e.Actor)})
 		}

@@ -229,7 +229,12 @@ func TestWorklistView(t *testing.T) {
 		})
 	}
 	_, body := e.request("GET", "/worklist", tok, "")
-	for _, want := range []string{"88/50", "mm[Hg]", "/min", `class="row pri-high"`, "<polyline points=", "systolic 88 mmHg", "no data"} {
+	for _, want := range []string{"88/50", "mm[Hg]", "/min", `class="row pri-high"`, "<polyline points=", "systolic 88 mmHg", "no data",
+		// Abnormal values stand out by NEWS2 band, units as people write them.
+		`<span class="value band-3" title="NEWS2 score 3">88/50</span> <abbr class="unit" title="UCUM: mm[Hg]">mmHg</abbr>`,
+		`<span class="value band-0" title="NEWS2 score 0">72</span> <abbr class="unit" title="UCUM: /min">bpm</abbr>`,
+		`<span class="value score risk-medium" title="medium risk">6</span>`,
+		`<span class="badge pri-high state-open"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("worklist lacks %q", want)
 		}
@@ -401,7 +406,7 @@ func TestPatientView(t *testing.T) {
 	if err := e.store.EnrollPatient(ctx, team.ID, p1); err != nil {
 		t.Fatal(err)
 	}
-	e.device(p1)
+	_, devSecret := e.device(p1)
 	now := e.now()
 	var b vigil.Batch
 	for i := range 288 { // a day of CGM every 5 minutes, 1 in 4 above range
@@ -421,18 +426,33 @@ func TestPatientView(t *testing.T) {
 		t.Fatal(err)
 	}
 	clinTok, patTok := e.token(clin, vigil.TokenSession), e.token(pat, vigil.TokenSession)
+	// A device writes (audited against the patient); the clinician opens the record.
+	if st, body := e.request("POST", "/api/v1/readings", devSecret,
+		`{"readings":[{"code":"8867-4","value":72,"unit":"/min","time":"`+now.Add(-time.Minute).Format(time.RFC3339)+`"}]}`); st != http.StatusAccepted {
+		t.Fatalf("device write: %d %s", st, body)
+	}
+	if st, _ := e.request("GET", "/patients/"+p1, clinTok, ""); st != http.StatusOK {
+		t.Fatalf("clinician view: %d", st)
+	}
 
 	tests := []struct {
 		name, path, token string
 		status            int
 		want, wantNot     []string
 	}{
-		{"clinician, 24 h", "/patients/" + p1, clinTok, http.StatusOK,
-			[]string{"chart-glucose", `class="tir"`, "In range 70–180: 75.0 %", "acknowledged by clin: “seen, insulin given”", "observation-form", "mg/dL", "monitor"},
+		{"clinician, 24 h", "/patients/" + p1 + "?range=24h", clinTok, http.StatusOK,
+			[]string{"chart-glucose", `class="tir"`, "In range 70–180: 75.0 %", "acknowledged by clin: “seen, insulin given”", "observation-form", "mg/dL", "monitor",
+				`<rect class="normal"`, "normal 70–180 (in range)", `class="axis" x="40"`, `data-tick="`},
 			[]string{"chart-news2", "Who accessed my record"}},
+		{"clinician, default window fits the data", "/patients/" + p1, clinTok, http.StatusOK,
+			[]string{`<a href="?range=6h" aria-current="true">`, "chart-glucose"}, []string{"chart-news2"}},
 		{"clinician, 7 days", "/patients/" + p1 + "?range=7d", clinTok, http.StatusOK, []string{"chart-news2", "chart-glucose"}, nil},
 		{"bad window", "/patients/" + p1 + "?range=1y", clinTok, http.StatusBadRequest, []string{"range must be one of"}, nil},
-		{"the patient", "/patients/" + p1, patTok, http.StatusOK, []string{"Who accessed my record", "clin"}, []string{"observation-form"}},
+		{"the patient", "/patients/" + p1, patTok, http.StatusOK,
+			[]string{"Who accessed my record", "<td>clin</td><td>care team</td><td>looked at your measurements</td><td>allowed</td>", "Your devices sent measurements 1 times", "?devices=1"},
+			[]string{"observation-form", "sent measurements</td>", "page.view"}},
+		{"the patient, with device writes", "/patients/" + p1 + "?devices=1", patTok, http.StatusOK,
+			[]string{"<td>monitor ", "<td>device</td><td>sent measurements</td>", "<td>You</td>", "Hide device measurements"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

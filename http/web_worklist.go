@@ -45,42 +45,72 @@ var vitalDefs = []vitalDef{
 type vital struct {
 	Key, Label string
 	Text       string // the value, e.g. "72", "120/80", "A"
-	Unit       string
+	Unit       string // as people write it: "°C", "mmHg", "bpm"
+	UCUM       string // the reading's UCUM unit, as FHIR carries it
+	Value      float64
 	Time       time.Time
 	Flags      []string
+	// Band is the NEWS2 parameter score of the value (0–3), noBand when
+	// the vital is not a NEWS2 parameter.
+	Band int
+	// Incomplete marks a NEWS2 total computed without every parameter
+	// (a lower bound).
+	Incomplete bool
+	// AnyThree marks a NEWS2 total one of whose parameters scores 3 (the
+	// RCP's low-medium trigger).
+	AnyThree bool
+}
+
+// vitalOut is a vital as a reading event carries it for the page script.
+type vitalOut struct {
+	Key        string    `json:"key"`
+	Label      string    `json:"label"`
+	Text       string    `json:"text"`
+	Unit       string    `json:"unit"`
+	UCUM       string    `json:"ucum"`
+	Value      float64   `json:"value"`
+	Time       time.Time `json:"time"`
+	Class      string    `json:"class,omitempty"` // band or risk class
+	Title      string    `json:"title,omitempty"` // the class in words
+	Incomplete bool      `json:"incomplete,omitempty"`
+}
+
+func toVitalsOut(vs []vital) []vitalOut {
+	out := make([]vitalOut, len(vs))
+	for i, v := range vs {
+		out[i] = vitalOut{Key: v.Key, Label: v.Label, Text: v.Text, Unit: v.Unit, UCUM: v.UCUM, Value: v.Value, Time: v.Time,
+			Class: v.BandClass(), Title: v.BandText(), Incomplete: v.Incomplete}
+	}
+	return out
 }
 
 // latestVitals picks, from a patient's latest readings (Store.Latest), the
-// newest value of each vital that has one.
-func latestVitals(latest []vigil.Reading) []vital {
+// newest value of each vital that has one, with its NEWS2 band under n. A
+// value flagged as an artifact or taken with the sensor off is not shown.
+func latestVitals(n *rules.NEWS2Config, latest []vigil.Reading) []vital {
 	byCode := make(map[string]*vigil.Reading, len(latest))
 	for i := range latest {
 		byCode[latest[i].Code] = &latest[i]
 	}
+	onOxygen := onOxygenOf(n, latest)
 	var out []vital
 	for _, d := range vitalDefs {
 		var r *vigil.Reading
 		for _, c := range d.Codes {
-			if x := byCode[c]; x != nil && x.HasValue() && (r == nil || x.Time.After(r.Time)) {
+			if x := byCode[c]; x != nil && shownAsLatest(x) && (r == nil || x.Time.After(r.Time)) {
 				r = x
 			}
 		}
 		if r == nil {
 			continue
 		}
-		v := vital{Key: d.Key, Label: d.Label, Text: formatNum(r.Value), Unit: r.Unit, Time: r.Time, Flags: r.Quality.Names()}
-		switch {
-		case d.Key == "acvpu":
-			v.Text, v.Unit = acvpuLetter(r.Value), "ACVPU"
-		case d.Pair != "":
-			if p := byCode[d.Pair]; p != nil && p.Time.Equal(r.Time) {
-				v.Text += "/" + formatNum(p.Value)
-			}
-		case r.Unit == "{score}":
-			v.Unit = ""
+		var pair *vigil.Reading
+		if p := byCode[d.Pair]; d.Pair != "" && p != nil && p.Time.Equal(r.Time) {
+			pair = p
 		}
-		out = append(out, v)
+		out = append(out, makeVital(n, d, r, pair, onOxygen))
 	}
+	markThree(out)
 	return out
 }
 
@@ -152,6 +182,16 @@ func priorityRank(p string) int {
 
 // Rank is the row's alert priority rank (for the page script's ordering).
 func (r worklistRow) Rank() int { return priorityRank(r.Priority) }
+
+// NEWS2Vital is the row's NEWS2 total as a vital (for its risk band), nil if none.
+func (r worklistRow) NEWS2Vital() *vital {
+	for i := range r.Vitals {
+		if r.Vitals[i].Key == "news2" {
+			return &r.Vitals[i]
+		}
+	}
+	return nil
+}
 
 // NEWS2Value is the latest NEWS2 score, -1 if none (for ordering).
 func (r worklistRow) NEWS2Value() float64 {
@@ -318,7 +358,8 @@ func (s *Server) worklistRow(ctx context.Context, p *vigil.Patient, alerts []*vi
 			row.NEWS2Gaps = derivationGaps(r.Derivation)
 		}
 	}
-	row.Vitals = latestVitals(latest)
+	n := s.news2Config(p.ID)
+	row.Vitals = latestVitals(&n, latest)
 	if !f.keep(row) {
 		return row, false, nil
 	}

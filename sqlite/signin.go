@@ -120,8 +120,8 @@ func (s *Store) CreateExternalUser(ctx context.Context, u *vigil.User, issuer, s
 	}
 	created := s.timestamp()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
-			id, u.Username, string(u.Role), u.SubjectID, u.PasswordHash, created.UnixMicro(), u.Disabled); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			id, u.Username, string(u.Role), u.SubjectID, u.PasswordHash, created.UnixMicro(), u.Disabled, u.DisplayName); err != nil {
 			return constraint(err)
 		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO external_identities (issuer, subject, user_id) VALUES (?, ?, ?)", issuer, subject, id)

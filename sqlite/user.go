@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	userColumns  = "id, username, role, subject_id, password_hash, created, disabled"
+	userColumns  = "id, username, role, subject_id, password_hash, created, disabled, display_name"
 	tokenColumns = "id, user_id, kind, name, scopes, hash, created, expires, last_used, revoked"
 )
 
@@ -24,8 +24,8 @@ func (s *Store) CreateUser(ctx context.Context, u *vigil.User) error {
 	}
 	created := s.timestamp()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
-			id, u.Username, string(u.Role), u.SubjectID, u.PasswordHash, created.UnixMicro(), u.Disabled)
+		_, err := tx.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			id, u.Username, string(u.Role), u.SubjectID, u.PasswordHash, created.UnixMicro(), u.Disabled, u.DisplayName)
 		return constraint(err)
 	})
 	if err != nil {
@@ -94,6 +94,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (
 		if u.Role != nil {
 			user.Role = *u.Role
 		}
+		if u.DisplayName != nil {
+			user.DisplayName = *u.DisplayName
+		}
 		if u.SubjectID != nil {
 			user.SubjectID = *u.SubjectID
 		}
@@ -104,8 +107,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (
 			user.Disabled = *u.Disabled
 		}
 		_, err = tx.ExecContext(ctx,
-			"UPDATE users SET role = ?, subject_id = ?, password_hash = ?, disabled = ? WHERE id = ?",
-			string(user.Role), user.SubjectID, user.PasswordHash, user.Disabled, id)
+			"UPDATE users SET role = ?, subject_id = ?, password_hash = ?, disabled = ?, display_name = ? WHERE id = ?",
+			string(user.Role), user.SubjectID, user.PasswordHash, user.Disabled, user.DisplayName, id)
 		if err != nil {
 			return err
 		}
@@ -134,7 +137,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u vigil.UserUpdate) (
 func scanUser(sc scanner) (*vigil.User, error) {
 	var u vigil.User
 	var created sql.NullInt64
-	if err := sc.Scan(&u.ID, &u.Username, &u.Role, &u.SubjectID, &u.PasswordHash, &created, &u.Disabled); err != nil {
+	if err := sc.Scan(&u.ID, &u.Username, &u.Role, &u.SubjectID, &u.PasswordHash, &created, &u.Disabled, &u.DisplayName); err != nil {
 		return nil, err
 	}
 	u.Created = timeOf(created)

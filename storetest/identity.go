@@ -354,7 +354,7 @@ func sameUser(got, want *vigil.User) bool {
 func testUsers(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("CreateSetsIDAndCreated", func(t *testing.T) {
 		s := open(t)
-		u := &vigil.User{Username: "pat.ada", Role: vigil.RolePatient, SubjectID: subjectA,
+		u := &vigil.User{Username: "pat.ada", DisplayName: "Ada Lovelace", Role: vigil.RolePatient, SubjectID: subjectA,
 			PasswordHash: "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA", Disabled: true}
 		if err := s.CreateUser(t.Context(), u); err != nil {
 			t.Fatalf("CreateUser: %v", err)

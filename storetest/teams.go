@@ -656,7 +656,7 @@ func testUpdateUser(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 		return u
 	}
-	role, subject, hash, disabled := vigil.RolePatient, subjectA, "$argon2id$new", true
+	role, subject, hash, disabled, shown := vigil.RolePatient, subjectA, "$argon2id$new", true, "Dr Ann Smith"
 	tests := []struct {
 		name   string
 		update vigil.UserUpdate
@@ -667,6 +667,7 @@ func testUpdateUser(t *testing.T, open func(t *testing.T) vigil.Store) {
 		{"subject", vigil.UserUpdate{SubjectID: &subject}, func(u *vigil.User) { u.SubjectID = subject }},
 		{"password", vigil.UserUpdate{PasswordHash: &hash}, func(u *vigil.User) { u.PasswordHash = hash }},
 		{"disabled", vigil.UserUpdate{Disabled: &disabled}, func(u *vigil.User) { u.Disabled = disabled }},
+		{"display name", vigil.UserUpdate{DisplayName: &shown}, func(u *vigil.User) { u.DisplayName = shown }},
 		{"all", vigil.UserUpdate{Role: &role, SubjectID: &subject, PasswordHash: &hash, Disabled: &disabled}, func(u *vigil.User) {
 			u.Role, u.SubjectID, u.PasswordHash, u.Disabled = role, subject, hash, disabled
 		}},

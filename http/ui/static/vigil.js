@@ -37,50 +37,64 @@
     if (h < 48) return h + " h ago";
     return Math.round(h / 24) + " d ago";
   }
+  // when writes a time without ambiguity in the viewer's time zone:
+  // "7 Dec 10:05" (24-hour clock, month in letters), with the year when it
+  // is not this year's.
+  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function when(d) {
+    const pad = (n) => String(n).padStart(2, "0");
+    let s = d.getDate() + " " + months[d.getMonth()];
+    if (d.getFullYear() !== new Date().getFullYear()) s += " " + d.getFullYear();
+    return s + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  const isoInText = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})/;
+  const isoInTextAll = new RegExp(isoInText.source, "g");
   function localTimes(root) {
     (root || document).querySelectorAll("time[datetime]").forEach((el) => {
       const d = new Date(el.getAttribute("datetime"));
       if (isNaN(d)) return;
-      const local = d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+      const local = when(d);
       if (el.hasAttribute("data-ago")) {
-        el.textContent = ago(Date.now() - d.getTime());
-        el.title = local;
+        el.textContent = local + " (" + ago(Date.now() - d.getTime()) + ")";
       } else {
         el.textContent = local;
       }
+      el.title = d.toString();
+    });
+    // Times inside alert texts (written by the rules engine in UTC, ISO
+    // 8601) are shown like every other time.
+    (root || document).querySelectorAll(".message, .events li, li.alert strong").forEach((el) => {
+      for (const n of el.childNodes) {
+        if (n.nodeType !== Node.TEXT_NODE || !isoInText.test(n.data)) continue;
+        n.data = n.data.replace(isoInTextAll, (m) => { const d = new Date(m); return isNaN(d) ? m : when(d); });
+      }
+    });
+    // Chart time ticks: hours, or dates, in the viewer's time zone.
+    (root || document).querySelectorAll("tspan[data-tick]").forEach((el) => {
+      const d = new Date(el.dataset.tick);
+      if (isNaN(d)) return;
+      const full = when(d);
+      el.textContent = el.dataset.day === "true" ? full.replace(/ \d{2}:\d{2}$/, "") : full.slice(full.lastIndexOf(" ") + 1);
     });
   }
 
-  function fmt(v) {
-    return Math.abs(v - Math.round(v)) < 0.05 ? String(Math.round(v)) : v.toFixed(1);
+  // show puts a vital as the server renders it (ev.vitals: the value in
+  // people's units, its NEWS2 band as a class and in words) into el's
+  // .value and .unit; the band is never computed here.
+  function show(el, v) {
+    const val = el.querySelector(".value");
+    val.textContent = v.text;
+    val.className = (val.classList.contains("score") ? "value score" : "value") + (v.class ? " " + v.class : "");
+    val.title = v.title || "";
+    const unit = el.querySelector(".unit");
+    if (unit) { unit.textContent = v.unit; unit.title = "UCUM: " + v.ucum; }
+    const words = el.querySelector(".band-text, .sr-only");
+    if (words) words.textContent = v.title ? (words.classList.contains("sr-only") ? " (" + v.title + ")" : v.title) : "";
   }
 
-  // codes maps a reading code to the vital it shows ("bp/2": the second
-  // value of blood pressure), from the page (the server's list).
-  const codes = JSON.parse(document.body.dataset.codes || "{}");
-
-  // vitalsOf turns the readings of an event into {key: {text, unit, time}}.
-  function vitalsOf(readings) {
+  function vitalsOf(ev) {
     const out = {};
-    const bp = {};
-    for (const r of readings) {
-      const parts = r.components && r.components.length ? r.components.map((c) => ({ code: c.code, value: c.value, unit: c.unit })) : [{ code: r.code, value: r.value, unit: r.unit }];
-      for (const p of parts) {
-        const key = codes[p.code];
-        if (!key || p.value === undefined) continue;
-        if (key === "bp" || key === "bp/2") {
-          bp[key] = p.value; bp.unit = p.unit; bp.time = r.time;
-          continue;
-        }
-        let text = fmt(p.value), unit = p.unit;
-        if (key === "acvpu") { text = "ACVPU"[Math.round(p.value)] || "?"; unit = "ACVPU"; }
-        if (unit === "{score}") unit = "";
-        const d = r.derivation;
-        const incomplete = !!(d && ((d.missing && d.missing.length) || (d.stale && d.stale.length)));
-        out[key] = { text, unit, time: r.time, value: p.value, incomplete };
-      }
-    }
-    if (bp.bp !== undefined) out.bp = { text: fmt(bp.bp) + (bp["bp/2"] !== undefined ? "/" + fmt(bp["bp/2"]) : ""), unit: bp.unit, time: bp.time };
+    for (const v of ev.vitals || []) out[v.key] = v;
     return out;
   }
 
@@ -140,14 +154,16 @@
       reading: (ev) => {
         const row = body.querySelector('tr[data-patient="' + CSS.escape(ev.patient_id) + '"]');
         if (!row) return;
-        const vs = vitalsOf(ev.readings || []);
+        const vs = vitalsOf(ev);
         for (const [key, v] of Object.entries(vs)) {
           if (key === "news2") {
             const cell = row.querySelector("td.news2");
-            cell.textContent = v.text; row.dataset.news2 = String(v.value);
+            cell.innerHTML = '<span class="value score"></span> <span class="sr-only"></span>';
+            show(cell, v);
+            row.dataset.news2 = String(v.value);
             if (v.incomplete) {
               const f = document.createElement("span");
-              f.className = "flag"; f.textContent = "incomplete"; f.title = "incomplete: at least this score";
+              f.className = "flag incomplete"; f.textContent = "incomplete"; f.title = "incomplete: at least this score";
               cell.append(" ", f);
             }
             mark(cell);
@@ -157,12 +173,11 @@
           if (!el) {
             el = document.createElement("span");
             el.className = "vital"; el.dataset.vital = key;
-            el.innerHTML = '<span class="label"></span> <span class="value"></span> <span class="unit"></span>';
-            el.querySelector(".label").textContent = key.toUpperCase();
+            el.innerHTML = '<span class="label"></span> <span class="value"></span> <abbr class="unit"></abbr><span class="sr-only"></span>';
+            el.querySelector(".label").textContent = v.label;
             row.querySelector("td.vitals").appendChild(el);
           }
-          el.querySelector(".value").textContent = v.text;
-          el.querySelector(".unit").textContent = v.unit;
+          show(el, v);
           mark(el);
           if (!row.dataset.last || v.time > row.dataset.last) {
             row.dataset.last = v.time;
@@ -185,19 +200,18 @@
     stream({
       reading: (ev) => {
         if (ev.patient_id !== id) return;
-        for (const [key, v] of Object.entries(vitalsOf(ev.readings || []))) {
+        for (const [key, v] of Object.entries(vitalsOf(ev))) {
           let t = tiles.querySelector('.tile[data-vital="' + key + '"]');
           if (!t) {
             const empty = tiles.querySelector(".tile.empty");
             if (empty) empty.remove();
             t = document.createElement("li");
             t.className = "tile"; t.dataset.vital = key;
-            t.innerHTML = '<span class="label"></span><span class="value"></span> <span class="unit"></span><time data-ago></time>';
-            t.querySelector(".label").textContent = key.toUpperCase();
+            t.innerHTML = '<span class="label"></span> <span class="value"></span> <abbr class="unit"></abbr> <span class="band-text"></span><time data-ago></time>';
+            t.querySelector(".label").textContent = v.label;
             tiles.appendChild(t);
           }
-          t.querySelector(".value").textContent = v.text;
-          t.querySelector(".unit").textContent = v.unit;
+          show(t, v);
           t.querySelector("time").setAttribute("datetime", v.time);
           localTimes(t);
           mark(t);
