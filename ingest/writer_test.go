@@ -65,7 +65,7 @@ func TestWriterStoresDifferentReadingUnderStoredKey(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
 	var page vigil.ReadingPage
-	for page.Readings == nil || len(page.Readings) < 2 {
+	for len(page.Readings) < 2 {
 		if page, err = store.Readings(ctx, vigil.ReadingQuery{SubjectID: "pat_1"}); err != nil {
 			t.Fatal(err)
 		}

@@ -43,7 +43,7 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*Access
 		return refuse(err)
 	}
 	v := p.rp.IDTokenVerifier()
-	if err := zoidc.CheckIssuer(&c, p.cfg.Issuer); err != nil {
+	if err := zoidc.CheckIssuerWithISSVerifier(&c, p.cfg.Issuer, zoidc.DefaultISSVerifier(p.cfg.Issuer)); err != nil {
 		return refuse(err)
 	}
 	if err := zoidc.CheckAudience(&c, p.cfg.ClientID); err != nil {

@@ -48,12 +48,13 @@ func LockDataDir(dir string) (*DirLock, error) {
 		}
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	werr := f.Truncate(0)
+	if werr == nil {
+		_, werr = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	if err != nil {
+	if werr != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock data directory: write pid: %w", err)
+		return nil, fmt.Errorf("lock data directory: write pid: %w", werr)
 	}
 	return &DirLock{f: f}, nil
 }

@@ -105,7 +105,7 @@ func TestDiskLowWatermark(t *testing.T) {
 	if got := h.metric("vigil_disk_low "); got != "vigil_disk_low 1" {
 		t.Errorf("metric %q, want vigil_disk_low 1", got)
 	}
-	if got := h.metric("vigil_disk_free_bytes "); got != fmt.Sprint("vigil_disk_free_bytes 4.294967296e+09") {
+	if got := h.metric("vigil_disk_free_bytes "); got != "vigil_disk_free_bytes 4.294967296e+09" {
 		t.Errorf("metric %q", got)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR msg=\"DISK SPACE LOW") {
