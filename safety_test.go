@@ -113,8 +113,9 @@ func TestSafetyFileComplete(t *testing.T) {
 // [clinical.md] or [clinical.md#section].
 var citation = regexp.MustCompile(`\[([A-Za-z0-9_-]+\.md)(#[^\]\s]*)?\]`)
 
-// TestClinicalCitationsResolve checks that every [name.md] or
-// [name.md#anchor] cited in Go code names a file docs/name.md and, with an
+// TestClinicalCitationsResolve checks that every citation of a project
+// document in Go code — a file name ending in .md in square brackets,
+// optionally with #anchor — names a file in docs/ and, with an
 // anchor, one of its headings (anchors as GitHub makes them: lower case,
 // spaces as hyphens, punctuation dropped).
 func TestClinicalCitationsResolve(t *testing.T) {
