@@ -158,29 +158,11 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	<-r.syncing
 	r.amu.Lock()
 	target := r.journaled
-	r.flushTo = max(r.flushTo, target)
 	r.amu.Unlock()
-	r.poke()
-	for {
-		r.amu.Lock()
-		applied, err, changed := r.applied, r.applyErr, r.changed
-		r.amu.Unlock()
-		if applied >= target {
-			return nil
-		}
-		if err == nil && isClosed(r.applyDone) {
-			err = vigil.Errorf(vigil.EUNAVAILABLE, "audit log closed")
-		}
-		if err != nil {
-			return fmt.Errorf("flush audit journal: %w", err)
-		}
-		select {
-		case <-changed:
-		case <-r.applyDone:
-		case <-ctx.Done():
-			return fmt.Errorf("flush audit journal: %w", ctx.Err())
-		}
+	if err := r.waitApplied(ctx, target); err != nil {
+		return fmt.Errorf("flush audit journal: %w", err)
 	}
+	return nil
 }
 
 func isClosed(c chan struct{}) bool {

@@ -317,7 +317,8 @@ func (r *Recorder) Repair(ctx context.Context) error {
 }
 
 // waitApplied returns once the store holds every entry up to seq, or the
-// applier's error if its last copy failed, or ctx's error.
+// applier's error if its last copy failed, or EUNAVAILABLE once the
+// applier has stopped short of seq, or ctx's error.
 func (r *Recorder) waitApplied(ctx context.Context, seq int64) error {
 	r.amu.Lock()
 	r.flushTo = max(r.flushTo, seq)
@@ -330,13 +331,15 @@ func (r *Recorder) waitApplied(ctx context.Context, seq int64) error {
 		if applied >= seq {
 			return nil
 		}
+		if err == nil && isClosed(r.applyDone) {
+			err = vigil.Errorf(vigil.EUNAVAILABLE, "audit log closed")
+		}
 		if err != nil {
 			return err
 		}
 		select {
 		case <-changed:
-		case <-r.applyDone:
-			return vigil.Errorf(vigil.EUNAVAILABLE, "audit log closed")
+		case <-r.applyDone: // look once more: the last copy may have reached seq
 		case <-ctx.Done():
 			return ctx.Err()
 		}
