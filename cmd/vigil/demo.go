@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/client"
 	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sim"
@@ -52,7 +51,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, k demoKnobs) error {
 	fs := newFlagSet("demo", "Run a demonstration ward in one command: a server with embedded defaults, a clinician and a\ncare team, and virtual patients whose condition worsens within minutes. It prints the address\nand the clinician's sign-in. Ctrl-C stops everything; running it again with the same --data\nresumes the same ward with the same sign-in.", stderr)
 	var (
-		o         server.Options
+		o         = serveDefaults() // what vigil serve's flags default to; demo has no flag for most
 		patients  int
 		scenarios string
 		logLevel  string
@@ -96,7 +95,6 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	o.Logger = logger
 	o.Version = version
-	setServeDefaults(&o)
 	// The demo's admin is the demo's own: it signs in with its password to
 	// set up the ward (users sign in as the clinician), so the second factor
 	// admins need by default is off here, as --admin-totp=false does.
@@ -178,26 +176,6 @@ within about 5 minutes. Ctrl-C stops everything; run the same command again to r
 	s := r.Stats()
 	fmt.Fprintf(stdout, "vigil demo: readings generated %d, accepted %d, rejected %d\n", s.Generated, s.Accepted, s.Rejected)
 	return errors.Join(runErr, stop())
-}
-
-// setServeDefaults sets the options vigil serve's flags default to and
-// demo has no flag for.
-func setServeDefaults(o *server.Options) {
-	o.AlertRearm = alerting.DefaultRearm
-	o.SessionIdle = 30 * time.Minute
-	o.BreakGlassTTL = time.Hour
-	o.AuditSync = server.AuditSyncRequest
-	o.AuditFailuresPerAddr = 10
-	o.AuditFailureInterval = time.Minute
-	o.AuditCheckpointInterval = time.Minute
-	o.LogMaxAge = 7 * 24 * time.Hour
-	o.DiskLowWatermark = server.DefaultDiskLowWatermark
-	o.ExportMaxBytes = 4 << 30
-	o.ExportsPerCaller = 5
-	o.BackfillBytes = 64 << 10
-	o.MaxBodyBytes = 1 << 20
-	o.MaxFuture = 5 * time.Minute
-	o.TokenTTL = 12 * time.Hour
 }
 
 // setUpWard signs in as admin and makes sure the clinician and the care

@@ -17,6 +17,7 @@ import (
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "Run Vigil: the HTTPS API, the durable log (NATS JetStream embedded) and the store (SQLite),\nall kept in one data directory.", stderr)
+	d := serveDefaults()
 	var (
 		o         server.Options
 		tlsHosts  string
@@ -39,25 +40,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.AdminPassword, "admin-password", "", "password of the admin user created on first start (prefer the environment variable); random and printed once if unset")
 	fs.BoolVar(&o.AdminReadsClinical, "admin-reads-clinical", false, "let admins read patients' clinical data (readings); admins always manage demographics")
 	fs.BoolVar(&o.WebhookAllowHTTP, "webhook-allow-http", false, "allow alert webhooks to plain http URLs (they carry patient data; https only by default)")
-	fs.DurationVar(&alertRearm, "alert-rearm", alerting.DefaultRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
-	fs.DurationVar(&o.SessionIdle, "session-idle", 30*time.Minute, "sign-in sessions end after this long unused")
-	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", time.Hour, "longest break-glass access to a patient outside one's teams")
-	fs.StringVar(&o.AuditSync, "audit-sync", server.AuditSyncRequest, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
-	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", 10, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
-	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", time.Minute, "interval of --audit-failures-per-addr")
-	fs.DurationVar(&o.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often the head of the audit chain is signed and appended to <data>/"+server.AuditCheckpointFile+" (also at start and shutdown)")
+	fs.DurationVar(&alertRearm, "alert-rearm", d.AlertRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
+	fs.DurationVar(&o.SessionIdle, "session-idle", d.SessionIdle, "sign-in sessions end after this long unused")
+	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", d.BreakGlassTTL, "longest break-glass access to a patient outside one's teams")
+	fs.StringVar(&o.AuditSync, "audit-sync", d.AuditSync, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
+	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", d.AuditFailuresPerAddr, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
+	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", d.AuditFailureInterval, "interval of --audit-failures-per-addr")
+	fs.DurationVar(&o.AuditCheckpointInterval, "audit-checkpoint-interval", d.AuditCheckpointInterval, "how often the head of the audit chain is signed and appended to <data>/"+server.AuditCheckpointFile+" (also at start and shutdown)")
 	fs.StringVar(&o.AuditCheckpointCopy, "audit-checkpoint-copy", "", "a file on other storage that also gets every signed audit checkpoint, out of reach of whoever can rewrite the data directory")
 	fs.BoolVar(&o.AuditAcceptDamage, "audit-accept-damage", false, "start although the audit log is damaged or behind its last signed checkpoint (refused otherwise): the damage is logged, audited and a damaged journal is set aside")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
-	fs.DurationVar(&o.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long the durable log keeps readings after they are stored")
+	fs.DurationVar(&o.LogMaxAge, "log-max-age", d.LogMaxAge, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
-	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", server.DefaultDiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
-	fs.StringVar(&exportMax, "export-max-bytes", "4GiB", "most space the files of FHIR bulk exports may take in <data>/fhir-export, all callers together")
-	fs.IntVar(&o.ExportsPerCaller, "exports-per-caller", 5, "most FHIR bulk exports one caller may keep (running or finished) until it deletes them or they expire (24 h)")
-	fs.Int64Var(&o.BackfillBytes, "backfill-bytes", 64<<10, "bodies of POST /api/v1/readings larger than this (in bytes) are backfills, refused while the disk is below --disk-low-watermark")
-	fs.Int64Var(&maxBody, "max-body", 1<<20, "largest request body in bytes")
-	fs.DurationVar(&o.MaxFuture, "max-future", 5*time.Minute, "how far ahead of the server clock a reading's time may be")
-	fs.DurationVar(&o.TokenTTL, "token-ttl", 12*time.Hour, "lifetime of sign-in tokens")
+	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", d.DiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
+	fs.StringVar(&exportMax, "export-max-bytes", fmt.Sprintf("%dGiB", d.ExportMaxBytes>>30), "most space the files of FHIR bulk exports may take in <data>/fhir-export, all callers together")
+	fs.IntVar(&o.ExportsPerCaller, "exports-per-caller", d.ExportsPerCaller, "most FHIR bulk exports one caller may keep (running or finished) until it deletes them or they expire (24 h)")
+	fs.Int64Var(&o.BackfillBytes, "backfill-bytes", d.BackfillBytes, "bodies of POST /api/v1/readings larger than this (in bytes) are backfills, refused while the disk is below --disk-low-watermark")
+	fs.Int64Var(&maxBody, "max-body", d.MaxBodyBytes, "largest request body in bytes")
+	fs.DurationVar(&o.MaxFuture, "max-future", d.MaxFuture, "how far ahead of the server clock a reading's time may be")
+	fs.DurationVar(&o.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of sign-in tokens")
 	fs.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -153,4 +154,26 @@ func usageError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %v", errUsage, err)
+}
+
+// serveDefaults are the options vigil serve's flags default to, in one
+// place: vigil demo starts from them too.
+func serveDefaults() server.Options {
+	return server.Options{
+		AlertRearm:              alerting.DefaultRearm,
+		SessionIdle:             30 * time.Minute,
+		BreakGlassTTL:           time.Hour,
+		AuditSync:               server.AuditSyncRequest,
+		AuditFailuresPerAddr:    10,
+		AuditFailureInterval:    time.Minute,
+		AuditCheckpointInterval: time.Minute,
+		LogMaxAge:               7 * 24 * time.Hour,
+		DiskLowWatermark:        server.DefaultDiskLowWatermark,
+		ExportMaxBytes:          4 << 30,
+		ExportsPerCaller:        5,
+		BackfillBytes:           64 << 10,
+		MaxBodyBytes:            1 << 20,
+		MaxFuture:               5 * time.Minute,
+		TokenTTL:                12 * time.Hour,
+	}
 }
