@@ -1,0 +1,193 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PartitionWidth is the time span of one partition of the readings table.
+// Partitions start at multiples of it since 1970-01-05 00:00 UTC (a Monday),
+// so each holds one week, Monday to Monday (UTC), and is named
+// readings_YYYYMMDD after its first day.
+const PartitionWidth = 7 * 24 * time.Hour
+
+// partitionOrigin is where partitions are counted from.
+var partitionOrigin = time.Date(1970, 1, 5, 0, 0, 0, 0, time.UTC)
+
+// partitionIndex returns the number of the partition holding time t.
+func partitionIndex(t time.Time) int64 {
+	d := t.Sub(partitionOrigin)
+	i := int64(d / PartitionWidth)
+	if d < 0 && d%PartitionWidth != 0 {
+		i-- // round towards minus infinity
+	}
+	return i
+}
+
+// partitionStart returns the first instant of partition i.
+func partitionStart(i int64) time.Time {
+	return partitionOrigin.Add(time.Duration(i) * PartitionWidth)
+}
+
+// partitionName returns the table name of partition i.
+func partitionName(i int64) string {
+	return "readings_" + partitionStart(i).Format("20060102")
+}
+
+var partitionNameRE = regexp.MustCompile(`^readings_(\d{8})$`)
+
+// partitions remembers which partitions exist, so that a batch whose
+// readings fall in known partitions costs no DDL.
+type partitions struct {
+	mu    sync.Mutex
+	known map[int64]bool
+}
+
+func newPartitions() *partitions { return &partitions{known: map[int64]bool{}} }
+
+// forget clears what p knows (another node may have dropped partitions).
+func (p *partitions) forget() {
+	p.mu.Lock()
+	p.known = map[int64]bool{}
+	p.mu.Unlock()
+}
+
+// ensurePartitions creates the partitions numbered is that do not exist
+// yet, each in a transaction of its own under an advisory lock, so that
+// nodes creating the same partition at once do not collide.
+func (s *Store) ensurePartitions(ctx context.Context, is []int64) error {
+	s.parts.mu.Lock()
+	var missing []int64
+	for _, i := range is {
+		if !s.parts.known[i] && !slices.Contains(missing, i) {
+			missing = append(missing, i)
+		}
+	}
+	s.parts.mu.Unlock()
+	for _, i := range missing {
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+lockKey("partitions")+")"); err != nil {
+				return err
+			}
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", partitionName(i)).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return nil
+			}
+			from, to := partitionStart(i), partitionStart(i+1)
+			_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s PARTITION OF readings FOR VALUES FROM ('%s') TO ('%s')",
+				pgx.Identifier{partitionName(i)}.Sanitize(), from.Format(time.RFC3339), to.Format(time.RFC3339)))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create partition %s: %w", partitionName(i), err)
+		}
+		s.parts.mu.Lock()
+		s.parts.known[i] = true
+		s.parts.mu.Unlock()
+	}
+	return nil
+}
+
+// Partition is one partition of the readings table: readings with an
+// effective time in [From, To).
+type Partition struct {
+	Name     string
+	From, To time.Time
+}
+
+// Partitions returns the partitions of the readings table, oldest first.
+func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'readings'::regclass ORDER BY c.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	var out []Partition
+	for _, n := range names {
+		m := partitionNameRE.FindStringSubmatch(n)
+		if m == nil {
+			continue // not one of ours: left alone
+		}
+		from, err := time.Parse("20060102", m[1])
+		if err != nil {
+			continue
+		}
+		out = append(out, Partition{Name: n, From: from, To: from.Add(PartitionWidth)})
+	}
+	slices.SortFunc(out, func(a, b Partition) int { return a.From.Compare(b.From) })
+	return out, nil
+}
+
+// PartitionsAhead is how many partitions after the current one
+// MaintainPartitions keeps created, so that the writer never waits for DDL
+// at a week's turn.
+const PartitionsAhead = 2
+
+// MaintainPartitions creates the partition of now and the PartitionsAhead
+// after it, and, if retention is positive, drops every partition whose
+// readings are all older than now − retention, with their idempotency keys,
+// and deletes latest values and 15-minute roll-ups older than that. A
+// partition is dropped whole or not at all, so readings are kept up to one
+// PartitionWidth longer than retention. It returns the names of the
+// partitions dropped. Safe to run from several nodes at once.
+func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, retention time.Duration) (dropped []string, err error) {
+	cur := partitionIndex(now)
+	ahead := make([]int64, 0, PartitionsAhead+1)
+	for i := int64(0); i <= PartitionsAhead; i++ {
+		ahead = append(ahead, cur+i)
+	}
+	if err := s.ensurePartitions(ctx, ahead); err != nil {
+		return nil, fmt.Errorf("maintain partitions: %w", err)
+	}
+	if retention <= 0 {
+		return nil, nil
+	}
+	cutoff := now.Add(-retention)
+	ps, err := s.Partitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("maintain partitions: %w", err)
+	}
+	for _, p := range ps {
+		if p.To.After(cutoff) {
+			break
+		}
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+lockKey("partitions")+")"); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM reading_keys WHERE t < $1", p.To); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM latest WHERE t < $1", p.To); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "DELETE FROM reading_rollup WHERE bucket < $1", p.To)
+			return err
+		})
+		if err != nil {
+			return dropped, fmt.Errorf("drop partition %s: %w", p.Name, err)
+		}
+		dropped = append(dropped, p.Name)
+	}
+	if len(dropped) > 0 {
+		s.parts.forget()
+	}
+	return dropped, nil
+}
