@@ -1,0 +1,218 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/postgres"
+	"github.com/vigil-health/vigil/postgres/pgtest"
+)
+
+// open opens the main store on a fresh schema.
+func open(t *testing.T) (*postgres.Store, string) {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dsn
+}
+
+// TestMigrateConcurrently opens the stores of one empty database from
+// several goroutines at once, as nodes starting together would: the
+// advisory lock makes each migration apply once, and every open succeeds.
+func TestMigrateConcurrently(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			var err error
+			switch i % 3 {
+			case 0:
+				var s *postgres.Store
+				if s, err = postgres.Open(t.Context(), dsn); err == nil {
+					s.Close()
+				}
+			case 1:
+				var s *postgres.AlertStore
+				if s, err = postgres.OpenAlerts(t.Context(), dsn); err == nil {
+					s.Close()
+				}
+			default:
+				var s *postgres.AuditStore
+				if s, err = postgres.OpenAudit(t.Context(), dsn); err == nil {
+					s.Close()
+				}
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("open %d: %v", i, err)
+		}
+	}
+	conn := connect(t, dsn)
+	var applied, distinct int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&applied, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if applied == 0 || applied != distinct {
+		t.Errorf("schema_migrations has %d rows for %d versions; want each version once", applied, distinct)
+	}
+}
+
+// TestNewerSchemaRefused: a database migrated by a newer Vigil (a version
+// this one does not know) is refused rather than written to blindly.
+func TestNewerSchemaRefused(t *testing.T) {
+	s, dsn := open(t)
+	v, err := s.SchemaVersion(t.Context())
+	if err != nil || v < 1 {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(t.Context(), "INSERT INTO schema_migrations (version, name) VALUES ($1, 'future.sql')", v+1); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := postgres.Open(t.Context(), dsn); err == nil {
+		s2.Close()
+		t.Fatal("Open of a database with a newer schema succeeded")
+	}
+}
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func reading(subject string, n int, tm time.Time) vigil.Reading {
+	return vigil.Reading{SubjectID: subject, DeviceID: "dev_1", Code: "8867-4", Value: float64(60 + n%40), Unit: "/min",
+		Time: tm, Received: tm, Key: fmt.Sprintf("dev_1/%d", n), Source: "http"}
+}
+
+// TestPartitions: readings land in weekly partitions created on demand,
+// MaintainPartitions creates the partitions ahead, and retention drops
+// whole partitions older than it with their keys, latest values and
+// roll-ups, leaving the rest.
+func TestPartitions(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) // a Monday
+	var rs []vigil.Reading
+	for day := range 30 { // 30 days back from now, one reading a day
+		rs = append(rs, reading("pat_a", day, now.Add(-time.Duration(day)*24*time.Hour)))
+	}
+	if n, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: rs}}); err != nil || n != len(rs) {
+		t.Fatalf("WriteBatches = %d, %v", n, err)
+	}
+	ps, err := s.Partitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+		if p.From.Weekday() != time.Monday || p.To.Sub(p.From) != postgres.PartitionWidth {
+			t.Errorf("partition %s: [%s, %s), want a week from a Monday", p.Name, p.From, p.To)
+		}
+	}
+	// 2026-11-07 … 2026-12-07: the weeks from Monday 2026-11-02.
+	want := []string{"readings_20261102", "readings_20261109", "readings_20261116", "readings_20261123", "readings_20261130", "readings_20261207"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("partitions %v, want %v", names, want)
+	}
+
+	// Ahead: this week and the next two; nothing dropped without retention.
+	dropped, err := s.MaintainPartitions(ctx, now, 0)
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("MaintainPartitions without retention = %v, %v", dropped, err)
+	}
+	if ps, _ = s.Partitions(ctx); ps[len(ps)-1].Name != "readings_20261221" {
+		t.Errorf("last partition %s, want readings_20261221 (two weeks ahead)", ps[len(ps)-1].Name)
+	}
+
+	// Retention of 14 days: partitions that end on or before 2026-11-23
+	// 12:00 go (those of 11-02 and 11-09); the one of 11-16, which ends
+	// 11-23 00:00, too.
+	dropped, err = s.MaintainPartitions(ctx, now, 14*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"readings_20261102", "readings_20261109", "readings_20261116"}; !slices.Equal(dropped, want) {
+		t.Errorf("dropped %v, want %v", dropped, want)
+	}
+	p, err := s.Readings(ctx, vigil.ReadingQuery{SubjectID: "pat_a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	var kept int
+	for _, r := range rs {
+		if !r.Time.Before(cut) {
+			kept++
+		}
+	}
+	if len(p.Readings) != kept || p.Readings[0].Time.Before(cut) {
+		t.Errorf("after retention %d readings from %s, want %d from %s", len(p.Readings), p.Readings[0].Time, kept, cut)
+	}
+	// The keys of dropped readings are gone with them; the others stay.
+	if _, err := s.ReadingByKey(ctx, rs[len(rs)-1].Key); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("ReadingByKey of a dropped reading: %v, want ENOTFOUND", err)
+	}
+	if _, err := s.ReadingByKey(ctx, rs[0].Key); err != nil {
+		t.Errorf("ReadingByKey of a kept reading: %v", err)
+	}
+	bs, err := s.Buckets(ctx, vigil.BucketQuery{SubjectID: "pat_a", Code: "8867-4", From: now.Add(-60 * 24 * time.Hour).Truncate(time.Hour), To: now.Add(time.Hour), Width: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.Start.Before(cut) {
+			t.Errorf("roll-up bucket %s survives retention", b.Start)
+		}
+	}
+
+	// A reading for a dropped week can be written again (a backfill): its
+	// partition comes back.
+	if n, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: rs[len(rs)-1:]}}); err != nil || n != 1 {
+		t.Errorf("WriteBatches into a dropped week = %d, %v; want 1", n, err)
+	}
+}
+
+// TestPartitionDroppedElsewhere: a partition dropped by another node (the
+// store's memory of it stale) is created again on the next write.
+func TestPartitionDroppedElsewhere(t *testing.T) {
+	s, dsn := open(t)
+	ctx := t.Context()
+	tm := time.Date(2026, 1, 7, 0, 0, 0, 0, time.UTC)
+	if _, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: []vigil.Reading{reading("pat_a", 1, tm)}}}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if dropped, err := other.MaintainPartitions(ctx, tm.Add(365*24*time.Hour), 24*time.Hour); err != nil || len(dropped) == 0 {
+		t.Fatalf("MaintainPartitions elsewhere = %v, %v", dropped, err)
+	}
+	if n, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: []vigil.Reading{reading("pat_a", 2, tm)}}}); err != nil || n != 1 {
+		t.Errorf("WriteBatches after the partition was dropped elsewhere = %d, %v; want 1", n, err)
+	}
+}
