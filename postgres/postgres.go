@@ -104,6 +104,12 @@ func open(ctx context.Context, dsn string) (db, error) {
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = int32(max(8, 2*runtime.GOMAXPROCS(0)))
 	}
+	// JIT compilation costs tens of milliseconds per statement that the
+	// planner thinks large, which the writer's statements on a staging
+	// table without statistics always are; Vigil's queries are short.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "vigil"
 	}

@@ -194,7 +194,7 @@ CREATE TABLE latest (
 	derivation text,
 	performer  text        NOT NULL DEFAULT '',
 	PRIMARY KEY (subject_id, code)
-);
+) WITH (fillfactor = 50); -- room on each page for HOT updates: every batch updates its rows
 
 -- reading_rollup summarises each subject's values per code and 15 minutes
 -- (bucket: the time rounded down to a multiple of 15 minutes since the
@@ -209,7 +209,7 @@ CREATE TABLE reading_rollup (
 	sum        double precision NOT NULL,
 	n          bigint           NOT NULL,
 	PRIMARY KEY (subject_id, code, bucket)
-);
+) WITH (fillfactor = 50); -- as latest: updated by every batch
 
 -- quarantine keeps input that could not be accepted; seq orders items
 -- received at the same time.
