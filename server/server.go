@@ -1020,7 +1020,11 @@ func recordInto(ctx context.Context, dir string, db vigil.AuditStore, main vigil
 // PostgreSQL the audit store there and the journal in the data directory.
 func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions) (auditStore, *audit.Recorder, error) {
 	if s.opts.Store == "" {
-		return OpenAuditLog(ctx, s.opts.DataDir, s.earlier, opts)
+		db, r, err := OpenAuditLog(ctx, s.opts.DataDir, s.earlier, opts)
+		if err != nil {
+			return nil, nil, err // not a nil *sqlite.AuditStore in a non-nil interface
+		}
+		return db, r, nil
 	}
 	db, err := postgres.OpenAudit(ctx, s.opts.Store)
 	if err != nil {
