@@ -137,7 +137,9 @@ CREATE TABLE rule_configs (
 --   (subject_id, code, t, id)  the same restricted to a few codes, and
 --                              Buckets of a stand-alone code;
 --   (subject_id, t) for panels Buckets of a component code (systolic);
---   BRIN (id)                  Reading by id: ids grow as rows are appended.
+--   BRIN (id)                  Reading by id: ids grow as rows are appended, so
+--                              a block range index finds a row in a few pages
+--                              at almost no cost to the writer.
 -- A unique index of a partitioned table must contain the partition key, so
 -- the idempotency key's uniqueness is kept by reading_keys instead.
 CREATE SEQUENCE readings_id_seq AS bigint CACHE 1000;
@@ -162,7 +164,9 @@ CREATE TABLE readings (
 CREATE INDEX readings_subject_t_id ON readings (subject_id, t, id);
 CREATE INDEX readings_subject_code_t ON readings (subject_id, code, t, id);
 CREATE INDEX readings_panels ON readings (subject_id, t) WHERE components IS NOT NULL;
-CREATE INDEX readings_id ON readings USING brin (id);
+-- Summarised as page ranges fill (autosummarize), so that a lookup reads
+-- the ranges that may hold the id and the unsummarised tail only.
+CREATE INDEX readings_id ON readings USING brin (id) WITH (pages_per_range = 32, autosummarize = on);
 
 -- reading_keys holds the idempotency key of every stored reading, unique
 -- across partitions, with where to find its row. Retention deletes the keys
@@ -173,7 +177,7 @@ CREATE TABLE reading_keys (
 	t          timestamptz NOT NULL,
 	id         bigint      NOT NULL
 );
-CREATE INDEX reading_keys_t ON reading_keys USING brin (t);
+CREATE INDEX reading_keys_t ON reading_keys USING brin (t) WITH (autosummarize = on);
 
 -- latest holds the newest reading of each code per subject, a copy of its
 -- readings row (reading_id is readings.id). A panel's component codes have
