@@ -157,6 +157,11 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, retention
 		return nil, nil
 	}
 	cutoff := now.Add(-retention)
+	// The keys' block range index summarises the ranges filled since the
+	// last time, so that the deletes below read only the old keys' pages.
+	if _, err := s.pool.Exec(ctx, "SELECT brin_summarize_new_values('reading_keys_t'::regclass)"); err != nil {
+		return nil, fmt.Errorf("maintain partitions: summarise reading_keys_t: %w", err)
+	}
 	ps, err := s.Partitions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("maintain partitions: %w", err)

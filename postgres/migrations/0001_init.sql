@@ -137,9 +137,11 @@ CREATE TABLE rule_configs (
 --   (subject_id, code, t, id)  the same restricted to a few codes, and
 --                              Buckets of a stand-alone code;
 --   (subject_id, t) for panels Buckets of a component code (systolic);
---   BRIN (id)                  Reading by id: ids grow as rows are appended, so
---                              a block range index finds a row in a few pages
---                              at almost no cost to the writer.
+--   (id)                       Reading by id (FHIR read): ids grow as rows are
+--                              appended, so each insert goes to the rightmost
+--                              leaf, the cheapest kind of B-tree insert. (A BRIN
+--                              index was tried: unsummarised ranges at a high
+--                              write rate made a lookup scan the partition.)
 -- A unique index of a partitioned table must contain the partition key, so
 -- the idempotency key's uniqueness is kept by reading_keys instead.
 CREATE SEQUENCE readings_id_seq AS bigint CACHE 1000;
@@ -164,20 +166,19 @@ CREATE TABLE readings (
 CREATE INDEX readings_subject_t_id ON readings (subject_id, t, id);
 CREATE INDEX readings_subject_code_t ON readings (subject_id, code, t, id);
 CREATE INDEX readings_panels ON readings (subject_id, t) WHERE components IS NOT NULL;
--- Summarised as page ranges fill (autosummarize), so that a lookup reads
--- the ranges that may hold the id and the unsummarised tail only.
-CREATE INDEX readings_id ON readings USING brin (id) WITH (pages_per_range = 32, autosummarize = on);
+CREATE INDEX readings_id ON readings (id);
 
 -- reading_keys holds the idempotency key of every stored reading, unique
 -- across partitions, with where to find its row. Retention deletes the keys
--- of dropped partitions by t (BRIN: keys arrive roughly in time order).
+-- of dropped partitions by t (BRIN: keys arrive roughly in time order; the
+-- maintenance summarises new ranges before it deletes).
 CREATE TABLE reading_keys (
 	key        text        PRIMARY KEY,
 	subject_id text        NOT NULL,
 	t          timestamptz NOT NULL,
 	id         bigint      NOT NULL
 );
-CREATE INDEX reading_keys_t ON reading_keys USING brin (t) WITH (autosummarize = on);
+CREATE INDEX reading_keys_t ON reading_keys USING brin (t);
 
 -- latest holds the newest reading of each code per subject, a copy of its
 -- readings row (reading_id is readings.id). A panel's component codes have
