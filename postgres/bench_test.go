@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/postgres"
 	"github.com/vigil-health/vigil/postgres/pgtest"
+	"github.com/vigil-health/vigil/sqlite"
 )
 
 // benchStart is the time of the first reading the benchmarks write.
@@ -252,4 +254,34 @@ func loadObservations(b *testing.B, s *postgres.Store, dsn, subject string, n in
 	if _, err := conn.Exec(ctx, "VACUUM ANALYZE readings"); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkWriteBatchesSQLite is BenchmarkWriteBatches/5000 on the SQLite
+// store, for comparison on the same machine at the same moment.
+func BenchmarkWriteBatchesSQLite(b *testing.B) {
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "vigil.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const size = 5000
+	n := benchPatients * len(benchCodes)
+	for i := 0; i < n; i += size {
+		if _, err := s.WriteBatches(b.Context(), benchCall(i, size)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i, stored := n, 0
+	for b.Loop() {
+		b.StopTimer()
+		bs := benchCall(i, size)
+		i += size
+		b.StartTimer()
+		m, err := s.WriteBatches(b.Context(), bs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stored += m
+	}
+	b.ReportMetric(float64(stored)/b.Elapsed().Seconds(), "readings/s")
 }
