@@ -216,3 +216,29 @@ func TestPartitionDroppedElsewhere(t *testing.T) {
 		t.Errorf("WriteBatches after the partition was dropped elsewhere = %d, %v; want 1", n, err)
 	}
 }
+
+// TestAuditWriterLock: one audit store at a time holds the writer's lock
+// of a database; the next gets it once the first is closed.
+func TestAuditWriterLock(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := t.Context()
+	a, err := postgres.OpenAudit(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := postgres.OpenAudit(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.LockWriter(ctx); err != nil {
+		t.Fatalf("first LockWriter: %v", err)
+	}
+	if err := b.LockWriter(ctx); vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("second LockWriter while the first holds it: %v, want ECONFLICT", err)
+	}
+	a.Close()
+	if err := b.LockWriter(ctx); err != nil {
+		t.Errorf("LockWriter after the holder closed: %v", err)
+	}
+}

@@ -45,7 +45,10 @@ type Store struct {
 type AlertStore struct{ db }
 
 // AuditStore is the audit store: the audit log — vigil.AuditStore.
-type AuditStore struct{ db }
+type AuditStore struct {
+	db
+	writer *pgx.Conn // holds the writer's lock (LockWriter); nil if not taken
+}
 
 var (
 	_ vigil.Store             = (*Store)(nil)
@@ -92,7 +95,7 @@ func OpenAudit(ctx context.Context, dsn string) (*AuditStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AuditStore{d}, nil
+	return &AuditStore{db: d}, nil
 }
 
 func open(ctx context.Context, dsn string) (db, error) {
@@ -129,6 +132,43 @@ func open(ctx context.Context, dsn string) (db, error) {
 		return db{}, fmt.Errorf("open postgres store: %w", err)
 	}
 	return d, nil
+}
+
+// LockWriter makes s the audit log's only writer among every process
+// sharing the database: it takes an advisory lock on a connection of its
+// own and holds it until Close. A node's audit journal assumes it is the
+// chain's only writer, so a second node on the same database is refused
+// (ECONFLICT) rather than left to append entries the first refuses.
+func (s *AuditStore) LockWriter(ctx context.Context) error {
+	if s.writer != nil {
+		return nil
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("lock audit writer: %w", err)
+	}
+	conn := c.Hijack() // ours until Close: the lock lives as long as the session
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+lockKey("audit-writer")+")").Scan(&ok); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("lock audit writer: %w", err)
+	}
+	if !ok {
+		conn.Close(ctx)
+		return fmt.Errorf("lock audit writer: %w", vigil.Errorf(vigil.ECONFLICT,
+			"another Vigil node writes the audit log of this database: several nodes on one PostgreSQL database are not supported yet"))
+	}
+	s.writer = conn
+	return nil
+}
+
+// Close closes the store, releasing the writer's lock.
+func (s *AuditStore) Close() error {
+	if s.writer != nil {
+		s.writer.Close(context.Background())
+		s.writer = nil
+	}
+	return s.db.Close()
 }
 
 // Ping reports whether the database can be reached.

@@ -127,6 +127,23 @@ func TestNodeOnPostgres(t *testing.T) {
 	}
 }
 
+// TestSecondNodeOnPostgresRefused: a second node on the same database
+// would append to the same audit chain as the first, whose journal assumes
+// it is the only writer; it is refused until several nodes are supported.
+func TestSecondNodeOnPostgresRefused(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	start(t, "", func(o *Options) { o.Store = dsn })
+	o := Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn}
+	srv, err := New(context.Background(), o)
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("a second node on the same PostgreSQL database started")
+	}
+	if vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("second node: %v, want ECONFLICT", err)
+	}
+}
+
 // TestPostgresRefusedOnSQLiteDirectory: a data directory whose node kept
 // its stores in SQLite is not started on PostgreSQL, which would leave its
 // data behind.

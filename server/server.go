@@ -1030,6 +1030,10 @@ func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("open audit store: %w", err)
 	}
+	if err := db.LockWriter(ctx); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
 	r, err := recordInto(ctx, s.opts.DataDir, db, nil, opts)
 	if err != nil {
 		db.Close()
