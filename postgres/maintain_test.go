@@ -111,7 +111,7 @@ func reading(subject string, n int, tm time.Time) vigil.Reading {
 // whole partitions older than it with their keys, latest values and
 // roll-ups, leaving the rest.
 func TestPartitions(t *testing.T) {
-	s, _ := open(t)
+	s, dsn := open(t)
 	ctx := t.Context()
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) // a Monday
 	var rs []vigil.Reading
@@ -136,6 +136,12 @@ func TestPartitions(t *testing.T) {
 	want := []string{"readings_20261102", "readings_20261109", "readings_20261116", "readings_20261123", "readings_20261130", "readings_20261207"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("partitions %v, want %v", names, want)
+	}
+
+	// Each partition has the parent's indexes (created when attached).
+	var idx int
+	if err := connect(t, dsn).QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE tablename = 'readings_20261207' AND schemaname = current_schema()").Scan(&idx); err != nil || idx != 4 {
+		t.Errorf("readings_20261207 has %d indexes (%v), want the parent's 4", idx, err)
 	}
 
 	// Ahead: this week and the next two; nothing dropped without retention.

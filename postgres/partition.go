@@ -82,9 +82,21 @@ func (s *Store) ensurePartitions(ctx context.Context, is []int64) error {
 			if exists {
 				return nil
 			}
+			// Created apart and attached: ATTACH PARTITION takes a SHARE UPDATE
+			// EXCLUSIVE lock on readings, which lets reads and writes go on,
+			// where CREATE TABLE … PARTITION OF would take an ACCESS EXCLUSIVE
+			// lock and queue every query on readings behind a long one. The
+			// lock timeout bounds the wait all the same.
 			from, to := partitionStart(i), partitionStart(i+1)
-			_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s PARTITION OF readings FOR VALUES FROM ('%s') TO ('%s')",
-				pgx.Identifier{partitionName(i)}.Sanitize(), from.Format(time.RFC3339), to.Format(time.RFC3339)))
+			name := pgx.Identifier{partitionName(i)}.Sanitize()
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "CREATE TABLE "+name+" (LIKE readings INCLUDING DEFAULTS)"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE readings ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+				name, from.Format(time.RFC3339), to.Format(time.RFC3339)))
 			return err
 		})
 		if err != nil {
@@ -172,6 +184,12 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, retention
 		}
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+lockKey("partitions")+")"); err != nil {
+				return err
+			}
+			// Dropping a partition locks readings whole: a long query on it
+			// makes the drop wait, and every other query wait behind the drop,
+			// so the wait is bounded; the next run tries again.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
