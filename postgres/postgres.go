@@ -68,8 +68,8 @@ func IsDSN(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// Open connects to the database named by dsn (a postgres:// URL or a
-// key=value connection string, as libpq takes), brings its schema up to
+// Open connects to the database named by dsn (a postgres:// URL, or a
+// key=value connection string, with libpq's parameters), brings its schema up to
 // date (Migrate) and returns the main store. The pool's size is the DSN's
 // pool_max_conns, by default max(8, 2 × GOMAXPROCS).
 func Open(ctx context.Context, dsn string) (*Store, error) {
