@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,29 @@ func TestAuditWriterLock(t *testing.T) {
 	a.Close()
 	if err := b.LockWriter(ctx); err != nil {
 		t.Errorf("LockWriter after the holder closed: %v", err)
+	}
+}
+
+// TestAuditAppendOnly: the audit table refuses UPDATE, DELETE and TRUNCATE,
+// whoever asks, so that no code path changes the log by mistake.
+func TestAuditAppendOnly(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, err := postgres.OpenAudit(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	e := vigil.AuditEntry{Seq: 1, Time: time.Now(), Action: vigil.AuditSignIn, Outcome: vigil.AuditSuccess, Hash: []byte{1}}
+	if err := a.AppendAudit(t.Context(), []vigil.AuditEntry{e}); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	for _, q := range []string{"UPDATE audit SET actor = 'x'", "DELETE FROM audit", "TRUNCATE audit"} {
+		if _, err := conn.Exec(t.Context(), q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want refused as append-only", q, err)
+		}
+	}
+	if got, err := a.LastAudit(t.Context()); err != nil || got.Seq != 1 {
+		t.Errorf("LastAudit = %+v, %v; want the entry unchanged", got, err)
 	}
 }
