@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strings"
@@ -164,9 +165,10 @@ func (c *compiler) program(where, expr string, overMessage bool) cel.Program {
 func referencesRecord(expr string) bool {
 	i := strings.Index(expr, "record")
 	for i >= 0 {
-		before := i == 0 || !isIdent(expr[i-1])
+		before := i == 0 || !isIdent(expr[i-1]) && expr[i-1] != '.' && expr[i-1] != '\''
 		end := i + len("record")
-		after := end == len(expr) || !isIdent(expr[end])
+		after := end == len(expr) || !isIdent(expr[end]) && expr[end] != '\''
+
 		if before && after {
 			return true
 		}
@@ -180,7 +182,7 @@ func referencesRecord(expr string) bool {
 }
 
 func isIdent(c byte) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '\''
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -530,7 +532,7 @@ func decodeJSON(b []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, errors.New(jsonError(err))
 	}
-	if _, err := dec.Token(); err == nil {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("data after the top-level value")
 	}
 	return v, nil
