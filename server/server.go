@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-health/vigil/catalog"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
@@ -140,6 +141,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
+	mappings  *mapping.Service // vendor formats by template, in front of ingest
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -350,6 +352,7 @@ func (s *Server) buildIngest(context.Context) error {
 		Metrics:   metrics,
 		MaxFuture: s.opts.MaxFuture,
 	}
+	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
@@ -494,6 +497,7 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		AttemptedNames: s.names,
 		Logger:         s.opts.Logger,
 		Status:         s.statuses,
+		Templates:      s.mappings,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        vhttp.OversizeUsernamesMetric,
