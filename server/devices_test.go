@@ -68,11 +68,11 @@ var deviceClasses = []deviceClass{
 		rule: "sys-high", ruleJSON: `{"id":"sys-high","code":"8480-6","label":"systolic","op":">","value":160,"priority":"high"}`,
 	},
 	{
-		name: "pulse-oximeter-phone", template: "health-connect-records", system: "http://loinc.org", code: "59408-5", value: 87, unit: "%",
+		name: "pulse-oximeter-phone", template: "health-connect-records", system: "http://loinc.org", code: "2708-6", value: 87, unit: "%",
 		message: func(at time.Time) string {
 			return fmt.Sprintf(`{"records":[{"recordType":"OxygenSaturation","time":%q,"percentage":{"value":87}}]}`, at.Format(time.RFC3339))
 		},
-		rule: "spo2-low", ruleJSON: `{"id":"spo2-low","code":"59408-5","label":"SpO2","op":"<","value":88,"priority":"high"}`,
+		rule: "spo2-low", ruleJSON: `{"id":"spo2-low","code":"2708-6","label":"SpO2","op":"<","value":88,"priority":"high"}`,
 	},
 	{
 		name: "thermometer-phone", template: "healthkit-samples", system: "http://loinc.org", code: "8310-5", value: 39.5, unit: "Cel",
