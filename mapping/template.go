@@ -549,6 +549,12 @@ func compactJSON(b []byte) json.RawMessage {
 // toJSON encodes a CEL value made of JSON values (maps with string keys,
 // lists, strings, numbers, bools, null) as JSON, keys sorted.
 func toJSON(v ref.Val) (json.RawMessage, error) {
+	// A value the message held as decoded is marshalled as it is; one a
+	// template built (a map literal) goes through CEL's JSON conversion.
+	switch n := v.Value().(type) {
+	case map[string]any, []any, string, float64, bool:
+		return json.Marshal(n)
+	}
 	native, err := v.ConvertToNative(reflect.TypeFor[*structpb.Value]())
 	if err != nil {
 		return nil, err
