@@ -10,7 +10,7 @@ import (
 	"github.com/vigil-health/vigil/gate"
 )
 
-// Alerts belong to patients, and who sees which follows canAccessPatient
+// Alerts belong to patients, and who sees which follows auth.PatientAccess
 // with clinical data: a clinician the patients of their teams and those
 // they hold active break-glass access to; a patient their own; an
 // integration every patient (with scope Flag.rs: alerts will be served as

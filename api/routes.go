@@ -64,8 +64,8 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /api/v1/audit", Access: gate.Authn("admin", vigil.AuditAuditRead, gate.AdminOnly), Handle: s.listAudit},
 
 		// Alerts: a clinical route without a patient in the path; each
-		// handler checks the alert's patient (alertFor) or filters by the
-		// visible patients (visibleTo).
+		// handler checks the alert's patient (AlertFor) or filters by the
+		// visible patients (VisibleTo).
 		{Pattern: "GET /api/v1/alerts", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs"), Handle: s.listAlerts},
 		{Pattern: "GET /api/v1/alerts/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.getAlert},
 		{Pattern: "POST /api/v1/alerts/{id}/ack", Access: gate.Authn("clinician", vigil.AuditAlertAck, gate.Clinicians), Handle: s.ackAlert},

@@ -174,3 +174,23 @@ func (v *Visibility) Subjects(now time.Time) []string {
 	slices.Sort(out)
 	return out
 }
+
+// DeviceWritesFor returns the patient whose readings device d may send:
+// the one patient it is assigned to. patientID, when a reading names one,
+// must be that patient. Errors are EFORBIDDEN: d is revoked, is assigned
+// to no patient, or to another patient than patientID. This is the write
+// side of the rule for devices (they read nothing: Check refuses them);
+// ingest applies it to every reading a device sends, whatever the adapter
+// it came through (HTTP, FHIR, MQTT).
+func DeviceWritesFor(d *vigil.Device, patientID string) (string, error) {
+	if !d.Active() {
+		return "", vigil.Errorf(vigil.EFORBIDDEN, "device %s is revoked", d.ID)
+	}
+	if d.SubjectID == "" {
+		return "", vigil.Errorf(vigil.EFORBIDDEN, "device %s is not assigned to a patient", d.ID)
+	}
+	if patientID != "" && patientID != d.SubjectID {
+		return "", vigil.Errorf(vigil.EFORBIDDEN, "device %s is not assigned to patient %s", d.ID, patientID)
+	}
+	return d.SubjectID, nil
+}

@@ -556,7 +556,7 @@ func (s *Handler) fhirReadDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 // fhirReadFlag answers Flag/{id}: one alert as a Flag, for whoever may
-// read the alert (alertFor checks the patient and audits the read; an alert
+// read the alert (AlertFor checks the patient and audits the read; an alert
 // of a patient the caller may not see is answered 404, as unknown).
 func (s *Handler) fhirReadFlag(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.AlertFor(r, vigil.AuditAlertRead)

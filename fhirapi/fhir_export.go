@@ -47,7 +47,7 @@ const (
 	exportTTL         = 24 * time.Hour
 	exportBufferBytes = 256 << 10
 	// DefaultExportMaxBytes and DefaultExportsPerCaller are the defaults
-	// of Server.ExportMaxBytes and Server.ExportsPerCaller.
+	// of gate.Deps.ExportMaxBytes and ExportsPerCaller.
 	DefaultExportMaxBytes   = 4 << 30
 	DefaultExportsPerCaller = 5
 	// exportSpaceCheck is how many bytes an export writes between two

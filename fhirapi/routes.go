@@ -11,9 +11,9 @@ import (
 // (http/access_test.go).
 func (s *Handler) Routes() []gate.Route {
 	return []gate.Route{
-		// FHIR R4: errors are OperationOutcomes (writeError). Observation
+		// FHIR R4: errors are OperationOutcomes (gate.WriteError). Observation
 		// search, $lastn and Flag search name their patient in the query
-		// (searchPatient); reads by resource id check the resource's
+		// (SearchPatient); reads by resource id check the resource's
 		// patient in the handler. Bulk export is for system clients (see
 		// fhir_export.go); its status and files only for who started it.
 		{Pattern: "GET /fhir/r4/metadata", Access: gate.Public, Handle: s.fhirMetadata},

@@ -22,8 +22,7 @@ import (
 // The dashboard: server-rendered pages (html/template) and the static
 // files they use (CSS, a small hand-written script for live updates over
 // the event stream), all embedded in the binary. Page routes are in the
-// route table like every other route, with their rule; see the "Dashboard"
-// block of routes.
+// route table like every other route, with their rule; see routes.go.
 //
 //go:embed ui/templates/*.html ui/static/*
 var uiFiles embed.FS
@@ -76,7 +75,8 @@ type pageData struct {
 
 // render writes page name with data, buffered, so that a template error
 // answers 500 rather than half a page. The handler's error goes through
-// wrap, which renders an error page for page routes.
+// the gate (gate.WritePageError), which renders an error page for page
+// routes with RenderError.
 func (s *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) error {
 	t := s.pages.byName[name]
 	if t == nil {
