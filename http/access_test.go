@@ -19,7 +19,9 @@ var principals = []string{"anon", "admin", "clin", "clinX", "pat", "dev", "intW"
 // as in principals) on its own patient (P1) and, for patient routes, on
 // another patient (P2). "ok" means authorization let the request through
 // (the handler may still refuse the empty body with 400); a number is the
-// exact status of a refusal. Every route of the router must be here.
+// exact status of a refusal. Every route of the router — the union of the
+// route tables of api, fhirapi and web and the server's own — must be here:
+// a new route gets a row.
 //
 //	clin  is a clinician in a team P1 is enrolled in; clinX is in no team.
 //	pat   is P1's own patient account; dev is P1's device.
@@ -412,8 +414,9 @@ func tokenID(t *testing.T, e *env, who string, other *vigil.User) string {
 	return ts[0].ID
 }
 
-// TestEveryRouteHasARule walks the route table: every route must declare an
-// access rule, and only the deliberate few may be public.
+// TestEveryRouteHasARule walks every route table (the union the server
+// mounts): every route must declare an access rule, only the
+// deliberate few may be public, and no pattern is declared twice.
 func TestEveryRouteHasARule(t *testing.T) {
 	publicOK := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true,
 		"GET /static/{file}": true, "GET /signin": true, // the dashboard's style, script and sign-in form hold no data
