@@ -52,8 +52,11 @@ func (s *Service) Template(ctx context.Context, name string, v int) (*Template, 
 	}
 	m, err := s.Store.Mapping(ctx, name, v)
 	if err != nil {
+		if vigil.ErrorCode(err) == vigil.ENOTFOUND && v == 0 {
+			return nil, vigil.Errorf(vigil.ENOTFOUND, "no mapping template %q", name)
+		}
 		if vigil.ErrorCode(err) == vigil.ENOTFOUND {
-			return nil, vigil.Errorf(vigil.ENOTFOUND, "no mapping template %q (version %d)", name, v)
+			return nil, vigil.Errorf(vigil.ENOTFOUND, "mapping template %q has no version %d", name, v)
 		}
 		return nil, err
 	}
@@ -79,11 +82,18 @@ func (s *Service) Save(ctx context.Context, m *vigil.MappingTemplate) error {
 	if !vigil.ValidMappingName(m.Name) {
 		return vigil.Errorf(vigil.EINVALID, "template name %q must be 1 to 63 lower-case letters, digits and hyphens", m.Name)
 	}
+	if reservedNames[m.Name] {
+		return vigil.Errorf(vigil.EINVALID, "template name %q is reserved (it names a route of the API)", m.Name)
+	}
 	if _, err := Compile(m.Name, m.Version, m.Spec, s.Limits); err != nil {
 		return err
 	}
 	return s.Store.SaveMapping(ctx, m)
 }
+
+// reservedNames are path segments of the mappings API that no template
+// may take.
+var reservedNames = map[string]bool{"builtin": true, "preview": true}
 
 // Answer is what became of a message sent through a template: as
 // ingest.Result, with refusals indexed by record (-1 for the whole
