@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/mqtt"
 )
@@ -32,12 +31,15 @@ type deviceClass struct {
 	unit     string
 	// rule is the threshold rule (its id and JSON) the reading trips.
 	rule, ruleJSON string
+	// http sends the message to POST /api/v1/ingest/{template}; otherwise
+	// it is published on MQTT devices/{id}/raw/{template}.
+	http bool
 }
 
 // deviceClasses are the template and JSON rows of docs/devices.md.
 var deviceClasses = []deviceClass{
 	{
-		name: "cgm-cloud", template: "nightscout-entries", system: "http://loinc.org", code: "99504-3", value: 50, unit: "mg/dL",
+		name: "cgm-cloud", http: true, template: "nightscout-entries", system: "http://loinc.org", code: "99504-3", value: 50, unit: "mg/dL",
 		message: func(at time.Time) string {
 			return fmt.Sprintf(`[{"type":"sgv","sgv":50,"direction":"SingleDown","date":%d,"device":"xDrip-DexcomG6"}]`, at.UnixMilli())
 		},
@@ -60,7 +62,7 @@ var deviceClasses = []deviceClass{
 		rule: "hr-high", ruleJSON: `{"id":"hr-high","code":"8867-4","label":"heart rate","op":">","value":130,"priority":"medium"}`,
 	},
 	{
-		name: "bp-monitor-cloud", template: "withings-getmeas", system: "http://loinc.org", code: "85354-9", unit: "",
+		name: "bp-monitor-cloud", http: true, template: "withings-getmeas", system: "http://loinc.org", code: "85354-9", unit: "",
 		message: func(at time.Time) string {
 			return fmt.Sprintf(`{"status":0,"body":{"measuregrps":[{"grpid":1,"attrib":0,"date":%d,"category":1,"deviceid":"bpm",
 				"measures":[{"value":171,"type":10,"unit":0},{"value":95,"type":9,"unit":0}]}]}}`, at.Unix())
@@ -75,7 +77,7 @@ var deviceClasses = []deviceClass{
 		rule: "spo2-low", ruleJSON: `{"id":"spo2-low","code":"2708-6","label":"SpO2","op":"<","value":88,"priority":"high"}`,
 	},
 	{
-		name: "thermometer-phone", template: "healthkit-samples", system: "http://loinc.org", code: "8310-5", value: 39.5, unit: "Cel",
+		name: "thermometer-phone", http: true, template: "healthkit-samples", system: "http://loinc.org", code: "8310-5", value: 39.5, unit: "Cel",
 		message: func(at time.Time) string {
 			return fmt.Sprintf(`{"samples":[{"type":"HKQuantityTypeIdentifierBodyTemperature","unit":"degC","value":39.5,"startDate":%q,"endDate":%q}]}`,
 				at.Format("2006-01-02 15:04:05 -0700"), at.Format("2006-01-02 15:04:05 -0700"))
@@ -91,7 +93,7 @@ var deviceClasses = []deviceClass{
 		rule: "weight-high", ruleJSON: `{"id":"weight-high","code":"29463-7","label":"weight","op":">","value":130,"priority":"low"}`,
 	},
 	{
-		name: "infusion-pump", template: "pump-gateway-status", system: "https://github.com/vigil-health/vigil/blob/main/catalog/codes.csv", code: "pump-alarm", value: 3, unit: "{priority}",
+		name: "infusion-pump", http: true, template: "pump-gateway-status", system: "https://github.com/vigil-health/vigil/blob/main/catalog/codes.csv", code: "pump-alarm", value: 3, unit: "{priority}",
 		message: func(at time.Time) string {
 			return fmt.Sprintf(`{"statuses":[{"pump":"LVP-1","channel":1,"time":%q,"rate":{"value":0,"unit":"mL/h"},"alarm":{"priority":"high","text":"downstream occlusion"}}]}`,
 				at.Format(time.RFC3339))
@@ -106,7 +108,7 @@ var deviceClasses = []deviceClass{
 		rule: "rate-high", ruleJSON: `{"id":"rate-high","code":"157784","label":"infusion rate","op":">","value":500,"priority":"medium"}`,
 	},
 	{
-		name: "implantable-gateway", template: "implant-gateway-transmission", system: "http://loinc.org", code: "8867-4", value: 38, unit: "/min",
+		name: "implantable-gateway", http: true, template: "implant-gateway-transmission", system: "http://loinc.org", code: "8867-4", value: 38, unit: "/min",
 		message: func(at time.Time) string {
 			return fmt.Sprintf(`{"transmission":{"id":"TX-1","time":%q,"kind":"scheduled","observations":[
 				{"name":"mean_heart_rate","value":38,"unit":"/min"},{"name":"battery_remaining_percent","value":80,"unit":"%%"}]}}`, at.Format(time.RFC3339))
@@ -124,8 +126,9 @@ var deviceClasses = []deviceClass{
 
 // TestDeviceClassesEndToEnd carries one reading of each device class that
 // comes in through a mapping template (docs/devices.md) through the whole
-// node: the template saved as an admin would, a vendor message published
-// by a device of its own patient on devices/{id}/raw/{template}, the
+// node: the shipped template saved by an admin (POST /api/v1/mappings), a
+// vendor message sent by a device of its own patient (POST
+// /api/v1/ingest/{template} or MQTT devices/{id}/raw/{template}), the
 // reading in the store with the catalogue's code and canonical unit, a
 // threshold rule of the site's rule configuration raising its alert
 // through the rules engine, and the reading as a FHIR Observation with the
@@ -140,12 +143,9 @@ func TestDeviceClassesEndToEnd(t *testing.T) {
 		if saved[dc.template] {
 			continue
 		}
-		spec, ok := mapping.BuiltinSpec(dc.template)
-		if !ok {
-			t.Fatalf("no shipped template %s", dc.template)
-		}
-		if err := h.srv.mappings.Save(ctx, &vigil.MappingTemplate{Name: dc.template, Version: 1, Spec: spec, Author: "usr_admin"}); err != nil {
-			t.Fatalf("save %s: %v", dc.template, err)
+		body := fmt.Sprintf(`{"name":%q,"builtin":%q,"note":"shipped"}`, dc.template, dc.template)
+		if st, m := h.do("POST", "/api/v1/mappings", h.admin.Token(), []byte(body)); st != http.StatusCreated {
+			t.Fatalf("save %s: %d %v", dc.template, st, m)
 		}
 		saved[dc.template] = true
 	}
@@ -160,14 +160,23 @@ func TestDeviceClassesEndToEnd(t *testing.T) {
 	for i, dc := range deviceClasses {
 		t.Run(dc.name, func(t *testing.T) {
 			pid, devID, tok := h.newPatientWithDevice(fmt.Sprintf("MRN-%s-%d-%d", dc.name, i, time.Now().UnixNano()))
-			c, err := mqtt.Dial(ctx, h.srv.MQTTAddrs()[0], mqtt.ClientOptions{Username: devID, Password: tok, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			defer c.Close()
-			ack, err := c.Publish(ctx, "devices/"+devID+"/raw/"+dc.template, 1, []byte(dc.message(at)))
-			if err != nil || ack.ReasonCode != 0 || ack.Props.ReasonString != "" {
-				t.Fatalf("publish: %v %+v", err, ack)
+			source := "mqtt"
+			if dc.http {
+				source = mapping.Source
+				st, m := h.do("POST", "/api/v1/ingest/"+dc.template, tok, []byte(dc.message(at)))
+				if st != http.StatusAccepted || m["accepted"] != float64(1) && dc.name != "infusion-pump" || fmt.Sprint(m["rejected"]) != "[]" {
+					t.Fatalf("POST /api/v1/ingest/%s: %d %v", dc.template, st, m)
+				}
+			} else {
+				c, err := mqtt.Dial(ctx, h.srv.MQTTAddrs()[0], mqtt.ClientOptions{Username: devID, Password: tok, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				defer c.Close()
+				ack, err := c.Publish(ctx, "devices/"+devID+"/raw/"+dc.template, 1, []byte(dc.message(at)))
+				if err != nil || ack.ReasonCode != 0 || ack.Props.ReasonString != "" {
+					t.Fatalf("publish: %v %+v", err, ack)
+				}
 			}
 			h.waitStored()
 
@@ -178,7 +187,7 @@ func TestDeviceClassesEndToEnd(t *testing.T) {
 				t.Fatalf("readings of %s: %d %v", dc.code, st, m)
 			}
 			r := rs[0].(map[string]any)
-			if r["source"] != "mqtt" || r["device_id"] != devID || r["unit"] != nilIfEmpty(dc.unit) && dc.unit != "" {
+			if r["source"] != source || r["device_id"] != devID || r["unit"] != nilIfEmpty(dc.unit) && dc.unit != "" {
 				t.Errorf("reading = %v; want from %s over MQTT in %s", r, devID, dc.unit)
 			}
 			if dc.unit != "" && r["value"] != dc.value {
