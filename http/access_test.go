@@ -170,6 +170,7 @@ var matrix = []struct {
 		"303 404 404 404 404 403 403 403"},
 	{"GET /me", "303 403 403 403 ok 403 403 403", ""},
 	{"GET /admin", "303 ok 403 403 403 403 403 403", ""},
+	{"GET /admin/quarantine", "303 ok 403 403 403 403 403 403", ""},
 
 	// FHIR R4. Searches name the patient in the query (?patient=); reads
 	// by id are of a resource of the patient. Group is a team P1 is in

@@ -159,6 +159,15 @@ func TestIngestThroughTemplateAndReplay(t *testing.T) {
 	if st != http.StatusOK || !strings.Contains(body, `"replays":[{"item_id":"`+items[0].ID) || strings.Count(body, `"template_version":2,"actor"`) != 1 {
 		t.Errorf("console after replays: %d %s", st, body)
 	}
+	// The dashboard's console shows the same, filtered.
+	st, body = e.request("GET", "/admin/quarantine?template=cgm&template_version=1&reason=no+reading+rule", admin, "")
+	if st != http.StatusOK || !strings.Contains(body, "version 1, record 1") || !strings.Contains(body, "cgm version 2: 1 stored") ||
+		!strings.Contains(body, `data-ids="[&#34;`+items[0].ID+`&#34;]"`) {
+		t.Errorf("console page: %d %s", st, body)
+	}
+	if st, body := e.request("GET", "/admin/quarantine?template=other", admin, ""); st != http.StatusOK || !strings.Contains(body, "Nothing in the quarantine matches") {
+		t.Errorf("console page, no match: %d %s", st, body)
+	}
 	var es []vigil.AuditEntry
 	var perItem int
 	for _, a := range e.auditEntries(vigil.AuditFilter{}) {
