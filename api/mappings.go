@@ -248,6 +248,14 @@ func (s *Handler) ingestTemplate(w http.ResponseWriter, r *http.Request) error {
 	if truncated {
 		body = body[:min(len(body), gate.QuarantinePrefix)]
 		w.Header().Set("Connection", "close") // the rest of the body is not read
+	} else if int64(len(body)) > s.backfillBytes() && s.Space != nil {
+		// A large message is a backfill, as on POST /api/v1/readings:
+		// refused while the disk is low; the sender keeps it.
+		if err := s.Space.CheckOptional(int64(len(body))); err != nil {
+			w.Header().Set("Retry-After", "600")
+			return &vigil.Error{Code: vigil.EUNAVAILABLE, Err: err,
+				Message: vigil.ErrorMessage(err) + "; messages over " + strconv.FormatInt(s.backfillBytes(), 10) + " bytes (backfills) are refused until then, smaller ones are taken"}
+		}
 	}
 	ans, err := ms.Ingest(r.Context(), p, mapping.Source, r.PathValue("template"), body, truncated)
 	if ans == nil {
