@@ -3,6 +3,7 @@ package mapping_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -375,4 +376,27 @@ func TestSaveRefusesBadTemplates(t *testing.T) {
 	if vs, _ := h.store.MappingVersions(t.Context(), "bad"); len(vs) != 0 {
 		t.Errorf("saved %d versions of bad templates", len(vs))
 	}
+}
+
+// TestTemplateCannotReassign: a template that names another device or a
+// patient for what a device sends does not move the readings: ingest
+// refuses them as it refuses the device naming them itself.
+func TestTemplateCannotReassign(t *testing.T) {
+	h := newHarness(t)
+	other := &vigil.Patient{Name: "Bob", BirthDate: "1900-01-01", MRN: "M2"}
+	if err := h.store.CreatePatient(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	for i, field := range []string{`"device_id": "'dev_other'"`, `"patient_id": "'` + other.ID + `'"`} {
+		spec := `{"title": "reassign", "readings": [{"code": "'8867-4'", "value": "record.hr", "unit": "'/min'", "time": "timestamp(record.t)", ` + field + `}]}`
+		name := fmt.Sprintf("reassign-%d", i)
+		if err := h.svc.Save(t.Context(), &vigil.MappingTemplate{Name: name, Version: 1, Spec: json.RawMessage(spec), Author: h.admin}); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := h.svc.Ingest(t.Context(), h.dev, mapping.Source, name, []byte(`{"hr": 70, "t": "2026-12-07T08:00:00Z"}`), false)
+		if vigil.ErrorCode(err) != vigil.EFORBIDDEN || ans.Accepted != 0 {
+			t.Errorf("%s: Ingest = %+v, %v; want refused, forbidden", field, ans, err)
+		}
+	}
+	h.settle(0, 2)
 }
