@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"fmt"
-	"github.com/vigil-health/vigil/alerting"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,13 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/gate"
+
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -91,9 +95,11 @@ func newEnv(t testing.TB) *env {
 		e.auditor.Record(ctx, vigil.AuditEntry{Time: e.now(), ActorName: strings.TrimPrefix(key, "user:"), Action: action, Outcome: vigil.AuditDenied})
 	}}
 	reg := prometheus.NewRegistry()
-	e.api = &Server{
+	in := &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now}
+	e.api = &Server{Deps: gate.Deps{
 		Store:       e.store,
-		Ingest:      &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
+		Ingest:      in,
+		Mappings:    &mapping.Service{Store: e.store, Pipeline: in, Devices: e.store, Users: e.store},
 		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute, SecondFactor: e.store},
 		Auditor:     e.auditor,
 		AuditLog:    e.auditor,
@@ -107,7 +113,7 @@ func newEnv(t testing.TB) *env {
 		RuleConfigs: &alerting.Configs{Store: e.store},
 		Codes:       catalog.Default(),
 		ExportDir:   filepath.Join(dir, "export"),
-	}
+	}}
 	if e.api.AttemptedNames, err = auth.NewNameRedactor([]byte("a test key of thirty-two bytes!!")); err != nil {
 		t.Fatal(err)
 	}

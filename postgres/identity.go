@@ -643,12 +643,30 @@ func scanRuleConfig(sc pgx.Row) (*vigil.RuleConfig, error) {
 }
 
 // Quarantined returns quarantine items matching f, newest first (ties in
-// the order stored, last first). ENOTFOUND if f.Before names no item.
+// the order stored, last first). f.Reason matches a substring, ignoring the
+// case of ASCII letters only. ENOTFOUND if f.Before names no item.
 func (s *Store) Quarantined(ctx context.Context, f vigil.QuarantineFilter) ([]vigil.QuarantineItem, error) {
 	var a args
 	var where []string
 	if f.Sender != "" {
 		where = append(where, "sender = "+a.add(f.Sender))
+	}
+	if f.Source != "" {
+		where = append(where, "source = "+a.add(f.Source))
+	}
+	if f.Code != "" {
+		where = append(where, "code = "+a.add(f.Code))
+	}
+	if f.Template != "" {
+		where = append(where, "template = "+a.add(f.Template))
+		if f.TemplateVersion != 0 {
+			where = append(where, "template_version = "+a.add(f.TemplateVersion))
+		}
+	}
+	if f.Reason != "" {
+		// A substring, ignoring ASCII case only (as package sqlite does),
+		// with no wildcard characters of its own.
+		where = append(where, "strpos("+asciiLower("reason")+", "+asciiLower(a.add(f.Reason))+") > 0")
 	}
 	if f.Before != "" {
 		var received time.Time
@@ -661,14 +679,22 @@ func (s *Store) Quarantined(ctx context.Context, f vigil.QuarantineFilter) ([]vi
 	}
 	items, err := queryAll(ctx, s.pool, func(r pgx.Row) (vigil.QuarantineItem, error) {
 		var it vigil.QuarantineItem
-		var idx int32
-		err := r.Scan(&it.ID, &it.Received, &it.Source, &it.Sender, &idx, &it.Reason, &it.Code, &it.Payload, &it.Truncated)
-		it.Index = int(idx)
+		var idx, version int32
+		err := r.Scan(&it.ID, &it.Received, &it.Source, &it.Sender, &idx, &it.Reason, &it.Code, &it.Payload, &it.Truncated,
+			&it.Template, &version)
+		it.Index, it.TemplateVersion = int(idx), int(version)
 		return it, err
-	}, "SELECT id, received, source, sender, idx, reason, code, payload, truncated FROM quarantine"+
+	}, "SELECT id, received, source, sender, idx, reason, code, payload, truncated, template, template_version FROM quarantine"+
 		whereClause(where)+" ORDER BY received DESC, seq DESC"+limitClause(f.Limit), a...)
 	if err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
 	return items, nil
+}
+
+// asciiLower returns the SQL of expr with ASCII upper-case letters in lower
+// case and every other character as it is (lower() would follow the
+// database's locale).
+func asciiLower(expr string) string {
+	return "translate(" + expr + ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 }

@@ -27,6 +27,17 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestMappingStore(t *testing.T) {
+	storetest.RunMappings(t, func(t *testing.T) vigil.MappingStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestAlertStore(t *testing.T) {
 	storetest.RunAlerts(t, func(t *testing.T) vigil.AlertWebhookStore {
 		s, err := postgres.OpenAlerts(t.Context(), pgtest.DSN(t))

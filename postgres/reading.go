@@ -99,10 +99,11 @@ const upsertRollup = `INSERT INTO reading_rollup (subject_id, code, bucket, min,
 		min = least(reading_rollup.min, excluded.min), max = greatest(reading_rollup.max, excluded.max),
 		sum = reading_rollup.sum + excluded.sum, n = reading_rollup.n + excluded.n`
 
-const insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated)
-	SELECT id, received, source, sender, idx, reason, code, payload, truncated
-	FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::bytea[], $9::boolean[])
-		WITH ORDINALITY AS q (id, received, source, sender, idx, reason, code, payload, truncated, o)
+const insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated, template, template_version)
+	SELECT id, received, source, sender, idx, reason, code, payload, truncated, template, template_version
+	FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::bytea[], $9::boolean[],
+		$10::text[], $11::integer[])
+		WITH ORDINALITY AS q (id, received, source, sender, idx, reason, code, payload, truncated, template, template_version, o)
 	ORDER BY o
 	ON CONFLICT (id) DO NOTHING`
 
@@ -526,6 +527,7 @@ func writeQuarantine(ctx context.Context, tx pgx.Tx, qs []*vigil.QuarantineItem)
 	n := len(qs)
 	ids, srcs, senders, reasons, codes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	recv, idx, payloads, trunc := make([]time.Time, n), make([]int32, n), make([][]byte, n), make([]bool, n)
+	templates, versions := make([]string, n), make([]int32, n)
 	for i, q := range qs {
 		p := q.Payload
 		if p == nil {
@@ -533,8 +535,9 @@ func writeQuarantine(ctx context.Context, tx pgx.Tx, qs []*vigil.QuarantineItem)
 		}
 		ids[i], recv[i], srcs[i], senders[i], idx[i] = q.ID, q.Received, q.Source, q.Sender, int32(q.Index)
 		reasons[i], codes[i], payloads[i], trunc[i] = q.Reason, q.Code, p, q.Truncated
+		templates[i], versions[i] = q.Template, int32(q.TemplateVersion)
 	}
-	if _, err := tx.Exec(ctx, insertQuarantine, ids, recv, srcs, senders, idx, reasons, codes, payloads, trunc); err != nil {
+	if _, err := tx.Exec(ctx, insertQuarantine, ids, recv, srcs, senders, idx, reasons, codes, payloads, trunc, templates, versions); err != nil {
 		return fmt.Errorf("insert quarantine items: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/audit"
@@ -29,8 +30,10 @@ import (
 	"github.com/vigil-health/vigil/backup"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/gate"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
@@ -147,7 +150,7 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *slog.Logger
-	store     vigil.Store       // the main database (MainDB, or PostgreSQL)
+	store     mainStore         // the main database (MainDB, or PostgreSQL)
 	alerts    alertStore        // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
 	auditDB   auditStore        // the audit log (AuditDB)
 	earlier   vigil.AuditReader // the audit log SQLite kept in MainDB before AuditDB; nil with PostgreSQL
@@ -156,6 +159,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
+	mappings  *mapping.Service // vendor formats by template, in front of ingest
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -192,8 +196,13 @@ type Server struct {
 	shutdownErr  error
 }
 
-// alertStore and auditStore are the alerts and audit stores with Close.
+// mainStore, alertStore and auditStore are what a node needs of the main,
+// alerts and audit stores.
 type (
+	mainStore interface {
+		vigil.Store
+		vigil.MappingStore
+	}
 	alertStore interface {
 		vigil.AlertWebhookStore
 		Close() error
@@ -480,6 +489,7 @@ func (s *Server) buildIngest(context.Context) error {
 		Metrics:   metrics,
 		MaxFuture: s.opts.MaxFuture,
 	}
+	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
@@ -555,15 +565,16 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
-	api := &vhttp.Server{
-		Store:  s.store,
-		Ingest: s.ingest,
+	api := &vhttp.Server{Deps: gate.Deps{
+		Store:    s.store,
+		Ingest:   s.ingest,
+		Mappings: s.mappings,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
 		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
+		Ready:              map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
 		Space:              s.disk,
 		ExportMaxBytes:     opts.ExportMaxBytes,
 		ExportsPerCaller:   opts.ExportsPerCaller,
@@ -588,7 +599,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
 		AlertActions:       &alerting.Actions{Engine: s.engine},
 		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
-	}
+	}}
 	if api.PublicURL == "" {
 		api.PublicURL = s.URL() // the listener is bound: its port is known
 	}
@@ -624,10 +635,11 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		AttemptedNames: s.names,
 		Logger:         s.opts.Logger,
 		Status:         s.statuses,
+		Templates:      s.mappings,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name:        vhttp.OversizeUsernamesMetric,
-		Help:        vhttp.OversizeUsernamesHelp,
+		Name:        gate.OversizeUsernamesMetric,
+		Help:        gate.OversizeUsernamesHelp,
 		ConstLabels: prometheus.Labels{"transport": "mqtt"},
 	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
 	s.registerSafetyMetrics()
