@@ -162,10 +162,15 @@ func (s *AuditStore) LockWriter(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the store, releasing the writer's lock.
+// Close closes the store, releasing the writer's lock first, so that a
+// node started right after this one stops finds it free (a closed
+// connection's locks are released only once its server process has gone).
 func (s *AuditStore) Close() error {
 	if s.writer != nil {
-		s.writer.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.writer.Exec(ctx, "SELECT pg_advisory_unlock("+lockKey("audit-writer")+")")
+		s.writer.Close(ctx)
+		cancel()
 		s.writer = nil
 	}
 	return s.db.Close()
