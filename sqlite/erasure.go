@@ -548,4 +548,3 @@ func (s *AlertStore) deleteAlerts(ctx context.Context, cond string, arg any, lim
 	})
 	return n, err
 }
-

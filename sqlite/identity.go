@@ -250,4 +250,3 @@ func nilIfEmpty(b []byte) any {
 	}
 	return b
 }
-

@@ -185,7 +185,7 @@ func dsn(abs string, readOnly bool) string {
 		// sealed patient's former plaintext) leaves no copy in the
 		// database file; Compact clears the write-ahead log.
 		q.Add("_pragma", "secure_delete(1)")
-		q.Set("_txlock", "immediate")          // take the write lock at BEGIN, not mid-transaction
+		q.Set("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
 	}
 	// SQLite ignores parameters it does not know; the driver consumes ours.
 	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String()
