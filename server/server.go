@@ -28,11 +28,14 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/erasure"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/keys"
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
+	"github.com/vigil-health/vigil/retention"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -81,6 +84,24 @@ type Options struct {
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
+
+	// KEKFile is the key-encryption key file that wraps the patients'
+	// data keys (keys.FileKEK); default <data>/kek (KEKFileName). It is
+	// created, 0600, on first start; a file group or others may read is
+	// refused. Keep a copy apart from the backups (docs/security.md).
+	KEKFile string
+	// ErasureMinRetention refuses to erase a patient whose records are
+	// younger than this (erasure.Service.MinRetention); 0: no minimum.
+	ErasureMinRetention time.Duration
+	// ErasureSettle is how long after an erasure its last deletion pass
+	// runs (erasure.Service.Settle); 0: erasure.DefaultSettle.
+	ErasureSettle time.Duration
+	// Retention is how long readings, resolved alerts and quarantine
+	// items are kept; zero durations keep them for ever (the default).
+	// RetentionInterval is how often expired data is looked for; default
+	// retention.DefaultInterval.
+	Retention         retention.Policy
+	RetentionInterval time.Duration
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -133,7 +154,10 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *slog.Logger
-	store     *sqlite.Store      // the main database (MainDB)
+	store     *sqlite.Store // the main database (MainDB)
+	patients  *keys.Store   // store with identity sealed: what the node hands out
+	erasure   *erasure.Service
+	retention *retention.Sweeper
 	alerts    *sqlite.AlertStore // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
 	auditDB   *sqlite.AuditStore // the audit log (AuditDB)
 	log       *bus.Log
@@ -204,6 +228,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		func(context.Context) error { return s.watchDisk() },
 		s.buildIngest,
 		s.buildAlerting,
+		s.buildErasure,
 		s.registerMetrics,
 		s.loadTLS,
 		s.buildAPI,
@@ -276,11 +301,37 @@ func (s *Server) loadCatalog(context.Context) error {
 	return nil
 }
 
-// openStores opens the main database and the alerts database (the audit
-// database is startAudit's).
+// KEKFileName is the default key-encryption key file in the data
+// directory.
+const KEKFileName = "kek"
+
+// openStores opens the main database with identity sealed under the KEK
+// file (sealing what an earlier version kept in plaintext) and the alerts
+// database (the audit database is startAudit's).
 func (s *Server) openStores(ctx context.Context) (err error) {
 	if s.store, err = sqlite.Open(ctx, filepath.Join(s.opts.DataDir, MainDB)); err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	kekFile := s.opts.KEKFile
+	if kekFile == "" {
+		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
+	}
+	kek, err := keys.OpenFile(kekFile, true)
+	if err != nil {
+		return fmt.Errorf("open key-encryption key: %w", err)
+	}
+	s.patients = keys.NewStore(s.store, keys.NewKeyring(kek, s.store))
+	n, err := s.patients.SealPlaintext(ctx)
+	if err != nil {
+		return fmt.Errorf("seal patient identities: %w", err)
+	}
+	if n > 0 {
+		// The plaintext is overwritten in the file (secure_delete); clear
+		// the write-ahead log's copies too.
+		if err := s.store.Compact(ctx); err != nil {
+			s.logger.Warn("sealed patient identities, but the write-ahead log still holds their plaintext until its next checkpoint", "err", err)
+		}
+		s.logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
 	}
 	// Alerts live in a database file of their own, so that the rules
 	// engine's commits never queue behind the store writer's large reading
@@ -344,7 +395,7 @@ func (s *Server) buildIngest(context.Context) error {
 	s.ingest = &ingest.Service{
 		Log:       s.logHealth,
 		Devices:   s.store,
-		Patients:  s.store,
+		Patients:  s.patients,
 		Catalog:   s.catalog,
 		Logger:    s.opts.Logger,
 		Metrics:   metrics,
@@ -366,6 +417,35 @@ func (s *Server) buildAlerting(ctx context.Context) error {
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
 		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}}
 	s.streamsDone = make(chan struct{})
+	return nil
+}
+
+// erasureEvery is how often pending erasures are looked for and finished.
+const erasureEvery = time.Minute
+
+// buildErasure prepares the erasure service and the retention sweeper and
+// registers their metrics.
+func (s *Server) buildErasure(context.Context) error {
+	s.erasure = &erasure.Service{
+		Store: s.patients, Alerts: s.alerts, Keys: s.patients.Keyring(),
+		Exports:      erasure.ExportDir(filepath.Join(s.opts.DataDir, "fhir-export")),
+		Auditor:      s.auditor,
+		Logger:       s.opts.Logger,
+		MinRetention: s.opts.ErasureMinRetention,
+		Settle:       s.opts.ErasureSettle,
+	}
+	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
+	for _, k := range retention.Kinds() {
+		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "vigil_retention_deleted_total",
+			Help:        "Records deleted by the retention sweeper because the site's retention period had passed, by kind.",
+			ConstLabels: prometheus.Labels{"kind": k},
+		}, func() float64 { return float64(s.retention.Deleted(k)) }))
+	}
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_erasures_completed_total",
+		Help: "Erasures of patients whose health data this node finished deleting.",
+	}, func() float64 { return float64(s.erasure.Completed()) }))
 	return nil
 }
 
@@ -426,7 +506,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
 	api := &vhttp.Server{
-		Store:  s.store,
+		Store:  s.patients,
 		Ingest: s.ingest,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
@@ -658,6 +738,8 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.aux.Go(func() { s.statuses.run(wctx) })
 	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
+	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
+	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -727,8 +809,15 @@ func CheckPublicURL(raw string) (string, error) {
 // user-supplied certificate).
 func (s *Server) CAFile() string { return s.caFile }
 
-// Store is the node's store, for tools that run beside the server.
-func (s *Server) Store() vigil.Store { return s.store }
+// Store is the node's store, for tools that run beside the server; its
+// PatientStore seals identity (keys.Store).
+func (s *Server) Store() vigil.Store { return s.patients }
+
+// Erasure is the node's erasure service.
+func (s *Server) Erasure() *erasure.Service { return s.erasure }
+
+// Retention is the node's retention sweeper.
+func (s *Server) Retention() *retention.Sweeper { return s.retention }
 
 // AuditLog reads the node's audit log: the entries in its database
 // (audit.db) and those still in its journal.
