@@ -23,6 +23,9 @@ import (
 	"github.com/vigil-health/vigil"
 )
 
+// drainWait bounds one wait for the log's consumers (Service.Drained).
+const drainWait = 30 * time.Second
+
 // Defaults for zero Service fields.
 const (
 	DefaultBatchSize = 1000
@@ -44,10 +47,14 @@ type KeyForgetter interface {
 // Service erases patients. Set the fields, then call its methods; they
 // are safe for concurrent use.
 type Service struct {
-	Store   vigil.Store       // the main database
-	Alerts  vigil.AlertEraser // the alerts database
-	Keys    KeyForgetter      // optional
-	Exports ExportEraser      // optional
+	Store  vigil.Store       // the main database
+	Alerts vigil.AlertEraser // the alerts database
+	Keys   KeyForgetter      // optional
+	// OnErase, if set, is told of each patient erased, right after their
+	// key was destroyed: a node drops what it keeps of them in memory
+	// (the rules engine's state) and ignores them from then on.
+	OnErase func(subjectID string)
+	Exports ExportEraser // optional
 	// Auditor records the completion of each erasure (the erasure itself
 	// is audited by whoever asked for it: the API route or the command).
 	Auditor vigil.Auditor
@@ -64,7 +71,13 @@ type Service struct {
 	// reading it had read before the erasure is deleted by a later pass.
 	// Default DefaultSettle; negative: finish at once (tests).
 	Settle time.Duration
-	Now    func() time.Time
+	// Drained, if set, returns once the consumers of the durable log have
+	// processed everything it held when Drained was called (or an error:
+	// the erasure is completed by a later pass). Before completing an
+	// erasure the service calls it and deletes once more, so that an alert
+	// raised from a reading still in the log at the erasure is deleted too.
+	Drained func(ctx context.Context) error
+	Now     func() time.Time
 
 	completed atomic.Int64
 }
@@ -134,6 +147,9 @@ func (s *Service) Erase(ctx context.Context, subjectID, by string) (*vigil.Erasu
 	}
 	if s.Keys != nil {
 		s.Keys.Forget(subjectID)
+	}
+	if s.OnErase != nil {
+		s.OnErase(subjectID)
 	}
 	if err := s.finish(ctx, e); err != nil {
 		s.logger().Error("erasure: deleting health data failed; it is retried", "patient", subjectID, "err", err)
@@ -214,6 +230,25 @@ func (s *Service) finish(ctx context.Context, e *vigil.Erasure) error {
 	}
 	if settle > 0 && s.now().Before(e.Erased.Add(settle)) {
 		return nil // a later pass completes it
+	}
+	if s.Drained != nil {
+		dctx, cancel := context.WithTimeout(ctx, drainWait)
+		err := s.Drained(dctx)
+		cancel()
+		if err != nil {
+			s.logger().Warn("erasure: the log's consumers are behind; the erasure is completed by a later pass", "patient", e.SubjectID, "err", err)
+			return nil
+		}
+		for {
+			n, err := s.Alerts.DeleteSubjectAlerts(ctx, e.SubjectID, batch)
+			if err != nil {
+				return err
+			}
+			alerts += n
+			if n == 0 {
+				break
+			}
+		}
 	}
 	// Deleted rows are overwritten (secure_delete); clear the write-ahead
 	// logs too, so that no old page image keeps them.

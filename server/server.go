@@ -157,6 +157,7 @@ type Server struct {
 	store     *sqlite.Store // the main database (MainDB)
 	patients  *keys.Store   // store with identity sealed: what the node hands out
 	erasure   *erasure.Service
+	erased    erasedSet // erased patients, whom the rules engine ignores
 	retention *retention.Sweeper
 	alerts    *sqlite.AlertStore // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
 	auditDB   *sqlite.AuditStore // the audit log (AuditDB)
@@ -414,8 +415,17 @@ func (s *Server) buildAlerting(ctx context.Context) error {
 		return err
 	}
 	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: s.opts.Logger}
+	// Erased patients (read before the engine loads its states) are
+	// ignored by the engine, also in what it replays from the log.
+	es, err := s.store.Erasures(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		s.erased.add(e.SubjectID)
+	}
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
-		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}}
+		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}, Erased: s.erased.has}
 	s.streamsDone = make(chan struct{})
 	return nil
 }
@@ -433,6 +443,11 @@ func (s *Server) buildErasure(context.Context) error {
 		Logger:       s.opts.Logger,
 		MinRetention: s.opts.ErasureMinRetention,
 		Settle:       s.opts.ErasureSettle,
+		Drained:      s.drained,
+		OnErase: func(id string) {
+			s.erased.add(id)
+			s.engine.Forget(id)
+		},
 	}
 	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
 	for _, k := range retention.Kinds() {
@@ -826,6 +841,50 @@ func (s *Server) AuditLog() vigil.AuditReader { return s.auditor }
 // AlertStore is the node's store of alerts and webhooks (a database of
 // its own), for tools that run beside the server.
 func (s *Server) AlertStore() vigil.AlertWebhookStore { return s.alerts }
+
+// erasedSet is a set of erased patients' ids, safe for concurrent use.
+type erasedSet struct {
+	mu sync.RWMutex
+	m  map[string]bool
+}
+
+func (e *erasedSet) add(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = make(map[string]bool)
+	}
+	e.m[id] = true
+}
+
+func (e *erasedSet) has(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.m[id]
+}
+
+// drained returns once the store writer and the rules engine have
+// processed everything the log held when it was called.
+func (s *Server) drained(ctx context.Context) error {
+	target, err := s.log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{ingest.WriterName, alerting.EngineName} {
+		for {
+			floor, err := s.log.AckFloor(ctx, name)
+			if err == nil && floor >= target {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for %s to process the log: %w", name, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
 
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.
