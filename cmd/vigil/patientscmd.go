@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/erasure"
+	"github.com/vigil-health/vigil/keys"
 	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sqlite"
 )
@@ -52,10 +53,11 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%w: unknown subcommand %q", errUsage, name)
 	}
 	fs := newFlagSet("patients "+name, summary, stderr)
-	var dataDir, id, reason string
+	var dataDir, id, reason, kekFile string
 	var o server.Options
 	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory of the stopped server")
 	fs.StringVar(&id, "id", "", "the patient's id (pat_...)")
+	fs.StringVar(&kekFile, "kek-file", "", "the KEK file, as given to vigil serve; default <data>/"+server.KEKFileName)
 	if name == "hold" {
 		fs.StringVar(&reason, "reason", "", "why, for people (a case number; no patient data)")
 	}
@@ -89,6 +91,20 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 	defer as.Close()
 	defer rec.Close(context.WithoutCancel(ctx))
 
+	// Identities stored before they were sealed are sealed first, as a
+	// server does at start.
+	if kekFile == "" {
+		kekFile = filepath.Join(dataDir, server.KEKFileName)
+	}
+	kek, err := keys.OpenFile(kekFile, true)
+	if err != nil {
+		return err
+	}
+	sealed := keys.NewStore(s, keys.NewKeyring(kek, s))
+	if _, err := sealed.SealPlaintext(ctx); err != nil {
+		return fmt.Errorf("seal patient identities: %w", err)
+	}
+
 	operator := "unknown"
 	if u, uerr := user.Current(); uerr == nil {
 		operator = u.Username
@@ -104,7 +120,7 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 			return err
 		}
 		defer al.Close()
-		svc := &erasure.Service{Store: s, Alerts: al, Exports: erasure.ExportDir(filepath.Join(dataDir, "fhir-export")),
+		svc := &erasure.Service{Store: sealed, Alerts: al, Keys: sealed.Keyring(), Exports: erasure.ExportDir(filepath.Join(dataDir, "fhir-export")),
 			Auditor: rec, MinRetention: o.ErasureMinRetention}
 		if _, runErr = svc.Erase(ctx, id, by); runErr == nil {
 			fmt.Fprintf(stdout, "erased patient %s: data key and identity destroyed, health data deleted; the server completes the erasure at its next start\n", id)
