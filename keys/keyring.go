@@ -29,7 +29,7 @@ type Keyring struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedKey // by owner
-	index []byte               // the MRN index key, once loaded
+	site  map[string][]byte    // site keys by name, once loaded
 }
 
 type cachedKey struct {
@@ -40,7 +40,7 @@ type cachedKey struct {
 // NewKeyring returns a keyring wrapping with kek and keeping its site
 // keys in store.
 func NewKeyring(kek KEK, store vigil.IdentityStore) *Keyring {
-	return &Keyring{kek: kek, store: store, cache: make(map[string]cachedKey)}
+	return &Keyring{kek: kek, store: store, cache: make(map[string]cachedKey), site: make(map[string][]byte)}
 }
 
 // KEK returns the keyring's key-encryption key.
@@ -119,7 +119,7 @@ func Open(dk, ciphertext, aad []byte) ([]byte, error) {
 // MRN index key, which is made (and stored, wrapped) on first use. Equal
 // MRNs have equal indexes; the index reveals nothing else without the key.
 func (k *Keyring) MRNIndex(ctx context.Context, mrn string) ([]byte, error) {
-	key, err := k.indexKey(ctx)
+	key, err := k.SiteKey(ctx, SiteKeyMRNIndex)
 	if err != nil {
 		return nil, err
 	}
@@ -129,26 +129,29 @@ func (k *Keyring) MRNIndex(ctx context.Context, mrn string) ([]byte, error) {
 	return m.Sum(nil), nil
 }
 
-func (k *Keyring) indexKey(ctx context.Context) ([]byte, error) {
+// SiteKey returns the site key named name (32 bytes), made and stored
+// wrapped on first use; the first node to store it wins, and every node
+// uses the stored one. It is kept in memory once unwrapped: a site key
+// never changes, only its wrapping does.
+func (k *Keyring) SiteKey(ctx context.Context, name string) ([]byte, error) {
 	k.mu.Lock()
-	key := k.index
+	key := k.site[name]
 	k.mu.Unlock()
 	if key != nil {
 		return key, nil
 	}
-	owner := vigil.SiteKeyOwner(SiteKeyMRNIndex)
-	w, err := k.store.SiteKey(ctx, SiteKeyMRNIndex)
+	owner := vigil.SiteKeyOwner(name)
+	w, err := k.store.SiteKey(ctx, name)
 	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
 		fresh := make([]byte, 32)
 		if _, err := rand.Read(fresh); err != nil {
-			return nil, fmt.Errorf("new index key: %w", err)
+			return nil, fmt.Errorf("new site key: %w", err)
 		}
 		nw, err := k.kek.Wrap(ctx, fresh, []byte(owner))
 		if err != nil {
-			return nil, fmt.Errorf("new index key: %w", err)
+			return nil, fmt.Errorf("new site key: %w", err)
 		}
-		// The first to store it wins; everyone uses the stored one.
-		if w, err = k.store.CreateSiteKey(ctx, SiteKeyMRNIndex, nw); err != nil {
+		if w, err = k.store.CreateSiteKey(ctx, name, nw); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
@@ -156,10 +159,10 @@ func (k *Keyring) indexKey(ctx context.Context) ([]byte, error) {
 	}
 	key, err = k.kek.Unwrap(ctx, w, []byte(owner))
 	if err != nil {
-		return nil, fmt.Errorf("unwrap index key: %w", err)
+		return nil, fmt.Errorf("unwrap site key %s: %w", name, err)
 	}
 	k.mu.Lock()
-	k.index = key
+	k.site[name] = key
 	k.mu.Unlock()
 	return key, nil
 }

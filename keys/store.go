@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -154,4 +155,84 @@ func (s *Store) SealPlaintext(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+}
+
+// SiteKeyQuarantine names the site key that seals quarantined payloads.
+const SiteKeyQuarantine = "quarantine"
+
+// sealedPayload starts a quarantined payload sealed by Store; a payload
+// without it (kept before payloads were sealed) is returned as it is.
+var sealedPayload = []byte("vigil-sealed-1\x00")
+
+// payloadAAD binds a sealed payload to its quarantine item.
+func payloadAAD(id string) []byte { return []byte("vigil quarantine\x00" + id) }
+
+// WriteBatches stores bs as the wrapped store does, with every quarantined
+// payload sealed under the site's quarantine key: raw input that could not
+// be accepted may carry names (an HL7 PID segment, a comment), and it
+// belongs to no patient whose key could seal it. Readings are stored as
+// they are: pseudonymous, and on the ingest path.
+func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error) {
+	sealed := bs
+	copied := false
+	for i := range bs {
+		for j := range bs[i].Quarantine {
+			if !copied {
+				sealed = make([]vigil.Batch, len(bs))
+				copy(sealed, bs)
+				copied = true
+			}
+			if j == 0 {
+				sealed[i].Quarantine = append([]vigil.QuarantineItem(nil), bs[i].Quarantine...)
+			}
+			q := &sealed[i].Quarantine[j]
+			ct, err := s.sealPayload(ctx, q.ID, q.Payload)
+			if err != nil {
+				return 0, fmt.Errorf("write batches: %w", err)
+			}
+			q.Payload = ct
+		}
+	}
+	n, err := s.Store.WriteBatches(ctx, sealed)
+	if copied { // readings' IDs and keys are set in place: hand them back
+		for i := range bs {
+			bs[i].Readings = sealed[i].Readings
+		}
+	}
+	return n, err
+}
+
+// Quarantined returns the wrapped store's items with their payloads
+// opened.
+func (s *Store) Quarantined(ctx context.Context, f vigil.QuarantineFilter) ([]vigil.QuarantineItem, error) {
+	qs, err := s.Store.Quarantined(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for i := range qs {
+		rest, ok := bytes.CutPrefix(qs[i].Payload, sealedPayload)
+		if !ok {
+			continue
+		}
+		key, err := s.keys.SiteKey(ctx, SiteKeyQuarantine)
+		if err != nil {
+			return nil, fmt.Errorf("list quarantine: %w", err)
+		}
+		if qs[i].Payload, err = Open(key, rest, payloadAAD(qs[i].ID)); err != nil {
+			return nil, fmt.Errorf("open quarantined payload %s: %w", qs[i].ID, err)
+		}
+	}
+	return qs, nil
+}
+
+func (s *Store) sealPayload(ctx context.Context, id string, payload []byte) ([]byte, error) {
+	key, err := s.keys.SiteKey(ctx, SiteKeyQuarantine)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := Seal(key, payload, payloadAAD(id))
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]byte(nil), sealedPayload...), ct...), nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/keys"
@@ -135,5 +136,45 @@ func TestSealPlaintext(t *testing.T) {
 				t.Errorf("%q still in plaintext in %v after sealing", v, hits)
 			}
 		}
+	}
+}
+
+// TestQuarantineSealed: quarantined payloads are sealed at rest and read
+// back whole; payloads kept before sealing are read as they are.
+func TestQuarantineSealed(t *testing.T) {
+	dir := t.TempDir()
+	s, db := open(t, dir)
+	ctx := t.Context()
+	raw := []byte("PID|1||MRN-Q-8812||Quarantina^Rawpayload||19420101|F")
+	old := vigil.QuarantineItem{ID: vigil.NewID(vigil.PrefixQuarantine), Received: time.Now().Add(-time.Hour), Source: "hl7", Reason: "r", Code: vigil.EINVALID, Payload: []byte("kept before sealing")}
+	if _, err := db.WriteBatches(ctx, []vigil.Batch{{Quarantine: []vigil.QuarantineItem{old}}}); err != nil {
+		t.Fatal(err)
+	}
+	item := vigil.QuarantineItem{ID: vigil.NewID(vigil.PrefixQuarantine), Received: time.Now(), Source: "hl7", Reason: "r", Code: vigil.EINVALID, Payload: raw}
+	r := vigil.Reading{SubjectID: "pat_q", Code: "8867-4", Value: 61, Unit: "/min", Time: time.Now(), Received: time.Now(), Key: "q1", Source: "http"}
+	bs := []vigil.Batch{{Readings: []vigil.Reading{r}, Quarantine: []vigil.QuarantineItem{item}}}
+	if n, err := s.WriteBatches(ctx, bs); err != nil || n != 1 {
+		t.Fatalf("WriteBatches = %d, %v", n, err)
+	}
+	if bs[0].Readings[0].ID == 0 {
+		t.Error("the stored reading's ID is not set in the caller's batch")
+	}
+	if !bytes.Equal(bs[0].Quarantine[0].Payload, raw) {
+		t.Error("WriteBatches changed the caller's payload")
+	}
+	qs, err := s.Quarantined(ctx, vigil.QuarantineFilter{})
+	if err != nil || len(qs) != 2 || !bytes.Equal(qs[0].Payload, raw) || string(qs[1].Payload) != "kept before sealing" {
+		t.Fatalf("Quarantined = %+v, %v", qs, err)
+	}
+	if err := db.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"Quarantina", "MRN-Q-8812"} {
+		if hits := fileHolds(t, dir, []byte(v)); len(hits) > 0 {
+			t.Errorf("%q in plaintext in %v", v, hits)
+		}
+	}
+	if hits := fileHolds(t, dir, []byte("kept before sealing")); len(hits) == 0 {
+		t.Error("the scan does not find the unsealed payload: it finds nothing")
 	}
 }

@@ -403,7 +403,7 @@ func (s *Server) buildIngest(context.Context) error {
 		MaxFuture: s.opts.MaxFuture,
 	}
 	s.hub = &alerting.Hub{}
-	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
+	s.writer = &ingest.Writer{Consumer: s.log, Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
 }
 
