@@ -317,6 +317,18 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 	if kekFile == "" {
 		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
 	}
+	if _, err := os.Stat(kekFile); errors.Is(err, os.ErrNotExist) {
+		// A new KEK file is made only for a store that has no wrapped key
+		// yet: with keys wrapped by a lost file, a new one would start a
+		// node that can read no identity.
+		ks, err := s.store.StaleKeys(ctx, "", 1)
+		if err != nil {
+			return fmt.Errorf("open key-encryption key: %w", err)
+		}
+		if len(ks) > 0 {
+			return fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
+		}
+	}
 	kek, err := keys.OpenFile(kekFile, true)
 	if err != nil {
 		return fmt.Errorf("open key-encryption key: %w", err)
