@@ -35,3 +35,17 @@ func TestParsePeriod(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePeriod: any flag value parses or is refused, never panics, and
+// what parses is not negative.
+func FuzzParsePeriod(f *testing.F) {
+	for _, s := range []string{"0", "90d", "7y", "36h", "1.5d", "-3d", "y", "9999999999y", "1h30m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parsePeriod(s)
+		if err == nil && d < 0 {
+			t.Errorf("parsePeriod(%q) = %v, negative", s, d)
+		}
+	})
+}
