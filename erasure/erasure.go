@@ -103,11 +103,8 @@ func (s *Service) Completed() int64 { return s.completed.Load() }
 // ENOTFOUND (no such patient), ELEGALHOLD (with the hold's reason) or
 // ERETENTION (with the date the minimum retention ends).
 func (s *Service) Check(ctx context.Context, subjectID string) error {
-	sp, err := s.Store.SealedPatient(ctx, subjectID)
-	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
-		// Plaintext patients are sealed at start; none should be left.
-		return vigil.Errorf(vigil.ENOTFOUND, "patient not found")
-	} else if err != nil {
+	p, err := s.Store.Patient(ctx, subjectID)
+	if err != nil {
 		return err
 	}
 	if h, err := s.Store.LegalHold(ctx, subjectID); err == nil {
@@ -116,7 +113,7 @@ func (s *Service) Check(ctx context.Context, subjectID string) error {
 		return err
 	}
 	if s.MinRetention > 0 {
-		last := sp.Created
+		last := p.Created
 		page, err := s.Store.Readings(ctx, vigil.ReadingQuery{SubjectID: subjectID, Desc: true, Limit: 1})
 		if err != nil {
 			return err
