@@ -535,7 +535,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
 	api := &vhttp.Server{Deps: gate.Deps{
-		Store:  s.patients,
+		Store:   s.patients,
+		Erasure: s.erasure,
 		Ingest: s.ingest,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
