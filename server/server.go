@@ -537,7 +537,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	api := &vhttp.Server{Deps: gate.Deps{
 		Store:   s.patients,
 		Erasure: s.erasure,
-		Ingest: s.ingest,
+		Ingest:  s.ingest,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
