@@ -64,6 +64,9 @@ type ErasureStore interface {
 	ClearLegalHold(ctx context.Context, subjectID string) error
 	// LegalHold returns the patient's hold; ENOTFOUND if none.
 	LegalHold(ctx context.Context, subjectID string) (*LegalHold, error)
+	// HeldSubjects returns the ids of every patient under legal hold,
+	// ordered by id.
+	HeldSubjects(ctx context.Context) ([]string, error)
 
 	// CreateErasureRequest stores r as pending, setting r.ID (if empty),
 	// r.Requested and r.State; ECONFLICT if the patient has a pending
@@ -114,7 +117,8 @@ type ErasureStore interface {
 // returns how many, 0 when nothing older is left.
 type RetentionStore interface {
 	// DeleteReadingsBefore deletes readings measured before t (Reading.Time),
-	// with their components, roll-ups and latest copies.
+	// with their components, roll-ups and latest copies, except those of
+	// patients under legal hold, which are kept until the hold is cleared.
 	DeleteReadingsBefore(ctx context.Context, t time.Time, limit int) (int, error)
 	// DeleteQuarantineBefore deletes quarantine items received before t.
 	DeleteQuarantineBefore(ctx context.Context, t time.Time, limit int) (int, error)
@@ -127,9 +131,10 @@ type AlertEraser interface {
 	// DeleteSubjectAlerts deletes every alert of an erased patient, and
 	// the rules engine's saved state of the patient.
 	DeleteSubjectAlerts(ctx context.Context, subjectID string, limit int) (int, error)
-	// DeleteAlertsBefore deletes resolved alerts last updated before t.
-	// Unresolved alerts are never deleted.
-	DeleteAlertsBefore(ctx context.Context, t time.Time, limit int) (int, error)
+	// DeleteAlertsBefore deletes resolved alerts last updated before t,
+	// except those of the patients in keep (under legal hold: see
+	// ErasureStore.HeldSubjects). Unresolved alerts are never deleted.
+	DeleteAlertsBefore(ctx context.Context, t time.Time, keep []string, limit int) (int, error)
 	// Compact is ErasureStore.Compact for the alerts database.
 	Compact(ctx context.Context) error
 }

@@ -47,8 +47,13 @@ const (
 // RunOnce). It is safe for concurrent use, but runs are not meant to
 // overlap.
 type Sweeper struct {
-	Store   vigil.RetentionStore
-	Alerts  vigil.AlertEraser
+	Store  vigil.RetentionStore
+	Alerts vigil.AlertEraser
+	// Holds names the patients under legal hold, whose alerts are kept
+	// (their readings the store keeps by itself); nil: none.
+	Holds interface {
+		HeldSubjects(ctx context.Context) ([]string, error)
+	}
 	Auditor vigil.Auditor // records one entry per run that deleted something
 	Policy  Policy
 	Logger  *slog.Logger
@@ -105,7 +110,18 @@ func (s *Sweeper) RunOnce(ctx context.Context) (Result, error) {
 		steps[2] = step{s.Policy.Quarantine, s.Store.DeleteQuarantineBefore}
 	}
 	if s.Alerts != nil {
-		steps[1] = step{s.Policy.Alerts, s.Alerts.DeleteAlertsBefore}
+		steps[1] = step{s.Policy.Alerts, func(ctx context.Context, t time.Time, limit int) (int, error) {
+			// Patients under legal hold keep their alerts (the store keeps
+			// their readings by itself).
+			var held []string
+			if s.Holds != nil {
+				var err error
+				if held, err = s.Holds.HeldSubjects(ctx); err != nil {
+					return 0, err
+				}
+			}
+			return s.Alerts.DeleteAlertsBefore(ctx, t, held, limit)
+		}}
 	}
 	var runErr error
 	for i, st := range steps {

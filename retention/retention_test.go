@@ -134,3 +134,49 @@ func TestSweeperBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestSweeperKeepsHeld: the readings and alerts of a patient under legal
+// hold outlive the retention until the hold is cleared.
+func TestSweeperKeepsHeld(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	al, err := sqlite.OpenAlerts(ctx, filepath.Join(dir, "alerts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	p := &vigil.Patient{Name: "Held", BirthDate: "1950-01-01", MRN: "H-1"}
+	if err := st.CreatePatient(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	old := now.Add(-48 * time.Hour)
+	r := vigil.Reading{SubjectID: p.ID, Code: "8867-4", Value: 60, Unit: "/min", Time: old, Received: old, Key: "h1", Source: "http"}
+	if _, err := st.WriteBatches(ctx, []vigil.Batch{{Readings: []vigil.Reading{r}}}); err != nil {
+		t.Fatal(err)
+	}
+	a := &vigil.Alert{ID: vigil.NewID(vigil.PrefixAlert), SubjectID: p.ID, Key: "k", Kind: "news2", Priority: vigil.PriorityLow,
+		State: vigil.AlertResolved, Opened: old, Updated: old, Raised: old, Resolved: &old, Episodes: 1}
+	if err := al.SaveAlerts(ctx, vigil.AlertWrite{Alerts: []*vigil.Alert{a}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetLegalHold(ctx, &vigil.LegalHold{SubjectID: p.ID, Reason: "case 3", SetBy: "usr_a"}); err != nil {
+		t.Fatal(err)
+	}
+	s := &retention.Sweeper{Store: st, Alerts: al, Holds: st, Now: func() time.Time { return now },
+		Policy: retention.Policy{Readings: time.Hour, Alerts: time.Hour}}
+	if res, err := s.RunOnce(ctx); err != nil || res[retention.KindReadings] != 0 || res[retention.KindAlerts] != 0 {
+		t.Errorf("RunOnce with the patient held = %v, %v; want nothing deleted", res, err)
+	}
+	if err := st.ClearLegalHold(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.RunOnce(ctx); err != nil || res[retention.KindReadings] != 1 || res[retention.KindAlerts] != 1 {
+		t.Errorf("RunOnce once the hold is cleared = %v, %v; want the reading and the alert", res, err)
+	}
+}

@@ -463,7 +463,7 @@ func (s *Server) buildErasure(context.Context) error {
 			s.engine.Forget(id)
 		},
 	}
-	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
+	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Holds: s.store, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
 	for _, k := range retention.Kinds() {
 		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "vigil_retention_deleted_total",

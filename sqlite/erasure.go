@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,6 +85,24 @@ func (s *Store) LegalHold(ctx context.Context, subjectID string) (*vigil.LegalHo
 	}
 	h.Set = time.UnixMicro(at).UTC()
 	return &h, nil
+}
+
+// HeldSubjects returns the ids of every patient under legal hold.
+func (s *Store) HeldSubjects(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT subject_id FROM legal_holds ORDER BY subject_id")
+	if err != nil {
+		return nil, fmt.Errorf("list legal holds: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list legal holds: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // patientExists returns ENOTFOUND unless the patient exists.
@@ -457,7 +476,14 @@ func (s *Store) DeleteReadingsBefore(ctx context.Context, t time.Time, limit int
 		if err != nil {
 			return fmt.Errorf("list subjects: %w", err)
 		}
+		held, err := strings1(ctx, tx, "SELECT subject_id FROM legal_holds")
+		if err != nil {
+			return fmt.Errorf("list legal holds: %w", err)
+		}
 		for _, sub := range subjects {
+			if slices.Contains(held, sub) {
+				continue // kept until the hold is cleared
+			}
 			k, err := deleteReadings(ctx, tx, sub, "t < ?2", t.UnixMicro(), limit-n)
 			if err != nil {
 				return err
@@ -499,7 +525,7 @@ func (s *Store) DeleteQuarantineBefore(ctx context.Context, t time.Time, limit i
 // with their events and webhook deliveries, and the engine's saved state
 // of the patient.
 func (s *AlertStore) DeleteSubjectAlerts(ctx context.Context, subjectID string, limit int) (int, error) {
-	n, err := s.deleteAlerts(ctx, "subject_id = ?", subjectID, limit, "DELETE FROM engine_state WHERE subject_id = ?")
+	n, err := s.deleteAlerts(ctx, "subject_id = ?1", []any{subjectID}, limit, "DELETE FROM engine_state WHERE subject_id = ?1")
 	if err != nil {
 		return 0, fmt.Errorf("delete alerts of %s: %w", subjectID, err)
 	}
@@ -507,24 +533,29 @@ func (s *AlertStore) DeleteSubjectAlerts(ctx context.Context, subjectID string, 
 }
 
 // DeleteAlertsBefore deletes up to limit resolved alerts last updated
-// before t.
-func (s *AlertStore) DeleteAlertsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
-	n, err := s.deleteAlerts(ctx, "state = 'resolved' AND updated < ?", t.UnixMicro(), limit, "")
+// before t, except those of the patients in keep.
+func (s *AlertStore) DeleteAlertsBefore(ctx context.Context, t time.Time, keep []string, limit int) (int, error) {
+	b, err := json.Marshal(append([]string{}, keep...))
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.deleteAlerts(ctx, "state = 'resolved' AND updated < ?1 AND subject_id NOT IN (SELECT value FROM json_each(?2))", []any{t.UnixMicro(), string(b)}, limit, "")
 	if err != nil {
 		return 0, fmt.Errorf("delete alerts before %s: %w", t.Format(time.RFC3339), err)
 	}
 	return n, nil
 }
 
-// deleteAlerts deletes up to limit alerts matching cond (with arg), their
-// events and deliveries, then runs also (with arg) unless it is "".
-func (s *AlertStore) deleteAlerts(ctx context.Context, cond string, arg any, limit int, also string) (int, error) {
+// deleteAlerts deletes up to limit alerts matching cond (with args, ?1
+// and on), their events and deliveries, then runs also (with args) unless
+// it is "".
+func (s *AlertStore) deleteAlerts(ctx context.Context, cond string, args []any, limit int, also string) (int, error) {
 	if limit <= 0 {
 		return 0, vigil.Errorf(vigil.EINVALID, "limit must be positive")
 	}
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		ids, err := strings1(ctx, tx, "SELECT id FROM alerts WHERE "+cond+" LIMIT ?", arg, limit)
+		ids, err := strings1(ctx, tx, fmt.Sprintf("SELECT id FROM alerts WHERE %s LIMIT %d", cond, limit), args...)
 		if err != nil {
 			return err
 		}
@@ -540,7 +571,7 @@ func (s *AlertStore) deleteAlerts(ctx context.Context, cond string, arg any, lim
 		}
 		n = len(ids)
 		if also != "" && n < limit {
-			if _, err := tx.ExecContext(ctx, also, arg); err != nil {
+			if _, err := tx.ExecContext(ctx, also, args...); err != nil {
 				return err
 			}
 		}

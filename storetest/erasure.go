@@ -410,6 +410,34 @@ func testRetention(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 	})
 
+	t.Run("LegalHoldKeepsReadings", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		var g gen
+		if err := s.CreateSealedPatient(ctx, sealed("pat_held", "", "k1")); err != nil {
+			t.Fatal(err)
+		}
+		write(t, s, g.reading("pat_held", heartRate, 61, at(0)), g.reading(subjectA, heartRate, 62, at(0)))
+		if err := s.SetLegalHold(ctx, &vigil.LegalHold{SubjectID: "pat_held", Reason: "case 9", SetBy: "usr_a"}); err != nil {
+			t.Fatal(err)
+		}
+		if held, err := s.HeldSubjects(ctx); err != nil || !slices.Equal(held, []string{"pat_held"}) {
+			t.Errorf("HeldSubjects = %v, %v; want [pat_held]", held, err)
+		}
+		if n, err := s.DeleteReadingsBefore(ctx, at(time.Hour), 10); err != nil || n != 1 {
+			t.Errorf("DeleteReadingsBefore with a patient held = %d, %v; want 1 (the other patient's)", n, err)
+		}
+		if got := all(t, s, "pat_held"); len(got) != 1 {
+			t.Errorf("the held patient's readings: %d, want 1 kept", len(got))
+		}
+		if err := s.ClearLegalHold(ctx, "pat_held"); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.DeleteReadingsBefore(ctx, at(time.Hour), 10); err != nil || n != 1 {
+			t.Errorf("DeleteReadingsBefore once the hold is cleared = %d, %v; want 1", n, err)
+		}
+	})
+
 	t.Run("Quarantine", func(t *testing.T) {
 		ctx := t.Context()
 		s := open(t)
@@ -488,16 +516,21 @@ func testAlertEraser(t *testing.T, open func(t *testing.T) vigil.AlertWebhookSto
 		t.Error("the engine's state of another patient was deleted")
 	}
 
-	n, err := s.DeleteAlertsBefore(ctx, at(24*time.Hour), 10)
+	heldOld := resolved("pat_held", "old", at(0))
+	save(heldOld)
+	n, err := s.DeleteAlertsBefore(ctx, at(24*time.Hour), []string{"pat_held"}, 10)
 	if err != nil || n != 1 {
-		t.Errorf("DeleteAlertsBefore = %d, %v; want 1 (the old resolved alert)", n, err)
+		t.Errorf("DeleteAlertsBefore = %d, %v; want 1 (the old resolved alert of a patient not held)", n, err)
 	}
 	as, err := s.Alerts(ctx, vigil.AlertFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := slices.Sorted(slices.Values(alertIDs(as))), slices.Sorted(slices.Values([]string{newB.ID, openB.ID})); !slices.Equal(got, want) {
-		t.Errorf("alerts kept = %v, want %v (the newer resolved one and the open one)", got, want)
+	if got, want := slices.Sorted(slices.Values(alertIDs(as))), slices.Sorted(slices.Values([]string{newB.ID, openB.ID, heldOld.ID})); !slices.Equal(got, want) {
+		t.Errorf("alerts kept = %v, want %v (the newer resolved one, the open one, the held patient's)", got, want)
+	}
+	if n, err := s.DeleteAlertsBefore(ctx, at(24*time.Hour), nil, 10); err != nil || n != 1 {
+		t.Errorf("DeleteAlertsBefore once the hold is gone = %d, %v; want 1", n, err)
 	}
 	if ev, err := s.AlertEvents(ctx, oldB.ID); err != nil || len(ev) != 0 {
 		t.Errorf("events of a deleted alert = %v, %v", ev, err)
