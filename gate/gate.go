@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/rules"
 )
@@ -149,8 +150,11 @@ type Deps struct {
 	Store vigil.Store
 	// Erasure erases patients (*erasure.Service); nil: the erasure routes
 	// answer 501.
-	Erasure  Eraser
-	Ingest   *ingest.Service
+	Erasure Eraser
+	Ingest  *ingest.Service
+	// Mappings runs vendor templates (package mapping) for the template
+	// routes and the quarantine console; nil answers 503 on those routes.
+	Mappings *mapping.Service
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	AuditLog vigil.AuditReader // where audit queries read (the audit database, not Store); required by the audit routes
