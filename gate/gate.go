@@ -47,6 +47,16 @@ type Authenticator interface {
 	EnrolTOTP(ctx context.Context, u *vigil.User) (*auth.Enrolment, error)
 }
 
+// Eraser erases patients; *erasure.Service implements it.
+type Eraser interface {
+	// Check returns nil if the patient may be erased now, else why not
+	// (ENOTFOUND, ELEGALHOLD, ERETENTION).
+	Check(ctx context.Context, subjectID string) error
+	// Erase checks, then erases the patient; by is the user id of whoever
+	// erases.
+	Erase(ctx context.Context, subjectID, by string) (*vigil.Erasure, error)
+}
+
 // Pinger reports whether a dependency can serve; used by /readyz, which
 // answers 503 naming the cause if one returns an error.
 type Pinger interface {
@@ -137,8 +147,11 @@ const (
 // by the JSON API, the FHIR API and the dashboard. The assembler (package
 // http) holds one; fields may be changed until the first request.
 type Deps struct {
-	Store  vigil.Store
-	Ingest *ingest.Service
+	Store vigil.Store
+	// Erasure erases patients (*erasure.Service); nil: the erasure routes
+	// answer 501.
+	Erasure Eraser
+	Ingest  *ingest.Service
 	// Mappings runs vendor templates (package mapping) for the template
 	// routes and the quarantine console; nil answers 503 on those routes.
 	Mappings *mapping.Service

@@ -78,6 +78,24 @@ var matrix = []struct {
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
 	{"GET /api/v1/break-glass", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/patients/{id}",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/erasure-request",
+		"401 403 403 403 ok 403 403 403",
+		"401 403 403 403 404 403 403 403"},
+	{"GET /api/v1/erasure-requests", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/erasure-requests/{id}/approve", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/erasure-requests/{id}/refuse", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/patients/{id}/legal-hold",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
+	{"PUT /api/v1/patients/{id}/legal-hold",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
+	{"DELETE /api/v1/patients/{id}/legal-hold",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
 
 	{"POST /api/v1/devices", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/devices", "401 ok 403 403 403 403 403 403", ""},
@@ -297,6 +315,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			switch m {
 			case "{id}":
 				switch {
+				case strings.HasSuffix(path, "/legal-hold"):
+					// A hold to read or clear (put back for each cell).
+					if err := e.store.SetLegalHold(ctx, &vigil.LegalHold{SubjectID: patient, Reason: "matrix", SetBy: admin.ID}); err != nil {
+						t.Fatal(err)
+					}
+					return patient
+				case strings.HasPrefix(path, "/api/v1/erasure-requests/"):
+					return "era_none"
 				case strings.HasPrefix(path, "/api/v1/patients/"):
 					return patient
 				case strings.HasPrefix(path, "/api/v1/users/"):

@@ -82,9 +82,16 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 			return err
 		}
 		defer w.close()
+		erased, err := erasedSubjects(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for i := range bs {
 			for j := range bs[i].Readings {
 				r := &bs[i].Readings[j]
+				if erased[r.SubjectID] {
+					continue // still in the log when the patient was erased
+				}
 				id, key, err := w.reading(ctx, r)
 				if err != nil {
 					return err
