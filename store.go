@@ -121,6 +121,7 @@ type Store interface {
 	BreakGlassStore
 	ReadingStore
 	RuleConfigStore
+	HL7SenderStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error
