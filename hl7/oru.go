@@ -87,7 +87,7 @@ var errorText = map[string]string{
 type Problem struct {
 	Code     string
 	Segment  string // e.g. "OBX"; "" for the whole message
-	Position int    // 1-based position of the segment among the message's segments; 0 if none
+	Position int    // which of the message's segments of that name: 1 for the first; 0 if none
 	Field    int    // 0 if none
 	Reason   string
 }
@@ -98,7 +98,7 @@ func (p *Problem) Error() string {
 	}
 	loc := p.Segment + " " + strconv.Itoa(p.Position)
 	if p.Field > 0 {
-		loc = fmt.Sprintf("%s-%d (segment %d)", p.Segment, p.Field, p.Position)
+		loc = fmt.Sprintf("%s %d, field %d", p.Segment, p.Position, p.Field)
 	}
 	return loc + ": " + p.Reason
 }
@@ -148,7 +148,7 @@ type Observation struct {
 	Item      ingest.Item
 	Patient   int       // index into Mapped.Patients
 	Equipment Equipment // OBX-18 of its first OBX
-	Segments  []int     // 1-based positions of its OBX segments in the message
+	Segments  []int     // which OBX segments of the message it comes from: 1 for the first
 }
 
 // Mapped is what Map made of a message: the identifiers of each patient
@@ -217,9 +217,9 @@ func (mp *Mapper) Map(m *Message) *Mapped {
 	var orderTime string
 	parents := map[string]bool{} // "patient/order/subID" of grouping rows coded as a panel
 	var obxs []obx
+	pos := 0 // OBX sequence
 	for i := range m.Segments {
 		seg := &m.Segments[i]
-		pos := i + 1
 		switch seg.Name {
 		case "PID":
 			patient++
@@ -232,6 +232,7 @@ func (mp *Mapper) Map(m *Message) *Mapped {
 			orderTime = m.Get(seg, 7, 1)
 			continue
 		case "OBX":
+			pos++
 		default:
 			continue
 		}
