@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
-	"github.com/vigil-health/vigil/mllp"
 )
 
 // bedside is a PCD-01 observation set: SpO2, pulse rate and a
@@ -502,4 +501,4 @@ func TestShutdownFinishesMessage(t *testing.T) {
 	}
 }
 
-var _ = mllp.AppendFrame
+
