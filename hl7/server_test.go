@@ -500,5 +500,3 @@ func TestShutdownFinishesMessage(t *testing.T) {
 		t.Fatalf("Shutdown with an idle connection: %v", err)
 	}
 }
-
-
