@@ -34,7 +34,7 @@ func BenchmarkMLLP(b *testing.B) {
 	var seq atomic.Int64
 	message := func(c int) string {
 		n := seq.Add(1)
-		ts := base.Add(time.Duration(n) * time.Millisecond).Format("20060102150405.0000") + "+0000"
+		ts := base.Add(time.Duration(n)*time.Millisecond).Format("20060102150405.0000") + "+0000"
 		v := n % 7
 		obx := func(i int, code, sub string, val int64, unit string) string {
 			return fmt.Sprintf("OBX|%d|NM|%s|%s|%d|%s|||||R|||%s||||0012345678ABCDEF^^0012345678ABCDEF^EUI-64", i, code, sub, val, unit, ts)
