@@ -87,6 +87,8 @@ const (
 	AuditExportDownload   AuditAction = "fhir.export.download"
 	AuditPageView         AuditAction = "page.view"
 	AuditWorklistRead     AuditAction = "worklist.read"
+	AuditHL7SenderRead    AuditAction = "mllp_sender.read"
+	AuditHL7SenderChange  AuditAction = "mllp_sender.change"
 	// AuditFailuresSuppressed stands for the unauthenticated failures from
 	// one address that were over the audit log's budget for them: one
 	// entry per address and interval, with their count (see package audit,
@@ -143,6 +145,8 @@ var AuditActions = map[AuditAction]string{
 	AuditExportDownload:     "download a file of a FHIR bulk export",
 	AuditPageView:           "view a dashboard page that names no patient",
 	AuditWorklistRead:       "view the worklist",
+	AuditHL7SenderRead:      "list the registered HL7 senders",
+	AuditHL7SenderChange:    "register an HL7 sender",
 	AuditFailuresSuppressed: "the count of unauthenticated failures from one address over the audit budget",
 	AuditDamageAccepted:     "the node started on a damaged audit log with the operator's consent",
 }
