@@ -117,9 +117,10 @@ func oldERR(version string) bool {
 	return version == "2.3" || version == "2.3.1" || version == "2.4"
 }
 
+// truncate cuts s to at most n bytes, never inside a UTF-8 sequence.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }

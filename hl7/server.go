@@ -443,17 +443,17 @@ func (s *Server) handle(ctx context.Context, host string, body []byte, tooLarge 
 		return answer(a)
 	}
 
+	sender, err := s.lookupSender(ctx, h)
+	if err != nil {
+		return s.unavailable(ctx, answer, err)
+	}
 	if tooLarge {
 		p := &Problem{Code: ErrCodeApplicationInternal, Reason: fmt.Sprintf("message larger than %d bytes", s.opts.MaxMessageBytes)}
-		return refuseWhole(AckReject, p, s.lookupSender(ctx, h), true)
+		return refuseWhole(AckReject, p, sender, true)
 	}
 	if perr != nil {
 		p := &Problem{Code: ErrCodeSegmentSequence, Reason: perr.Error()}
 		return refuseWhole(AckReject, p, nil, true)
-	}
-	sender := s.lookupSender(ctx, h)
-	if sender == nil && ctx.Err() != nil {
-		return nil, false
 	}
 	if sender == nil {
 		p := &Problem{Code: ErrCodeApplicationInternal, Segment: "MSH", Position: 1, Field: 3,
@@ -594,20 +594,17 @@ func (s *Server) principal(sender *vigil.HL7Sender, h Header) *vigil.Principal {
 	return &vigil.Principal{Role: vigil.RoleIntegration, UserID: name, Name: name}
 }
 
-// lookupSender returns the registered sender of h, or nil (unregistered,
-// or the store failed: logged).
-func (s *Server) lookupSender(ctx context.Context, h Header) *vigil.HL7Sender {
+// lookupSender returns the registered sender of h; nil and no error if it
+// is not registered; an error if the store failed.
+func (s *Server) lookupSender(ctx context.Context, h Header) (*vigil.HL7Sender, error) {
 	if h.SendingApplication == "" || len(h.SendingApplication) > vigil.MaxHL7NameBytes || len(h.SendingFacility) > vigil.MaxHL7NameBytes {
-		return nil
+		return nil, nil
 	}
 	sn, err := s.cache.sender(ctx, h.SendingApplication, h.SendingFacility)
-	if err != nil {
-		if vigil.ErrorCode(err) != vigil.ENOTFOUND {
-			s.logger.Error("hl7 sender lookup failed", "err", err)
-		}
-		return nil
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return nil, nil
 	}
-	return sn
+	return sn, err
 }
 
 // quarantine keeps the message (its first MaxQuarantinedBytes) with the

@@ -500,3 +500,17 @@ func TestShutdownFinishesMessage(t *testing.T) {
 		t.Fatalf("Shutdown with an idle connection: %v", err)
 	}
 }
+
+// TestStoreFailureIsAE: when Vigil cannot look up the sender (its store
+// is closed), the message is answered AE, so that the sender sends it
+// again, never AR as if the sender were unknown.
+func TestStoreFailureIsAE(t *testing.T) {
+	e := newEnv(t, nil)
+	e.sender("MONITOR", "WARD7", "")
+	e.patient("12345")
+	e.store.Close()
+	a := e.mustSend(e.dial(), oru("F1", "12345", bedside[1]))
+	if a.code != AckError || !strings.Contains(a.raw, "send it again") {
+		t.Fatalf("ACK = %q", a.raw)
+	}
+}
