@@ -1,11 +1,8 @@
 package hl7
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -260,14 +257,3 @@ func oru(id, mrn string, obx ...string) string {
 		"OBR|1|||182777000^monitoring of patient^SCT|||20261101120000+0000",
 	}, obx...)...)
 }
-
-// readLine reads a line of a subprocess's output (for interop tests).
-func readLine(r *bufio.Reader) (string, error) {
-	l, err := r.ReadString('\n')
-	if errors.Is(err, io.EOF) && l != "" {
-		return l, nil
-	}
-	return strings.TrimRight(l, "\r\n"), err
-}
-
-var _ = fmt.Sprintf

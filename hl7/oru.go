@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
 )
@@ -574,9 +573,4 @@ func allDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// errInvalid makes a Problem a *vigil.Error for the quarantine.
-func (p *Problem) vigilError() error {
-	return vigil.Errorf(vigil.EINVALID, "%s", p.Error())
 }
