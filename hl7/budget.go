@@ -227,3 +227,18 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.messages, m.observations, m.suppressed, m.conns, m.connsRefused}
 }
+
+// cachedPatients is a vigil.PatientStore whose Patient look-ups (what
+// ingest asks for every message) are cached for the lookups' TTL: found
+// patients only, so a patient registered meanwhile is seen at once.
+type cachedPatients struct {
+	vigil.PatientStore
+	l     *lookups
+	found map[string]cached[*vigil.Patient]
+}
+
+func (c *cachedPatients) Patient(ctx context.Context, id string) (*vigil.Patient, error) {
+	return lookup(c.l, c.found, id, func() (*vigil.Patient, error) {
+		return c.PatientStore.Patient(ctx, id)
+	}, func(err error) bool { return err == nil })
+}

@@ -184,6 +184,12 @@ func NewServer(opts Options) *Server {
 	}
 	s.unregistered = newBucket(opts.UnregisteredPerSecond, opts.UnregisteredBurst, opts.Now())
 	s.cache = newLookups(opts, s.opts.CacheTTL)
+	if opts.Ingest != nil && s.opts.CacheTTL > 0 {
+		// Ingest checks each message's patient exists: from the cache.
+		cp := *opts.Ingest
+		cp.Patients = &cachedPatients{PatientStore: cp.Patients, l: s.cache, found: map[string]cached[*vigil.Patient]{}}
+		s.opts.Ingest = &cp
+	}
 	return s
 }
 
