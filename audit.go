@@ -109,7 +109,7 @@ var AuditActions = map[AuditAction]string{
 	AuditPatientCreate:      "create a patient",
 	AuditReadingsRead:       "read a patient's readings (API, FHIR Observation, patient page)",
 	AuditReadingsWrite:      "send readings or observations",
-	AuditSignIn:             "sign in (web session or MQTT CONNECT), any outcome",
+	AuditSignIn:             "sign in (web session or MQTT CONNECT), any outcome; an HL7 message from an unregistered sender (denied)",
 	AuditLockout:            "a user name is locked out after failed sign-ins",
 	AuditLockoutEnd:         "a lockout ends",
 	AuditTokenUse:           "a token used on a route without an action of its own",

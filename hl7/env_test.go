@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,26 @@ type env struct {
 	plainAddr string
 	ca        *pki.CA
 	now       time.Time
+	audit     *recordingAuditor
+}
+
+// recordingAuditor keeps the entries recorded (the failure auditor).
+type recordingAuditor struct {
+	mu      sync.Mutex
+	entries []vigil.AuditEntry
+}
+
+func (a *recordingAuditor) Record(_ context.Context, e vigil.AuditEntry) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries = append(a.entries, e)
+	return nil
+}
+
+func (a *recordingAuditor) all() []vigil.AuditEntry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]vigil.AuditEntry(nil), a.entries...)
 }
 
 // testNow is the clock of the tests' servers: the sample messages are
@@ -41,7 +62,7 @@ func newEnv(t testing.TB, adjust func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	e := &env{t: t, now: testNow}
+	e := &env{t: t, now: testNow, audit: &recordingAuditor{}}
 	var err error
 	if e.store, err = sqlite.Open(ctx, filepath.Join(dir, "vigil.db")); err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
@@ -66,7 +87,7 @@ func newEnv(t testing.TB, adjust func(*Options)) *env {
 	opts := Options{
 		Ingest: svc, Senders: e.store, Patients: e.store, Devices: e.store, Codes: catalog.Default(),
 		TLSConfig: ClientCertTLSConfig(pki.ServerTLSConfig(cert), e.ca.Pool(), false),
-		Logger:    logger, Now: now, CacheTTL: -1,
+		Logger:    logger, Now: now, CacheTTL: -1, FailureAuditor: e.audit,
 	}
 	if adjust != nil {
 		adjust(&opts)

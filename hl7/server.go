@@ -58,6 +58,11 @@ type Options struct {
 	Devices  vigil.DeviceStore    // OBX-18 → a device of the patient
 	Codes    Codes                // MDC → LOINC and UCUM
 
+	// FailureAuditor records messages from unregistered senders
+	// (auth.signin, denied), bounded per address (audit.FailureLimiter);
+	// nil: they are only logged at debug level and counted.
+	FailureAuditor vigil.Auditor
+
 	// TLSConfig is used by Serve (required there); ClientCertTLSConfig
 	// adds client certificates. ServeInsecure ignores it.
 	TLSConfig *tls.Config
@@ -464,6 +469,7 @@ func (s *Server) handle(ctx context.Context, host string, body []byte, tooLarge 
 	if sender == nil {
 		p := &Problem{Code: ErrCodeApplicationInternal, Segment: "MSH", Position: 1, Field: 3,
 			Reason: fmt.Sprintf("sender %s^%s (MSH-3^MSH-4) is not registered with Vigil", clip(h.SendingApplication), clip(h.SendingFacility))}
+		s.auditUnregistered(ctx, host, h)
 		return refuseWhole(AckReject, p, nil, true)
 	}
 	if p := CheckHeader(h); p != nil {
@@ -641,6 +647,21 @@ func (s *Server) quarantine(ctx context.Context, host string, p *vigil.Principal
 	err = s.opts.Ingest.QuarantineAll(ctx, p, Source, []ingest.Refusal{{Index: -1, Payload: body, Truncated: truncated,
 		Reason: vigil.Errorf(vigil.EINVALID, "%s", reason.String())}})
 	return err == nil, err
+}
+
+// auditUnregistered records a message from a sender not registered, as a
+// refused sign-in, through the FailureAuditor (bounded per address).
+func (s *Server) auditUnregistered(ctx context.Context, host string, h Header) {
+	name := "hl7 " + clip(h.SendingApplication) + "^" + clip(h.SendingFacility)
+	s.logger.Debug("hl7 message from an unregistered sender", "sender", name, "remote", host)
+	if s.opts.FailureAuditor == nil {
+		return
+	}
+	e := vigil.AuditEntry{Time: s.opts.Now().UTC(), ActorName: name, Role: vigil.RoleIntegration, Action: vigil.AuditSignIn,
+		Resource: "mllp message", Remote: host, Outcome: vigil.AuditDenied, Detail: "HL7 sender not registered"}
+	if err := s.opts.FailureAuditor.Record(ctx, e); err != nil {
+		s.logger.Error("hl7 audit record failed", "err", err)
+	}
 }
 
 // clip bounds a name taken from a message for reasons and logs.

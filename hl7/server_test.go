@@ -114,6 +114,10 @@ func TestUnregisteredSender(t *testing.T) {
 	if len(q) != 1 || string(q[0].Payload) != m || q[0].Source != Source || !strings.Contains(q[0].Reason, "MONITOR^WARD7") || q[0].Index != -1 {
 		t.Fatalf("quarantine = %+v, want the raw message", q)
 	}
+	au := e.audit.all()
+	if len(au) != 1 || au[0].Action != vigil.AuditSignIn || au[0].Outcome != vigil.AuditDenied || au[0].ActorName != "hl7 MONITOR^WARD7" || au[0].Remote != "127.0.0.1" {
+		t.Errorf("audit = %+v, want one denied sign-in of hl7 MONITOR^WARD7", au)
+	}
 }
 
 // TestProcessingIDNotClinical: MSH-11 T (training) and D (debugging) are

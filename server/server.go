@@ -563,6 +563,7 @@ func (s *Server) buildHL7(context.Context) error {
 	}
 	s.hl7 = hl7.NewServer(hl7.Options{
 		Ingest:          s.ingest,
+		FailureAuditor:  s.failures,
 		Senders:         s.store,
 		Patients:        s.store,
 		Devices:         s.store,
