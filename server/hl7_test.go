@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/client"
 	"github.com/vigil-health/vigil/mllp"
 )
@@ -31,10 +30,14 @@ func TestHL7BedsideMonitorEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.srv.Store().CreateHL7Sender(ctx, &vigil.HL7Sender{Application: "MONITOR", Facility: "WARD7"}); err != nil {
-		t.Fatal(err)
+	// The listener has looked the sender up (and cached that it is not
+	// registered) before the admin registers it through the API.
+	if ack := sendMLLP(t, h.srv.MLLPAddr(), "MSH|^~\\&|MONITOR|WARD7|VIGIL|HOSP|20261101120000+0000||ORU^R01|PRE1|P|2.6\r"); !strings.Contains(ack, "\rMSA|AR|PRE1|") {
+		t.Fatalf("before registration: ACK %q", ack)
 	}
-	h.srv.HL7SendersChanged()
+	if st, m := h.do("POST", "/api/v1/hl7/senders", h.admin.Token(), []byte(`{"application":"MONITOR","facility":"WARD7"}`)); st != http.StatusCreated {
+		t.Fatalf("register the sender: %d %v", st, m)
+	}
 
 	ts := func(d time.Duration) string { return time.Now().UTC().Add(-d).Format("20060102150405") + "+0000" }
 	segs := []string{
@@ -52,22 +55,8 @@ func TestHL7BedsideMonitorEndToEnd(t *testing.T) {
 		"OBX|14|NM|150022^MDC_PRESS_BLD_NONINV_DIA^MDC|1.2.1.1.2|76|266016^MDC_DIM_MMHG^MDC|||||R|||"+ts(time.Minute),
 		"OBX|15|NM|150023^MDC_PRESS_BLD_NONINV_MEAN^MDC|1.2.1.1.3|90|266016^MDC_DIM_MMHG^MDC|||||R|||"+ts(time.Minute),
 	)
-	nc, err := net.Dial("tcp", h.srv.MLLPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := nc.Write(mllp.AppendFrame(nil, []byte(strings.Join(segs, "\r")+"\r"))); err != nil {
-		t.Fatal(err)
-	}
-	r := mllp.NewReader(nc)
-	if err := r.WaitFrame(); err != nil {
-		t.Fatal(err)
-	}
-	ack, err := r.ReadBody(1 << 16)
-	if err != nil || !strings.Contains(string(ack), "\rMSA|AA|E2E0001|") {
-		t.Fatalf("ACK %q, %v", ack, err)
+	if ack := sendMLLP(t, h.srv.MLLPAddr(), strings.Join(segs, "\r")+"\r"); !strings.Contains(ack, "\rMSA|AA|E2E0001|") {
+		t.Fatalf("ACK %q", ack)
 	}
 
 	// Rules: the low SpO2 raises an alert.
@@ -138,4 +127,28 @@ func TestHL7BedsideMonitorEndToEnd(t *testing.T) {
 	if _, ok := bp[0]["valueQuantity"]; ok {
 		t.Error("the blood pressure panel has a value of its own")
 	}
+}
+
+// sendMLLP sends one message over a new MLLP connection (plain TCP) and
+// returns the ACK.
+func sendMLLP(t *testing.T, addr, msg string) string {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := nc.Write(mllp.AppendFrame(nil, []byte(msg))); err != nil {
+		t.Fatal(err)
+	}
+	r := mllp.NewReader(nc)
+	if err := r.WaitFrame(); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := r.ReadBody(1 << 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ack)
 }

@@ -578,6 +578,7 @@ func (s *Server) buildHL7(context.Context) error {
 		IdleTimeout:     s.opts.MLLPIdleTimeout,
 	})
 	s.registry.MustRegister(s.hl7.Collectors()...)
+	s.api.HL7SendersChanged = s.hl7.SendersChanged
 	return nil
 }
 
