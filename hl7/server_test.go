@@ -518,3 +518,26 @@ func TestStoreFailureIsAE(t *testing.T) {
 		t.Fatalf("ACK = %q", a.raw)
 	}
 }
+
+// TestDelimitersAndLineEndsOnTheWire: a message with separators of its
+// own and LF line ends is read as its MSH declares, and acknowledged in
+// its own separators.
+func TestDelimitersAndLineEndsOnTheWire(t *testing.T) {
+	e := newEnv(t, nil)
+	e.sender("MONITOR", "WARD#7", "") // MSH-4 WARD@F@7: @F@ is the field separator
+	p := e.patient("55$1")            // PID-3 55@S@1: @S@ is the component separator
+	m := "MSH#$%@!#MONITOR#WARD@F@7#VIGIL#HOSP#20261101120000+0000##ORU$R01$ORU_R01#D@S@1#P#2.8\n" +
+		"PID###55@S@1$$$HOSP$MR\n" +
+		"OBR#1######20261101120000+0000\n" +
+		"OBX#1#NM#8867-4$Heart rate$LN##64#/min$$UCUM#####F###20261101120000+0000\n"
+	ack, err := e.dial().send(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ack, "MSH#$%@!#") || !strings.Contains(ack, "\rMSA#AA#D@S@1#") {
+		t.Fatalf("ACK = %q, want AA in the message's separators, MSH-10 escaped as sent", ack)
+	}
+	if got := describeAll(e.readings(p)); !slices.Equal(got, []string{"8867-4=64 /min"}) {
+		t.Errorf("readings = %v", got)
+	}
+}
