@@ -91,6 +91,8 @@ const (
 	AuditExportDownload   AuditAction = "fhir.export.download"
 	AuditPageView         AuditAction = "page.view"
 	AuditWorklistRead     AuditAction = "worklist.read"
+	AuditHL7SenderRead    AuditAction = "mllp_sender.read"
+	AuditHL7SenderChange  AuditAction = "mllp_sender.change"
 	// AuditFailuresSuppressed stands for the unauthenticated failures from
 	// one address that were over the audit log's budget for them: one
 	// entry per address and interval, with their count (see package audit,
@@ -124,7 +126,7 @@ var AuditActions = map[AuditAction]string{
 	AuditPatientCreate:        "create a patient",
 	AuditReadingsRead:         "read a patient's readings (API, FHIR Observation, patient page)",
 	AuditReadingsWrite:        "send readings or observations",
-	AuditSignIn:               "sign in (web session or MQTT CONNECT), any outcome",
+	AuditSignIn:               "sign in (web session or MQTT CONNECT), any outcome; an HL7 message from an unregistered sender (denied)",
 	AuditLockout:              "a user name is locked out after failed sign-ins",
 	AuditLockoutEnd:           "a lockout ends",
 	AuditTokenUse:             "a token used on a route without an action of its own",
@@ -173,6 +175,8 @@ var AuditActions = map[AuditAction]string{
 	AuditErasureRead:          "list erasure requests or read a legal hold",
 	AuditLegalHold:            "set or clear a legal hold on a patient",
 	AuditRetentionRun:         "the retention sweeper deleted expired data: counts per kind, one entry per run",
+	AuditHL7SenderRead:        "list the registered HL7 senders",
+	AuditHL7SenderChange:      "register an HL7 sender",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

@@ -105,6 +105,10 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /api/v1/webhooks/{id}/deliveries", Access: gate.Authn("admin", vigil.AuditWebhookRead, gate.AdminOnly), Handle: s.listDeliveries},
 		{Pattern: "POST /api/v1/webhook-deliveries/{id}/resend", Access: gate.Authn("admin", vigil.AuditWebhookChange, gate.AdminOnly), Handle: s.resendDelivery},
 
+		// HL7 v2 senders (MLLP): admins.
+		{Pattern: "POST /api/v1/hl7/senders", Access: gate.Authn("admin", vigil.AuditHL7SenderChange, gate.AdminOnly), Handle: s.createHL7Sender},
+		{Pattern: "GET /api/v1/hl7/senders", Access: gate.Authn("admin", vigil.AuditHL7SenderRead, gate.AdminOnly), Handle: s.listHL7Senders},
+
 		{Pattern: "GET /api/v1/patients/{id}/glucose-summary", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.glucoseSummary},
 		{Pattern: "POST /api/v1/patients/{id}/observations", Access: gate.Authn("clinician", vigil.AuditReadingsWrite, gate.Clinicians).ClinicalData(), Handle: s.postObservations},
 		{Pattern: "POST /api/v1/quarantine/{id}/replay", Access: gate.Authn("admin", vigil.AuditQuarantineReplay, gate.AdminOnly), Handle: s.replayQuarantined},

@@ -185,6 +185,9 @@ type Deps struct {
 	DeviceRevoked func(deviceID string)
 	// DeviceChanged is told when a device is reassigned; may be nil.
 	DeviceChanged func(deviceID string)
+	// HL7SendersChanged is told when an HL7 sender is registered, so that
+	// the MLLP listener sees it at once; may be nil.
+	HL7SendersChanged func()
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0

@@ -157,6 +157,8 @@ var matrix = []struct {
 	{"DELETE /api/v1/webhooks/{id}", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/webhooks/{id}/deliveries", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/webhook-deliveries/{id}/resend", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/hl7/senders", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/hl7/senders", "401 ok 403 403 403 403 403 403", ""},
 
 	{"POST /api/v1/patients/{id}/observations",
 		"401 403 ok 404 403 403 403 403",

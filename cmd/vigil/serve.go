@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/hl7"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/server"
 )
@@ -34,6 +35,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.PublicURL, "public-url", "", "base URL clients reach this server at, such as https://vigil.example.org:8443; links that carry tokens (FHIR paging, export files) are built from it, never from a request's Host header; default: https:// and the --http address (localhost for all interfaces)")
 	fs.StringVar(&o.MQTTAddr, "mqtt", ":8883", `MQTT over TLS listen address ("off" disables MQTT)`)
 	fs.StringVar(&o.MQTTPlainAddr, "mqtt-plain", "", "plain-TCP MQTT listen address; off unless set (devices' tokens then cross the network unencrypted)")
+	fs.StringVar(&o.MLLPAddr, "mllp", ":2575", `HL7 v2 over MLLP listen address, for bedside monitors and device gateways ("off" disables it)`)
+	mllpTLS := fs.Bool("mllp-tls", true, "serve MLLP over TLS with the node's certificate; false serves plain TCP (HL7 messages, patient data among them, then cross the network unencrypted: only on a private link)")
+	fs.StringVar(&o.MLLPClientCert, "mllp-client-cert", server.MLLPClientCertOptional, `MLLP client certificates issued by the node's CA: "optional" (verified when a sender presents one) or "require"`)
+	fs.StringVar(&o.MLLPTimeZone, "mllp-time-zone", d.MLLPTimeZone, "IANA time zone of HL7 times sent without an offset (e.g. Europe/Paris)")
+	fs.IntVar(&o.MLLPMaxConns, "mllp-max-conns", d.MLLPMaxConns, "most MLLP connections at once; more are closed at once")
+	fs.IntVar(&o.MLLPMaxMessageBytes, "mllp-max-message", d.MLLPMaxMessageBytes, "largest HL7 message in bytes; larger ones are answered AR")
+	fs.DurationVar(&o.MLLPIdleTimeout, "mllp-idle-timeout", d.MLLPIdleTimeout, "an MLLP connection that sends no message for this long is closed")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by Vigil's own CA in <data>/tls")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
 	fs.StringVar(&tlsHosts, "tls-hosts", "", "extra host names or IP addresses, comma-separated, for the generated certificate")
@@ -83,6 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var err error
 	o.MaxBodyBytes = maxBody
+	o.MLLPPlain = !*mllpTLS
 	o.AdminTOTPOptional = !*adminTOTP
 	if oc.Issuer != "" {
 		o.OIDC = &oc
@@ -126,6 +135,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stderr, "vigil: listening on %s (data in %s)\n", srv.URL(), o.DataDir)
 	for _, a := range srv.MQTTAddrs() {
 		fmt.Fprintf(stderr, "vigil: MQTT listening on %s\n", a)
+	}
+	if a := srv.MLLPAddr(); a != "" {
+		mode := "TLS"
+		if o.MLLPPlain {
+			mode = "plain TCP"
+		}
+		fmt.Fprintf(stderr, "vigil: HL7 v2 over MLLP (%s) listening on %s\n", mode, a)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "vigil: shutting down: finishing requests in flight and storing what the log holds")
@@ -181,5 +197,9 @@ func serveDefaults() server.Options {
 		MaxBodyBytes:            1 << 20,
 		MaxFuture:               5 * time.Minute,
 		TokenTTL:                12 * time.Hour,
+		MLLPTimeZone:            "UTC",
+		MLLPMaxConns:            hl7.DefaultMaxConns,
+		MLLPMaxMessageBytes:     hl7.DefaultMaxMessageBytes,
+		MLLPIdleTimeout:         hl7.DefaultIdleTimeout,
 	}
 }
