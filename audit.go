@@ -87,6 +87,17 @@ const (
 	AuditExportDownload   AuditAction = "fhir.export.download"
 	AuditPageView         AuditAction = "page.view"
 	AuditWorklistRead     AuditAction = "worklist.read"
+	AuditConsentRead      AuditAction = "consent.read"
+	// AuditConsentChange records a grant or revocation of a consent; Detail
+	// says which (purpose, grantee and the status set).
+	AuditConsentChange AuditAction = "consent.change"
+	// AuditPatientExport records a patient's whole record read at once:
+	// Patient $everything, the dashboard's "Download my data".
+	AuditPatientExport AuditAction = "patient.export"
+	// AuditResearchExport records a de-identified export of the patients
+	// with research consent (bulk $export variant or vigil export
+	// --deidentify); Detail counts the patients.
+	AuditResearchExport AuditAction = "research.export"
 	// AuditFailuresSuppressed stands for the unauthenticated failures from
 	// one address that were over the audit log's budget for them: one
 	// entry per address and interval, with their count (see package audit,
@@ -143,6 +154,10 @@ var AuditActions = map[AuditAction]string{
 	AuditExportDownload:     "download a file of a FHIR bulk export",
 	AuditPageView:           "view a dashboard page that names no patient",
 	AuditWorklistRead:       "view the worklist",
+	AuditConsentRead:        "read a patient's consents (API, FHIR Consent, patient page)",
+	AuditConsentChange:      "grant or revoke a consent (care, sharing with an integration, research)",
+	AuditPatientExport:      "read a patient's whole record at once (Patient $everything, Download my data)",
+	AuditResearchExport:     "export de-identified data of the patients with research consent",
 	AuditFailuresSuppressed: "the count of unauthenticated failures from one address over the audit budget",
 	AuditDamageAccepted:     "the node started on a damaged audit log with the operator's consent",
 }

@@ -77,6 +77,7 @@ var auditTypes = map[vigil.AuditAction][2]Coding{
 	vigil.AuditFailuresSuppressed: {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
 	vigil.AuditDamageAccepted:     {{System: SystemDICOM, Code: "110113", Display: "Security Alert"}},
 	vigil.AuditBreakGlassEnd:      {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
+	vigil.AuditResearchExport:     {{System: SystemDICOM, Code: "110106", Display: "Export"}},
 }
 
 // restInteraction maps an HTTP route pattern ("GET /api/v1/patients/{id}")
