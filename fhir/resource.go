@@ -109,6 +109,7 @@ type Period struct {
 
 // Meta is resource metadata.
 type Meta struct {
+	VersionID   string   `json:"versionId,omitempty"`
 	LastUpdated string   `json:"lastUpdated,omitempty"`
 	Profile     []string `json:"profile,omitempty"`
 	Tag         []Coding `json:"tag,omitempty"`

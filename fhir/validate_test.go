@@ -172,6 +172,9 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	} {
 		add(name, enc.AuditEvent(&e, "vigil-node-1"))
 	}
+	for _, c := range sampleConsents() {
+		add("consent-"+string(c.Purpose)+".json", enc.Consent(&c))
+	}
 	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
 	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))
 	add("capability-smart.json", fhir.Capabilities(fhir.Instant(now), "dev").WithSMART())
