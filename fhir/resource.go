@@ -113,6 +113,7 @@ type Meta struct {
 	LastUpdated string   `json:"lastUpdated,omitempty"`
 	Profile     []string `json:"profile,omitempty"`
 	Tag         []Coding `json:"tag,omitempty"`
+	Security    []Coding `json:"security,omitempty"`
 }
 
 // HumanName is a person's name; Vigil keeps names as one text.
