@@ -8,6 +8,7 @@
 //	vigil audit      verify or list the audit log
 //	vigil backup     back up a data directory, also of a running server
 //	vigil restore    restore a backup into an empty data directory
+//	vigil export     write a de-identified research export (--deidentify)
 //	vigil version    print the version
 //
 // main only parses flags and wires packages together.
@@ -48,6 +49,7 @@ Commands:
   audit      verify the audit log's hash chain; list entries
   backup     write a consistent backup of a data directory (the server may run)
   restore    restore a backup into an empty data directory
+  export     write a de-identified research export of consenting patients (--deidentify)
   version    print the version
 
 Run 'vigil <command> --help' for a command's flags. Every flag can also be set
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = backupCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
 		err = restoreCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 	case "help", "-h", "--help":
