@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/consent"
 	"github.com/vigil-health/vigil/sqlite"
 )
@@ -183,3 +184,6 @@ func TestMayChange(t *testing.T) {
 		}
 	}
 }
+
+// The checker is the consent gate of package auth's patient-access rule.
+var _ auth.ConsentGate = (*consent.Checker)(nil)
