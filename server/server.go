@@ -57,6 +57,11 @@ type Options struct {
 	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
+	// ConsentExemptIntegrations are the user ids of integrations that see
+	// every patient without the patients' sharing consent: systems of the
+	// site's own care (decision 26). Every other integration sees only the
+	// patients who consented to it.
+	ConsentExemptIntegrations []string
 	// AuditSync is when a response that reads or changes patient data may
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
