@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/gate"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
@@ -432,6 +433,16 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
+	// The research key of de-identified exports (package deid), created on
+	// first start like the user name key.
+	researchKey, err := deid.LoadKey(filepath.Join(opts.DataDir, deid.KeyFile))
+	if err != nil {
+		return err
+	}
+	exempt := map[string]bool{}
+	for _, id := range opts.ConsentExemptIntegrations {
+		exempt[id] = true
+	}
 	api := &vhttp.Server{Deps: gate.Deps{
 		Store:  s.store,
 		Ingest: s.ingest,
@@ -453,6 +464,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		MaxBodyBytes:       opts.MaxBodyBytes,
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
+		Consents:           s.store,
+		ConsentExempt:      exempt,
+		ResearchKey:        researchKey,
 		Codes:              s.catalog,
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),

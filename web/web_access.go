@@ -31,6 +31,9 @@ var accessActions = map[vigil.AuditAction]string{
 	vigil.AuditBreakGlassEnd:   "ended emergency access",
 	vigil.AuditDeviceChange:    "changed a device of yours",
 	vigil.AuditAccessDenied:    "tried to open your record",
+	vigil.AuditConsentRead:     "looked at your consents",
+	vigil.AuditConsentChange:   "changed a consent",
+	vigil.AuditPatientExport:   "downloaded your whole record",
 }
 
 // accessRoles name roles as a patient would.
