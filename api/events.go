@@ -54,7 +54,9 @@ type eventOut struct {
 // (the server is stopping, or the client fell behind and lost events), or
 // when the credential stops being valid. The visible patients are computed
 // when the stream starts and every eventRefresh; break-glass access is
-// honoured until its expiry to the event.
+// honoured until its expiry to the event. For an integration gated by
+// consent, each event's patient is checked again before it is sent, so a
+// revocation stops the very next event (decision 26).
 func (s *Handler) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if s.Events == nil {
 		return vigil.Errorf(vigil.ENOTIMPL, "live events are not enabled on this server")
