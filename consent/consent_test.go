@@ -3,6 +3,7 @@ package consent_test
 import (
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/vigil-health/vigil"
@@ -187,3 +188,38 @@ func TestMayChange(t *testing.T) {
 
 // The checker is the consent gate of package auth's patient-access rule.
 var _ auth.ConsentGate = (*consent.Checker)(nil)
+
+// BenchmarkAllows is the cost consent adds to each request of a gated
+// integration: one lookup among 10,000 patients' consents.
+func BenchmarkAllows(b *testing.B) {
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "vigil.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	app := &vigil.User{Username: "app", Role: vigil.RoleIntegration}
+	if err := s.CreateUser(b.Context(), app); err != nil {
+		b.Fatal(err)
+	}
+	c := &consent.Checker{Store: s, Directory: s}
+	var ids []string
+	for i := range 10000 {
+		p := &vigil.Patient{Name: "P", BirthDate: "1960-01-01", MRN: "B-" + strconv.Itoa(i)}
+		if err := s.CreatePatient(b.Context(), p); err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, p.ID)
+		if i%2 == 0 {
+			if _, err := s.SetConsent(b.Context(), &vigil.Consent{SubjectID: p.ID, Purpose: vigil.ConsentSharing, Grantee: app.ID, Status: vigil.ConsentActive}, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	p := &vigil.Principal{Role: vigil.RoleIntegration, UserID: app.ID}
+	for i := 0; b.Loop(); i++ {
+		err := c.Allows(b.Context(), p, ids[i%len(ids)])
+		if err != nil && vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			b.Fatal(err)
+		}
+	}
+}
