@@ -718,6 +718,20 @@ func TestFHIRValidatorsAcceptResponses(t *testing.T) {
 	e.api.AlertStore = alertStore{alerts, e.alerts}
 	alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: t0, Updated: t0})
 	e.get("/fhir/r4/Flag?patient="+e.p1, e.clin, http.StatusOK, nil)
+	// Consents and the whole record ($everything), with consents enforced:
+	// p1 shares with intR, which reads and exports below.
+	e.api.Consents = e.store
+	for _, c := range []*vigil.Consent{
+		{SubjectID: e.p1, Purpose: vigil.ConsentSharing, Grantee: e.intRUser.ID, Status: vigil.ConsentActive},
+		{SubjectID: e.p1, Purpose: vigil.ConsentResearch, Status: vigil.ConsentActive},
+	} {
+		if _, err := e.store.SetConsent(context.Background(), c, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.get("/fhir/r4/Consent?patient="+e.p1, e.clin, http.StatusOK, nil)
+	e.get("/fhir/r4/Patient/"+e.p1+"/$everything", e.clin, http.StatusOK, nil)
+	e.get("/fhir/r4/Patient/"+e.p1+"/$everything?_count=1", e.clin, http.StatusOK, nil)
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation"},"request":{"method":"POST","url":"Observation"}}]}`
 	if st, body := e.request(http.MethodPost, "/fhir/r4", e.intW, batch); st == http.StatusOK {
 		e.outputs.add("batch-response.json", []byte(body))
