@@ -407,7 +407,7 @@ func TestPatientPageConsents(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("own page: %d", st)
 	}
-	for _, want := range []string{`id="consents-h"`, "Research use", `id="consent-form"`, "svc-app", `href="/patients/` + w.p1 + `/download"`, "changed a consent"} {
+	for _, want := range []string{`id="consents-h"`, "Research use", `id="consent-form"`, "svc-app", `href="/patients/` + w.p1 + `/download"`, "gave consent: research use"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the patient's own page lacks %q", want)
 		}

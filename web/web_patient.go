@@ -193,6 +193,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 		names := map[string]string{}
 		for i := len(es) - 1; i >= 0; i-- { // newest first, at most 100; every device write counted
 			e := es[i]
+			if e.Action == vigil.AuditConsentChange && e.Outcome == vigil.AuditSuccess && e.Detail == "" {
+				continue // the request's own entry; the one with the detail says what changed
+			}
 			if e.Role == vigil.RoleDevice {
 				pg.DeviceEntries++
 				if !devices {

@@ -238,7 +238,10 @@ try {
   await Promise.all([pat.waitForNavigation(), pat.getByRole("button", { name: "Allow research use" }).click()]);
   consents = await pat.locator("table.consents").innerText();
   if (!consents.includes("Research use")) fail("research use not shown: " + consents);
-  if (!(await pat.locator("table.access").innerText()).includes("changed a consent")) fail("the access log does not show the consent changes");
+  const changes = await pat.locator("table.access").innerText();
+  for (const c of ["gave consent: sharing with " + cfg.app_name, "withdrew consent: sharing with " + cfg.app_name, "gave consent: research use"]) {
+    if (changes.split(c).length !== 2) fail(`the access log does not show "${c}" once: ` + changes);
+  }
   const [download] = await Promise.all([pat.waitForEvent("download"), pat.getByRole("link", { name: "Download my data" }).click()]);
   if (!/^vigil-record-\d{4}-\d{2}-\d{2}\.zip$/.test(download.suggestedFilename())) fail("download named " + download.suggestedFilename());
   log("patient shared, withdrew, allowed research and downloaded " + download.suggestedFilename());
