@@ -2,6 +2,7 @@ package http
 
 import (
 	"archive/zip"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -434,5 +435,24 @@ func TestPatientPageConsents(t *testing.T) {
 	}
 	if st, _ := w.request("GET", "/patients/"+w.p1+"/download", w.otherPatTok, ""); st != http.StatusNotFound {
 		t.Errorf("another patient's download: %d; want 404", st)
+	}
+}
+
+// TestCareConsentWithdrawn: a withdrawn care consent does not close the
+// team's access (care follows enrolment; decision 26), and the patient
+// page tells the team that monitoring goes on until an admin ends the
+// enrolment.
+func TestCareConsentWithdrawn(t *testing.T) {
+	w := newConsentWorld(t)
+	teams, err := w.store.Teams(context.Background())
+	if err != nil || len(teams) != 1 {
+		t.Fatal(teams, err)
+	}
+	if st, body := w.setConsent(w.patTok, w.p1, vigil.ConsentCare, teams[0].ID, vigil.ConsentInactive); st != http.StatusOK {
+		t.Fatalf("withdraw care: %d %s", st, body)
+	}
+	w.expect(t, w.clinTok, w.p1, http.StatusOK)
+	if _, page := w.request("GET", "/patients/"+w.p1, w.clinTok, ""); !strings.Contains(page, "monitoring by this team goes on until an admin ends the enrolment") {
+		t.Error("the team's view of the patient does not say that care consent was withdrawn and monitoring goes on")
 	}
 }
