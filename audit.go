@@ -79,6 +79,10 @@ const (
 	AuditEventStream      AuditAction = "event.stream"
 	AuditRulesRead        AuditAction = "rules.read"
 	AuditRulesChange      AuditAction = "rules.change"
+	AuditMappingRead      AuditAction = "mapping.read"
+	AuditMappingChange    AuditAction = "mapping.change"
+	AuditMappingPreview   AuditAction = "mapping.preview"
+	AuditMappingReplay    AuditAction = "mapping.replay"
 	AuditWebhookRead      AuditAction = "webhook.read"
 	AuditWebhookChange    AuditAction = "webhook.change"
 	AuditExportStart      AuditAction = "fhir.export"
@@ -146,6 +150,10 @@ var AuditActions = map[AuditAction]string{
 	AuditEventStream:        "open the live event stream",
 	AuditRulesRead:          "read clinical rule configuration or its versions",
 	AuditRulesChange:        "change or reset clinical rule configuration",
+	AuditMappingRead:        "read mapping templates, their versions or the shipped ones",
+	AuditMappingChange:      "save a new version of a mapping template",
+	AuditMappingPreview:     "run a mapping template over a sample without storing anything",
+	AuditMappingReplay:      "run quarantined items again through a mapping template",
 	AuditWebhookRead:        "list webhooks or their deliveries",
 	AuditWebhookChange:      "create or delete a webhook, or resend a delivery",
 	AuditExportStart:        "start a FHIR bulk export",

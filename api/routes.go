@@ -102,5 +102,15 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /api/v1/patients/{id}/glucose-summary", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.glucoseSummary},
 		{Pattern: "POST /api/v1/patients/{id}/observations", Access: gate.Authn("clinician", vigil.AuditReadingsWrite, gate.Clinicians).ClinicalData(), Handle: s.postObservations},
 		{Pattern: "POST /api/v1/quarantine/{id}/replay", Access: gate.Authn("admin", vigil.AuditQuarantineReplay, gate.AdminOnly), Handle: s.replayQuarantined},
+
+		// Vendor templates (mappings.go): admins manage, preview and replay
+		// through them; senders post vendors' messages to a template.
+		{Pattern: "GET /api/v1/mappings", Access: gate.Authn("admin", vigil.AuditMappingRead, gate.AdminOnly), Handle: s.listMappings},
+		{Pattern: "POST /api/v1/mappings", Access: gate.Authn("admin", vigil.AuditMappingChange, gate.AdminOnly), Handle: s.createMapping},
+		{Pattern: "GET /api/v1/mappings/builtin", Access: gate.Authn("admin", vigil.AuditMappingRead, gate.AdminOnly), Handle: s.listBuiltinMappings},
+		{Pattern: "GET /api/v1/mappings/{name}", Access: gate.Authn("admin", vigil.AuditMappingRead, gate.AdminOnly), Handle: s.getMapping},
+		{Pattern: "POST /api/v1/mappings/preview", Access: gate.Authn("admin", vigil.AuditMappingPreview, gate.AdminOnly), Handle: s.previewMapping},
+		{Pattern: "POST /api/v1/mappings/{name}/replay", Access: gate.Authn("admin", vigil.AuditMappingReplay, gate.AdminOnly), Handle: s.replayMapping},
+		{Pattern: "POST /api/v1/ingest/{template}", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.ingestTemplate},
 	}
 }

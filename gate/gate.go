@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/rules"
 )
@@ -136,8 +137,11 @@ const (
 // by the JSON API, the FHIR API and the dashboard. The assembler (package
 // http) holds one; fields may be changed until the first request.
 type Deps struct {
-	Store    vigil.Store
-	Ingest   *ingest.Service
+	Store  vigil.Store
+	Ingest *ingest.Service
+	// Mappings runs vendor templates (package mapping) for the template
+	// routes and the quarantine console; nil answers 503 on those routes.
+	Mappings *mapping.Service
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	AuditLog vigil.AuditReader // where audit queries read (the audit database, not Store); required by the audit routes

@@ -151,6 +151,13 @@ var matrix = []struct {
 		"401 403 ok 404 403 403 403 403",
 		"401 403 404 404 403 403 403 403"},
 	{"POST /api/v1/quarantine/{id}/replay", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/mappings", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/mappings", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/mappings/builtin", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/mappings/{name}", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/mappings/preview", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/mappings/{name}/replay", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/ingest/{template}", "401 403 403 403 403 ok ok 403", ""},
 
 	// Dashboard pages: without credentials a page redirects (303) to the
 	// sign-in page instead of answering 401.
@@ -173,6 +180,7 @@ var matrix = []struct {
 		"303 404 404 404 404 403 403 403"},
 	{"GET /me", "303 403 403 403 ok 403 403 403", ""},
 	{"GET /admin", "303 ok 403 403 403 403 403 403", ""},
+	{"GET /admin/quarantine", "303 ok 403 403 403 403 403 403", ""},
 
 	// FHIR R4. Searches name the patient in the query (?patient=); reads
 	// by id are of a resource of the patient. Group is a team P1 is in
@@ -375,6 +383,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return "vigil.css"
 				}
 				return "Observation.ndjson"
+			case "{name}", "{template}":
+				return "nightscout"
 			case "{user}":
 				return clinX.ID
 			case "{patient}":

@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -94,9 +95,11 @@ func newEnv(t testing.TB) *env {
 		e.auditor.Record(ctx, vigil.AuditEntry{Time: e.now(), ActorName: strings.TrimPrefix(key, "user:"), Action: action, Outcome: vigil.AuditDenied})
 	}}
 	reg := prometheus.NewRegistry()
+	in := &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now}
 	e.api = &Server{Deps: gate.Deps{
 		Store:       e.store,
-		Ingest:      &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
+		Ingest:      in,
+		Mappings:    &mapping.Service{Store: e.store, Pipeline: in, Devices: e.store, Users: e.store},
 		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute, SecondFactor: e.store},
 		Auditor:     e.auditor,
 		AuditLog:    e.auditor,

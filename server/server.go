@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-health/vigil/gate"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
@@ -148,6 +149,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
+	mappings  *mapping.Service // vendor formats by template, in front of ingest
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -358,6 +360,7 @@ func (s *Server) buildIngest(context.Context) error {
 		Metrics:   metrics,
 		MaxFuture: s.opts.MaxFuture,
 	}
+	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
@@ -444,8 +447,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		exempt[id] = true
 	}
 	api := &vhttp.Server{Deps: gate.Deps{
-		Store:  s.store,
-		Ingest: s.ingest,
+		Store:    s.store,
+		Ingest:   s.ingest,
+		Mappings: s.mappings,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
@@ -515,6 +519,7 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		AttemptedNames: s.names,
 		Logger:         s.opts.Logger,
 		Status:         s.statuses,
+		Templates:      s.mappings,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        gate.OversizeUsernamesMetric,

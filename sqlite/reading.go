@@ -41,8 +41,9 @@ const (
 		ON CONFLICT (subject_id, code, bucket) DO UPDATE SET
 			min = min(reading_rollup.min, excluded.min), max = max(reading_rollup.max, excluded.max),
 			sum = reading_rollup.sum + excluded.sum, n = reading_rollup.n + excluded.n`
-	insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated,
+			template, template_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 )
 
@@ -368,7 +369,7 @@ func (w *batchWriter) quarantine(ctx context.Context, q *vigil.QuarantineItem) e
 		payload = []byte{}
 	}
 	_, err := w.insQuarantine.ExecContext(ctx, q.ID, q.Received.UnixMicro(), q.Source, q.Sender, q.Index,
-		q.Reason, q.Code, payload, q.Truncated)
+		q.Reason, q.Code, payload, q.Truncated, q.Template, q.TemplateVersion)
 	if err != nil {
 		return fmt.Errorf("insert quarantine item %s: %w", q.ID, err)
 	}

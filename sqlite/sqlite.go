@@ -66,6 +66,7 @@ type AuditStore struct{ db }
 
 var (
 	_ vigil.Store             = (*Store)(nil)
+	_ vigil.MappingStore      = (*Store)(nil)
 	_ vigil.AlertWebhookStore = (*AlertStore)(nil)
 	_ vigil.AuditStore        = (*AuditStore)(nil)
 )

@@ -31,5 +31,6 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /patients/{id}/download", Access: gate.Authn("care", vigil.AuditPatientExport, gate.People).ClinicalData().AsPage(), Handle: s.downloadRecord},
 		{Pattern: "GET /me", Access: gate.Authn("patient", vigil.AuditPageView, []vigil.Role{vigil.RolePatient}).AsPage(), Handle: s.myRecord},
 		{Pattern: "GET /admin", Access: gate.Authn("admin", vigil.AuditPageView, gate.AdminOnly).AsPage(), Handle: s.adminView},
+		{Pattern: "GET /admin/quarantine", Access: gate.Authn("admin", vigil.AuditQuarantineRead, gate.AdminOnly).AsPage(), Handle: s.quarantineConsole},
 	}
 }
