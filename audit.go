@@ -93,6 +93,17 @@ const (
 	AuditWorklistRead     AuditAction = "worklist.read"
 	AuditHL7SenderRead    AuditAction = "mllp_sender.read"
 	AuditHL7SenderChange  AuditAction = "mllp_sender.change"
+	AuditConsentRead      AuditAction = "consent.read"
+	// AuditConsentChange records a grant or revocation of a consent; Detail
+	// says which (purpose, grantee and the status set).
+	AuditConsentChange AuditAction = "consent.change"
+	// AuditPatientExport records a patient's whole record read at once:
+	// Patient $everything, the dashboard's "Download my data".
+	AuditPatientExport AuditAction = "patient.export"
+	// AuditResearchExport records a de-identified export of the patients
+	// with research consent (bulk $export variant or vigil export
+	// --deidentify); Detail counts the patients.
+	AuditResearchExport AuditAction = "research.export"
 	// AuditFailuresSuppressed stands for the unauthenticated failures from
 	// one address that were over the audit log's budget for them: one
 	// entry per address and interval, with their count (see package audit,
@@ -126,7 +137,7 @@ var AuditActions = map[AuditAction]string{
 	AuditPatientCreate:        "create a patient",
 	AuditReadingsRead:         "read a patient's readings (API, FHIR Observation, patient page)",
 	AuditReadingsWrite:        "send readings or observations",
-	AuditSignIn:               "sign in (web session or MQTT CONNECT), any outcome; an HL7 message from an unregistered sender (denied)",
+	AuditSignIn:               "sign in (web session or MQTT CONNECT), any outcome",
 	AuditLockout:              "a user name is locked out after failed sign-ins",
 	AuditLockoutEnd:           "a lockout ends",
 	AuditTokenUse:             "a token used on a route without an action of its own",
@@ -177,6 +188,10 @@ var AuditActions = map[AuditAction]string{
 	AuditRetentionRun:         "the retention sweeper deleted expired data: counts per kind, one entry per run",
 	AuditHL7SenderRead:        "list the registered HL7 senders",
 	AuditHL7SenderChange:      "register an HL7 sender",
+	AuditConsentRead:          "read a patient's consents (API, FHIR Consent, patient page)",
+	AuditConsentChange:        "grant or revoke a consent (care, sharing with an integration, research)",
+	AuditPatientExport:        "read a patient's whole record at once (Patient $everything, Download my data)",
+	AuditResearchExport:       "export de-identified data of the patients with research consent",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

@@ -48,6 +48,11 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /api/v1/patients/{id}/readings", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.listReadings},
 		{Pattern: "GET /api/v1/patients/{id}/latest", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.latestReadings},
 		{Pattern: "GET /api/v1/patients/{id}/access-log", Access: gate.Authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).OnPatient(), Handle: s.patientAccessLog},
+		// Consents (decision 26): people who may see the patient read them;
+		// the patient, or an admin for them, changes them (the handler
+		// checks which).
+		{Pattern: "GET /api/v1/patients/{id}/consents", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").OnPatient(), Handle: s.listConsents},
+		{Pattern: "PUT /api/v1/patients/{id}/consents", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.u").OnPatient(), Handle: s.setConsent},
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 

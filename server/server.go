@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/erasure"
 	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/hl7"
@@ -64,6 +65,11 @@ type Options struct {
 	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
+	// ConsentExemptIntegrations are the user ids of integrations that see
+	// every patient without the patients' sharing consent: systems of the
+	// site's own care (decision 26). Every other integration sees only the
+	// patients who consented to it.
+	ConsentExemptIntegrations []string
 	// AuditSync is when a response that reads or changes patient data may
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
@@ -566,6 +572,16 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
+	// The research key of de-identified exports (package deid), created on
+	// first start like the user name key.
+	researchKey, err := deid.LoadKey(filepath.Join(opts.DataDir, deid.KeyFile))
+	if err != nil {
+		return err
+	}
+	exempt := map[string]bool{}
+	for _, id := range opts.ConsentExemptIntegrations {
+		exempt[id] = true
+	}
 	api := &vhttp.Server{Deps: gate.Deps{
 		Store:    s.patients,
 		Erasure:  s.erasure,
@@ -589,6 +605,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		MaxBodyBytes:       opts.MaxBodyBytes,
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
+		Consents:           s.store,
+		ConsentExempt:      exempt,
+		ResearchKey:        researchKey,
 		Codes:              s.catalog,
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),

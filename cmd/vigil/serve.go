@@ -29,6 +29,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// alertRearm is the flag's value: 0 turns the window off
 		alertRearm time.Duration
 		exportMax  string
+		// consentExempt is the flag's comma-separated list of user ids
+		consentExempt string
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
@@ -51,6 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&alertRearm, "alert-rearm", d.AlertRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
 	fs.DurationVar(&o.SessionIdle, "session-idle", d.SessionIdle, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", d.BreakGlassTTL, "longest break-glass access to a patient outside one's teams")
+	fs.StringVar(&consentExempt, "consent-exempt-integration", "", "user ids, comma-separated, of integrations that see every patient without their sharing consent: systems of the site's own care such as its EHR interface; every other integration sees only the patients who consented to it")
 	fs.StringVar(&o.AuditSync, "audit-sync", d.AuditSync, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
 	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", d.AuditFailuresPerAddr, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
 	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", d.AuditFailureInterval, "interval of --audit-failures-per-addr")
@@ -114,6 +117,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	for _, h := range strings.Split(tlsHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			o.TLSHosts = append(o.TLSHosts, h)
+		}
+	}
+	for _, id := range strings.Split(consentExempt, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			o.ConsentExemptIntegrations = append(o.ConsentExemptIntegrations, id)
 		}
 	}
 	logger, err := newLogger(stderr, logLevel, logFormat)
