@@ -743,19 +743,44 @@ func (s *Server) AlertStore() vigil.AlertWebhookStore { return s.alerts }
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.
 func (s *Server) WaitStored(ctx context.Context) error {
+	return s.waitConsumed(ctx, ingest.WriterName)
+}
+
+// WaitEvaluated blocks until the rules engine has evaluated everything the
+// log had acknowledged when it was called, or ctx ends.
+func (s *Server) WaitEvaluated(ctx context.Context) error {
+	return s.waitConsumed(ctx, alerting.EngineName)
+}
+
+// Lags returns how many log messages the store writer and the rules engine
+// have not yet processed (each message is one acknowledged request's
+// batch). The counts come from the log's consumer state.
+func (s *Server) Lags(ctx context.Context) (store, engine uint64, err error) {
+	if store, err = s.log.Lag(ctx, ingest.WriterName); err != nil {
+		return 0, 0, err
+	}
+	if engine, err = s.log.Lag(ctx, alerting.EngineName); err != nil {
+		return 0, 0, err
+	}
+	return store, engine, nil
+}
+
+// waitConsumed blocks until consumer name has acknowledged every message
+// the log held when it was called, or ctx ends.
+func (s *Server) waitConsumed(ctx context.Context, name string) error {
 	target, err := s.log.LastSeq(ctx)
 	if err != nil {
 		return err
 	}
 	for {
-		floor, err := s.log.AckFloor(ctx, ingest.WriterName)
+		floor, err := s.log.AckFloor(ctx, name)
 		if err == nil && floor >= target {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
