@@ -142,6 +142,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
+	devices   *ingest.DeviceCache // the HTTPS ingest's device records
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -343,9 +344,13 @@ func (s *Server) startAudit(ctx context.Context) error {
 func (s *Server) buildIngest(context.Context) error {
 	s.logHealth = &appendHealth{Log: s.log, pinger: s.log, disk: s.disk}
 	metrics := ingest.NewMetrics(s.registry)
+	// HTTPS senders' device records are reused for a second (the API
+	// forgets one at once when it changes the device); MQTT keeps a cache
+	// of its own, so its service reads the store.
+	s.devices = &ingest.DeviceCache{DeviceStore: s.store, TTL: time.Second}
 	s.ingest = &ingest.Service{
 		Log:       s.logHealth,
-		Devices:   s.store,
+		Devices:   s.devices,
 		Patients:  s.store,
 		Catalog:   s.catalog,
 		Logger:    s.opts.Logger,
@@ -486,8 +491,10 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		mqttTLS = mqtt.ClientCertTLSConfig(mqttTLS, s.ca.Pool())
 	}
 	s.statuses = &statusSaver{store: s.store, logger: s.opts.Logger}
+	mqttIngest := *s.ingest
+	mqttIngest.Devices = s.store
 	s.mqtt = mqtt.NewServer(mqtt.Options{
-		Ingest:         s.ingest,
+		Ingest:         &mqttIngest,
 		Devices:        s.store,
 		HashSecret:     auth.HashSecret,
 		TLSConfig:      mqttTLS,
@@ -507,8 +514,14 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		return fmt.Errorf("restore device statuses: %w", err)
 	}
 	s.api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
-	s.api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
-	s.api.DeviceChanged = s.mqtt.DeviceChanged
+	s.api.DeviceRevoked = func(id string) {
+		s.devices.Forget(id)
+		s.mqtt.Disconnect(id)
+	}
+	s.api.DeviceChanged = func(id string) {
+		s.devices.Forget(id)
+		s.mqtt.DeviceChanged(id)
+	}
 	return nil
 }
 
