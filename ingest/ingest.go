@@ -136,6 +136,10 @@ func decodeEntries(raws []json.RawMessage) []entry {
 	es := make([]entry, len(raws))
 	for i, raw := range raws {
 		es[i].raw = raw
+		if decodeItemFast(raw, &es[i].item) {
+			continue
+		}
+		es[i].item = Item{}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&es[i].item); err != nil {
