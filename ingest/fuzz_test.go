@@ -94,3 +94,37 @@ func FuzzItemDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitBatch holds the hand-written splitter of the plain submission
+// form to encoding/json: whatever it accepts, the encoding/json path of
+// DecodeBatch accepts too and splits into the same items.
+func FuzzSplitBatch(f *testing.F) {
+	for _, seed := range []string{
+		`{"readings":[{"code":"8867-4","value":72,"unit":"/min","time":"2026-11-20T09:59:00Z","seq":17}]}`,
+		` { "readings" : [ {"a":"b\"]}"}, 1, -2.5e3, "x\\", true, null, [ [], {} ] ] } `,
+		`{"readings":[]}`, `{"readings":null}`, `{"Readings":[1]}`, `{"readings":[1],"readings":[2]}`,
+		`{"readings":[1],"x":2}`, `{"readings":[1]} {}`, `{"readings":[1]`, `{"readi\u006egs":[1]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := splitBatchFast(body)
+		if !ok {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		var env struct {
+			Readings *[]json.RawMessage `json:"readings"`
+		}
+		if err := dec.Decode(&env); err != nil || dec.More() || env.Readings == nil || len(*env.Readings) == 0 {
+			t.Fatalf("fast splitter accepted %q, encoding/json refuses it (%v)", body, err)
+		}
+		if _, err := dec.Token(); err == nil {
+			t.Fatalf("fast splitter accepted %q with trailing data", body)
+		}
+		if !reflect.DeepEqual(fast, *env.Readings) {
+			t.Fatalf("%q:\nfast %q\njson %q", body, fast, *env.Readings)
+		}
+	})
+}
