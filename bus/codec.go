@@ -194,6 +194,9 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 	if data[0] != formatV1 {
 		return b, fmt.Errorf("%w: unknown format version %d", errCorrupt, data[0])
 	}
+	if n := countReadings(data[1:]); n > 0 {
+		b.Readings = make([]vigil.Reading, 0, n)
+	}
 	names := new(names)
 	d := decoder{buf: data[1:], names: names}
 	for len(d.buf) > 0 {
@@ -233,6 +236,28 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// countReadings returns about how many reading records buf holds, as far
+// as they can be read (decodeBatch reports what is wrong), for the size of
+// the Readings slice.
+func countReadings(buf []byte) int {
+	n := 0
+	for len(buf) > 0 {
+		tag := buf[0]
+		size, k := binary.Uvarint(buf[1:])
+		if k <= 0 || size > uint64(len(buf)-1-k) {
+			return n
+		}
+		// A reading's record takes more than 16 bytes (eight fields, a float
+		// among them), which bounds the slice to a sixteenth of buf's
+		// readings however buf is corrupted.
+		if (tag == tagReading || tag == tagDerived) && size > 16 {
+			n++
+		}
+		buf = buf[1+k+int(size):]
+	}
+	return n
 }
 
 // decoder reads fields from buf; after the first error every read returns a
