@@ -159,7 +159,8 @@ func typedEntries(items []Item) []entry {
 }
 
 // DecodeBatch splits a submission {"readings":[...]} into its raw items,
-// keeping each item's bytes exactly as sent for the quarantine. Errors are
+// keeping each item's bytes exactly as sent for the quarantine (which
+// copies them); the items may share body's memory. Errors are
 // *vigil.Error with code EINVALID. It never panics on any input.
 func DecodeBatch(body []byte) ([]json.RawMessage, error) {
 	if items, ok := splitBatchFast(body); ok {

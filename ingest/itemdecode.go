@@ -293,7 +293,7 @@ func (p *itemParser) component() (ItemComponent, bool) {
 
 // splitBatchFast is DecodeBatch for the plain form of a submission: valid
 // JSON that is an object with the one key "readings" spelt exactly, whose
-// value is a non-empty array. The items are subslices of one copy of body.
+// value is a non-empty array. The items are subslices of body.
 // For anything else it returns false and DecodeBatch decodes body with
 // encoding/json, which splits every body this accepts into the same items
 // (FuzzSplitBatch) and gives the errors senders see.
@@ -301,7 +301,7 @@ func splitBatchFast(body []byte) ([]json.RawMessage, bool) {
 	if !json.Valid(body) {
 		return nil, false
 	}
-	p := itemParser{b: bytes.Clone(body)}
+	p := itemParser{b: body}
 	p.ws()
 	if !p.eat('{') {
 		return nil, false
