@@ -105,10 +105,14 @@ type ReadingStore interface {
 }
 
 // Store is the main database: identity, devices, users and teams,
-// readings and quarantine, rule configurations. Alerts and the audit log
+// readings and quarantine, rule configurations, erasures. Identity is kept
+// sealed (IdentityStore); a node reads and writes it through package
+// keys, whose Store implements PatientStore on IdentityStore. A backend's
+// own PatientStore keeps identity in plaintext: it serves tests and stores
+// not yet migrated, which keys.Store seals at start. Alerts and the audit log
 // are kept apart, each in a database of its own with an interface of its
 // own (AlertWebhookStore, AuditStore), so that a consumer of one cannot be
-// handed another. Implementations (sqlite; postgres later) pass the shared
+// handed another. Implementations (sqlite, postgres) pass the shared
 // suite in package storetest. All methods are safe for concurrent use.
 type Store interface {
 	PatientStore
@@ -121,6 +125,10 @@ type Store interface {
 	BreakGlassStore
 	ReadingStore
 	RuleConfigStore
+	IdentityStore
+	ErasureStore
+	RetentionStore
+	HL7SenderStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

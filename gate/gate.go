@@ -47,6 +47,16 @@ type Authenticator interface {
 	EnrolTOTP(ctx context.Context, u *vigil.User) (*auth.Enrolment, error)
 }
 
+// Eraser erases patients; *erasure.Service implements it.
+type Eraser interface {
+	// Check returns nil if the patient may be erased now, else why not
+	// (ENOTFOUND, ELEGALHOLD, ERETENTION).
+	Check(ctx context.Context, subjectID string) error
+	// Erase checks, then erases the patient; by is the user id of whoever
+	// erases.
+	Erase(ctx context.Context, subjectID, by string) (*vigil.Erasure, error)
+}
+
 // Pinger reports whether a dependency can serve; used by /readyz, which
 // answers 503 naming the cause if one returns an error.
 type Pinger interface {
@@ -137,8 +147,11 @@ const (
 // by the JSON API, the FHIR API and the dashboard. The assembler (package
 // http) holds one; fields may be changed until the first request.
 type Deps struct {
-	Store  vigil.Store
-	Ingest *ingest.Service
+	Store vigil.Store
+	// Erasure erases patients (*erasure.Service); nil: the erasure routes
+	// answer 501.
+	Erasure Eraser
+	Ingest  *ingest.Service
 	// Mappings runs vendor templates (package mapping) for the template
 	// routes and the quarantine console; nil answers 503 on those routes.
 	Mappings *mapping.Service
@@ -172,6 +185,9 @@ type Deps struct {
 	DeviceRevoked func(deviceID string)
 	// DeviceChanged is told when a device is reassigned; may be nil.
 	DeviceChanged func(deviceID string)
+	// HL7SendersChanged is told when an HL7 sender is registered, so that
+	// the MLLP listener sees it at once; may be nil.
+	HL7SendersChanged func()
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
@@ -185,6 +201,18 @@ type Deps struct {
 	// BreakGlassTTL is the longest break-glass access; DefaultBreakGlassTTL
 	// of package api if 0.
 	BreakGlassTTL time.Duration
+	// Consents are the patients' consents (decision 26). When set,
+	// integrations see only the patients whose sharing consent names them,
+	// except those in ConsentExempt (user ids of the site's own systems);
+	// the consent routes and research export need it. nil: integrations
+	// are not gated and the consent routes answer 501 (tests of other
+	// concerns; the server always sets it).
+	Consents      vigil.ConsentStore
+	ConsentExempt map[string]bool
+	// ResearchKey is the site's research key (package deid): research ids
+	// and date shifts of de-identified exports. nil refuses research
+	// exports (501).
+	ResearchKey []byte
 
 	// Codes names code systems and displays in FHIR resources and lists the
 	// codes of each observation category; nil: every code is LOINC and

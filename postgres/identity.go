@@ -12,33 +12,45 @@ import (
 
 const patientColumns = "id, name, birth_date, mrn, created"
 
-// CreatePatient stores p, setting p.ID (if empty) and p.Created.
-// ECONFLICT if the MRN or id is taken.
+// plainColumns reads a patient row and whether it is sealed.
+const plainColumns = patientColumns + ", identity IS NOT NULL"
+
+// CreatePatient stores p in plaintext, setting p.ID (if empty) and
+// p.Created. ECONFLICT if the MRN or id is taken, or the id was erased. A
+// node stores patients sealed, through package keys (CreateSealedPatient).
 func (s *Store) CreatePatient(ctx context.Context, p *vigil.Patient) error {
 	id := p.ID
 	if id == "" {
 		id = vigil.NewID(vigil.PrefixPatient)
 	}
 	created := s.timestamp()
-	_, err := s.pool.Exec(ctx, "INSERT INTO patients ("+patientColumns+") VALUES ($1, $2, $3, $4, $5)",
-		id, p.Name, p.BirthDate, p.MRN, created)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		if err := notErased(ctx, tx, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO patients ("+patientColumns+") VALUES ($1, $2, $3, $4, $5)",
+			id, p.Name, p.BirthDate, p.MRN, created)
+		return constraint(err)
+	})
 	if err != nil {
-		return fmt.Errorf("create patient: %w", constraint(err))
+		return fmt.Errorf("create patient: %w", err)
 	}
 	p.ID, p.Created = id, created
 	return nil
 }
 
-// Patient returns one patient; ENOTFOUND if none.
+// Patient returns one patient; ENOTFOUND if none, EINTERNAL if its
+// identity is sealed (read it through package keys).
 func (s *Store) Patient(ctx context.Context, id string) (*vigil.Patient, error) {
-	p, err := scanPatient(s.pool.QueryRow(ctx, "SELECT "+patientColumns+" FROM patients WHERE id = $1", id))
+	p, err := scanPatient(s.pool.QueryRow(ctx, "SELECT "+plainColumns+" FROM patients WHERE id = $1", id))
 	if err != nil {
 		return nil, fmt.Errorf("get patient: %w", notFound(err, "patient"))
 	}
 	return p, nil
 }
 
-// Patients returns patients matching f ordered by id.
+// Patients returns patients matching f ordered by id; EINTERNAL if one of
+// them is sealed (read them through package keys).
 func (s *Store) Patients(ctx context.Context, f vigil.PatientFilter) ([]*vigil.Patient, error) {
 	var a args
 	var where []string
@@ -51,17 +63,25 @@ func (s *Store) Patients(ctx context.Context, f vigil.PatientFilter) ([]*vigil.P
 	if f.After != "" {
 		where = append(where, "id > "+a.add(f.After))
 	}
-	ps, err := queryAll(ctx, s.pool, scanPatient, "SELECT "+patientColumns+" FROM patients"+whereClause(where)+" ORDER BY id"+limitClause(f.Limit), a...)
+	ps, err := queryAll(ctx, s.pool, scanPatient, "SELECT "+plainColumns+" FROM patients"+whereClause(where)+" ORDER BY id"+limitClause(f.Limit), a...)
 	if err != nil {
 		return nil, fmt.Errorf("list patients: %w", err)
 	}
 	return ps, nil
 }
 
+// errSealed is returned by the plaintext PatientStore for a sealed row.
+var errSealed = &vigil.Error{Code: vigil.EINTERNAL, Message: "patient identity is sealed: read it through package keys"}
+
+// scanPatient scans plainColumns; errSealed for a sealed row.
 func scanPatient(sc pgx.Row) (*vigil.Patient, error) {
 	var p vigil.Patient
-	if err := sc.Scan(&p.ID, &p.Name, &p.BirthDate, &p.MRN, &p.Created); err != nil {
+	var sealed bool
+	if err := sc.Scan(&p.ID, &p.Name, &p.BirthDate, &p.MRN, &p.Created, &sealed); err != nil {
 		return nil, err
+	}
+	if sealed {
+		return nil, errSealed
 	}
 	return &p, nil
 }

@@ -202,6 +202,77 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
+// TestPartitionRetentionKeepsLegalHold: retention by partition does not
+// drop a week that holds readings of a patient under legal hold; the
+// other patients' readings of that week go by DeleteReadingsBefore, the
+// held patient's stay (with their latest value) until the hold is cleared,
+// and the week is then dropped.
+func TestPartitionRetentionKeepsLegalHold(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) // a Monday
+	for _, id := range []string{"pat_a", "pat_held"} {
+		if err := s.CreatePatient(ctx, &vigil.Patient{ID: id, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rs []vigil.Reading
+	for day := range 30 {
+		rs = append(rs, reading("pat_a", day, now.Add(-time.Duration(day)*24*time.Hour)))
+	}
+	held := reading("pat_held", 100, time.Date(2026, 11, 11, 8, 0, 0, 0, time.UTC)) // the week of 11-09
+	rs = append(rs, held)
+	if n, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: rs}}); err != nil || n != len(rs) {
+		t.Fatalf("WriteBatches = %d, %v", n, err)
+	}
+	if err := s.SetLegalHold(ctx, &vigil.LegalHold{SubjectID: "pat_held", Reason: "case 4", SetBy: "usr_a"}); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := s.MaintainPartitions(ctx, now, 14*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"readings_20261102", "readings_20261116"}; !slices.Equal(dropped, want) {
+		t.Errorf("dropped %v with pat_held's week held, want %v", dropped, want)
+	}
+	if got, err := s.ReadingByKey(ctx, held.Key); err != nil || got.SubjectID != "pat_held" {
+		t.Errorf("the held patient's reading after retention: %v, %v; want it kept", got, err)
+	}
+	if l, err := s.Latest(ctx, "pat_held"); err != nil || len(l) != 1 {
+		t.Errorf("the held patient's latest values after retention: %v, %v; want kept", l, err)
+	}
+	// The rows of the kept week not held go by RetentionStore's deletes.
+	cut := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	total := 0
+	for {
+		n, err := s.DeleteReadingsBefore(ctx, cut, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 7 { // pat_a's week of 11-09
+		t.Errorf("DeleteReadingsBefore deleted %d, want pat_a's 7 of the kept week", total)
+	}
+	p, err := s.Readings(ctx, vigil.ReadingQuery{SubjectID: "pat_held"})
+	if err != nil || len(p.Readings) != 1 {
+		t.Errorf("the held patient's readings: %d, %v; want 1", len(p.Readings), err)
+	}
+	// Hold cleared: the week goes at the next maintenance.
+	if err := s.ClearLegalHold(ctx, "pat_held"); err != nil {
+		t.Fatal(err)
+	}
+	if dropped, err = s.MaintainPartitions(ctx, now, 14*24*time.Hour); err != nil || !slices.Equal(dropped, []string{"readings_20261109"}) {
+		t.Errorf("after the hold is cleared: dropped %v, %v; want readings_20261109", dropped, err)
+	}
+	if _, err := s.ReadingByKey(ctx, held.Key); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("the formerly held reading after its week was dropped: %v, want ENOTFOUND", err)
+	}
+}
+
 // TestPartitionDroppedElsewhere: a partition dropped by another node (the
 // store's memory of it stale) is created again on the next write.
 func TestPartitionDroppedElsewhere(t *testing.T) {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // PartitionWidth is the time span of one partition of the readings table.
@@ -144,6 +146,13 @@ func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
 	return out, nil
 }
 
+// errHeldPartition stops the drop of a partition that holds readings of a
+// patient under legal hold.
+var errHeldPartition = errors.New("partition holds readings under legal hold")
+
+// sqlUndefinedTable is PostgreSQL's undefined_table error.
+const sqlUndefinedTable = "42P01"
+
 // PartitionsAhead is how many partitions after the current one
 // MaintainPartitions keeps created, so that the writer never waits for DDL
 // at a week's turn.
@@ -152,9 +161,11 @@ const PartitionsAhead = 2
 // MaintainPartitions creates the partition of now and the PartitionsAhead
 // after it, and, if retention is positive, drops every partition whose
 // readings are all older than now − retention, with their idempotency keys,
-// and deletes latest values and 15-minute roll-ups older than that. A
-// partition is dropped whole or not at all, so readings are kept up to one
-// PartitionWidth longer than retention. It returns the names of the
+// and deletes their latest values and 15-minute roll-ups. A partition is
+// dropped whole or not at all, so readings are kept up to one
+// PartitionWidth longer than retention; a partition holding readings of a
+// patient under legal hold is not dropped at all (it stays until the hold
+// is cleared; RetentionStore.DeleteReadingsBefore deletes the others' rows). It returns the names of the
 // partitions dropped. Safe to run from several nodes at once.
 func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, retention time.Duration) (dropped []string, err error) {
 	cur := partitionIndex(now)
@@ -192,18 +203,44 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, retention
 			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
 				return err
 			}
+			// A legal hold keeps a patient's readings: a partition holding
+			// any of a held patient's is not dropped (the rows of the others
+			// go by RetentionStore's deletes instead). legal_holds is locked
+			// against new holds until the drop commits.
+			if _, err := tx.Exec(ctx, "LOCK TABLE legal_holds IN SHARE MODE"); err != nil {
+				return err
+			}
+			var held bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{p.Name}.Sanitize()+
+				" WHERE subject_id IN (SELECT subject_id FROM legal_holds))").Scan(&held); err != nil {
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) && pe.Code == sqlUndefinedTable {
+					return nil // dropped by another node meanwhile
+				}
+				return err
+			}
+			if held {
+				return errHeldPartition
+			}
 			if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, "DELETE FROM reading_keys WHERE t < $1", p.To); err != nil {
-				return err
+			// The week's keys, latest values and roll-ups, not those of an
+			// earlier partition kept for a hold, nor those of held patients.
+			for _, q := range []string{
+				"DELETE FROM reading_keys WHERE t >= $1 AND t < $2",
+				"DELETE FROM latest WHERE t >= $1 AND t < $2 AND subject_id NOT IN (SELECT subject_id FROM legal_holds)",
+				"DELETE FROM reading_rollup WHERE bucket >= $1 AND bucket < $2 AND subject_id NOT IN (SELECT subject_id FROM legal_holds)",
+			} {
+				if _, err := tx.Exec(ctx, q, p.From, p.To); err != nil {
+					return err
+				}
 			}
-			if _, err := tx.Exec(ctx, "DELETE FROM latest WHERE t < $1", p.To); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, "DELETE FROM reading_rollup WHERE bucket < $1", p.To)
-			return err
+			return nil
 		})
+		if errors.Is(err, errHeldPartition) {
+			continue
+		}
 		if err != nil {
 			return dropped, fmt.Errorf("drop partition %s: %w", p.Name, err)
 		}

@@ -299,6 +299,10 @@ func uniqueField(name string) string {
 		return "token id"
 	case "external_identities_pkey", "external_identities_user_id_key":
 		return "external identity"
+	case "hl7_senders_application_facility":
+		return "HL7 sender (application and facility)"
+	case "patients_mrn_index":
+		return "MRN"
 	}
 	return "a unique field"
 }

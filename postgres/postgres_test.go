@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/keys"
 	"github.com/vigil-health/vigil/postgres"
 	"github.com/vigil-health/vigil/postgres/pgtest"
 	"github.com/vigil-health/vigil/sqlite"
@@ -24,6 +25,34 @@ func TestStore(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
+	})
+}
+
+func TestConsentStore(t *testing.T) {
+	storetest.RunConsent(t, func(t *testing.T) storetest.ConsentStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestSealedPatientSuite runs the suite's patient tests through package
+// keys' sealing store over PostgreSQL, as a node runs it.
+func TestSealedPatientSuite(t *testing.T) {
+	storetest.RunPatients(t, func(t *testing.T) vigil.Store {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		kek, err := keys.OpenFile(filepath.Join(t.TempDir(), "kek"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys.NewStore(s, keys.NewKeyring(kek, s))
 	})
 }
 

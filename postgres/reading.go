@@ -137,6 +137,27 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 			qs = append(qs, &bs[i].Quarantine[j])
 		}
 	}
+	if len(rs) > 0 {
+		// Readings of erased patients, still in the durable log when their
+		// patient was erased, are skipped. An erasure committed after this
+		// look-up is covered by the erasure's deletion passes, the last of
+		// which runs after erasure.Service.Settle.
+		seen := make(map[string]bool)
+		var subjects []string
+		for _, r := range rs {
+			if !seen[r.SubjectID] {
+				seen[r.SubjectID] = true
+				subjects = append(subjects, r.SubjectID)
+			}
+		}
+		erased, err := s.erasedAmong(ctx, subjects)
+		if err != nil {
+			return 0, fmt.Errorf("write batches: %w", err)
+		}
+		if len(erased) > 0 {
+			rs = slices.DeleteFunc(rs, func(r *vigil.Reading) bool { return erased[r.SubjectID] })
+		}
+	}
 	if len(rs) == 0 && len(qs) == 0 {
 		return 0, nil
 	}

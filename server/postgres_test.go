@@ -65,6 +65,15 @@ func TestNodeOnPostgres(t *testing.T) {
 		t.Errorf("FHIR first observation value %v, want the newest, 86", v)
 	}
 
+	// A consent, kept in PostgreSQL beside the patient.
+	consent := []byte(`{"purpose":"research","grantee":"","status":"active"}`)
+	if st, m := h.do("PUT", "/api/v1/patients/"+h.pid+"/consents", h.admin.Token(), consent); st != http.StatusOK {
+		t.Fatalf("PUT consent: %d %v", st, m)
+	}
+	if st, m := h.do("GET", "/api/v1/patients/"+h.pid+"/consents", h.admin.Token(), nil); st != http.StatusOK || len(m["consents"].([]any)) != 1 {
+		t.Errorf("GET consents: %d %v, want the one granted", st, m)
+	}
+
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		st, m := h.do("GET", "/api/v1/alerts?patient="+h.pid, h.admin.Token(), nil)
 		if as, _ := m["alerts"].([]any); st == 200 && len(as) > 0 {
@@ -89,6 +98,15 @@ func TestNodeOnPostgres(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n == 0 {
 			t.Errorf("%s in PostgreSQL: %d rows, %v; want some", table, n, err)
 		}
+	}
+	// The patient's identity is sealed in PostgreSQL: no plaintext name.
+	var name string
+	var sealed bool
+	if err := conn.QueryRow(ctx, "SELECT name, identity IS NOT NULL AND wrapped_key IS NOT NULL FROM patients WHERE id = $1", h.pid).Scan(&name, &sealed); err != nil || name != "" || !sealed {
+		t.Errorf("patient row in PostgreSQL: name %q, sealed %v, %v; want the identity sealed", name, sealed, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KEKFileName)); err != nil {
+		t.Errorf("the key-encryption key file in the data directory: %v", err)
 	}
 	for _, f := range []string{MainDB, AlertsDB, AuditDB} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
@@ -132,8 +150,11 @@ func TestNodeOnPostgres(t *testing.T) {
 // it is the only writer; it is refused until several nodes are supported.
 func TestSecondNodeOnPostgresRefused(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	start(t, "", func(o *Options) { o.Store = dsn })
-	o := Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn}
+	first := start(t, "", func(o *Options) { o.Store = dsn })
+	// The second node shares the first's key-encryption key, as nodes of
+	// one database must; it is refused for being a second writer.
+	o := Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn,
+		KEKFile: filepath.Join(first.dir, KEKFileName)}
 	srv, err := New(context.Background(), o)
 	if err == nil {
 		srv.Shutdown(context.Background())
@@ -218,4 +239,20 @@ func (h *harness) fhir(path string) (int, fhirBundle) {
 		}
 	}
 	return resp.StatusCode, b
+}
+
+// TestErasureAPIOnPostgres is TestErasureAPI on a node whose stores are in
+// PostgreSQL: erasure requests, legal holds, refusals and the erasure
+// itself (identity shredded, data deleted, tokens revoked).
+func TestErasureAPIOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	testErasureAPI(t, func(o *Options) { o.Store = dsn })
+}
+
+// TestRetentionOnNodeOnPostgres is TestRetentionOnNode on a node whose
+// stores are in PostgreSQL: the site's retention deletes readings there in
+// batches, as on SQLite.
+func TestRetentionOnNodeOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	testRetentionOnNode(t, func(o *Options) { o.Store = dsn })
 }

@@ -30,14 +30,19 @@ import (
 	"github.com/vigil-health/vigil/backup"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/deid"
+	"github.com/vigil-health/vigil/erasure"
 	"github.com/vigil-health/vigil/gate"
+	"github.com/vigil-health/vigil/hl7"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/keys"
 	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
 	"github.com/vigil-health/vigil/postgres"
+	"github.com/vigil-health/vigil/retention"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -62,6 +67,11 @@ type Options struct {
 	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
+	// ConsentExemptIntegrations are the user ids of integrations that see
+	// every patient without the patients' sharing consent: systems of the
+	// site's own care (decision 26). Every other integration sees only the
+	// patients who consented to it.
+	ConsentExemptIntegrations []string
 	// AuditSync is when a response that reads or changes patient data may
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
@@ -95,9 +105,42 @@ type Options struct {
 	Store string
 	// StoreRetention, with PostgreSQL, is how long readings are kept:
 	// weekly partitions wholly older than it are dropped (checked at start
-	// and every hour); 0 (the default) keeps every reading. SQLite keeps
-	// every reading.
+	// and every hour), except a week holding readings of a patient under
+	// legal hold; 0 (the default) keeps every reading. Retention.Readings
+	// applies on either store.
 	StoreRetention time.Duration
+	// KEKFile is the key-encryption key file that wraps the patients'
+	// data keys (keys.FileKEK); default <data>/kek (KEKFileName). It is
+	// created, 0600, on first start; a file group or others may read is
+	// refused. Keep a copy apart from the backups (docs/security.md).
+	KEKFile string
+	// ErasureMinRetention refuses to erase a patient whose records are
+	// younger than this (erasure.Service.MinRetention); 0: no minimum.
+	ErasureMinRetention time.Duration
+	// ErasureSettle is how long after an erasure its last deletion pass
+	// runs (erasure.Service.Settle); 0: erasure.DefaultSettle.
+	ErasureSettle time.Duration
+	// Retention is how long readings, resolved alerts and quarantine
+	// items are kept; zero durations keep them for ever (the default).
+	// RetentionInterval is how often expired data is looked for; default
+	// retention.DefaultInterval.
+	Retention         retention.Policy
+	RetentionInterval time.Duration
+	// MLLPAddr is the listen address of HL7 v2 over MLLP ("" or "off":
+	// none, the default here; vigil serve's default is ":2575"). It serves
+	// TLS with the node's certificate unless MLLPPlain.
+	MLLPAddr  string
+	MLLPPlain bool // serve MLLP over plain TCP (a sender on a private link that cannot speak TLS)
+	// MLLPClientCert is "optional" (the default, ""): a client certificate
+	// from the node's CA is verified when a sender presents one; or
+	// "require": a sender must present one.
+	MLLPClientCert string
+	// MLLPTimeZone is the IANA time zone of HL7 times sent without an
+	// offset; default UTC.
+	MLLPTimeZone        string
+	MLLPMaxConns        int           // most MLLP connections at once; default hl7.DefaultMaxConns
+	MLLPMaxMessageBytes int           // largest HL7 message; default hl7.DefaultMaxMessageBytes
+	MLLPIdleTimeout     time.Duration // an MLLP connection without a message for this long is closed; default hl7.DefaultIdleTimeout
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -150,7 +193,11 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *slog.Logger
-	store     mainStore         // the main database (MainDB, or PostgreSQL)
+	store     mainStore   // the main database (MainDB, or PostgreSQL)
+	patients  *keys.Store // store with identity sealed: what the node hands out
+	erasure   *erasure.Service
+	erased    erasedSet // erased patients, whom the rules engine ignores
+	retention *retention.Sweeper
 	alerts    alertStore        // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
 	auditDB   auditStore        // the audit log (AuditDB)
 	earlier   vigil.AuditReader // the audit log SQLite kept in MainDB before AuditDB; nil with PostgreSQL
@@ -159,7 +206,8 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
-	mappings  *mapping.Service // vendor formats by template, in front of ingest
+	mappings  *mapping.Service    // vendor formats by template, in front of ingest
+	devices   *ingest.DeviceCache // the HTTPS ingest's device records
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -172,6 +220,8 @@ type Server struct {
 	tls       *tls.Config  // the HTTPS listener's; MQTT's is derived from it
 	mqtt      *mqtt.Server
 	mqttLns   []mqttListener // bound by New, served by Start
+	hl7       *hl7.Server
+	mllpLn    net.Listener // bound by New, served by Start; nil without MLLP
 	dirLock   *DirLock
 	hub       *alerting.Hub
 	configs   *alerting.Configs
@@ -202,6 +252,10 @@ type (
 	mainStore interface {
 		vigil.Store
 		vigil.MappingStore
+		vigil.ConsentStore
+		// Compact clears what the store keeps of deleted or overwritten
+		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
+		Compact(ctx context.Context) error
 	}
 	alertStore interface {
 		vigil.AlertWebhookStore
@@ -241,10 +295,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		func(context.Context) error { return s.watchDisk() },
 		s.buildIngest,
 		s.buildAlerting,
+		s.buildErasure,
 		s.registerMetrics,
 		s.loadTLS,
 		s.buildAPI,
 		s.buildMQTT,
+		s.buildHL7,
 		s.buildHTTP,
 	} {
 		if err := step(ctx); err != nil {
@@ -276,6 +332,16 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.StoreRetention < 0 || o.StoreRetention > 0 && o.Store == "" {
 		return o, vigil.Errorf(vigil.EINVALID, "store retention: only with a PostgreSQL store, and not negative")
+	}
+	switch o.MLLPClientCert {
+	case "", MLLPClientCertOptional, MLLPClientCertRequire:
+	default:
+		return o, vigil.Errorf(vigil.EINVALID, "MLLP client certificates %q: want %q or %q", o.MLLPClientCert, MLLPClientCertOptional, MLLPClientCertRequire)
+	}
+	if o.MLLPTimeZone != "" {
+		if _, err := time.LoadLocation(o.MLLPTimeZone); err != nil {
+			return o, vigil.Errorf(vigil.EINVALID, "MLLP time zone %q: %v", o.MLLPTimeZone, err)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -319,16 +385,31 @@ func (s *Server) loadCatalog(context.Context) error {
 	return nil
 }
 
-// openStores opens the main database and the alerts database (the audit
-// database is startAudit's): SQLite files in the data directory, or
-// PostgreSQL.
+// KEKFileName is the default key-encryption key file in the data
+// directory.
+const KEKFileName = "kek"
+
+// openStores opens the main database (SQLite in the data directory, or
+// PostgreSQL) with identity sealed under the KEK file (sealing what an
+// earlier version kept in plaintext) and the alerts database (the audit
+// database is startAudit's).
 func (s *Server) openStores(ctx context.Context) (err error) {
 	if err := s.checkStoreKind(); err != nil {
 		return err
 	}
 	if s.opts.Store != "" {
-		return s.openPostgres(ctx)
+		err = s.openPostgres(ctx)
+	} else {
+		err = s.openSQLite(ctx)
 	}
+	if err != nil {
+		return err
+	}
+	return s.sealIdentity(ctx)
+}
+
+// openSQLite opens the main and alerts databases in the data directory.
+func (s *Server) openSQLite(ctx context.Context) error {
 	main, err := sqlite.Open(ctx, filepath.Join(s.opts.DataDir, MainDB))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -342,6 +423,45 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 		return fmt.Errorf("open alert store: %w", err)
 	}
 	s.alerts = alerts
+	return nil
+}
+
+// sealIdentity wraps the main store in keys.Store under the KEK file and
+// seals the identities an earlier version kept in plaintext.
+func (s *Server) sealIdentity(ctx context.Context) error {
+	kekFile := s.opts.KEKFile
+	if kekFile == "" {
+		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
+	}
+	if _, err := os.Stat(kekFile); errors.Is(err, os.ErrNotExist) {
+		// A new KEK file is made only for a store that has no wrapped key
+		// yet: with keys wrapped by a lost file, a new one would start a
+		// node that can read no identity.
+		ks, err := s.store.StaleKeys(ctx, "", 1)
+		if err != nil {
+			return fmt.Errorf("open key-encryption key: %w", err)
+		}
+		if len(ks) > 0 {
+			return fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
+		}
+	}
+	kek, err := keys.OpenFile(kekFile, true)
+	if err != nil {
+		return fmt.Errorf("open key-encryption key: %w", err)
+	}
+	s.patients = keys.NewStore(s.store, keys.NewKeyring(kek, s.store))
+	n, err := s.patients.SealPlaintext(ctx)
+	if err != nil {
+		return fmt.Errorf("seal patient identities: %w", err)
+	}
+	if n > 0 {
+		// The plaintext is overwritten in the file (secure_delete); clear
+		// the write-ahead log's copies too.
+		if err := s.store.Compact(ctx); err != nil {
+			s.logger.Warn("sealed patient identities, but the store may still hold their plaintext until it is compacted", "err", err)
+		}
+		s.logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
+	}
 	return nil
 }
 
@@ -480,10 +600,14 @@ func (s *Server) startAudit(ctx context.Context) error {
 func (s *Server) buildIngest(context.Context) error {
 	s.logHealth = &appendHealth{Log: s.log, pinger: s.log, disk: s.disk}
 	metrics := ingest.NewMetrics(s.registry)
+	// HTTPS senders' device records are reused for a second (the API
+	// forgets one at once when it changes the device); MQTT keeps a cache
+	// of its own, so its service reads the store.
+	s.devices = &ingest.DeviceCache{DeviceStore: s.store, TTL: time.Second}
 	s.ingest = &ingest.Service{
 		Log:       s.logHealth,
-		Devices:   s.store,
-		Patients:  s.store,
+		Devices:   s.devices,
+		Patients:  s.patients,
 		Catalog:   s.catalog,
 		Logger:    s.opts.Logger,
 		Metrics:   metrics,
@@ -491,7 +615,7 @@ func (s *Server) buildIngest(context.Context) error {
 	}
 	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
-	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
+	s.writer = &ingest.Writer{Consumer: s.log, Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
 }
 
@@ -503,9 +627,52 @@ func (s *Server) buildAlerting(ctx context.Context) error {
 		return err
 	}
 	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: s.opts.Logger}
+	// Erased patients (read before the engine loads its states) are
+	// ignored by the engine, also in what it replays from the log.
+	es, err := s.store.Erasures(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		s.erased.add(e.SubjectID)
+	}
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
-		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}}
+		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}, Erased: s.erased.has}
 	s.streamsDone = make(chan struct{})
+	return nil
+}
+
+// erasureEvery is how often pending erasures are looked for and finished.
+const erasureEvery = time.Minute
+
+// buildErasure prepares the erasure service and the retention sweeper and
+// registers their metrics.
+func (s *Server) buildErasure(context.Context) error {
+	s.erasure = &erasure.Service{
+		Store: s.patients, Alerts: s.alerts, Keys: s.patients.Keyring(),
+		Exports:      erasure.ExportDir(filepath.Join(s.opts.DataDir, "fhir-export")),
+		Auditor:      s.auditor,
+		Logger:       s.opts.Logger,
+		MinRetention: s.opts.ErasureMinRetention,
+		Settle:       s.opts.ErasureSettle,
+		Drained:      s.drained,
+		OnErase: func(id string) {
+			s.erased.add(id)
+			s.engine.Forget(id)
+		},
+	}
+	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Holds: s.store, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
+	for _, k := range retention.Kinds() {
+		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "vigil_retention_deleted_total",
+			Help:        "Records deleted by the retention sweeper because the site's retention period had passed, by kind.",
+			ConstLabels: prometheus.Labels{"kind": k},
+		}, func() float64 { return float64(s.retention.Deleted(k)) }))
+	}
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_erasures_completed_total",
+		Help: "Erasures of patients whose health data this node finished deleting.",
+	}, func() float64 { return float64(s.erasure.Completed()) }))
 	return nil
 }
 
@@ -565,8 +732,19 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
+	// The research key of de-identified exports (package deid), created on
+	// first start like the user name key.
+	researchKey, err := deid.LoadKey(filepath.Join(opts.DataDir, deid.KeyFile))
+	if err != nil {
+		return err
+	}
+	exempt := map[string]bool{}
+	for _, id := range opts.ConsentExemptIntegrations {
+		exempt[id] = true
+	}
 	api := &vhttp.Server{Deps: gate.Deps{
-		Store:    s.store,
+		Store:    s.patients,
+		Erasure:  s.erasure,
 		Ingest:   s.ingest,
 		Mappings: s.mappings,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
@@ -587,6 +765,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		MaxBodyBytes:       opts.MaxBodyBytes,
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
+		Consents:           s.store,
+		ConsentExempt:      exempt,
+		ResearchKey:        researchKey,
 		Codes:              s.catalog,
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
@@ -625,8 +806,10 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		mqttTLS = mqtt.ClientCertTLSConfig(mqttTLS, s.ca.Pool())
 	}
 	s.statuses = &statusSaver{store: s.store, logger: s.opts.Logger}
+	mqttIngest := *s.ingest
+	mqttIngest.Devices = s.store
 	s.mqtt = mqtt.NewServer(mqtt.Options{
-		Ingest:         s.ingest,
+		Ingest:         &mqttIngest,
 		Devices:        s.store,
 		HashSecret:     auth.HashSecret,
 		TLSConfig:      mqttTLS,
@@ -647,8 +830,54 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		return fmt.Errorf("restore device statuses: %w", err)
 	}
 	s.api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
-	s.api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
-	s.api.DeviceChanged = s.mqtt.DeviceChanged
+	s.api.DeviceRevoked = func(id string) {
+		s.devices.Forget(id)
+		s.mqtt.Disconnect(id)
+	}
+	s.api.DeviceChanged = func(id string) {
+		s.devices.Forget(id)
+		s.mqtt.DeviceChanged(id)
+	}
+	return nil
+}
+
+// Values of Options.MLLPClientCert.
+const (
+	MLLPClientCertOptional = "optional"
+	MLLPClientCertRequire  = "require"
+)
+
+// buildHL7 prepares the HL7 v2 MLLP listener, if it is on.
+func (s *Server) buildHL7(context.Context) error {
+	if s.mllpLn == nil {
+		return nil
+	}
+	tlsConf := s.tls.Clone()
+	if s.ca != nil {
+		tlsConf = hl7.ClientCertTLSConfig(tlsConf, s.ca.Pool(), s.opts.MLLPClientCert == MLLPClientCertRequire)
+	} else if s.opts.MLLPClientCert == MLLPClientCertRequire {
+		return vigil.Errorf(vigil.EINVALID, "MLLP client certificates are required, but with a certificate of your own (--tls-cert) Vigil has no CA to verify them against")
+	}
+	zone := time.UTC
+	if s.opts.MLLPTimeZone != "" {
+		zone, _ = time.LoadLocation(s.opts.MLLPTimeZone) // checked by withDefaults
+	}
+	s.hl7 = hl7.NewServer(hl7.Options{
+		Ingest:          s.ingest,
+		FailureAuditor:  s.failures,
+		Senders:         s.store,
+		Patients:        s.patients,
+		Devices:         s.store,
+		Codes:           s.catalog,
+		TLSConfig:       tlsConf,
+		Logger:          s.opts.Logger,
+		Zone:            zone,
+		MaxConns:        s.opts.MLLPMaxConns,
+		MaxMessageBytes: s.opts.MLLPMaxMessageBytes,
+		IdleTimeout:     s.opts.MLLPIdleTimeout,
+	})
+	s.registry.MustRegister(s.hl7.Collectors()...)
+	s.api.HL7SendersChanged = s.hl7.SendersChanged
 	return nil
 }
 
@@ -740,7 +969,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
-// listen binds the HTTPS and MQTT listeners; Start serves them. New binds
+// listen binds the HTTPS, MQTT and MLLP listeners; Start serves them. New binds
 // them before it creates anything, so that a start that cannot serve (an
 // address in use) leaves nothing behind, above all not an admin whose
 // one-time password was printed for nothing.
@@ -763,6 +992,13 @@ func (s *Server) listen(context.Context) error {
 		}
 		s.mqttLns = append(s.mqttLns, mqttListener{ln, m.tls})
 	}
+	if a := s.opts.MLLPAddr; a != "" && a != "off" {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("listen for MLLP on %s: %w", a, err)
+		}
+		s.mllpLn = ln
+	}
 	return nil
 }
 
@@ -779,6 +1015,9 @@ func (s *Server) closeListeners() {
 	}
 	for _, ln := range s.mqttLns {
 		ln.Close()
+	}
+	if s.mllpLn != nil {
+		s.mllpLn.Close()
 	}
 }
 
@@ -800,6 +1039,8 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.aux.Go(func() { s.statuses.run(wctx) })
 	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
+	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
+	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
 	if s.pg != nil {
 		s.aux.Go(func() { s.runPartitions(wctx) })
 	}
@@ -821,8 +1062,35 @@ func (s *Server) Start() error {
 			}
 		}()
 	}
-	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "data", s.opts.DataDir)
+	if s.mllpLn != nil {
+		serve := s.hl7.Serve
+		if s.opts.MLLPPlain {
+			serve = s.hl7.ServeInsecure
+		}
+		go func() {
+			if err := serve(s.mllpLn); err != nil && !errors.Is(err, hl7.ErrServerClosed) {
+				s.logger.Error("mllp listener stopped", "addr", s.mllpLn.Addr().String(), "err", err)
+			}
+		}()
+	}
+	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "mllp", s.MLLPAddr(), "data", s.opts.DataDir)
 	return nil
+}
+
+// MLLPAddr is the address HL7 v2 over MLLP listens on; "" if off.
+func (s *Server) MLLPAddr() string {
+	if s.mllpLn == nil {
+		return ""
+	}
+	return s.mllpLn.Addr().String()
+}
+
+// HL7SendersChanged tells the MLLP listener that the registered HL7
+// senders changed, so that the next message sees the change at once.
+func (s *Server) HL7SendersChanged() {
+	if s.hl7 != nil {
+		s.hl7.SendersChanged()
+	}
 }
 
 // MQTTAddrs lists the addresses MQTT listens on: TLS first, then plain TCP
@@ -872,8 +1140,15 @@ func CheckPublicURL(raw string) (string, error) {
 // user-supplied certificate).
 func (s *Server) CAFile() string { return s.caFile }
 
-// Store is the node's store, for tools that run beside the server.
-func (s *Server) Store() vigil.Store { return s.store }
+// Store is the node's store, for tools that run beside the server; its
+// PatientStore seals identity (keys.Store).
+func (s *Server) Store() vigil.Store { return s.patients }
+
+// Erasure is the node's erasure service.
+func (s *Server) Erasure() *erasure.Service { return s.erasure }
+
+// Retention is the node's retention sweeper.
+func (s *Server) Retention() *retention.Sweeper { return s.retention }
 
 // AuditLog reads the node's audit log: the entries in its database
 // (audit.db) and those still in its journal.
@@ -883,22 +1158,91 @@ func (s *Server) AuditLog() vigil.AuditReader { return s.auditor }
 // its own), for tools that run beside the server.
 func (s *Server) AlertStore() vigil.AlertWebhookStore { return s.alerts }
 
+// erasedSet is a set of erased patients' ids, safe for concurrent use.
+type erasedSet struct {
+	mu sync.RWMutex
+	m  map[string]bool
+}
+
+func (e *erasedSet) add(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = make(map[string]bool)
+	}
+	e.m[id] = true
+}
+
+func (e *erasedSet) has(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.m[id]
+}
+
+// drained returns once the store writer and the rules engine have
+// processed everything the log held when it was called.
+func (s *Server) drained(ctx context.Context) error {
+	target, err := s.log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{ingest.WriterName, alerting.EngineName} {
+		for {
+			floor, err := s.log.AckFloor(ctx, name)
+			if err == nil && floor >= target {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for %s to process the log: %w", name, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.
 func (s *Server) WaitStored(ctx context.Context) error {
+	return s.waitConsumed(ctx, ingest.WriterName)
+}
+
+// WaitEvaluated blocks until the rules engine has evaluated everything the
+// log had acknowledged when it was called, or ctx ends.
+func (s *Server) WaitEvaluated(ctx context.Context) error {
+	return s.waitConsumed(ctx, alerting.EngineName)
+}
+
+// Lags returns how many log messages the store writer and the rules engine
+// have not yet processed (each message is one acknowledged request's
+// batch). The counts come from the log's consumer state.
+func (s *Server) Lags(ctx context.Context) (store, engine uint64, err error) {
+	if store, err = s.log.Lag(ctx, ingest.WriterName); err != nil {
+		return 0, 0, err
+	}
+	if engine, err = s.log.Lag(ctx, alerting.EngineName); err != nil {
+		return 0, 0, err
+	}
+	return store, engine, nil
+}
+
+// waitConsumed blocks until consumer name has acknowledged every message
+// the log held when it was called, or ctx ends.
+func (s *Server) waitConsumed(ctx context.Context, name string) error {
 	target, err := s.log.LastSeq(ctx)
 	if err != nil {
 		return err
 	}
 	for {
-		floor, err := s.log.AckFloor(ctx, ingest.WriterName)
+		floor, err := s.log.AckFloor(ctx, name)
 		if err == nil && floor >= target {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
@@ -917,6 +1261,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if len(s.mqttLns) > 0 {
 				if err := s.mqtt.Shutdown(ctx); err != nil {
 					errs = append(errs, fmt.Errorf("stop mqtt: %w", err))
+				}
+			}
+			if s.hl7 != nil {
+				if err := s.hl7.Shutdown(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("stop mllp: %w", err))
 				}
 			}
 			close(s.streamsDone)

@@ -6,8 +6,11 @@
 //	vigil bench      measure the ingest path
 //	vigil admin      manage users and tokens on a stopped server (recovery)
 //	vigil audit      verify or list the audit log
+//	vigil keys       rotate the key-encryption key (the server may run)
+//	vigil patients   erase a patient, set or clear a legal hold (server stopped)
 //	vigil backup     back up a data directory, also of a running server
 //	vigil restore    restore a backup into an empty data directory
+//	vigil export     write a de-identified research export (--deidentify)
 //	vigil version    print the version
 //
 // main only parses flags and wires packages together.
@@ -46,8 +49,11 @@ Commands:
   devices    issue a device's client certificate (vigil devices cert --id …)
   admin      recover access with the server stopped: users, passwords, tokens
   audit      verify the audit log's hash chain; list entries
+  keys       rotate the key-encryption key of patients' data keys (the server may run)
+  patients   erase a patient, or set or clear a legal hold, with the server stopped
   backup     write a consistent backup of a data directory (the server may run)
   restore    restore a backup into an empty data directory
+  export     write a de-identified research export of consenting patients (--deidentify)
   version    print the version
 
 Run 'vigil <command> --help' for a command's flags. Every flag can also be set
@@ -76,10 +82,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = admin(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		err = auditCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "patients":
+		err = patientsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":
 		err = backupCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
 		err = restoreCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 	case "help", "-h", "--help":
