@@ -344,3 +344,96 @@ func TestAuditAppendOnly(t *testing.T) {
 		t.Errorf("LastAudit = %+v, %v; want the entry unchanged", got, err)
 	}
 }
+
+// TestErasureLeavesNoRow: after a patient's erasure runs to its end, no row
+// of any table with a subject_id (the readings' partitions among them)
+// names the patient, but the erasure's own record and the audit log (which
+// keeps ids by design, docs/security.md); their identity row is gone and the devices once theirs are
+// unassigned.
+func TestErasureLeavesNoRow(t *testing.T) {
+	s, dsn := open(t)
+	ctx := t.Context()
+	const pid = "pat_erased"
+	if err := s.CreatePatient(ctx, &vigil.Patient{ID: pid, Name: "Erin Erased", MRN: "E-1"}); err != nil {
+		t.Fatal(err)
+	}
+	dev := &vigil.Device{Kind: "oximeter", SubjectID: pid, TokenHash: []byte("token-of-erased")}
+	if err := s.CreateDevice(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	team := &vigil.Team{Name: "ward 3"}
+	if err := s.CreateTeam(ctx, team); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnrollPatient(ctx, team.ID, pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetConsent(ctx, &vigil.Consent{SubjectID: pid, Purpose: vigil.ConsentResearch, Status: vigil.ConsentActive}, "usr_a"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var rs []vigil.Reading
+	for i := range 25 {
+		rs = append(rs, reading(pid, i, now.Add(-time.Duration(i)*20*time.Hour)))
+	}
+	rs = append(rs, reading("pat_other", 1000, now))
+	if _, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: rs}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ShredPatient(ctx, pid, "usr_admin"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := s.DeleteSubjectData(ctx, pid, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	// A reading still in the log when the patient was erased is skipped.
+	late := reading(pid, 2000, now)
+	if n, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: []vigil.Reading{late}}}); err != nil || n != 0 {
+		t.Errorf("WriteBatches of an erased patient's reading = %d, %v; want 0", n, err)
+	}
+	if err := s.CompleteErasure(ctx, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	rows, err := conn.Query(ctx, `SELECT DISTINCT table_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND column_name = 'subject_id' AND table_name NOT IN ('erasures', 'audit')
+		AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(tables) < 8 {
+		t.Fatalf("tables with subject_id: %v, %v", tables, err)
+	}
+	for _, table := range append(tables, "patients") {
+		col := "subject_id"
+		if table == "patients" {
+			col = "id"
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()+" WHERE "+col+" = $1", pid).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if n != 0 {
+			t.Errorf("%s: %d rows of the erased patient, want none", table, n)
+		}
+	}
+	if d, err := s.Device(ctx, dev.ID); err != nil || d.SubjectID != "" {
+		t.Errorf("the erased patient's device: %+v, %v; want it unassigned", d, err)
+	}
+	if p, err := s.Readings(ctx, vigil.ReadingQuery{SubjectID: "pat_other"}); err != nil || len(p.Readings) != 1 {
+		t.Errorf("another patient's readings after the erasure: %v, %v; want kept", p, err)
+	}
+	if err := s.CreatePatient(ctx, &vigil.Patient{ID: pid, Name: "Someone Else"}); vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("CreatePatient with the erased id: %v, want ECONFLICT", err)
+	}
+}
