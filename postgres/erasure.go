@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,6 +31,50 @@ func (s *Store) erasedAmong(ctx context.Context, subjects []string) (map[string]
 		out[id] = true
 	}
 	return out, nil
+}
+
+// subjectsOf returns the distinct subjects of rs, in order of appearance.
+func subjectsOf(rs []*vigil.Reading) []string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, r := range rs {
+		if !seen[r.SubjectID] {
+			seen[r.SubjectID] = true
+			out = append(out, r.SubjectID)
+		}
+	}
+	return out
+}
+
+// errErasedMeanwhile stops a write transaction that found one of its
+// readings' patients erased after WriteBatches looked them up.
+var errErasedMeanwhile = errors.New("a patient of the batch was erased meanwhile")
+
+// notErasedMeanwhile makes the write transaction tx and erasures exclude
+// each other: writers share an advisory lock that ShredPatient takes
+// exclusively, so an erasure either commits before the check below (which
+// then sees it: errErasedMeanwhile) or waits until tx commits (and its
+// deletion passes find tx's readings).
+func notErasedMeanwhile(ctx context.Context, tx pgx.Tx, rs []stagedReading) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared("+lockKey("erasure")+")"); err != nil {
+		return err
+	}
+	subjects := make([]string, 0, len(rs))
+	seen := make(map[string]bool)
+	for i := range rs {
+		if id := rs[i].r.SubjectID; !seen[id] {
+			seen[id] = true
+			subjects = append(subjects, id)
+		}
+	}
+	var erased bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM erasures WHERE subject_id = ANY($1))", subjects).Scan(&erased); err != nil {
+		return fmt.Errorf("look up erasures: %w", err)
+	}
+	if erased {
+		return errErasedMeanwhile
+	}
+	return nil
 }
 
 // SetLegalHold stores h, replacing the patient's hold if any.
@@ -199,6 +244,10 @@ func (s *Store) ShredPatient(ctx context.Context, subjectID, by string) (*vigil.
 	at := s.timestamp()
 	e := &vigil.Erasure{SubjectID: subjectID, By: by, Erased: at}
 	err := s.write(ctx, func(tx pgx.Tx) error {
+		// Store writers wait for the erasure (notErasedMeanwhile).
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+lockKey("erasure")+")"); err != nil {
+			return err
+		}
 		// The patient's row is locked first, so that a hold set meanwhile
 		// waits for the erasure (and then finds no patient) or the erasure
 		// for it.

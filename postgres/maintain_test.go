@@ -437,3 +437,67 @@ func TestErasureLeavesNoRow(t *testing.T) {
 		t.Errorf("CreatePatient with the erased id: %v, want ECONFLICT", err)
 	}
 }
+
+// TestWriteDuringErasure: a store write that meets an erasure in progress
+// waits for it and then leaves the erased patient's readings out, storing
+// the others; the erasure is played by a transaction that holds the
+// erasure lock and records the erasure, committed once the write waits.
+func TestWriteDuringErasure(t *testing.T) {
+	s, dsn := open(t)
+	ctx := t.Context()
+	conn := connect(t, dsn)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/vigil/erasure'))"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO erasures (subject_id, erased_by, erased, senders) VALUES ('pat_gone', 'usr_a', now(), '{}')"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	rs := []vigil.Reading{reading("pat_gone", 1, now), reading("pat_kept", 2, now), reading("pat_gone", 3, now.Add(time.Minute))}
+	type result struct {
+		n   int
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		n, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: rs}})
+		res <- result{n, err}
+	}()
+	// Wait until the write waits for the erasure lock.
+	watch := connect(t, dsn)
+	for {
+		var waiting bool
+		if err := watch.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case r := <-res:
+			t.Fatalf("WriteBatches returned (%d, %v) before the erasure committed", r.n, r.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil || r.n != 1 {
+		t.Fatalf("WriteBatches during an erasure = %d, %v; want 1 (the other patient's)", r.n, r.err)
+	}
+	for _, sub := range []string{"pat_gone", "pat_kept"} {
+		p, err := s.Readings(ctx, vigil.ReadingQuery{SubjectID: sub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{"pat_gone": 0, "pat_kept": 1}[sub]; len(p.Readings) != want {
+			t.Errorf("%s: %d readings stored, want %d", sub, len(p.Readings), want)
+		}
+	}
+}

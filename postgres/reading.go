@@ -140,17 +140,8 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 	if len(rs) > 0 {
 		// Readings of erased patients, still in the durable log when their
 		// patient was erased, are skipped. An erasure committed after this
-		// look-up is covered by the erasure's deletion passes, the last of
-		// which runs after erasure.Service.Settle.
-		seen := make(map[string]bool)
-		var subjects []string
-		for _, r := range rs {
-			if !seen[r.SubjectID] {
-				seen[r.SubjectID] = true
-				subjects = append(subjects, r.SubjectID)
-			}
-		}
-		erased, err := s.erasedAmong(ctx, subjects)
+		// look-up is found in the transaction (notErasedMeanwhile).
+		erased, err := s.erasedAmong(ctx, subjectsOf(rs))
 		if err != nil {
 			return 0, fmt.Errorf("write batches: %w", err)
 		}
@@ -186,6 +177,22 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 			// Another node dropped a partition this one remembered.
 			s.parts.forget()
 			if err := s.ensurePartitions(ctx, is); err != nil {
+				return 0, fmt.Errorf("write batches: %w", err)
+			}
+			continue
+		}
+		if attempt < maxAttempts && errors.Is(err, errErasedMeanwhile) {
+			// A patient of the call was erased since the look-up above:
+			// their readings are dropped and the rest staged again.
+			erased, err := s.erasedAmong(ctx, subjectsOf(rs))
+			if err != nil {
+				return 0, fmt.Errorf("write batches: %w", err)
+			}
+			rs = slices.DeleteFunc(rs, func(r *vigil.Reading) bool { return erased[r.SubjectID] })
+			if len(rs) == 0 && len(qs) == 0 {
+				return 0, nil
+			}
+			if staged, err = stageReadings(rs); err != nil {
 				return 0, fmt.Errorf("write batches: %w", err)
 			}
 			continue
@@ -257,6 +264,9 @@ func (s *Store) writeBatches(ctx context.Context, rs []stagedReading, qs []*vigi
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		done = done[:0]
 		if len(rs) > 0 {
+			if err := notErasedMeanwhile(ctx, tx, rs); err != nil {
+				return err
+			}
 			var err error
 			if done, err = writeReadings(ctx, tx, rs); err != nil {
 				return err
