@@ -13,7 +13,7 @@ import (
 
 // erasedAmong returns which of subjects were erased, for WriteBatches to
 // skip their readings: a reading still in the durable log when its patient
-// was erased must not bring their data back.
+// was erased must not bring their data back (notErasedMeanwhile).
 func (s *Store) erasedAmong(ctx context.Context, subjects []string) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, "SELECT subject_id FROM erasures WHERE subject_id = ANY($1)", subjects)
 	if err != nil {
@@ -47,7 +47,8 @@ func subjectsOf(rs []*vigil.Reading) []string {
 }
 
 // errErasedMeanwhile stops a write transaction that found one of its
-// readings' patients erased after WriteBatches looked them up.
+// readings' patients erased; WriteBatches drops their readings and tries
+// again.
 var errErasedMeanwhile = errors.New("a patient of the batch was erased meanwhile")
 
 // notErasedMeanwhile makes the write transaction tx and erasures exclude

@@ -137,18 +137,6 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 			qs = append(qs, &bs[i].Quarantine[j])
 		}
 	}
-	if len(rs) > 0 {
-		// Readings of erased patients, still in the durable log when their
-		// patient was erased, are skipped. An erasure committed after this
-		// look-up is found in the transaction (notErasedMeanwhile).
-		erased, err := s.erasedAmong(ctx, subjectsOf(rs))
-		if err != nil {
-			return 0, fmt.Errorf("write batches: %w", err)
-		}
-		if len(erased) > 0 {
-			rs = slices.DeleteFunc(rs, func(r *vigil.Reading) bool { return erased[r.SubjectID] })
-		}
-	}
 	if len(rs) == 0 && len(qs) == 0 {
 		return 0, nil
 	}
@@ -182,8 +170,10 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 			continue
 		}
 		if attempt < maxAttempts && errors.Is(err, errErasedMeanwhile) {
-			// A patient of the call was erased since the look-up above:
-			// their readings are dropped and the rest staged again.
+			// Readings of erased patients (still in the durable log when
+			// their patient was erased) are dropped and the rest staged
+			// again. The check is in the transaction only: it is rare, and
+			// costs the common call no round trip of its own.
 			erased, err := s.erasedAmong(ctx, subjectsOf(rs))
 			if err != nil {
 				return 0, fmt.Errorf("write batches: %w", err)
