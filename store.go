@@ -104,7 +104,8 @@ type ReadingStore interface {
 	Quarantined(ctx context.Context, f QuarantineFilter) ([]QuarantineItem, error)
 }
 
-// Store is the main database: identity, devices, users and teams,
+// Store is the main database: identity, devices and the peripherals
+// gateways relay for, users and teams,
 // readings and quarantine, rule configurations. Alerts and the audit log
 // are kept apart, each in a database of its own with an interface of its
 // own (AlertWebhookStore, AuditStore), so that a consumer of one cannot be
@@ -114,6 +115,7 @@ type Store interface {
 	PatientStore
 	DeviceStore
 	DeviceStatusStore
+	PeripheralStore
 	UserStore
 	SecondFactorStore
 	ExternalIdentityStore

@@ -46,6 +46,13 @@ type Catalog interface {
 	CheckPanel(code string, components []vigil.Component) error
 }
 
+// Relays is what ingest needs of the gateways' peripherals;
+// vigil.PeripheralStore implements it.
+type Relays interface {
+	// Relays reports whether gateway gatewayID relays for device deviceID.
+	Relays(ctx context.Context, gatewayID, deviceID string) (bool, error)
+}
+
 // Defaults for Service limits.
 const (
 	DefaultMaxItems  = 10000
@@ -60,6 +67,9 @@ type Service struct {
 	Log      vigil.Log
 	Devices  vigil.DeviceStore
 	Patients vigil.PatientStore
+	// Relays says which devices a gateway relays for (see
+	// vigil.PeripheralStore); nil: no device sends for another.
+	Relays Relays
 	Catalog  Catalog
 	Logger   *slog.Logger
 	Metrics  *Metrics // may be nil
@@ -101,8 +111,25 @@ type Item struct {
 	Seq        *uint64         `json:"seq,omitempty"`
 	Flags      []string        `json:"flags,omitempty"`
 	Components []ItemComponent `json:"components,omitempty"`
-	DeviceID   string          `json:"device_id,omitempty"`  // integrations: the device that measured it
+	DeviceID   string          `json:"device_id,omitempty"`  // integrations and gateways: the device that measured it
 	PatientID  string          `json:"patient_id,omitempty"` // integrations: the patient (subject) it belongs to
+	// Origin is set by an adapter that decoded the item from its own
+	// format (a Bluetooth characteristic value): what the quarantine keeps
+	// of the item if it is refused, in place of its JSON encoding. It is
+	// not part of the wire item.
+	Origin *Origin `json:"-"`
+}
+
+// Origin is the input an adapter decoded an Item from. Several items may
+// share one Origin (a blood pressure measurement carries a panel and a
+// pulse rate).
+type Origin struct {
+	Index   int    // the input's position in what the sender sent
+	Payload []byte // the input as received, kept whole in the quarantine
+	// Err, when non-nil, is why the adapter refused the input (it could
+	// not be decoded, names an unknown peripheral): the item is refused
+	// with it, unvalidated, and quarantined with Payload.
+	Err error
 }
 
 // ItemComponent is one component of a panel Item.
@@ -126,6 +153,9 @@ func (e *entry) payload() []byte {
 	if e.raw != nil {
 		return e.raw
 	}
+	if e.item.Origin != nil {
+		return e.item.Origin.Payload
+	}
 	b, _ := json.Marshal(&e.item) // strings, numbers and pointers to them: cannot fail
 	return b
 }
@@ -144,13 +174,26 @@ func decodeEntries(raws []json.RawMessage) []entry {
 	return es
 }
 
-// typedEntries are items given typed.
+// typedEntries are items given typed; an item whose Origin the adapter
+// refused is refused with that reason.
 func typedEntries(items []Item) []entry {
 	es := make([]entry, len(items))
 	for i := range items {
 		es[i].item = items[i]
+		if o := items[i].Origin; o != nil && o.Err != nil {
+			es[i].err = o.Err
+		}
 	}
 	return es
+}
+
+// index is e's position in what the sender sent, for the quarantine: its
+// Origin's when an adapter gave one, else i.
+func (e *entry) index(i int) int {
+	if e.item.Origin != nil {
+		return e.item.Origin.Index
+	}
+	return i
 }
 
 // DecodeBatch splits a submission {"readings":[...]} into its raw items,
@@ -276,7 +319,7 @@ func (s *Service) submit(ctx context.Context, p *vigil.Principal, source string,
 				return nil, fmt.Errorf("validate reading %d: %w", i, err)
 			}
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)})
-			batch.Quarantine = append(batch.Quarantine, s.quarantineItem(p, source, i, es[i].payload(), false, err, now))
+			batch.Quarantine = append(batch.Quarantine, s.quarantineItem(p, source, es[i].index(i), es[i].payload(), false, err, now))
 			continue
 		}
 		r.Received = now
@@ -455,6 +498,7 @@ type validator struct {
 	now      time.Time
 	devices  map[string]*vigil.Device // by id; nil value: not found
 	patients map[string]error         // by id; nil: exists
+	relay    map[string]bool          // by device id: relayed by the sending gateway
 }
 
 // senderFlags are the quality flags a sender may set; the others are Vigil's.
@@ -570,7 +614,7 @@ func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, pat
 	switch v.p.Role {
 	case vigil.RoleDevice:
 		if deviceID != "" && deviceID != v.p.DeviceID {
-			return vigil.Errorf(vigil.EFORBIDDEN, "device %s may not send readings as device %s", v.p.DeviceID, deviceID)
+			return v.relayed(ctx, r, deviceID, patientID)
 		}
 		d, err := v.device(ctx, v.p.DeviceID)
 		if err != nil {
@@ -611,6 +655,52 @@ func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, pat
 		return nil
 	}
 	return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not send readings", v.p.Role)
+}
+
+// relayed decides whose reading a gateway (the device sending) relays for
+// device deviceID: the device's patient, if the gateway relays for it (a
+// peripheral registered to it) and both are active. The gateway itself
+// need not be assigned to a patient.
+func (v *validator) relayed(ctx context.Context, r *vigil.Reading, deviceID, patientID string) error {
+	ok, err := v.relays(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s may not send readings as device %s: it is not a peripheral of this gateway", v.p.DeviceID, deviceID)
+	}
+	gw, err := v.device(ctx, v.p.DeviceID)
+	if err != nil {
+		return err
+	}
+	if !gw.Active() {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is revoked", gw.ID)
+	}
+	d, err := v.device(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	return v.assigned(r, d, patientID)
+}
+
+// relays reports, once per submission and device, whether the sending
+// gateway relays for deviceID.
+func (v *validator) relays(ctx context.Context, deviceID string) (bool, error) {
+	if v.s.Relays == nil {
+		return false, nil
+	}
+	if ok, seen := v.relay[deviceID]; seen {
+		return ok, nil
+	}
+	ok, err := v.s.Relays.Relays(ctx, v.p.DeviceID, deviceID)
+	if err != nil {
+		return false, fmt.Errorf("look up peripheral: %w", err)
+	}
+	if v.relay == nil {
+		v.relay = map[string]bool{}
+	}
+	v.relay[deviceID] = ok
+	return ok, nil
 }
 
 func (v *validator) assigned(r *vigil.Reading, d *vigil.Device, patientID string) error {
