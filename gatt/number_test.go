@@ -20,7 +20,7 @@ func TestSFLOAT(t *testing.T) {
 		{0x0078, gatt.Number{Mantissa: 120, Exponent: 0, Kind: gatt.Finite}, 120},
 		{0x0FFF, gatt.Number{Mantissa: -1, Exponent: 0, Kind: gatt.Finite}, -1},
 		{0x0801 + 2, gatt.Number{Mantissa: -2045, Exponent: 0, Kind: gatt.Finite}, -2045}, // 0x0803: the lowest mantissa that is a number
-		{0x07FD, gatt.Number{Mantissa: 2045, Exponent: 0, Kind: gatt.Finite}, 2045},      // the highest
+		{0x07FD, gatt.Number{Mantissa: 2045, Exponent: 0, Kind: gatt.Finite}, 2045},       // the highest
 		{0x7001, gatt.Number{Mantissa: 1, Exponent: 7, Kind: gatt.Finite}, 1e7},
 		{0x8001, gatt.Number{Mantissa: 1, Exponent: -8, Kind: gatt.Finite}, 1e-8},
 		{0xB05F, gatt.Number{Mantissa: 95, Exponent: -5, Kind: gatt.Finite}, 0.00095},

@@ -69,11 +69,11 @@ type Service struct {
 	Patients vigil.PatientStore
 	// Relays says which devices a gateway relays for (see
 	// vigil.PeripheralStore); nil: no device sends for another.
-	Relays Relays
-	Catalog  Catalog
-	Logger   *slog.Logger
-	Metrics  *Metrics // may be nil
-	Now      func() time.Time
+	Relays  Relays
+	Catalog Catalog
+	Logger  *slog.Logger
+	Metrics *Metrics // may be nil
+	Now     func() time.Time
 
 	MaxItems  int           // most readings in one submission; DefaultMaxItems if 0
 	MaxFuture time.Duration // how far ahead of Now a reading's time may be; DefaultMaxFuture if 0
