@@ -48,6 +48,8 @@ func TestLimits(t *testing.T) {
 		{catalog.LOINC, "3150-0", "%", 21, 100},
 		{catalog.LOINC, "67775-7", "{score}", 0, 4},
 		{catalog.SNOMED, "1104051000000101", "{score}", 0, 20},
+		{catalog.LOINC, "4548-4", "%", 2, 25},
+		{"urn:iso:std:iso:11073:10101", "147072", "ms", 200, 3000},
 	}
 	if got, want := len(cat.Entries()), len(tests); got != want {
 		t.Errorf("catalogue has %d entries, test pins %d", got, want)

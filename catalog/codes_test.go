@@ -142,6 +142,8 @@ func TestDisplays(t *testing.T) {
 		"3150-0":           "Inhaled oxygen concentration",
 		"67775-7":          "Level of responsiveness",
 		"1104051000000101": "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score",
+		"4548-4":           "Hemoglobin A1c/Hemoglobin.total in Blood",
+		"147072":           "RR time period, global",
 	}
 	entries := catalog.Default().Entries()
 	if len(entries) != len(want) {
