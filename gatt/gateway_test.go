@@ -177,7 +177,7 @@ func TestGatewayRefusals(t *testing.T) {
 		{"demonstration data", `{"characteristic":"2A5E","value":"02610040000004",` + at + `}`, vigil.EINVALID, "demonstration"},
 		{"NaN", `{"characteristic":"2A1C","value":"00ffff7f00",` + at + `}`, vigil.EINVALID, "data absent"},
 		{"context alone", `{"characteristic":"2A34","value":"4205000141f0",` + at + `}`, vigil.EINVALID, "no glucose measurement"},
-		{"implausible", `{"characteristic":"2A37","value":"0005",` + at + `}`, vigil.EINVALID, ""},                        // 5 /min: ingest refuses it
+		{"implausible", `{"characteristic":"2A37","value":"0005",` + at + `}`, vigil.EINVALID, ""}, // 5 /min: ingest refuses it
 		{"relayed for a device not under the hub", `{"characteristic":"2A37","value":"0048","peripheral":"SCALE-9",` + at + `}`, vigil.EFORBIDDEN, "unknown peripheral"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
