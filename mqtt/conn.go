@@ -328,6 +328,7 @@ var errClientDisconnect = errors.New("client disconnected")
 const (
 	topicReadings = "readings"
 	topicStatus   = "status"
+	topicGATT     = "gatt" // a gateway's relayed characteristic values; only with Options.Gateway
 	topicCommands = "commands"
 )
 
@@ -370,10 +371,10 @@ func (c *conn) publish(p *Packet) error {
 		}
 	}
 	kind := c.ownTopic(p.Topic)
-	if kind != topicReadings && kind != topicStatus {
+	if kind != topicReadings && kind != topicStatus && (kind != topicGATT || s.gateway == nil) {
 		s.audit(s.ctx, vigil.AuditEntry{Actor: c.deviceID, ActorName: c.deviceID, Action: vigil.AuditAccessDenied,
 			Resource: "mqtt PUBLISH " + truncate(p.Topic, 200), Remote: c.remote, Outcome: vigil.AuditDenied,
-			Detail: "a device may publish only to devices/{its id}/readings and /status"})
+			Detail: "a device may publish only to devices/{its id}/readings, /status and (a gateway) /gatt"})
 		if !v5 {
 			// MQTT-3.3.5-2: acknowledge or close; closing tells the device.
 			return &connError{msg: "publish to a topic not the device's own"}
@@ -400,9 +401,12 @@ func (c *conn) publish(p *Packet) error {
 		}()
 		var detail string
 		var err error
-		if kind == topicReadings {
+		switch kind {
+		case topicReadings:
 			detail, err = c.submitReadings(p.Payload)
-		} else {
+		case topicGATT:
+			detail, err = c.submitGATT(p.Payload)
+		default:
 			err = c.handleStatus(p.Payload)
 		}
 		if _, ack := pubackReason(err); !ack {
@@ -415,6 +419,17 @@ func (c *conn) publish(p *Packet) error {
 		}
 	}()
 	return nil
+}
+
+// submitGATT hands a gateway's characteristic values to the gateway
+// adapter; detail as for submitReadings.
+func (c *conn) submitGATT(payload []byte) (detail string, err error) {
+	res, err := c.s.gateway.Submit(c.s.ctx, &c.principal, payload)
+	if err == nil && res != nil && len(res.Rejected) > 0 {
+		r := res.Rejected[0]
+		detail = fmt.Sprintf("accepted %d, quarantined %d; item %d: %s", res.Accepted, len(res.Rejected), r.Index, r.Reason)
+	}
+	return detail, err
 }
 
 // submitReadings hands a readings payload to ingest. detail summarises
