@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/gatt"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
 	"github.com/vigil-health/vigil/mqtt"
@@ -140,6 +141,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
+	gateway   *gatt.Gateway // Bluetooth characteristic values relayed by gateways (HTTP and MQTT)
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -345,11 +347,13 @@ func (s *Server) buildIngest(context.Context) error {
 		Log:       s.logHealth,
 		Devices:   s.store,
 		Patients:  s.store,
+		Relays:    s.store,
 		Catalog:   s.catalog,
 		Logger:    s.opts.Logger,
 		Metrics:   metrics,
 		MaxFuture: s.opts.MaxFuture,
 	}
+	s.gateway = &gatt.Gateway{Ingest: s.ingest, Peripherals: s.store}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
@@ -486,6 +490,7 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 	s.statuses = &statusSaver{store: s.store, logger: s.opts.Logger}
 	s.mqtt = mqtt.NewServer(mqtt.Options{
 		Ingest:         s.ingest,
+		Gateway:        s.gateway,
 		Devices:        s.store,
 		HashSecret:     auth.HashSecret,
 		TLSConfig:      mqttTLS,
