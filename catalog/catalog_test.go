@@ -49,6 +49,7 @@ func TestLimits(t *testing.T) {
 		{catalog.LOINC, "67775-7", "{score}", 0, 4},
 		{catalog.SNOMED, "1104051000000101", "{score}", 0, 20},
 		{catalog.LOINC, "4548-4", "%", 2, 25},
+		{catalog.LOINC, "41982-0", "%", 2, 75},
 		{"urn:iso:std:iso:11073:10101", "147072", "ms", 200, 3000},
 	}
 	if got, want := len(cat.Entries()), len(tests); got != want {

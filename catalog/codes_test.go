@@ -144,6 +144,7 @@ func TestDisplays(t *testing.T) {
 		"1104051000000101": "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score",
 		"4548-4":           "Hemoglobin A1c/Hemoglobin.total in Blood",
 		"147072":           "RR time period, global",
+		"41982-0":          "Percentage of body fat Measured",
 	}
 	entries := catalog.Default().Entries()
 	if len(entries) != len(want) {

@@ -28,6 +28,7 @@ var categories = map[string]string{
 	"97510-2":          "laboratory",
 	"4548-4":           "laboratory",
 	"147072":           "procedure", // RR interval, from a heart rate sensor's ECG or pulse
+	"41982-0":          "exam",      // body fat, from a body composition scale
 	"55423-8":          "activity",
 	"67775-7":          "exam",
 	"1104051000000101": "survey",

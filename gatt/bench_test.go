@@ -40,6 +40,8 @@ func BenchmarkDecode(b *testing.B) {
 			_, err = gatt.DecodePLXSpotCheck(p.b)
 		case gatt.UUIDPLXContinuous:
 			_, err = gatt.DecodePLXContinuous(p.b)
+		case gatt.UUIDBodyComposition:
+			_, err = gatt.DecodeBodyComposition(p.b)
 		}
 		if err != nil {
 			b.Fatal(err)

@@ -637,3 +637,104 @@ func plxTail(m *PLX, status, device, pai bool, b []byte, i int) {
 		m.PulseAmplitudeIdx = sf(b, i)
 	}
 }
+
+// UUIDBodyComposition is the Body Composition Measurement characteristic.
+const UUIDBodyComposition uint16 = 0x2A9C
+
+// BodyComposition is a Body Composition Measurement (0x2A9C). Masses are
+// in 0.005 kg, or 0.01 lb when Imperial; each optional field is kept with
+// whether it was sent.
+type BodyComposition struct {
+	Imperial bool
+	// BodyFat is the body fat percentage in 0.1 %; 0xFFFF: measurement
+	// unsuccessful.
+	BodyFat        uint16
+	Time           *DateTime
+	UserID         uint8
+	HasUser        bool
+	BasalKJ        uint16 // basal metabolism, kJ
+	MusclePercent  uint16 // 0.1 %
+	MuscleMass     uint16
+	FatFreeMass    uint16
+	SoftLeanMass   uint16
+	BodyWaterMass  uint16
+	Impedance      uint16 // 0.1 Ω
+	Weight         uint16
+	Height         uint16 // 0.001 m, or 0.1 in when Imperial
+	Present        uint16 // the flags of the optional fields sent (BodyComp*)
+	MultiplePacket bool   // the measurement is split over several values
+}
+
+// Body composition flags (bits of a 16-bit flags field).
+const (
+	BodyCompBasal        = 1 << 3
+	BodyCompMuscle       = 1 << 4
+	BodyCompMuscleMass   = 1 << 5
+	BodyCompFatFreeMass  = 1 << 6
+	BodyCompSoftLeanMass = 1 << 7
+	BodyCompWaterMass    = 1 << 8
+	BodyCompImpedance    = 1 << 9
+	BodyCompWeight       = 1 << 10
+	BodyCompHeight       = 1 << 11
+	bodyCompMultiple     = 1 << 12
+)
+
+// DecodeBodyComposition decodes a Body Composition Measurement. Flags (16
+// bits): bit 0 units (imperial), 1 time stamp, 2 user id, 3 basal
+// metabolism, 4 muscle percentage, 5 muscle mass, 6 fat free mass, 7 soft
+// lean mass, 8 body water mass, 9 impedance, 10 weight, 11 height, 12 the
+// measurement spans several values. Fields: flags, body fat percentage,
+// then each present field in that order (16 bits each; the time stamp 7
+// bytes, the user id 1).
+func DecodeBodyComposition(b []byte) (BodyComposition, error) {
+	const name = "body composition measurement (2A9C)"
+	var m BodyComposition
+	if len(b) < 2 {
+		return m, short(name, len(b), 4)
+	}
+	f := u16(b, 0)
+	want := 4
+	if f&0x02 != 0 {
+		want += dateTimeLen
+	}
+	if f&0x04 != 0 {
+		want++
+	}
+	for bit := uint16(BodyCompBasal); bit <= BodyCompHeight; bit <<= 1 {
+		if f&bit != 0 {
+			want += 2
+		}
+	}
+	if len(b) < want {
+		return m, short(name, len(b), want)
+	}
+	m.Imperial = f&0x01 != 0
+	m.MultiplePacket = f&bodyCompMultiple != 0
+	m.BodyFat = u16(b, 2)
+	i := 4
+	if f&0x02 != 0 {
+		d, err := dateTime(name, b, i)
+		if err != nil {
+			return m, err
+		}
+		m.Time = &d
+		i += dateTimeLen
+	}
+	if f&0x04 != 0 {
+		m.UserID, m.HasUser = b[i], true
+		i++
+	}
+	for _, fl := range [...]struct {
+		bit uint16
+		v   *uint16
+	}{{BodyCompBasal, &m.BasalKJ}, {BodyCompMuscle, &m.MusclePercent}, {BodyCompMuscleMass, &m.MuscleMass},
+		{BodyCompFatFreeMass, &m.FatFreeMass}, {BodyCompSoftLeanMass, &m.SoftLeanMass}, {BodyCompWaterMass, &m.BodyWaterMass},
+		{BodyCompImpedance, &m.Impedance}, {BodyCompWeight, &m.Weight}, {BodyCompHeight, &m.Height}} {
+		if f&fl.bit != 0 {
+			*fl.v = u16(b, i)
+			m.Present |= fl.bit
+			i += 2
+		}
+	}
+	return m, nil
+}

@@ -155,6 +155,28 @@ func TestDecodeWeight(t *testing.T) {
 	}
 }
 
+func TestDecodeBodyComposition(t *testing.T) {
+	for _, c := range []struct {
+		name, hex string
+		want      gatt.BodyComposition
+	}{
+		// body fat 22.5 %, 2026-12-07 09:30:00, user 1, weight 70.2 kg.
+		{"SI, time, user, weight", "0604 e100 ea070c07091e00 01 d836", gatt.BodyComposition{BodyFat: 225, Time: dec7, UserID: 1, HasUser: true,
+			Weight: 14040, Present: gatt.BodyCompWeight}},
+		// body fat 30.0 %, height 69.0 in.
+		{"imperial, height", "0108 2c01 b202", gatt.BodyComposition{Imperial: true, BodyFat: 300, Height: 690, Present: gatt.BodyCompHeight}},
+		{"every field", "f80f e100 0100 0200 0300 0400 0500 0600 0700 0800 0900", gatt.BodyComposition{BodyFat: 225,
+			BasalKJ: 1, MusclePercent: 2, MuscleMass: 3, FatFreeMass: 4, SoftLeanMass: 5, BodyWaterMass: 6, Impedance: 7, Weight: 8, Height: 9,
+			Present: 0x0FF8}},
+		{"multiple packet", "0010 e100", gatt.BodyComposition{BodyFat: 225, MultiplePacket: true}},
+	} {
+		got, err := gatt.DecodeBodyComposition(unhex(t, c.hex))
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: got %+v, %v; want %+v", c.name, got, err, c.want)
+		}
+	}
+}
+
 func TestDecodePLX(t *testing.T) {
 	for _, c := range []struct {
 		name, hex  string
@@ -191,13 +213,14 @@ func TestDecodePLX(t *testing.T) {
 func TestDecodeShort(t *testing.T) {
 	full := map[string]func([]byte) error{
 		"1e 7800 5000 5d00 ea070c07091e00 4800 01 0100": func(b []byte) error { _, err := gatt.DecodeBloodPressure(b); return err },
-		"19 0100 0001":                                      func(b []byte) error { _, err := gatt.DecodeHeartRate(b); return err },
-		"07 da0300ff ea070c07091e00 06":                     func(b []byte) error { _, err := gatt.DecodeTemperature(b); return err },
-		"0b 0100 ea070c07070000 0500 5fb0 11 2000":          func(b []byte) error { _, err := gatt.DecodeGlucose(b); return err },
-		"ff 0600 00 01 05e0 03 51 0807 32 01 04a0 3bf0":     func(b []byte) error { _, err := gatt.DecodeGlucoseContext(b); return err },
-		"0e d836 ea070c07091e00 01 e500 d806":               func(b []byte) error { _, err := gatt.DecodeWeight(b); return err },
-		"0f 6100 4000 ea070c07091e00 8000 000800 19f0":      func(b []byte) error { _, err := gatt.DecodePLXSpotCheck(b); return err },
-		"1f 6000 5000 5f00 5100 6000 4f00 0040 100000 19f0": func(b []byte) error { _, err := gatt.DecodePLXContinuous(b); return err },
+		"19 0100 0001":                                                             func(b []byte) error { _, err := gatt.DecodeHeartRate(b); return err },
+		"07 da0300ff ea070c07091e00 06":                                            func(b []byte) error { _, err := gatt.DecodeTemperature(b); return err },
+		"0b 0100 ea070c07070000 0500 5fb0 11 2000":                                 func(b []byte) error { _, err := gatt.DecodeGlucose(b); return err },
+		"ff 0600 00 01 05e0 03 51 0807 32 01 04a0 3bf0":                            func(b []byte) error { _, err := gatt.DecodeGlucoseContext(b); return err },
+		"0e d836 ea070c07091e00 01 e500 d806":                                      func(b []byte) error { _, err := gatt.DecodeWeight(b); return err },
+		"0f 6100 4000 ea070c07091e00 8000 000800 19f0":                             func(b []byte) error { _, err := gatt.DecodePLXSpotCheck(b); return err },
+		"1f 6000 5000 5f00 5100 6000 4f00 0040 100000 19f0":                        func(b []byte) error { _, err := gatt.DecodePLXContinuous(b); return err },
+		"fe0f e100 ea070c07091e00 01 0100 0200 0300 0400 0500 0600 0700 0800 0900": func(b []byte) error { _, err := gatt.DecodeBodyComposition(b); return err },
 	}
 	for h, decode := range full {
 		b := unhex(t, h)

@@ -24,6 +24,7 @@ var seeds = []struct {
 	{gatt.UUIDWeight, "0f d836 ea070c07091e00 01 e500 d806"},
 	{gatt.UUIDPLXSpotCheck, "1f 6100 4000 ea070c07091e00 8000 000800 19f0"},
 	{gatt.UUIDPLXContinuous, "1f 6000 5000 5f00 5100 6000 4f00 0040 100000 19f0"},
+	{gatt.UUIDBodyComposition, "fe0f e100 ea070c07091e00 01 0100 0200 0300 0400 0500 0600 0700 0800 0900"},
 }
 
 // FuzzItems: no payload makes a decoder read past its end or panic; a

@@ -29,6 +29,7 @@ const (
 	CodeGlucoseBlood      = "2339-0"
 	CodeGlucoseISF        = "99504-3"
 	CodeHbA1c             = "4548-4"
+	CodeBodyFat           = "41982-0"
 )
 
 // Value is one characteristic value as a gateway relayed it, decoded from
@@ -93,6 +94,12 @@ func Items(v Value, glucoseCtx *GlucoseContext) ([]ingest.Item, error) {
 			return nil, err
 		}
 		return weightItems(&m, v)
+	case UUIDBodyComposition:
+		m, err := DecodeBodyComposition(v.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return bodyCompositionItems(&m, v)
 	case UUIDPLXSpotCheck:
 		m, err := DecodePLXSpotCheck(v.Bytes)
 		if err != nil {
@@ -106,7 +113,7 @@ func Items(v Value, glucoseCtx *GlucoseContext) ([]ingest.Item, error) {
 		}
 		return plxItems(&m, false, v)
 	}
-	return nil, vigil.Errorf(vigil.EINVALID, "characteristic %04X is not one Vigil decodes (2A35, 2A18 with 2A34, 2A37, 2A5E, 2A5F, 2A1C, 2A9D)", v.UUID)
+	return nil, vigil.Errorf(vigil.EINVALID, "characteristic %04X is not one Vigil decodes (2A35, 2A18 with 2A34, 2A37, 2A5E, 2A5F, 2A1C, 2A9D, 2A9C)", v.UUID)
 }
 
 // itemTime is the time of a reading: the device's, when it sent a date it
@@ -280,6 +287,37 @@ func weightItems(m *Weight, v Value) ([]ingest.Item, error) {
 			} else {
 				out = append(out, item(CodeBodyHeight, scale(int64(m.Height), -1), "cm", t, v.Seq, nil))
 			}
+		}
+	}
+	return out, nil
+}
+
+// bodyCompositionItems: the body fat percentage, and the weight and height
+// when sent (as a Weight Measurement's). The other fields have no code in
+// the catalogue. A measurement split over several values is refused: its
+// parts cannot be told apart from whole measurements.
+func bodyCompositionItems(m *BodyComposition, v Value) ([]ingest.Item, error) {
+	const name = "body composition measurement (2A9C)"
+	if m.MultiplePacket {
+		return nil, vigil.Errorf(vigil.EINVALID, "%s: a measurement split over several values is not taken", name)
+	}
+	if m.BodyFat == WeightUnsuccessful {
+		return nil, absent(name, "measurement unsuccessful (0xFFFF)")
+	}
+	t := rfc3339(itemTime(m.Time, v.Time))
+	out := []ingest.Item{item(CodeBodyFat, scale(int64(m.BodyFat), -1), "%", t, v.Seq, nil)}
+	if m.Present&BodyCompWeight != 0 && m.Weight != WeightUnsuccessful {
+		if m.Imperial {
+			out = append(out, item(CodeBodyWeight, scale(int64(m.Weight), -2), "[lb_av]", t, v.Seq, nil))
+		} else {
+			out = append(out, item(CodeBodyWeight, scale(int64(m.Weight)*5, -3), "kg", t, v.Seq, nil))
+		}
+	}
+	if m.Present&BodyCompHeight != 0 && m.Height != 0 && m.Height != 0xFFFF {
+		if m.Imperial {
+			out = append(out, item(CodeBodyHeight, scale(int64(m.Height), -1), "[in_i]", t, v.Seq, nil))
+		} else {
+			out = append(out, item(CodeBodyHeight, scale(int64(m.Height), -1), "cm", t, v.Seq, nil))
 		}
 	}
 	return out, nil

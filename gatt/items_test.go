@@ -80,6 +80,14 @@ func TestItems(t *testing.T) {
 		{"continuous, poor signal, questionable, calibrating", gatt.UUIDPLXContinuous, "0c 6000 5000 0050 100000", "",
 			`[{"code":"2708-6","value":96,"unit":"%","time":"2026-12-07T10:00:00+01:00","seq":9,"flags":["questionable","artifact","calibrating"]},` +
 				`{"code":"8889-8","value":80,"unit":"/min","time":"2026-12-07T10:00:00+01:00","seq":9,"flags":["questionable","artifact","calibrating"]}]`, ""},
+		{"body composition", gatt.UUIDBodyComposition, "0604 e100 ea070c07091e00 01 d836", "",
+			`[{"code":"41982-0","value":22.5,"unit":"%","time":"2026-12-07T09:30:00+01:00","seq":9},` +
+				`{"code":"29463-7","value":70.2,"unit":"kg","time":"2026-12-07T09:30:00+01:00","seq":9}]`, ""},
+		{"body composition imperial height", gatt.UUIDBodyComposition, "0108 2c01 b202", "",
+			`[{"code":"41982-0","value":30,"unit":"%","time":"2026-12-07T10:00:00+01:00","seq":9},` +
+				`{"code":"8302-2","value":69,"unit":"[in_i]","time":"2026-12-07T10:00:00+01:00","seq":9}]`, ""},
+		{"body composition unsuccessful", gatt.UUIDBodyComposition, "0000 ffff", "", "", vigil.EINVALID},
+		{"body composition in several values", gatt.UUIDBodyComposition, "0010 e100", "", "", vigil.EINVALID},
 		{"unknown characteristic", 0x2A99, "00", "", "", vigil.EINVALID},
 		{"short", gatt.UUIDBloodPressure, "00 7800", "", "", vigil.EINVALID},
 	} {
