@@ -52,8 +52,8 @@ type Peripherals interface {
 // before first use; Submit is safe for concurrent use.
 type Gateway struct {
 	Ingest      *ingest.Service
-	Peripherals Peripherals
-	MaxItems    int // DefaultMaxItems if 0
+	Peripherals Peripherals // nil: no peripheral is known, every item naming one is refused
+	MaxItems    int         // DefaultMaxItems if 0
 }
 
 // Submit decodes a request body {"items":[...]} sent by gateway p (a
@@ -172,7 +172,7 @@ func (g *Gateway) items(ctx context.Context, p *vigil.Principal, raws []json.Raw
 			}
 			d.address = addr
 			id, seen := devices[addr]
-			if !seen {
+			if !seen && g.Peripherals != nil {
 				per, err := g.Peripherals.Peripheral(ctx, p.DeviceID, addr)
 				switch {
 				case vigil.ErrorCode(err) == vigil.ENOTFOUND:
