@@ -19,7 +19,9 @@ var principals = []string{"anon", "admin", "clin", "clinX", "pat", "dev", "intW"
 // as in principals) on its own patient (P1) and, for patient routes, on
 // another patient (P2). "ok" means authorization let the request through
 // (the handler may still refuse the empty body with 400); a number is the
-// exact status of a refusal. Every route of the router must be here.
+// exact status of a refusal. Every route of the router — the union of the
+// route tables of api, fhirapi and web and the server's own — must be here:
+// a new route gets a row.
 //
 //	clin  is a clinician in a team P1 is enrolled in; clinX is in no team.
 //	pat   is P1's own patient account; dev is P1's device.
@@ -378,8 +380,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	for _, rt := range e.api.routes() {
-		if !covered[rt.pattern] {
-			t.Errorf("route %s is not in the authorization matrix", rt.pattern)
+		if !covered[rt.Pattern] {
+			t.Errorf("route %s is not in the authorization matrix", rt.Pattern)
 		}
 	}
 	_ = devID
@@ -410,4 +412,35 @@ func tokenID(t *testing.T, e *env, who string, other *vigil.User) string {
 		t.Fatal(err)
 	}
 	return ts[0].ID
+}
+
+// TestEveryRouteHasARule walks every route table (the union the server
+// mounts): every route must declare an access rule, only the
+// deliberate few may be public, and no pattern is declared twice.
+func TestEveryRouteHasARule(t *testing.T) {
+	publicOK := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true,
+		"GET /static/{file}": true, "GET /signin": true, // the dashboard's style, script and sign-in form hold no data
+		"GET /fhir/r4/metadata": true, "GET /api/v1/openapi.yaml": true,
+		// OpenID Connect sign-in: they start, end or leave a sign-in, audited by the callback
+		"GET /auth/oidc/login": true, "GET /auth/oidc/callback": true, "GET /auth/oidc/logout": true,
+		// SMART on FHIR discovery: the provider's public endpoints
+		"GET /.well-known/smart-configuration": true, "GET /fhir/r4/.well-known/smart-configuration": true}
+	s := &Server{}
+	s.Handler()
+	seen := map[string]bool{}
+	for _, rt := range s.routes() {
+		if rt.Access.Name == "" {
+			t.Errorf("%s has no access rule", rt.Pattern)
+		}
+		if !rt.Access.Authn && !publicOK[rt.Pattern] {
+			t.Errorf("%s is public but is not in the list of deliberately public routes", rt.Pattern)
+		}
+		if rt.Handle == nil {
+			t.Errorf("%s has no handler", rt.Pattern)
+		}
+		if seen[rt.Pattern] {
+			t.Errorf("%s declared twice", rt.Pattern)
+		}
+		seen[rt.Pattern] = true
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/rules"
 )
 
@@ -492,7 +493,7 @@ func TestAlertDetailAndActions(t *testing.T) {
 	if st, body := w.request("POST", "/api/v1/alerts/"+w.a1+"/resolve", w.patTok, ""); st != http.StatusForbidden {
 		t.Errorf("patient resolving: %d %s, want 403", st, body)
 	}
-	if st, body := w.request("POST", "/api/v1/alerts/"+w.a1+"/resolve", "", "", "Cookie", sessionCookie+"="+w.clinTok); st != http.StatusForbidden {
+	if st, body := w.request("POST", "/api/v1/alerts/"+w.a1+"/resolve", "", "", "Cookie", gate.SessionCookie+"="+w.clinTok); st != http.StatusForbidden {
 		t.Errorf("cookie without CSRF token: %d %s, want 403", st, body)
 	}
 }
@@ -581,7 +582,7 @@ func readingEvent(subject string, v float64, t time.Time) vigil.Event {
 // and nothing of other patients; it ends when the subscription does.
 func TestEventStream(t *testing.T) {
 	w := newAlertWorld(t)
-	frames := openStream(t, w.ts, "Cookie", sessionCookie+"="+w.clinTok)
+	frames := openStream(t, w.ts, "Cookie", gate.SessionCookie+"="+w.clinTok)
 	a1, _ := w.alerts.Alert(context.Background(), w.a1)
 	a4, _ := w.alerts.Alert(context.Background(), w.a4)
 	now := w.now()
@@ -673,8 +674,8 @@ func jsonField(t *testing.T, data, field string) string {
 // stream ends once its credential is revoked.
 func TestEventStreamLifecycle(t *testing.T) {
 	w := newAlertWorld(t)
-	w.api.eventHeartbeat = time.Millisecond
-	w.api.eventRefresh = time.Millisecond
+	w.api.EventHeartbeat = time.Millisecond
+	w.api.EventRefresh = time.Millisecond
 	frames := openStream(t, w.ts, "Authorization", "Bearer "+w.clinTok)
 	deadline := time.After(10 * time.Second)
 	for beat := false; !beat; {
@@ -716,7 +717,7 @@ func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 	w := newAlertWorld(t)
 	api := *w.api
 	api.Metrics = nil
-	api.eventHeartbeat = 10 * time.Millisecond
+	api.EventHeartbeat = 10 * time.Millisecond
 	ts := httptest.NewUnstartedServer(api.Handler())
 	ts.Config.WriteTimeout = time.Second
 	ts.StartTLS()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/gate"
 )
 
 // scriptedAuditor is an AuditStarter whose waits answer err, and which
@@ -63,8 +64,8 @@ func TestAuditGate(t *testing.T) {
 			var out struct {
 				Readings []readingOut `json:"readings"`
 			}
-			if len(body) <= gateHold || json.Unmarshal([]byte(body), &out) != nil || len(out.Readings) != 1000 {
-				t.Errorf("%d bytes, %d readings; want all 1000 in more than %d bytes", len(body), len(out.Readings), gateHold)
+			if len(body) <= gate.HoldBytes || json.Unmarshal([]byte(body), &out) != nil || len(out.Readings) != 1000 {
+				t.Errorf("%d bytes, %d readings; want all 1000 in more than %d bytes", len(body), len(out.Readings), gate.HoldBytes)
 			}
 		}},
 		{"small response, entry failed", "/api/v1/patients/" + p, unavailable, 503, func(t *testing.T, body string) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/gate"
 )
 
 // TestCrossOriginRefused: a state-changing request a browser marks as
@@ -43,7 +44,7 @@ func TestCrossOriginRefused(t *testing.T) {
 	resp, csrf := signIn(nil)
 	var cookie *http.Cookie
 	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookie {
+		if c.Name == gate.SessionCookie {
 			cookie = c
 		}
 	}
@@ -69,7 +70,7 @@ func TestCrossOriginRefused(t *testing.T) {
 			}
 			req, _ := http.NewRequest(tc.method, e.ts.URL+tc.path, strings.NewReader(body))
 			req.AddCookie(cookie)
-			req.Header.Set(csrfHeader, csrf)
+			req.Header.Set(gate.CSRFHeader, csrf)
 			for k, v := range tc.hdr {
 				req.Header.Set(k, v)
 			}

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"fmt"
-	"github.com/vigil-health/vigil/alerting"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/gate"
+
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
@@ -91,7 +94,7 @@ func newEnv(t testing.TB) *env {
 		e.auditor.Record(ctx, vigil.AuditEntry{Time: e.now(), ActorName: strings.TrimPrefix(key, "user:"), Action: action, Outcome: vigil.AuditDenied})
 	}}
 	reg := prometheus.NewRegistry()
-	e.api = &Server{
+	e.api = &Server{Deps: gate.Deps{
 		Store:       e.store,
 		Ingest:      &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now},
 		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute, SecondFactor: e.store},
@@ -107,7 +110,7 @@ func newEnv(t testing.TB) *env {
 		RuleConfigs: &alerting.Configs{Store: e.store},
 		Codes:       catalog.Default(),
 		ExportDir:   filepath.Join(dir, "export"),
-	}
+	}}
 	if e.api.AttemptedNames, err = auth.NewNameRedactor([]byte("a test key of thirty-two bytes!!")); err != nil {
 		t.Fatal(err)
 	}

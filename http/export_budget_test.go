@@ -70,7 +70,7 @@ func TestFHIRExportBudget(t *testing.T) {
 	e.exportDone(fourth, e.intR)
 
 	// The byte budget: what is kept takes it all, so no export starts.
-	used := e.api.exports.used.Load()
+	used := e.api.fhir.ExportBytes()
 	if used <= 0 {
 		t.Fatalf("exports use %d bytes", used)
 	}
@@ -85,7 +85,7 @@ func TestFHIRExportBudget(t *testing.T) {
 	if st, body := e.exportDone(big, e.intR); st != http.StatusTooManyRequests || !strings.Contains(body, "budget for export files") {
 		t.Errorf("export over the budget: %d %s, want 429 naming the budget", st, body)
 	}
-	if got, want := e.api.exports.used.Load(), used/3; got != want {
+	if got, want := e.api.fhir.ExportBytes(), used/3; got != want {
 		t.Errorf("after the failed export the budget counts %d bytes, want %d (the other caller's export)", got, want)
 	}
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/gate"
 )
 
 func signInBody(user, pw string) string {
@@ -130,7 +131,7 @@ func TestSessionCookieCSRF(t *testing.T) {
 		req, _ := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
 		req.AddCookie(cookie)
 		if csrf != "" {
-			req.Header.Set(csrfHeader, csrf)
+			req.Header.Set(gate.CSRFHeader, csrf)
 		}
 		resp, err := e.ts.Client().Do(req)
 		if err != nil {

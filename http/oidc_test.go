@@ -20,12 +20,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-health/vigil"
-	"github.com/vigil-health/vigil/oidc"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/gate"
+	"github.com/vigil-health/vigil/oidc"
 )
 
 // testOP is a real OpenID Connect provider run inside the test: zitadel's
@@ -293,7 +295,7 @@ func (e *oidcEnv) signIn(user string) (int, string, string) {
 func (e *oidcEnv) sessionSecret() string {
 	u, _ := url.Parse(e.ts.URL)
 	for _, c := range e.browser.Jar.Cookies(u) {
-		if c.Name == sessionCookie {
+		if c.Name == gate.SessionCookie {
 			return c.Value
 		}
 	}
@@ -407,23 +409,23 @@ func TestOIDCRefused(t *testing.T) {
 		o.claims["id-carol"] = staffClaims("patient")
 		o.claims["id-dave"] = map[string]any{}
 	})
-	flowCookie := func() (*http.Cookie, oidcFlowState) {
+	flowCookie := func() (*http.Cookie, flowState) {
 		u, _ := url.Parse(e.ts.URL)
 		for _, c := range e.browser.Jar.Cookies(u) {
-			if c.Name == oidcFlowCookie {
-				var st oidcFlowState
+			if c.Name == flowCookieName {
+				var st flowState
 				b, _ := base64.RawURLEncoding.DecodeString(c.Value)
 				json.Unmarshal(b, &st)
 				return c, st
 			}
 		}
 		t.Fatal("no flow cookie")
-		return nil, oidcFlowState{}
+		return nil, flowState{}
 	}
-	setFlow := func(st oidcFlowState) {
+	setFlow := func(st flowState) {
 		b, _ := json.Marshal(st)
 		u, _ := url.Parse(e.ts.URL)
-		e.browser.Jar.SetCookies(u, []*http.Cookie{{Name: oidcFlowCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/", Secure: true}})
+		e.browser.Jar.SetCookies(u, []*http.Cookie{{Name: flowCookieName, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/", Secure: true}})
 	}
 	cases := []struct {
 		name string
@@ -529,7 +531,7 @@ func TestOIDCDisabledAndLogout(t *testing.T) {
 	}
 	// Logout: the Vigil session ends, then the provider's.
 	req, _ := http.NewRequest("DELETE", e.ts.URL+"/api/v1/auth/session", nil)
-	req.Header.Set(csrfHeader, csrfToken(secret))
+	req.Header.Set(gate.CSRFHeader, gate.CSRFToken(secret))
 	resp, err := e.browser.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -715,3 +717,13 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 		t.Errorf("token of a disabled user: %d, want 401", st)
 	}
 }
+
+// flowState is the OpenID Connect flow cookie as the dashboard writes it
+// (base64url JSON), for tests that tamper with it.
+type flowState struct {
+	oidc.Flow
+	Next string `json:"next"`
+}
+
+// flowCookieName is the name of the flow cookie.
+const flowCookieName = "__Host-vigil_oidc_flow"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/gate"
 )
 
 // browserSession signs a browser in and returns its session cookie and CSRF
@@ -28,7 +29,7 @@ func (e *env) browserSession(user, pw string) (*http.Cookie, string) {
 		e.t.Fatalf("session sign-in of %s: %d %v", user, resp.StatusCode, err)
 	}
 	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookie {
+		if c.Name == gate.SessionCookie {
 			return c, out.CSRF
 		}
 	}
@@ -43,7 +44,7 @@ func (e *env) cookieRequest(method, path string, c *http.Cookie, csrf, body stri
 	req, _ := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
 	req.AddCookie(c)
 	if csrf != "" {
-		req.Header.Set(csrfHeader, csrf)
+		req.Header.Set(gate.CSRFHeader, csrf)
 	}
 	resp, err := e.ts.Client().Do(req)
 	if err != nil {

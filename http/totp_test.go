@@ -10,8 +10,10 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/gate"
 )
 
 // signInWithCode is a sign-in body with a second-factor code.
@@ -20,8 +22,8 @@ func signInWithCode(user, pw, code string) string {
 }
 
 type enrolmentAnswer struct {
-	Error     errorDetail     `json:"error"`
-	Enrolment *auth.Enrolment `json:"totp_enrolment"`
+	Error     gate.ErrorDetail `json:"error"`
+	Enrolment *auth.Enrolment  `json:"totp_enrolment"`
 }
 
 // enrol signs user in with the test password alone, expects the enrolment
@@ -68,7 +70,7 @@ func (e *env) signInAdmin(user string) (*http.Cookie, string) {
 	}
 	json.NewDecoder(resp.Body).Decode(&out)
 	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookie && resp.StatusCode == http.StatusOK {
+		if c.Name == gate.SessionCookie && resp.StatusCode == http.StatusOK {
 			return c, out.CSRF
 		}
 	}

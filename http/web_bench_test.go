@@ -84,7 +84,8 @@ func BenchmarkWorklist500(b *testing.B) {
 		if err := e.store.EnrollPatient(ctx, team.ID, p); err != nil {
 			b.Fatal(err)
 		}
-		seedMinutes(b, e, p, sparkWindow, now, map[string]string{rules.CodeHeartRate: "/min", rules.CodeSpO2: "%"})
+		seedMinutes(b, e, p, 6*time.Hour, now, // the trend lines' window (web: sparkWindow)
+			map[string]string{rules.CodeHeartRate: "/min", rules.CodeSpO2: "%"})
 		seedMinutes(b, e, p, 10*time.Minute, now, map[string]string{rules.CodeNEWS2: "{score}"})
 		if i%5 == 0 {
 			alerts.add(vigil.Alert{SubjectID: p, Priority: []string{vigil.PriorityHigh, vigil.PriorityMedium, vigil.PriorityLow}[i%3],
@@ -102,7 +103,7 @@ func BenchmarkWorklist500(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				if cold {
-					e.api.trends.reset() // every trend line queried again
+					e.api.web.ResetTrends() // every trend line queried again
 				}
 				getPage(b, e, "/worklist", tok)
 			}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/auth"
 )
 
 // Catalog is what ingest needs of the code catalogue; *catalog.Catalog
@@ -703,18 +704,15 @@ func (v *validator) relays(ctx context.Context, deviceID string) (bool, error) {
 	return ok, nil
 }
 
+// assigned stores r for the patient device d writes for
+// (auth.DeviceWritesFor: the one it is assigned to).
 func (v *validator) assigned(r *vigil.Reading, d *vigil.Device, patientID string) error {
-	if !d.Active() {
-		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is revoked", d.ID)
-	}
-	if d.SubjectID == "" {
-		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is not assigned to a patient", d.ID)
-	}
-	if patientID != "" && patientID != d.SubjectID {
-		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is not assigned to patient %s", d.ID, patientID)
+	subject, err := auth.DeviceWritesFor(d, patientID)
+	if err != nil {
+		return err
 	}
 	r.DeviceID = d.ID
-	r.SubjectID = d.SubjectID
+	r.SubjectID = subject
 	return nil
 }
 

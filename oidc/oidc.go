@@ -4,8 +4,8 @@
 // of its claims to a Vigil user, created at the first sign-in.
 //
 // The relying party is github.com/zitadel/oidc (decision 14). The HTTP
-// handlers, cookies and sessions are package http's; this package holds
-// what is specific to OpenID Connect.
+// handlers and cookies are package web's, sessions package gate's; this
+// package holds what is specific to OpenID Connect.
 package oidc
 
 import (

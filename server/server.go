@@ -22,12 +22,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
@@ -429,7 +431,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
-	api := &vhttp.Server{
+	api := &vhttp.Server{Deps: gate.Deps{
 		Store:  s.store,
 		Ingest: s.ingest,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
@@ -437,7 +439,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		Auditor:            s.auditor,
 		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]vhttp.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
+		Ready:              map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
 		Space:              s.disk,
 		ExportMaxBytes:     opts.ExportMaxBytes,
 		ExportsPerCaller:   opts.ExportsPerCaller,
@@ -462,7 +464,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
 		AlertActions:       &alerting.Actions{Engine: s.engine},
 		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
-	}
+	}}
 	if api.PublicURL == "" {
 		api.PublicURL = s.URL() // the listener is bound: its port is known
 	}
@@ -501,8 +503,8 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		Status:         s.statuses,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name:        vhttp.OversizeUsernamesMetric,
-		Help:        vhttp.OversizeUsernamesHelp,
+		Name:        gate.OversizeUsernamesMetric,
+		Help:        gate.OversizeUsernamesHelp,
 		ConstLabels: prometheus.Labels{"transport": "mqtt"},
 	}, func() float64 { return float64(s.mqtt.OversizeUsernames()) }))
 	s.registerSafetyMetrics()

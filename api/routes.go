@@ -1,0 +1,101 @@
+package api
+
+import (
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/gate"
+)
+
+// Routes is the route table of the JSON API: every /api/v1 endpoint and
+// the access rule that guards it. To add a route, add a row here with its
+// rule (gate.Authn with the roles, the audit action and what refines it:
+// WithScope, OnPatient, ClinicalData), an entry in openapi.yaml and a row in
+// the authorization matrix test (http/access_test.go).
+func (s *Handler) Routes() []gate.Route {
+	return []gate.Route{
+
+		// The OpenAPI document of /api/v1: public, it holds no site data.
+		{Pattern: "GET /api/v1/openapi.yaml", Access: gate.Public, Handle: s.openAPI},
+
+		// Sign-in is public and audited by its handler.
+		{Pattern: "POST /api/v1/auth/token", Access: gate.Public, Handle: s.signIn},
+		{Pattern: "POST /api/v1/auth/session", Access: gate.Public, Handle: s.createSession},
+		{Pattern: "DELETE /api/v1/auth/session", Access: gate.Authn("signed-in", vigil.AuditTokenRevoke, gate.People), Handle: s.deleteSession},
+		{Pattern: "GET /api/v1/me", Access: gate.Authn("any", vigil.AuditUserRead, gate.Everyone).ForAnyToken(), Handle: s.me},
+
+		{Pattern: "POST /api/v1/users", Access: gate.Authn("admin", vigil.AuditUserChange, gate.AdminOnly), Handle: s.createUser},
+		{Pattern: "GET /api/v1/users", Access: gate.Authn("admin", vigil.AuditUserRead, gate.AdminOnly), Handle: s.listUsers},
+		{Pattern: "GET /api/v1/users/{id}", Access: gate.Authn("admin", vigil.AuditUserRead, gate.AdminOnly), Handle: s.getUser},
+		{Pattern: "PATCH /api/v1/users/{id}", Access: gate.Authn("admin", vigil.AuditUserChange, gate.AdminOnly), Handle: s.updateUser},
+		{Pattern: "DELETE /api/v1/users/{id}/totp", Access: gate.Authn("admin", vigil.AuditUserChange, gate.AdminOnly), Handle: s.resetTOTP},
+		{Pattern: "POST /api/v1/auth/totp", Access: gate.Authn("people", vigil.AuditUserChange, gate.People), Handle: s.enrolTOTP},
+
+		{Pattern: "POST /api/v1/teams", Access: gate.Authn("admin", vigil.AuditTeamChange, gate.AdminOnly), Handle: s.createTeam},
+		{Pattern: "GET /api/v1/teams", Access: gate.Authn("admin", vigil.AuditTeamRead, gate.AdminOnly), Handle: s.listTeams},
+		{Pattern: "GET /api/v1/teams/{id}", Access: gate.Authn("admin", vigil.AuditTeamRead, gate.AdminOnly), Handle: s.getTeam},
+		{Pattern: "DELETE /api/v1/teams/{id}", Access: gate.Authn("admin", vigil.AuditTeamChange, gate.AdminOnly), Handle: s.deleteTeam},
+		{Pattern: "PUT /api/v1/teams/{id}/members/{user}", Access: gate.Authn("admin", vigil.AuditTeamChange, gate.AdminOnly), Handle: s.addMember},
+		{Pattern: "DELETE /api/v1/teams/{id}/members/{user}", Access: gate.Authn("admin", vigil.AuditTeamChange, gate.AdminOnly), Handle: s.removeMember},
+		{Pattern: "PUT /api/v1/teams/{id}/patients/{patient}", Access: gate.Authn("admin", vigil.AuditTeamChange, gate.AdminOnly), Handle: s.enrollPatient},
+		{Pattern: "DELETE /api/v1/teams/{id}/patients/{patient}", Access: gate.Authn("admin", vigil.AuditTeamChange, gate.AdminOnly), Handle: s.unenrollPatient},
+
+		{Pattern: "POST /api/v1/tokens", Access: gate.Authn("people", vigil.AuditTokenCreate, gate.People), Handle: s.createToken},
+		{Pattern: "GET /api/v1/tokens", Access: gate.Authn("people", vigil.AuditTokenRead, gate.People), Handle: s.listTokens},
+		{Pattern: "DELETE /api/v1/tokens/{id}", Access: gate.Authn("people", vigil.AuditTokenRevoke, gate.People), Handle: s.revokeToken},
+
+		{Pattern: "POST /api/v1/patients", Access: gate.Authn("admin", vigil.AuditPatientCreate, gate.AdminOnly), Handle: s.createPatient},
+		{Pattern: "GET /api/v1/patients", Access: gate.Authn("care", vigil.AuditPatientList, gate.CareRoles).WithScope("Patient.rs"), Handle: s.listPatients},
+		{Pattern: "GET /api/v1/patients/{id}", Access: gate.Authn("care", vigil.AuditPatientRead, gate.CareRoles).WithScope("Patient.r").OnPatient(), Handle: s.getPatient},
+		{Pattern: "GET /api/v1/patients/{id}/readings", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.listReadings},
+		{Pattern: "GET /api/v1/patients/{id}/latest", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.latestReadings},
+		{Pattern: "GET /api/v1/patients/{id}/access-log", Access: gate.Authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).OnPatient(), Handle: s.patientAccessLog},
+		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
+		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
+
+		{Pattern: "POST /api/v1/devices", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.createDevice},
+		{Pattern: "GET /api/v1/devices", Access: gate.Authn("admin", vigil.AuditDeviceRead, gate.AdminOnly), Handle: s.listDevices},
+		{Pattern: "GET /api/v1/devices/{id}", Access: gate.Authn("admin", vigil.AuditDeviceRead, gate.AdminOnly), Handle: s.getDevice},
+		{Pattern: "PATCH /api/v1/devices/{id}", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.updateDevice},
+		{Pattern: "POST /api/v1/devices/{id}/revoke", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.revokeDevice},
+		{Pattern: "POST /api/v1/devices/{id}/token", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.rotateDeviceToken},
+		{Pattern: "POST /api/v1/devices/{id}/certificate", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.deviceCertificate},
+
+		{Pattern: "POST /api/v1/readings", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.postReadings},
+		{Pattern: "GET /api/v1/quarantine", Access: gate.Authn("admin", vigil.AuditQuarantineRead, gate.AdminOnly), Handle: s.listQuarantine},
+		{Pattern: "GET /api/v1/audit", Access: gate.Authn("admin", vigil.AuditAuditRead, gate.AdminOnly), Handle: s.listAudit},
+
+		// Alerts: a clinical route without a patient in the path; each
+		// handler checks the alert's patient (AlertFor) or filters by the
+		// visible patients (VisibleTo).
+		{Pattern: "GET /api/v1/alerts", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs"), Handle: s.listAlerts},
+		{Pattern: "GET /api/v1/alerts/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.getAlert},
+		{Pattern: "POST /api/v1/alerts/{id}/ack", Access: gate.Authn("clinician", vigil.AuditAlertAck, gate.Clinicians), Handle: s.ackAlert},
+		{Pattern: "POST /api/v1/alerts/{id}/snooze", Access: gate.Authn("clinician", vigil.AuditAlertSnooze, gate.Clinicians), Handle: s.snoozeAlert},
+		{Pattern: "POST /api/v1/alerts/{id}/resolve", Access: gate.Authn("clinician", vigil.AuditAlertResolve, gate.Clinicians), Handle: s.resolveAlert},
+		{Pattern: "GET /api/v1/events", Access: gate.Authn("clinical", vigil.AuditEventStream, s.ClinicalReaders()).WithScope("Flag.rs"), Handle: s.streamEvents},
+		// Rule configuration: the site's (admins change it), a team's (its
+		// clinicians and admins), a patient's (the patient's clinicians).
+		{Pattern: "GET /api/v1/rules/site", Access: gate.Authn("staff", vigil.AuditRulesRead, gate.Staff), Handle: s.getRules},
+		{Pattern: "GET /api/v1/rules/site/versions", Access: gate.Authn("staff", vigil.AuditRulesRead, gate.Staff), Handle: s.ruleVersions},
+		{Pattern: "PUT /api/v1/rules/site", Access: gate.Authn("admin", vigil.AuditRulesChange, gate.AdminOnly), Handle: s.putRules},
+		{Pattern: "DELETE /api/v1/rules/site", Access: gate.Authn("admin", vigil.AuditRulesChange, gate.AdminOnly), Handle: s.deleteRules},
+		{Pattern: "GET /api/v1/teams/{id}/rules", Access: gate.Authn("staff", vigil.AuditRulesRead, gate.Staff), Handle: s.getRules},
+		{Pattern: "GET /api/v1/teams/{id}/rules/versions", Access: gate.Authn("staff", vigil.AuditRulesRead, gate.Staff), Handle: s.ruleVersions},
+		{Pattern: "PUT /api/v1/teams/{id}/rules", Access: gate.Authn("staff", vigil.AuditRulesChange, gate.Staff), Handle: s.putRules},
+		{Pattern: "DELETE /api/v1/teams/{id}/rules", Access: gate.Authn("staff", vigil.AuditRulesChange, gate.Staff), Handle: s.deleteRules},
+		{Pattern: "GET /api/v1/patients/{id}/rules", Access: gate.Authn("clinical", vigil.AuditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).ClinicalData(), Handle: s.getRules},
+		{Pattern: "GET /api/v1/patients/{id}/rules/versions", Access: gate.Authn("clinical", vigil.AuditRulesRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).ClinicalData(), Handle: s.ruleVersions},
+		{Pattern: "PUT /api/v1/patients/{id}/rules", Access: gate.Authn("clinician", vigil.AuditRulesChange, gate.Clinicians).ClinicalData(), Handle: s.putRules},
+		{Pattern: "DELETE /api/v1/patients/{id}/rules", Access: gate.Authn("clinician", vigil.AuditRulesChange, gate.Clinicians).ClinicalData(), Handle: s.deleteRules},
+
+		// Webhooks and their delivery log: admins.
+		{Pattern: "POST /api/v1/webhooks", Access: gate.Authn("admin", vigil.AuditWebhookChange, gate.AdminOnly), Handle: s.createWebhook},
+		{Pattern: "GET /api/v1/webhooks", Access: gate.Authn("admin", vigil.AuditWebhookRead, gate.AdminOnly), Handle: s.listWebhooks},
+		{Pattern: "DELETE /api/v1/webhooks/{id}", Access: gate.Authn("admin", vigil.AuditWebhookChange, gate.AdminOnly), Handle: s.deleteWebhook},
+		{Pattern: "GET /api/v1/webhooks/{id}/deliveries", Access: gate.Authn("admin", vigil.AuditWebhookRead, gate.AdminOnly), Handle: s.listDeliveries},
+		{Pattern: "POST /api/v1/webhook-deliveries/{id}/resend", Access: gate.Authn("admin", vigil.AuditWebhookChange, gate.AdminOnly), Handle: s.resendDelivery},
+
+		{Pattern: "GET /api/v1/patients/{id}/glucose-summary", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.glucoseSummary},
+		{Pattern: "POST /api/v1/patients/{id}/observations", Access: gate.Authn("clinician", vigil.AuditReadingsWrite, gate.Clinicians).ClinicalData(), Handle: s.postObservations},
+		{Pattern: "POST /api/v1/quarantine/{id}/replay", Access: gate.Authn("admin", vigil.AuditQuarantineReplay, gate.AdminOnly), Handle: s.replayQuarantined},
+	}
+}

@@ -1,0 +1,40 @@
+package fhirapi
+
+import (
+	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/gate"
+)
+
+// Routes is the route table of the FHIR API: every /fhir/r4 endpoint (and
+// the SMART configuration) and the access rule that guards it. A new route
+// gets a row here with its rule and a row in the authorization matrix test
+// (http/access_test.go).
+func (s *Handler) Routes() []gate.Route {
+	return []gate.Route{
+		// FHIR R4: errors are OperationOutcomes (gate.WriteError). Observation
+		// search, $lastn and Flag search name their patient in the query
+		// (SearchPatient); reads by resource id check the resource's
+		// patient in the handler. Bulk export is for system clients (see
+		// fhir_export.go); its status and files only for who started it.
+		{Pattern: "GET /fhir/r4/metadata", Access: gate.Public, Handle: s.fhirMetadata},
+		{Pattern: "GET /.well-known/smart-configuration", Access: gate.Public, Handle: s.smartConfiguration},
+		{Pattern: "GET /fhir/r4/.well-known/smart-configuration", Access: gate.Public, Handle: s.smartConfiguration},
+		{Pattern: "GET /fhir/r4/Observation", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchObservations},
+		{Pattern: "GET /fhir/r4/Observation/$lastn", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData().SearchPatient(), Handle: s.fhirLastN},
+		{Pattern: "GET /fhir/r4/Observation/{id}", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.r").ChecksResourcePatient(s.observationSubject), Handle: s.fhirReadObservation},
+		{Pattern: "POST /fhir/r4/Observation", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.fhirCreateObservation},
+		{Pattern: "POST /fhir/r4", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.fhirBatch},
+		{Pattern: "GET /fhir/r4/Patient", Access: gate.Authn("care", vigil.AuditPatientList, gate.CareRoles).WithScope("Patient.rs"), Handle: s.fhirSearchPatients},
+		{Pattern: "GET /fhir/r4/Patient/{id}", Access: gate.Authn("care", vigil.AuditPatientRead, gate.CareRoles).WithScope("Patient.r").OnPatient(), Handle: s.fhirReadPatient},
+		{Pattern: "GET /fhir/r4/Device/{id}", Access: gate.Authn("care", vigil.AuditDeviceRead, gate.CareRoles).WithScope("Device.r").ChecksResourcePatient(s.deviceSubject), Handle: s.fhirReadDevice},
+		{Pattern: "GET /fhir/r4/Flag", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchFlags},
+		{Pattern: "GET /fhir/r4/Flag/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.fhirReadFlag},
+		// The audit log, read-only, as BALP AuditEvents: like the access log.
+		{Pattern: "GET /fhir/r4/AuditEvent", Access: gate.Authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("AuditEvent.rs").SearchPatient(), Handle: s.fhirSearchAuditEvents},
+		{Pattern: "GET /fhir/r4/Patient/$export", Access: gate.Authn("export", vigil.AuditExportStart, exporters).WithScope("Patient.rs"), Handle: s.fhirExportAll},
+		{Pattern: "GET /fhir/r4/Group/{id}/$export", Access: gate.Authn("export", vigil.AuditExportStart, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportGroup},
+		{Pattern: "GET /fhir/r4/$export-status/{job}", Access: gate.Authn("export", vigil.AuditExportStatus, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportStatus},
+		{Pattern: "DELETE /fhir/r4/$export-status/{job}", Access: gate.Authn("export", vigil.AuditExportCancel, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportCancel},
+		{Pattern: "GET /fhir/r4/$export-file/{job}/{file}", Access: gate.Authn("export", vigil.AuditExportDownload, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportFile},
+	}
+}
