@@ -105,6 +105,14 @@ type WebhookSender interface {
 // CodeCatalog is what the FHIR API needs of the code catalogue (code
 // systems, displays, and the list of codes for category search);
 // *catalog.Catalog implements it.
+// GatewaySubmitter takes a gateway's request of Bluetooth characteristic
+// values (POST /api/v1/gateway/gatt); *gatt.Gateway implements it. Submit
+// returns once what it accepted and what it refused are durable; its
+// Result and errors are those of ingest.Service.Submit.
+type GatewaySubmitter interface {
+	Submit(ctx context.Context, p *vigil.Principal, body []byte) (*ingest.Result, error)
+}
+
 type CodeCatalog interface {
 	Lookup(code string) (catalog.Entry, bool)
 	Entries() []catalog.Entry
@@ -136,8 +144,11 @@ const (
 // by the JSON API, the FHIR API and the dashboard. The assembler (package
 // http) holds one; fields may be changed until the first request.
 type Deps struct {
-	Store    vigil.Store
-	Ingest   *ingest.Service
+	Store  vigil.Store
+	Ingest *ingest.Service
+	// Gateway decodes the characteristic values Bluetooth gateways relay
+	// (POST /api/v1/gateway/gatt); nil answers 501 there.
+	Gateway  GatewaySubmitter
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	AuditLog vigil.AuditReader // where audit queries read (the audit database, not Store); required by the audit routes

@@ -432,8 +432,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
 	api := &vhttp.Server{Deps: gate.Deps{
-		Store:  s.store,
-		Ingest: s.ingest,
+		Store:   s.store,
+		Ingest:  s.ingest,
+		Gateway: s.gateway,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
