@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/client"
 	"github.com/vigil-health/vigil/mqtt"
 )
@@ -39,15 +38,15 @@ func cat(parts ...[]byte) string {
 }
 
 // TestGatewayDevicesEndToEnd carries one reading of each Bluetooth device
-// class from a gateway through ingest, the store and the rules engine to a
-// FHIR Observation: the reading belongs to its peripheral's patient, is
+// class from a gateway (over MQTT and HTTPS in turn, its peripherals
+// registered through the API) through ingest, the store and the rules
+// engine to a FHIR Observation: the reading belongs to its peripheral's patient, is
 // coded and converted as the catalogue says, raises the alert its value
 // calls for, and is served as an Observation with that code and value.
 // (docs/devices.md lists the classes and names the subtests.)
 func TestGatewayDevicesEndToEnd(t *testing.T) {
 	h := start(t, "")
 	ctx := context.Background()
-	st := h.srv.Store()
 	// The gateway: a hub registered like any device, assigned to a patient of its own.
 	hubPatient, hub, hubTok := h.newPatientWithDevice("MRN-HUB-" + fmt.Sprint(time.Now().UnixNano()))
 	_ = hubPatient
@@ -108,8 +107,8 @@ func TestGatewayDevicesEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			addr := fmt.Sprintf("A4:C1:38:00:00:%02X", i)
-			if err := st.AddPeripheral(ctx, &vigil.Peripheral{GatewayID: hub, Address: addr, DeviceID: d.ID}); err != nil {
-				t.Fatal(err)
+			if code, m := h.do("POST", "/api/v1/devices/"+hub+"/peripherals", h.admin.Token(), []byte(fmt.Sprintf(`{"address":%q,"device_id":%q}`, addr, d.ID))); code != http.StatusCreated {
+				t.Fatalf("register peripheral: %d %v", code, m)
 			}
 			var items []string
 			for k, v := range tt.values {
@@ -117,9 +116,13 @@ func TestGatewayDevicesEndToEnd(t *testing.T) {
 					v[0], v[1], local.Format(time.RFC3339), k+1, addr))
 			}
 			body := `{"items":[` + strings.Join(items, ",") + `]}`
-			ack, err := mc.Publish(ctx, "devices/"+hub+"/gatt", 1, []byte(body))
-			if err != nil || ack.ReasonCode != 0 {
-				t.Fatalf("publish: %v %+v", err, ack)
+			if i%2 == 0 { // every other class over MQTT, the rest over HTTPS
+				ack, err := mc.Publish(ctx, "devices/"+hub+"/gatt", 1, []byte(body))
+				if err != nil || ack.ReasonCode != 0 {
+					t.Fatalf("publish: %v %+v", err, ack)
+				}
+			} else if code, m := h.do("POST", "/api/v1/gateway/gatt", hubTok, []byte(body)); code != http.StatusAccepted || m["accepted"] != float64(len(tt.want)) {
+				t.Fatalf("POST gateway/gatt: %d %v", code, m)
 			}
 			h.waitStored()
 
