@@ -103,4 +103,5 @@ type WebhookStore interface {
 type AlertWebhookStore interface {
 	AlertStore
 	WebhookStore
+	AlertEraser
 }

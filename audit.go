@@ -79,6 +79,10 @@ const (
 	AuditEventStream      AuditAction = "event.stream"
 	AuditRulesRead        AuditAction = "rules.read"
 	AuditRulesChange      AuditAction = "rules.change"
+	AuditMappingRead      AuditAction = "mapping.read"
+	AuditMappingChange    AuditAction = "mapping.change"
+	AuditMappingPreview   AuditAction = "mapping.preview"
+	AuditMappingReplay    AuditAction = "mapping.replay"
 	AuditWebhookRead      AuditAction = "webhook.read"
 	AuditWebhookChange    AuditAction = "webhook.change"
 	AuditExportStart      AuditAction = "fhir.export"
@@ -96,55 +100,79 @@ const (
 	// audit log (or one behind its last checkpoint) with the operator's
 	// explicit consent; Detail says what was damaged.
 	AuditDamageAccepted AuditAction = "audit.damage_accepted"
+	// AuditPatientErase records an erasure of a patient (API or vigil
+	// patients erase), refused ones with their reason.
+	AuditPatientErase AuditAction = "patient.erase"
+	// AuditPatientEraseComplete records that the last of an erased
+	// patient's health data was deleted (package erasure).
+	AuditPatientEraseComplete AuditAction = "patient.erase_complete"
+	AuditErasureRequest       AuditAction = "erasure.request"
+	AuditErasureDecide        AuditAction = "erasure.decide"
+	AuditErasureRead          AuditAction = "erasure.read"
+	AuditLegalHold            AuditAction = "patient.legal_hold"
+	// AuditRetentionRun records one run of the retention sweeper: what it
+	// deleted, counted per kind, in one entry (package retention).
+	AuditRetentionRun AuditAction = "retention.run"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
 // docs/security.md states it. It is read-only. How an action is shown as a
 // FHIR AuditEvent (IHE BALP) is decided in package fhir.
 var AuditActions = map[AuditAction]string{
-	AuditPatientRead:        "read one patient's demographics",
-	AuditPatientList:        "list or search patients",
-	AuditPatientCreate:      "create a patient",
-	AuditReadingsRead:       "read a patient's readings (API, FHIR Observation, patient page)",
-	AuditReadingsWrite:      "send readings or observations",
-	AuditSignIn:             "sign in (web session or MQTT CONNECT), any outcome",
-	AuditLockout:            "a user name is locked out after failed sign-ins",
-	AuditLockoutEnd:         "a lockout ends",
-	AuditTokenUse:           "a token used on a route without an action of its own",
-	AuditTokenRead:          "list one's tokens",
-	AuditTokenCreate:        "create a token",
-	AuditTokenRevoke:        "revoke a token, sign out, or revoke every token of a user (vigil admin)",
-	AuditUserRead:           "read users, or one's own identity (/api/v1/me)",
-	AuditUserChange:         "create, change, disable a user or reset a password (API or vigil admin)",
-	AuditTeamRead:           "read care teams",
-	AuditTeamChange:         "change a care team, its members or its patients",
-	AuditBreakGlassStart:    "a clinician starts emergency access to a patient, with a reason",
-	AuditBreakGlassEnd:      "emergency access ends",
-	AuditBreakGlassRead:     "list break-glass accesses",
-	AuditDeviceRead:         "read devices",
-	AuditDeviceChange:       "register, change or revoke a device, or issue its token or certificate",
-	AuditAccessDenied:       "a device refused a publish or subscribe on an MQTT topic not its own",
-	AuditQuarantineRead:     "list quarantined messages",
-	AuditQuarantineReplay:   "replay a quarantined message",
-	AuditAuditRead:          "read the audit log (API, FHIR AuditEvent, a patient's access log)",
-	AuditAlertList:          "list alerts (API, FHIR Flag, alert inbox)",
-	AuditAlertRead:          "read one alert",
-	AuditAlertAck:           "acknowledge an alert",
-	AuditAlertSnooze:        "snooze an alert",
-	AuditAlertResolve:       "resolve an alert",
-	AuditEventStream:        "open the live event stream",
-	AuditRulesRead:          "read clinical rule configuration or its versions",
-	AuditRulesChange:        "change or reset clinical rule configuration",
-	AuditWebhookRead:        "list webhooks or their deliveries",
-	AuditWebhookChange:      "create or delete a webhook, or resend a delivery",
-	AuditExportStart:        "start a FHIR bulk export",
-	AuditExportStatus:       "poll a FHIR bulk export",
-	AuditExportCancel:       "cancel a FHIR bulk export",
-	AuditExportDownload:     "download a file of a FHIR bulk export",
-	AuditPageView:           "view a dashboard page that names no patient",
-	AuditWorklistRead:       "view the worklist",
-	AuditFailuresSuppressed: "the count of unauthenticated failures from one address over the audit budget",
-	AuditDamageAccepted:     "the node started on a damaged audit log with the operator's consent",
+	AuditPatientRead:          "read one patient's demographics",
+	AuditPatientList:          "list or search patients",
+	AuditPatientCreate:        "create a patient",
+	AuditReadingsRead:         "read a patient's readings (API, FHIR Observation, patient page)",
+	AuditReadingsWrite:        "send readings or observations",
+	AuditSignIn:               "sign in (web session or MQTT CONNECT), any outcome",
+	AuditLockout:              "a user name is locked out after failed sign-ins",
+	AuditLockoutEnd:           "a lockout ends",
+	AuditTokenUse:             "a token used on a route without an action of its own",
+	AuditTokenRead:            "list one's tokens",
+	AuditTokenCreate:          "create a token",
+	AuditTokenRevoke:          "revoke a token, sign out, or revoke every token of a user (vigil admin)",
+	AuditUserRead:             "read users, or one's own identity (/api/v1/me)",
+	AuditUserChange:           "create, change, disable a user or reset a password (API or vigil admin)",
+	AuditTeamRead:             "read care teams",
+	AuditTeamChange:           "change a care team, its members or its patients",
+	AuditBreakGlassStart:      "a clinician starts emergency access to a patient, with a reason",
+	AuditBreakGlassEnd:        "emergency access ends",
+	AuditBreakGlassRead:       "list break-glass accesses",
+	AuditDeviceRead:           "read devices",
+	AuditDeviceChange:         "register, change or revoke a device, or issue its token or certificate",
+	AuditAccessDenied:         "a device refused a publish or subscribe on an MQTT topic not its own",
+	AuditQuarantineRead:       "list quarantined messages",
+	AuditQuarantineReplay:     "replay a quarantined message",
+	AuditAuditRead:            "read the audit log (API, FHIR AuditEvent, a patient's access log)",
+	AuditAlertList:            "list alerts (API, FHIR Flag, alert inbox)",
+	AuditAlertRead:            "read one alert",
+	AuditAlertAck:             "acknowledge an alert",
+	AuditAlertSnooze:          "snooze an alert",
+	AuditAlertResolve:         "resolve an alert",
+	AuditEventStream:          "open the live event stream",
+	AuditRulesRead:            "read clinical rule configuration or its versions",
+	AuditRulesChange:          "change or reset clinical rule configuration",
+	AuditMappingRead:          "read mapping templates, their versions or the shipped ones",
+	AuditMappingChange:        "save a new version of a mapping template",
+	AuditMappingPreview:       "run a mapping template over a sample without storing anything",
+	AuditMappingReplay:        "run quarantined items again through a mapping template",
+	AuditWebhookRead:          "list webhooks or their deliveries",
+	AuditWebhookChange:        "create or delete a webhook, or resend a delivery",
+	AuditExportStart:          "start a FHIR bulk export",
+	AuditExportStatus:         "poll a FHIR bulk export",
+	AuditExportCancel:         "cancel a FHIR bulk export",
+	AuditExportDownload:       "download a file of a FHIR bulk export",
+	AuditPageView:             "view a dashboard page that names no patient",
+	AuditWorklistRead:         "view the worklist",
+	AuditFailuresSuppressed:   "the count of unauthenticated failures from one address over the audit budget",
+	AuditDamageAccepted:       "the node started on a damaged audit log with the operator's consent",
+	AuditPatientErase:         "erase a patient: destroy their data key and identity, delete their health data (API or vigil patients erase), or a refusal with its reason",
+	AuditPatientEraseComplete: "the last of an erased patient's health data is deleted",
+	AuditErasureRequest:       "a patient asks for the erasure of their data",
+	AuditErasureDecide:        "an admin approves (erasing the patient) or refuses an erasure request",
+	AuditErasureRead:          "list erasure requests or read a legal hold",
+	AuditLegalHold:            "set or clear a legal hold on a patient",
+	AuditRetentionRun:         "the retention sweeper deleted expired data: counts per kind, one entry per run",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

@@ -19,6 +19,11 @@ const (
 	EUNAVAILABLE  = "unavailable"  // a dependency is down or the server is shutting down
 	ERATELIMITED  = "rate_limited" // the caller sent too much, too fast
 	ENOTIMPL      = "not_implemented"
+	// ELEGALHOLD refuses an erasure: the patient is under legal hold.
+	ELEGALHOLD = "legal_hold"
+	// ERETENTION refuses an erasure: the site's minimum retention of the
+	// patient's records has not passed.
+	ERETENTION = "retention"
 )
 
 // Error is an error with a stable code and a message that is safe to show the

@@ -106,7 +106,11 @@ type ReadingStore interface {
 
 // Store is the main database: identity, devices and the peripherals
 // gateways relay for, users and teams,
-// readings and quarantine, rule configurations. Alerts and the audit log
+// readings and quarantine, rule configurations, erasures. Identity is kept
+// sealed (IdentityStore); a node reads and writes it through package
+// keys, whose Store implements PatientStore on IdentityStore. A backend's
+// own PatientStore keeps identity in plaintext: it serves tests and stores
+// not yet migrated, which keys.Store seals at start. Alerts and the audit log
 // are kept apart, each in a database of its own with an interface of its
 // own (AlertWebhookStore, AuditStore), so that a consumer of one cannot be
 // handed another. Implementations (sqlite; postgres later) pass the shared
@@ -123,6 +127,9 @@ type Store interface {
 	BreakGlassStore
 	ReadingStore
 	RuleConfigStore
+	IdentityStore
+	ErasureStore
+	RetentionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

@@ -90,6 +90,12 @@ type Engine struct {
 	CheckpointEvery time.Duration
 	// Metrics observes the alarm delay; nil: nothing observed.
 	Metrics *Metrics
+	// Erased reports whether a patient was erased; nil: nobody was. The
+	// engine ignores the readings and status reports of erased patients
+	// (still in the log, or replayed from it) and keeps no state of them,
+	// so that it raises no alert and saves no state for them. It must be
+	// fast: it is called for every reading.
+	Erased func(subjectID string) bool
 
 	mu       sync.Mutex
 	loaded   bool
@@ -199,6 +205,9 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	ps := make(map[string]*patient, len(states))
 	for id, b := range states {
+		if e.erased(id) {
+			continue
+		}
 		p := &patient{}
 		if err := decompress(b, p); err != nil {
 			return fmt.Errorf("load alerting state of %s: %w", id, err)
@@ -237,6 +246,17 @@ func (e *Engine) load(ctx context.Context) error {
 // unload forgets the in-memory state after a failed write, so that the
 // next call starts again from the checkpoint. e.mu is held.
 func (e *Engine) unload() { e.loaded, e.patients = false, nil }
+
+func (e *Engine) erased(id string) bool { return e.Erased != nil && e.Erased(id) }
+
+// Forget drops the rules state of an erased patient from memory; Erased
+// must report them erased from then on, so that nothing brings it back.
+func (e *Engine) Forget(subjectID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.patients, subjectID)
+	delete(e.dirty, subjectID)
+}
 
 func (e *Engine) patient(id string) *patient {
 	p := e.patients[id]
@@ -326,7 +346,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 // rebuilds the state. configs caches the patients' configurations for one
 // batch. e.mu is held.
 func (e *Engine) feed(r *vigil.Reading, configs map[string]rules.Config, changes *[]change, derived *[]vigil.Reading) {
-	if r.Quality&vigil.QualityDerived != 0 || r.SubjectID == "" {
+	if r.Quality&vigil.QualityDerived != 0 || r.SubjectID == "" || e.erased(r.SubjectID) {
 		return
 	}
 	cfg, ok := configs[r.SubjectID]
@@ -360,7 +380,7 @@ func (e *Engine) derivedReading(subject string, sc *rules.Score) vigil.Reading {
 // state (battery, sensor), collecting the condition changes when changes
 // is not nil. e.mu is held.
 func (e *Engine) feedStatus(st *vigil.StatusReport, configs map[string]rules.Config, changes *[]change) {
-	if st.SubjectID == "" {
+	if st.SubjectID == "" || e.erased(st.SubjectID) {
 		return
 	}
 	cfg, ok := configs[st.SubjectID]

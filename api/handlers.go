@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -237,7 +238,14 @@ func (s *Handler) listQuarantine(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	items, err := s.Store.Quarantined(r.Context(), vigil.QuarantineFilter{Sender: q.Get("sender"), Before: q.Get("cursor"), Limit: limit + 1})
+	f := vigil.QuarantineFilter{Sender: q.Get("sender"), Source: q.Get("source"), Code: q.Get("code"), Reason: q.Get("reason"),
+		Template: q.Get("template"), Before: q.Get("cursor"), Limit: limit + 1}
+	if v := q.Get("template_version"); v != "" {
+		if f.TemplateVersion, err = strconv.Atoi(v); err != nil || f.TemplateVersion < 1 || f.Template == "" {
+			return vigil.Errorf(vigil.EINVALID, "template_version must be a whole number from 1, with template")
+		}
+	}
+	items, err := s.Store.Quarantined(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -246,9 +254,19 @@ func (s *Handler) listQuarantine(w http.ResponseWriter, r *http.Request) error {
 		items = items[:limit]
 		next = items[limit-1].ID
 	}
+	replays := map[string][]vigil.QuarantineReplay{}
+	if s.Mappings != nil && len(items) > 0 {
+		ids := make([]string, len(items))
+		for i := range items {
+			ids[i] = items[i].ID
+		}
+		if replays, err = s.Mappings.Store.QuarantineReplays(r.Context(), ids); err != nil {
+			return err
+		}
+	}
 	out := make([]quarantineOut, len(items))
 	for i, it := range items {
-		out[i] = quarantineOut{QuarantineItem: it}
+		out[i] = quarantineOut{QuarantineItem: it, Replays: replays[it.ID]}
 		if json.Valid(it.Payload) && !it.Truncated {
 			out[i].JSON = json.RawMessage(it.Payload)
 		}
@@ -262,4 +280,7 @@ func (s *Handler) listQuarantine(w http.ResponseWriter, r *http.Request) error {
 type quarantineOut struct {
 	vigil.QuarantineItem
 	JSON json.RawMessage `json:"payload_json,omitempty"`
+	// Replays are the item's replays through mapping templates, oldest
+	// first.
+	Replays []vigil.QuarantineReplay `json:"replays,omitempty"`
 }

@@ -91,6 +91,9 @@ func (s *Handler) replayQuarantined(w http.ResponseWriter, r *http.Request) erro
 	if it.Truncated {
 		return vigil.Errorf(vigil.EINVALID, "quarantine item %s holds only the start of an over-large body and cannot be replayed", it.ID)
 	}
+	if it.Template != "" {
+		return vigil.Errorf(vigil.EINVALID, "quarantine item %s is a vendor's message refused by mapping template %s: replay it through a template with POST /api/v1/mappings/{name}/replay", it.ID, it.Template)
+	}
 	if fhirRequest(it) {
 		return vigil.Errorf(vigil.EINVALID, "quarantine item %s is a FHIR request or Bundle entry refused as sent: correct it and send it to /fhir/r4 again", it.ID)
 	}

@@ -51,6 +51,17 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 
+		// Erasure: by an admin, or at the patient's own request approved by
+		// an admin; a legal hold keeps a patient from it.
+		{Pattern: "DELETE /api/v1/patients/{id}", Access: gate.Authn("admin", vigil.AuditPatientErase, gate.AdminOnly).OnPatient(), Handle: s.erasePatient},
+		{Pattern: "POST /api/v1/patients/{id}/erasure-request", Access: gate.Authn("patient", vigil.AuditErasureRequest, []vigil.Role{vigil.RolePatient}).OnPatient(), Handle: s.requestErasure},
+		{Pattern: "GET /api/v1/erasure-requests", Access: gate.Authn("admin", vigil.AuditErasureRead, gate.AdminOnly), Handle: s.listErasureRequests},
+		{Pattern: "POST /api/v1/erasure-requests/{id}/approve", Access: gate.Authn("admin", vigil.AuditErasureDecide, gate.AdminOnly), Handle: s.approveErasure},
+		{Pattern: "POST /api/v1/erasure-requests/{id}/refuse", Access: gate.Authn("admin", vigil.AuditErasureDecide, gate.AdminOnly), Handle: s.refuseErasure},
+		{Pattern: "GET /api/v1/patients/{id}/legal-hold", Access: gate.Authn("admin", vigil.AuditErasureRead, gate.AdminOnly).OnPatient(), Handle: s.getLegalHold},
+		{Pattern: "PUT /api/v1/patients/{id}/legal-hold", Access: gate.Authn("admin", vigil.AuditLegalHold, gate.AdminOnly).OnPatient(), Handle: s.putLegalHold},
+		{Pattern: "DELETE /api/v1/patients/{id}/legal-hold", Access: gate.Authn("admin", vigil.AuditLegalHold, gate.AdminOnly).OnPatient(), Handle: s.deleteLegalHold},
+
 		{Pattern: "POST /api/v1/devices", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.createDevice},
 		{Pattern: "GET /api/v1/devices", Access: gate.Authn("admin", vigil.AuditDeviceRead, gate.AdminOnly), Handle: s.listDevices},
 		{Pattern: "GET /api/v1/devices/{id}", Access: gate.Authn("admin", vigil.AuditDeviceRead, gate.AdminOnly), Handle: s.getDevice},
@@ -103,5 +114,15 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /api/v1/patients/{id}/glucose-summary", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.glucoseSummary},
 		{Pattern: "POST /api/v1/patients/{id}/observations", Access: gate.Authn("clinician", vigil.AuditReadingsWrite, gate.Clinicians).ClinicalData(), Handle: s.postObservations},
 		{Pattern: "POST /api/v1/quarantine/{id}/replay", Access: gate.Authn("admin", vigil.AuditQuarantineReplay, gate.AdminOnly), Handle: s.replayQuarantined},
+
+		// Vendor templates (mappings.go): admins manage, preview and replay
+		// through them; senders post vendors' messages to a template.
+		{Pattern: "GET /api/v1/mappings", Access: gate.Authn("admin", vigil.AuditMappingRead, gate.AdminOnly), Handle: s.listMappings},
+		{Pattern: "POST /api/v1/mappings", Access: gate.Authn("admin", vigil.AuditMappingChange, gate.AdminOnly), Handle: s.createMapping},
+		{Pattern: "GET /api/v1/mappings/builtin", Access: gate.Authn("admin", vigil.AuditMappingRead, gate.AdminOnly), Handle: s.listBuiltinMappings},
+		{Pattern: "GET /api/v1/mappings/{name}", Access: gate.Authn("admin", vigil.AuditMappingRead, gate.AdminOnly), Handle: s.getMapping},
+		{Pattern: "POST /api/v1/mappings/preview", Access: gate.Authn("admin", vigil.AuditMappingPreview, gate.AdminOnly), Handle: s.previewMapping},
+		{Pattern: "POST /api/v1/mappings/{name}/replay", Access: gate.Authn("admin", vigil.AuditMappingReplay, gate.AdminOnly), Handle: s.replayMapping},
+		{Pattern: "POST /api/v1/ingest/{template}", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.ingestTemplate},
 	}
 }

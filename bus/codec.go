@@ -33,7 +33,10 @@ import (
 //
 // A quarantine body holds: ID (string), Received (time), Source, Sender
 // (strings), Index (varint), Reason, Code (strings), a flags byte (bit 0:
-// Truncated, bit 1: Payload is not nil) and Payload (bytes).
+// Truncated, bit 1: Payload is not nil, bit 2: a template follows) and
+// Payload (bytes); with bit 2, Template (string) and TemplateVersion
+// (uvarint) follow. An item without a template is written as by the first
+// form of this format, so older decoders read it.
 //
 // A status report body holds: DeviceID, SubjectID (strings), Time, a flags
 // byte (bit 0: Battery is set), Battery (8 bytes, only with bit 0) and
@@ -56,8 +59,9 @@ const (
 	tagStatus     = 3
 	tagDerived    = 4
 
-	flagTruncated  = 1 << 0
-	flagHasPayload = 1 << 1
+	flagTruncated   = 1 << 0
+	flagHasPayload  = 1 << 1
+	flagHasTemplate = 1 << 2
 
 	flagHasBattery = 1 << 0
 )
@@ -161,9 +165,17 @@ func appendQuarantine(dst []byte, q *vigil.QuarantineItem) []byte {
 	if q.Payload != nil {
 		flags |= flagHasPayload
 	}
+	if q.Template != "" || q.TemplateVersion != 0 {
+		flags |= flagHasTemplate
+	}
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(q.Payload)))
-	return append(dst, q.Payload...)
+	dst = append(dst, q.Payload...)
+	if flags&flagHasTemplate != 0 {
+		dst = appendString(dst, q.Template)
+		dst = binary.AppendUvarint(dst, uint64(q.TemplateVersion))
+	}
+	return dst
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -366,7 +378,7 @@ func (d *decoder) quarantine() vigil.QuarantineItem {
 	} else {
 		d.fail("flags")
 	}
-	if flags&^(flagTruncated|flagHasPayload) != 0 {
+	if flags&^(flagTruncated|flagHasPayload|flagHasTemplate) != 0 {
 		d.fail("flags")
 	}
 	q.Truncated = flags&flagTruncated != 0
@@ -376,6 +388,14 @@ func (d *decoder) quarantine() vigil.QuarantineItem {
 		q.Payload = append([]byte{}, p...)
 	case len(p) > 0:
 		d.fail("payload")
+	}
+	if flags&flagHasTemplate != 0 {
+		q.Template = d.string()
+		v := d.uvarint()
+		if v > math.MaxInt32 {
+			d.fail("template version")
+		}
+		q.TemplateVersion = int(v)
 	}
 	return q
 }

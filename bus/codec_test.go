@@ -77,6 +77,10 @@ func TestCodecRoundTrip(t *testing.T) {
 		batch vigil.Batch
 	}{
 		{"sample", sampleBatch()},
+		{"quarantine with template", vigil.Batch{Quarantine: []vigil.QuarantineItem{
+			{ID: "qua_4", Source: "mapping", Index: 2, Payload: []byte(`{"sgv":"x"}`), Template: "nightscout-entries", TemplateVersion: 3},
+			{ID: "qua_5", Source: "mapping", Index: -1, Template: "t"},
+		}}},
 		{"empty", vigil.Batch{}},
 		{"zero values", vigil.Batch{Readings: []vigil.Reading{{}}, Quarantine: []vigil.QuarantineItem{{}}, Statuses: []vigil.StatusReport{{}}}},
 		{"derived readings", vigil.Batch{Readings: []vigil.Reading{

@@ -71,12 +71,14 @@ const (
 // auditTypes gives the DICOM event type (and event subtype) of actions
 // that are not one request on a REST route.
 var auditTypes = map[vigil.AuditAction][2]Coding{
-	vigil.AuditSignIn:             {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}, {System: SystemDICOM, Code: "110122", Display: "Login"}},
-	vigil.AuditLockout:            {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
-	vigil.AuditLockoutEnd:         {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
-	vigil.AuditFailuresSuppressed: {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
-	vigil.AuditDamageAccepted:     {{System: SystemDICOM, Code: "110113", Display: "Security Alert"}},
-	vigil.AuditBreakGlassEnd:      {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
+	vigil.AuditSignIn:               {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}, {System: SystemDICOM, Code: "110122", Display: "Login"}},
+	vigil.AuditLockout:              {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
+	vigil.AuditLockoutEnd:           {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
+	vigil.AuditFailuresSuppressed:   {{System: SystemDICOM, Code: "110114", Display: "User Authentication"}},
+	vigil.AuditDamageAccepted:       {{System: SystemDICOM, Code: "110113", Display: "Security Alert"}},
+	vigil.AuditBreakGlassEnd:        {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
+	vigil.AuditPatientErase:         {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
+	vigil.AuditPatientEraseComplete: {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
 }
 
 // restInteraction maps an HTTP route pattern ("GET /api/v1/patients/{id}")

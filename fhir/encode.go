@@ -32,11 +32,14 @@ var categories = map[string]string{
 	"55423-8":          "activity",
 	"67775-7":          "exam",
 	"1104051000000101": "survey",
+	"157784":           "therapy", // infusion pump rate
+	"insulin-bolus":    "therapy",
+	"pump-alarm":       "therapy",
 }
 
 // Category returns the observation-category code of an Observation of code:
-// "vital-signs" unless the code is a laboratory, activity, exam or survey
-// measurement.
+// "vital-signs" unless the code is a laboratory, activity, exam, survey or
+// therapy measurement.
 func Category(code string) string {
 	if c, ok := categories[code]; ok {
 		return c
@@ -237,6 +240,7 @@ var categoryDisplay = map[string]string{
 	"exam":        "Exam",
 	"procedure":   "Procedure",
 	"survey":      "Survey",
+	"therapy":     "Therapy",
 }
 
 // Patient encodes a patient's identity: the MRN as an identifier of type

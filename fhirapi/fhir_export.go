@@ -538,7 +538,10 @@ func (s *Handler) fhirExportFile(w http.ResponseWriter, r *http.Request) error {
 		return vigil.Errorf(vigil.ENOTFOUND, "export file %s not found", name)
 	}
 	f, err := os.Open(filepath.Join(j.dir, name))
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		// Deleted by the erasure of a patient it named (package erasure).
+		return vigil.Errorf(vigil.ENOTFOUND, "export file %s is gone: the export named an erased patient", name)
+	} else if err != nil {
 		return fmt.Errorf("open export file: %w", err)
 	}
 	defer f.Close()

@@ -23,6 +23,8 @@ var statusOf = map[string]int{
 	vigil.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	vigil.ERATELIMITED:  http.StatusTooManyRequests,
 	vigil.ENOTIMPL:      http.StatusNotImplemented,
+	vigil.ELEGALHOLD:    http.StatusConflict,
+	vigil.ERETENTION:    http.StatusConflict,
 }
 
 // ErrorStatus returns the HTTP status for err.
@@ -46,6 +48,8 @@ var issueTypeOf = map[string]string{
 	vigil.EUNAVAILABLE:  "transient",
 	vigil.ERATELIMITED:  "throttled",
 	vigil.ENOTIMPL:      "not-supported",
+	vigil.ELEGALHOLD:    "business-rule",
+	vigil.ERETENTION:    "business-rule",
 }
 
 func fhirSeverity(code string) string {

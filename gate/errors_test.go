@@ -20,7 +20,7 @@ func TestWriteJSONNotHTMLEscaped(t *testing.T) {
 }
 
 func TestErrorStatus(t *testing.T) {
-	for code, want := range map[string]int{vigil.EINVALID: 400, vigil.EUNAUTHORIZED: 401, vigil.EFORBIDDEN: 403, vigil.ENOTFOUND: 404, vigil.ECONFLICT: 409, vigil.ETOOLARGE: 413, vigil.ERATELIMITED: 429, vigil.EINTERNAL: 500, vigil.EUNAVAILABLE: 503} {
+	for code, want := range map[string]int{vigil.EINVALID: 400, vigil.EUNAUTHORIZED: 401, vigil.EFORBIDDEN: 403, vigil.ENOTFOUND: 404, vigil.ECONFLICT: 409, vigil.ETOOLARGE: 413, vigil.ERATELIMITED: 429, vigil.EINTERNAL: 500, vigil.EUNAVAILABLE: 503, vigil.ELEGALHOLD: 409, vigil.ERETENTION: 409} {
 		if got := ErrorStatus(vigil.Errorf(code, "x")); got != want {
 			t.Errorf("%s → %d, want %d", code, got, want)
 		}

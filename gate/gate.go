@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/rules"
 )
@@ -44,6 +45,16 @@ type Authenticator interface {
 	StartSession(ctx context.Context, u *vigil.User, ttl time.Duration, name string) (string, *vigil.Token, error)
 	// EnrolTOTP starts the enrolment of a user's second factor.
 	EnrolTOTP(ctx context.Context, u *vigil.User) (*auth.Enrolment, error)
+}
+
+// Eraser erases patients; *erasure.Service implements it.
+type Eraser interface {
+	// Check returns nil if the patient may be erased now, else why not
+	// (ENOTFOUND, ELEGALHOLD, ERETENTION).
+	Check(ctx context.Context, subjectID string) error
+	// Erase checks, then erases the patient; by is the user id of whoever
+	// erases.
+	Erase(ctx context.Context, subjectID, by string) (*vigil.Erasure, error)
 }
 
 // Pinger reports whether a dependency can serve; used by /readyz, which
@@ -144,8 +155,14 @@ const (
 // by the JSON API, the FHIR API and the dashboard. The assembler (package
 // http) holds one; fields may be changed until the first request.
 type Deps struct {
-	Store  vigil.Store
-	Ingest *ingest.Service
+	Store vigil.Store
+	// Erasure erases patients (*erasure.Service); nil: the erasure routes
+	// answer 501.
+	Erasure Eraser
+	Ingest  *ingest.Service
+	// Mappings runs vendor templates (package mapping) for the template
+	// routes and the quarantine console; nil answers 503 on those routes.
+	Mappings *mapping.Service
 	// Gateway decodes the characteristic values Bluetooth gateways relay
 	// (POST /api/v1/gateway/gatt); nil answers 501 there.
 	Gateway  GatewaySubmitter

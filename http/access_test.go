@@ -78,6 +78,24 @@ var matrix = []struct {
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
 	{"GET /api/v1/break-glass", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/patients/{id}",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/erasure-request",
+		"401 403 403 403 ok 403 403 403",
+		"401 403 403 403 404 403 403 403"},
+	{"GET /api/v1/erasure-requests", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/erasure-requests/{id}/approve", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/erasure-requests/{id}/refuse", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/patients/{id}/legal-hold",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
+	{"PUT /api/v1/patients/{id}/legal-hold",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
+	{"DELETE /api/v1/patients/{id}/legal-hold",
+		"401 ok 403 403 403 403 403 403",
+		"401 ok 403 403 403 403 403 403"},
 
 	{"POST /api/v1/devices", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/devices", "401 ok 403 403 403 403 403 403", ""},
@@ -148,6 +166,13 @@ var matrix = []struct {
 		"401 403 ok 404 403 403 403 403",
 		"401 403 404 404 403 403 403 403"},
 	{"POST /api/v1/quarantine/{id}/replay", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/mappings", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/mappings", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/mappings/builtin", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/mappings/{name}", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/mappings/preview", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/mappings/{name}/replay", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/ingest/{template}", "401 403 403 403 403 ok ok 403", ""},
 
 	// Dashboard pages: without credentials a page redirects (303) to the
 	// sign-in page instead of answering 401.
@@ -167,6 +192,7 @@ var matrix = []struct {
 		"303 404 404 404 404 403 403 403"},
 	{"GET /me", "303 403 403 403 ok 403 403 403", ""},
 	{"GET /admin", "303 ok 403 403 403 403 403 403", ""},
+	{"GET /admin/quarantine", "303 ok 403 403 403 403 403 403", ""},
 
 	// FHIR R4. Searches name the patient in the query (?patient=); reads
 	// by id are of a resource of the patient. Group is a team P1 is in
@@ -293,6 +319,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			switch m {
 			case "{id}":
 				switch {
+				case strings.HasSuffix(path, "/legal-hold"):
+					// A hold to read or clear (put back for each cell).
+					if err := e.store.SetLegalHold(ctx, &vigil.LegalHold{SubjectID: patient, Reason: "matrix", SetBy: admin.ID}); err != nil {
+						t.Fatal(err)
+					}
+					return patient
+				case strings.HasPrefix(path, "/api/v1/erasure-requests/"):
+					return "era_none"
 				case strings.HasPrefix(path, "/api/v1/patients/"):
 					return patient
 				case strings.HasPrefix(path, "/api/v1/users/"):
@@ -344,6 +378,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				return "Observation.ndjson"
 			case "{address}":
 				return "A4:C1:38:00:00:01"
+			case "{name}", "{template}":
+				return "nightscout"
 			case "{user}":
 				return clinX.ID
 			case "{patient}":

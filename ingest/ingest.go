@@ -114,22 +114,32 @@ type Item struct {
 	Components []ItemComponent `json:"components,omitempty"`
 	DeviceID   string          `json:"device_id,omitempty"`  // integrations and gateways: the device that measured it
 	PatientID  string          `json:"patient_id,omitempty"` // integrations: the patient (subject) it belongs to
-	// Origin is set by an adapter that decoded the item from its own
-	// format (a Bluetooth characteristic value): what the quarantine keeps
-	// of the item if it is refused, in place of its JSON encoding. It is
-	// not part of the wire item.
+	// Origin, when set by an adapter that built the item from input of
+	// another format, is what the quarantine keeps of the item if it is
+	// refused, instead of the item's own JSON encoding. Never on the wire.
 	Origin *Origin `json:"-"`
 }
 
-// Origin is the input an adapter decoded an Item from. Several items may
-// share one Origin (a blood pressure measurement carries a panel and a
-// pulse rate).
+// Origin is the input an adapter built an Item from (see Item.Origin).
 type Origin struct {
-	Index   int    // the input's position in what the sender sent
-	Payload []byte // the input as received, kept whole in the quarantine
+	// Index is the position of Payload in what the sender sent; it replaces
+	// the item's position in the quarantine.
+	Index int
+	// Payload is the sender's input the item was built from.
+	Payload []byte
+	// Template and TemplateVersion name the mapping template that built
+	// the item.
+	Template        string
+	TemplateVersion int
+	// QuarantineID, when set, is the id the item's quarantine item gets,
+	// so that refusing the same input again (a replay repeated) keeps it
+	// once; the store skips an id it holds. Empty: a new id.
+	QuarantineID string
 	// Err, when non-nil, is why the adapter refused the input (it could
 	// not be decoded, names an unknown peripheral): the item is refused
-	// with it, unvalidated, and quarantined with Payload.
+	// with it, unvalidated, and quarantined with Payload. Several items
+	// may share one Origin (a Bluetooth blood pressure measurement
+	// carries a panel and a pulse rate).
 	Err error
 }
 
@@ -153,9 +163,6 @@ type entry struct {
 func (e *entry) payload() []byte {
 	if e.raw != nil {
 		return e.raw
-	}
-	if e.item.Origin != nil {
-		return e.item.Origin.Payload
 	}
 	b, _ := json.Marshal(&e.item) // strings, numbers and pointers to them: cannot fail
 	return b
@@ -186,15 +193,6 @@ func typedEntries(items []Item) []entry {
 		}
 	}
 	return es
-}
-
-// index is e's position in what the sender sent, for the quarantine: its
-// Origin's when an adapter gave one, else i.
-func (e *entry) index(i int) int {
-	if e.item.Origin != nil {
-		return e.item.Origin.Index
-	}
-	return i
 }
 
 // DecodeBatch splits a submission {"readings":[...]} into its raw items,
@@ -320,7 +318,7 @@ func (s *Service) submit(ctx context.Context, p *vigil.Principal, source string,
 				return nil, fmt.Errorf("validate reading %d: %w", i, err)
 			}
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Reason: vigil.ErrorMessage(err), Code: vigil.ErrorCode(err)})
-			batch.Quarantine = append(batch.Quarantine, s.quarantineItem(p, source, es[i].index(i), es[i].payload(), false, err, now))
+			batch.Quarantine = append(batch.Quarantine, s.entryQuarantineItem(p, source, i, &es[i], err, now))
 			continue
 		}
 		r.Received = now
@@ -352,6 +350,22 @@ func (s *Service) submit(ctx context.Context, p *vigil.Principal, source string,
 	return res, nil
 }
 
+// entryQuarantineItem is what the quarantine keeps of the refused entry e
+// at position i: the input it was built from when it has an Origin, else
+// its bytes as sent or its JSON encoding.
+func (s *Service) entryQuarantineItem(p *vigil.Principal, source string, i int, e *entry, reason error, now time.Time) vigil.QuarantineItem {
+	o := e.item.Origin
+	if o == nil {
+		return s.quarantineItem(p, source, i, e.payload(), false, reason, now)
+	}
+	q := s.quarantineItem(p, source, o.Index, o.Payload, false, reason, now)
+	q.Template, q.TemplateVersion = o.Template, o.TemplateVersion
+	if o.QuarantineID != "" {
+		q.ID = o.QuarantineID
+	}
+	return q
+}
+
 // Check validates a submission as Submit would, without quarantining or
 // appending anything: Result says which readings Submit would accept and
 // which it would refuse, and Result.Keys the keys Submit would give the
@@ -378,8 +392,26 @@ func (s *Service) CheckItems(ctx context.Context, p *vigil.Principal, items []It
 	return s.check(ctx, p, typedEntries(items))
 }
 
+// CheckContent is CheckItems without the sender's rights: it checks what
+// items say (code, value, unit, components, time, flags) as SubmitItems
+// would, but not whose readings they are, for a preview of input that no
+// sender has sent yet. Result.Keys is empty.
+func (s *Service) CheckContent(ctx context.Context, items []Item) (*Result, error) {
+	if max := s.maxItems(); len(items) > max {
+		return nil, vigil.Errorf(vigil.ETOOLARGE, "too many readings: %d in one request, at most %d", len(items), max)
+	}
+	res, err := s.checkWith(ctx, validator{s: s, now: s.now(), contentOnly: true}, typedEntries(items))
+	if res != nil {
+		res.Keys = nil
+	}
+	return res, err
+}
+
 func (s *Service) check(ctx context.Context, p *vigil.Principal, es []entry) (*Result, error) {
-	v := validator{s: s, p: p, now: s.now(), devices: map[string]*vigil.Device{}, patients: map[string]error{}}
+	return s.checkWith(ctx, validator{s: s, p: p, now: s.now(), devices: map[string]*vigil.Device{}, patients: map[string]error{}}, es)
+}
+
+func (s *Service) checkWith(ctx context.Context, v validator, es []entry) (*Result, error) {
 	res := &Result{Rejected: []Rejection{}}
 	for i := range es {
 		r, err := v.entry(ctx, &es[i])
@@ -413,6 +445,12 @@ type Refusal struct {
 	Payload   []byte
 	Truncated bool
 	Reason    error
+	// Template and TemplateVersion name the mapping template that refused
+	// the input, if any; ID, when set, is the quarantine item's id (see
+	// Origin.QuarantineID).
+	Template        string
+	TemplateVersion int
+	ID              string
 }
 
 // QuarantineAll keeps refusals sent by p through adapter source in the
@@ -427,6 +465,10 @@ func (s *Service) QuarantineAll(ctx context.Context, p *vigil.Principal, source 
 	b := vigil.Batch{Quarantine: make([]vigil.QuarantineItem, len(refusals))}
 	for i, r := range refusals {
 		b.Quarantine[i] = s.quarantineItem(p, source, r.Index, r.Payload, r.Truncated, r.Reason, now)
+		b.Quarantine[i].Template, b.Quarantine[i].TemplateVersion = r.Template, r.TemplateVersion
+		if r.ID != "" {
+			b.Quarantine[i].ID = r.ID
+		}
 	}
 	if err := s.Log.Append(ctx, &b); err != nil {
 		s.Metrics.appendFailed()
@@ -500,6 +542,8 @@ type validator struct {
 	devices  map[string]*vigil.Device // by id; nil value: not found
 	patients map[string]error         // by id; nil: exists
 	relay    map[string]bool          // by device id: relayed by the sending gateway
+	// contentOnly skips the sender's rights and the key (CheckContent).
+	contentOnly bool
 }
 
 // senderFlags are the quality flags a sender may set; the others are Vigil's.
@@ -534,11 +578,16 @@ func (v *validator) reading(ctx context.Context, w *Item) (vigil.Reading, error)
 		r.Quality |= q
 	}
 
-	if err := v.subject(ctx, &r, w.DeviceID, w.PatientID); err != nil {
-		return r, err
+	if !v.contentOnly {
+		if err := v.subject(ctx, &r, w.DeviceID, w.PatientID); err != nil {
+			return r, err
+		}
 	}
 	if err := v.measurement(&r, w); err != nil {
 		return r, err
+	}
+	if v.contentOnly {
+		return r, nil
 	}
 	r.Key = v.key(&r, w.Seq)
 	return r, nil

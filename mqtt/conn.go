@@ -330,6 +330,9 @@ const (
 	topicStatus   = "status"
 	topicGATT     = "gatt" // a gateway's relayed characteristic values; only with Options.Gateway
 	topicCommands = "commands"
+	// topicRawPrefix is followed by a mapping template's name: the
+	// payload is a vendor's message for that template (Options.Templates).
+	topicRawPrefix = "raw/"
 )
 
 // ownTopic returns the kind of a topic devices/{id}/{kind} for c's own id,
@@ -371,10 +374,13 @@ func (c *conn) publish(p *Packet) error {
 		}
 	}
 	kind := c.ownTopic(p.Topic)
-	if kind != topicReadings && kind != topicStatus && (kind != topicGATT || s.gateway == nil) {
+	template, raw := strings.CutPrefix(kind, topicRawPrefix)
+	raw = raw && s.opts.Templates != nil && vigil.ValidMappingName(template)
+	gattTopic := kind == topicGATT && s.gateway != nil
+	if kind != topicReadings && kind != topicStatus && !raw && !gattTopic {
 		s.audit(s.ctx, vigil.AuditEntry{Actor: c.deviceID, ActorName: c.deviceID, Action: vigil.AuditAccessDenied,
 			Resource: "mqtt PUBLISH " + truncate(p.Topic, 200), Remote: c.remote, Outcome: vigil.AuditDenied,
-			Detail: "a device may publish only to devices/{its id}/readings, /status and (a gateway) /gatt"})
+			Detail: "a device may publish only to devices/{its id}/readings, /status, /raw/{template} and (a gateway) /gatt"})
 		if !v5 {
 			// MQTT-3.3.5-2: acknowledge or close; closing tells the device.
 			return &connError{msg: "publish to a topic not the device's own"}
@@ -401,10 +407,12 @@ func (c *conn) publish(p *Packet) error {
 		}()
 		var detail string
 		var err error
-		switch kind {
-		case topicReadings:
+		switch {
+		case raw:
+			detail, err = c.submitRaw(template, p.Payload)
+		case kind == topicReadings:
 			detail, err = c.submitReadings(p.Payload)
-		case topicGATT:
+		case gattTopic:
 			detail, err = c.submitGATT(p.Payload)
 		default:
 			err = c.handleStatus(p.Payload)
@@ -439,6 +447,17 @@ func (c *conn) submitReadings(payload []byte) (detail string, err error) {
 	if err == nil && res != nil && len(res.Rejected) > 0 {
 		r := res.Rejected[0]
 		detail = fmt.Sprintf("accepted %d, quarantined %d; item %d: %s", res.Accepted, len(res.Rejected), r.Index, r.Reason)
+	}
+	return detail, err
+}
+
+// submitRaw hands a vendor message to the mapping template named, like
+// submitReadings; its refusals are indexed by record.
+func (c *conn) submitRaw(template string, payload []byte) (detail string, err error) {
+	ans, err := c.s.opts.Templates.Ingest(c.s.ctx, &c.principal, Source, template, payload, false)
+	if err == nil && ans != nil && len(ans.Rejected) > 0 {
+		r := ans.Rejected[0]
+		detail = fmt.Sprintf("accepted %d, quarantined %d; record %d: %s", ans.Accepted, len(ans.Rejected), r.Index, r.Reason)
 	}
 	return detail, err
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/gatt"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/mapping"
 )
 
 // Defaults for Options.
@@ -56,6 +57,14 @@ type StatusRecorder interface {
 	RecordDeviceStatus(ctx context.Context, st DeviceStatus) error
 }
 
+// Templates runs mapping templates over vendor messages; *mapping.Service
+// implements it. Ingest returns once what it accepted and quarantined is
+// durable; its error is as mapping.Service.Ingest's (a refusal, or a log
+// failure after which the device must not be acknowledged).
+type Templates interface {
+	Ingest(ctx context.Context, p *vigil.Principal, source, name string, msg []byte, truncated bool) (*mapping.Answer, error)
+}
+
 // Options configure a Server. Ingest, Devices and HashSecret are required.
 type Options struct {
 	Ingest *ingest.Service // where readings go; Submit returns once they are durable
@@ -81,8 +90,12 @@ type Options struct {
 	// the first characters only): the name as sent is never kept.
 	AttemptedNames *auth.NameRedactor
 	Status         StatusRecorder // may be nil: status is then kept in memory only
-	Logger         *slog.Logger   // default: discard
-	Now            func() time.Time
+	// Templates maps vendor messages a device publishes to
+	// devices/{id}/raw/{template}; nil: those topics are refused like any
+	// topic not the device's own.
+	Templates Templates
+	Logger    *slog.Logger // default: discard
+	Now       func() time.Time
 
 	RateLimit      RateLimit     // per device
 	MaxPacketSize  int           // largest packet accepted, in bytes; DefaultMaxPacketSize if 0

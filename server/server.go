@@ -29,13 +29,17 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/erasure"
 	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/keys"
+	"github.com/vigil-health/vigil/mapping"
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
+	"github.com/vigil-health/vigil/retention"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -84,6 +88,24 @@ type Options struct {
 
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
+
+	// KEKFile is the key-encryption key file that wraps the patients'
+	// data keys (keys.FileKEK); default <data>/kek (KEKFileName). It is
+	// created, 0600, on first start; a file group or others may read is
+	// refused. Keep a copy apart from the backups (docs/security.md).
+	KEKFile string
+	// ErasureMinRetention refuses to erase a patient whose records are
+	// younger than this (erasure.Service.MinRetention); 0: no minimum.
+	ErasureMinRetention time.Duration
+	// ErasureSettle is how long after an erasure its last deletion pass
+	// runs (erasure.Service.Settle); 0: erasure.DefaultSettle.
+	ErasureSettle time.Duration
+	// Retention is how long readings, resolved alerts and quarantine
+	// items are kept; zero durations keep them for ever (the default).
+	// RetentionInterval is how often expired data is looked for; default
+	// retention.DefaultInterval.
+	Retention         retention.Policy
+	RetentionInterval time.Duration
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -136,14 +158,19 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *slog.Logger
-	store     *sqlite.Store      // the main database (MainDB)
+	store     *sqlite.Store // the main database (MainDB)
+	patients  *keys.Store   // store with identity sealed: what the node hands out
+	erasure   *erasure.Service
+	erased    erasedSet // erased patients, whom the rules engine ignores
+	retention *retention.Sweeper
 	alerts    *sqlite.AlertStore // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
 	auditDB   *sqlite.AuditStore // the audit log (AuditDB)
 	log       *bus.Log
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
-	gateway   *gatt.Gateway // Bluetooth characteristic values relayed by gateways (HTTP and MQTT)
+	gateway   *gatt.Gateway    // Bluetooth characteristic values relayed by gateways (HTTP and MQTT)
+	mappings  *mapping.Service // vendor formats by template, in front of ingest
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -208,6 +235,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		func(context.Context) error { return s.watchDisk() },
 		s.buildIngest,
 		s.buildAlerting,
+		s.buildErasure,
 		s.registerMetrics,
 		s.loadTLS,
 		s.buildAPI,
@@ -280,11 +308,49 @@ func (s *Server) loadCatalog(context.Context) error {
 	return nil
 }
 
-// openStores opens the main database and the alerts database (the audit
-// database is startAudit's).
+// KEKFileName is the default key-encryption key file in the data
+// directory.
+const KEKFileName = "kek"
+
+// openStores opens the main database with identity sealed under the KEK
+// file (sealing what an earlier version kept in plaintext) and the alerts
+// database (the audit database is startAudit's).
 func (s *Server) openStores(ctx context.Context) (err error) {
 	if s.store, err = sqlite.Open(ctx, filepath.Join(s.opts.DataDir, MainDB)); err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	kekFile := s.opts.KEKFile
+	if kekFile == "" {
+		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
+	}
+	if _, err := os.Stat(kekFile); errors.Is(err, os.ErrNotExist) {
+		// A new KEK file is made only for a store that has no wrapped key
+		// yet: with keys wrapped by a lost file, a new one would start a
+		// node that can read no identity.
+		ks, err := s.store.StaleKeys(ctx, "", 1)
+		if err != nil {
+			return fmt.Errorf("open key-encryption key: %w", err)
+		}
+		if len(ks) > 0 {
+			return fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
+		}
+	}
+	kek, err := keys.OpenFile(kekFile, true)
+	if err != nil {
+		return fmt.Errorf("open key-encryption key: %w", err)
+	}
+	s.patients = keys.NewStore(s.store, keys.NewKeyring(kek, s.store))
+	n, err := s.patients.SealPlaintext(ctx)
+	if err != nil {
+		return fmt.Errorf("seal patient identities: %w", err)
+	}
+	if n > 0 {
+		// The plaintext is overwritten in the file (secure_delete); clear
+		// the write-ahead log's copies too.
+		if err := s.store.Compact(ctx); err != nil {
+			s.logger.Warn("sealed patient identities, but the write-ahead log still holds their plaintext until its next checkpoint", "err", err)
+		}
+		s.logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
 	}
 	// Alerts live in a database file of their own, so that the rules
 	// engine's commits never queue behind the store writer's large reading
@@ -348,7 +414,7 @@ func (s *Server) buildIngest(context.Context) error {
 	s.ingest = &ingest.Service{
 		Log:       s.logHealth,
 		Devices:   s.store,
-		Patients:  s.store,
+		Patients:  s.patients,
 		Relays:    s.store,
 		Catalog:   s.catalog,
 		Logger:    s.opts.Logger,
@@ -356,8 +422,9 @@ func (s *Server) buildIngest(context.Context) error {
 		MaxFuture: s.opts.MaxFuture,
 	}
 	s.gateway = &gatt.Gateway{Ingest: s.ingest, Peripherals: s.store}
+	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
-	s.writer = &ingest.Writer{Consumer: s.log, Store: s.store, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
+	s.writer = &ingest.Writer{Consumer: s.log, Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
 }
 
@@ -369,9 +436,52 @@ func (s *Server) buildAlerting(ctx context.Context) error {
 		return err
 	}
 	s.webhooks = &alerting.Webhooks{Store: s.alerts, Logger: s.opts.Logger}
+	// Erased patients (read before the engine loads its states) are
+	// ignored by the engine, also in what it replays from the log.
+	es, err := s.store.Erasures(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		s.erased.add(e.SubjectID)
+	}
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
-		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}}
+		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}, Erased: s.erased.has}
 	s.streamsDone = make(chan struct{})
+	return nil
+}
+
+// erasureEvery is how often pending erasures are looked for and finished.
+const erasureEvery = time.Minute
+
+// buildErasure prepares the erasure service and the retention sweeper and
+// registers their metrics.
+func (s *Server) buildErasure(context.Context) error {
+	s.erasure = &erasure.Service{
+		Store: s.patients, Alerts: s.alerts, Keys: s.patients.Keyring(),
+		Exports:      erasure.ExportDir(filepath.Join(s.opts.DataDir, "fhir-export")),
+		Auditor:      s.auditor,
+		Logger:       s.opts.Logger,
+		MinRetention: s.opts.ErasureMinRetention,
+		Settle:       s.opts.ErasureSettle,
+		Drained:      s.drained,
+		OnErase: func(id string) {
+			s.erased.add(id)
+			s.engine.Forget(id)
+		},
+	}
+	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Holds: s.store, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
+	for _, k := range retention.Kinds() {
+		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "vigil_retention_deleted_total",
+			Help:        "Records deleted by the retention sweeper because the site's retention period had passed, by kind.",
+			ConstLabels: prometheus.Labels{"kind": k},
+		}, func() float64 { return float64(s.retention.Deleted(k)) }))
+	}
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_erasures_completed_total",
+		Help: "Erasures of patients whose health data this node finished deleting.",
+	}, func() float64 { return float64(s.erasure.Completed()) }))
 	return nil
 }
 
@@ -432,9 +542,11 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
 	api := &vhttp.Server{Deps: gate.Deps{
-		Store:   s.store,
-		Ingest:  s.ingest,
-		Gateway: s.gateway,
+		Store:    s.patients,
+		Erasure:  s.erasure,
+		Ingest:   s.ingest,
+		Mappings: s.mappings,
+		Gateway:  s.gateway,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
@@ -502,6 +614,7 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		AttemptedNames: s.names,
 		Logger:         s.opts.Logger,
 		Status:         s.statuses,
+		Templates:      s.mappings,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        gate.OversizeUsernamesMetric,
@@ -666,6 +779,8 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.aux.Go(func() { s.statuses.run(wctx) })
 	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
+	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
+	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -735,8 +850,15 @@ func CheckPublicURL(raw string) (string, error) {
 // user-supplied certificate).
 func (s *Server) CAFile() string { return s.caFile }
 
-// Store is the node's store, for tools that run beside the server.
-func (s *Server) Store() vigil.Store { return s.store }
+// Store is the node's store, for tools that run beside the server; its
+// PatientStore seals identity (keys.Store).
+func (s *Server) Store() vigil.Store { return s.patients }
+
+// Erasure is the node's erasure service.
+func (s *Server) Erasure() *erasure.Service { return s.erasure }
+
+// Retention is the node's retention sweeper.
+func (s *Server) Retention() *retention.Sweeper { return s.retention }
 
 // AuditLog reads the node's audit log: the entries in its database
 // (audit.db) and those still in its journal.
@@ -745,6 +867,50 @@ func (s *Server) AuditLog() vigil.AuditReader { return s.auditor }
 // AlertStore is the node's store of alerts and webhooks (a database of
 // its own), for tools that run beside the server.
 func (s *Server) AlertStore() vigil.AlertWebhookStore { return s.alerts }
+
+// erasedSet is a set of erased patients' ids, safe for concurrent use.
+type erasedSet struct {
+	mu sync.RWMutex
+	m  map[string]bool
+}
+
+func (e *erasedSet) add(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = make(map[string]bool)
+	}
+	e.m[id] = true
+}
+
+func (e *erasedSet) has(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.m[id]
+}
+
+// drained returns once the store writer and the rules engine have
+// processed everything the log held when it was called.
+func (s *Server) drained(ctx context.Context) error {
+	target, err := s.log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{ingest.WriterName, alerting.EngineName} {
+		for {
+			floor, err := s.log.AckFloor(ctx, name)
+			if err == nil && floor >= target {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for %s to process the log: %w", name, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
 
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.

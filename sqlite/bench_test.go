@@ -133,3 +133,33 @@ func BenchmarkReadingsPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRetentionBatch deletes expired readings in batches of 1,000
+// (DeleteReadingsBefore, as the retention sweeper does) from a store of
+// 20 subjects' 1 Hz heart rates, and reports the time one batch holds the
+// writer.
+func BenchmarkRetentionBatch(b *testing.B) {
+	s := open(b)
+	const subjects, perSubject = 20, 5000
+	for i := range subjects {
+		series(b, s, fmt.Sprintf("pat_%02d", i), perSubject, 1000, constCode("8867-4"))
+	}
+	cut := benchStart().Add(perSubject * time.Second) // everything
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		k, err := s.DeleteReadingsBefore(b.Context(), cut, 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if k == 0 {
+			b.StopTimer()
+			for i := range subjects {
+				series(b, s, fmt.Sprintf("pat_%02d_%d", i, n), perSubject, 1000, constCode("8867-4"))
+			}
+			b.StartTimer()
+		}
+		n += k
+	}
+	b.ReportMetric(float64(n)/float64(b.N), "readings/batch")
+}

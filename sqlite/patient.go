@@ -11,8 +11,13 @@ import (
 
 const patientColumns = "id, name, birth_date, mrn, created"
 
-// CreatePatient stores p, setting p.ID (if empty) and p.Created.
-// ECONFLICT if the MRN (or the id) is taken. An empty MRN clashes with none.
+// plainColumns reads a patient row and whether it is sealed.
+const plainColumns = patientColumns + ", identity IS NOT NULL"
+
+// CreatePatient stores p in plaintext, setting p.ID (if empty) and
+// p.Created. ECONFLICT if the MRN (or the id) is taken, or the id was
+// erased. An empty MRN clashes with none. A node stores patients sealed,
+// through package keys (CreateSealedPatient).
 func (s *Store) CreatePatient(ctx context.Context, p *vigil.Patient) error {
 	id := p.ID
 	if id == "" {
@@ -20,6 +25,9 @@ func (s *Store) CreatePatient(ctx context.Context, p *vigil.Patient) error {
 	}
 	created := s.timestamp()
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := notErased(ctx, tx, id); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO patients ("+patientColumns+") VALUES (?, ?, ?, ?, ?)",
 			id, p.Name, p.BirthDate, p.MRN, created.UnixMicro())
 		return constraint(err)
@@ -31,16 +39,18 @@ func (s *Store) CreatePatient(ctx context.Context, p *vigil.Patient) error {
 	return nil
 }
 
-// Patient returns one patient; ENOTFOUND if none.
+// Patient returns one patient; ENOTFOUND if none, EINTERNAL if its
+// identity is sealed (read it through package keys).
 func (s *Store) Patient(ctx context.Context, id string) (*vigil.Patient, error) {
-	p, err := scanPatient(s.r.QueryRowContext(ctx, "SELECT "+patientColumns+" FROM patients WHERE id = ?", id))
+	p, err := scanPatient(s.r.QueryRowContext(ctx, "SELECT "+plainColumns+" FROM patients WHERE id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("get patient: %w", notFound(err, "patient"))
 	}
 	return p, nil
 }
 
-// Patients returns patients matching f ordered by id.
+// Patients returns patients matching f ordered by id; EINTERNAL if one of
+// them is sealed (read them through package keys).
 func (s *Store) Patients(ctx context.Context, f vigil.PatientFilter) ([]*vigil.Patient, error) {
 	var where []string
 	var args []any
@@ -58,7 +68,7 @@ func (s *Store) Patients(ctx context.Context, f vigil.PatientFilter) ([]*vigil.P
 		where = append(where, "id > ?")
 		args = append(args, f.After)
 	}
-	q := "SELECT " + patientColumns + " FROM patients" + whereClause(where) + " ORDER BY id" + limitClause(f.Limit)
+	q := "SELECT " + plainColumns + " FROM patients" + whereClause(where) + " ORDER BY id" + limitClause(f.Limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list patients: %w", err)
@@ -78,11 +88,19 @@ func (s *Store) Patients(ctx context.Context, f vigil.PatientFilter) ([]*vigil.P
 	return ps, nil
 }
 
+// errSealed is returned by the plaintext PatientStore for a sealed row.
+var errSealed = &vigil.Error{Code: vigil.EINTERNAL, Message: "patient identity is sealed: read it through package keys"}
+
+// scanPatient scans plainColumns; errSealed for a sealed row.
 func scanPatient(sc scanner) (*vigil.Patient, error) {
 	var p vigil.Patient
 	var created sql.NullInt64
-	if err := sc.Scan(&p.ID, &p.Name, &p.BirthDate, &p.MRN, &created); err != nil {
+	var sealed bool
+	if err := sc.Scan(&p.ID, &p.Name, &p.BirthDate, &p.MRN, &created, &sealed); err != nil {
 		return nil, err
+	}
+	if sealed {
+		return nil, errSealed
 	}
 	p.Created = timeOf(created)
 	return &p, nil

@@ -41,8 +41,9 @@ const (
 		ON CONFLICT (subject_id, code, bucket) DO UPDATE SET
 			min = min(reading_rollup.min, excluded.min), max = max(reading_rollup.max, excluded.max),
 			sum = reading_rollup.sum + excluded.sum, n = reading_rollup.n + excluded.n`
-	insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	insertQuarantine = `INSERT INTO quarantine (id, received, source, sender, idx, reason, code, payload, truncated,
+			template, template_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 )
 
@@ -81,9 +82,16 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 			return err
 		}
 		defer w.close()
+		erased, err := erasedSubjects(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for i := range bs {
 			for j := range bs[i].Readings {
 				r := &bs[i].Readings[j]
+				if erased[r.SubjectID] {
+					continue // still in the log when the patient was erased
+				}
 				id, key, err := w.reading(ctx, r)
 				if err != nil {
 					return err
@@ -368,7 +376,7 @@ func (w *batchWriter) quarantine(ctx context.Context, q *vigil.QuarantineItem) e
 		payload = []byte{}
 	}
 	_, err := w.insQuarantine.ExecContext(ctx, q.ID, q.Received.UnixMicro(), q.Source, q.Sender, q.Index,
-		q.Reason, q.Code, payload, q.Truncated)
+		q.Reason, q.Code, payload, q.Truncated, q.Template, q.TemplateVersion)
 	if err != nil {
 		return fmt.Errorf("insert quarantine item %s: %w", q.ID, err)
 	}

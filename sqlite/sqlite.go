@@ -66,6 +66,7 @@ type AuditStore struct{ db }
 
 var (
 	_ vigil.Store             = (*Store)(nil)
+	_ vigil.MappingStore      = (*Store)(nil)
 	_ vigil.AlertWebhookStore = (*AlertStore)(nil)
 	_ vigil.AuditStore        = (*AuditStore)(nil)
 )
@@ -180,7 +181,12 @@ func dsn(abs string, readOnly bool) string {
 		q.Add("_pragma", "cache_size(-16384)") // 16 MiB per reader
 	} else {
 		q.Add("_pragma", "cache_size(-65536)") // 64 MiB
-		q.Set("_txlock", "immediate")          // take the write lock at BEGIN, not mid-transaction
+		// Deleted content is overwritten with zeros, in the table's pages
+		// and in pages freed, so that an erased patient's data (and a
+		// sealed patient's former plaintext) leaves no copy in the
+		// database file; Compact clears the write-ahead log.
+		q.Add("_pragma", "secure_delete(1)")
+		q.Set("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
 	}
 	// SQLite ignores parameters it does not know; the driver consumes ours.
 	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String()

@@ -52,6 +52,10 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) vigil.Store { return open(t) })
 }
 
+func TestMappingStore(t *testing.T) {
+	storetest.RunMappings(t, func(t *testing.T) vigil.MappingStore { return open(t) })
+}
+
 func TestAlertStore(t *testing.T) {
 	storetest.RunAlerts(t, func(t *testing.T) vigil.AlertWebhookStore {
 		return openAs(t, sqlite.OpenAlerts, "alerts.db")
@@ -77,12 +81,13 @@ func TestDatabaseTypes(t *testing.T) {
 		"vigil.WebhookStore": reflect.TypeFor[vigil.WebhookStore](),
 		"vigil.AuditReader":  reflect.TypeFor[vigil.AuditReader](),
 		"vigil.AuditStore":   reflect.TypeFor[vigil.AuditStore](),
+		"vigil.MappingStore": reflect.TypeFor[vigil.MappingStore](),
 	}
 	for _, tc := range []struct {
 		db   reflect.Type
 		want []string // the interfaces it implements; every other it must not
 	}{
-		{reflect.TypeFor[*sqlite.Store](), []string{"vigil.Store"}},
+		{reflect.TypeFor[*sqlite.Store](), []string{"vigil.Store", "vigil.MappingStore"}},
 		{reflect.TypeFor[*sqlite.AlertStore](), []string{"vigil.AlertStore", "vigil.WebhookStore"}},
 		{reflect.TypeFor[*sqlite.AuditStore](), []string{"vigil.AuditReader", "vigil.AuditStore"}},
 	} {

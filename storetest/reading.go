@@ -368,6 +368,46 @@ func testQuarantined(t *testing.T, open func(t *testing.T) vigil.Store) {
 		_, err := s.Quarantined(t.Context(), vigil.QuarantineFilter{Before: "qua_missing"})
 		wantCode(t, "Quarantined before an unknown item", err, vigil.ENOTFOUND)
 	})
+
+	// Filters: each field of the filter selects on its own and together
+	// with the others; the template and its version are kept.
+	t.Run("Filters", func(t *testing.T) {
+		s := open(t)
+		items := quarantineItems(6)
+		items[0].Reason = "Value 900 /min is outside 20–300"
+		items[1].Source, items[1].Template, items[1].TemplateVersion = "mapping", "nightscout-entries", 1
+		items[2].Source, items[2].Template, items[2].TemplateVersion = "mapping", "nightscout-entries", 2
+		items[2].Code = vigil.EFORBIDDEN
+		items[3].Source, items[3].Template, items[3].TemplateVersion = "mapping", "withings-getmeas", 1
+		items[4].Reason = "50%_off literally"
+		if _, err := s.WriteBatches(t.Context(), []vigil.Batch{{Quarantine: items}}); err != nil {
+			t.Fatalf("WriteBatches: %v", err)
+		}
+		for _, tc := range []struct {
+			name string
+			f    vigil.QuarantineFilter
+			want []int // indexes into items, newest first
+		}{
+			{"template", vigil.QuarantineFilter{Template: "nightscout-entries"}, []int{2, 1}},
+			{"template version", vigil.QuarantineFilter{Template: "nightscout-entries", TemplateVersion: 1}, []int{1}},
+			{"version alone is ignored", vigil.QuarantineFilter{TemplateVersion: 1}, []int{5, 4, 3, 2, 1, 0}},
+			{"source", vigil.QuarantineFilter{Source: "mapping"}, []int{3, 2, 1}},
+			{"code", vigil.QuarantineFilter{Code: vigil.EFORBIDDEN}, []int{2}},
+			{"reason ignores case", vigil.QuarantineFilter{Reason: "OUTSIDE 20"}, []int{0}},
+			{"reason has no wildcards", vigil.QuarantineFilter{Reason: "0%_o"}, []int{4}},
+			{"reason wildcard matches nothing else", vigil.QuarantineFilter{Reason: "%"}, []int{4}},
+			{"sender and template", vigil.QuarantineFilter{Sender: "dev_2", Template: "nightscout-entries"}, []int{1}},
+			{"no match", vigil.QuarantineFilter{Template: "none"}, nil},
+		} {
+			var want []vigil.QuarantineItem
+			for _, i := range tc.want {
+				want = append(want, items[i])
+			}
+			if d := diffQuarantine(quarantined(t, s, tc.f), want); d != "" {
+				t.Errorf("%s: %s", tc.name, d)
+			}
+		}
+	})
 }
 
 func testReadings(t *testing.T, open func(t *testing.T) vigil.Store) {

@@ -64,12 +64,23 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("ReceivedRange", func(t *testing.T) { testReceivedRange(t, open) })
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
+	t.Run("Erasure", func(t *testing.T) { testErasure(t, open) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
+}
+
+// RunPatients runs the suite's tests of vigil.PatientStore alone: for a
+// PatientStore layered over a Store, such as keys.Store, which seals
+// identity through the store's IdentityStore.
+func RunPatients(t *testing.T, open func(t *testing.T) vigil.Store) {
+	t.Run("Patients", func(t *testing.T) { testPatients(t, open) })
 }
 
 // RunAlerts runs the suite of the alerts database (alerts, the engine's
 // checkpoint, webhooks and their outbox). open is as in Run.
 func RunAlerts(t *testing.T, open func(t *testing.T) vigil.AlertWebhookStore) {
 	t.Run("Alerts", func(t *testing.T) { testAlerts(t, open) })
+	t.Run("AlertEraser", func(t *testing.T) { testAlertEraser(t, open) })
 }
 
 // RunAudit runs the suite of the audit database. open is as in Run.

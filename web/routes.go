@@ -29,5 +29,6 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /patients/{id}", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.People).ClinicalData().AsPage(), Handle: s.patientView},
 		{Pattern: "GET /me", Access: gate.Authn("patient", vigil.AuditPageView, []vigil.Role{vigil.RolePatient}).AsPage(), Handle: s.myRecord},
 		{Pattern: "GET /admin", Access: gate.Authn("admin", vigil.AuditPageView, gate.AdminOnly).AsPage(), Handle: s.adminView},
+		{Pattern: "GET /admin/quarantine", Access: gate.Authn("admin", vigil.AuditQuarantineRead, gate.AdminOnly).AsPage(), Handle: s.quarantineConsole},
 	}
 }

@@ -40,7 +40,7 @@ type pages struct {
 }
 
 // pageNames are the page templates in ui/templates besides layout.html.
-var pageNames = []string{"signin", "worklist", "patient", "alerts", "admin", "error"}
+var pageNames = []string{"signin", "worklist", "patient", "alerts", "admin", "quarantine", "error"}
 
 func parsePages() (*pages, error) {
 	funcs := template.FuncMap{

@@ -225,7 +225,12 @@ func adminCreateUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout
 		return fmt.Errorf("%w: --patient-id is for role patient only", errUsage)
 	}
 	if f.patientID != "" {
-		if _, err := s.Patient(ctx, f.patientID); vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		// Sealed identity is not read: whether the patient exists is enough.
+		_, err := s.SealedPatient(ctx, f.patientID)
+		if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+			_, err = s.Patient(ctx, f.patientID) // stored before identity was sealed
+		}
+		if vigil.ErrorCode(err) == vigil.ENOTFOUND {
 			return fmt.Errorf("no patient with id %q", f.patientID)
 		} else if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/backup"
 	"github.com/vigil-health/vigil/client"
+	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -238,6 +239,18 @@ func TestBackupUnderLoad(t *testing.T) {
 		}
 	}
 
+	// The KEK file is not in the archive: it is kept apart, and put back
+	// beside the restored directory before the first start.
+	if _, err := os.Stat(filepath.Join(restored, server.KEKFileName)); !os.IsNotExist(err) {
+		t.Errorf("the KEK file is in the backup: %v", err)
+	}
+	kek, err := os.ReadFile(filepath.Join(dir, server.KEKFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(restored, server.KEKFileName), kek, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p2 := startVigil(t, bin, restored)
 	c2 := adminClient(t, p2.url, restored)
 	var got map[string]client.ReadingOut

@@ -6,6 +6,8 @@
 //	vigil bench      measure the ingest path
 //	vigil admin      manage users and tokens on a stopped server (recovery)
 //	vigil audit      verify or list the audit log
+//	vigil keys       rotate the key-encryption key (the server may run)
+//	vigil patients   erase a patient, set or clear a legal hold (server stopped)
 //	vigil backup     back up a data directory, also of a running server
 //	vigil restore    restore a backup into an empty data directory
 //	vigil version    print the version
@@ -46,6 +48,8 @@ Commands:
   devices    issue a device's client certificate (vigil devices cert --id …)
   admin      recover access with the server stopped: users, passwords, tokens
   audit      verify the audit log's hash chain; list entries
+  keys       rotate the key-encryption key of patients' data keys (the server may run)
+  patients   erase a patient, or set or clear a legal hold, with the server stopped
   backup     write a consistent backup of a data directory (the server may run)
   restore    restore a backup into an empty data directory
   version    print the version
@@ -76,6 +80,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = admin(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		err = auditCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "patients":
+		err = patientsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":
 		err = backupCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":

@@ -323,6 +323,40 @@
     });
   }
 
+  // The quarantine console: replay the items shown through a template,
+  // dry run or for real, and list what became of each.
+  function quarantine() {
+    admin();
+    const f = document.getElementById("replay-form");
+    if (!f) return;
+    const result = document.getElementById("admin-result");
+    const report = document.getElementById("replay-report");
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const dry = e.submitter && e.submitter.value === "1";
+      const ids = JSON.parse(f.dataset.ids || "[]");
+      const name = f.elements.template.value;
+      if (!name || ids.length === 0) return;
+      report.textContent = "";
+      try {
+        const out = await api("POST", "/api/v1/mappings/" + encodeURIComponent(name) + "/replay", { ids, dry_run: dry });
+        let stored = 0, refused = 0;
+        for (const it of out.items) {
+          const li = document.createElement("li");
+          const what = it.error ? "not replayed: " + it.error
+            : (it.already ? "already replayed through this version: " : "") + it.accepted + " stored, " + it.rejected.length + " refused" +
+              (it.rejected.length ? " (" + it.rejected[0].reason + ")" : "");
+          li.textContent = it.item_id + ": " + what;
+          report.appendChild(li);
+          stored += it.accepted; refused += it.rejected.length;
+        }
+        result.textContent = (dry ? "Dry run through " : "Replayed through ") + out.template + " version " + out.version + ": " +
+          stored + " reading(s) " + (dry ? "would be stored" : "stored") + ", " + refused + " refused.";
+        result.focus();
+      } catch (x) { result.textContent = "Failed: " + x.message; result.focus(); }
+    });
+  }
+
   function signin() {
     const f = document.getElementById("signin-form");
     f.addEventListener("submit", async (e) => {
@@ -359,5 +393,6 @@
     if (page === "patient") { patient(); observation(); }
     if (page === "alerts") alerts();
     if (page === "admin") admin();
+    if (page === "quarantine") quarantine();
   });
 })();
