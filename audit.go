@@ -91,6 +91,19 @@ const (
 	AuditExportDownload   AuditAction = "fhir.export.download"
 	AuditPageView         AuditAction = "page.view"
 	AuditWorklistRead     AuditAction = "worklist.read"
+	AuditHL7SenderRead    AuditAction = "mllp_sender.read"
+	AuditHL7SenderChange  AuditAction = "mllp_sender.change"
+	AuditConsentRead      AuditAction = "consent.read"
+	// AuditConsentChange records a grant or revocation of a consent; Detail
+	// says which (purpose, grantee and the status set).
+	AuditConsentChange AuditAction = "consent.change"
+	// AuditPatientExport records a patient's whole record read at once:
+	// Patient $everything, the dashboard's "Download my data".
+	AuditPatientExport AuditAction = "patient.export"
+	// AuditResearchExport records a de-identified export of the patients
+	// with research consent (bulk $export variant or vigil export
+	// --deidentify); Detail counts the patients.
+	AuditResearchExport AuditAction = "research.export"
 	// AuditFailuresSuppressed stands for the unauthenticated failures from
 	// one address that were over the audit log's budget for them: one
 	// entry per address and interval, with their count (see package audit,
@@ -173,6 +186,12 @@ var AuditActions = map[AuditAction]string{
 	AuditErasureRead:          "list erasure requests or read a legal hold",
 	AuditLegalHold:            "set or clear a legal hold on a patient",
 	AuditRetentionRun:         "the retention sweeper deleted expired data: counts per kind, one entry per run",
+	AuditHL7SenderRead:        "list the registered HL7 senders",
+	AuditHL7SenderChange:      "register an HL7 sender",
+	AuditConsentRead:          "read a patient's consents (API, FHIR Consent, patient page)",
+	AuditConsentChange:        "grant or revoke a consent (care, sharing with an integration, research)",
+	AuditPatientExport:        "read a patient's whole record at once (Patient $everything, Download my data)",
+	AuditResearchExport:       "export de-identified data of the patients with research consent",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

@@ -130,6 +130,7 @@ type Store interface {
 	IdentityStore
 	ErasureStore
 	RetentionStore
+	HL7SenderStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

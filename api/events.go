@@ -54,7 +54,9 @@ type eventOut struct {
 // (the server is stopping, or the client fell behind and lost events), or
 // when the credential stops being valid. The visible patients are computed
 // when the stream starts and every eventRefresh; break-glass access is
-// honoured until its expiry to the event.
+// honoured until its expiry to the event. For an integration gated by
+// consent, each event's patient is checked again before it is sent, so a
+// revocation stops the very next event (decision 26).
 func (s *Handler) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if s.Events == nil {
 		return vigil.Errorf(vigil.ENOTIMPL, "live events are not enabled on this server")
@@ -120,7 +122,7 @@ func (s *Handler) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			out, ok := s.renderEvent(ctx, ev, vis, readings)
+			out, ok := s.renderEvent(ctx, p, ev, vis, readings)
 			if !ok {
 				continue
 			}
@@ -141,18 +143,24 @@ func (s *Handler) streamEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 // renderEvent returns ev as the stream shows it, with only what vis shows;
-// false if nothing is to be shown.
-func (s *Handler) renderEvent(ctx context.Context, ev vigil.Event, vis *auth.Visibility, readings bool) (eventOut, bool) {
+// false if nothing is to be shown. For an integration gated by consent,
+// the event's patient is checked again (Recheck): a consent revoked after
+// the stream began stops the next event of that patient, not the next
+// refresh.
+func (s *Handler) renderEvent(ctx context.Context, p *vigil.Principal, ev vigil.Event, vis *auth.Visibility, readings bool) (eventOut, bool) {
 	now := s.Time()
+	consented := func(subject string) bool {
+		return !vis.Gated() || s.Recheck(ctx, p, subject) == nil // an error fails closed
+	}
 	out := eventOut{Type: ev.Type, PatientID: ev.SubjectID, Time: ev.Time}
 	switch ev.Type {
 	case "alert":
-		if ev.Alert == nil || !vis.Sees(ev.Alert.SubjectID, now) || (ev.SubjectID != "" && ev.SubjectID != ev.Alert.SubjectID) {
+		if ev.Alert == nil || !vis.Sees(ev.Alert.SubjectID, now) || (ev.SubjectID != "" && ev.SubjectID != ev.Alert.SubjectID) || !consented(ev.Alert.SubjectID) {
 			return out, false
 		}
 		out.PatientID, out.Alert = ev.Alert.SubjectID, ev.Alert
 	case "reading":
-		if !readings || !vis.Sees(ev.SubjectID, now) {
+		if !readings || !vis.Sees(ev.SubjectID, now) || !consented(ev.SubjectID) {
 			return out, false
 		}
 		rs := make([]vigil.Reading, 0, len(ev.Readings))

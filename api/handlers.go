@@ -65,8 +65,22 @@ func (s *Handler) listPatients(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := vigil.PatientFilter{After: q.Get("cursor"), MRN: q.Get("mrn"), Limit: limit + 1}
 	switch pr.Role {
-	case vigil.RoleAdmin, vigil.RoleIntegration:
-		// Admins manage registrations; integrations hold Patient scopes.
+	case vigil.RoleAdmin:
+		// Admins manage registrations.
+	case vigil.RoleIntegration:
+		// Integrations hold Patient scopes, and see the patients who
+		// consented to them (all, if the site exempted them).
+		ids, gated, err := s.ConsentedPatients(r.Context(), pr)
+		if err != nil {
+			return err
+		}
+		if gated && len(ids) == 0 {
+			gate.WriteJSON(w, http.StatusOK, map[string]any{"patients": []*vigil.Patient{}, "next": ""})
+			return nil
+		}
+		if gated {
+			f.IDs = ids
+		}
 	case vigil.RolePatient:
 		f.IDs = []string{pr.SubjectID}
 	case vigil.RoleClinician:

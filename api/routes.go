@@ -48,6 +48,11 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /api/v1/patients/{id}/readings", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.listReadings},
 		{Pattern: "GET /api/v1/patients/{id}/latest", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.latestReadings},
 		{Pattern: "GET /api/v1/patients/{id}/access-log", Access: gate.Authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).OnPatient(), Handle: s.patientAccessLog},
+		// Consents (decision 26): people who may see the patient read them;
+		// the patient, or an admin for them, changes them (the handler
+		// checks which).
+		{Pattern: "GET /api/v1/patients/{id}/consents", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").OnPatient(), Handle: s.listConsents},
+		{Pattern: "PUT /api/v1/patients/{id}/consents", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.u").OnPatient(), Handle: s.setConsent},
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 
@@ -110,6 +115,10 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "DELETE /api/v1/webhooks/{id}", Access: gate.Authn("admin", vigil.AuditWebhookChange, gate.AdminOnly), Handle: s.deleteWebhook},
 		{Pattern: "GET /api/v1/webhooks/{id}/deliveries", Access: gate.Authn("admin", vigil.AuditWebhookRead, gate.AdminOnly), Handle: s.listDeliveries},
 		{Pattern: "POST /api/v1/webhook-deliveries/{id}/resend", Access: gate.Authn("admin", vigil.AuditWebhookChange, gate.AdminOnly), Handle: s.resendDelivery},
+
+		// HL7 v2 senders (MLLP): admins.
+		{Pattern: "POST /api/v1/hl7/senders", Access: gate.Authn("admin", vigil.AuditHL7SenderChange, gate.AdminOnly), Handle: s.createHL7Sender},
+		{Pattern: "GET /api/v1/hl7/senders", Access: gate.Authn("admin", vigil.AuditHL7SenderRead, gate.AdminOnly), Handle: s.listHL7Senders},
 
 		{Pattern: "GET /api/v1/patients/{id}/glucose-summary", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.glucoseSummary},
 		{Pattern: "POST /api/v1/patients/{id}/observations", Access: gate.Authn("clinician", vigil.AuditReadingsWrite, gate.Clinicians).ClinicalData(), Handle: s.postObservations},

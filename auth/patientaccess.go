@@ -30,8 +30,10 @@ type PatientStore interface {
 //   - admin: every patient's demographics, which admins manage; clinical
 //     data (readings, alerts, rule settings) only with AdminReadsClinical;
 //   - patient: their own record only (Principal.SubjectID);
-//   - integration: every patient — its token's scopes, checked before,
-//     narrow what it may do;
+//   - integration: the patients whose sharing consent names it (Consent;
+//     decision 26), or every patient if the site exempted it or no
+//     Consent gate is set — its token's scopes, checked before, narrow
+//     what it may do;
 //   - clinician: the patients enrolled in one of their care teams, and
 //     those they hold break-glass access to that has not expired;
 //   - device, and any other role: none. A device writes readings only for
@@ -48,6 +50,10 @@ type PatientAccess struct {
 	AdminReadsClinical bool
 	// Now is the clock break-glass expiry is judged by; time.Now if nil.
 	Now func() time.Time
+	// Consent gates integrations by the patients' sharing consents; nil:
+	// integrations are not gated (tests of other concerns; the server
+	// always sets it).
+	Consent ConsentGate
 }
 
 func (a *PatientAccess) now() time.Time {
@@ -78,7 +84,10 @@ func (a *PatientAccess) Check(ctx context.Context, p *vigil.Principal, id string
 		}
 		return notFound
 	case vigil.RoleIntegration:
-		return nil // system-level: its scopes were checked
+		if a.Consent != nil {
+			return a.Consent.Allows(ctx, p, id) // ENOTFOUND without consent
+		}
+		return nil // its scopes were checked
 	case vigil.RoleClinician:
 		ok, err := a.Store.UserSeesPatient(ctx, p.UserID, id)
 		if err != nil {
@@ -99,8 +108,8 @@ func (a *PatientAccess) Check(ctx context.Context, p *vigil.Principal, id string
 }
 
 // Visible computes the patients whose clinical data p may see, by the same
-// rule as Check with clinical set. It costs two queries for a clinician
-// and none for other roles. The result is a snapshot: team changes after
+// rule as Check with clinical set. It costs two queries for a clinician,
+// one for an integration gated by consent, and none for other roles. The result is a snapshot: team changes after
 // it are not reflected, break-glass grants keep their expiry.
 func (a *PatientAccess) Visible(ctx context.Context, p *vigil.Principal) (*Visibility, error) {
 	v := &Visibility{}
@@ -108,7 +117,19 @@ func (a *PatientAccess) Visible(ctx context.Context, p *vigil.Principal) (*Visib
 	case vigil.RoleAdmin:
 		v.all = a.AdminReadsClinical
 	case vigil.RoleIntegration:
-		v.all = true
+		if a.Consent == nil || !a.Consent.Gated(p) {
+			v.all = true
+			break
+		}
+		ids, _, err := a.Consent.Subjects(ctx, p, "", 0)
+		if err != nil {
+			return nil, err
+		}
+		v.ids = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			v.ids[id] = true
+		}
+		v.gated = true
 	case vigil.RolePatient:
 		if p.SubjectID != "" {
 			v.ids = map[string]bool{p.SubjectID: true}
@@ -147,7 +168,15 @@ type Visibility struct {
 	all   bool                 // every patient: integrations, admins with AdminReadsClinical
 	ids   map[string]bool      // the clinician's team patients; the patient's own record
 	until map[string]time.Time // break-glass grants: patient → expiry
+	gated bool                 // an integration's consented patients: revocations after the snapshot must be checked again (Recheck)
 }
+
+// Gated reports whether the visible patients are an integration's
+// consented patients, as they were when Visible computed them: a consent
+// revoked since is not reflected, so whoever keeps a Visibility (an event
+// stream) checks each patient again with PatientAccess.Recheck before
+// showing it.
+func (v *Visibility) Gated() bool { return v.gated }
 
 // All reports whether every patient is visible.
 func (v *Visibility) All() bool { return v.all }
@@ -175,6 +204,19 @@ func (v *Visibility) Subjects(now time.Time) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Recheck returns nil if p's consent to see the patient still holds:
+// ENOTFOUND if p is an integration gated by consent that the patient has
+// not (or no longer) consented to; nil for every other principal. One
+// indexed lookup for a gated integration, none otherwise: an event stream
+// calls it for each event it would send, so that a revocation stops the
+// next event.
+func (a *PatientAccess) Recheck(ctx context.Context, p *vigil.Principal, id string) error {
+	if a.Consent == nil || !a.Consent.Gated(p) {
+		return nil
+	}
+	return a.Consent.Allows(ctx, p, id)
 }
 
 // DeviceWritesFor returns the patient whose readings device d may send:

@@ -84,10 +84,12 @@ const (
 )
 
 // AuditFiles are the audit log's checkpoint files (see package audit):
-// the signing key, its public key and the signed checkpoints; and the key
-// of the redacted user names in audit entries (server.UsernameKeyFile), so
-// that a restored node's entries match the old ones.
-var AuditFiles = []string{"audit-signing.key", "audit-signing.pub", "audit-checkpoints", "username-key"}
+// the signing key, its public key and the signed checkpoints; the key of
+// the redacted user names in audit entries (server.UsernameKeyFile), so
+// that a restored node's entries match the old ones; and the research key
+// of de-identified exports (deid.KeyFile), so that a restored node gives
+// patients the same research ids and date shifts.
+var AuditFiles = []string{"audit-signing.key", "audit-signing.pub", "audit-checkpoints", "username-key", "research-key"}
 
 // Databases are the SQLite files of a data directory, in the order they are
 // copied (audit.db first: see the package comment).

@@ -65,6 +65,7 @@ type seed struct {
 	LiveDevice string   `json:"live_device"` // that patient's device token
 	Own        string   `json:"own"`         // the signed-in patient's own record
 	Other      string   `json:"other"`       // a record the patient may not open
+	AppName    string   `json:"app_name"`    // an integration the patient may share their record with
 	Shots      string   `json:"screenshots"` // where to save screenshots
 }
 
@@ -73,7 +74,9 @@ type seed struct {
 // a clinician signs in, sees the worklist ordered by risk, opens a
 // patient, watches a heart rate sent by a device arrive live, and
 // acknowledges an alert; the patient signs in, sees their record and who
-// accessed it, and cannot open another patient's record; the admin page
+// accessed it, shares it with an app and withdraws that consent, allows
+// research use, downloads their data, and cannot open another patient's
+// record; the admin page
 // and the alert inbox render. Screenshots of each page go to
 // VIGIL_SCREENSHOTS, a directory relative to the repository root
 // (default: a temporary directory).
@@ -180,7 +183,8 @@ func seedNode(t *testing.T, srv *server.Server) seed {
 	}
 	clin := &vigil.User{Username: "dr.house", DisplayName: "Dr Gregory House", Role: vigil.RoleClinician, PasswordHash: hash}
 	pat := &vigil.User{Username: "ada", Role: vigil.RolePatient, SubjectID: pts[2].id, PasswordHash: hash}
-	for _, u := range []*vigil.User{clin, pat} {
+	app := &vigil.User{Username: "svc-acme", DisplayName: "Acme Health app", Role: vigil.RoleIntegration}
+	for _, u := range []*vigil.User{clin, pat, app} {
 		if err := st.CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
@@ -242,5 +246,6 @@ func seedNode(t *testing.T, srv *server.Server) seed {
 		Order: []string{pts[0].id, pts[1].id, pts[2].id},
 		Live:  pts[1].id, LiveDevice: pts[1].tok,
 		Own: pts[2].id, Other: pts[0].id,
+		AppName: app.DisplayName,
 	}
 }

@@ -79,6 +79,7 @@ var auditTypes = map[vigil.AuditAction][2]Coding{
 	vigil.AuditBreakGlassEnd:        {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
 	vigil.AuditPatientErase:         {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
 	vigil.AuditPatientEraseComplete: {{System: SystemDICOM, Code: "110110", Display: "Patient Record"}},
+	vigil.AuditResearchExport:       {{System: SystemDICOM, Code: "110106", Display: "Export"}},
 }
 
 // restInteraction maps an HTTP route pattern ("GET /api/v1/patients/{id}")

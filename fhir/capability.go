@@ -124,9 +124,21 @@ func Capabilities(date, version string) *CapabilityStatement {
 						{Name: "identifier", Type: "token", Documentation: "The MRN: [system|]value."},
 						{Name: "_count", Type: "number", Documentation: "At most 1000 (default 50); no paging beyond."},
 					},
-					Operation: []Operation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}},
+					Operation: []Operation{
+						{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+						{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+					},
 				},
 				{Type: "Device", Interaction: read},
+				{
+					Type:        "Consent",
+					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}, {Code: "create", Documentation: "Records the consent's status (active: given, inactive: withdrawn) for its patient, scope and recipient; 200 when that consent existed."}},
+					SearchParam: []SearchParam{
+						{Name: "patient", Type: "reference", Documentation: "Required."},
+						{Name: "status", Type: "token", Documentation: "active or inactive."},
+						{Name: "scope", Type: "token", Documentation: "treatment, patient-privacy or research (consentscope)."},
+					},
+				},
 				{
 					Type:        "Flag",
 					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},

@@ -96,3 +96,44 @@ func FuzzParseDateParam(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeConsent: never panics; errors are EINVALID; what it accepts
+// passes vigil.CheckConsent.
+func FuzzDecodeConsent(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"patient":{"reference":"Patient/pat_1"},"provision":{"type":"permit","actor":[{"role":{},"reference":{"reference":"Device/usr_app"}}]}}`))
+	f.Add([]byte(`{"resourceType":"Consent","status":"inactive","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"research"}]},"patient":{"reference":"Patient/pat_1"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := DecodeConsent(body)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.EINVALID {
+				t.Fatalf("error %v is not EINVALID", err)
+			}
+			return
+		}
+		if err := vigil.CheckConsent(c); err != nil {
+			t.Fatalf("accepted %+v, which CheckConsent refuses: %v", c, err)
+		}
+	})
+}
+
+// FuzzParseConsentSearch: never panics; errors are EINVALID; an accepted
+// search names a patient.
+func FuzzParseConsentSearch(f *testing.F) {
+	f.Add("patient=pat_1&status=active&scope=research")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		s, err := ParseConsentSearch(v)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.EINVALID {
+				t.Fatalf("error %v is not EINVALID", err)
+			}
+			return
+		}
+		if s.Patient == "" {
+			t.Fatal("accepted a search without patient")
+		}
+	})
+}

@@ -109,9 +109,11 @@ type Period struct {
 
 // Meta is resource metadata.
 type Meta struct {
+	VersionID   string   `json:"versionId,omitempty"`
 	LastUpdated string   `json:"lastUpdated,omitempty"`
 	Profile     []string `json:"profile,omitempty"`
 	Tag         []Coding `json:"tag,omitempty"`
+	Security    []Coding `json:"security,omitempty"`
 }
 
 // HumanName is a person's name; Vigil keeps names as one text.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/fhir"
 	"github.com/vigil-health/vigil/rules"
 )
@@ -171,6 +172,32 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 			Outcome: vigil.AuditSuccess, Detail: "the audit log ends at seq 3, behind its checkpoint of seq 9"},
 	} {
 		add(name, enc.AuditEvent(&e, "vigil-node-1"))
+	}
+	for _, c := range sampleConsents() {
+		add("consent-"+string(c.Purpose)+".json", enc.Consent(&c))
+	}
+	// The de-identified shapes of a research export (package deid).
+	d, err := deid.NewDeidentifier([]byte("a research key of thirty-two b..."), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := deid.NewExport(deid.Options{Deidentifier: d, Encoder: enc, AsOf: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	research := rx.Plan([]*vigil.Patient{{ID: "pat_1", Name: "Ada Lovelace", BirthDate: "1930-12-10", MRN: "MRN-1"}})
+	rp, err := rx.ResearchPatient(research[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("research-patient.json", rp)
+	for _, i := range []int{2, 5, 8} { // with a value, a panel, quality flags and a performer
+		r := sampleReadings()[i]
+		o, err := rx.ResearchObservation(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add("research-observation-"+r.Code+".json", o)
 	}
 	add("outcome.json", fhir.Outcome("error", "not-found", "Observation 9 not found"))
 	add("capability.json", fhir.Capabilities(fhir.Instant(now), "dev"))

@@ -511,6 +511,18 @@ func (s *Handler) fhirSearchPatients(w http.ResponseWriter, r *http.Request) err
 			return nil
 		}
 		f.IDs = ids
+	case vigil.RoleIntegration:
+		ids, gated, err := s.ConsentedPatients(r.Context(), p)
+		if err != nil {
+			return err
+		}
+		if gated && len(ids) == 0 {
+			gate.WriteFHIR(w, http.StatusOK, b)
+			return nil
+		}
+		if gated {
+			f.IDs = ids // those who consented; an exempt integration: all
+		}
 	}
 	ps, err := s.Store.Patients(r.Context(), f)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/fhir"
 	"github.com/vigil-health/vigil/gate"
 )
@@ -78,6 +79,8 @@ type exportJob struct {
 	id, owner, tokenID, request, dir string
 	types                            []string
 	since                            time.Time
+	research                         bool           // de-identified (research_export.go)
+	deid                             *deid.Manifest // what a research export did, once it finished
 	transaction                      time.Time
 	cancel                           context.CancelFunc
 	done                             chan struct{}
@@ -100,11 +103,20 @@ type exportFile struct {
 type patientSource func(ctx context.Context, after string) ([]*vigil.Patient, error)
 
 // fhirExportAll starts an export of every patient (Patient/$export).
+// An integration gated by consent exports the patients who consented to
+// it, as they were at the kick-off.
 func (s *Handler) fhirExportAll(w http.ResponseWriter, r *http.Request) error {
 	src := func(ctx context.Context, after string) ([]*vigil.Patient, error) {
 		return s.Store.Patients(ctx, vigil.PatientFilter{After: after, Limit: 500})
 	}
-	return s.startExport(w, r, src)
+	ids, gated, err := s.ConsentedPatients(r.Context(), gate.Principal(r.Context()))
+	if err != nil {
+		return err
+	}
+	if gated {
+		src = s.idsSource(ids)
+	}
+	return s.startExport(w, r, src, false)
 }
 
 // fhirExportGroup starts an export of a care team's patients
@@ -132,7 +144,21 @@ func (s *Handler) fhirExportGroup(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	src := func(ctx context.Context, after string) ([]*vigil.Patient, error) {
+	// An integration gated by consent exports only the team's patients
+	// who consented to it.
+	consented, gated, err := s.ConsentedPatients(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if gated {
+		ids = slices.DeleteFunc(ids, func(id string) bool { _, ok := slices.BinarySearch(consented, id); return !ok })
+	}
+	return s.startExport(w, r, s.idsSource(ids), false)
+}
+
+// idsSource lists the patients of ids (sorted), in pages.
+func (s *Handler) idsSource(ids []string) patientSource {
+	return func(ctx context.Context, after string) ([]*vigil.Patient, error) {
 		i, _ := slices.BinarySearch(ids, after)
 		if after != "" && i < len(ids) && ids[i] == after {
 			i++
@@ -143,12 +169,14 @@ func (s *Handler) fhirExportGroup(w http.ResponseWriter, r *http.Request) error 
 		}
 		return s.Store.Patients(ctx, vigil.PatientFilter{IDs: page})
 	}
-	return s.startExport(w, r, src)
 }
 
 // startExport checks a kick-off request and starts its job: 202 with
 // Content-Location of the status URL.
-func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patientSource) error {
+// A research export (research) holds the de-identified Patients and
+// Observations of the patients src lists (research_export.go) and takes no
+// _type or _since.
+func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patientSource, research bool) error {
 	p := gate.Principal(r.Context())
 	if s.ExportDir == "" {
 		return vigil.Errorf(vigil.ENOTIMPL, "bulk export is not enabled on this server")
@@ -171,14 +199,24 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 		return vigil.Errorf(vigil.EINVALID, "_outputFormat: only application/fhir+ndjson")
 	}
 	job := &exportJob{owner: p.UserID, tokenID: p.TokenID, request: s.fhirBase(r) + strings.TrimPrefix(r.URL.RequestURI(), fhirPrefix), transaction: s.Time(), done: make(chan struct{})}
-	if v := q.Get("_since"); v != "" {
+	if research {
+		if q.Has("_type") || q.Has("_since") {
+			return vigil.Errorf(vigil.EINVALID, "a research export takes no _type or _since: it holds de-identified Patients and Observations")
+		}
+		job.research, job.types = true, []string{"Patient", "Observation"}
+	}
+	if research {
+		// types set above
+	} else if v := q.Get("_since"); v != "" {
 		t, err := fhir.ParseInstant(v)
 		if err != nil {
 			return vigil.Errorf(vigil.EINVALID, "_since: %s", vigil.ErrorMessage(err))
 		}
 		job.since = t
 	}
-	if v := q.Get("_type"); v != "" {
+	if research {
+		// types set above
+	} else if v := q.Get("_type"); v != "" {
 		for _, t := range strings.Split(v, ",") {
 			t = strings.TrimSpace(t)
 			if !slices.Contains(exportTypes, t) {
@@ -307,6 +345,9 @@ func (e *exports) remove(j *exportJob) error {
 
 // runExport writes the job's files and returns the manifest's outputs.
 func (s *Handler) runExport(ctx context.Context, job *exportJob, src patientSource, base string) ([]exportFile, error) {
+	if job.research {
+		return s.runResearchExport(ctx, job, src, base)
+	}
 	var files []exportFile
 	for _, typ := range job.types {
 		n, err := s.exportType(ctx, job, typ, src)
@@ -486,13 +527,20 @@ func (s *Handler) fhirExportStatus(w http.ResponseWriter, r *http.Request) error
 	if files == nil {
 		files = []exportFile{}
 	}
+	var ext map[string]any
+	if j.research {
+		j.mu.Lock()
+		ext = map[string]any{"deidentification": j.deid}
+		j.mu.Unlock()
+	}
 	gate.WriteJSON(w, http.StatusOK, struct {
-		TransactionTime     string       `json:"transactionTime"`
-		Request             string       `json:"request"`
-		RequiresAccessToken bool         `json:"requiresAccessToken"`
-		Output              []exportFile `json:"output"`
-		Error               []exportFile `json:"error"`
-	}{fhir.Instant(j.transaction), j.request, true, files, []exportFile{}})
+		TransactionTime     string         `json:"transactionTime"`
+		Request             string         `json:"request"`
+		RequiresAccessToken bool           `json:"requiresAccessToken"`
+		Output              []exportFile   `json:"output"`
+		Error               []exportFile   `json:"error"`
+		Extension           map[string]any `json:"extension,omitempty"` // a research export: what de-identification did
+	}{fhir.Instant(j.transaction), j.request, true, files, []exportFile{}, ext})
 	return nil
 }
 
@@ -525,7 +573,7 @@ func (s *Handler) fhirExportFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("file")
-	if typ, ok := strings.CutSuffix(name, ".ndjson"); !ok || (gate.Scoped(gate.Principal(r.Context())) && !authScopesBeyondPatient(gate.Principal(r.Context()), typ)) {
+	if typ, ok := strings.CutSuffix(name, ".ndjson"); !ok || (!j.research && gate.Scoped(gate.Principal(r.Context())) && !authScopesBeyondPatient(gate.Principal(r.Context()), typ)) {
 		return vigil.Errorf(vigil.ENOTFOUND, "export file %s not found", name)
 	}
 	j.mu.Lock()

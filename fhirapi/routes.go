@@ -26,12 +26,24 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "POST /fhir/r4", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.fhirBatch},
 		{Pattern: "GET /fhir/r4/Patient", Access: gate.Authn("care", vigil.AuditPatientList, gate.CareRoles).WithScope("Patient.rs"), Handle: s.fhirSearchPatients},
 		{Pattern: "GET /fhir/r4/Patient/{id}", Access: gate.Authn("care", vigil.AuditPatientRead, gate.CareRoles).WithScope("Patient.r").OnPatient(), Handle: s.fhirReadPatient},
+		// A patient's whole record, paged ($everything).
+		{Pattern: "GET /fhir/r4/Patient/{id}/$everything", Access: gate.Authn("care", vigil.AuditPatientExport, gate.CareRoles).WithScope("Patient.rs").ClinicalData(), Handle: s.fhirEverything},
+		// Consents (decision 26): people who may see the patient read them;
+		// the patient, or an admin for them, records them (the handler
+		// checks the patient named in the body and audits it).
+		{Pattern: "GET /fhir/r4/Consent", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").SearchPatient(), Handle: s.fhirSearchConsents},
+		{Pattern: "GET /fhir/r4/Consent/{id}", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.r").ChecksResourcePatient(s.consentSubject), Handle: s.fhirReadConsent},
+		{Pattern: "POST /fhir/r4/Consent", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.c"), Handle: s.fhirCreateConsent},
 		{Pattern: "GET /fhir/r4/Device/{id}", Access: gate.Authn("care", vigil.AuditDeviceRead, gate.CareRoles).WithScope("Device.r").ChecksResourcePatient(s.deviceSubject), Handle: s.fhirReadDevice},
 		{Pattern: "GET /fhir/r4/Flag", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchFlags},
 		{Pattern: "GET /fhir/r4/Flag/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.fhirReadFlag},
 		// The audit log, read-only, as BALP AuditEvents: like the access log.
 		{Pattern: "GET /fhir/r4/AuditEvent", Access: gate.Authn("care", vigil.AuditAuditRead, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("AuditEvent.rs").SearchPatient(), Handle: s.fhirSearchAuditEvents},
 		{Pattern: "GET /fhir/r4/Patient/$export", Access: gate.Authn("export", vigil.AuditExportStart, exporters).WithScope("Patient.rs"), Handle: s.fhirExportAll},
+		// The research export: de-identified, the patients with research
+		// consent, for an integration whose token names the research scope
+		// (the handler checks it by name).
+		{Pattern: "GET /fhir/r4/Group/research/$export", Access: gate.Authn("research", vigil.AuditResearchExport, []vigil.Role{vigil.RoleIntegration}).WithScope("ResearchSubject.rs"), Handle: s.fhirExportResearch},
 		{Pattern: "GET /fhir/r4/Group/{id}/$export", Access: gate.Authn("export", vigil.AuditExportStart, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportGroup},
 		{Pattern: "GET /fhir/r4/$export-status/{job}", Access: gate.Authn("export", vigil.AuditExportStatus, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportStatus},
 		{Pattern: "DELETE /fhir/r4/$export-status/{job}", Access: gate.Authn("export", vigil.AuditExportCancel, groupExporters).WithScope("Patient.rs"), Handle: s.fhirExportCancel},

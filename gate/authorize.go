@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/consent"
 )
 
 // authorize applies rt's access rule: same origin, credentials, role, token
@@ -95,7 +96,39 @@ func Scoped(p *vigil.Principal) bool {
 // patientAccess is the rule of auth.PatientAccess with this node's
 // settings, as they are now.
 func (g *Gate) patientAccess() *auth.PatientAccess {
-	return &auth.PatientAccess{Store: g.Store, AdminReadsClinical: g.AdminReadsClinical, Now: g.Time}
+	a := &auth.PatientAccess{Store: g.Store, AdminReadsClinical: g.AdminReadsClinical, Now: g.Time}
+	if c := g.Consent(); c != nil {
+		a.Consent = c
+	}
+	return a
+}
+
+// Consent is the consent policy over Consents (nil without them): the
+// consent routes, research export and the patient-access rule use it.
+func (g *Gate) Consent() *consent.Checker {
+	if g.Consents == nil {
+		return nil
+	}
+	return &consent.Checker{Store: g.Consents, Directory: g.Store, Exempt: g.ConsentExempt}
+}
+
+// ConsentedPatients returns the patients an integration gated by consent
+// may see, ordered, and gated true; for any other principal nil and false
+// (its list is decided by its role).
+func (g *Gate) ConsentedPatients(ctx context.Context, p *vigil.Principal) (ids []string, gated bool, err error) {
+	c := g.Consent()
+	if c == nil || !c.Gated(p) {
+		return nil, false, nil
+	}
+	ids, _, err = c.Subjects(ctx, p, "", 0)
+	return ids, true, err
+}
+
+// Recheck returns ENOTFOUND if p is an integration whose consent to see
+// the patient no longer holds (auth.PatientAccess.Recheck): an event
+// stream asks it before each event it would send.
+func (g *Gate) Recheck(ctx context.Context, p *vigil.Principal, id string) error {
+	return g.patientAccess().Recheck(ctx, p, id)
 }
 
 // CanAccessPatient returns nil if p may see patient id's data (clinical:

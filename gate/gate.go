@@ -196,6 +196,9 @@ type Deps struct {
 	DeviceRevoked func(deviceID string)
 	// DeviceChanged is told when a device is reassigned; may be nil.
 	DeviceChanged func(deviceID string)
+	// HL7SendersChanged is told when an HL7 sender is registered, so that
+	// the MLLP listener sees it at once; may be nil.
+	HL7SendersChanged func()
 
 	MaxBodyBytes int64         // largest request body; DefaultMaxBodyBytes if 0
 	TokenTTL     time.Duration // sign-in token lifetime; DefaultTokenTTL if 0
@@ -209,6 +212,18 @@ type Deps struct {
 	// BreakGlassTTL is the longest break-glass access; DefaultBreakGlassTTL
 	// of package api if 0.
 	BreakGlassTTL time.Duration
+	// Consents are the patients' consents (decision 26). When set,
+	// integrations see only the patients whose sharing consent names them,
+	// except those in ConsentExempt (user ids of the site's own systems);
+	// the consent routes and research export need it. nil: integrations
+	// are not gated and the consent routes answer 501 (tests of other
+	// concerns; the server always sets it).
+	Consents      vigil.ConsentStore
+	ConsentExempt map[string]bool
+	// ResearchKey is the site's research key (package deid): research ids
+	// and date shifts of de-identified exports. nil refuses research
+	// exports (501).
+	ResearchKey []byte
 
 	// Codes names code systems and displays in FHIR resources and lists the
 	// codes of each observation category; nil: every code is LOINC and

@@ -26,7 +26,8 @@ var principals = []string{"anon", "admin", "clin", "clinX", "pat", "dev", "intW"
 //	clin  is a clinician in a team P1 is enrolled in; clinX is in no team.
 //	pat   is P1's own patient account; dev is P1's device.
 //	intW  is an integration with scope system/Observation.c;
-//	intR  one with system/Patient.rs and system/Observation.rs.
+//	intR  one with system/Patient.rs and system/Observation.rs, which P1
+//	      consented to share with (P2 did not: P2 is absent to it, 404).
 //	Admins may not read clinical data (the default).
 var matrix = []struct {
 	pattern    string
@@ -64,14 +65,20 @@ var matrix = []struct {
 	{"GET /api/v1/patients", "401 ok ok ok ok 403 403 ok", ""},
 	{"GET /api/v1/patients/{id}",
 		"401 ok ok 404 ok 403 403 ok",
-		"401 ok 404 404 404 403 403 ok"},
+		"401 ok 404 404 404 403 403 404"},
 	{"GET /api/v1/patients/{id}/readings",
 		"401 404 ok 404 ok 403 403 ok",
-		"401 404 404 404 404 403 403 ok"},
+		"401 404 404 404 404 403 403 404"},
 	{"GET /api/v1/patients/{id}/latest",
 		"401 404 ok 404 ok 403 403 ok",
-		"401 404 404 404 404 403 403 ok"},
+		"401 404 404 404 404 403 403 404"},
 	{"GET /api/v1/patients/{id}/access-log",
+		"401 ok 403 403 ok 403 403 403",
+		"401 ok 403 403 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/consents",
+		"401 ok ok 404 ok 403 403 403",
+		"401 ok 404 404 404 403 403 403"},
+	{"PUT /api/v1/patients/{id}/consents",
 		"401 ok 403 403 ok 403 403 403",
 		"401 ok 403 403 404 403 403 403"},
 	{"POST /api/v1/patients/{id}/break-glass",
@@ -131,7 +138,7 @@ var matrix = []struct {
 	{"GET /api/v1/events", "401 403 ok ok ok 403 403 403", ""},
 	{"GET /api/v1/patients/{id}/glucose-summary",
 		"401 404 ok 404 ok 403 403 ok",
-		"401 404 404 404 404 403 403 ok"},
+		"401 404 404 404 404 403 403 404"},
 
 	// Rule configuration. Team routes answer a clinician outside the team
 	// 404 (TestRuleConfigAPI asserts it).
@@ -161,6 +168,8 @@ var matrix = []struct {
 	{"DELETE /api/v1/webhooks/{id}", "401 ok 403 403 403 403 403 403", ""},
 	{"GET /api/v1/webhooks/{id}/deliveries", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/webhook-deliveries/{id}/resend", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/hl7/senders", "401 ok 403 403 403 403 403 403", ""},
+	{"GET /api/v1/hl7/senders", "401 ok 403 403 403 403 403 403", ""},
 
 	{"POST /api/v1/patients/{id}/observations",
 		"401 403 ok 404 403 403 403 403",
@@ -190,6 +199,9 @@ var matrix = []struct {
 	{"GET /patients/{id}",
 		"303 404 ok 404 ok 403 403 403",
 		"303 404 404 404 404 403 403 403"},
+	{"GET /patients/{id}/download",
+		"303 404 ok 404 ok 403 403 403",
+		"303 404 404 404 404 403 403 403"},
 	{"GET /me", "303 403 403 403 ok 403 403 403", ""},
 	{"GET /admin", "303 ok 403 403 403 403 403 403", ""},
 	{"GET /admin/quarantine", "303 ok 403 403 403 403 403 403", ""},
@@ -201,19 +213,34 @@ var matrix = []struct {
 	{"GET /fhir/r4/metadata", "ok ok ok ok ok ok ok ok", ""},
 	{"GET /fhir/r4/Observation",
 		"401 404 ok 404 ok 403 403 ok",
-		"401 404 404 404 404 403 403 ok"},
+		"401 404 404 404 404 403 403 404"},
 	{"GET /fhir/r4/Observation/$lastn",
 		"401 404 ok 404 ok 403 403 ok",
-		"401 404 404 404 404 403 403 ok"},
+		"401 404 404 404 404 403 403 404"},
 	{"GET /fhir/r4/Observation/{id}",
 		"401 404 ok 404 ok 403 403 ok",
-		"401 404 404 404 404 403 403 ok"},
+		"401 404 404 404 404 403 403 404"},
 	{"POST /fhir/r4/Observation", "401 403 403 403 403 ok ok 403", ""},
 	{"POST /fhir/r4", "401 403 403 403 403 ok ok 403", ""},
 	{"GET /fhir/r4/Patient", "401 ok ok ok ok 403 403 ok", ""},
 	{"GET /fhir/r4/Patient/{id}",
 		"401 ok ok 404 ok 403 403 ok",
-		"401 ok 404 404 404 403 403 ok"},
+		"401 ok 404 404 404 403 403 404"},
+	// $everything needs read scopes for every type it holds: intR lacks
+	// Device, Consent and Flag.
+	{"GET /fhir/r4/Patient/{id}/$everything",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 404"},
+	{"GET /fhir/r4/Consent",
+		"401 ok ok 404 ok 403 403 403",
+		"401 ok 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Consent/{id}",
+		"401 ok ok 404 ok 403 403 403",
+		"401 ok 404 404 404 403 403 403"},
+	{"POST /fhir/r4/Consent", "401 ok 403 403 ok 403 403 403", ""},
+	// The research export needs system/ResearchSubject.rs by name (see
+	// TestResearchExport).
+	{"GET /fhir/r4/Group/research/$export", "401 403 403 403 403 403 403 403", ""},
 	{"GET /fhir/r4/Device/{id}",
 		"401 ok ok 404 ok 403 403 403",
 		"401 ok 404 404 404 403 403 403"},
@@ -247,6 +274,7 @@ var searchesPatient = map[string]bool{
 	"GET /fhir/r4/Observation/$lastn": true,
 	"GET /fhir/r4/Flag":               true,
 	"GET /fhir/r4/AuditEvent":         true,
+	"GET /fhir/r4/Consent":            true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -289,6 +317,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	alerts := newFakeAlerts()
 	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.alerts}, alerts, closedEvents{}
+	// Consents enforced: P1 shares with intR; P2 shares with no one.
+	e.api.Consents = e.store
+	if _, err := e.store.SetConsent(ctx, &vigil.Consent{SubjectID: p1, Purpose: vigil.ConsentSharing, Grantee: intR.ID, Status: vigil.ConsentActive}, ""); err != nil {
+		t.Fatal(err)
+	}
 
 	// Fresh credentials per cell, so that a route that revokes or deletes
 	// something does not change later cells.
@@ -360,6 +393,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return readingOf(patient)
 				case strings.HasPrefix(path, "/fhir/r4/Patient/"):
 					return patient
+				case strings.HasPrefix(path, "/fhir/r4/Consent/"):
+					c := &vigil.Consent{SubjectID: patient, Purpose: vigil.ConsentResearch, Status: vigil.ConsentActive}
+					if _, err := e.store.SetConsent(ctx, c, ""); err != nil {
+						t.Fatal(err)
+					}
+					return c.ID
 				case strings.HasPrefix(path, "/fhir/r4/Device/"):
 					id, _ := e.device(patient)
 					return id

@@ -718,6 +718,20 @@ func TestFHIRValidatorsAcceptResponses(t *testing.T) {
 	e.api.AlertStore = alertStore{alerts, e.alerts}
 	alerts.add(vigil.Alert{SubjectID: e.p1, Kind: "news2", Key: "news2", State: vigil.AlertOpen, Message: "NEWS2 7", Opened: t0, Updated: t0})
 	e.get("/fhir/r4/Flag?patient="+e.p1, e.clin, http.StatusOK, nil)
+	// Consents and the whole record ($everything), with consents enforced:
+	// p1 shares with intR, which reads and exports below.
+	e.api.Consents = e.store
+	for _, c := range []*vigil.Consent{
+		{SubjectID: e.p1, Purpose: vigil.ConsentSharing, Grantee: e.intRUser.ID, Status: vigil.ConsentActive},
+		{SubjectID: e.p1, Purpose: vigil.ConsentResearch, Status: vigil.ConsentActive},
+	} {
+		if _, err := e.store.SetConsent(context.Background(), c, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.get("/fhir/r4/Consent?patient="+e.p1, e.clin, http.StatusOK, nil)
+	e.get("/fhir/r4/Patient/"+e.p1+"/$everything", e.clin, http.StatusOK, nil)
+	e.get("/fhir/r4/Patient/"+e.p1+"/$everything?_count=1", e.clin, http.StatusOK, nil)
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation"},"request":{"method":"POST","url":"Observation"}}]}`
 	if st, body := e.request(http.MethodPost, "/fhir/r4", e.intW, batch); st == http.StatusOK {
 		e.outputs.add("batch-response.json", []byte(body))
@@ -807,19 +821,38 @@ func TestCapabilityStatementWorks(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Consents enforced: p1 shares with intR (which reads Patient and
+	// Device below) and allows research use (a Consent to read).
+	e.api.Consents = e.store
+	for _, c := range []*vigil.Consent{
+		{SubjectID: e.p1, Purpose: vigil.ConsentSharing, Grantee: e.intRUser.ID, Status: vigil.ConsentActive},
+		{SubjectID: e.p1, Purpose: vigil.ConsentResearch, Status: vigil.ConsentActive},
+	} {
+		if _, err := e.store.SetConsent(ctx, c, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	research, err := e.store.Consents(ctx, vigil.ConsentFilter{SubjectID: e.p1, Purpose: vigil.ConsentResearch})
+	if err != nil || len(research) != 1 {
+		t.Fatal(research, err)
+	}
+
 	var cs fhir.CapabilityStatement
 	e.get("/fhir/r4/metadata", "", http.StatusOK, &cs)
 	if len(cs.Rest) != 1 {
 		t.Fatalf("CapabilityStatement has %d rest entries", len(cs.Rest))
 	}
-	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID}
-	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin}
+	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID, "Consent": research[0].ID}
+	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin, "Consent": e.admin}
 	// A value for each declared search parameter; one missing here fails
 	// the test, so a new parameter cannot be declared without being walked.
 	values := map[string]string{
 		"patient": e.p1, "subject": "Patient/" + e.p1, "identifier": "MRN-1", "code": "8867-4", "category": "vital-signs",
 		"date": "ge2020-01-01", "_lastUpdated": "ge2020-01-01", "_count": "2", "_sort": "-date", "status": "active",
+		"scope": "research",
 	}
+	consent := `{"resourceType":"Consent","status":"inactive","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"research"}]},` +
+		`"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/` + e.p1 + `"}}`
 	observation := `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},` +
 		`"subject":{"reference":"Patient/` + e.p1 + `"},"effectiveDateTime":"2026-11-20T11:00:00Z",` +
 		`"valueQuantity":{"value":71,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
@@ -853,6 +886,12 @@ func TestCapabilityStatementWorks(t *testing.T) {
 					e.get("/fhir/r4/"+res.Type+"?"+q, token, http.StatusOK, nil)
 				}
 			case "create":
+				if res.Type == "Consent" {
+					if st, body := e.request(http.MethodPost, "/fhir/r4/Consent", e.admin, consent, "Content-Type", "application/fhir+json"); st != http.StatusOK {
+						t.Errorf("Consent create of an existing consent: %d %s, want 200", st, body)
+					}
+					continue
+				}
 				if st, body := e.request(http.MethodPost, "/fhir/r4/"+res.Type, e.intW, observation, "Content-Type", "application/fhir+json"); st != http.StatusCreated {
 					t.Errorf("%s create: %d %s", res.Type, st, body)
 				}
@@ -865,6 +904,8 @@ func TestCapabilityStatementWorks(t *testing.T) {
 			switch res.Type + "$" + op.Name {
 			case "Observation$lastn":
 				e.get("/fhir/r4/Observation/$lastn?patient="+e.p1, e.clin, http.StatusOK, nil)
+			case "Patient$everything":
+				e.get("/fhir/r4/Patient/"+e.p1+"/$everything?_count=2", e.clin, http.StatusOK, nil)
 			case "Patient$export":
 				e.get("/fhir/r4/Patient/$export", e.intR, http.StatusAccepted, nil, "Prefer", "respond-async")
 			case "Group$export":

@@ -29,9 +29,11 @@ import (
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
+	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/erasure"
 	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
+	"github.com/vigil-health/vigil/hl7"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
 	"github.com/vigil-health/vigil/keys"
@@ -64,6 +66,11 @@ type Options struct {
 	WebhookAllowHTTP   bool          // webhooks may use plain http URLs; off by default (https only)
 	SessionIdle        time.Duration // sign-in sessions end after this long unused; default 30 minutes
 	BreakGlassTTL      time.Duration // longest break-glass access; default 1 hour
+	// ConsentExemptIntegrations are the user ids of integrations that see
+	// every patient without the patients' sharing consent: systems of the
+	// site's own care (decision 26). Every other integration sees only the
+	// patients who consented to it.
+	ConsentExemptIntegrations []string
 	// AuditSync is when a response that reads or changes patient data may
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
@@ -106,6 +113,21 @@ type Options struct {
 	// retention.DefaultInterval.
 	Retention         retention.Policy
 	RetentionInterval time.Duration
+	// MLLPAddr is the listen address of HL7 v2 over MLLP ("" or "off":
+	// none, the default here; vigil serve's default is ":2575"). It serves
+	// TLS with the node's certificate unless MLLPPlain.
+	MLLPAddr  string
+	MLLPPlain bool // serve MLLP over plain TCP (a sender on a private link that cannot speak TLS)
+	// MLLPClientCert is "optional" (the default, ""): a client certificate
+	// from the node's CA is verified when a sender presents one; or
+	// "require": a sender must present one.
+	MLLPClientCert string
+	// MLLPTimeZone is the IANA time zone of HL7 times sent without an
+	// offset; default UTC.
+	MLLPTimeZone        string
+	MLLPMaxConns        int           // most MLLP connections at once; default hl7.DefaultMaxConns
+	MLLPMaxMessageBytes int           // largest HL7 message; default hl7.DefaultMaxMessageBytes
+	MLLPIdleTimeout     time.Duration // an MLLP connection without a message for this long is closed; default hl7.DefaultIdleTimeout
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -183,6 +205,8 @@ type Server struct {
 	tls       *tls.Config  // the HTTPS listener's; MQTT's is derived from it
 	mqtt      *mqtt.Server
 	mqttLns   []mqttListener // bound by New, served by Start
+	hl7       *hl7.Server
+	mllpLn    net.Listener // bound by New, served by Start; nil without MLLP
 	dirLock   *DirLock
 	hub       *alerting.Hub
 	configs   *alerting.Configs
@@ -240,6 +264,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		s.loadTLS,
 		s.buildAPI,
 		s.buildMQTT,
+		s.buildHL7,
 		s.buildHTTP,
 	} {
 		if err := step(ctx); err != nil {
@@ -265,6 +290,16 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MQTTAddr == "" {
 		o.MQTTAddr = ":8883"
+	}
+	switch o.MLLPClientCert {
+	case "", MLLPClientCertOptional, MLLPClientCertRequire:
+	default:
+		return o, vigil.Errorf(vigil.EINVALID, "MLLP client certificates %q: want %q or %q", o.MLLPClientCert, MLLPClientCertOptional, MLLPClientCertRequire)
+	}
+	if o.MLLPTimeZone != "" {
+		if _, err := time.LoadLocation(o.MLLPTimeZone); err != nil {
+			return o, vigil.Errorf(vigil.EINVALID, "MLLP time zone %q: %v", o.MLLPTimeZone, err)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -541,6 +576,16 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
 	opts := s.opts
+	// The research key of de-identified exports (package deid), created on
+	// first start like the user name key.
+	researchKey, err := deid.LoadKey(filepath.Join(opts.DataDir, deid.KeyFile))
+	if err != nil {
+		return err
+	}
+	exempt := map[string]bool{}
+	for _, id := range opts.ConsentExemptIntegrations {
+		exempt[id] = true
+	}
 	api := &vhttp.Server{Deps: gate.Deps{
 		Store:    s.patients,
 		Erasure:  s.erasure,
@@ -565,6 +610,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		MaxBodyBytes:       opts.MaxBodyBytes,
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
+		Consents:           s.store,
+		ConsentExempt:      exempt,
+		ResearchKey:        researchKey,
 		Codes:              s.catalog,
 		Version:            opts.Version,
 		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
@@ -628,6 +676,46 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 	s.api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
 	s.api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
 	s.api.DeviceChanged = s.mqtt.DeviceChanged
+	return nil
+}
+
+// Values of Options.MLLPClientCert.
+const (
+	MLLPClientCertOptional = "optional"
+	MLLPClientCertRequire  = "require"
+)
+
+// buildHL7 prepares the HL7 v2 MLLP listener, if it is on.
+func (s *Server) buildHL7(context.Context) error {
+	if s.mllpLn == nil {
+		return nil
+	}
+	tlsConf := s.tls.Clone()
+	if s.ca != nil {
+		tlsConf = hl7.ClientCertTLSConfig(tlsConf, s.ca.Pool(), s.opts.MLLPClientCert == MLLPClientCertRequire)
+	} else if s.opts.MLLPClientCert == MLLPClientCertRequire {
+		return vigil.Errorf(vigil.EINVALID, "MLLP client certificates are required, but with a certificate of your own (--tls-cert) Vigil has no CA to verify them against")
+	}
+	zone := time.UTC
+	if s.opts.MLLPTimeZone != "" {
+		zone, _ = time.LoadLocation(s.opts.MLLPTimeZone) // checked by withDefaults
+	}
+	s.hl7 = hl7.NewServer(hl7.Options{
+		Ingest:          s.ingest,
+		FailureAuditor:  s.failures,
+		Senders:         s.store,
+		Patients:        s.patients,
+		Devices:         s.store,
+		Codes:           s.catalog,
+		TLSConfig:       tlsConf,
+		Logger:          s.opts.Logger,
+		Zone:            zone,
+		MaxConns:        s.opts.MLLPMaxConns,
+		MaxMessageBytes: s.opts.MLLPMaxMessageBytes,
+		IdleTimeout:     s.opts.MLLPIdleTimeout,
+	})
+	s.registry.MustRegister(s.hl7.Collectors()...)
+	s.api.HL7SendersChanged = s.hl7.SendersChanged
 	return nil
 }
 
@@ -719,7 +807,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
-// listen binds the HTTPS and MQTT listeners; Start serves them. New binds
+// listen binds the HTTPS, MQTT and MLLP listeners; Start serves them. New binds
 // them before it creates anything, so that a start that cannot serve (an
 // address in use) leaves nothing behind, above all not an admin whose
 // one-time password was printed for nothing.
@@ -742,6 +830,13 @@ func (s *Server) listen(context.Context) error {
 		}
 		s.mqttLns = append(s.mqttLns, mqttListener{ln, m.tls})
 	}
+	if a := s.opts.MLLPAddr; a != "" && a != "off" {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("listen for MLLP on %s: %w", a, err)
+		}
+		s.mllpLn = ln
+	}
 	return nil
 }
 
@@ -758,6 +853,9 @@ func (s *Server) closeListeners() {
 	}
 	for _, ln := range s.mqttLns {
 		ln.Close()
+	}
+	if s.mllpLn != nil {
+		s.mllpLn.Close()
 	}
 }
 
@@ -799,8 +897,35 @@ func (s *Server) Start() error {
 			}
 		}()
 	}
-	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "data", s.opts.DataDir)
+	if s.mllpLn != nil {
+		serve := s.hl7.Serve
+		if s.opts.MLLPPlain {
+			serve = s.hl7.ServeInsecure
+		}
+		go func() {
+			if err := serve(s.mllpLn); err != nil && !errors.Is(err, hl7.ErrServerClosed) {
+				s.logger.Error("mllp listener stopped", "addr", s.mllpLn.Addr().String(), "err", err)
+			}
+		}()
+	}
+	s.logger.Info("vigil serving", "addr", s.Addr(), "mqtt", s.MQTTAddrs(), "mllp", s.MLLPAddr(), "data", s.opts.DataDir)
 	return nil
+}
+
+// MLLPAddr is the address HL7 v2 over MLLP listens on; "" if off.
+func (s *Server) MLLPAddr() string {
+	if s.mllpLn == nil {
+		return ""
+	}
+	return s.mllpLn.Addr().String()
+}
+
+// HL7SendersChanged tells the MLLP listener that the registered HL7
+// senders changed, so that the next message sees the change at once.
+func (s *Server) HL7SendersChanged() {
+	if s.hl7 != nil {
+		s.hl7.SendersChanged()
+	}
 }
 
 // MQTTAddrs lists the addresses MQTT listens on: TLS first, then plain TCP
@@ -946,6 +1071,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if len(s.mqttLns) > 0 {
 				if err := s.mqtt.Shutdown(ctx); err != nil {
 					errs = append(errs, fmt.Errorf("stop mqtt: %w", err))
+				}
+			}
+			if s.hl7 != nil {
+				if err := s.hl7.Shutdown(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("stop mllp: %w", err))
 				}
 			}
 			close(s.streamsDone)

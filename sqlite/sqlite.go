@@ -326,6 +326,8 @@ func uniqueField(msg string) string {
 		return "device token"
 	case strings.Contains(msg, "devices.id"):
 		return "device id"
+	case strings.Contains(msg, "hl7_senders.application"):
+		return "HL7 sender (application and facility)"
 	case strings.Contains(msg, "users.username"):
 		return "username"
 	case strings.Contains(msg, "users.id"):

@@ -236,3 +236,7 @@ func TestReadsDoNotWaitForWriter(t *testing.T) {
 	}
 	close(release)
 }
+
+func TestConsentStore(t *testing.T) {
+	storetest.RunConsent(t, func(t *testing.T) storetest.ConsentStore { return open(t) })
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("Reading", func(t *testing.T) { testReading(t, open) })
 	t.Run("ReceivedRange", func(t *testing.T) { testReceivedRange(t, open) })
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
+	t.Run("HL7Senders", func(t *testing.T) { testHL7Senders(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
 	t.Run("Erasure", func(t *testing.T) { testErasure(t, open) })

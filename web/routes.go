@@ -27,6 +27,8 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /worklist", Access: gate.Authn("clinician", vigil.AuditWorklistRead, gate.Clinicians).AsPage(), Handle: s.worklistView},
 		{Pattern: "GET /alerts", Access: gate.Authn("clinician", vigil.AuditAlertList, gate.Clinicians).AsPage(), Handle: s.alertInbox},
 		{Pattern: "GET /patients/{id}", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.People).ClinicalData().AsPage(), Handle: s.patientView},
+		// "Download my data": the patient's whole record as NDJSON in a zip.
+		{Pattern: "GET /patients/{id}/download", Access: gate.Authn("care", vigil.AuditPatientExport, gate.People).ClinicalData().AsPage(), Handle: s.downloadRecord},
 		{Pattern: "GET /me", Access: gate.Authn("patient", vigil.AuditPageView, []vigil.Role{vigil.RolePatient}).AsPage(), Handle: s.myRecord},
 		{Pattern: "GET /admin", Access: gate.Authn("admin", vigil.AuditPageView, gate.AdminOnly).AsPage(), Handle: s.adminView},
 		{Pattern: "GET /admin/quarantine", Access: gate.Authn("admin", vigil.AuditQuarantineRead, gate.AdminOnly).AsPage(), Handle: s.quarantineConsole},

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"strings"
 
 	"github.com/vigil-health/vigil"
 )
@@ -31,6 +32,9 @@ var accessActions = map[vigil.AuditAction]string{
 	vigil.AuditBreakGlassEnd:   "ended emergency access",
 	vigil.AuditDeviceChange:    "changed a device of yours",
 	vigil.AuditAccessDenied:    "tried to open your record",
+	vigil.AuditConsentRead:     "looked at your consents",
+	vigil.AuditConsentChange:   "changed a consent",
+	vigil.AuditPatientExport:   "downloaded your whole record",
 }
 
 // accessRoles name roles as a patient would.
@@ -55,6 +59,9 @@ var accessOutcomes = map[string]string{
 func (s *Handler) accessEntry(ctx context.Context, e vigil.AuditEntry, self string, names map[string]string) auditView {
 	v := auditView{Time: e.Time, Role: cmpOr(accessRoles[e.Role], string(e.Role)), Action: cmpOr(accessActions[e.Action], string(e.Action)),
 		Outcome: cmpOr(accessOutcomes[e.Outcome], e.Outcome), Device: e.Role == vigil.RoleDevice}
+	if e.Action == vigil.AuditConsentChange && e.Detail != "" {
+		v.Action = s.consentChange(ctx, e.Detail, names)
+	}
 	switch {
 	case e.Actor != "" && e.Actor == self:
 		v.Who = "You"
@@ -77,6 +84,43 @@ func (s *Handler) accessEntry(ctx context.Context, e vigil.AuditEntry, self stri
 		})
 	}
 	return v
+}
+
+// consentChange says in plain words what a consent change did, from its
+// audit detail (consent.Describe: purpose, grantee, "→", status), e.g.
+// "withdrew consent: sharing with Acme Health app".
+func (s *Handler) consentChange(ctx context.Context, detail string, names map[string]string) string {
+	f := strings.Fields(detail)
+	if len(f) < 3 || f[len(f)-2] != "→" {
+		return accessActions[vigil.AuditConsentChange]
+	}
+	verb := "gave consent"
+	if f[len(f)-1] == string(vigil.ConsentInactive) {
+		verb = "withdrew consent"
+	}
+	what := f[0]
+	if len(f) == 4 {
+		grantee := f[1]
+		n, ok := names["consent:"+grantee]
+		if !ok {
+			n = grantee
+			if u, err := s.Store.User(ctx, grantee); err == nil {
+				n = u.ShownName()
+			} else if t, err := s.Store.Team(ctx, grantee); err == nil {
+				n = t.Name
+			}
+			names["consent:"+grantee] = n
+		}
+		switch vigil.ConsentPurpose(f[0]) {
+		case vigil.ConsentSharing:
+			what = "sharing with " + n
+		case vigil.ConsentCare:
+			what = "care by " + n
+		}
+	} else if f[0] == string(vigil.ConsentResearch) {
+		what = "research use"
+	}
+	return verb + ": " + what
 }
 
 // accessName returns the cached name of e's actor, or looks it up; the

@@ -47,6 +47,12 @@ type patientPage struct {
 	// they are listed only when ShowDevices.
 	DeviceEntries int
 	ShowDevices   bool
+	// Consents are the patient's consents (web_consent.go); in the own
+	// view, Offer are the integrations not shared with and Research
+	// whether research use is allowed.
+	Consents []consentView
+	Offer    []grantee
+	Research bool
 }
 
 type alertView struct {
@@ -176,6 +182,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 		pg.Glucose = &sum
 	}
 
+	if pg.Consents, pg.Offer, pg.Research, err = s.consentsOf(ctx, id, pg.Own); err != nil {
+		return nil, err
+	}
 	if pg.Own {
 		es, err := s.AuditLog.AuditEntries(ctx, vigil.AuditFilter{SubjectID: id, From: now.Add(-accessLogWindow)})
 		if err != nil {
@@ -184,6 +193,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 		names := map[string]string{}
 		for i := len(es) - 1; i >= 0; i-- { // newest first, at most 100; every device write counted
 			e := es[i]
+			if e.Action == vigil.AuditConsentChange && e.Outcome == vigil.AuditSuccess && e.Detail == "" {
+				continue // the request's own entry; the one with the detail says what changed
+			}
 			if e.Role == vigil.RoleDevice {
 				pg.DeviceEntries++
 				if !devices {

@@ -57,7 +57,7 @@ func startVigil(t *testing.T, bin, dir string, flags ...string) *process {
 	t.Helper()
 	// The admin signs in with a password alone (--admin-totp=false): these
 	// tests are about durability; TestFirstStart enrols the second factor.
-	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--admin-totp=false", "--mqtt", "127.0.0.1:0"}, flags...)
+	args := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--log-level", "warn", "--admin-reads-clinical", "--admin-totp=false", "--mqtt", "127.0.0.1:0", "--mllp", "off"}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD="+testPassword)
 	pipe, err := cmd.StderrPipe()
@@ -390,7 +390,7 @@ func quarantined(t *testing.T, p *process, dir, token, sender string) []vigil.Qu
 func TestFirstStart(t *testing.T) {
 	bin := buildVigil(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--mllp", "off")
 	cmd.Env = append(os.Environ(), "VIGIL_ADMIN_PASSWORD=")
 	pipe, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -10,6 +10,7 @@
 //	vigil patients   erase a patient, set or clear a legal hold (server stopped)
 //	vigil backup     back up a data directory, also of a running server
 //	vigil restore    restore a backup into an empty data directory
+//	vigil export     write a de-identified research export (--deidentify)
 //	vigil version    print the version
 //
 // main only parses flags and wires packages together.
@@ -52,6 +53,7 @@ Commands:
   patients   erase a patient, or set or clear a legal hold, with the server stopped
   backup     write a consistent backup of a data directory (the server may run)
   restore    restore a backup into an empty data directory
+  export     write a de-identified research export of consenting patients (--deidentify)
   version    print the version
 
 Run 'vigil <command> --help' for a command's flags. Every flag can also be set
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = backupCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
 		err = restoreCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 	case "help", "-h", "--help":

@@ -87,7 +87,7 @@ func TestReadmeStart(t *testing.T) {
 	port := freePort(t)
 	env := append(os.Environ(),
 		"VIGIL_HTTP=127.0.0.1:"+port, "VIGIL_URL=https://localhost:"+port,
-		"VIGIL_MQTT=127.0.0.1:0", "VIGIL_LOG_LEVEL=warn")
+		"VIGIL_MQTT=127.0.0.1:0", "VIGIL_MLLP=127.0.0.1:0", "VIGIL_LOG_LEVEL=warn")
 	rewrite := func(line string) string {
 		line = strings.ReplaceAll(line, "go run ./cmd/vigil", bin)
 		return strings.ReplaceAll(line, "localhost:8443", "localhost:"+port)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/hl7"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/server"
 )
@@ -28,12 +29,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// alertRearm is the flag's value: 0 turns the window off
 		alertRearm time.Duration
 		exportMax  string
+		// consentExempt is the flag's comma-separated list of user ids
+		consentExempt string
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
 	fs.StringVar(&o.PublicURL, "public-url", "", "base URL clients reach this server at, such as https://vigil.example.org:8443; links that carry tokens (FHIR paging, export files) are built from it, never from a request's Host header; default: https:// and the --http address (localhost for all interfaces)")
 	fs.StringVar(&o.MQTTAddr, "mqtt", ":8883", `MQTT over TLS listen address ("off" disables MQTT)`)
 	fs.StringVar(&o.MQTTPlainAddr, "mqtt-plain", "", "plain-TCP MQTT listen address; off unless set (devices' tokens then cross the network unencrypted)")
+	fs.StringVar(&o.MLLPAddr, "mllp", ":2575", `HL7 v2 over MLLP listen address, for bedside monitors and device gateways ("off" disables it)`)
+	mllpTLS := fs.Bool("mllp-tls", true, "serve MLLP over TLS with the node's certificate; false serves plain TCP (HL7 messages, patient data among them, then cross the network unencrypted: only on a private link)")
+	fs.StringVar(&o.MLLPClientCert, "mllp-client-cert", server.MLLPClientCertOptional, `MLLP client certificates issued by the node's CA: "optional" (verified when a sender presents one) or "require"`)
+	fs.StringVar(&o.MLLPTimeZone, "mllp-time-zone", d.MLLPTimeZone, "IANA time zone of HL7 times sent without an offset (e.g. Europe/Paris)")
+	fs.IntVar(&o.MLLPMaxConns, "mllp-max-conns", d.MLLPMaxConns, "most MLLP connections at once; more are closed at once")
+	fs.IntVar(&o.MLLPMaxMessageBytes, "mllp-max-message", d.MLLPMaxMessageBytes, "largest HL7 message in bytes; larger ones are answered AR")
+	fs.DurationVar(&o.MLLPIdleTimeout, "mllp-idle-timeout", d.MLLPIdleTimeout, "an MLLP connection that sends no message for this long is closed")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by Vigil's own CA in <data>/tls")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
 	fs.StringVar(&tlsHosts, "tls-hosts", "", "extra host names or IP addresses, comma-separated, for the generated certificate")
@@ -43,6 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&alertRearm, "alert-rearm", d.AlertRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
 	fs.DurationVar(&o.SessionIdle, "session-idle", d.SessionIdle, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", d.BreakGlassTTL, "longest break-glass access to a patient outside one's teams")
+	fs.StringVar(&consentExempt, "consent-exempt-integration", "", "user ids, comma-separated, of integrations that see every patient without their sharing consent: systems of the site's own care such as its EHR interface; every other integration sees only the patients who consented to it")
 	fs.StringVar(&o.AuditSync, "audit-sync", d.AuditSync, `when a response that reads or changes patient data may leave: "request", once its audit entry is on disk; "interval", once it is written to the audit journal (it survives a crash of Vigil, not a power cut; the journal is synced every 10 ms)`)
 	fs.IntVar(&o.AuditFailuresPerAddr, "audit-failures-per-addr", d.AuditFailuresPerAddr, "unauthenticated failures (bad credentials, failed sign-ins, refused MQTT CONNECTs) audited one by one per client address and --audit-failure-interval; the rest are counted in one entry")
 	fs.DurationVar(&o.AuditFailureInterval, "audit-failure-interval", d.AuditFailureInterval, "interval of --audit-failures-per-addr")
@@ -83,6 +94,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var err error
 	o.MaxBodyBytes = maxBody
+	o.MLLPPlain = !*mllpTLS
 	o.AdminTOTPOptional = !*adminTOTP
 	if oc.Issuer != "" {
 		o.OIDC = &oc
@@ -107,6 +119,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			o.TLSHosts = append(o.TLSHosts, h)
 		}
 	}
+	for _, id := range strings.Split(consentExempt, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			o.ConsentExemptIntegrations = append(o.ConsentExemptIntegrations, id)
+		}
+	}
 	logger, err := newLogger(stderr, logLevel, logFormat)
 	if err != nil {
 		return err
@@ -126,6 +143,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stderr, "vigil: listening on %s (data in %s)\n", srv.URL(), o.DataDir)
 	for _, a := range srv.MQTTAddrs() {
 		fmt.Fprintf(stderr, "vigil: MQTT listening on %s\n", a)
+	}
+	if a := srv.MLLPAddr(); a != "" {
+		mode := "TLS"
+		if o.MLLPPlain {
+			mode = "plain TCP"
+		}
+		fmt.Fprintf(stderr, "vigil: HL7 v2 over MLLP (%s) listening on %s\n", mode, a)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "vigil: shutting down: finishing requests in flight and storing what the log holds")
@@ -181,5 +205,9 @@ func serveDefaults() server.Options {
 		MaxBodyBytes:            1 << 20,
 		MaxFuture:               5 * time.Minute,
 		TokenTTL:                12 * time.Hour,
+		MLLPTimeZone:            "UTC",
+		MLLPMaxConns:            hl7.DefaultMaxConns,
+		MLLPMaxMessageBytes:     hl7.DefaultMaxMessageBytes,
+		MLLPIdleTimeout:         hl7.DefaultIdleTimeout,
 	}
 }

@@ -35,7 +35,7 @@ func TestServeRefusesHeldDataDir(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"VIGIL_ADMIN_PASSWORD": "correct-horse-battery-staple"}
 	getenv := func(k string) string { return env[k] }
-	args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "off"}
+	args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "off", "--mllp", "off"}
 	ctx, cancel := context.WithCancel(context.Background())
 	first := &lockedBuffer{}
 	done := make(chan int, 1)

@@ -223,6 +223,28 @@ try {
   if (!/looked at your measurements/.test(access)) fail("the access log does not say in plain words what was done: " + access);
   await a11y(pat, "my record");
   await shot(pat, "my-record");
+  // 7b. The patient shares their record with an app, withdraws it again,
+  // allows research use, and downloads their data.
+  if (!(await pat.locator("#consents-h").isVisible())) fail("no consents on the patient's own view");
+  await pat.getByLabel("Share my record with").selectOption({ label: cfg.app_name });
+  await Promise.all([pat.waitForNavigation(), pat.getByRole("button", { name: "Share", exact: true }).click()]);
+  let consents = await pat.locator("table.consents").innerText();
+  if (!consents.includes("Sharing with " + cfg.app_name) || !/given/.test(consents)) fail("sharing not shown as given: " + consents);
+  await a11y(pat, "my record with a consent given");
+  await shot(pat, "my-consents");
+  await Promise.all([pat.waitForNavigation(), pat.getByRole("button", { name: /^Withdraw/ }).click()]);
+  consents = await pat.locator("table.consents").innerText();
+  if (!/withdrawn/.test(consents)) fail("sharing not shown as withdrawn: " + consents);
+  await Promise.all([pat.waitForNavigation(), pat.getByRole("button", { name: "Allow research use" }).click()]);
+  consents = await pat.locator("table.consents").innerText();
+  if (!consents.includes("Research use")) fail("research use not shown: " + consents);
+  const changes = await pat.locator("table.access").innerText();
+  for (const c of ["gave consent: sharing with " + cfg.app_name, "withdrew consent: sharing with " + cfg.app_name, "gave consent: research use"]) {
+    if (changes.split(c).length !== 2) fail(`the access log does not show "${c}" once: ` + changes);
+  }
+  const [download] = await Promise.all([pat.waitForEvent("download"), pat.getByRole("link", { name: "Download my data" }).click()]);
+  if (!/^vigil-record-\d{4}-\d{2}-\d{2}\.zip$/.test(download.suggestedFilename())) fail("download named " + download.suggestedFilename());
+  log("patient shared, withdrew, allowed research and downloaded " + download.suggestedFilename());
   const res = await pat.goto(cfg.url + "/patients/" + cfg.other);
   if (res.status() !== 404) fail("patient opened another patient's record: " + res.status());
   if ((await pat.content()).includes("Grace Hopper")) fail("another patient's name leaked");

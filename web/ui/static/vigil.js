@@ -282,6 +282,30 @@
     });
   }
 
+  // consents: the patient's own view grants and withdraws consents
+  // through the API, then shows the page again.
+  function consents() {
+    const table = document.getElementById("consents");
+    const f = document.getElementById("consent-form");
+    if (!table || !f) return;
+    const err = f.querySelector(".form-error");
+    const set = async (purpose, grantee, status) => {
+      err.textContent = "";
+      try {
+        await api("PUT", "/api/v1/patients/" + encodeURIComponent(table.dataset.patient) + "/consents", { purpose, grantee, status });
+        location.reload();
+      } catch (x) { err.textContent = x.message; }
+    };
+    table.querySelectorAll("button.consent-set").forEach((b) => {
+      b.addEventListener("click", () => set(b.dataset.purpose, b.dataset.grantee, b.dataset.status));
+    });
+    f.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const purpose = e.submitter ? e.submitter.value : "sharing";
+      set(purpose, purpose === "sharing" ? f.elements.grantee.value : "", "active");
+    });
+  }
+
   function admin() {
     const result = document.getElementById("admin-result");
     document.querySelectorAll("form.api-form").forEach((f) => {
@@ -390,7 +414,7 @@
     wire(document);
     if (page === "signin") signin();
     if (page === "worklist") worklist();
-    if (page === "patient") { patient(); observation(); }
+    if (page === "patient") { patient(); observation(); consents(); }
     if (page === "alerts") alerts();
     if (page === "admin") admin();
     if (page === "quarantine") quarantine();
