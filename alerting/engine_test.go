@@ -49,8 +49,9 @@ type rig struct {
 	eng      *alerting.Engine
 }
 
-// newRig opens a store and a log in dir (a new temporary directory if "").
-func newRig(t testing.TB, dir string) *rig {
+// newRig opens a store and a log in dir (a new temporary directory if "");
+// opts change the log's options.
+func newRig(t testing.TB, dir string, opts ...func(*bus.Options)) *rig {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -66,7 +67,11 @@ func newRig(t testing.TB, dir string) *rig {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { rs.Close() })
-	l, err := bus.Open(ctx, bus.Options{Dir: filepath.Join(dir, "log"), RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: discard()})
+	o := bus.Options{Dir: filepath.Join(dir, "log"), RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: discard()}
+	for _, f := range opts {
+		f(&o)
+	}
+	l, err := bus.Open(ctx, o)
 	if err != nil {
 		t.Fatalf("open log: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/sim"
 )
 
@@ -70,7 +71,9 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("the reference run raised too few alerts to compare:\n%s", want)
 	}
 
-	r := newRig(t, "")
+	// Deliveries of 32 messages at most, so that the engine is stopped
+	// mid-stream many times.
+	r := newRig(t, "", func(o *bus.Options) { o.FetchSize = 32 })
 	r.appendAll(t, batches...)
 	restarts := 0
 	for {

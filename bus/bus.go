@@ -37,7 +37,7 @@ const (
 	DefaultMaxBatchBytes = 1 << 20
 	DefaultMaxInFlight   = 1
 	DefaultAckTimeout    = 10 * time.Second
-	DefaultFetchSize     = 32
+	DefaultFetchSize     = 256
 	DefaultFetchWait     = 2 * time.Second
 	DefaultAckWait       = 5 * time.Minute
 	DefaultRetryMin      = 100 * time.Millisecond
@@ -89,7 +89,10 @@ type Options struct {
 	AckTimeout time.Duration
 
 	// FetchSize is the most deliveries passed to one call of a Consume
-	// function; default DefaultFetchSize.
+	// function; default DefaultFetchSize. Each call is one transaction of
+	// the store writer and one save of the rules engine, each with its
+	// fsync, so a consumer that fell behind catches up in larger ones: 256
+	// keeps one-reading MQTT messages from costing a commit per 32 readings.
 	FetchSize int
 	// FetchWait is how long one idle fetch waits for messages; default
 	// DefaultFetchWait. It bounds nothing the caller sees.

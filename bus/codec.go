@@ -206,7 +206,11 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 	if data[0] != formatV1 {
 		return b, fmt.Errorf("%w: unknown format version %d", errCorrupt, data[0])
 	}
-	d := decoder{buf: data[1:]}
+	if n := countReadings(data[1:]); n > 0 {
+		b.Readings = make([]vigil.Reading, 0, n)
+	}
+	names := new(names)
+	d := decoder{buf: data[1:], names: names}
 	for len(d.buf) > 0 {
 		tag := d.buf[0]
 		d.buf = d.buf[1:]
@@ -214,7 +218,7 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 		if d.err != nil || n > uint64(len(d.buf)) {
 			return vigil.Batch{}, fmt.Errorf("%w: truncated record", errCorrupt)
 		}
-		rd := decoder{buf: d.buf[:n]}
+		rd := decoder{buf: d.buf[:n], names: names}
 		d.buf = d.buf[n:]
 		switch tag {
 		case tagReading:
@@ -246,11 +250,60 @@ func decodeBatch(data []byte) (vigil.Batch, error) {
 	return b, nil
 }
 
+// countReadings returns about how many reading records buf holds, as far
+// as they can be read (decodeBatch reports what is wrong), for the size of
+// the Readings slice.
+func countReadings(buf []byte) int {
+	n := 0
+	for len(buf) > 0 {
+		tag := buf[0]
+		size, k := binary.Uvarint(buf[1:])
+		if k <= 0 || size > uint64(len(buf)-1-k) {
+			return n
+		}
+		// A reading's record takes more than 16 bytes (eight fields, a float
+		// among them), which bounds the slice to a sixteenth of buf's
+		// readings however buf is corrupted.
+		if (tag == tagReading || tag == tagDerived) && size > 16 {
+			n++
+		}
+		buf = buf[1+k+int(size):]
+	}
+	return n
+}
+
 // decoder reads fields from buf; after the first error every read returns a
 // zero value and err stays set.
 type decoder struct {
-	buf []byte
-	err error
+	buf   []byte
+	err   error
+	names *names // shared by a message's records; nil: no sharing
+}
+
+// names holds the strings a message repeats in record after record (the
+// subject, device, code, unit and source of a device's batch), so that
+// each is allocated once per message rather than once per reading.
+type names struct {
+	seen [8]string
+	next int // the slot the next new string replaces
+}
+
+// name is string for a field that repeats across a message's records: an
+// equal string decoded before is returned instead of a new copy.
+func (d *decoder) name() string {
+	b := d.bytes()
+	if d.names == nil || len(b) == 0 {
+		return string(b)
+	}
+	for _, s := range d.names.seen {
+		if s == string(b) { // compared without allocating
+			return s
+		}
+	}
+	s := string(b)
+	d.names.seen[d.names.next] = s
+	d.names.next = (d.names.next + 1) % len(d.names.seen)
+	return s
 }
 
 func (d *decoder) fail(what string) {
@@ -326,11 +379,11 @@ func (d *decoder) time() time.Time { return time.UnixMicro(d.varint()).UTC() }
 func (d *decoder) reading() vigil.Reading {
 	var r vigil.Reading
 	r.ID = d.varint()
-	r.SubjectID = d.string()
-	r.DeviceID = d.string()
-	r.Code = d.string()
+	r.SubjectID = d.name()
+	r.DeviceID = d.name()
+	r.Code = d.name()
 	r.Value = d.float()
-	r.Unit = d.string()
+	r.Unit = d.name()
 	r.Time = d.time()
 	r.Received = d.time()
 	r.Key = d.string()
@@ -349,12 +402,12 @@ func (d *decoder) reading() vigil.Reading {
 		r.Components = make([]vigil.Component, n)
 		for i := range r.Components {
 			c := &r.Components[i]
-			c.Code = d.string()
+			c.Code = d.name()
 			c.Value = d.float()
-			c.Unit = d.string()
+			c.Unit = d.name()
 		}
 	}
-	r.Source = d.string()
+	r.Source = d.name()
 	return r
 }
 

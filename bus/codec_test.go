@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -253,3 +254,22 @@ func FuzzDecode(f *testing.F) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkDecodeBatch decodes one message of 50 heart rates of one device,
+// as each log consumer does for each request `vigil bench` sends.
+func BenchmarkDecodeBatch(b *testing.B) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	var batch vigil.Batch
+	for i := range 50 {
+		batch.Readings = append(batch.Readings, vigil.Reading{SubjectID: "pat_01JDZ3Q8X7K2M4N5P6R7S8T9V0", DeviceID: "dev_01JDZ3Q8X7K2M4N5P6R7S8T9V1",
+			Code: "8867-4", Value: float64(60 + i), Unit: "/min", Time: t0.Add(time.Duration(i) * time.Millisecond), Received: t0,
+			Key: fmt.Sprintf("d:dev_01JDZ3Q8X7K2M4N5P6R7S8T9V1:%d:0123456789abcdef0123456789abcdef", i), Source: "http"})
+	}
+	data := encodeBatch(&batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeBatch(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

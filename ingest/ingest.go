@@ -173,6 +173,10 @@ func decodeEntries(raws []json.RawMessage) []entry {
 	es := make([]entry, len(raws))
 	for i, raw := range raws {
 		es[i].raw = raw
+		if decodeItemFast(raw, &es[i].item) {
+			continue
+		}
+		es[i].item = Item{}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&es[i].item); err != nil {
@@ -196,9 +200,13 @@ func typedEntries(items []Item) []entry {
 }
 
 // DecodeBatch splits a submission {"readings":[...]} into its raw items,
-// keeping each item's bytes exactly as sent for the quarantine. Errors are
+// keeping each item's bytes exactly as sent for the quarantine (which
+// copies them); the items may share body's memory. Errors are
 // *vigil.Error with code EINVALID. It never panics on any input.
 func DecodeBatch(body []byte) ([]json.RawMessage, error) {
+	if items, ok := splitBatchFast(body); ok {
+		return items, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var env struct {

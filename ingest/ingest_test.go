@@ -64,7 +64,7 @@ func (m *memDirectory) Patients(context.Context, vigil.PatientFilter) ([]*vigil.
 
 var now = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-func newService(t *testing.T) (*Service, *memLog) {
+func newService(t testing.TB) (*Service, *memLog) {
 	t.Helper()
 	revoked := now.Add(-time.Hour)
 	dir := &memDirectory{

@@ -191,8 +191,9 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
-	gateway   *gatt.Gateway    // Bluetooth characteristic values relayed by gateways (HTTP and MQTT)
-	mappings  *mapping.Service // vendor formats by template, in front of ingest
+	gateway   *gatt.Gateway       // Bluetooth characteristic values relayed by gateways (HTTP and MQTT)
+	mappings  *mapping.Service    // vendor formats by template, in front of ingest
+	devices   *ingest.DeviceCache // the HTTPS ingest's device records
 	writer    *ingest.Writer
 	auditor   *audit.Recorder
 	ckpt      *checkpoints          // signs the audit chain's head (openAudit)
@@ -446,9 +447,13 @@ func (s *Server) startAudit(ctx context.Context) error {
 func (s *Server) buildIngest(context.Context) error {
 	s.logHealth = &appendHealth{Log: s.log, pinger: s.log, disk: s.disk}
 	metrics := ingest.NewMetrics(s.registry)
+	// HTTPS senders' device records are reused for a second (the API
+	// forgets one at once when it changes the device); MQTT keeps a cache
+	// of its own, so its service reads the store.
+	s.devices = &ingest.DeviceCache{DeviceStore: s.store, TTL: time.Second}
 	s.ingest = &ingest.Service{
 		Log:       s.logHealth,
-		Devices:   s.store,
+		Devices:   s.devices,
 		Patients:  s.patients,
 		Relays:    s.store,
 		Catalog:   s.catalog,
@@ -651,9 +656,11 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		mqttTLS = mqtt.ClientCertTLSConfig(mqttTLS, s.ca.Pool())
 	}
 	s.statuses = &statusSaver{store: s.store, logger: s.opts.Logger}
+	mqttIngest := *s.ingest
+	mqttIngest.Devices = s.store
 	s.mqtt = mqtt.NewServer(mqtt.Options{
-		Ingest:         s.ingest,
-		Gateway:        s.gateway,
+		Ingest:         &mqttIngest,
+		Gateway:        s.gateway, // given the listener's ingest
 		Devices:        s.store,
 		HashSecret:     auth.HashSecret,
 		TLSConfig:      mqttTLS,
@@ -674,8 +681,14 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		return fmt.Errorf("restore device statuses: %w", err)
 	}
 	s.api.DeviceStatus = func(id string) (any, bool) { return s.mqtt.Status(id) }
-	s.api.DeviceRevoked = func(id string) { s.mqtt.Disconnect(id) }
-	s.api.DeviceChanged = s.mqtt.DeviceChanged
+	s.api.DeviceRevoked = func(id string) {
+		s.devices.Forget(id)
+		s.mqtt.Disconnect(id)
+	}
+	s.api.DeviceChanged = func(id string) {
+		s.devices.Forget(id)
+		s.mqtt.DeviceChanged(id)
+	}
 	return nil
 }
 
@@ -1040,19 +1053,44 @@ func (s *Server) drained(ctx context.Context) error {
 // WaitStored blocks until the store holds everything the log had
 // acknowledged when it was called, or ctx ends.
 func (s *Server) WaitStored(ctx context.Context) error {
+	return s.waitConsumed(ctx, ingest.WriterName)
+}
+
+// WaitEvaluated blocks until the rules engine has evaluated everything the
+// log had acknowledged when it was called, or ctx ends.
+func (s *Server) WaitEvaluated(ctx context.Context) error {
+	return s.waitConsumed(ctx, alerting.EngineName)
+}
+
+// Lags returns how many log messages the store writer and the rules engine
+// have not yet processed (each message is one acknowledged request's
+// batch). The counts come from the log's consumer state.
+func (s *Server) Lags(ctx context.Context) (store, engine uint64, err error) {
+	if store, err = s.log.Lag(ctx, ingest.WriterName); err != nil {
+		return 0, 0, err
+	}
+	if engine, err = s.log.Lag(ctx, alerting.EngineName); err != nil {
+		return 0, 0, err
+	}
+	return store, engine, nil
+}
+
+// waitConsumed blocks until consumer name has acknowledged every message
+// the log held when it was called, or ctx ends.
+func (s *Server) waitConsumed(ctx context.Context, name string) error {
 	target, err := s.log.LastSeq(ctx)
 	if err != nil {
 		return err
 	}
 	for {
-		floor, err := s.log.AckFloor(ctx, ingest.WriterName)
+		floor, err := s.log.AckFloor(ctx, name)
 		if err == nil && floor >= target {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }

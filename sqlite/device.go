@@ -46,7 +46,11 @@ func (s *Store) DeviceByTokenHash(ctx context.Context, h []byte) (*vigil.Device,
 	if len(h) == 0 {
 		return nil, fmt.Errorf("get device by token: %w", vigil.Errorf(vigil.ENOTFOUND, "device not found"))
 	}
-	d, err := scanDevice(s.r.QueryRowContext(ctx, "SELECT "+deviceColumns+" FROM devices WHERE token_hash = ?", h))
+	st, err := s.byTokenHash.get(ctx, s.r, "SELECT "+deviceColumns+" FROM devices WHERE token_hash = ?")
+	if err != nil {
+		return nil, fmt.Errorf("get device by token: %w", err)
+	}
+	d, err := scanDevice(st.QueryRowContext(ctx, h))
 	if err != nil {
 		return nil, fmt.Errorf("get device by token: %w", notFound(err, "device"))
 	}

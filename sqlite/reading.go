@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -86,18 +87,19 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 		if err != nil {
 			return err
 		}
+		note := func(r *vigil.Reading, id int64, key string) { done = append(done, stored{r, id, key}) }
+		pending := make([]*vigil.Reading, 0, insertChunk)
 		for i := range bs {
 			for j := range bs[i].Readings {
 				r := &bs[i].Readings[j]
 				if erased[r.SubjectID] {
 					continue // still in the log when the patient was erased
 				}
-				id, key, err := w.reading(ctx, r)
-				if err != nil {
-					return err
-				}
-				if id != 0 {
-					done = append(done, stored{r, id, key})
+				if pending = append(pending, r); len(pending) == insertChunk {
+					if err := w.readings(ctx, pending, note); err != nil {
+						return err
+					}
+					pending = pending[:0]
 				}
 			}
 			for j := range bs[i].Quarantine {
@@ -105,6 +107,9 @@ func (s *Store) WriteBatches(ctx context.Context, bs []vigil.Batch) (int, error)
 					return err
 				}
 			}
+		}
+		if err := w.readings(ctx, pending, note); err != nil {
+			return err
 		}
 		if err := w.flushRollup(ctx); err != nil {
 			return err
@@ -161,6 +166,8 @@ type latestRow struct {
 // (subject, code) and upserts the latest table once per pair, in flushLatest.
 type batchWriter struct {
 	insReading, selByKey, insComponent, upsLatest, upsRollup, insQuarantine *sql.Stmt
+	insChunk                                                                *sql.Stmt // insertReadings(insertChunk), prepared when first needed
+	tx                                                                      *sql.Tx
 
 	newest map[latestKey]latestRow
 	rolls  map[rollKey]*rollAcc
@@ -201,7 +208,7 @@ func (w *batchWriter) flushRollup(ctx context.Context) error {
 }
 
 func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
-	w := &batchWriter{newest: make(map[latestKey]latestRow), rolls: make(map[rollKey]*rollAcc)}
+	w := &batchWriter{tx: tx, newest: make(map[latestKey]latestRow), rolls: make(map[rollKey]*rollAcc)}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		q    string
@@ -224,44 +231,154 @@ func newBatchWriter(ctx context.Context, tx *sql.Tx) (*batchWriter, error) {
 }
 
 func (w *batchWriter) close() {
-	for _, st := range []*sql.Stmt{w.insReading, w.selByKey, w.insComponent, w.upsLatest, w.upsRollup, w.insQuarantine} {
+	for _, st := range []*sql.Stmt{w.insReading, w.selByKey, w.insComponent, w.upsLatest, w.upsRollup, w.insQuarantine, w.insChunk} {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
+// insertChunk is how many readings one INSERT statement stores
+// (insertReadings): one statement per reading spent as much time in
+// database/sql, the driver and statement setup as in SQLite's B-trees.
+const insertChunk = 64
+
+// insertReadings is insertReading for n readings, returning the id and
+// key of each row inserted (a reading whose key is stored already, or
+// repeated earlier in the same statement, returns none).
+func insertReadings(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO readings (subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation, performer) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(" ON CONFLICT (key) DO NOTHING RETURNING id, key")
+	return b.String()
+}
+
+// readingRow is a reading's column values as stored.
+type readingRow struct {
+	value, comps, deriv, received any
+	t                             int64
+}
+
+// row returns r's column values as stored.
+func row(r *vigil.Reading) (readingRow, error) {
+	rr := readingRow{t: r.Time.UnixMicro(), received: micros(r.Received)}
+	if r.HasValue() {
+		rr.value = r.Value
+	}
+	if len(r.Components) > 0 {
+		b, err := json.Marshal(r.Components)
+		if err != nil {
+			return rr, fmt.Errorf("encode components of reading %q: %w", r.Key, err)
+		}
+		rr.comps = string(b)
+	}
+	if r.Derivation != nil {
+		b, err := json.Marshal(r.Derivation)
+		if err != nil {
+			return rr, fmt.Errorf("encode derivation of reading %q: %w", r.Key, err)
+		}
+		rr.deriv = string(b)
+	}
+	return rr, nil
+}
+
+// readings stores rs, in order, as reading would one by one, and calls
+// stored for each reading stored (not for one stored already). A chunk of
+// insertChunk readings is inserted by one statement; the readings it did
+// not insert (their key is taken) then go through reading, which finds
+// them stored or stores them under their conflict key.
+func (w *batchWriter) readings(ctx context.Context, rs []*vigil.Reading, stored func(r *vigil.Reading, id int64, key string)) error {
+	if len(rs) < insertChunk {
+		for _, r := range rs {
+			id, key, err := w.reading(ctx, r)
+			if err != nil {
+				return err
+			}
+			if id != 0 {
+				stored(r, id, key)
+			}
+		}
+		return nil
+	}
+	if w.insChunk == nil {
+		st, err := w.tx.PrepareContext(ctx, insertReadings(insertChunk))
+		if err != nil {
+			return fmt.Errorf("prepare statement: %w", err)
+		}
+		w.insChunk = st
+	}
+	rows := make([]readingRow, len(rs))
+	args := make([]any, 0, 13*len(rs))
+	for i, r := range rs {
+		rr, err := row(r)
+		if err != nil {
+			return err
+		}
+		rows[i] = rr
+		args = append(args, r.SubjectID, r.DeviceID, r.Code, rr.value, r.Unit, rr.t, rr.received,
+			r.Key, int64(r.Quality), r.Source, rr.comps, rr.deriv, r.Performer)
+	}
+	res, err := w.insChunk.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("insert readings: %w", err)
+	}
+	ids := make(map[string]int64, len(rs))
+	for res.Next() {
+		var id int64
+		var key string
+		if err := res.Scan(&id, &key); err != nil {
+			res.Close()
+			return fmt.Errorf("insert readings: %w", err)
+		}
+		ids[key] = id
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("insert readings: %w", err)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("insert readings: %w", err)
+	}
+	for i, r := range rs {
+		// Rows are inserted in the statement's order, so of two readings
+		// with one key the first is the one inserted.
+		if id, ok := ids[r.Key]; ok {
+			delete(ids, r.Key)
+			if err := w.inserted(ctx, r, rows[i], id, r.Key); err != nil {
+				return err
+			}
+			stored(r, id, r.Key)
+			continue
+		}
+		id, key, err := w.reading(ctx, r)
+		if err != nil {
+			return err
+		}
+		if id != 0 {
+			stored(r, id, key)
+		}
+	}
+	return nil
+}
+
 // reading stores r and returns its new id and the key it was stored under;
 // id 0 if the same reading is stored already. A different reading under a
 // stored key is stored under its conflict key.
 func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, string, error) {
-	var value any
-	if r.HasValue() {
-		value = r.Value
+	rr, err := row(r)
+	if err != nil {
+		return 0, "", err
 	}
-	var comps any
-	if len(r.Components) > 0 {
-		b, err := json.Marshal(r.Components)
-		if err != nil {
-			return 0, "", fmt.Errorf("encode components of reading %q: %w", r.Key, err)
-		}
-		comps = string(b)
-	}
-	var deriv any
-	if r.Derivation != nil {
-		b, err := json.Marshal(r.Derivation)
-		if err != nil {
-			return 0, "", fmt.Errorf("encode derivation of reading %q: %w", r.Key, err)
-		}
-		deriv = string(b)
-	}
-	t := r.Time.UnixMicro()
-	received := micros(r.Received)
 	key := r.Key
 	var id int64
 	for {
-		res, err := w.insReading.ExecContext(ctx, r.SubjectID, r.DeviceID, r.Code, value, r.Unit, t, received,
-			key, int64(r.Quality), r.Source, comps, deriv, r.Performer)
+		res, err := w.insReading.ExecContext(ctx, r.SubjectID, r.DeviceID, r.Code, rr.value, r.Unit, rr.t, rr.received,
+			key, int64(r.Quality), r.Source, rr.comps, rr.deriv, r.Performer)
 		if err != nil {
 			return 0, "", fmt.Errorf("insert reading %q: %w", key, err)
 		}
@@ -275,7 +392,7 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, str
 			}
 			break
 		}
-		same, err := w.sameReading(ctx, key, r, value, comps)
+		same, err := w.sameReading(ctx, key, r, rr.value, rr.comps)
 		if err != nil {
 			return 0, "", err
 		}
@@ -289,24 +406,32 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, str
 		}
 		key = conflictKey(r)
 	}
+	if err := w.inserted(ctx, r, rr, id, key); err != nil {
+		return 0, "", err
+	}
+	return id, key, nil
+}
 
-	row := latestRow{subject: r.SubjectID, code: r.Code, id: id, device: r.DeviceID, value: value, unit: r.Unit,
-		t: t, received: received, key: key, quality: int64(r.Quality), source: r.Source, components: comps,
-		derivation: deriv, performer: r.Performer}
+// inserted completes the storing of r, just inserted with id under key:
+// its components, its roll-ups and its candidacy for the latest table.
+func (w *batchWriter) inserted(ctx context.Context, r *vigil.Reading, rr readingRow, id int64, key string) error {
+	row := latestRow{subject: r.SubjectID, code: r.Code, id: id, device: r.DeviceID, value: rr.value, unit: r.Unit,
+		t: rr.t, received: rr.received, key: key, quality: int64(r.Quality), source: r.Source, components: rr.comps,
+		derivation: rr.deriv, performer: r.Performer}
 	w.offer(row)
 	if r.HasValue() {
-		w.roll(r.SubjectID, r.Code, t, r.Value)
+		w.roll(r.SubjectID, r.Code, rr.t, r.Value)
 	}
 	for i, c := range r.Components {
-		if _, err := w.insComponent.ExecContext(ctx, r.SubjectID, c.Code, t, id, i, c.Value); err != nil {
-			return 0, "", fmt.Errorf("insert component %s of reading %q: %w", c.Code, key, err)
+		if _, err := w.insComponent.ExecContext(ctx, r.SubjectID, c.Code, rr.t, id, i, c.Value); err != nil {
+			return fmt.Errorf("insert component %s of reading %q: %w", c.Code, key, err)
 		}
 		cr := row
 		cr.code, cr.value, cr.unit, cr.components, cr.derivation = c.Code, c.Value, c.Unit, nil, nil
 		w.offer(cr)
-		w.roll(r.SubjectID, c.Code, t, c.Value)
+		w.roll(r.SubjectID, c.Code, rr.t, c.Value)
 	}
-	return id, key, nil
+	return nil
 }
 
 // sameQuality are the quality flags that make two readings differ: all but

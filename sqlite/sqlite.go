@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -50,7 +51,32 @@ const busyTimeout = 10 * time.Second
 
 // Store is the main database (vigil.db): a vigil.Store backed by one
 // SQLite database file. It is safe for concurrent use.
-type Store struct{ db }
+type Store struct {
+	db
+	byTokenHash preparedStmt // DeviceByTokenHash's query, run on every device request
+}
+
+// preparedStmt is a query of the read pool prepared once, at first use
+// (database/sql then prepares it once on each connection it runs on),
+// rather than parsed again for each call. Safe for concurrent use.
+type preparedStmt struct {
+	mu sync.Mutex
+	st *sql.Stmt
+}
+
+// get returns the statement q on r, preparing it if it is not yet.
+func (p *preparedStmt) get(ctx context.Context, r *sql.DB, q string) (*sql.Stmt, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st == nil {
+		st, err := r.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare statement: %w", err)
+		}
+		p.st = st
+	}
+	return p.st, nil
+}
 
 // AlertStore is the alerts database (alerts.db): alerts, their events, the
 // rules engine's checkpoint, webhooks and their deliveries. They share a
@@ -88,7 +114,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{d}, nil
+	return &Store{db: d}, nil
 }
 
 // OpenAlerts opens the alerts database file at path (alerts.db) as Open

@@ -199,6 +199,83 @@ func testWriteBatches(t *testing.T, open func(t *testing.T) vigil.Store) {
 		}
 	})
 
+	// A call with more readings than one statement inserts, mixing new
+	// readings (panels among them), readings stored before, a key repeated
+	// in the call and a different reading under a stored key, stores each
+	// new reading once and gives it its ID, as a call of one reading at a
+	// time would.
+	t.Run("ManyReadingsMixed", func(t *testing.T) {
+		s := open(t)
+		g := &gen{}
+		var old []vigil.Reading
+		for i := range 10 {
+			old = append(old, g.reading(subjectA, heartRate, float64(60+i), at(time.Duration(i)*time.Second)))
+		}
+		old = write(t, s, old...)
+		var fresh []vigil.Reading
+		for i := range 200 {
+			ti := at(time.Duration(100+i) * time.Second)
+			switch i % 3 {
+			case 0:
+				fresh = append(fresh, g.reading(subjectA, heartRate, float64(70+i%30), ti))
+			case 1:
+				fresh = append(fresh, g.reading(subjectB, spo2, float64(90+i%10), ti))
+			default:
+				fresh = append(fresh, g.bp(subjectA, float64(110+i%20), 80, ti))
+			}
+		}
+		conflict := old[0]
+		conflict.ID, conflict.Value = 0, 99
+		var call []vigil.Reading
+		call = append(call, fresh[:30]...)
+		for _, r := range old {
+			r.ID = 0
+			call = append(call, r) // stored already
+		}
+		call = append(call, fresh[30:100]...)
+		call = append(call, conflict)             // 110
+		call = append(call, fresh[5], fresh[101]) // 111: repeats fresh[5]; 112: first of fresh[101]
+		call = append(call, fresh[100:]...)       // 114 repeats fresh[101]
+		call = append(call, fresh[150])           // repeats fresh[150]
+		repeated := map[int]bool{111: true, 114: true, len(call) - 1: true}
+		bs := []vigil.Batch{{Readings: call[:90]}, {Readings: call[90:170]}, {Readings: call[170:]}}
+		n, err := s.WriteBatches(t.Context(), bs)
+		if err != nil {
+			t.Fatalf("WriteBatches: %v", err)
+		}
+		if want := len(fresh) + 1; n != want {
+			t.Errorf("WriteBatches = %d, want %d", n, want)
+		}
+		ids := map[int64]bool{}
+		var got []vigil.Reading
+		for _, b := range bs {
+			got = append(got, b.Readings...)
+		}
+		for i, r := range got {
+			if i >= 30 && i < 40 || repeated[i] {
+				if r.ID != 0 {
+					t.Errorf("reading %d (%s), stored already, given ID %d", i, r.Key, r.ID)
+				}
+				continue
+			}
+			if r.ID == 0 || ids[r.ID] {
+				t.Errorf("reading %d (%s): ID %d, want a new non-zero ID", i, r.Key, r.ID)
+				continue
+			}
+			ids[r.ID] = true
+			byKey, err := s.ReadingByKey(t.Context(), r.Key)
+			if err != nil || byKey.ID != r.ID || byKey.Value != r.Value || len(byKey.Components) != len(r.Components) {
+				t.Errorf("ReadingByKey(%q) = %+v, %v; want reading %d as written", r.Key, byKey, err, r.ID)
+			}
+		}
+		if c := got[110]; c.Key == old[0].Key || c.ID == 0 {
+			t.Errorf("different reading under a stored key: key %q ID %d, want a key of its own", c.Key, c.ID)
+		}
+		if total := len(all(t, s, subjectA)) + len(all(t, s, subjectB)); total != len(old)+len(fresh)+1 {
+			t.Errorf("stored %d readings, want %d", total, len(old)+len(fresh)+1)
+		}
+	})
+
 	t.Run("SeveralBatches", func(t *testing.T) {
 		s := open(t)
 		g := &gen{}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,15 +32,28 @@ type benchResult struct {
 	P99Millis  float64 `json:"ack_p99_ms"`
 	MaxMillis  float64 `json:"ack_max_ms"`
 	TargetRate int     `json:"target_rate,omitempty"`
+	// With an in-process server: the log messages (one a request) the
+	// store writer and the rules engine had not processed when the phase
+	// ended and the most seen during it (sampled every second), the time
+	// both then took to catch up, and the end-to-end rate — readings
+	// stored and evaluated per second from the phase's start until both
+	// caught up.
+	StoreLagEnd    *uint64  `json:"store_lag_end,omitempty"`
+	EngineLagEnd   *uint64  `json:"engine_lag_end,omitempty"`
+	StoreLagMax    *uint64  `json:"store_lag_max,omitempty"`
+	EngineLagMax   *uint64  `json:"engine_lag_max,omitempty"`
+	CatchUpSeconds *float64 `json:"catch_up_seconds,omitempty"`
+	EndToEnd       *float64 `json:"end_to_end_readings_per_second,omitempty"`
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "Measure the real ingest path over HTTPS: readings/s and acknowledgement latency (acknowledged only\nafter the readings are durable in the log), then the time to bucket a day of 1 Hz data.\nWithout --url it starts its own server in a temporary data directory and removes it afterwards.", stderr)
 	var (
-		url, caFile, password string
-		devices, batch, rate  int
-		duration              time.Duration
-		day, asJSON           bool
+		url, caFile, password  string
+		devices, batch, rate   int
+		duration               time.Duration
+		day, asJSON            bool
+		cpuProfile, memProfile string
 	)
 	fs.StringVar(&url, "url", "", "server to measure; default: start one in-process")
 	fs.StringVar(&caFile, "ca", "./vigil-data/tls/ca.pem", "CA file the server's certificate is issued by (with --url)")
@@ -51,6 +65,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&rate, "rate", 20000, "readings/s of the paced latency phase; 0 skips it")
 	fs.BoolVar(&day, "day", true, "also load one day of 1 Hz readings and time bucketing it to 500 points")
 	fs.BoolVar(&asJSON, "json", false, "print results as JSON")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole process (server and client, when in-process) during phase 1 to this file")
+	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the whole process (everything allocated until the end of phase 1) to this file")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
 	}
@@ -94,18 +110,29 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	var results []benchResult
 	progress("phase 1: %d devices × %d readings per request, as fast as acknowledgements come, for %s", devices, batch, duration)
+	stopProfile, err := startCPUProfile(cpuProfile)
+	if err != nil {
+		return err
+	}
+	lags := sampleLags(ctx, srv)
 	r, err := runIngest(ctx, c, fleet, batch, duration, 0)
+	stopProfile()
+	maxStore, maxEngine := lags()
 	if err != nil {
 		return err
 	}
 	r.Phase = "max-throughput"
-	results = append(results, r)
 	if srv != nil {
-		start := time.Now()
-		if err := srv.WaitStored(ctx); err != nil {
+		if err := endToEnd(ctx, srv, &r, maxStore, maxEngine); err != nil {
 			return err
 		}
-		progress("store caught up with the log %s after phase 1", time.Since(start).Round(time.Millisecond))
+		progress("store and rules engine caught up with the log %.3f s after phase 1", *r.CatchUpSeconds)
+	}
+	results = append(results, r)
+	if memProfile != "" {
+		if err := writeAllocProfile(memProfile); err != nil {
+			return err
+		}
 	}
 	if rate > 0 {
 		progress("phase 2: paced at %d readings/s for %s (latency measured from each request's scheduled time)", rate, duration)
@@ -132,10 +159,107 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	for _, r := range results {
 		fmt.Fprintf(stdout, "%-15s %10d %12.0f %9.2f %9.2f %9.2f %7d\n", r.Phase, r.Readings, r.PerSecond, r.P50Millis, r.P99Millis, r.MaxMillis, r.Errors)
 	}
+	for _, r := range results {
+		if r.EndToEnd != nil {
+			fmt.Fprintf(stdout, "%s: acknowledged %.0f readings/s; stored and evaluated %.0f readings/s end to end (caught up %.2f s after the phase); lag in log messages at the end / most during the phase: store %d / %d, rules engine %d / %d\n",
+				r.Phase, r.PerSecond, *r.EndToEnd, *r.CatchUpSeconds, *r.StoreLagEnd, *r.StoreLagMax, *r.EngineLagEnd, *r.EngineLagMax)
+		}
+	}
 	if dayResult != nil {
 		fmt.Fprintf(stdout, "day of 1 Hz data (%d readings) bucketed to %d points: p50 %.1f ms, max %.1f ms over %d queries\n",
 			dayResult.Readings, dayResult.Buckets, dayResult.P50Millis, dayResult.MaxMillis, dayResult.Queries)
 	}
+	return nil
+}
+
+// startCPUProfile starts a CPU profile into file (nothing when file is
+// empty) and returns the function that stops it.
+func startCPUProfile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// writeAllocProfile writes the process's allocation profile to file.
+func writeAllocProfile(file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("alloc profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("alloc profile: %w", err)
+	}
+	return f.Close()
+}
+
+// sampleLags samples srv's store and engine lags every second until the
+// returned function is called, which returns the largest of each seen.
+// Without an in-process server there is nothing to sample.
+func sampleLags(ctx context.Context, srv *server.Server) func() (store, engine uint64) {
+	if srv == nil {
+		return func() (uint64, uint64) { return 0, 0 }
+	}
+	var maxStore, maxEngine atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if st, en, err := srv.Lags(ctx); err == nil {
+					maxStore.Store(max(maxStore.Load(), st))
+					maxEngine.Store(max(maxEngine.Load(), en))
+				}
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(done)
+		<-stopped
+		return maxStore.Load(), maxEngine.Load()
+	}
+}
+
+// endToEnd fills r's lags and end-to-end rate: it reads srv's lags as the
+// phase ended, then waits until the store and the rules engine have both
+// processed everything the log held.
+func endToEnd(ctx context.Context, srv *server.Server, r *benchResult, maxStore, maxEngine uint64) error {
+	phaseEnd := time.Now()
+	st, en, err := srv.Lags(ctx)
+	if err != nil {
+		return err
+	}
+	if err := srv.WaitStored(ctx); err != nil {
+		return err
+	}
+	if err := srv.WaitEvaluated(ctx); err != nil {
+		return err
+	}
+	catchUp := time.Since(phaseEnd).Seconds()
+	e2e := float64(r.Readings) / (r.Seconds + catchUp)
+	maxStore, maxEngine = max(maxStore, st), max(maxEngine, en)
+	r.StoreLagEnd, r.EngineLagEnd, r.StoreLagMax, r.EngineLagMax = &st, &en, &maxStore, &maxEngine
+	r.CatchUpSeconds, r.EndToEnd = &catchUp, &e2e
 	return nil
 }
 
