@@ -79,3 +79,39 @@ func docPrefix(name string) string {
 	}
 	return "Package " + name + " "
 }
+
+// TestArchitectureListsEveryPackage checks that the package table of
+// docs/architecture.md has a row for every package of the module (every
+// directory with Go files other than tests), written "| `dir` |", so a
+// newcomer finds each one there.
+func TestArchitectureListsEveryPackage(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || path == "." {
+			return err
+		}
+		name := d.Name()
+		if name == "testdata" || name == "node_modules" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+			return filepath.SkipDir
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if n := e.Name(); !e.IsDir() && strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+				if row := "| `" + filepath.ToSlash(path) + "` |"; !strings.Contains(string(doc), row) {
+					t.Errorf("docs/architecture.md has no row %q in its package table", row)
+				}
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -8,7 +8,7 @@ import "time"
 type QuarantineItem struct {
 	ID        string    `json:"id"`
 	Received  time.Time `json:"received"`
-	Source    string    `json:"source"`              // adapter: "http", "mqtt", "hl7"
+	Source    string    `json:"source"`              // adapter: "http", "mqtt", "gatt", "hl7"
 	Sender    string    `json:"sender"`              // device or user id that sent it; "" if unknown
 	Index     int       `json:"index"`               // position in the sender's batch; -1 for the whole body
 	Reason    string    `json:"reason"`              // why it was refused, for people

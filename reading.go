@@ -24,7 +24,7 @@ type Reading struct {
 	Key        string      // idempotency key: its sender, seq and content (see ingest.SeqKey); a repeat has the same key
 	Quality    Quality     // quality flags
 	Components []Component // components of a panel, e.g. systolic and diastolic
-	Source     string      // inbound adapter: "http", "mqtt", "hl7", "fhir", "manual", "derived"
+	Source     string      // inbound adapter: "http", "mqtt", "gatt", "hl7", "fhir", "manual", "derived"
 	Derivation *Derivation // what a derived reading was computed from; nil for every other reading
 	// Performer is the user id of the person who entered the reading by
 	// hand (QualityManual); "" when a device measured it or Vigil derived it.

@@ -104,7 +104,8 @@ type ReadingStore interface {
 	Quarantined(ctx context.Context, f QuarantineFilter) ([]QuarantineItem, error)
 }
 
-// Store is the main database: identity, devices, users and teams,
+// Store is the main database: identity, devices and the peripherals
+// gateways relay for, users and teams,
 // readings and quarantine, rule configurations, erasures. Identity is kept
 // sealed (IdentityStore); a node reads and writes it through package
 // keys, whose Store implements PatientStore on IdentityStore. A backend's
@@ -118,6 +119,7 @@ type Store interface {
 	PatientStore
 	DeviceStore
 	DeviceStatusStore
+	PeripheralStore
 	UserStore
 	SecondFactorStore
 	ExternalIdentityStore

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/gate"
+	"github.com/vigil-health/vigil/gatt"
+	"github.com/vigil-health/vigil/ingest"
 )
 
 // postObservations takes observations a clinician entered by hand for the
@@ -99,11 +101,25 @@ func (s *Handler) replayQuarantined(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	body := it.Payload
-	if it.Index >= 0 {
-		body = append(append([]byte(`{"readings":[`), it.Payload...), "]}"...)
+	var res *ingest.Result
+	if it.Source == gatt.Source {
+		// A gateway's value (or whole request), replayed through the
+		// gateway adapter: decoded again, with the registry of now.
+		if s.Gateway == nil {
+			return vigil.Errorf(vigil.ENOTIMPL, "quarantine item %s is a Bluetooth gateway value, and this server takes none", it.ID)
+		}
+		body := it.Payload
+		if it.Index >= 0 {
+			body = append(append([]byte(`{"items":[`), it.Payload...), "]}"...)
+		}
+		res, err = s.Gateway.Submit(ctx, sender, body)
+	} else {
+		body := it.Payload
+		if it.Index >= 0 {
+			body = append(append([]byte(`{"readings":[`), it.Payload...), "]}"...)
+		}
+		res, err = s.Ingest.Submit(ctx, sender, it.Source, body)
 	}
-	res, err := s.Ingest.Submit(ctx, sender, it.Source, body)
 	if res == nil {
 		return err
 	}

@@ -74,8 +74,14 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "POST /api/v1/devices/{id}/revoke", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.revokeDevice},
 		{Pattern: "POST /api/v1/devices/{id}/token", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.rotateDeviceToken},
 		{Pattern: "POST /api/v1/devices/{id}/certificate", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.deviceCertificate},
+		// Peripherals a gateway relays for (docs/gatt.md): a clinician may
+		// register a device of a patient they care for; the handler checks.
+		{Pattern: "POST /api/v1/devices/{id}/peripherals", Access: gate.Authn("staff", vigil.AuditDeviceChange, gate.Staff), Handle: s.createPeripheral},
+		{Pattern: "GET /api/v1/devices/{id}/peripherals", Access: gate.Authn("admin", vigil.AuditDeviceRead, gate.AdminOnly), Handle: s.listPeripherals},
+		{Pattern: "DELETE /api/v1/devices/{id}/peripherals/{address}", Access: gate.Authn("admin", vigil.AuditDeviceChange, gate.AdminOnly), Handle: s.deletePeripheral},
 
 		{Pattern: "POST /api/v1/readings", Access: gate.Authn("senders", vigil.AuditReadingsWrite, gate.Senders).WithScope("Observation.c"), Handle: s.postReadings},
+		{Pattern: "POST /api/v1/gateway/gatt", Access: gate.Authn("devices", vigil.AuditReadingsWrite, []vigil.Role{vigil.RoleDevice}), Handle: s.postGATT},
 		{Pattern: "GET /api/v1/quarantine", Access: gate.Authn("admin", vigil.AuditQuarantineRead, gate.AdminOnly), Handle: s.listQuarantine},
 		{Pattern: "GET /api/v1/audit", Access: gate.Authn("admin", vigil.AuditAuditRead, gate.AdminOnly), Handle: s.listAudit},
 

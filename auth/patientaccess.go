@@ -38,7 +38,9 @@ type PatientStore interface {
 //     those they hold break-glass access to that has not expired;
 //   - device, and any other role: none. A device writes readings only for
 //     the patient it is assigned to, which ingest decides with the device
-//     record; it reads nothing.
+//     record — and a gateway for the patients of the peripherals
+//     registered to it (vigil.PeripheralStore), each reading as the
+//     peripheral's; it reads nothing.
 //
 // The zero value is not usable: Store is required. Safe for concurrent use
 // if Store is.
@@ -223,7 +225,9 @@ func (a *PatientAccess) Recheck(ctx context.Context, p *vigil.Principal, id stri
 // to no patient, or to another patient than patientID. This is the write
 // side of the rule for devices (they read nothing: Check refuses them);
 // ingest applies it to every reading a device sends, whatever the adapter
-// it came through (HTTP, FHIR, MQTT).
+// it came through (HTTP, FHIR, MQTT, a Bluetooth gateway), with d the
+// sending device or, for a gateway's reading of a peripheral it relays
+// for, the peripheral.
 func DeviceWritesFor(d *vigil.Device, patientID string) (string, error) {
 	if !d.Active() {
 		return "", vigil.Errorf(vigil.EFORBIDDEN, "device %s is revoked", d.ID)

@@ -142,6 +142,9 @@ func TestDisplays(t *testing.T) {
 		"3150-0":           "Inhaled oxygen concentration",
 		"67775-7":          "Level of responsiveness",
 		"1104051000000101": "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score",
+		"4548-4":           "Hemoglobin A1c/Hemoglobin.total in Blood",
+		"147072":           "MDC_ECG_TIME_PD_RR_GL",
+		"41982-0":          "Percentage of body fat Measured",
 		// IEEE 11073-10101 names a metric by its reference id.
 		"157784": "MDC_FLOW_FLUID_PUMP",
 		// Vigil's own codes (catalog/codes.csv).

@@ -26,6 +26,9 @@ var categories = map[string]string{
 	"97507-8":          "laboratory",
 	"97506-0":          "laboratory",
 	"97510-2":          "laboratory",
+	"4548-4":           "laboratory",
+	"147072":           "procedure", // RR interval, from a heart rate sensor's ECG or pulse
+	"41982-0":          "exam",      // body fat, from a body composition scale
 	"55423-8":          "activity",
 	"67775-7":          "exam",
 	"1104051000000101": "survey",
@@ -235,6 +238,7 @@ var categoryDisplay = map[string]string{
 	"laboratory":  "Laboratory",
 	"activity":    "Activity",
 	"exam":        "Exam",
+	"procedure":   "Procedure",
 	"survey":      "Survey",
 	"therapy":     "Therapy",
 }

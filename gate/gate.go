@@ -116,6 +116,14 @@ type WebhookSender interface {
 // CodeCatalog is what the FHIR API needs of the code catalogue (code
 // systems, displays, and the list of codes for category search);
 // *catalog.Catalog implements it.
+// GatewaySubmitter takes a gateway's request of Bluetooth characteristic
+// values (POST /api/v1/gateway/gatt); *gatt.Gateway implements it. Submit
+// returns once what it accepted and what it refused are durable; its
+// Result and errors are those of ingest.Service.Submit.
+type GatewaySubmitter interface {
+	Submit(ctx context.Context, p *vigil.Principal, body []byte) (*ingest.Result, error)
+}
+
 type CodeCatalog interface {
 	Lookup(code string) (catalog.Entry, bool)
 	Entries() []catalog.Entry
@@ -155,6 +163,9 @@ type Deps struct {
 	// Mappings runs vendor templates (package mapping) for the template
 	// routes and the quarantine console; nil answers 503 on those routes.
 	Mappings *mapping.Service
+	// Gateway decodes the characteristic values Bluetooth gateways relay
+	// (POST /api/v1/gateway/gatt); nil answers 501 there.
+	Gateway  GatewaySubmitter
 	Auth     Authenticator
 	Auditor  vigil.Auditor     // records every access; nil records nothing (tests of other concerns)
 	AuditLog vigil.AuditReader // where audit queries read (the audit database, not Store); required by the audit routes

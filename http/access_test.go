@@ -111,6 +111,10 @@ var matrix = []struct {
 	{"POST /api/v1/devices/{id}/revoke", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/devices/{id}/token", "401 ok 403 403 403 403 403 403", ""},
 	{"POST /api/v1/devices/{id}/certificate", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/devices/{id}/peripherals", "401 ok ok ok 403 403 403 403", ""},
+	{"GET /api/v1/devices/{id}/peripherals", "401 ok 403 403 403 403 403 403", ""},
+	{"DELETE /api/v1/devices/{id}/peripherals/{address}", "401 ok 403 403 403 403 403 403", ""},
+	{"POST /api/v1/gateway/gatt", "401 403 403 403 403 ok 403 403", ""},
 
 	{"POST /api/v1/readings", "401 403 403 403 403 ok ok 403", ""},
 	{"GET /api/v1/quarantine", "401 ok 403 403 403 403 403 403", ""},
@@ -411,6 +415,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return "vigil.css"
 				}
 				return "Observation.ndjson"
+			case "{address}":
+				return "A4:C1:38:00:00:01"
 			case "{name}", "{template}":
 				return "nightscout"
 			case "{user}":

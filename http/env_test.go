@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/gate"
+	"github.com/vigil-health/vigil/gatt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -95,10 +96,11 @@ func newEnv(t testing.TB) *env {
 		e.auditor.Record(ctx, vigil.AuditEntry{Time: e.now(), ActorName: strings.TrimPrefix(key, "user:"), Action: action, Outcome: vigil.AuditDenied})
 	}}
 	reg := prometheus.NewRegistry()
-	in := &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Catalog: catalog.Default(), Now: e.now}
+	in := &ingest.Service{Log: log, Devices: e.store, Patients: e.store, Relays: e.store, Catalog: catalog.Default(), Now: e.now}
 	e.api = &Server{Deps: gate.Deps{
 		Store:       e.store,
 		Ingest:      in,
+		Gateway:     &gatt.Gateway{Ingest: in, Peripherals: e.store},
 		Mappings:    &mapping.Service{Store: e.store, Pipeline: in, Devices: e.store, Users: e.store},
 		Auth:        &auth.Authenticator{Users: e.store, Devices: e.store, Now: e.now, Guard: e.lockout, SessionIdle: 30 * time.Minute, SecondFactor: e.store},
 		Auditor:     e.auditor,

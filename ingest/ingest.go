@@ -47,6 +47,13 @@ type Catalog interface {
 	CheckPanel(code string, components []vigil.Component) error
 }
 
+// Relays is what ingest needs of the gateways' peripherals;
+// vigil.PeripheralStore implements it.
+type Relays interface {
+	// Relays reports whether gateway gatewayID relays for device deviceID.
+	Relays(ctx context.Context, gatewayID, deviceID string) (bool, error)
+}
+
 // Defaults for Service limits.
 const (
 	DefaultMaxItems  = 10000
@@ -61,10 +68,13 @@ type Service struct {
 	Log      vigil.Log
 	Devices  vigil.DeviceStore
 	Patients vigil.PatientStore
-	Catalog  Catalog
-	Logger   *slog.Logger
-	Metrics  *Metrics // may be nil
-	Now      func() time.Time
+	// Relays says which devices a gateway relays for (see
+	// vigil.PeripheralStore); nil: no device sends for another.
+	Relays  Relays
+	Catalog Catalog
+	Logger  *slog.Logger
+	Metrics *Metrics // may be nil
+	Now     func() time.Time
 
 	MaxItems  int           // most readings in one submission; DefaultMaxItems if 0
 	MaxFuture time.Duration // how far ahead of Now a reading's time may be; DefaultMaxFuture if 0
@@ -102,7 +112,7 @@ type Item struct {
 	Seq        *uint64         `json:"seq,omitempty"`
 	Flags      []string        `json:"flags,omitempty"`
 	Components []ItemComponent `json:"components,omitempty"`
-	DeviceID   string          `json:"device_id,omitempty"`  // integrations: the device that measured it
+	DeviceID   string          `json:"device_id,omitempty"`  // integrations and gateways: the device that measured it
 	PatientID  string          `json:"patient_id,omitempty"` // integrations: the patient (subject) it belongs to
 	// Origin, when set by an adapter that built the item from input of
 	// another format, is what the quarantine keeps of the item if it is
@@ -125,6 +135,12 @@ type Origin struct {
 	// so that refusing the same input again (a replay repeated) keeps it
 	// once; the store skips an id it holds. Empty: a new id.
 	QuarantineID string
+	// Err, when non-nil, is why the adapter refused the input (it could
+	// not be decoded, names an unknown peripheral): the item is refused
+	// with it, unvalidated, and quarantined with Payload. Several items
+	// may share one Origin (a Bluetooth blood pressure measurement
+	// carries a panel and a pulse rate).
+	Err error
 }
 
 // ItemComponent is one component of a panel Item.
@@ -170,11 +186,15 @@ func decodeEntries(raws []json.RawMessage) []entry {
 	return es
 }
 
-// typedEntries are items given typed.
+// typedEntries are items given typed; an item whose Origin the adapter
+// refused is refused with that reason.
 func typedEntries(items []Item) []entry {
 	es := make([]entry, len(items))
 	for i := range items {
 		es[i].item = items[i]
+		if o := items[i].Origin; o != nil && o.Err != nil {
+			es[i].err = o.Err
+		}
 	}
 	return es
 }
@@ -529,6 +549,7 @@ type validator struct {
 	now      time.Time
 	devices  map[string]*vigil.Device // by id; nil value: not found
 	patients map[string]error         // by id; nil: exists
+	relay    map[string]bool          // by device id: relayed by the sending gateway
 	// contentOnly skips the sender's rights and the key (CheckContent).
 	contentOnly bool
 }
@@ -651,7 +672,7 @@ func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, pat
 	switch v.p.Role {
 	case vigil.RoleDevice:
 		if deviceID != "" && deviceID != v.p.DeviceID {
-			return vigil.Errorf(vigil.EFORBIDDEN, "device %s may not send readings as device %s", v.p.DeviceID, deviceID)
+			return v.relayed(ctx, r, deviceID, patientID)
 		}
 		d, err := v.device(ctx, v.p.DeviceID)
 		if err != nil {
@@ -692,6 +713,52 @@ func (v *validator) subject(ctx context.Context, r *vigil.Reading, deviceID, pat
 		return nil
 	}
 	return vigil.Errorf(vigil.EFORBIDDEN, "role %s may not send readings", v.p.Role)
+}
+
+// relayed decides whose reading a gateway (the device sending) relays for
+// device deviceID: the device's patient, if the gateway relays for it (a
+// peripheral registered to it) and both are active. The gateway itself
+// need not be assigned to a patient.
+func (v *validator) relayed(ctx context.Context, r *vigil.Reading, deviceID, patientID string) error {
+	ok, err := v.relays(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s may not send readings as device %s: it is not a peripheral of this gateway", v.p.DeviceID, deviceID)
+	}
+	gw, err := v.device(ctx, v.p.DeviceID)
+	if err != nil {
+		return err
+	}
+	if !gw.Active() {
+		return vigil.Errorf(vigil.EFORBIDDEN, "device %s is revoked", gw.ID)
+	}
+	d, err := v.device(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	return v.assigned(r, d, patientID)
+}
+
+// relays reports, once per submission and device, whether the sending
+// gateway relays for deviceID.
+func (v *validator) relays(ctx context.Context, deviceID string) (bool, error) {
+	if v.s.Relays == nil {
+		return false, nil
+	}
+	if ok, seen := v.relay[deviceID]; seen {
+		return ok, nil
+	}
+	ok, err := v.s.Relays.Relays(ctx, v.p.DeviceID, deviceID)
+	if err != nil {
+		return false, fmt.Errorf("look up peripheral: %w", err)
+	}
+	if v.relay == nil {
+		v.relay = map[string]bool{}
+	}
+	v.relay[deviceID] = ok
+	return ok, nil
 }
 
 // assigned stores r for the patient device d writes for

@@ -328,6 +328,7 @@ var errClientDisconnect = errors.New("client disconnected")
 const (
 	topicReadings = "readings"
 	topicStatus   = "status"
+	topicGATT     = "gatt" // a gateway's relayed characteristic values; only with Options.Gateway
 	topicCommands = "commands"
 	// topicRawPrefix is followed by a mapping template's name: the
 	// payload is a vendor's message for that template (Options.Templates).
@@ -375,10 +376,11 @@ func (c *conn) publish(p *Packet) error {
 	kind := c.ownTopic(p.Topic)
 	template, raw := strings.CutPrefix(kind, topicRawPrefix)
 	raw = raw && s.opts.Templates != nil && vigil.ValidMappingName(template)
-	if kind != topicReadings && kind != topicStatus && !raw {
+	gattTopic := kind == topicGATT && s.gateway != nil
+	if kind != topicReadings && kind != topicStatus && !raw && !gattTopic {
 		s.audit(s.ctx, vigil.AuditEntry{Actor: c.deviceID, ActorName: c.deviceID, Action: vigil.AuditAccessDenied,
 			Resource: "mqtt PUBLISH " + truncate(p.Topic, 200), Remote: c.remote, Outcome: vigil.AuditDenied,
-			Detail: "a device may publish only to devices/{its id}/readings, /status and /raw/{template}"})
+			Detail: "a device may publish only to devices/{its id}/readings, /status, /raw/{template} and (a gateway) /gatt"})
 		if !v5 {
 			// MQTT-3.3.5-2: acknowledge or close; closing tells the device.
 			return &connError{msg: "publish to a topic not the device's own"}
@@ -410,6 +412,8 @@ func (c *conn) publish(p *Packet) error {
 			detail, err = c.submitRaw(template, p.Payload)
 		case kind == topicReadings:
 			detail, err = c.submitReadings(p.Payload)
+		case gattTopic:
+			detail, err = c.submitGATT(p.Payload)
 		default:
 			err = c.handleStatus(p.Payload)
 		}
@@ -423,6 +427,17 @@ func (c *conn) publish(p *Packet) error {
 		}
 	}()
 	return nil
+}
+
+// submitGATT hands a gateway's characteristic values to the gateway
+// adapter; detail as for submitReadings.
+func (c *conn) submitGATT(payload []byte) (detail string, err error) {
+	res, err := c.s.gateway.Submit(c.s.ctx, &c.principal, payload)
+	if err == nil && res != nil && len(res.Rejected) > 0 {
+		r := res.Rejected[0]
+		detail = fmt.Sprintf("accepted %d, quarantined %d; item %d: %s", res.Accepted, len(res.Rejected), r.Index, r.Reason)
+	}
+	return detail, err
 }
 
 // submitReadings hands a readings payload to ingest. detail summarises

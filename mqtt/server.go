@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/gatt"
 	"github.com/vigil-health/vigil/ingest"
 	"github.com/vigil-health/vigil/mapping"
 )
@@ -66,7 +67,11 @@ type Templates interface {
 
 // Options configure a Server. Ingest, Devices and HashSecret are required.
 type Options struct {
-	Ingest     *ingest.Service   // where readings go; Submit returns once they are durable
+	Ingest *ingest.Service // where readings go; Submit returns once they are durable
+	// Gateway decodes the characteristic values gateways publish to
+	// devices/{id}/gatt; nil: that topic is refused like any other.
+	// Its Ingest is replaced by Ingest as the server reads devices.
+	Gateway    *gatt.Gateway
 	Devices    vigil.DeviceStore // device registry, for authentication
 	HashSecret func(secret string) []byte
 
@@ -119,6 +124,7 @@ type Server struct {
 	opts    Options
 	logger  *slog.Logger
 	ingest  *ingest.Service // a copy of Options.Ingest reading devices through cache
+	gateway *gatt.Gateway   // a copy of Options.Gateway submitting through ingest; nil without one
 	devices *deviceCache    // nil without a cache
 
 	ctx    context.Context // for Submit and the store; cancelled when Shutdown gives up
@@ -193,11 +199,18 @@ func NewServer(opts Options) *Server {
 		cp.Devices = cache
 		svc = &cp
 	}
+	var gw *gatt.Gateway
+	if opts.Gateway != nil {
+		cp := *opts.Gateway
+		cp.Ingest = svc
+		gw = &cp
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		opts:      opts,
 		logger:    opts.Logger,
 		ingest:    svc,
+		gateway:   gw,
 		devices:   cache,
 		ctx:       ctx,
 		cancel:    cancel,

@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/erasure"
 	"github.com/vigil-health/vigil/gate"
+	"github.com/vigil-health/vigil/gatt"
 	"github.com/vigil-health/vigil/hl7"
 	vhttp "github.com/vigil-health/vigil/http"
 	"github.com/vigil-health/vigil/ingest"
@@ -206,6 +207,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
 	ingest    *ingest.Service
+	gateway   *gatt.Gateway       // Bluetooth characteristic values relayed by gateways (HTTP and MQTT)
 	mappings  *mapping.Service    // vendor formats by template, in front of ingest
 	devices   *ingest.DeviceCache // the HTTPS ingest's device records
 	writer    *ingest.Writer
@@ -608,11 +610,13 @@ func (s *Server) buildIngest(context.Context) error {
 		Log:       s.logHealth,
 		Devices:   s.devices,
 		Patients:  s.patients,
+		Relays:    s.store,
 		Catalog:   s.catalog,
 		Logger:    s.opts.Logger,
 		Metrics:   metrics,
 		MaxFuture: s.opts.MaxFuture,
 	}
+	s.gateway = &gatt.Gateway{Ingest: s.ingest, Peripherals: s.store}
 	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
@@ -747,6 +751,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		Erasure:  s.erasure,
 		Ingest:   s.ingest,
 		Mappings: s.mappings,
+		Gateway:  s.gateway,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
 		Auditor:            s.auditor,
@@ -810,6 +815,7 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 	mqttIngest.Devices = s.store
 	s.mqtt = mqtt.NewServer(mqtt.Options{
 		Ingest:         &mqttIngest,
+		Gateway:        s.gateway, // given the listener's ingest
 		Devices:        s.store,
 		HashSecret:     auth.HashSecret,
 		TLSConfig:      mqttTLS,

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) vigil.Store) {
 	t.Run("Patients", func(t *testing.T) { testPatients(t, open) })
 	t.Run("Devices", func(t *testing.T) { testDevices(t, open) })
 	t.Run("DeviceStatuses", func(t *testing.T) { testDeviceStatuses(t, open) })
+	t.Run("Peripherals", func(t *testing.T) { testPeripherals(t, open) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("UpdateUser", func(t *testing.T) { testUpdateUser(t, open) })
