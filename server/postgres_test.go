@@ -256,3 +256,10 @@ func TestRetentionOnNodeOnPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	testRetentionOnNode(t, func(o *Options) { o.Store = dsn })
 }
+
+// TestGatewayDevicesOnPostgres is TestGatewayDevicesEndToEnd on a node whose
+// stores are in PostgreSQL: peripherals registered and resolved there.
+func TestGatewayDevicesOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	testGatewayDevicesEndToEnd(t, func(o *Options) { o.Store = dsn })
+}
