@@ -113,7 +113,7 @@ type ReadingStore interface {
 // not yet migrated, which keys.Store seals at start. Alerts and the audit log
 // are kept apart, each in a database of its own with an interface of its
 // own (AlertWebhookStore, AuditStore), so that a consumer of one cannot be
-// handed another. Implementations (sqlite; postgres later) pass the shared
+// handed another. Implementations (sqlite, postgres) pass the shared
 // suite in package storetest. All methods are safe for concurrent use.
 type Store interface {
 	PatientStore

@@ -67,6 +67,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
@@ -94,6 +95,11 @@ var AuditFiles = []string{"audit-signing.key", "audit-signing.pub", "audit-check
 // Databases are the SQLite files of a data directory, in the order they are
 // copied (audit.db first: see the package comment).
 var Databases = []string{"audit.db", "vigil.db", "alerts.db"}
+
+// PostgresMarker is the file a node on PostgreSQL (vigil serve --store
+// postgres://…) keeps in its data directory: its stores are not in the
+// directory, and a backup of the directory alone would not hold them.
+const PostgresMarker = "store-postgres"
 
 // auditCheckpointStream is the durable log's stream of audit checkpoints
 // (bus.CheckpointStream), left out of backups (skipInLog).
@@ -148,6 +154,12 @@ const progressEvery = 64 << 20
 // package comment). The data directory must hold a node's databases.
 func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 	dir := opts.DataDir
+	if _, err := os.Stat(filepath.Join(dir, PostgresMarker)); err == nil {
+		return nil, fmt.Errorf("back up %s: %w", dir, vigil.Errorf(vigil.EINVALID,
+			"this node keeps its stores in PostgreSQL, which vigil backup does not copy: back the database up with "+
+				"PostgreSQL's own tools (pg_dump, or pg_basebackup with WAL archiving) and the data directory's audit journal, "+
+				"keys and certificates with them; see docs/operations.md"))
+	}
 	for _, db := range Databases {
 		if _, err := os.Stat(filepath.Join(dir, db)); err != nil {
 			return nil, fmt.Errorf("back up %s: not a Vigil data directory: %w", dir, err)

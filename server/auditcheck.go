@@ -27,7 +27,7 @@ const (
 	checkpointTimeout   = 10 * time.Second    // the shutdown checkpoint's bound
 )
 
-// openAudit opens the node's audit log (OpenAuditLog) and refuses to start
+// openAudit opens the node's audit log (openAuditLog) and refuses to start
 // on one that is damaged: a journal damaged in a way no torn write explains
 // (audit.JournalDamage), or a log that does not reach, or does not pass
 // through, its last signed checkpoint (truncated, deleted, re-hashed), or
@@ -53,7 +53,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 	}
 
 	var damage []string
-	s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store.EarlierAudit(), ropts)
+	s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts)
 	var jd *audit.JournalDamage
 	if errors.As(err, &jd) && s.opts.AuditAcceptDamage {
 		journal := filepath.Join(dir, AuditJournalDir)
@@ -62,7 +62,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 			return fmt.Errorf("set damaged audit journal aside: %w", rerr)
 		}
 		damage = append(damage, fmt.Sprintf("%v; the journal was set aside whole as %s", jd, filepath.Base(aside)))
-		s.auditDB, s.auditor, err = OpenAuditLog(ctx, dir, s.store.EarlierAudit(), ropts)
+		s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts)
 	}
 	if errors.As(err, &jd) {
 		return fmt.Errorf("%w; the audit log is not complete: investigate (vigil audit verify), or start with --audit-accept-damage to set the journal aside", err)

@@ -16,11 +16,14 @@ import (
 // admin's erasure inside the site's minimum retention is refused with the
 // code retention, the refusal audited with its reason; a refused request
 // carries the admin's note.
-func TestErasureAPI(t *testing.T) {
-	h := start(t, "", func(o *Options) {
+func TestErasureAPI(t *testing.T) { testErasureAPI(t) }
+
+// testErasureAPI is TestErasureAPI on a node started with opts.
+func testErasureAPI(t *testing.T, opts ...func(*Options)) {
+	h := start(t, "", append([]func(*Options){func(o *Options) {
 		o.ErasureSettle = -1
 		o.ErasureMinRetention = 0
-	})
+	}}, opts...)...)
 	ctx := t.Context()
 	admin := h.admin.Token()
 	body := func(m map[string]any) []byte { b, _ := json.Marshal(m); return b }

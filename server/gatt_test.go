@@ -44,8 +44,12 @@ func cat(parts ...[]byte) string {
 // coded and converted as the catalogue says, raises the alert its value
 // calls for, and is served as an Observation with that code and value.
 // (docs/devices.md lists the classes and names the subtests.)
-func TestGatewayDevicesEndToEnd(t *testing.T) {
-	h := start(t, "")
+func TestGatewayDevicesEndToEnd(t *testing.T) { testGatewayDevicesEndToEnd(t) }
+
+// testGatewayDevicesEndToEnd is TestGatewayDevicesEndToEnd on a node
+// started with opts.
+func testGatewayDevicesEndToEnd(t *testing.T, opts ...func(*Options)) {
+	h := start(t, "", opts...)
 	ctx := context.Background()
 	// The gateway: a hub registered like any device, assigned to a patient of its own.
 	hubPatient, hub, hubTok := h.newPatientWithDevice("MRN-HUB-" + fmt.Sprint(time.Now().UnixNano()))

@@ -16,11 +16,14 @@ import (
 // node's sweeper deletes the readings older than it and keeps the others,
 // records one retention.run entry in the audit log, and counts what it
 // deleted in /metrics.
-func TestRetentionOnNode(t *testing.T) {
-	h := start(t, "", func(o *Options) {
+func TestRetentionOnNode(t *testing.T) { testRetentionOnNode(t) }
+
+// testRetentionOnNode is TestRetentionOnNode on a node started with opts.
+func testRetentionOnNode(t *testing.T, opts ...func(*Options)) {
+	h := start(t, "", append([]func(*Options){func(o *Options) {
 		o.Retention = retention.Policy{Readings: time.Hour}
 		o.RetentionInterval = time.Hour // the test runs the sweeper itself
-	})
+	}}, opts...)...)
 	ctx := t.Context()
 	now := time.Now().UTC()
 	var items []string

@@ -1,5 +1,5 @@
-// Package server assembles a Vigil node from its parts: the SQLite store,
-// the durable log, the ingest pipeline and the HTTPS API. It is the library
+// Package server assembles a Vigil node from its parts: the store (SQLite
+// in the data directory, or PostgreSQL), the durable log, the ingest pipeline and the HTTPS API. It is the library
 // form of `vigil serve`: Options → New → Start → Shutdown.
 package server
 
@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/backup"
 	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/deid"
@@ -41,6 +42,7 @@ import (
 	"github.com/vigil-health/vigil/mqtt"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/pki"
+	"github.com/vigil-health/vigil/postgres"
 	"github.com/vigil-health/vigil/retention"
 	"github.com/vigil-health/vigil/sqlite"
 )
@@ -96,6 +98,18 @@ type Options struct {
 	MQTTAddr      string // MQTT over TLS listen address; default ":8883"; "off" disables it
 	MQTTPlainAddr string // plain-TCP MQTT listen address; "" (default) disables it
 
+	// Store is where the node keeps its stores: "" (the default) for the
+	// SQLite databases in DataDir, or a PostgreSQL connection string
+	// (postgres://…) for one PostgreSQL database that holds all three
+	// (main, alerts, audit; see package postgres). The audit journal,
+	// certificates and keys stay in DataDir either way.
+	Store string
+	// StoreRetention, with PostgreSQL, is how long readings are kept:
+	// weekly partitions wholly older than it are dropped (checked at start
+	// and every hour), except a week holding readings of a patient under
+	// legal hold; 0 (the default) keeps every reading. Retention.Readings
+	// applies on either store.
+	StoreRetention time.Duration
 	// KEKFile is the key-encryption key file that wraps the patients'
 	// data keys (keys.FileKEK); default <data>/kek (KEKFileName). It is
 	// created, 0600, on first start; a file group or others may read is
@@ -180,13 +194,15 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *slog.Logger
-	store     *sqlite.Store // the main database (MainDB)
-	patients  *keys.Store   // store with identity sealed: what the node hands out
+	store     mainStore   // the main database (MainDB, or PostgreSQL)
+	patients  *keys.Store // store with identity sealed: what the node hands out
 	erasure   *erasure.Service
 	erased    erasedSet // erased patients, whom the rules engine ignores
 	retention *retention.Sweeper
-	alerts    *sqlite.AlertStore // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
-	auditDB   *sqlite.AuditStore // the audit log (AuditDB)
+	alerts    alertStore        // alerts, the rules engine's checkpoint, webhooks (AlertsDB)
+	auditDB   auditStore        // the audit log (AuditDB)
+	earlier   vigil.AuditReader // the audit log SQLite kept in MainDB before AuditDB; nil with PostgreSQL
+	pg        *postgres.Store   // the main store when it is PostgreSQL: its partitions are maintained
 	log       *bus.Log
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
@@ -231,6 +247,27 @@ type Server struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
+
+// mainStore, alertStore and auditStore are what a node needs of the main,
+// alerts and audit stores.
+type (
+	mainStore interface {
+		vigil.Store
+		vigil.MappingStore
+		vigil.ConsentStore
+		// Compact clears what the store keeps of deleted or overwritten
+		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
+		Compact(ctx context.Context) error
+	}
+	alertStore interface {
+		vigil.AlertWebhookStore
+		Close() error
+	}
+	auditStore interface {
+		vigil.AuditStore
+		Close() error
+	}
+)
 
 // New opens the stores and the log and prepares the API; Start serves it.
 // On error everything opened is closed again.
@@ -292,6 +329,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MQTTAddr == "" {
 		o.MQTTAddr = ":8883"
 	}
+	if o.Store != "" && !postgres.IsDSN(o.Store) {
+		return o, vigil.Errorf(vigil.EINVALID, "store: want a postgres:// URL, or nothing for SQLite in the data directory")
+	}
+	if o.StoreRetention < 0 || o.StoreRetention > 0 && o.Store == "" {
+		return o, vigil.Errorf(vigil.EINVALID, "store retention: only with a PostgreSQL store, and not negative")
+	}
 	switch o.MLLPClientCert {
 	case "", MLLPClientCertOptional, MLLPClientCertRequire:
 	default:
@@ -348,13 +391,46 @@ func (s *Server) loadCatalog(context.Context) error {
 // directory.
 const KEKFileName = "kek"
 
-// openStores opens the main database with identity sealed under the KEK
-// file (sealing what an earlier version kept in plaintext) and the alerts
-// database (the audit database is startAudit's).
+// openStores opens the main database (SQLite in the data directory, or
+// PostgreSQL) with identity sealed under the KEK file (sealing what an
+// earlier version kept in plaintext) and the alerts database (the audit
+// database is startAudit's).
 func (s *Server) openStores(ctx context.Context) (err error) {
-	if s.store, err = sqlite.Open(ctx, filepath.Join(s.opts.DataDir, MainDB)); err != nil {
+	if err := s.checkStoreKind(); err != nil {
+		return err
+	}
+	if s.opts.Store != "" {
+		err = s.openPostgres(ctx)
+	} else {
+		err = s.openSQLite(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return s.sealIdentity(ctx)
+}
+
+// openSQLite opens the main and alerts databases in the data directory.
+func (s *Server) openSQLite(ctx context.Context) error {
+	main, err := sqlite.Open(ctx, filepath.Join(s.opts.DataDir, MainDB))
+	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	s.store, s.earlier = main, main.EarlierAudit()
+	// Alerts live in a database file of their own, so that the rules
+	// engine's commits never queue behind the store writer's large reading
+	// transactions on SQLite's single writer (the alarm delay depends on it).
+	alerts, err := sqlite.OpenAlerts(ctx, filepath.Join(s.opts.DataDir, AlertsDB))
+	if err != nil {
+		return fmt.Errorf("open alert store: %w", err)
+	}
+	s.alerts = alerts
+	return nil
+}
+
+// sealIdentity wraps the main store in keys.Store under the KEK file and
+// seals the identities an earlier version kept in plaintext.
+func (s *Server) sealIdentity(ctx context.Context) error {
 	kekFile := s.opts.KEKFile
 	if kekFile == "" {
 		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
@@ -384,17 +460,96 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 		// The plaintext is overwritten in the file (secure_delete); clear
 		// the write-ahead log's copies too.
 		if err := s.store.Compact(ctx); err != nil {
-			s.logger.Warn("sealed patient identities, but the write-ahead log still holds their plaintext until its next checkpoint", "err", err)
+			s.logger.Warn("sealed patient identities, but the store may still hold their plaintext until it is compacted", "err", err)
 		}
 		s.logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
 	}
-	// Alerts live in a database file of their own, so that the rules
-	// engine's commits never queue behind the store writer's large reading
-	// transactions on SQLite's single writer (the alarm delay depends on it).
-	if s.alerts, err = sqlite.OpenAlerts(ctx, filepath.Join(s.opts.DataDir, AlertsDB)); err != nil {
-		return fmt.Errorf("open alert store: %w", err)
+	return nil
+}
+
+// checkStoreKind refuses to start on a data directory whose node kept its
+// stores elsewhere: with SQLite on a directory marked for PostgreSQL
+// (backup.PostgresMarker), it would start on new, empty databases; with
+// PostgreSQL on a directory that holds SQLite databases, it would leave
+// their data behind and write its audit journal into another chain. A
+// directory's first start with PostgreSQL marks it.
+func (s *Server) checkStoreKind() error {
+	marker := filepath.Join(s.opts.DataDir, backup.PostgresMarker)
+	_, err := os.Stat(marker)
+	marked := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("check store: %w", err)
+	}
+	if s.opts.Store == "" {
+		if marked {
+			return vigil.Errorf(vigil.EINVALID, "the data directory %s belongs to a node whose stores are in PostgreSQL: start it with --store postgres://… (the file %s says so)",
+				s.opts.DataDir, backup.PostgresMarker)
+		}
+		return nil
+	}
+	if marked {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(s.opts.DataDir, MainDB)); err == nil {
+		return vigil.Errorf(vigil.EINVALID, "the data directory %s holds SQLite databases (%s): moving a node's data to PostgreSQL is not supported; start with a new data directory",
+			s.opts.DataDir, MainDB)
+	}
+	body := "This node keeps its stores in PostgreSQL (vigil serve --store). vigil backup does not copy them:\n" +
+		"back the database up with PostgreSQL's tools (pg_dump, pg_basebackup); see docs/operations.md.\n"
+	if err := os.WriteFile(marker, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("mark data directory for PostgreSQL: %w", err)
 	}
 	return nil
+}
+
+// openPostgres opens the main and alerts stores on PostgreSQL and creates
+// the readings partitions of this week and the next ones, dropping those
+// past the retention.
+func (s *Server) openPostgres(ctx context.Context) error {
+	main, err := postgres.Open(ctx, s.opts.Store)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	s.store, s.pg = main, main
+	alerts, err := postgres.OpenAlerts(ctx, s.opts.Store)
+	if err != nil {
+		return fmt.Errorf("open alert store: %w", err)
+	}
+	s.alerts = alerts
+	return s.maintainPartitions(ctx)
+}
+
+// partitionEvery is how often a node on PostgreSQL creates the readings
+// partitions ahead and applies the retention.
+const partitionEvery = time.Hour
+
+// maintainPartitions runs postgres.Store.MaintainPartitions once.
+func (s *Server) maintainPartitions(ctx context.Context) error {
+	dropped, err := s.pg.MaintainPartitions(ctx, time.Now(), s.opts.StoreRetention)
+	if err != nil {
+		return fmt.Errorf("maintain readings partitions: %w", err)
+	}
+	if len(dropped) > 0 {
+		s.logger.Info("readings older than the retention dropped", "partitions", dropped, "retention", s.opts.StoreRetention)
+	}
+	return nil
+}
+
+// runPartitions maintains the partitions every partitionEvery until ctx
+// ends; a failure is logged and tried again next time.
+func (s *Server) runPartitions(ctx context.Context) {
+	t := time.NewTicker(partitionEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.maintainPartitions(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("readings partitions not maintained; the writer still creates the partitions it needs", "err", err)
+			}
+		}
+	}
 }
 
 // openLog opens the durable log: embedded JetStream, or an external
@@ -892,6 +1047,9 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
 	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
 	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
+	if s.pg != nil {
+		s.aux.Go(func() { s.runPartitions(wctx) })
+	}
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
 	go func() {
@@ -1199,17 +1357,54 @@ func OpenAuditLog(ctx context.Context, dir string, main vigil.AuditReader, opts 
 	if err != nil {
 		return nil, nil, fmt.Errorf("open audit store: %w", err)
 	}
-	if n, err := audit.Copy(ctx, main, db); err != nil {
+	r, err := recordInto(ctx, dir, db, main, opts)
+	if err != nil {
 		db.Close()
 		return nil, nil, err
-	} else if n > 0 && opts.Logger != nil {
-		opts.Logger.Info("audit log moved to its own database", "entries", n, "file", AuditDB)
+	}
+	return db, r, nil
+}
+
+// recordInto returns the Recorder of data directory dir's audit journal
+// over db, having copied into db the chain of main (nil: none).
+func recordInto(ctx context.Context, dir string, db vigil.AuditStore, main vigil.AuditReader, opts audit.RecorderOptions) (*audit.Recorder, error) {
+	if main != nil {
+		if n, err := audit.Copy(ctx, main, db); err != nil {
+			return nil, err
+		} else if n > 0 && opts.Logger != nil {
+			opts.Logger.Info("audit log moved to its own database", "entries", n, "file", AuditDB)
+		}
 	}
 	opts.Journal = filepath.Join(dir, AuditJournalDir)
 	r, err := audit.NewRecorder(ctx, db, opts)
 	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return r, nil
+}
+
+// openAuditLog opens the node's audit log: OpenAuditLog, or with
+// PostgreSQL the audit store there and the journal in the data directory.
+func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions) (auditStore, *audit.Recorder, error) {
+	if s.opts.Store == "" {
+		db, r, err := OpenAuditLog(ctx, s.opts.DataDir, s.earlier, opts)
+		if err != nil {
+			return nil, nil, err // not a nil *sqlite.AuditStore in a non-nil interface
+		}
+		return db, r, nil
+	}
+	db, err := postgres.OpenAudit(ctx, s.opts.Store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open audit store: %w", err)
+	}
+	if err := db.LockWriter(ctx); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("open audit log: %w", err)
+		return nil, nil, err
+	}
+	r, err := recordInto(ctx, s.opts.DataDir, db, nil, opts)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
 	}
 	return db, r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/postgres/pgtest"
 	"github.com/vigil-health/vigil/server"
 )
 
@@ -16,11 +17,19 @@ import (
 // serves the data directory, re-wraps the keys under a new KEK version and
 // retires the old one; the running server reads every patient afterwards
 // and wraps new patients' keys with the new version, without a restart.
-func TestKeysRotateBesideRunningServer(t *testing.T) {
+func TestKeysRotateBesideRunningServer(t *testing.T) { testKeysRotate(t, "") }
+
+// TestKeysRotateOnPostgres is TestKeysRotateBesideRunningServer with the
+// server's stores in PostgreSQL (vigil keys rotate --store).
+func TestKeysRotateOnPostgres(t *testing.T) { testKeysRotate(t, pgtest.DSN(t)) }
+
+// testKeysRotate is TestKeysRotateBesideRunningServer with the server's
+// --store.
+func testKeysRotate(t *testing.T, store string) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	srv, err := server.New(ctx, server.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", AdminPassword: "correct horse battery staple",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +47,16 @@ func TestKeysRotateBesideRunningServer(t *testing.T) {
 		ids = append(ids, p.ID)
 	}
 	var out, errOut bytes.Buffer
-	if code := run(ctx, []string{"keys", "rotate", "--data", dir, "--settle", "100ms"}, noEnv, &out, &errOut); code != 0 {
+	args := []string{"keys", "rotate", "--data", dir, "--settle", "100ms"}
+	if store != "" {
+		// Without --store the data directory's mark sends the user to it.
+		if code := run(ctx, args, noEnv, io.Discard, &errOut); code == 0 || !strings.Contains(errOut.String(), "--store") {
+			t.Errorf("keys rotate without --store on a PostgreSQL server's directory: exit %d: %s", code, errOut.String())
+		}
+		errOut.Reset()
+		args = append(args, "--store", store)
+	}
+	if code := run(ctx, args, noEnv, &out, &errOut); code != 0 {
 		t.Fatalf("keys rotate: exit %d: %s%s", code, out.String(), errOut.String())
 	}
 	if got := out.String(); !strings.Contains(got, "current KEK: file:2") || !strings.Contains(got, "keys re-wrapped: 3") || !strings.Contains(got, "retired: file:1") {

@@ -17,7 +17,7 @@ import (
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "Run Vigil: the HTTPS API, the durable log (NATS JetStream embedded) and the store (SQLite),\nall kept in one data directory.", stderr)
+	fs := newFlagSet("serve", "Run Vigil: the HTTPS API, the durable log (NATS JetStream embedded) and the store (SQLite),\nall kept in one data directory; or the store in PostgreSQL (--store).", stderr)
 	d := serveDefaults()
 	var (
 		o         server.Options
@@ -33,6 +33,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		consentExempt string
 	)
 	fs.StringVar(&o.DataDir, "data", "./vigil-data", "data directory: store, log, certificates")
+	fs.StringVar(&o.Store, "store", d.Store, "where the stores are: empty for SQLite in the data directory, or a PostgreSQL connection URL, postgres://user@host:5432/db?sslmode=verify-full (prefer the environment variable, which keeps the password out of the process list); see docs/operations.md")
+	fs.DurationVar(&o.StoreRetention, "store-retention", d.StoreRetention, "with PostgreSQL, how long readings are kept: weekly partitions wholly older are dropped; 0 keeps every reading")
 	fs.StringVar(&o.HTTPAddr, "http", ":8443", "HTTPS listen address")
 	fs.StringVar(&o.PublicURL, "public-url", "", "base URL clients reach this server at, such as https://vigil.example.org:8443; links that carry tokens (FHIR paging, export files) are built from it, never from a request's Host header; default: https:// and the --http address (localhost for all interfaces)")
 	fs.StringVar(&o.MQTTAddr, "mqtt", ":8883", `MQTT over TLS listen address ("off" disables MQTT)`)

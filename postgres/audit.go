@@ -1,0 +1,132 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/vigil-health/vigil"
+)
+
+// auditPage is how many entries ScanAudit reads at a time.
+const auditPage = 1000
+
+const auditColumns = "seq, time, actor, actor_name, role, action, subject_id, resource, remote, outcome, detail, hash"
+
+// AppendAudit stores es in one transaction (one statement): all or none.
+// EINVALID if an entry has no hash, a seq below 1, or the seqs are not
+// consecutive; ECONFLICT if the first does not follow the last stored
+// entry or a seq is stored already (another writer got there first: its
+// primary key refuses the second).
+func (s *AuditStore) AppendAudit(ctx context.Context, es []vigil.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	for i, e := range es {
+		switch {
+		case e.Seq < 1:
+			return fmt.Errorf("append audit: %w", vigil.Errorf(vigil.EINVALID, "audit entry with seq %d: seqs start at 1", e.Seq))
+		case len(e.Hash) == 0:
+			return fmt.Errorf("append audit: %w", vigil.Errorf(vigil.EINVALID, "audit entry %d has no hash", e.Seq))
+		case i > 0 && e.Seq != es[i-1].Seq+1:
+			return fmt.Errorf("append audit: %w", vigil.Errorf(vigil.EINVALID, "audit entry %d follows %d: seqs must be consecutive", e.Seq, es[i-1].Seq))
+		}
+	}
+	n := len(es)
+	seqs, times := make([]int64, n), make([]time.Time, n)
+	actors, names, roles, actions, subjects := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	resources, remotes, outcomes, details, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)
+	for i, e := range es {
+		seqs[i], times[i], actors[i], names[i], roles[i], actions[i] = e.Seq, e.Time, e.Actor, e.ActorName, string(e.Role), string(e.Action)
+		subjects[i], resources[i], remotes[i], outcomes[i], details[i], hashes[i] = e.SubjectID, e.Resource, e.Remote, e.Outcome, e.Detail, e.Hash
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var last int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM audit").Scan(&last); err != nil {
+			return err
+		}
+		switch first := es[0].Seq; {
+		case first <= last:
+			return vigil.Errorf(vigil.ECONFLICT, "audit entry %d is already stored", first)
+		case first != last+1:
+			return vigil.Errorf(vigil.ECONFLICT, "audit entry %d does not follow the last stored entry %d", first, last)
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO audit ("+auditColumns+") SELECT * FROM unnest($1::bigint[], $2::timestamptz[], "+
+			"$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[])",
+			seqs, times, actors, names, roles, actions, subjects, resources, remotes, outcomes, details, hashes)
+		if err = constraint(err); vigil.ErrorCode(err) == vigil.ECONFLICT {
+			return &vigil.Error{Code: vigil.ECONFLICT, Message: fmt.Sprintf("audit entry %d is already stored", es[0].Seq), Err: err}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// LastAudit returns the entry with the greatest seq; ENOTFOUND if none.
+func (s *AuditStore) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
+	e, err := scanAudit(s.pool.QueryRow(ctx, "SELECT "+auditColumns+" FROM audit ORDER BY seq DESC LIMIT 1"))
+	if err != nil {
+		return nil, fmt.Errorf("get last audit entry: %w", notFound(err, "audit entry"))
+	}
+	return &e, nil
+}
+
+// AuditEntries returns the entries matching f in seq order.
+func (s *AuditStore) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
+	var a args
+	var where []string
+	if f.SubjectID != "" {
+		where = append(where, "subject_id = "+a.add(f.SubjectID)+" AND subject_id <> ''")
+	}
+	if f.Actor != "" {
+		where = append(where, "actor = "+a.add(f.Actor)+" AND actor <> ''")
+	}
+	if !f.From.IsZero() {
+		where = append(where, "time >= "+a.add(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, "time < "+a.add(f.To))
+	}
+	if f.AfterSeq > 0 {
+		where = append(where, "seq > "+a.add(f.AfterSeq))
+	}
+	es, err := queryAll(ctx, s.pool, scanAudit, "SELECT "+auditColumns+" FROM audit"+whereClause(where)+" ORDER BY seq"+limitClause(f.Limit), a...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
+	}
+	return es, nil
+}
+
+// ScanAudit calls fn with every entry from fromSeq on, in seq order, a page
+// at a time; it stops at fn's first error and returns it as it is.
+func (s *AuditStore) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.AuditEntry) error) error {
+	after := fromSeq - 1
+	for {
+		es, err := queryAll(ctx, s.pool, scanAudit, "SELECT "+auditColumns+" FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2", after, auditPage)
+		if err != nil {
+			return fmt.Errorf("scan audit: %w", err)
+		}
+		for _, e := range es {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(es) < auditPage {
+			return nil
+		}
+		after = es[len(es)-1].Seq
+	}
+}
+
+func scanAudit(sc pgx.Row) (vigil.AuditEntry, error) {
+	var e vigil.AuditEntry
+	var role, action string
+	err := sc.Scan(&e.Seq, &e.Time, &e.Actor, &e.ActorName, &role, &action, &e.SubjectID,
+		&e.Resource, &e.Remote, &e.Outcome, &e.Detail, &e.Hash)
+	e.Role, e.Action = vigil.Role(role), vigil.AuditAction(action)
+	return e, err
+}
