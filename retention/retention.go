@@ -80,7 +80,7 @@ type Sweeper struct {
 	AuditLog vigil.AuditPruner
 	AuditCut func(ctx context.Context, before time.Time) (c AuditCut, ok bool, err error)
 	Policy   Policy
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 	// BatchSize is the most records one transaction deletes; default
 	// DefaultBatchSize. MaxBatches bounds the batches of one kind per
 	// run (the rest waits for the next run); default DefaultMaxBatches.
