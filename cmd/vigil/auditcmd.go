@@ -103,10 +103,17 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if rep.Problem != nil {
 		fmt.Fprintf(stdout, "audit chain broken: %s\n", rep.Problem)
-		if rep.LastSeq > 0 {
-			fmt.Fprintf(stdout, "entries 1 to %d are intact; hash of %d: %s\n", rep.LastSeq, rep.LastSeq, audit.FormatHash(rep.LastHash))
+		first := int64(1)
+		if rep.Start != nil {
+			first = rep.Start.Seq + 1
+		}
+		if rep.LastSeq >= first {
+			fmt.Fprintf(stdout, "entries %d to %d are intact; hash of %d: %s\n", first, rep.LastSeq, rep.LastSeq, audit.FormatHash(rep.LastHash))
 		}
 		return fmt.Errorf("%w: %s at seq %d", errChainBroken, rep.Problem.Kind, rep.Problem.Seq)
+	}
+	if rep.Start != nil {
+		fmt.Fprintf(stdout, "the log starts after seq %d (entries up to it were deleted by audit retention), hash %s\n", rep.Start.Seq, audit.FormatHash(rep.Start.Hash))
 	}
 	switch {
 	case rep.Entries == 0:
