@@ -48,7 +48,7 @@ func pruneTo(t *testing.T) (string, map[int64][]byte, audit.Checkpoint) {
 // checkpoints and without (the store's recorded start), and also while
 // only part of them is deleted.
 func TestVerifyAfterRetention(t *testing.T) {
-	path, _, cp := pruneTo(t)
+	path, hashes, cp := pruneTo(t)
 	s, err := sqlite.OpenAudit(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +65,19 @@ func TestVerifyAfterRetention(t *testing.T) {
 		if name == "checkpoints" && (rep.Proven == nil || rep.Proven.Seq != 8) {
 			t.Fatalf("proven %+v, want the checkpoint of seq 8", rep.Proven)
 		}
+	}
+	// A start at a checkpoint of an earlier epoch, set aside by an accepted
+	// damage: found among the Starts, missing without them.
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := audit.Signer{Key: key}.Sign(audit.Anchor{Seq: chainLen, Hash: hashes[chainLen]}, time.Date(2025, 3, 15, 0, 0, 0, 0, time.UTC), "damage")
+	if rep, err := (audit.Verifier{Checkpoints: []audit.Checkpoint{accepted}, Starts: []audit.Checkpoint{cp}}).Verify(t.Context(), s); err != nil || !rep.OK() || rep.Entries != chainLen-8 {
+		t.Fatalf("start in an earlier epoch: %+v (problem %v), %v; want intact", rep, rep.Problem, err)
+	}
+	if rep, err := (audit.Verifier{Checkpoints: []audit.Checkpoint{accepted}}).Verify(t.Context(), s); err != nil || rep.OK() || rep.Problem.Kind != audit.Missing {
+		t.Fatalf("start in an earlier epoch without Starts: %+v, %v; want missing", rep.Problem, err)
 	}
 	if es, _ := s.AuditEntries(t.Context(), vigil.AuditFilter{Limit: 1}); len(es) != 1 || es[0].Seq != 9 {
 		t.Fatalf("first entry %+v, want seq 9", es)

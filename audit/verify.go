@@ -122,6 +122,11 @@ type Verifier struct {
 	// and the log implements vigil.AuditOrigin, its recorded start is
 	// used.
 	Start *Anchor
+	// Starts are more checkpoints (their signatures checked by the caller)
+	// that may name the log's start but bind nothing else: those of an
+	// earlier epoch, set aside by an accepted damage (see Epoch), since
+	// retention may have started the log at one of them before.
+	Starts []Checkpoint
 }
 
 // Verify checks store's audit log with the zero Verifier.
@@ -187,6 +192,11 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 			if p.Seq == start.Seq && bytes.Equal(p.Hash, start.Hash) && p.cp != nil {
 				signed = true
 				rep.Proven = p.cp
+			}
+		}
+		for _, c := range v.Starts {
+			if !signed && c.Seq == start.Seq && bytes.Equal(c.Hash, start.Hash) {
+				signed = true
 			}
 		}
 		if !signed {
