@@ -47,3 +47,31 @@ type AuditReader interface {
 	// store. Entries appended during the scan may or may not be seen.
 	ScanAudit(ctx context.Context, fromSeq int64, fn func(AuditEntry) error) error
 }
+
+// AuditOrigin reports where an audit log starts after retention deleted
+// its oldest entries.
+type AuditOrigin interface {
+	// AuditStart returns the seq and hash of the last entry deleted by
+	// retention (AuditPruner.PruneAudit): the first remaining entry's
+	// hash chains from that hash. 0 and nil if none was ever deleted: the
+	// chain starts at seq 1.
+	AuditStart(ctx context.Context) (seq int64, hash []byte, err error)
+}
+
+// AuditPruner deletes an audit log's oldest entries, for retention. It is
+// the only way to remove audit entries, and only from the log's start: the
+// caller names a point of the chain (a signed checkpoint's seq and hash)
+// that the log then starts after.
+type AuditPruner interface {
+	AuditOrigin
+	// PruneAudit records (through, hash) as the log's start and deletes
+	// up to limit of the entries with a seq up to through, oldest first,
+	// in one transaction; it returns how many it deleted (fewer than limit
+	// when none are left). Entries at or below the start that are not yet
+	// deleted are outside the chain: verification skips them. EINVALID if
+	// through is below 1, hash is empty, limit is below 1, or through is
+	// not below the last stored entry's seq (the last entry always stays,
+	// so the log never looks empty); ECONFLICT if through is below the
+	// recorded start, or equal to it with another hash.
+	PruneAudit(ctx context.Context, through int64, hash []byte, limit int) (int, error)
+}

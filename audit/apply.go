@@ -200,3 +200,9 @@ func (r *Recorder) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.A
 	}
 	return r.store.ScanAudit(ctx, fromSeq, fn)
 }
+
+// AuditStart returns the store's start after retention, as
+// vigil.AuditOrigin does; 0 and nil if the store has none.
+func (r *Recorder) AuditStart(ctx context.Context) (int64, []byte, error) {
+	return originOf(ctx, r.store)
+}

@@ -339,3 +339,17 @@ func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// RetentionPoint returns the checkpoint of binding (checkpoints whose
+// signatures the caller has checked, see Epoch) that audit retention may
+// delete the log up to, for a cutoff: the one with the greatest seq among
+// those signed before before, with a seq from 1 and below below (the
+// log's last seq, whose entry always stays). ok is false if there is none.
+func RetentionPoint(binding []Checkpoint, before time.Time, below int64) (c Checkpoint, ok bool) {
+	for _, b := range binding {
+		if b.Seq >= 1 && b.Seq < below && b.Time.Before(before) && (!ok || b.Seq > c.Seq) {
+			c, ok = b, true
+		}
+	}
+	return c, ok
+}

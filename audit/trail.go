@@ -170,3 +170,19 @@ func (l Trail) ScanAudit(ctx context.Context, fromSeq int64, fn func(vigil.Audit
 }
 
 var _ vigil.AuditReader = Trail{}
+
+// AuditStart returns the store's start after retention, as
+// vigil.AuditOrigin does; 0 and nil if the store has none (it does not
+// implement vigil.AuditOrigin, or never deleted an entry).
+func (t Trail) AuditStart(ctx context.Context) (int64, []byte, error) {
+	return originOf(ctx, t.Store)
+}
+
+// originOf returns r's start after retention if r implements
+// vigil.AuditOrigin; 0 and nil otherwise.
+func originOf(ctx context.Context, r any) (int64, []byte, error) {
+	if o, ok := r.(vigil.AuditOrigin); ok {
+		return o.AuditStart(ctx)
+	}
+	return 0, nil, nil
+}

@@ -74,8 +74,8 @@ type Anchor struct {
 
 // Report is the result of a verification.
 type Report struct {
-	// Entries is how many entries were found intact, from seq 1 on; with a
-	// Problem, those before it.
+	// Entries is how many entries were found intact, from seq 1 on (after
+	// Start, if the log has one); with a Problem, those before it.
 	Entries int64
 	// LastSeq and LastHash are the seq and hash of the last intact entry
 	// (0 and nil for none). Keep them elsewhere as an Anchor.
@@ -87,6 +87,10 @@ type Report struct {
 	// through (Verifier.Checkpoints): the log is proven complete up to its
 	// seq as of its time. nil if none was given or reached.
 	Proven *Checkpoint
+	// Start is where the verified chain starts after retention (the
+	// Verifier's or the log's start): entries from Start.Seq+1 on were
+	// verified. nil if the log starts at seq 1.
+	Start *Anchor
 }
 
 // OK reports whether the chain is intact.
@@ -108,6 +112,21 @@ type Verifier struct {
 	// ProgressEvery intact entries (0 means 100,000).
 	Progress      func(Report)
 	ProgressEvery int64
+	// Start, if not nil, is where the log starts after retention deleted
+	// its oldest entries (vigil.AuditPruner): the seq and hash of the last
+	// entry deleted. The chain is verified from the entry after it, whose
+	// hash must chain from Start.Hash; entries at or below Start.Seq are
+	// skipped. With Checkpoints, Start must be one of them (retention
+	// deletes only up to a signed checkpoint), else the problem is
+	// Missing: entries were removed from the log's start. If Start is nil
+	// and the log implements vigil.AuditOrigin, its recorded start is
+	// used.
+	Start *Anchor
+	// Starts are more checkpoints (their signatures checked by the caller)
+	// that may name the log's start but bind nothing else: those of an
+	// earlier epoch, set aside by an accepted damage (see Epoch), since
+	// retention may have started the log at one of them before.
+	Starts []Checkpoint
 }
 
 // Verify checks store's audit log with the zero Verifier.
@@ -150,7 +169,44 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 	}
 	slices.SortStableFunc(points, func(a, b point) int { return int(sign(a.Seq - b.Seq)) })
 	next := 0 // the first point not yet passed
-	err := store.ScanAudit(ctx, 1, func(e vigil.AuditEntry) error {
+	start := v.Start
+	if start == nil {
+		if o, ok := store.(vigil.AuditOrigin); ok {
+			seq, h, err := o.AuditStart(ctx)
+			if err != nil {
+				return rep, fmt.Errorf("verify audit log: %w", err)
+			}
+			if seq > 0 {
+				start = &Anchor{Seq: seq, Hash: h}
+			}
+		}
+	}
+	if start != nil {
+		rep.Start = start
+		rep.LastSeq, rep.LastHash = start.Seq, start.Hash
+		// Points at or below the start name deleted entries: the start
+		// must be one of the checkpoints, and the others are passed.
+		signed := len(v.Checkpoints) == 0
+		for ; next < len(points) && points[next].Seq <= start.Seq; next++ {
+			p := points[next]
+			if p.Seq == start.Seq && bytes.Equal(p.Hash, start.Hash) && p.cp != nil {
+				signed = true
+				rep.Proven = p.cp
+			}
+		}
+		for _, c := range v.Starts {
+			if !signed && c.Seq == start.Seq && bytes.Equal(c.Hash, start.Hash) {
+				signed = true
+			}
+		}
+		if !signed {
+			rep.Problem = &Problem{Kind: Missing, Seq: 1, Found: start.Seq + 1,
+				Detail: fmt.Sprintf("the log starts after seq %d, but no signed checkpoint names that seq and hash (%s): entries 1 to %d were removed, not by retention", start.Seq, FormatHash(start.Hash), start.Seq)}
+			rep.LastSeq, rep.LastHash = 0, nil
+			return rep, nil
+		}
+	}
+	err := store.ScanAudit(ctx, rep.LastSeq+1, func(e vigil.AuditEntry) error {
 		if mismatch != nil {
 			// Does this row hold the entry recorded at mismatch.Seq?
 			moved := e
@@ -169,6 +225,7 @@ func (v Verifier) Verify(ctx context.Context, store vigil.AuditReader) (Report, 
 				Detail: fmt.Sprintf("seq %d comes after seq %d", e.Seq, rep.LastSeq)}
 			return errStop
 		case e.Seq > want && rep.LastSeq == 0:
+			// A log that starts after seq 1 without a recorded start.
 			rep.Problem = &Problem{Kind: Missing, Seq: want, Found: e.Seq,
 				Detail: fmt.Sprintf("the log starts at seq %d; entries 1 to %d are missing", e.Seq, e.Seq-1)}
 			return errStop

@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -129,4 +131,70 @@ func scanAudit(sc pgx.Row) (vigil.AuditEntry, error) {
 		&e.Resource, &e.Remote, &e.Outcome, &e.Detail, &e.Hash)
 	e.Role, e.Action = vigil.Role(role), vigil.AuditAction(action)
 	return e, err
+}
+
+// AuditStart returns the recorded start of the log after retention; 0 and
+// nil if no entry was ever deleted.
+func (s *AuditStore) AuditStart(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := s.pool.QueryRow(ctx, "SELECT seq, hash FROM audit_start WHERE id = 1").Scan(&seq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("get audit start: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// PruneAudit records (through, hash) as the log's start and deletes up to
+// limit entries up to through, oldest first, in one transaction. See
+// vigil.AuditPruner for the errors.
+func (s *AuditStore) PruneAudit(ctx context.Context, through int64, hash []byte, limit int) (int, error) {
+	switch {
+	case through < 1:
+		return 0, fmt.Errorf("prune audit: %w", vigil.Errorf(vigil.EINVALID, "audit start %d: seqs start at 1", through))
+	case len(hash) == 0:
+		return 0, fmt.Errorf("prune audit: %w", vigil.Errorf(vigil.EINVALID, "audit start %d has no hash", through))
+	case limit < 1:
+		return 0, fmt.Errorf("prune audit: %w", vigil.Errorf(vigil.EINVALID, "prune limit %d: want at least 1", limit))
+	}
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The row lock on the start (or, for the first prune, the
+		// insert's conflict) orders concurrent prunes.
+		var last, start int64
+		var startHash, atHash []byte
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM audit").Scan(&last); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, "SELECT seq, hash FROM audit_start WHERE id = 1 FOR UPDATE").Scan(&start, &startHash); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err := tx.QueryRow(ctx, "SELECT hash FROM audit WHERE seq = $1", through).Scan(&atHash); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		switch {
+		case through >= last:
+			return vigil.Errorf(vigil.EINVALID, "audit start %d: the log ends at seq %d, and its last entry always stays", through, last)
+		case through < start:
+			return vigil.Errorf(vigil.ECONFLICT, "audit start %d is below the recorded start %d", through, start)
+		case through == start && !bytes.Equal(hash, startHash):
+			return vigil.Errorf(vigil.ECONFLICT, "audit start %d: another hash is recorded for it", through)
+		case atHash != nil && !bytes.Equal(hash, atHash):
+			return vigil.Errorf(vigil.ECONFLICT, "audit start %d: the entry stored at that seq has another hash", through)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO audit_start (id, seq, hash) VALUES (1, $1, $2) "+
+			"ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash", through, hash); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq <= $1 ORDER BY seq LIMIT $2)", through, limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune audit: %w", err)
+	}
+	return int(n), nil
 }

@@ -1,14 +1,17 @@
 // Package retention deletes data older than the site keeps it: readings,
-// alerts and quarantine items each after a period of its own. A Sweeper
+// alerts, quarantine items and audit entries each after a period of its
+// own. A Sweeper
 // runs in the background and deletes in bounded batches (one transaction
 // each), so that it never holds a database's single writer for long;
 // each run that deleted anything is recorded by one audit entry with the
 // counts, never one per record.
 //
-// The audit log is not subject to retention: its entries form a hash
-// chain verified from the first entry and anchored by signed checkpoints,
-// so removing its oldest entries would need a verifiable new starting
-// point; see docs/security.md.
+// The audit log's entries form a hash chain anchored by signed
+// checkpoints, so its retention keeps it verifiable: expired entries are
+// deleted only up to a signed checkpoint that is itself older than the
+// cutoff. The log then starts after that checkpoint, whose signed seq and
+// hash the first remaining entry's hash chains from, and verification
+// starts there (audit.Verifier.Start); see docs/security.md.
 package retention
 
 import (
@@ -34,6 +37,19 @@ type Policy struct {
 	Readings   time.Duration // by the time a reading was measured
 	Alerts     time.Duration // resolved alerts, by their last update; unresolved alerts are kept
 	Quarantine time.Duration // by the time an item was received
+	// Audit entries, up to the newest signed checkpoint older than this
+	// (see AuditCut); entries after it stay until a later checkpoint is
+	// old enough.
+	Audit time.Duration
+}
+
+// AuditCut is a signed checkpoint of the audit log's chain that retention
+// may delete the log up to: the entry at Seq had hash Hash when the
+// checkpoint was signed at Signed.
+type AuditCut struct {
+	Seq    int64
+	Hash   []byte
+	Signed time.Time
 }
 
 // Kinds of data, as metrics and audit entries name them.
@@ -41,6 +57,7 @@ const (
 	KindReadings   = "readings"
 	KindAlerts     = "alerts"
 	KindQuarantine = "quarantine"
+	KindAudit      = "audit"
 )
 
 // Sweeper deletes expired data. Set the fields, then call Run (or
@@ -55,19 +72,26 @@ type Sweeper struct {
 		HeldSubjects(ctx context.Context) ([]string, error)
 	}
 	Auditor vigil.Auditor // records one entry per run that deleted something
-	Policy  Policy
-	Logger  *slog.Logger
+	// AuditLog deletes expired audit entries; with AuditCut, needed for
+	// Policy.Audit. AuditCut returns the checkpoint the log may be deleted
+	// up to for a cutoff: the newest signed checkpoint (its signature
+	// checked) signed before before, below the log's last entry; ok false
+	// if there is none.
+	AuditLog vigil.AuditPruner
+	AuditCut func(ctx context.Context, before time.Time) (c AuditCut, ok bool, err error)
+	Policy   Policy
+	Logger   *slog.Logger
 	// BatchSize is the most records one transaction deletes; default
 	// DefaultBatchSize. MaxBatches bounds the batches of one kind per
 	// run (the rest waits for the next run); default DefaultMaxBatches.
 	BatchSize, MaxBatches int
 	Now                   func() time.Time
 
-	deleted [3]atomic.Int64 // by kind index
+	deleted [4]atomic.Int64 // by kind index
 	runs    atomic.Int64
 }
 
-var kinds = [3]string{KindReadings, KindAlerts, KindQuarantine}
+var kinds = [4]string{KindReadings, KindAlerts, KindQuarantine, KindAudit}
 
 // Deleted returns how many records of kind the sweeper has deleted.
 func (s *Sweeper) Deleted(kind string) int64 {
@@ -104,7 +128,7 @@ func (s *Sweeper) RunOnce(ctx context.Context) (Result, error) {
 		keep time.Duration
 		del  func(context.Context, time.Time, int) (int, error)
 	}
-	var steps [3]step
+	var steps [4]step
 	if s.Store != nil {
 		steps[0] = step{s.Policy.Readings, s.Store.DeleteReadingsBefore}
 		steps[2] = step{s.Policy.Quarantine, s.Store.DeleteQuarantineBefore}
@@ -121,6 +145,24 @@ func (s *Sweeper) RunOnce(ctx context.Context) (Result, error) {
 				}
 			}
 			return s.Alerts.DeleteAlertsBefore(ctx, t, held, limit)
+		}}
+	}
+	var cut *AuditCut // where the audit log starts after this run
+	if s.AuditLog != nil && s.AuditCut != nil {
+		steps[3] = step{s.Policy.Audit, func(ctx context.Context, t time.Time, limit int) (int, error) {
+			if cut == nil {
+				c, ok, err := s.AuditCut(ctx, t)
+				if err != nil || !ok {
+					return 0, err
+				}
+				if start, _, err := s.AuditLog.AuditStart(ctx); err != nil {
+					return 0, err
+				} else if c.Seq < start {
+					return 0, nil // an older checkpoint than the log's start
+				}
+				cut = &c
+			}
+			return s.AuditLog.PruneAudit(ctx, cut.Seq, cut.Hash, limit)
 		}}
 	}
 	var runErr error
@@ -151,9 +193,13 @@ func (s *Sweeper) RunOnce(ctx context.Context) (Result, error) {
 		if runErr != nil {
 			outcome = vigil.AuditFailure
 		}
+		detail := res.String()
+		if res[KindAudit] > 0 && cut != nil {
+			detail += fmt.Sprintf("; the audit log now starts after seq %d, the checkpoint signed at %s", cut.Seq, cut.Signed.UTC().Format(time.RFC3339))
+		}
 		if err := s.Auditor.Record(ctx, vigil.AuditEntry{
 			Time: now.UTC(), ActorName: "vigil", Action: vigil.AuditRetentionRun, Resource: "retention",
-			Remote: "local", Outcome: outcome, Detail: res.String(),
+			Remote: "local", Outcome: outcome, Detail: detail,
 		}); err != nil && runErr == nil {
 			runErr = fmt.Errorf("audit retention run: %w", err)
 		}
@@ -161,7 +207,7 @@ func (s *Sweeper) RunOnce(ctx context.Context) (Result, error) {
 	return res, runErr
 }
 
-// String lists the counts, "readings=12 alerts=0 quarantine=3", in a
+// String lists the counts, "deleted readings=12 alerts=0 quarantine=3", in a
 // fixed order.
 func (r Result) String() string {
 	var parts []string

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/bus"
+	"github.com/vigil-health/vigil/retention"
 )
 
 // Files of the audit log's checkpoints in the data directory.
@@ -171,8 +172,21 @@ func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer au
 			check = append(check, c)
 		}
 	}
+	// Retention may have deleted the log up to a checkpoint: one at that
+	// start must name its hash; those before it name deleted entries.
+	start, startHash, err := s.auditor.AuditStart(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read audit log start: %w", err)
+	}
 	for _, c := range check {
-		if c.Seq == 0 {
+		if c.Seq == 0 || c.Seq < start {
+			continue
+		}
+		if c.Seq == start {
+			if !bytes.Equal(c.Hash, startHash) {
+				return fmt.Sprintf("the audit log starts after seq %d, but its checkpoint signed at %s names another hash for it: the chain was rewritten",
+					c.Seq, c.Time.Format(time.RFC3339)), nil
+			}
 			continue
 		}
 		if head.Seq < c.Seq {
@@ -232,4 +246,30 @@ func (s *Server) finalCheckpoint() {
 	if err := s.ckpt.Checkpoint(ctx, ""); err != nil {
 		s.logger.Error("audit checkpoint at shutdown failed", "err", err)
 	}
+}
+
+// auditCut returns the checkpoint audit retention may delete the log up to
+// for the cutoff before (retention.Sweeper.AuditCut): the newest checkpoint
+// of the node's own file, in the current epoch and signed by its key, that
+// was signed before before and names an entry below the store's last.
+func (s *Server) auditCut(ctx context.Context, before time.Time) (retention.AuditCut, bool, error) {
+	if s.ckpt == nil || len(s.ckpt.Files) == 0 {
+		return retention.AuditCut{}, false, nil
+	}
+	cs, err := audit.ReadCheckpoints(s.ckpt.Files[0])
+	if err != nil {
+		return retention.AuditCut{}, false, err
+	}
+	binding, _, err := audit.Epoch(cs, s.ckpt.Signer.Public())
+	if err != nil {
+		return retention.AuditCut{}, false, err
+	}
+	last, err := s.auditDB.LastAudit(ctx)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return retention.AuditCut{}, false, nil
+	} else if err != nil {
+		return retention.AuditCut{}, false, err
+	}
+	c, ok := audit.RetentionPoint(binding, before, last.Seq)
+	return retention.AuditCut{Seq: c.Seq, Hash: c.Hash, Signed: c.Time}, ok, nil
 }

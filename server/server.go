@@ -121,8 +121,10 @@ type Options struct {
 	// ErasureSettle is how long after an erasure its last deletion pass
 	// runs (erasure.Service.Settle); 0: erasure.DefaultSettle.
 	ErasureSettle time.Duration
-	// Retention is how long readings, resolved alerts and quarantine
-	// items are kept; zero durations keep them for ever (the default).
+	// Retention is how long readings, resolved alerts, quarantine items
+	// and audit entries are kept; zero durations keep them for ever (the
+	// default). Audit entries are deleted only up to a signed checkpoint
+	// older than their retention (see package retention).
 	// RetentionInterval is how often expired data is looked for; default
 	// retention.DefaultInterval.
 	Retention         retention.Policy
@@ -265,6 +267,7 @@ type (
 	}
 	auditStore interface {
 		vigil.AuditStore
+		vigil.AuditPruner
 		Close() error
 	}
 )
@@ -665,7 +668,8 @@ func (s *Server) buildErasure(context.Context) error {
 			s.engine.Forget(id)
 		},
 	}
-	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Holds: s.store, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger}
+	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Holds: s.store, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger,
+		AuditLog: s.auditDB, AuditCut: s.auditCut}
 	for _, k := range retention.Kinds() {
 		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "vigil_retention_deleted_total",

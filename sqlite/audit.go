@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -189,5 +191,91 @@ func scanAudit(sc scanner, e *vigil.AuditEntry) error {
 	}
 	e.Time = timeOf(t)
 	e.Role = vigil.Role(role)
+	return nil
+}
+
+// AuditStart returns the recorded start of the log after retention; 0 and
+// nil if no entry was ever deleted.
+func (s *AuditStore) AuditStart(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := s.r.QueryRowContext(ctx, "SELECT seq, hash FROM audit_start WHERE id = 1").Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("get audit start: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// PruneAudit records (through, hash) as the log's start and deletes up to
+// limit entries up to through, oldest first, in one transaction. See
+// vigil.AuditPruner for the errors.
+func (s *AuditStore) PruneAudit(ctx context.Context, through int64, hash []byte, limit int) (int, error) {
+	if err := pruneArgs(through, hash, limit); err != nil {
+		return 0, fmt.Errorf("prune audit: %w", err)
+	}
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var last int64
+		if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM audit").Scan(&last); err != nil {
+			return err
+		}
+		var start int64
+		var startHash, atHash []byte
+		if err := tx.QueryRowContext(ctx, "SELECT seq, hash FROM audit_start WHERE id = 1").Scan(&start, &startHash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT hash FROM audit WHERE seq = ?", through).Scan(&atHash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := pruneCheck(through, hash, last, start, startHash, atHash); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO audit_start (id, seq, hash) VALUES (1, ?, ?) "+
+			"ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash", through, hash); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE seq <= ? ORDER BY seq LIMIT ?)", through, limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune audit: %w", err)
+	}
+	return int(n), nil
+}
+
+// pruneArgs checks PruneAudit's arguments.
+func pruneArgs(through int64, hash []byte, limit int) error {
+	switch {
+	case through < 1:
+		return vigil.Errorf(vigil.EINVALID, "audit start %d: seqs start at 1", through)
+	case len(hash) == 0:
+		return vigil.Errorf(vigil.EINVALID, "audit start %d has no hash", through)
+	case limit < 1:
+		return vigil.Errorf(vigil.EINVALID, "prune limit %d: want at least 1", limit)
+	}
+	return nil
+}
+
+// pruneCheck checks a new start (through, hash) against the log: its last
+// seq, the recorded start (0, nil for none) and the hash stored at through
+// (nil if that entry is gone).
+func pruneCheck(through int64, hash []byte, last, start int64, startHash, atHash []byte) error {
+	switch {
+	case through >= last:
+		return vigil.Errorf(vigil.EINVALID, "audit start %d: the log ends at seq %d, and its last entry always stays", through, last)
+	case through < start:
+		return vigil.Errorf(vigil.ECONFLICT, "audit start %d is below the recorded start %d", through, start)
+	case through == start && !bytes.Equal(hash, startHash):
+		return vigil.Errorf(vigil.ECONFLICT, "audit start %d: another hash is recorded for it", through)
+	case atHash != nil && !bytes.Equal(hash, atHash):
+		return vigil.Errorf(vigil.ECONFLICT, "audit start %d: the entry stored at that seq has another hash", through)
+	}
 	return nil
 }

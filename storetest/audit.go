@@ -252,4 +252,81 @@ func testAudit(t *testing.T, open func(t *testing.T) vigil.AuditStore) {
 			t.Errorf("ScanAudit stopped by fn: %d calls, %v; want 1500 calls, %v", calls, err, stop)
 		}
 	})
+
+	t.Run("Prune", func(t *testing.T) {
+		s := open(t)
+		p, ok := s.(vigil.AuditPruner)
+		if !ok {
+			t.Skip("the store does not implement vigil.AuditPruner")
+		}
+		ctx := t.Context()
+		if seq, h, err := p.AuditStart(ctx); err != nil || seq != 0 || h != nil {
+			t.Fatalf("AuditStart of a new log = %d, %x, %v; want 0, nil", seq, h, err)
+		}
+		_, err := p.PruneAudit(ctx, 1, []byte("h"), 10)
+		wantCode(t, "PruneAudit of an empty log", err, vigil.EINVALID)
+		want := appendAudit(t, s, 1, 10)
+		for _, tt := range []struct {
+			name    string
+			through int64
+			hash    []byte
+			limit   int
+			code    string
+		}{
+			{"seq 0", 0, want[0].Hash, 5, vigil.EINVALID},
+			{"no hash", 3, nil, 5, vigil.EINVALID},
+			{"limit 0", 3, want[2].Hash, 0, vigil.EINVALID},
+			{"the last entry", 10, want[9].Hash, 5, vigil.EINVALID},
+			{"past the end", 11, want[9].Hash, 5, vigil.EINVALID},
+			{"another hash", 3, want[1].Hash, 5, vigil.ECONFLICT},
+		} {
+			_, err := p.PruneAudit(ctx, tt.through, tt.hash, tt.limit)
+			wantCode(t, "PruneAudit "+tt.name, err, tt.code)
+		}
+		if seq, _, _ := p.AuditStart(ctx); seq != 0 {
+			t.Fatalf("AuditStart after refused prunes = %d, want 0", seq)
+		}
+
+		// In batches, oldest first; the start is recorded by the first.
+		if n, err := p.PruneAudit(ctx, 6, want[5].Hash, 4); err != nil || n != 4 {
+			t.Fatalf("PruneAudit(6, limit 4) = %d, %v; want 4", n, err)
+		}
+		if seq, h, err := p.AuditStart(ctx); err != nil || seq != 6 || !bytes.Equal(h, want[5].Hash) {
+			t.Fatalf("AuditStart = %d, %x, %v; want 6 and its hash", seq, h, err)
+		}
+		if es, err := s.AuditEntries(ctx, vigil.AuditFilter{}); err != nil || !slices.Equal(seqs(es), []int64{5, 6, 7, 8, 9, 10}) {
+			t.Fatalf("after the first batch: seqs %v, %v; want 5 to 10", seqs(es), err)
+		}
+		if n, err := p.PruneAudit(ctx, 6, want[5].Hash, 4); err != nil || n != 2 {
+			t.Fatalf("PruneAudit(6) again = %d, %v; want 2", n, err)
+		}
+		if n, err := p.PruneAudit(ctx, 6, want[5].Hash, 4); err != nil || n != 0 {
+			t.Fatalf("PruneAudit(6) once more = %d, %v; want 0", n, err)
+		}
+		var scanned []int64
+		if err := s.ScanAudit(ctx, 1, func(e vigil.AuditEntry) error { scanned = append(scanned, e.Seq); return nil }); err != nil ||
+			!slices.Equal(scanned, []int64{7, 8, 9, 10}) {
+			t.Fatalf("ScanAudit after pruning = %v, %v; want 7 to 10", scanned, err)
+		}
+		if last, err := s.LastAudit(ctx); err != nil || last.Seq != 10 {
+			t.Fatalf("LastAudit after pruning = %+v, %v; want seq 10", last, err)
+		}
+		// The start only moves forward, and with the same hash.
+		_, err = p.PruneAudit(ctx, 5, want[4].Hash, 4)
+		wantCode(t, "PruneAudit below the start", err, vigil.ECONFLICT)
+		_, err = p.PruneAudit(ctx, 6, want[6].Hash, 4)
+		wantCode(t, "PruneAudit at the start with another hash", err, vigil.ECONFLICT)
+		// Appending goes on after the last entry.
+		appendAudit(t, s, 11, 12)
+		if n, err := p.PruneAudit(ctx, 11, want[9].Hash[:1], 4); vigil.ErrorCode(err) != vigil.ECONFLICT || n != 0 {
+			t.Fatalf("PruneAudit(11) with a wrong hash = %d, %v; want ECONFLICT", n, err)
+		}
+		es, _ := s.AuditEntries(ctx, vigil.AuditFilter{})
+		if n, err := p.PruneAudit(ctx, 11, es[len(es)-2].Hash, 100); err != nil || n != 5 {
+			t.Fatalf("PruneAudit(11) = %d, %v; want 5", n, err)
+		}
+		if es, err := s.AuditEntries(ctx, vigil.AuditFilter{}); err != nil || !slices.Equal(seqs(es), []int64{12}) {
+			t.Fatalf("after pruning to 11: seqs %v, %v; want 12", seqs(es), err)
+		}
+	})
 }

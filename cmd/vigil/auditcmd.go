@@ -85,11 +85,11 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintf(stderr, "audit verify: %d entries intact so far\n", r.Entries)
 	}
 
-	cps, err := auditCheckpoints(dataDir, pubKey, extra, stdout)
+	cps, starts, err := auditCheckpoints(dataDir, pubKey, extra, stdout)
 	if err != nil {
 		return err
 	}
-	v.Checkpoints = cps
+	v.Checkpoints, v.Starts = cps, starts
 
 	s, err := openAuditStore(ctx, dataDir)
 	if err != nil {
@@ -103,10 +103,17 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if rep.Problem != nil {
 		fmt.Fprintf(stdout, "audit chain broken: %s\n", rep.Problem)
-		if rep.LastSeq > 0 {
-			fmt.Fprintf(stdout, "entries 1 to %d are intact; hash of %d: %s\n", rep.LastSeq, rep.LastSeq, audit.FormatHash(rep.LastHash))
+		first := int64(1)
+		if rep.Start != nil {
+			first = rep.Start.Seq + 1
+		}
+		if rep.LastSeq >= first {
+			fmt.Fprintf(stdout, "entries %d to %d are intact; hash of %d: %s\n", first, rep.LastSeq, rep.LastSeq, audit.FormatHash(rep.LastHash))
 		}
 		return fmt.Errorf("%w: %s at seq %d", errChainBroken, rep.Problem.Kind, rep.Problem.Seq)
+	}
+	if rep.Start != nil {
+		fmt.Fprintf(stdout, "the log starts after seq %d (entries up to it were deleted by audit retention), hash %s\n", rep.Start.Seq, audit.FormatHash(rep.Start.Hash))
 	}
 	switch {
 	case rep.Entries == 0:
@@ -179,10 +186,12 @@ func auditList(ctx context.Context, args []string, getenv func(string) string, s
 // auditCheckpoints reads the checkpoints of data directory dir and of the
 // comma-separated files extra, checks their signatures with the public key
 // pubHex (default: the directory's public key file) and returns those that
-// bind the log (audit.Epoch). It prints each acceptance of damage, which
+// bind the log (audit.Epoch), and as starts every checkpoint the key
+// signed, which may name the log's start after retention
+// (audit.Verifier.Starts). It prints each acceptance of damage, which
 // set the checkpoints before it aside. A checkpoint whose signature does
 // not check is errChainBroken, printed.
-func auditCheckpoints(dir, pubHex, extra string, stdout io.Writer) ([]audit.Checkpoint, error) {
+func auditCheckpoints(dir, pubHex, extra string, stdout io.Writer) (binding, starts []audit.Checkpoint, err error) {
 	files := []string{filepath.Join(dir, server.AuditCheckpointFile)}
 	for _, f := range strings.Split(extra, ",") {
 		if f = strings.TrimSpace(f); f != "" {
@@ -194,38 +203,45 @@ func auditCheckpoints(dir, pubHex, extra string, stdout io.Writer) ([]audit.Chec
 		cs, err := audit.ReadCheckpoints(f)
 		if vigil.ErrorCode(err) == vigil.EINVALID {
 			fmt.Fprintf(stdout, "checkpoints damaged: %s\n", vigil.ErrorMessage(err))
-			return nil, fmt.Errorf("%w: checkpoint file damaged", errChainBroken)
+			return nil, nil, fmt.Errorf("%w: checkpoint file damaged", errChainBroken)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		all = append(all, cs...)
 	}
 	if len(all) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if pubHex == "" {
 		b, err := os.ReadFile(filepath.Join(dir, server.AuditPublicKeyFile))
 		if err != nil {
-			return nil, fmt.Errorf("checkpoints need the public key: %w (give --public-key)", err)
+			return nil, nil, fmt.Errorf("checkpoints need the public key: %w (give --public-key)", err)
 		}
 		pubHex = string(b)
 	}
 	pub, err := audit.ParsePublicKey(pubHex)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --public-key: %s", errUsage, vigil.ErrorMessage(err))
+		return nil, nil, fmt.Errorf("%w: --public-key: %s", errUsage, vigil.ErrorMessage(err))
 	}
 	slices.SortStableFunc(all, func(a, b audit.Checkpoint) int { return a.Time.Compare(b.Time) })
 	binding, accepted, err := audit.Epoch(all, pub)
 	if err != nil {
 		fmt.Fprintf(stdout, "checkpoints forged or changed: %s\n", vigil.ErrorMessage(err))
-		return nil, fmt.Errorf("%w: checkpoint signature", errChainBroken)
+		return nil, nil, fmt.Errorf("%w: checkpoint signature", errChainBroken)
 	}
 	for _, a := range accepted {
 		fmt.Fprintf(stdout, "damage accepted at %s (the node was started with --audit-accept-damage at seq %d): %s; completeness before it is not proven\n",
 			a.Time.Format(time.RFC3339), a.Seq, a.Accepted)
 	}
-	return binding, nil
+	// Checkpoints set aside by an accepted damage may still name the log's
+	// start after retention.
+	for _, c := range all {
+		if c.Check(pub) == nil {
+			starts = append(starts, c)
+		}
+	}
+	return binding, starts, nil
 }
 
 // span describes the seqs from a to b.

@@ -381,3 +381,65 @@ func TestAuditVerifyJournalDamage(t *testing.T) {
 		t.Errorf("verify of a damaged journal: exit %d, stdout %q, stderr %q; want exit 1, corrupt at seq 3 with its position", code, out, errOut)
 	}
 }
+
+// retainedFixture is checkpointFixture(t, 20) with 10 more entries after
+// the checkpoint, and entries 1 to 20 deleted by audit retention up to it.
+func retainedFixture(t *testing.T) (string, string) {
+	t.Helper()
+	dir, pub := checkpointFixture(t, 20)
+	cps, err := audit.ReadCheckpoints(filepath.Join(dir, server.AuditCheckpointFile))
+	if err != nil || len(cps) != 1 || cps[0].Seq != 20 {
+		t.Fatalf("checkpoints %+v, %v; want one of seq 20", cps, err)
+	}
+	s, err := sqlite.OpenAudit(t.Context(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := audit.NewRecorder(t.Context(), s, audit.RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 21; i <= 30; i++ {
+		if err := r.Record(t.Context(), vigil.AuditEntry{Time: time.Date(2025, 3, 14, 9, 1, i, 0, time.UTC), Actor: "usr_1",
+			Action: vigil.AuditReadingsRead, Outcome: vigil.AuditSuccess, Detail: fmt.Sprint("entry ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PruneAudit(t.Context(), cps[0].Seq, cps[0].Hash, 100); err != nil || n != 20 {
+		t.Fatalf("PruneAudit = %d, %v; want 20", n, err)
+	}
+	return dir, pub
+}
+
+// TestAuditVerifyAfterRetention: after audit retention deleted the entries
+// up to a signed checkpoint, verify checks the chain from that checkpoint,
+// and still finds an altered or removed remaining entry.
+func TestAuditVerifyAfterRetention(t *testing.T) {
+	dir, pub := retainedFixture(t)
+	code, out, errOut := runAudit(t, "verify", "--data", dir, "--public-key", pub)
+	if code != 0 || !strings.Contains(out, "audit chain intact: 10 entries") || !strings.Contains(out, "the log starts after seq 20") {
+		t.Fatalf("verify after retention: exit %d, stdout %q, stderr %q; want exit 0, 10 entries from seq 20", code, out, errOut)
+	}
+	for _, tt := range []struct {
+		name  string
+		stmts []string
+		want  string
+	}{
+		{"edited", []string{"UPDATE audit SET actor = 'usr_9' WHERE seq = 25"}, "audit chain broken: altered at seq 25"},
+		{"first removed", []string{"DELETE FROM audit WHERE seq = 21"}, "audit chain broken: missing at seq 21"},
+		{"start moved", []string{"DELETE FROM audit WHERE seq <= 22", "UPDATE audit_start SET seq = 22"}, "audit chain broken: missing at seq 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, pub := retainedFixture(t)
+			tamperDB(t, dir, tt.stmts...)
+			code, out, errOut := runAudit(t, "verify", "--data", dir, "--public-key", pub)
+			if code != 1 || !strings.Contains(out, tt.want) {
+				t.Errorf("verify: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+}

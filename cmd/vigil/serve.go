@@ -69,6 +69,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Var(period{&o.Retention.Readings}, "retain-readings", `delete readings measured longer ago than this, e.g. "7y" or "90d"; 0 keeps them for ever`)
 	fs.Var(period{&o.Retention.Alerts}, "retain-alerts", `delete resolved alerts last updated longer ago than this; 0 keeps them for ever`)
 	fs.Var(period{&o.Retention.Quarantine}, "retain-quarantine", `delete quarantined input received longer ago than this; 0 keeps it for ever`)
+	fs.Var(period{&o.Retention.Audit}, "retain-audit", `delete audit entries up to the newest signed audit checkpoint older than this, so that the log stays verifiable from that checkpoint; 0 keeps them for ever`)
 	fs.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often expired data is looked for and deleted, in batches")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
 	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", d.DiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
