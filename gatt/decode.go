@@ -32,6 +32,33 @@ func short(name string, got, want int) error {
 	return vigil.Errorf(vigil.EINVALID, "%s: %d bytes, but its flags promise %d", name, got, want)
 }
 
+// field is an optional field of a characteristic: present when its flag
+// bit is set, n bytes long.
+type field struct {
+	bit byte
+	n   int
+}
+
+// flagged returns the flags byte of b (its first) after checking that b
+// holds base bytes (the flags and the mandatory fields) and every optional
+// field its flags announce; otherwise the error says how many bytes the
+// flags promise.
+func flagged(name string, b []byte, base int, fields ...field) (byte, error) {
+	if len(b) < 1 {
+		return 0, short(name, len(b), base)
+	}
+	f, want := b[0], base
+	for _, fl := range fields {
+		if f&fl.bit != 0 {
+			want += fl.n
+		}
+	}
+	if len(b) < want {
+		return f, short(name, len(b), want)
+	}
+	return f, nil
+}
+
 func u16(b []byte, i int) uint16 { return binary.LittleEndian.Uint16(b[i:]) }
 func sf(b []byte, i int) Number  { return SFLOAT(binary.LittleEndian.Uint16(b[i:])) }
 
@@ -101,25 +128,9 @@ const (
 func DecodeBloodPressure(b []byte) (BloodPressure, error) {
 	const name = "blood pressure measurement (2A35)"
 	var m BloodPressure
-	if len(b) < 1 {
-		return m, short(name, len(b), 7)
-	}
-	f := b[0]
-	want := 7
-	if f&0x02 != 0 {
-		want += dateTimeLen
-	}
-	if f&0x04 != 0 {
-		want += 2
-	}
-	if f&0x08 != 0 {
-		want++
-	}
-	if f&0x10 != 0 {
-		want += 2
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 7, field{0x02, dateTimeLen}, field{0x04, 2}, field{0x08, 1}, field{0x10, 2})
+	if err != nil {
+		return m, err
 	}
 	m.KPa = f&0x01 != 0
 	m.Systolic, m.Diastolic, m.Mean = sf(b, 1), sf(b, 3), sf(b, 5)
@@ -178,19 +189,9 @@ func RRMillis(raw uint16) float64 { return float64(raw) * 125 / 128 }
 func DecodeHeartRate(b []byte) (HeartRate, error) {
 	const name = "heart rate measurement (2A37)"
 	var m HeartRate
-	if len(b) < 1 {
-		return m, short(name, len(b), 2)
-	}
-	f := b[0]
-	want := 2
-	if f&0x01 != 0 {
-		want++
-	}
-	if f&0x08 != 0 {
-		want += 2
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 2, field{0x01, 1}, field{0x08, 2})
+	if err != nil {
+		return m, err
 	}
 	i := 1
 	if f&0x01 != 0 {
@@ -235,19 +236,9 @@ type Temperature struct {
 func DecodeTemperature(b []byte) (Temperature, error) {
 	const name = "temperature measurement (2A1C)"
 	var m Temperature
-	if len(b) < 1 {
-		return m, short(name, len(b), 5)
-	}
-	f := b[0]
-	want := 5
-	if f&0x02 != 0 {
-		want += dateTimeLen
-	}
-	if f&0x04 != 0 {
-		want++
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 5, field{0x02, dateTimeLen}, field{0x04, 1})
+	if err != nil {
+		return m, err
 	}
 	m.Fahrenheit = f&0x01 != 0
 	m.Value = FLOAT(binary.LittleEndian.Uint32(b[1:]))
@@ -313,22 +304,9 @@ const (
 func DecodeGlucose(b []byte) (Glucose, error) {
 	const name = "glucose measurement (2A18)"
 	var m Glucose
-	if len(b) < 1 {
-		return m, short(name, len(b), 10)
-	}
-	f := b[0]
-	want := 10
-	if f&0x01 != 0 {
-		want += 2
-	}
-	if f&0x02 != 0 {
-		want += 3
-	}
-	if f&0x08 != 0 {
-		want += 2
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 10, field{0x01, 2}, field{0x02, 3}, field{0x08, 2})
+	if err != nil {
+		return m, err
 	}
 	m.Seq = u16(b, 1)
 	d, err := dateTime(name, b, 3)
@@ -382,21 +360,9 @@ type GlucoseContext struct {
 func DecodeGlucoseContext(b []byte) (GlucoseContext, error) {
 	const name = "glucose measurement context (2A34)"
 	var m GlucoseContext
-	if len(b) < 1 {
-		return m, short(name, len(b), 3)
-	}
-	f := b[0]
-	want := 3
-	for _, fl := range [...]struct {
-		bit byte
-		n   int
-	}{{0x80, 1}, {0x01, 3}, {0x02, 1}, {0x04, 1}, {0x08, 3}, {0x10, 3}, {0x40, 2}} {
-		if f&fl.bit != 0 {
-			want += fl.n
-		}
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 3, field{0x80, 1}, field{0x01, 3}, field{0x02, 1}, field{0x04, 1}, field{0x08, 3}, field{0x10, 3}, field{0x40, 2})
+	if err != nil {
+		return m, err
 	}
 	m.Seq = u16(b, 1)
 	i := 3
@@ -451,22 +417,9 @@ const WeightUnsuccessful = 0xFFFF
 func DecodeWeight(b []byte) (Weight, error) {
 	const name = "weight measurement (2A9D)"
 	var m Weight
-	if len(b) < 1 {
-		return m, short(name, len(b), 3)
-	}
-	f := b[0]
-	want := 3
-	if f&0x02 != 0 {
-		want += dateTimeLen
-	}
-	if f&0x04 != 0 {
-		want++
-	}
-	if f&0x08 != 0 {
-		want += 4
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 3, field{0x02, dateTimeLen}, field{0x04, 1}, field{0x08, 4})
+	if err != nil {
+		return m, err
 	}
 	m.Imperial = f&0x01 != 0
 	m.Raw = u16(b, 1)
@@ -544,25 +497,9 @@ type PLX struct {
 func DecodePLXSpotCheck(b []byte) (PLX, error) {
 	const name = "PLX spot-check measurement (2A5E)"
 	var m PLX
-	if len(b) < 1 {
-		return m, short(name, len(b), 5)
-	}
-	f := b[0]
-	want := 5
-	if f&0x01 != 0 {
-		want += dateTimeLen
-	}
-	if f&0x02 != 0 {
-		want += 2
-	}
-	if f&0x04 != 0 {
-		want += 3
-	}
-	if f&0x08 != 0 {
-		want += 2
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 5, field{0x01, dateTimeLen}, field{0x02, 2}, field{0x04, 3}, field{0x08, 2})
+	if err != nil {
+		return m, err
 	}
 	m.SpO2, m.PulseRate = sf(b, 1), sf(b, 3)
 	i := 5
@@ -585,28 +522,9 @@ func DecodePLXSpotCheck(b []byte) (PLX, error) {
 func DecodePLXContinuous(b []byte) (PLX, error) {
 	const name = "PLX continuous measurement (2A5F)"
 	var m PLX
-	if len(b) < 1 {
-		return m, short(name, len(b), 5)
-	}
-	f := b[0]
-	want := 5
-	if f&0x01 != 0 {
-		want += 4
-	}
-	if f&0x02 != 0 {
-		want += 4
-	}
-	if f&0x04 != 0 {
-		want += 2
-	}
-	if f&0x08 != 0 {
-		want += 3
-	}
-	if f&0x10 != 0 {
-		want += 2
-	}
-	if len(b) < want {
-		return m, short(name, len(b), want)
+	f, err := flagged(name, b, 5, field{0x01, 4}, field{0x02, 4}, field{0x04, 2}, field{0x08, 3}, field{0x10, 2})
+	if err != nil {
+		return m, err
 	}
 	m.SpO2, m.PulseRate = sf(b, 1), sf(b, 3)
 	i := 5
