@@ -125,23 +125,31 @@ func (r *rig) idle(t testing.TB, name string) {
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		last, err := r.log.LastSeq(ctx)
-		if err == nil {
-			var floor uint64
-			floor, err = r.log.AckFloor(ctx, name)
-			if err == nil && floor >= last {
-				time.Sleep(20 * time.Millisecond)
-				if again, err := r.log.LastSeq(ctx); err == nil && again == last {
-					return
-				}
-				continue
+		last, done, err := r.caughtUp(ctx, name)
+		if done {
+			time.Sleep(20 * time.Millisecond)
+			if again, err := r.log.LastSeq(ctx); err == nil && again == last {
+				return
 			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("consumer %s did not catch up: %v", name, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// caughtUp reports whether the consumer name has acknowledged every message
+// up to the log's last sequence, which it returns. It reads the ack floor,
+// not Lag, whose counters can read 0 before a new consumer has been
+// delivered anything.
+func (r *rig) caughtUp(ctx context.Context, name string) (last uint64, done bool, err error) {
+	if last, err = r.log.LastSeq(ctx); err != nil {
+		return 0, false, err
+	}
+	floor, err := r.log.AckFloor(ctx, name)
+	return last, err == nil && floor >= last, err
 }
 
 // alerts returns every alert, or those of the given keys, by patient, key

@@ -77,16 +77,16 @@ func TestRestart(t *testing.T) {
 	r.appendAll(t, batches...)
 	restarts := 0
 	for {
-		n, err := r.log.Lag(t.Context(), alerting.EngineName)
+		last, done, err := r.caughtUp(t.Context(), alerting.EngineName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
+		if done {
 			break
 		}
 		restarts++
 		if restarts > 500 {
-			t.Fatalf("no progress after %d restarts (lag %d)", restarts, n)
+			t.Fatalf("no progress after %d restarts (last sequence %d)", restarts, last)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		e := r.engine()
@@ -97,7 +97,7 @@ func TestRestart(t *testing.T) {
 		// The consumer may reach the end before its crash: stop it there.
 		go func() {
 			for ctx.Err() == nil {
-				if n, err := r.log.Lag(ctx, alerting.EngineName); err == nil && n == 0 {
+				if _, done, _ := r.caughtUp(ctx, alerting.EngineName); done {
 					cancel()
 				}
 				time.Sleep(5 * time.Millisecond)
