@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,16 @@ func testRetentionOnNode(t *testing.T, opts ...func(*Options)) {
 	}
 	if st, m := h.do("POST", "/api/v1/readings", h.devTok, []byte(`{"readings":[`+strings.Join(items, ",")+`]}`)); st != 202 {
 		t.Fatalf("POST readings: %d %v", st, m)
+	}
+	// The rules engine scores the readings and appends the settled NEWS2
+	// scores, derived readings with the old readings' times, to the log:
+	// wait for it, then for the store writer to store them too, so that
+	// none lands after the sweep below.
+	h.waitStored()
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := h.srv.WaitEvaluated(ectx); err != nil {
+		t.Fatalf("WaitEvaluated: %v", err)
 	}
 	h.waitStored()
 	// The node's own sweeper ran at start, maybe before the readings were
