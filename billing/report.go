@@ -29,6 +29,13 @@ func (m Month) String() string { return fmt.Sprintf("%04d-%02d", m.Year, m.Month
 // MarshalText writes m as String does.
 func (m Month) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
+// UnmarshalText reads m as ParseMonth does.
+func (m *Month) UnmarshalText(b []byte) error {
+	v, err := ParseMonth(string(b))
+	*m = v
+	return err
+}
+
 // Bounds are the month's first instant and the next month's in loc.
 func (m Month) Bounds(loc *time.Location) (from, to time.Time) {
 	return time.Date(m.Year, m.Month, 1, 0, 0, 0, 0, loc), time.Date(m.Year, m.Month+1, 1, 0, 0, 0, 0, loc)

@@ -145,6 +145,13 @@ func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.M
 // MarshalText writes d as String does.
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads d as ParseDate does.
+func (d *Date) UnmarshalText(b []byte) error {
+	v, err := ParseDate(string(b))
+	*d = v
+	return err
+}
+
 // ParseDate reads an ISO 8601 calendar date (2026-03-04).
 func ParseDate(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
