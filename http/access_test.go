@@ -208,6 +208,7 @@ var matrix = []struct {
 	{"GET /{$}", "303 ok ok ok ok 403 403 403", ""},
 	{"GET /worklist", "303 403 ok ok 403 403 403 403", ""},
 	{"GET /alerts", "303 403 ok ok 403 403 403 403", ""},
+	{"GET /reports/monitoring", "303 403 ok ok 403 403 403 403", ""},
 	{"GET /patients/{id}",
 		"303 404 ok 404 ok 403 403 403",
 		"303 404 404 404 404 403 403 403"},

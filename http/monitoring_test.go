@@ -175,6 +175,20 @@ func TestMonitoringReport(t *testing.T) {
 		t.Errorf("another team: %d %s", status, body)
 	}
 
+	// The printable page: the same codes, with names; the patient page's
+	// monitoring time.
+	status, body = e.request("GET", "/reports/monitoring?month=2026-03", tok, "")
+	if status != http.StatusOK || !strings.Contains(body, "Patient RPM-4") || !strings.Contains(body, "99458") || !strings.Contains(body, "99470") {
+		t.Errorf("report page: %d %s", status, body)
+	}
+	if status, body := e.request("GET", "/reports/monitoring?month=2026-3", tok, ""); status != http.StatusBadRequest {
+		t.Errorf("report page, bad month: %d %s", status, body)
+	}
+	status, body = e.request("GET", "/patients/"+ids[4], tok, "")
+	if status != http.StatusOK || !strings.Contains(body, `id="monitoring-time"`) || !strings.Contains(body, "Start timer") {
+		t.Errorf("patient page: %d %s", status, body)
+	}
+
 	// Audited: one report.monitoring entry per patient per report.
 	var seen, denied int
 	for _, a := range e.auditEntries(vigil.AuditFilter{Actor: clin.ID}) {
@@ -188,8 +202,8 @@ func TestMonitoringReport(t *testing.T) {
 			denied++
 		}
 	}
-	if seen != 3 || denied != 1 {
-		t.Errorf("audit: %d entries of the first patient (want 3 reports), %d denials (want 1)", seen, denied)
+	if seen != 4 || denied != 1 {
+		t.Errorf("audit: %d entries of the first patient (want 4 reports), %d denials (want 1)", seen, denied)
 	}
 }
 
