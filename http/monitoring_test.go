@@ -174,6 +174,21 @@ func TestMonitoringReport(t *testing.T) {
 	if status, body := e.request("GET", "/api/v1/reports/monitoring?month=2026-03&team="+team.ID, e.token(clinX, vigil.TokenSession), ""); status != http.StatusNotFound {
 		t.Errorf("another team: %d %s", status, body)
 	}
+	// Break-glass opens the patient's record to clinX, not the billing
+	// report: emergency access is not care in the programme.
+	tokX := e.token(clinX, vigil.TokenSession)
+	if status, body := e.request("POST", "/api/v1/patients/"+ids[0]+"/break-glass", tokX, `{"reason":"covering the night shift","duration":"30m"}`); status != http.StatusCreated {
+		t.Fatalf("break-glass: %d %s", status, body)
+	}
+	if status, body := e.request("GET", "/api/v1/patients/"+ids[0]+"/readings", tokX, ""); status != http.StatusOK {
+		t.Errorf("readings under break-glass: %d %s", status, body)
+	}
+	if status, body := e.request("GET", "/api/v1/reports/monitoring?month=2026-03&patient="+ids[0], tokX, ""); status != http.StatusNotFound {
+		t.Errorf("report under break-glass: %d %s", status, body)
+	}
+	if status, body := e.request("GET", "/api/v1/reports/monitoring?month=2026-03", tokX, ""); status != http.StatusOK || strings.Contains(body, ids[0]) {
+		t.Errorf("report of clinX under break-glass: %d %s", status, body)
+	}
 
 	// The printable page: the same codes, with names; the patient page's
 	// monitoring time.
