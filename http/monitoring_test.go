@@ -5,7 +5,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -263,5 +265,47 @@ func TestTimer(t *testing.T) {
 	}
 	if status, body := e.request("POST", path, tok, `{"kind":"message","minutes":5,"start":"`+e.now().Format(time.RFC3339)+`"}`); status != http.StatusBadRequest {
 		t.Errorf("asynchronous kind: %d %s", status, body)
+	}
+}
+
+// TestMonitoringReportAdmin: an admin gets the report only where admins
+// read clinical data, and then of every patient; an unknown patient is 404.
+func TestMonitoringReportAdmin(t *testing.T) {
+	e := newEnv(t)
+	p1, p2 := e.patient("A1"), e.patient("A2")
+	admin := e.user("admin", vigil.RoleAdmin, "")
+	if status, body := e.request("GET", "/api/v1/reports/monitoring?month=2026-03", e.token(admin, vigil.TokenSession), ""); status != http.StatusForbidden {
+		t.Errorf("admin without clinical access: %d %s", status, body)
+	}
+	api := *e.api
+	api.AdminReadsClinical = true
+	api.Metrics = nil
+	ts := httptest.NewTLSServer(api.Handler())
+	defer ts.Close()
+	get := func(q string) (int, string) {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/v1/reports/monitoring?"+q, nil)
+		req.Header.Set("Authorization", "Bearer "+e.token(admin, vigil.TokenSession))
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, body := get("month=2026-03")
+	var rep billing.Report
+	if err := json.Unmarshal([]byte(body), &rep); status != http.StatusOK || err != nil {
+		t.Fatalf("admin report: %d %s", status, body)
+	}
+	var got []string
+	for _, p := range rep.Patients {
+		got = append(got, p.PatientID)
+	}
+	if want := slices.Sorted(slices.Values([]string{p1, p2})); !slices.Equal(got, want) {
+		t.Errorf("admin report of %v, want %v", got, want)
+	}
+	if status, body := get("month=2026-03&patient=pat_none"); status != http.StatusNotFound {
+		t.Errorf("unknown patient: %d %s", status, body)
 	}
 }
