@@ -14,7 +14,7 @@ import (
 // of the month, as JSON or CSV (docs/monitoring-report.md). Which patients
 // it covers and their audit entries: gate.MonitoringReport.
 func (s *Handler) monitoringReport(w http.ResponseWriter, r *http.Request) error {
-	q, err := billing.ParseQuery(r.URL.Query(), r.Header.Get("Accept"))
+	q, err := billing.ParseQuery(r.URL.Query(), r.Header.Get("Accept"), s.Zone())
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (s *Handler) listTimeEntries(w http.ResponseWriter, r *http.Request) error 
 	if err := s.MonitoringEnabled(); err != nil {
 		return err
 	}
-	q, err := billing.ParseQuery(r.URL.Query(), "")
+	q, err := billing.ParseQuery(r.URL.Query(), "", s.Zone())
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 type Query struct {
 	Month Month
 	// Zone is the time zone calendar days and the month are counted in
-	// (tz=, an IANA name; UTC if absent).
+	// (tz=, an IANA name; the site's zone if absent).
 	Zone *time.Location
 	// Team and Patient narrow the report to one care team's patients or
 	// one patient; at most one of them.
@@ -32,9 +32,10 @@ type Query struct {
 const maxParam = 64
 
 // ParseQuery reads a report request from v and the request's Accept
-// header. Every error is EINVALID; unknown parameters are refused, so a
+// header; zone is the site's time zone, used when tz= is absent (UTC if
+// nil). Every error is EINVALID; unknown parameters are refused, so a
 // misspelt filter is not silently a report of every patient.
-func ParseQuery(v url.Values, accept string) (Query, error) {
+func ParseQuery(v url.Values, accept string, zone *time.Location) (Query, error) {
 	var q Query
 	for k, vs := range v {
 		switch k {
@@ -54,7 +55,10 @@ func ParseQuery(v url.Values, accept string) (Query, error) {
 	if q.Month, err = ParseMonth(m); err != nil {
 		return q, err
 	}
-	q.Zone = time.UTC
+	q.Zone = zone
+	if q.Zone == nil {
+		q.Zone = time.UTC
+	}
 	if tz := v.Get("tz"); tz != "" {
 		if !validName(tz, "/_+-") {
 			return q, vigil.Errorf(vigil.EINVALID, "tz: not a time zone name")

@@ -43,7 +43,7 @@ func TestParseQuery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err := ParseQuery(v, tc.accept)
+		q, err := ParseQuery(v, tc.accept, nil)
 		if tc.ok != (err == nil) {
 			t.Errorf("%q: %v", tc.raw, err)
 			continue
@@ -70,7 +70,7 @@ func FuzzParseQuery(f *testing.F) {
 		if err != nil {
 			return
 		}
-		q, err := ParseQuery(v, accept)
+		q, err := ParseQuery(v, accept, nil)
 		if err != nil {
 			if vigil.ErrorCode(err) != vigil.EINVALID {
 				t.Fatalf("error %v is not EINVALID", err)
@@ -200,5 +200,22 @@ func TestBuild(t *testing.T) {
 	bad.PeriodDays = 0
 	if _, err := Build(t.Context(), src, bad, Month{2026, 3}, ny, after, nil); vigil.ErrorCode(err) != vigil.EINVALID {
 		t.Errorf("Build with bad rules: %v", err)
+	}
+}
+
+// TestParseQuerySiteZone: without tz= the site's zone is used; tz= names
+// another.
+func TestParseQuerySiteZone(t *testing.T) {
+	chicago, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		t.Skip(err)
+	}
+	q, err := ParseQuery(url.Values{"month": {"2026-03"}}, "", chicago)
+	if err != nil || q.Zone != chicago {
+		t.Errorf("site zone: %v, %v", q.Zone, err)
+	}
+	q, err = ParseQuery(url.Values{"month": {"2026-03"}, "tz": {"Europe/Paris"}}, "", chicago)
+	if err != nil || q.Zone.String() != "Europe/Paris" {
+		t.Errorf("tz= over the site zone: %v, %v", q.Zone, err)
 	}
 }

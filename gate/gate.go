@@ -228,6 +228,9 @@ type Deps struct {
 	// billing.Default.
 	Monitoring      vigil.MonitoringStore
 	MonitoringRules billing.Rules
+	// ReportZone is the site's time zone: the calendar days and months of
+	// the monitoring report, unless a request names another; nil: UTC.
+	ReportZone *time.Location
 	// ResearchKey is the site's research key (package deid): research ids
 	// and date shifts of de-identified exports. nil refuses research
 	// exports (501).

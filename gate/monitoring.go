@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/billing"
@@ -29,6 +30,15 @@ func (g *Gate) BillingRules() billing.Rules {
 		return billing.Default()
 	}
 	return g.MonitoringRules
+}
+
+// Zone is the site's time zone of the monitoring report: ReportZone, or
+// UTC when it is unset.
+func (g *Gate) Zone() *time.Location {
+	if g.ReportZone == nil {
+		return time.UTC
+	}
+	return g.ReportZone
 }
 
 // MonitoringReport builds the remote monitoring report q asks for, of the

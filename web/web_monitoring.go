@@ -22,13 +22,15 @@ type timeView struct {
 }
 
 // timeViewOf gathers the monitoring time of patient id in the month of now
-// (UTC) for the clinician p; nil when the server keeps no time entries.
+// (in the site's zone) for the clinician p; nil when the server keeps no
+// time entries.
 func (s *Handler) timeViewOf(ctx context.Context, p *vigil.Principal, id string, now time.Time) (*timeView, error) {
 	if s.Monitoring == nil {
 		return nil, nil
 	}
-	m := billing.Month{Year: now.Year(), Month: now.Month()}
-	from, to := m.Bounds(time.UTC)
+	local := now.In(s.Zone())
+	m := billing.Month{Year: local.Year(), Month: local.Month()}
+	from, to := m.Bounds(s.Zone())
 	es, err := s.Monitoring.TimeEntries(ctx, vigil.TimeEntryFilter{SubjectID: id, From: from, To: to})
 	if err != nil {
 		return nil, err
@@ -64,16 +66,16 @@ type reportPatient struct {
 }
 
 // monitoringReportPage answers GET /reports/monitoring: the report of
-// gate.MonitoringReport as a page to print, the current month (UTC) when
-// none is asked for. Names and MRNs are shown: it is read by the
+// gate.MonitoringReport as a page to print, the current month (in the
+// site's zone) when none is asked for. Names and MRNs are shown: it is read by the
 // patients' clinicians, and printed for billing.
 func (s *Handler) monitoringReportPage(w http.ResponseWriter, r *http.Request) error {
 	v := r.URL.Query()
 	if v.Get("month") == "" {
-		v.Set("month", s.Time().Format("2006-01"))
+		v.Set("month", s.Time().In(s.Zone()).Format("2006-01"))
 	}
 	v.Del("format")
-	q, err := billing.ParseQuery(v, "")
+	q, err := billing.ParseQuery(v, "", s.Zone())
 	if err != nil {
 		return err
 	}
