@@ -126,6 +126,11 @@ const (
 	// AuditRetentionRun records one run of the retention sweeper: what it
 	// deleted, counted per kind, in one entry (package retention).
 	AuditRetentionRun AuditAction = "retention.run"
+	// AuditReportMonitoring records a remote monitoring report: one entry
+	// per patient in it, the month as Detail.
+	AuditReportMonitoring AuditAction = "report.monitoring"
+	AuditTimeEntryRead    AuditAction = "time_entry.read"
+	AuditTimeEntryChange  AuditAction = "time_entry.change"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
@@ -192,6 +197,9 @@ var AuditActions = map[AuditAction]string{
 	AuditConsentChange:        "grant or revoke a consent (care, sharing with an integration, research)",
 	AuditPatientExport:        "read a patient's whole record at once (Patient $everything, Download my data)",
 	AuditResearchExport:       "export de-identified data of the patients with research consent",
+	AuditReportMonitoring:     "read a remote monitoring report (days with data, clinician time, the codes they support) of a patient",
+	AuditTimeEntryRead:        "list a patient's clinician time entries",
+	AuditTimeEntryChange:      "record clinician time on a patient: a manual entry, a timer started or stopped",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

@@ -120,6 +120,15 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "POST /api/v1/hl7/senders", Access: gate.Authn("admin", vigil.AuditHL7SenderChange, gate.AdminOnly), Handle: s.createHL7Sender},
 		{Pattern: "GET /api/v1/hl7/senders", Access: gate.Authn("admin", vigil.AuditHL7SenderRead, gate.AdminOnly), Handle: s.listHL7Senders},
 
+		// Remote monitoring (docs/monitoring-report.md): clinicians record
+		// their time on a patient; the month's report is for the clinicians
+		// of the patients' teams (and admins who read clinical data), who
+		// are checked per patient by gate.MonitoringReport.
+		{Pattern: "GET /api/v1/patients/{id}/time-entries", Access: gate.Authn("clinical", vigil.AuditTimeEntryRead, []vigil.Role{vigil.RoleAdmin, vigil.RoleClinician}).ClinicalData(), Handle: s.listTimeEntries},
+		{Pattern: "POST /api/v1/patients/{id}/time-entries", Access: gate.Authn("clinician", vigil.AuditTimeEntryChange, gate.Clinicians).ClinicalData(), Handle: s.createTimeEntry},
+		{Pattern: "POST /api/v1/patients/{id}/time-entries/{entry}/stop", Access: gate.Authn("clinician", vigil.AuditTimeEntryChange, gate.Clinicians).ClinicalData(), Handle: s.stopTimer},
+		{Pattern: "GET /api/v1/reports/monitoring", Access: gate.Authn("clinical staff", vigil.AuditReportMonitoring, s.reportReaders()), Handle: s.monitoringReport},
+
 		{Pattern: "GET /api/v1/patients/{id}/glucose-summary", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.CareRoles).WithScope("Observation.rs").ClinicalData(), Handle: s.glucoseSummary},
 		{Pattern: "POST /api/v1/patients/{id}/observations", Access: gate.Authn("clinician", vigil.AuditReadingsWrite, gate.Clinicians).ClinicalData(), Handle: s.postObservations},
 		{Pattern: "POST /api/v1/quarantine/{id}/replay", Access: gate.Authn("admin", vigil.AuditQuarantineReplay, gate.AdminOnly), Handle: s.replayQuarantined},

@@ -13,7 +13,8 @@
 // authenticate.go (credentials, sessions, CSRF), authorize.go (applying a
 // rule), auditgate.go (audit entries and the gate that holds a response
 // back until its entry is durable), errors.go, request.go (helpers of
-// handlers: JSON bodies, limits, paging).
+// handlers: JSON bodies, limits, paging), monitoring.go (the patients of a
+// remote monitoring report).
 package gate
 
 import (
@@ -26,6 +27,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
+	"github.com/vigil-health/vigil/billing"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
 	"github.com/vigil-health/vigil/mapping"
@@ -220,6 +222,15 @@ type Deps struct {
 	// concerns; the server always sets it).
 	Consents      vigil.ConsentStore
 	ConsentExempt map[string]bool
+	// Monitoring keeps clinicians' time entries and counts days with data
+	// for the remote monitoring report; nil: its routes answer 501.
+	// MonitoringRules are its thresholds; the zero value is
+	// billing.Default.
+	Monitoring      vigil.MonitoringStore
+	MonitoringRules billing.Rules
+	// ReportZone is the site's time zone: the calendar days and months of
+	// the monitoring report, unless a request names another; nil: UTC.
+	ReportZone *time.Location
 	// ResearchKey is the site's research key (package deid): research ids
 	// and date shifts of de-identified exports. nil refuses research
 	// exports (501).

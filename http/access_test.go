@@ -136,6 +136,18 @@ var matrix = []struct {
 		"401 403 ok 404 403 403 403 403",
 		"401 403 404 404 403 403 403 403"},
 	{"GET /api/v1/events", "401 403 ok ok ok 403 403 403", ""},
+	// Remote monitoring: time entries of the patient's clinicians; the
+	// report is the clinicians' (clinX's is empty), checked per patient.
+	{"GET /api/v1/patients/{id}/time-entries",
+		"401 404 ok 404 403 403 403 403",
+		"401 404 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/time-entries",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/time-entries/{entry}/stop",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"GET /api/v1/reports/monitoring", "401 403 ok ok 403 403 403 403", ""},
 	{"GET /api/v1/patients/{id}/glucose-summary",
 		"401 404 ok 404 ok 403 403 ok",
 		"401 404 404 404 404 403 403 404"},
@@ -196,6 +208,7 @@ var matrix = []struct {
 	{"GET /{$}", "303 ok ok ok ok 403 403 403", ""},
 	{"GET /worklist", "303 403 ok ok 403 403 403 403", ""},
 	{"GET /alerts", "303 403 ok ok 403 403 403 403", ""},
+	{"GET /reports/monitoring", "303 403 ok ok 403 403 403 403", ""},
 	{"GET /patients/{id}",
 		"303 404 ok 404 ok 403 403 403",
 		"303 404 404 404 404 403 403 403"},
@@ -408,6 +421,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					return team2.ID
 				}
+			case "{entry}":
+				// clin's manual entry: stopping it is 409 once authorized.
+				te := &vigil.TimeEntry{SubjectID: patient, UserID: clin.ID, Kind: vigil.TimeReview, Source: vigil.TimeSourceManual, Start: e.now().Add(-time.Hour), Minutes: 5}
+				if err := e.store.CreateTimeEntry(ctx, te); err != nil {
+					t.Fatal(err)
+				}
+				return te.ID
 			case "{job}":
 				return "exp_unknown"
 			case "{file}":

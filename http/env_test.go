@@ -113,6 +113,7 @@ func newEnv(t testing.TB) *env {
 		HashSecret:  auth.HashSecret,
 		AlertStore:  e.alerts,
 		RuleConfigs: &alerting.Configs{Store: e.store},
+		Monitoring:  e.store,
 		Codes:       catalog.Default(),
 		ExportDir:   filepath.Join(dir, "export"),
 	}}

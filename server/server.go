@@ -144,6 +144,10 @@ type Options struct {
 	MLLPMaxConns        int           // most MLLP connections at once; default hl7.DefaultMaxConns
 	MLLPMaxMessageBytes int           // largest HL7 message; default hl7.DefaultMaxMessageBytes
 	MLLPIdleTimeout     time.Duration // an MLLP connection without a message for this long is closed; default hl7.DefaultIdleTimeout
+	// ReportTimeZone is the IANA time zone of the remote monitoring
+	// report's calendar days and months (docs/monitoring-report.md);
+	// default UTC.
+	ReportTimeZone string
 
 	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
@@ -257,6 +261,7 @@ type (
 		vigil.Store
 		vigil.MappingStore
 		vigil.ConsentStore
+		vigil.MonitoringStore
 		// Compact clears what the store keeps of deleted or overwritten
 		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
 		Compact(ctx context.Context) error
@@ -346,6 +351,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MLLPTimeZone != "" {
 		if _, err := time.LoadLocation(o.MLLPTimeZone); err != nil {
 			return o, vigil.Errorf(vigil.EINVALID, "MLLP time zone %q: %v", o.MLLPTimeZone, err)
+		}
+	}
+	if o.ReportTimeZone != "" {
+		if _, err := time.LoadLocation(o.ReportTimeZone); err != nil {
+			return o, vigil.Errorf(vigil.EINVALID, "report time zone %q: %v", o.ReportTimeZone, err)
 		}
 	}
 	if o.Logger == nil {
@@ -750,6 +760,10 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 	for _, id := range opts.ConsentExemptIntegrations {
 		exempt[id] = true
 	}
+	reportZone := time.UTC
+	if opts.ReportTimeZone != "" {
+		reportZone, _ = time.LoadLocation(opts.ReportTimeZone) // checked by withDefaults
+	}
 	api := &vhttp.Server{Deps: gate.Deps{
 		Store:    s.patients,
 		Erasure:  s.erasure,
@@ -775,6 +789,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
 		Consents:           s.store,
+		Monitoring:         s.store,
+		ReportZone:         reportZone,
 		ConsentExempt:      exempt,
 		ResearchKey:        researchKey,
 		Codes:              s.catalog,

@@ -240,3 +240,7 @@ func TestReadsDoNotWaitForWriter(t *testing.T) {
 func TestConsentStore(t *testing.T) {
 	storetest.RunConsent(t, func(t *testing.T) storetest.ConsentStore { return open(t) })
 }
+
+func TestMonitoringStore(t *testing.T) {
+	storetest.RunMonitoring(t, func(t *testing.T) storetest.MonitoringStore { return open(t) })
+}

@@ -29,6 +29,10 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /patients/{id}", Access: gate.Authn("care", vigil.AuditReadingsRead, gate.People).ClinicalData().AsPage(), Handle: s.patientView},
 		// "Download my data": the patient's whole record as NDJSON in a zip.
 		{Pattern: "GET /patients/{id}/download", Access: gate.Authn("care", vigil.AuditPatientExport, gate.People).ClinicalData().AsPage(), Handle: s.downloadRecord},
+		// The remote monitoring report of a month, to print
+		// (docs/monitoring-report.md); patients chosen and audited by
+		// gate.MonitoringReport.
+		{Pattern: "GET /reports/monitoring", Access: gate.Authn("clinical staff", vigil.AuditReportMonitoring, s.reportReaders()).AsPage(), Handle: s.monitoringReportPage},
 		{Pattern: "GET /me", Access: gate.Authn("patient", vigil.AuditPageView, []vigil.Role{vigil.RolePatient}).AsPage(), Handle: s.myRecord},
 		{Pattern: "GET /admin", Access: gate.Authn("admin", vigil.AuditPageView, gate.AdminOnly).AsPage(), Handle: s.adminView},
 		{Pattern: "GET /admin/quarantine", Access: gate.Authn("admin", vigil.AuditQuarantineRead, gate.AdminOnly).AsPage(), Handle: s.quarantineConsole},

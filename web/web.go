@@ -40,7 +40,7 @@ type pages struct {
 }
 
 // pageNames are the page templates in ui/templates besides layout.html.
-var pageNames = []string{"signin", "worklist", "patient", "alerts", "admin", "quarantine", "error"}
+var pageNames = []string{"signin", "worklist", "patient", "alerts", "admin", "quarantine", "error", "report"}
 
 func parsePages() (*pages, error) {
 	funcs := template.FuncMap{

@@ -53,6 +53,9 @@ type patientPage struct {
 	Consents []consentView
 	Offer    []grantee
 	Research bool
+	// Time is the month's monitoring time (web_monitoring.go), for
+	// clinicians; nil otherwise.
+	Time *timeView
 }
 
 type alertView struct {
@@ -166,6 +169,11 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 
 	if pg.Alerts, err = s.alertTimeline(ctx, id); err != nil {
 		return nil, err
+	}
+	if pg.CanEnter {
+		if pg.Time, err = s.timeViewOf(ctx, p, id, now); err != nil {
+			return nil, err
+		}
 	}
 	if pg.Devices, err = s.deviceViews(ctx, id, latest); err != nil {
 		return nil, err

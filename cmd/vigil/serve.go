@@ -43,6 +43,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	mllpTLS := fs.Bool("mllp-tls", true, "serve MLLP over TLS with the node's certificate; false serves plain TCP (HL7 messages, patient data among them, then cross the network unencrypted: only on a private link)")
 	fs.StringVar(&o.MLLPClientCert, "mllp-client-cert", server.MLLPClientCertOptional, `MLLP client certificates issued by the node's CA: "optional" (verified when a sender presents one) or "require"`)
 	fs.StringVar(&o.MLLPTimeZone, "mllp-time-zone", d.MLLPTimeZone, "IANA time zone of HL7 times sent without an offset (e.g. Europe/Paris)")
+	fs.StringVar(&o.ReportTimeZone, "report-time-zone", "", "IANA time zone of the remote monitoring report's calendar days and months (e.g. America/Chicago; default UTC)")
 	fs.IntVar(&o.MLLPMaxConns, "mllp-max-conns", d.MLLPMaxConns, "most MLLP connections at once; more are closed at once")
 	fs.IntVar(&o.MLLPMaxMessageBytes, "mllp-max-message", d.MLLPMaxMessageBytes, "largest HL7 message in bytes; larger ones are answered AR")
 	fs.DurationVar(&o.MLLPIdleTimeout, "mllp-idle-timeout", d.MLLPIdleTimeout, "an MLLP connection that sends no message for this long is closed")

@@ -282,6 +282,31 @@
     });
   }
 
+  // monitoringTime: the patient page's timer (start, stop) and manual
+  // time entries, through the API; the page is shown again after each.
+  function monitoringTime() {
+    const sec = document.getElementById("monitoring-time");
+    if (!sec) return;
+    const base = "/api/v1/patients/" + encodeURIComponent(sec.dataset.patient) + "/time-entries";
+    const err = document.getElementById("time-error");
+    const call = async (path, body) => {
+      err.textContent = "";
+      try { await api("POST", path, body); location.reload(); } catch (x) { err.textContent = x.message; }
+    };
+    const start = document.getElementById("timer-form");
+    if (start) start.addEventListener("submit", (e) => { e.preventDefault(); call(base, { kind: start.elements.kind.value, timer: true }); });
+    const stop = document.getElementById("timer-stop");
+    if (stop) stop.addEventListener("click", () => call(base + "/" + encodeURIComponent(stop.dataset.entry) + "/stop"));
+    const manual = document.getElementById("time-form");
+    if (manual) manual.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const at = new Date(manual.elements.start.value);
+      const min = parseInt(manual.elements.minutes.value, 10);
+      if (isNaN(at.getTime()) || isNaN(min)) { err.textContent = "Enter the minutes and when the time began."; return; }
+      call(base, { kind: manual.elements.kind.value, minutes: min, start: at.toISOString() });
+    });
+  }
+
   // consents: the patient's own view grants and withdraws consents
   // through the API, then shows the page again.
   function consents() {
@@ -414,7 +439,8 @@
     wire(document);
     if (page === "signin") signin();
     if (page === "worklist") worklist();
-    if (page === "patient") { patient(); observation(); consents(); }
+    if (page === "patient") { patient(); observation(); consents(); monitoringTime(); }
+    if (page === "report") { const b = document.getElementById("print-report"); if (b) b.addEventListener("click", () => window.print()); }
     if (page === "alerts") alerts();
     if (page === "admin") admin();
     if (page === "quarantine") quarantine();
