@@ -193,6 +193,22 @@ func DoseFromReading(o *MedicationOrder, r Reading) (Dose, bool) {
 		Value: r.Value, Unit: r.Unit, Source: DoseDevice, By: r.DeviceID, Recorded: r.Received}, true
 }
 
+// CheckDose returns EINVALID unless d can be recorded: an order, a time,
+// a positive finite amount and a unit.
+func CheckDose(d *Dose) error {
+	switch {
+	case d.OrderID == "":
+		return Errorf(EINVALID, "a dose needs its medication order")
+	case d.Time.IsZero():
+		return Errorf(EINVALID, "a dose needs the time it was taken")
+	case math.IsNaN(d.Value) || math.IsInf(d.Value, 0) || d.Value <= 0:
+		return Errorf(EINVALID, "a dose needs a positive amount")
+	case strings.TrimSpace(d.Unit) == "" || len(d.Unit) > maxMedicationText:
+		return Errorf(EINVALID, "a dose needs a unit")
+	}
+	return nil
+}
+
 // DoseQuery selects doses of one patient, optionally of one order, taken in
 // [From, To) (zero: unbounded), oldest first.
 type DoseQuery struct {

@@ -240,3 +240,7 @@ func TestReadsDoNotWaitForWriter(t *testing.T) {
 func TestConsentStore(t *testing.T) {
 	storetest.RunConsent(t, func(t *testing.T) storetest.ConsentStore { return open(t) })
 }
+
+func TestMedicationStore(t *testing.T) {
+	storetest.RunMedications(t, func(t *testing.T) storetest.MedicationStore { return open(t) })
+}
