@@ -126,6 +126,12 @@ const (
 	// AuditRetentionRun records one run of the retention sweeper: what it
 	// deleted, counted per kind, in one entry (package retention).
 	AuditRetentionRun AuditAction = "retention.run"
+	// AuditMedicationRead, AuditMedicationChange and AuditDoseRecord record
+	// reads of a patient's medication orders, doses and adherence; a
+	// clinician's creating or stopping an order; and a dose confirmed.
+	AuditMedicationRead   AuditAction = "medication.read"
+	AuditMedicationChange AuditAction = "medication.change"
+	AuditDoseRecord       AuditAction = "medication.dose"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
@@ -192,6 +198,9 @@ var AuditActions = map[AuditAction]string{
 	AuditConsentChange:        "grant or revoke a consent (care, sharing with an integration, research)",
 	AuditPatientExport:        "read a patient's whole record at once (Patient $everything, Download my data)",
 	AuditResearchExport:       "export de-identified data of the patients with research consent",
+	AuditMedicationRead:       "read a patient's medication orders, doses or adherence (API, FHIR, patient page)",
+	AuditMedicationChange:     "create or stop a medication order",
+	AuditDoseRecord:           "confirm a dose of a medication taken",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

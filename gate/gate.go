@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/adherence"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/ingest"
@@ -220,6 +221,11 @@ type Deps struct {
 	// concerns; the server always sets it).
 	Consents      vigil.ConsentStore
 	ConsentExempt map[string]bool
+	// Medications are the patients' medication orders and confirmed doses;
+	// nil: the medication routes answer 501. Adherence is the site's
+	// on-time window and missed-dose grace (zero: the defaults).
+	Medications vigil.MedicationStore
+	Adherence   adherence.Options
 	// ResearchKey is the site's research key (package deid): research ids
 	// and date shifts of de-identified exports. nil refuses research
 	// exports (501).

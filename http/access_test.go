@@ -81,6 +81,24 @@ var matrix = []struct {
 	{"PUT /api/v1/patients/{id}/consents",
 		"401 ok 403 403 ok 403 403 403",
 		"401 ok 403 403 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/medications",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications/{order}/stop",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications/{order}/doses",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/doses",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/adherence",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
 	{"POST /api/v1/patients/{id}/break-glass",
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
@@ -419,6 +437,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 				return "A4:C1:38:00:00:01"
 			case "{name}", "{template}":
 				return "nightscout"
+			case "{order}":
+				// An active order of the patient, one per cell.
+				o := &vigil.MedicationOrder{SubjectID: patient, Code: "860975", System: vigil.RxNormSystem, Display: "metformin",
+					DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00"}, TimeZone: "UTC", Start: e.now().Add(-time.Hour)}
+				if err := e.store.CreateMedicationOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				return o.ID
 			case "{user}":
 				return clinX.ID
 			case "{patient}":

@@ -257,6 +257,7 @@ type (
 		vigil.Store
 		vigil.MappingStore
 		vigil.ConsentStore
+		vigil.MedicationStore
 		// Compact clears what the store keeps of deleted or overwritten
 		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
 		Compact(ctx context.Context) error
@@ -775,6 +776,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		TokenTTL:           opts.TokenTTL,
 		AdminReadsClinical: opts.AdminReadsClinical,
 		Consents:           s.store,
+		Medications:        s.store,
 		ConsentExempt:      exempt,
 		ResearchKey:        researchKey,
 		Codes:              s.catalog,
