@@ -233,6 +233,10 @@ type MedicationStore interface {
 	// MedicationOrders returns a patient's orders, oldest start first
 	// (ties by id).
 	MedicationOrders(ctx context.Context, subjectID string) ([]*MedicationOrder, error)
+	// CurrentMedicationOrders returns every patient's orders in force at
+	// some time at or after since (neither ended nor stopped before it),
+	// ordered by patient and id: what the missed-dose watch looks at.
+	CurrentMedicationOrders(ctx context.Context, since time.Time) ([]*MedicationOrder, error)
 	// StopMedicationOrder stops an active order at the store's clock, by
 	// user by, and returns it as it now is; ENOTFOUND if none, ECONFLICT if
 	// it is stopped already.

@@ -66,6 +66,16 @@ func (s *Store) MedicationOrders(ctx context.Context, subjectID string) ([]*vigi
 	return os, nil
 }
 
+// CurrentMedicationOrders returns the orders in force at or after since.
+func (s *Store) CurrentMedicationOrders(ctx context.Context, since time.Time) ([]*vigil.MedicationOrder, error) {
+	os, err := queryAll(ctx, s.pool, scanOrder, "SELECT "+orderColumns+` FROM medication_orders
+		WHERE (stopped IS NULL OR stopped > $1) AND ("end" IS NULL OR "end" > $1) ORDER BY subject_id COLLATE "C", id COLLATE "C"`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list current medication orders: %w", err)
+	}
+	return os, nil
+}
+
 // StopMedicationOrder stops an active order; see vigil.MedicationStore.
 func (s *Store) StopMedicationOrder(ctx context.Context, id, by string) (*vigil.MedicationOrder, error) {
 	err := s.write(ctx, func(tx pgx.Tx) error {

@@ -52,7 +52,11 @@ func (s *Store) MedicationOrder(ctx context.Context, id string) (*vigil.Medicati
 
 // MedicationOrders returns a patient's orders, oldest start first.
 func (s *Store) MedicationOrders(ctx context.Context, subjectID string) ([]*vigil.MedicationOrder, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+orderColumns+" FROM medication_orders WHERE subject_id = ? ORDER BY start, id", subjectID)
+	return s.queryOrders(ctx, "SELECT "+orderColumns+" FROM medication_orders WHERE subject_id = ? ORDER BY start, id", subjectID)
+}
+
+func (s *Store) queryOrders(ctx context.Context, q string, args ...any) ([]*vigil.MedicationOrder, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list medication orders: %w", err)
 	}
@@ -69,6 +73,12 @@ func (s *Store) MedicationOrders(ctx context.Context, subjectID string) ([]*vigi
 		return nil, fmt.Errorf("list medication orders: %w", err)
 	}
 	return out, nil
+}
+
+// CurrentMedicationOrders returns the orders in force at or after since.
+func (s *Store) CurrentMedicationOrders(ctx context.Context, since time.Time) ([]*vigil.MedicationOrder, error) {
+	return s.queryOrders(ctx, "SELECT "+orderColumns+` FROM medication_orders
+		WHERE (stopped IS NULL OR stopped > ?1) AND (end IS NULL OR end > ?1) ORDER BY subject_id, id`, since.UnixMicro())
 }
 
 // StopMedicationOrder stops an active order; see vigil.MedicationStore.

@@ -47,7 +47,7 @@ func testMedicationOrders(t *testing.T, open func(t *testing.T) MedicationStore)
 	other := newPatient(t, s, "M-2")
 
 	o := newOrder(pat)
-	o.End = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	o.End = time.Date(2100, 6, 1, 0, 0, 0, 0, time.UTC)
 	o.DeviceID = "dev_bottle"
 	createOrder(t, s, o)
 	if o.ID == "" || o.Status != vigil.MedicationActive || o.Created.IsZero() {
@@ -56,6 +56,7 @@ func testMedicationOrders(t *testing.T, open func(t *testing.T) MedicationStore)
 	later := newOrder(pat)
 	later.Start = later.Start.Add(24 * time.Hour)
 	later.Times = []string{"07:30"}
+	later.End = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	createOrder(t, s, later)
 	createOrder(t, s, newOrder(other))
 
@@ -91,6 +92,29 @@ func testMedicationOrders(t *testing.T, open func(t *testing.T) MedicationStore)
 	}
 	_, err = s.StopMedicationOrder(ctx, o.ID, "usr_doc2")
 	wantCode(t, "StopMedicationOrder twice", err, vigil.ECONFLICT)
+	// In force since a time: the stopped order only if stopped after it,
+	// the ended one only until its end; every patient's.
+	current := func(since time.Time) []string {
+		t.Helper()
+		os, err := s.CurrentMedicationOrders(ctx, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, o := range os {
+			ids = append(ids, o.ID)
+		}
+		return ids
+	}
+	if got := current(time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)); len(got) != 3 {
+		t.Errorf("CurrentMedicationOrders before the end = %v, want all 3", got)
+	}
+	if got := current(stopped.Stopped.Add(-time.Hour)); len(got) != 2 || !slices.Contains(got, o.ID) || slices.Contains(got, later.ID) {
+		t.Errorf("CurrentMedicationOrders before the stop = %v, want the stopped one and the other patient's", got)
+	}
+	if got := current(stopped.Stopped.Add(time.Second)); len(got) != 1 || slices.Contains(got, o.ID) {
+		t.Errorf("CurrentMedicationOrders after the stop = %v, want the other patient's", got)
+	}
 	_, err = s.StopMedicationOrder(ctx, "mor_none", "usr_doc")
 	wantCode(t, "StopMedicationOrder of none", err, vigil.ENOTFOUND)
 	_, err = s.MedicationOrder(ctx, "mor_none")
