@@ -168,6 +168,20 @@ func TestMedicationFlow(t *testing.T) {
 		}
 	}
 
+	// The patient page shows the order with its adherence, to the patient
+	// and to the team.
+	for _, who := range []string{pat, doc} {
+		st, page := e.request("GET", "/patients/"+p1, who, "")
+		if st != http.StatusOK {
+			t.Fatalf("patient page: %d", st)
+		}
+		for _, want := range []string{`id="medications"`, "metformin hydrochloride 500 MG Oral Tablet", "08:00, 20:00 (Europe/Berlin)", "11 of 14", "57 % (4 of 7 days)"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the patient page lacks %q", want)
+			}
+		}
+	}
+
 	if st, body := e.request("POST", base+"/medications/"+o.ID+"/stop", doc, ""); st != http.StatusOK || !strings.Contains(body, `"status":"stopped"`) {
 		t.Errorf("stop: %d %s", st, body)
 	}

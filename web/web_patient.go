@@ -53,6 +53,9 @@ type patientPage struct {
 	Consents []consentView
 	Offer    []grantee
 	Research bool
+	// Medications are the patient's orders with their adherence
+	// (web_medication.go).
+	Medications []medicationView
 }
 
 type alertView struct {
@@ -183,6 +186,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 	}
 
 	if pg.Consents, pg.Offer, pg.Research, err = s.consentsOf(ctx, id, pg.Own); err != nil {
+		return nil, err
+	}
+	if pg.Medications, err = s.medicationsOf(ctx, id, now); err != nil {
 		return nil, err
 	}
 	if pg.Own {
