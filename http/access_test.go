@@ -262,6 +262,12 @@ var matrix = []struct {
 	{"GET /fhir/r4/Device/{id}",
 		"401 ok ok 404 ok 403 403 403",
 		"401 ok 404 404 404 403 403 403"},
+	{"GET /fhir/r4/MedicationRequest",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"GET /fhir/r4/MedicationAdministration",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
 	{"GET /fhir/r4/Flag",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
@@ -288,11 +294,13 @@ type alertStore struct {
 
 // searchesPatient are the routes whose patient is a search parameter.
 var searchesPatient = map[string]bool{
-	"GET /fhir/r4/Observation":        true,
-	"GET /fhir/r4/Observation/$lastn": true,
-	"GET /fhir/r4/Flag":               true,
-	"GET /fhir/r4/AuditEvent":         true,
-	"GET /fhir/r4/Consent":            true,
+	"GET /fhir/r4/Observation":              true,
+	"GET /fhir/r4/Observation/$lastn":       true,
+	"GET /fhir/r4/Flag":                     true,
+	"GET /fhir/r4/AuditEvent":               true,
+	"GET /fhir/r4/Consent":                  true,
+	"GET /fhir/r4/MedicationRequest":        true,
+	"GET /fhir/r4/MedicationAdministration": true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×

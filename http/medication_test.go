@@ -168,6 +168,20 @@ func TestMedicationFlow(t *testing.T) {
 		}
 	}
 
+	// FHIR: the order as a MedicationRequest, the 11 doses as
+	// MedicationAdministrations, two of them performed by the bottle.
+	st, body = e.request("GET", "/fhir/r4/MedicationRequest?patient="+p1, doc, "")
+	if st != http.StatusOK || strings.Count(body, `"resourceType":"MedicationRequest"`) != 1 || !strings.Contains(body, `"timeOfDay":["08:00:00","20:00:00"]`) {
+		t.Errorf("FHIR MedicationRequest search: %d %s", st, body)
+	}
+	st, body = e.request("GET", "/fhir/r4/MedicationAdministration?patient="+p1, pat, "")
+	if st != http.StatusOK || strings.Count(body, `"resourceType":"MedicationAdministration"`) != 11 || strings.Count(body, `"reference":"Device/`+bottle+`"`) != 2 {
+		t.Errorf("FHIR MedicationAdministration search: %d %s", st, body)
+	}
+	if st, _ := e.request("GET", "/fhir/r4/MedicationAdministration?patient="+p1, outsider, ""); st != http.StatusNotFound {
+		t.Errorf("FHIR MedicationAdministration by an outsider: %d, want 404", st)
+	}
+
 	// The patient page shows the order with its adherence, to the patient
 	// and to the team.
 	for _, who := range []string{pat, doc} {
