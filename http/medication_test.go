@@ -196,6 +196,22 @@ func TestMedicationFlow(t *testing.T) {
 		}
 	}
 
+	// Insulin doses are markers on the glucose chart.
+	var g vigil.Batch
+	for i := range 12 {
+		at := e.now().Add(-time.Duration(60-5*i) * time.Minute)
+		g.Readings = append(g.Readings, vigil.Reading{SubjectID: p1, Code: "2339-0", Value: 140 + float64(i), Unit: "mg/dL", Time: at, Received: at, Key: fmt.Sprintf("g%d", i), Source: "http"})
+	}
+	pen := e.now().Add(-30 * time.Minute)
+	g.Readings = append(g.Readings, vigil.Reading{SubjectID: p1, DeviceID: "dev_pen", Code: vigil.CodeInsulinBolus, Value: 6, Unit: "[iU]", Time: pen, Received: pen, Key: "pen1", Source: "mqtt"})
+	if _, err := e.store.WriteBatches(ctx, []vigil.Batch{g}); err != nil {
+		t.Fatal(err)
+	}
+	st, page := e.request("GET", "/patients/"+p1+"?range=6h", doc, "")
+	if st != http.StatusOK || strings.Count(page, "data-insulin") != 1 || !strings.Contains(page, "insulin 6 [iU]") {
+		t.Errorf("glucose chart: %d, %d insulin markers; want 1, \"insulin 6 [iU]\"", st, strings.Count(page, "data-insulin"))
+	}
+
 	if st, body := e.request("POST", base+"/medications/"+o.ID+"/stop", doc, ""); st != http.StatusOK || !strings.Contains(body, `"status":"stopped"`) {
 		t.Errorf("stop: %d %s", st, body)
 	}

@@ -62,3 +62,31 @@ func (s *Handler) medicationsOf(ctx context.Context, id string, now time.Time) (
 	}
 	return out, nil
 }
+
+// chartMarker is a dose drawn on a chart at X, with its words.
+type chartMarker struct {
+	X    float64
+	Text string
+	Time time.Time
+}
+
+// markInsulin adds the patient's insulin doses (vigil.CodeInsulinBolus
+// readings, from pens and pumps) in the chart's window to the glucose
+// chart as markers.
+func (s *Handler) markInsulin(ctx context.Context, id string, charts []chart) error {
+	for i := range charts {
+		c := &charts[i]
+		if c.Key != "glucose" {
+			continue
+		}
+		rs, err := s.AllReadings(ctx, vigil.ReadingQuery{SubjectID: id, Codes: []string{vigil.CodeInsulinBolus}, From: c.from, To: c.to})
+		if err != nil {
+			return fmt.Errorf("patient insulin doses: %w", err)
+		}
+		for _, r := range rs {
+			c.Markers = append(c.Markers, chartMarker{X: c.x(r.Time), Time: r.Time,
+				Text: fmt.Sprintf("insulin %g %s", r.Value, displayUnit("", r.Unit))})
+		}
+	}
+	return nil
+}

@@ -167,6 +167,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 		pg.Charts = append(pg.Charts, *c)
 	}
 
+	if err := s.markInsulin(ctx, id, pg.Charts); err != nil {
+		return nil, err
+	}
 	if pg.Alerts, err = s.alertTimeline(ctx, id); err != nil {
 		return nil, err
 	}
