@@ -34,7 +34,29 @@ const (
 const (
 	PrefixMedicationOrder = "mor"
 	PrefixDose            = "dos"
+	PrefixRefill          = "rfl"
 )
+
+// Refill request states.
+const (
+	RefillPending  = "pending"
+	RefillApproved = "approved"
+	RefillDeclined = "declined"
+)
+
+// RefillRequest is a patient's request to the care team for more of an
+// ordered medication, approved or declined by a clinician. It holds no
+// free text.
+type RefillRequest struct {
+	ID          string    `json:"id"`
+	SubjectID   string    `json:"patient_id"`
+	OrderID     string    `json:"order_id"`
+	RequestedBy string    `json:"requested_by"` // user id
+	Requested   time.Time `json:"requested"`
+	State       string    `json:"state"` // RefillPending, RefillApproved or RefillDeclined
+	DecidedBy   string    `json:"decided_by,omitempty"`
+	Decided     time.Time `json:"decided,omitzero"`
+}
 
 // MedicationOrder is a clinician's order of one medication for one patient
 // (FHIR MedicationRequest): what (System, Code, Display), how much per dose
@@ -251,4 +273,17 @@ type MedicationStore interface {
 	// Doses returns the confirmed doses matching q, oldest first (ties by
 	// id).
 	Doses(ctx context.Context, q DoseQuery) ([]Dose, error)
+
+	// CreateRefillRequest stores r as pending for r.OrderID, setting r.ID,
+	// r.SubjectID (the order's), r.Requested and r.State. ENOTFOUND if the
+	// order does not exist, ECONFLICT if it is stopped or has a pending
+	// request already.
+	CreateRefillRequest(ctx context.Context, r *RefillRequest) error
+	// RefillRequests returns a patient's refill requests, oldest first.
+	RefillRequests(ctx context.Context, subjectID string) ([]*RefillRequest, error)
+	// DecideRefillRequest moves a pending request to state (RefillApproved
+	// or RefillDeclined) by user by at the store's clock and returns it;
+	// ENOTFOUND if none, EINVALID for another state, ECONFLICT if it was
+	// decided already.
+	DecideRefillRequest(ctx context.Context, id, state, by string) (*RefillRequest, error)
 }

@@ -187,3 +187,78 @@ func scanDose(sc pgx.Row) (vigil.Dose, error) {
 	d.Time, d.Recorded = d.Time.UTC(), d.Recorded.UTC()
 	return d, nil
 }
+
+const refillColumns = "id, subject_id, order_id, requested_by, requested, state, decided_by, decided"
+
+// CreateRefillRequest stores r as pending; see vigil.MedicationStore.
+func (s *Store) CreateRefillRequest(ctx context.Context, r *vigil.RefillRequest) error {
+	id, now := vigil.NewID(vigil.PrefixRefill), s.timestamp()
+	var subject string
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var status string
+		if err := tx.QueryRow(ctx, "SELECT subject_id, status FROM medication_orders WHERE id = $1 FOR UPDATE", r.OrderID).Scan(&subject, &status); err != nil {
+			return notFound(err, "medication order")
+		}
+		if status != vigil.MedicationActive {
+			return vigil.Errorf(vigil.ECONFLICT, "the medication order is stopped")
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO refill_requests ("+refillColumns+") VALUES ($1, $2, $3, $4, $5, $6, '', NULL)",
+			id, subject, r.OrderID, r.RequestedBy, now, vigil.RefillPending)
+		if vigil.ErrorCode(constraint(err)) == vigil.ECONFLICT {
+			return vigil.Errorf(vigil.ECONFLICT, "a refill of this medication is requested already")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create refill request: %w", err)
+	}
+	r.ID, r.SubjectID, r.Requested, r.State = id, subject, now, vigil.RefillPending
+	return nil
+}
+
+// RefillRequests returns a patient's refill requests, oldest first.
+func (s *Store) RefillRequests(ctx context.Context, subjectID string) ([]*vigil.RefillRequest, error) {
+	rs, err := queryAll(ctx, s.pool, scanRefill, "SELECT "+refillColumns+` FROM refill_requests WHERE subject_id = $1 ORDER BY requested, id COLLATE "C"`, subjectID)
+	if err != nil {
+		return nil, fmt.Errorf("list refill requests: %w", err)
+	}
+	return rs, nil
+}
+
+// DecideRefillRequest decides a pending request; see vigil.MedicationStore.
+func (s *Store) DecideRefillRequest(ctx context.Context, id, state, by string) (*vigil.RefillRequest, error) {
+	if state != vigil.RefillApproved && state != vigil.RefillDeclined {
+		return nil, fmt.Errorf("decide refill request: %w", vigil.Errorf(vigil.EINVALID, "state must be approved or declined"))
+	}
+	var r *vigil.RefillRequest
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		now := s.timestamp()
+		var err error
+		if r, err = scanRefill(tx.QueryRow(ctx, "SELECT "+refillColumns+" FROM refill_requests WHERE id = $1 FOR UPDATE", id)); err != nil {
+			return notFound(err, "refill request")
+		}
+		if r.State != vigil.RefillPending {
+			return vigil.Errorf(vigil.ECONFLICT, "the refill request is %s already", r.State)
+		}
+		r.State, r.DecidedBy, r.Decided = state, by, now
+		_, err = tx.Exec(ctx, "UPDATE refill_requests SET state = $1, decided_by = $2, decided = $3 WHERE id = $4", state, by, now, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decide refill request: %w", err)
+	}
+	return r, nil
+}
+
+func scanRefill(sc pgx.Row) (*vigil.RefillRequest, error) {
+	var r vigil.RefillRequest
+	var decided *time.Time
+	if err := sc.Scan(&r.ID, &r.SubjectID, &r.OrderID, &r.RequestedBy, &r.Requested, &r.State, &r.DecidedBy, &decided); err != nil {
+		return nil, err
+	}
+	r.Requested = r.Requested.UTC()
+	if decided != nil {
+		r.Decided = decided.UTC()
+	}
+	return &r, nil
+}

@@ -200,3 +200,88 @@ func scanDose(sc scanner) (vigil.Dose, error) {
 	d.Time, d.Recorded = timeOf(sql.NullInt64{Int64: t, Valid: true}), timeOf(sql.NullInt64{Int64: recorded, Valid: true})
 	return d, nil
 }
+
+const refillColumns = "id, subject_id, order_id, requested_by, requested, state, decided_by, decided"
+
+// CreateRefillRequest stores r as pending; see vigil.MedicationStore.
+func (s *Store) CreateRefillRequest(ctx context.Context, r *vigil.RefillRequest) error {
+	id, now := vigil.NewID(vigil.PrefixRefill), s.timestamp()
+	var subject string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var status string
+		if err := tx.QueryRowContext(ctx, "SELECT subject_id, status FROM medication_orders WHERE id = ?", r.OrderID).Scan(&subject, &status); err != nil {
+			return notFound(err, "medication order")
+		}
+		if status != vigil.MedicationActive {
+			return vigil.Errorf(vigil.ECONFLICT, "the medication order is stopped")
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO refill_requests ("+refillColumns+") VALUES (?, ?, ?, ?, ?, ?, '', NULL)",
+			id, subject, r.OrderID, r.RequestedBy, now.UnixMicro(), vigil.RefillPending)
+		if vigil.ErrorCode(constraint(err)) == vigil.ECONFLICT {
+			return vigil.Errorf(vigil.ECONFLICT, "a refill of this medication is requested already")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create refill request: %w", err)
+	}
+	r.ID, r.SubjectID, r.Requested, r.State = id, subject, now, vigil.RefillPending
+	return nil
+}
+
+// RefillRequests returns a patient's refill requests, oldest first.
+func (s *Store) RefillRequests(ctx context.Context, subjectID string) ([]*vigil.RefillRequest, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+refillColumns+" FROM refill_requests WHERE subject_id = ? ORDER BY requested, id", subjectID)
+	if err != nil {
+		return nil, fmt.Errorf("list refill requests: %w", err)
+	}
+	defer rows.Close()
+	var out []*vigil.RefillRequest
+	for rows.Next() {
+		r, err := scanRefill(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list refill requests: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list refill requests: %w", err)
+	}
+	return out, nil
+}
+
+// DecideRefillRequest decides a pending request; see vigil.MedicationStore.
+func (s *Store) DecideRefillRequest(ctx context.Context, id, state, by string) (*vigil.RefillRequest, error) {
+	if state != vigil.RefillApproved && state != vigil.RefillDeclined {
+		return nil, fmt.Errorf("decide refill request: %w", vigil.Errorf(vigil.EINVALID, "state must be approved or declined"))
+	}
+	now := s.timestamp()
+	var r *vigil.RefillRequest
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if r, err = scanRefill(tx.QueryRowContext(ctx, "SELECT "+refillColumns+" FROM refill_requests WHERE id = ?", id)); err != nil {
+			return notFound(err, "refill request")
+		}
+		if r.State != vigil.RefillPending {
+			return vigil.Errorf(vigil.ECONFLICT, "the refill request is %s already", r.State)
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE refill_requests SET state = ?, decided_by = ?, decided = ? WHERE id = ?", state, by, now.UnixMicro(), id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decide refill request: %w", err)
+	}
+	r.State, r.DecidedBy, r.Decided = state, by, now
+	return r, nil
+}
+
+func scanRefill(sc scanner) (*vigil.RefillRequest, error) {
+	var r vigil.RefillRequest
+	var requested int64
+	var decided sql.NullInt64
+	if err := sc.Scan(&r.ID, &r.SubjectID, &r.OrderID, &r.RequestedBy, &requested, &r.State, &r.DecidedBy, &decided); err != nil {
+		return nil, err
+	}
+	r.Requested, r.Decided = timeOf(sql.NullInt64{Int64: requested, Valid: true}), timeOf(decided)
+	return &r, nil
+}

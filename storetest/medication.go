@@ -21,6 +21,7 @@ func RunMedications(t *testing.T, open func(t *testing.T) MedicationStore) {
 	t.Run("Orders", func(t *testing.T) { testMedicationOrders(t, open) })
 	t.Run("InvalidOrders", func(t *testing.T) { testMedicationInvalid(t, open) })
 	t.Run("Doses", func(t *testing.T) { testDoses(t, open) })
+	t.Run("Refills", func(t *testing.T) { testRefills(t, open) })
 	t.Run("Erasure", func(t *testing.T) { testMedicationErasure(t, open) })
 }
 
@@ -218,6 +219,52 @@ func testDoses(t *testing.T, open func(t *testing.T) MedicationStore) {
 	}
 }
 
+func testRefills(t *testing.T, open func(t *testing.T) MedicationStore) {
+	s := open(t)
+	ctx := t.Context()
+	pat := newPatient(t, s, "M-7")
+	o := createOrder(t, s, newOrder(pat))
+	r := &vigil.RefillRequest{OrderID: o.ID, RequestedBy: "usr_pat"}
+	if err := s.CreateRefillRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ID == "" || r.SubjectID != pat || r.State != vigil.RefillPending || r.Requested.IsZero() {
+		t.Fatalf("refill request %+v: want id, the order's patient, pending, requested", r)
+	}
+	// One pending request per order.
+	wantCode(t, "second pending request", s.CreateRefillRequest(ctx, &vigil.RefillRequest{OrderID: o.ID, RequestedBy: "usr_pat"}), vigil.ECONFLICT)
+	wantCode(t, "request of no order", s.CreateRefillRequest(ctx, &vigil.RefillRequest{OrderID: "mor_none", RequestedBy: "usr_pat"}), vigil.ENOTFOUND)
+
+	_, err := s.DecideRefillRequest(ctx, r.ID, "maybe", "usr_doc")
+	wantCode(t, "decide with an unknown state", err, vigil.EINVALID)
+	d, err := s.DecideRefillRequest(ctx, r.ID, vigil.RefillApproved, "usr_doc")
+	if err != nil || d.State != vigil.RefillApproved || d.DecidedBy != "usr_doc" || d.Decided.IsZero() {
+		t.Fatalf("approve = %+v, %v", d, err)
+	}
+	_, err = s.DecideRefillRequest(ctx, r.ID, vigil.RefillDeclined, "usr_doc")
+	wantCode(t, "decide twice", err, vigil.ECONFLICT)
+	_, err = s.DecideRefillRequest(ctx, "rfl_none", vigil.RefillDeclined, "usr_doc")
+	wantCode(t, "decide none", err, vigil.ENOTFOUND)
+
+	// Decided, the order may be refilled again; declined, it stays so.
+	r2 := &vigil.RefillRequest{OrderID: o.ID, RequestedBy: "usr_pat"}
+	if err := s.CreateRefillRequest(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DecideRefillRequest(ctx, r2.ID, vigil.RefillDeclined, "usr_doc"); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.RefillRequests(ctx, pat)
+	if err != nil || len(rs) != 2 || rs[0].ID != r.ID || rs[0].State != vigil.RefillApproved || rs[1].State != vigil.RefillDeclined || rs[1].DecidedBy != "usr_doc" {
+		t.Fatalf("RefillRequests = %+v, %v", rs, err)
+	}
+	// No refill of a stopped order.
+	if _, err := s.StopMedicationOrder(ctx, o.ID, "usr_doc"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "refill of a stopped order", s.CreateRefillRequest(ctx, &vigil.RefillRequest{OrderID: o.ID, RequestedBy: "usr_pat"}), vigil.ECONFLICT)
+}
+
 func testMedicationErasure(t *testing.T, open func(t *testing.T) MedicationStore) {
 	s := open(t)
 	ctx := t.Context()
@@ -228,6 +275,9 @@ func testMedicationErasure(t *testing.T, open func(t *testing.T) MedicationStore
 	at := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
 	for _, id := range []string{o.ID, ok.ID} {
 		if _, err := s.RecordDose(ctx, &vigil.Dose{OrderID: id, Time: at, Value: 1, Unit: "{tbl}"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRefillRequest(ctx, &vigil.RefillRequest{OrderID: id, RequestedBy: "usr_pat"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,7 +298,13 @@ func testMedicationErasure(t *testing.T, open func(t *testing.T) MedicationStore
 	if ds, err := s.Doses(ctx, vigil.DoseQuery{SubjectID: pat}); err != nil || len(ds) != 0 {
 		t.Errorf("doses of the erased patient = %v, %v; want none", ds, err)
 	}
+	if rs, err := s.RefillRequests(ctx, pat); err != nil || len(rs) != 0 {
+		t.Errorf("refill requests of the erased patient = %v, %v; want none", rs, err)
+	}
 	// Another patient's are kept.
+	if rs, _ := s.RefillRequests(ctx, kept); len(rs) != 1 {
+		t.Errorf("refill requests of the other patient = %v, want 1", rs)
+	}
 	if os, _ := s.MedicationOrders(ctx, kept); len(os) != 1 {
 		t.Errorf("orders of the other patient = %v, want 1", os)
 	}

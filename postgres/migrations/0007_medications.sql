@@ -42,3 +42,19 @@ CREATE TABLE medication_doses (
 );
 
 CREATE INDEX medication_doses_subject ON medication_doses (subject_id, t);
+
+-- refill_requests holds patients' requests for more of an ordered
+-- medication and the clinician's decision; at most one pending per order.
+CREATE TABLE refill_requests (
+	id           text        PRIMARY KEY,
+	subject_id   text        NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+	order_id     text        NOT NULL REFERENCES medication_orders (id) ON DELETE CASCADE,
+	requested_by text        NOT NULL,
+	requested    timestamptz NOT NULL,
+	state        text        NOT NULL,
+	decided_by   text        NOT NULL,
+	decided      timestamptz
+);
+
+CREATE INDEX refill_requests_subject ON refill_requests (subject_id, requested);
+CREATE UNIQUE INDEX refill_requests_pending ON refill_requests (order_id) WHERE state = 'pending';

@@ -42,3 +42,19 @@ CREATE TABLE medication_doses (
 ) STRICT;
 
 CREATE INDEX medication_doses_subject ON medication_doses (subject_id, t);
+
+-- refill_requests holds patients' requests for more of an ordered
+-- medication and the clinician's decision; at most one pending per order.
+CREATE TABLE refill_requests (
+	id           TEXT    PRIMARY KEY,
+	subject_id   TEXT    NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+	order_id     TEXT    NOT NULL REFERENCES medication_orders (id) ON DELETE CASCADE,
+	requested_by TEXT    NOT NULL,
+	requested    INTEGER NOT NULL,
+	state        TEXT    NOT NULL,
+	decided_by   TEXT    NOT NULL,
+	decided      INTEGER
+) STRICT;
+
+CREATE INDEX refill_requests_subject ON refill_requests (subject_id, requested);
+CREATE UNIQUE INDEX refill_requests_pending ON refill_requests (order_id) WHERE state = 'pending';
