@@ -132,6 +132,10 @@ const (
 	AuditMedicationRead   AuditAction = "medication.read"
 	AuditMedicationChange AuditAction = "medication.change"
 	AuditDoseRecord       AuditAction = "medication.dose"
+	// AuditRefillRequest records a patient's request for a refill;
+	// AuditRefillDecide a clinician's approval or refusal of one.
+	AuditRefillRequest AuditAction = "medication.refill_request"
+	AuditRefillDecide  AuditAction = "medication.refill_decide"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
@@ -201,6 +205,8 @@ var AuditActions = map[AuditAction]string{
 	AuditMedicationRead:       "read a patient's medication orders, doses or adherence (API, FHIR, patient page)",
 	AuditMedicationChange:     "create or stop a medication order",
 	AuditDoseRecord:           "confirm a dose of a medication taken",
+	AuditRefillRequest:        "a patient asks the care team for a refill of a medication",
+	AuditRefillDecide:         "a clinician approves or declines a refill request",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

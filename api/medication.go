@@ -279,3 +279,78 @@ func adherenceOf(ctx context.Context, m vigil.MedicationStore, rs vigil.ReadingS
 	}
 	return out, nil
 }
+
+// requestRefill answers POST .../medications/{order}/refills: the patient
+// asks the care team for a refill of an active order (201 with the
+// request; 409 if one is pending or the order is stopped). No body.
+func (s *Handler) requestRefill(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.medications()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	o, err := s.patientOrder(ctx, m, r)
+	if err != nil {
+		return err
+	}
+	rf := &vigil.RefillRequest{OrderID: o.ID, RequestedBy: gate.Principal(ctx).UserID}
+	if err := m.CreateRefillRequest(ctx, rf); err != nil {
+		return err
+	}
+	gate.WriteJSON(w, http.StatusCreated, rf)
+	return nil
+}
+
+// listRefills answers GET /api/v1/patients/{id}/refills: the patient's
+// refill requests, oldest first, with their decisions.
+func (s *Handler) listRefills(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.medications()
+	if err != nil {
+		return err
+	}
+	rs, err := m.RefillRequests(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if rs == nil {
+		rs = []*vigil.RefillRequest{}
+	}
+	gate.WriteJSON(w, http.StatusOK, map[string]any{"refills": rs})
+	return nil
+}
+
+func (s *Handler) approveRefill(w http.ResponseWriter, r *http.Request) error {
+	return s.decideRefill(w, r, vigil.RefillApproved)
+}
+
+func (s *Handler) declineRefill(w http.ResponseWriter, r *http.Request) error {
+	return s.decideRefill(w, r, vigil.RefillDeclined)
+}
+
+// decideRefill answers POST .../refills/{refill}/approve and /decline: a
+// clinician of the patient's team decides a pending request (409 if it
+// was decided already). A request of another patient is 404.
+func (s *Handler) decideRefill(w http.ResponseWriter, r *http.Request, state string) error {
+	m, err := s.medications()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	rs, err := m.RefillRequests(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, rf := range rs {
+		found = found || rf.ID == r.PathValue("refill")
+	}
+	if !found {
+		return vigil.Errorf(vigil.ENOTFOUND, "refill request not found")
+	}
+	rf, err := m.DecideRefillRequest(ctx, r.PathValue("refill"), state, gate.Principal(ctx).UserID)
+	if err != nil {
+		return err
+	}
+	gate.WriteJSON(w, http.StatusOK, rf)
+	return nil
+}

@@ -93,6 +93,18 @@ var matrix = []struct {
 	{"POST /api/v1/patients/{id}/medications/{order}/doses",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications/{order}/refills",
+		"401 403 403 403 ok 403 403 403",
+		"401 403 403 403 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/refills",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/refills/{refill}/approve",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/refills/{refill}/decline",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
 	{"GET /api/v1/patients/{id}/doses",
 		"401 404 ok 404 ok 403 403 403",
 		"401 404 404 404 404 403 403 403"},
@@ -453,6 +465,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 					t.Fatal(err)
 				}
 				return o.ID
+			case "{refill}":
+				// A pending refill request of the patient, one per cell.
+				o := &vigil.MedicationOrder{SubjectID: patient, Code: "860975", System: vigil.RxNormSystem, Display: "metformin",
+					DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00"}, TimeZone: "UTC", Start: e.now().Add(-time.Hour)}
+				if err := e.store.CreateMedicationOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				rf := &vigil.RefillRequest{OrderID: o.ID}
+				if err := e.store.CreateRefillRequest(ctx, rf); err != nil {
+					t.Fatal(err)
+				}
+				return rf.ID
 			case "{user}":
 				return clinX.ID
 			case "{patient}":

@@ -212,6 +212,36 @@ func TestMedicationFlow(t *testing.T) {
 		t.Errorf("glucose chart: %d, %d insulin markers; want 1, \"insulin 6 [iU]\"", st, strings.Count(page, "data-insulin"))
 	}
 
+	// Refills: the patient asks once (a second pending request is 409),
+	// a clinician of the team decides once; outsiders and other patients'
+	// paths find nothing.
+	st, body = e.request("POST", base+"/medications/"+o.ID+"/refills", pat, "")
+	var rf vigil.RefillRequest
+	if st != http.StatusCreated || json.Unmarshal([]byte(body), &rf) != nil || rf.State != vigil.RefillPending {
+		t.Fatalf("refill request: %d %s", st, body)
+	}
+	if st, _ := e.request("POST", base+"/medications/"+o.ID+"/refills", pat, ""); st != http.StatusConflict {
+		t.Errorf("second refill request: %d, want 409", st)
+	}
+	if st, _ := e.request("POST", base+"/medications/"+o.ID+"/refills", doc, ""); st != http.StatusForbidden {
+		t.Errorf("refill request by a clinician: %d, want 403", st)
+	}
+	if st, _ := e.request("POST", base+"/refills/"+rf.ID+"/approve", outsider, ""); st != http.StatusNotFound {
+		t.Errorf("approve by an outsider: %d, want 404", st)
+	}
+	if st, _ := e.request("POST", "/api/v1/patients/"+p2+"/refills/"+rf.ID+"/approve", doc, ""); st != http.StatusNotFound {
+		t.Errorf("approve under another patient: %d, want 404", st)
+	}
+	if st, body := e.request("POST", base+"/refills/"+rf.ID+"/approve", doc, ""); st != http.StatusOK || !strings.Contains(body, `"state":"approved"`) {
+		t.Errorf("approve: %d %s", st, body)
+	}
+	if st, _ := e.request("POST", base+"/refills/"+rf.ID+"/decline", doc, ""); st != http.StatusConflict {
+		t.Errorf("decline after approval: %d, want 409", st)
+	}
+	if st, body := e.request("GET", base+"/refills", pat, ""); st != http.StatusOK || !strings.Contains(body, `"decided_by"`) {
+		t.Errorf("the patient's refills: %d %s", st, body)
+	}
+
 	if st, body := e.request("POST", base+"/medications/"+o.ID+"/stop", doc, ""); st != http.StatusOK || !strings.Contains(body, `"status":"stopped"`) {
 		t.Errorf("stop: %d %s", st, body)
 	}
@@ -225,7 +255,8 @@ func TestMedicationFlow(t *testing.T) {
 			counts[en.Action]++
 		}
 	}
-	if counts[vigil.AuditMedicationChange] < 2 || counts[vigil.AuditDoseRecord] < 10 || counts[vigil.AuditMedicationRead] < 3 {
-		t.Errorf("audit entries for the patient: %v; want the order and its stop, every dose, every read", counts)
+	if counts[vigil.AuditMedicationChange] < 2 || counts[vigil.AuditDoseRecord] < 10 || counts[vigil.AuditMedicationRead] < 3 ||
+		counts[vigil.AuditRefillRequest] < 1 || counts[vigil.AuditRefillDecide] < 1 {
+		t.Errorf("audit entries for the patient: %v; want the order and its stop, every dose, every read, the refill and its decision", counts)
 	}
 }
