@@ -131,6 +131,16 @@ const (
 	AuditReportMonitoring AuditAction = "report.monitoring"
 	AuditTimeEntryRead    AuditAction = "time_entry.read"
 	AuditTimeEntryChange  AuditAction = "time_entry.change"
+	// AuditMedicationRead, AuditMedicationChange and AuditDoseRecord record
+	// reads of a patient's medication orders, doses and adherence; a
+	// clinician's creating or stopping an order; and a dose confirmed.
+	AuditMedicationRead   AuditAction = "medication.read"
+	AuditMedicationChange AuditAction = "medication.change"
+	AuditDoseRecord       AuditAction = "medication.dose"
+	// AuditRefillRequest records a patient's request for a refill;
+	// AuditRefillDecide a clinician's approval or refusal of one.
+	AuditRefillRequest AuditAction = "medication.refill_request"
+	AuditRefillDecide  AuditAction = "medication.refill_decide"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
@@ -200,6 +210,11 @@ var AuditActions = map[AuditAction]string{
 	AuditReportMonitoring:     "read a remote monitoring report (days with data, clinician time, the codes they support) of a patient",
 	AuditTimeEntryRead:        "list a patient's clinician time entries",
 	AuditTimeEntryChange:      "record clinician time on a patient: a manual entry, a timer started or stopped",
+	AuditMedicationRead:       "read a patient's medication orders, doses or adherence (API, FHIR, patient page)",
+	AuditMedicationChange:     "create or stop a medication order",
+	AuditDoseRecord:           "confirm a dose of a medication taken",
+	AuditRefillRequest:        "a patient asks the care team for a refill of a medication",
+	AuditRefillDecide:         "a clinician approves or declines a refill request",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

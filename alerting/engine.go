@@ -96,6 +96,8 @@ type Engine struct {
 	// so that it raises no alert and saves no state for them. It must be
 	// fast: it is called for every reading.
 	Erased func(subjectID string) bool
+	// Doses raises missed-dose alerts on ticks; nil: none.
+	Doses *DoseWatch
 
 	mu       sync.Mutex
 	loaded   bool
@@ -552,6 +554,15 @@ func (e *Engine) Tick(ctx context.Context) error {
 		if len(cs) > 0 || len(scores) > 0 {
 			e.dirty[id] = true
 		}
+	}
+	if e.Doses != nil && e.Doses.due(now) {
+		dc, err := e.Doses.changes(ctx, e.Store, now)
+		if err != nil {
+			// The next look tries again; other conditions go on.
+			e.logger().Warn("missed-dose watch", "err", err)
+			e.Doses.last = time.Time{}
+		}
+		changes = append(changes, dc...)
 	}
 	// Settled scores go to the log before the state that took them is
 	// saved: after a crash in between, the state takes them again, with

@@ -53,6 +53,19 @@ func (s *Handler) Routes() []gate.Route {
 		// checks which).
 		{Pattern: "GET /api/v1/patients/{id}/consents", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").OnPatient(), Handle: s.listConsents},
 		{Pattern: "PUT /api/v1/patients/{id}/consents", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.u").OnPatient(), Handle: s.setConsent},
+		// Medications (decision 30): the patient and their care team read
+		// orders, doses and adherence; clinicians of the team order and
+		// stop; the patient (or a clinician for them) confirms a dose.
+		{Pattern: "GET /api/v1/patients/{id}/medications", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationRequest.rs").ClinicalData(), Handle: s.listMedications},
+		{Pattern: "POST /api/v1/patients/{id}/medications", Access: gate.Authn("clinician", vigil.AuditMedicationChange, gate.Clinicians).ClinicalData(), Handle: s.createMedication},
+		{Pattern: "POST /api/v1/patients/{id}/medications/{order}/stop", Access: gate.Authn("clinician", vigil.AuditMedicationChange, gate.Clinicians).ClinicalData(), Handle: s.stopMedication},
+		{Pattern: "POST /api/v1/patients/{id}/medications/{order}/doses", Access: gate.Authn("patient or clinician", vigil.AuditDoseRecord, []vigil.Role{vigil.RoleClinician, vigil.RolePatient}).ClinicalData(), Handle: s.recordDose},
+		{Pattern: "POST /api/v1/patients/{id}/medications/{order}/refills", Access: gate.Authn("patient", vigil.AuditRefillRequest, []vigil.Role{vigil.RolePatient}).ClinicalData(), Handle: s.requestRefill},
+		{Pattern: "GET /api/v1/patients/{id}/refills", Access: gate.Authn("people", vigil.AuditMedicationRead, []vigil.Role{vigil.RoleClinician, vigil.RolePatient}).ClinicalData(), Handle: s.listRefills},
+		{Pattern: "POST /api/v1/patients/{id}/refills/{refill}/approve", Access: gate.Authn("clinician", vigil.AuditRefillDecide, gate.Clinicians).ClinicalData(), Handle: s.approveRefill},
+		{Pattern: "POST /api/v1/patients/{id}/refills/{refill}/decline", Access: gate.Authn("clinician", vigil.AuditRefillDecide, gate.Clinicians).ClinicalData(), Handle: s.declineRefill},
+		{Pattern: "GET /api/v1/patients/{id}/doses", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationAdministration.rs").ClinicalData(), Handle: s.listDoses},
+		{Pattern: "GET /api/v1/patients/{id}/adherence", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationAdministration.rs").ClinicalData(), Handle: s.getAdherence},
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 

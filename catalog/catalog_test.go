@@ -53,6 +53,7 @@ func TestLimits(t *testing.T) {
 		{"urn:iso:std:iso:11073:10101", "147072", "ms", 200, 3000},
 		{"urn:iso:std:iso:11073:10101", "157784", "mL/h", 0, 1200},
 		{"https://github.com/vigil-health/vigil/blob/main/catalog/codes.csv", "insulin-bolus", "[iU]", 0, 100},
+		{"https://github.com/vigil-health/vigil/blob/main/catalog/codes.csv", "medication-dose", "{dose}", 1, 20},
 		{"https://github.com/vigil-health/vigil/blob/main/catalog/codes.csv", "pump-alarm", "{priority}", 0, 3},
 	}
 	if got, want := len(cat.Entries()), len(tests); got != want {
@@ -575,7 +576,7 @@ func TestValuesThatCannotBeTrue(t *testing.T) {
 			integers = append(integers, e.Code)
 		}
 	}
-	if want := []string{"55423-8", "67775-7", "1104051000000101", "pump-alarm"}; !slices.Equal(integers, want) {
+	if want := []string{"55423-8", "67775-7", "1104051000000101", "medication-dose", "pump-alarm"}; !slices.Equal(integers, want) {
 		t.Errorf("integer codes %v, want %v", integers, want)
 	}
 }

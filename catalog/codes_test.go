@@ -148,8 +148,9 @@ func TestDisplays(t *testing.T) {
 		// IEEE 11073-10101 names a metric by its reference id.
 		"157784": "MDC_FLOW_FLUID_PUMP",
 		// Vigil's own codes (catalog/codes.csv).
-		"insulin-bolus": "Insulin bolus dose delivered",
-		"pump-alarm":    "Infusion pump alarm priority (0 none)",
+		"insulin-bolus":   "Insulin bolus dose delivered",
+		"medication-dose": "Medication dose taken",
+		"pump-alarm":      "Infusion pump alarm priority (0 none)",
 	}
 	entries := catalog.Default().Entries()
 	if len(entries) != len(want) {

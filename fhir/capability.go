@@ -140,6 +140,16 @@ func Capabilities(date, version string) *CapabilityStatement {
 					},
 				},
 				{
+					Type:        "MedicationRequest",
+					Interaction: []Interaction{{Code: "search-type"}},
+					SearchParam: []SearchParam{{Name: "patient", Type: "reference", Documentation: "Required (or subject)."}},
+				},
+				{
+					Type:        "MedicationAdministration",
+					Interaction: []Interaction{{Code: "search-type"}},
+					SearchParam: []SearchParam{{Name: "patient", Type: "reference", Documentation: "Required (or subject). The doses of the last 90 days."}},
+				},
+				{
 					Type:        "Flag",
 					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
 					SearchParam: []SearchParam{

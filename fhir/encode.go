@@ -35,6 +35,7 @@ var categories = map[string]string{
 	"157784":           "therapy", // infusion pump rate
 	"insulin-bolus":    "therapy",
 	"pump-alarm":       "therapy",
+	"medication-dose":  "therapy", // a dose taken, from a smart pill bottle
 }
 
 // Category returns the observation-category code of an Observation of code:

@@ -154,6 +154,11 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	revoked := now
 	add("device.json", enc.Device(&vigil.Device{ID: "dev_1", Kind: "pulse-oximeter", Model: "OX-1", Serial: "SN1", SubjectID: "pat_1", Created: now}))
 	add("device-revoked.json", enc.Device(&vigil.Device{ID: "dev_2", Created: now, Revoked: &revoked}))
+	order := &vigil.MedicationOrder{ID: "mor_1", SubjectID: "pat_1", System: vigil.RxNormSystem, Code: "860975", Display: "metformin hydrochloride 500 MG Oral Tablet",
+		DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00", "20:00"}, TimeZone: "Europe/Berlin", Status: vigil.MedicationActive, Start: now, Created: now}
+	add("medicationrequest.json", enc.MedicationRequest(order))
+	add("medicationadministration.json", enc.MedicationAdministration(order, &vigil.Dose{ID: "dos_1", SubjectID: "pat_1", OrderID: "mor_1", Time: now, Value: 1, Unit: "{tbl}", Source: vigil.DoseConfirmed, By: "usr_1"}))
+	add("medicationadministration-device.json", enc.MedicationAdministration(order, &vigil.Dose{ID: "rdg-7", SubjectID: "pat_1", OrderID: "mor_1", Time: now, Value: 6.5, Unit: "[iU]", Source: vigil.DoseDevice, By: "dev_1"}))
 	score := 7.0
 	add("flag.json", enc.Flag(&vigil.Alert{ID: "alr_1", SubjectID: "pat_1", Key: "news2", Kind: "news2", Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Message: "NEWS2 7", Score: &score, Opened: now, Updated: now,
 		Evidence: []string{"news2:1", "d:dev_1:1"}}))

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/adherence"
 	"github.com/vigil-health/vigil/auth"
 	"github.com/vigil-health/vigil/billing"
 	"github.com/vigil-health/vigil/catalog"
@@ -231,6 +232,11 @@ type Deps struct {
 	// ReportZone is the site's time zone: the calendar days and months of
 	// the monitoring report, unless a request names another; nil: UTC.
 	ReportZone *time.Location
+	// Medications are the patients' medication orders and confirmed doses;
+	// nil: the medication routes answer 501. Adherence is the site's
+	// on-time window and missed-dose grace (zero: the defaults).
+	Medications vigil.MedicationStore
+	Adherence   adherence.Options
 	// ResearchKey is the site's research key (package deid): research ids
 	// and date shifts of de-identified exports. nil refuses research
 	// exports (501).

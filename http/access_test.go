@@ -81,6 +81,36 @@ var matrix = []struct {
 	{"PUT /api/v1/patients/{id}/consents",
 		"401 ok 403 403 ok 403 403 403",
 		"401 ok 403 403 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/medications",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications/{order}/stop",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications/{order}/doses",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/medications/{order}/refills",
+		"401 403 403 403 ok 403 403 403",
+		"401 403 403 403 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/refills",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/refills/{refill}/approve",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/refills/{refill}/decline",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"GET /api/v1/patients/{id}/doses",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/adherence",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
 	{"POST /api/v1/patients/{id}/break-glass",
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
@@ -257,6 +287,12 @@ var matrix = []struct {
 	{"GET /fhir/r4/Device/{id}",
 		"401 ok ok 404 ok 403 403 403",
 		"401 ok 404 404 404 403 403 403"},
+	{"GET /fhir/r4/MedicationRequest",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"GET /fhir/r4/MedicationAdministration",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
 	{"GET /fhir/r4/Flag",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
@@ -283,11 +319,13 @@ type alertStore struct {
 
 // searchesPatient are the routes whose patient is a search parameter.
 var searchesPatient = map[string]bool{
-	"GET /fhir/r4/Observation":        true,
-	"GET /fhir/r4/Observation/$lastn": true,
-	"GET /fhir/r4/Flag":               true,
-	"GET /fhir/r4/AuditEvent":         true,
-	"GET /fhir/r4/Consent":            true,
+	"GET /fhir/r4/Observation":              true,
+	"GET /fhir/r4/Observation/$lastn":       true,
+	"GET /fhir/r4/Flag":                     true,
+	"GET /fhir/r4/AuditEvent":               true,
+	"GET /fhir/r4/Consent":                  true,
+	"GET /fhir/r4/MedicationRequest":        true,
+	"GET /fhir/r4/MedicationAdministration": true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -439,6 +477,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 				return "A4:C1:38:00:00:01"
 			case "{name}", "{template}":
 				return "nightscout"
+			case "{order}":
+				// An active order of the patient, one per cell.
+				o := &vigil.MedicationOrder{SubjectID: patient, Code: "860975", System: vigil.RxNormSystem, Display: "metformin",
+					DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00"}, TimeZone: "UTC", Start: e.now().Add(-time.Hour)}
+				if err := e.store.CreateMedicationOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				return o.ID
+			case "{refill}":
+				// A pending refill request of the patient, one per cell.
+				o := &vigil.MedicationOrder{SubjectID: patient, Code: "860975", System: vigil.RxNormSystem, Display: "metformin",
+					DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00"}, TimeZone: "UTC", Start: e.now().Add(-time.Hour)}
+				if err := e.store.CreateMedicationOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				rf := &vigil.RefillRequest{OrderID: o.ID}
+				if err := e.store.CreateRefillRequest(ctx, rf); err != nil {
+					t.Fatal(err)
+				}
+				return rf.ID
 			case "{user}":
 				return clinX.ID
 			case "{patient}":

@@ -115,6 +115,7 @@ func newEnv(t testing.TB) *env {
 		RuleConfigs: &alerting.Configs{Store: e.store},
 		Monitoring:  e.store,
 		Codes:       catalog.Default(),
+		Medications: e.store,
 		ExportDir:   filepath.Join(dir, "export"),
 	}}
 	if e.api.AttemptedNames, err = auth.NewNameRedactor([]byte("a test key of thirty-two bytes!!")); err != nil {

@@ -843,7 +843,8 @@ func TestCapabilityStatementWorks(t *testing.T) {
 		t.Fatalf("CapabilityStatement has %d rest entries", len(cs.Rest))
 	}
 	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID, "Consent": research[0].ID}
-	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin, "Consent": e.admin}
+	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin, "Consent": e.admin,
+		"MedicationRequest": e.clin, "MedicationAdministration": e.clin}
 	// A value for each declared search parameter; one missing here fails
 	// the test, so a new parameter cannot be declared without being walked.
 	values := map[string]string{

@@ -417,6 +417,7 @@ func scanErasure(sc pgx.Row) (*vigil.Erasure, error) {
 // gone (package keys), not because its bytes are (docs/security.md).
 func (s *Store) Compact(ctx context.Context) error {
 	return s.vacuum(ctx, "patients", "site_keys", "users", "consents", "consent_changes", "time_entries",
+		"medication_orders", "medication_doses", "refill_requests",
 		"readings", "reading_keys", "latest", "reading_rollup", "quarantine")
 }
 

@@ -50,6 +50,17 @@ func TestMonitoringStore(t *testing.T) {
 	})
 }
 
+func TestMedicationStore(t *testing.T) {
+	storetest.RunMedications(t, func(t *testing.T) storetest.MedicationStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // TestSealedPatientSuite runs the suite's patient tests through package
 // keys' sealing store over PostgreSQL, as a node runs it.
 func TestSealedPatientSuite(t *testing.T) {

@@ -60,14 +60,15 @@ type Kind string
 
 // Kinds of condition.
 const (
-	KindNEWS2     Kind = "news2"     // NEWS2 aggregate score; Key "news2"
-	KindThreshold Kind = "threshold" // a ThresholdRule; Key "threshold:<rule id>"
-	KindTrend     Kind = "trend"     // a TrendRule; Key "trend:<rule id>"
-	KindGlucose   Kind = "glucose"   // Keys KeyGlucoseBelow, KeyGlucoseAbove (condition families) and KeyGlucoseFall
-	KindSilence   Kind = "silence"   // a device not reporting; Key "silence:<device id>"
-	KindBattery   Kind = "battery"   // a device's battery low; Key "battery:<device id>"
-	KindSensor    Kind = "sensor"    // a sensor off or displaced; Key "sensor:<device id>"
-	KindQuality   Kind = "quality"   // readings flagged questionable; Key "quality:<device id>"
+	KindNEWS2      Kind = "news2"       // NEWS2 aggregate score; Key "news2"
+	KindThreshold  Kind = "threshold"   // a ThresholdRule; Key "threshold:<rule id>"
+	KindTrend      Kind = "trend"       // a TrendRule; Key "trend:<rule id>"
+	KindGlucose    Kind = "glucose"     // Keys KeyGlucoseBelow, KeyGlucoseAbove (condition families) and KeyGlucoseFall
+	KindSilence    Kind = "silence"     // a device not reporting; Key "silence:<device id>"
+	KindBattery    Kind = "battery"     // a device's battery low; Key "battery:<device id>"
+	KindSensor     Kind = "sensor"      // a sensor off or displaced; Key "sensor:<device id>"
+	KindQuality    Kind = "quality"     // readings flagged questionable; Key "quality:<device id>"
+	KindMissedDose Kind = "missed_dose" // a scheduled medication dose not taken (package alerting, DoseWatch); Key "missed-dose:<order id>:<due unix seconds>"
 )
 
 // Condition is the state of one alarm condition of one patient, as it was

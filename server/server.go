@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/adherence"
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
@@ -179,6 +180,10 @@ type Options struct {
 	// returns within it re-opens its alert (alerting.Timers.Rearm); 0 means
 	// alerting.DefaultRearm (30 minutes), negative turns it off.
 	AlertRearm time.Duration
+	// DoseWindow is how far from its scheduled time a dose counts as on
+	// time, DoseGrace how long after it a dose not taken raises a
+	// missed-dose alert (package adherence); 0: 60 minutes each.
+	DoseWindow, DoseGrace time.Duration
 
 	// AdminTOTPOptional lets admins sign in with a password alone (a demo);
 	// by default an admin enrols a TOTP second factor at first sign-in.
@@ -262,6 +267,7 @@ type (
 		vigil.MappingStore
 		vigil.ConsentStore
 		vigil.MonitoringStore
+		vigil.MedicationStore
 		// Compact clears what the store keeps of deleted or overwritten
 		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
 		Compact(ctx context.Context) error
@@ -654,9 +660,15 @@ func (s *Server) buildAlerting(ctx context.Context) error {
 		s.erased.add(e.SubjectID)
 	}
 	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
-		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}, Erased: s.erased.has}
+		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}, Erased: s.erased.has,
+		Doses: &alerting.DoseWatch{Orders: s.store, Readings: s.store, Options: s.adherence()}}
 	s.streamsDone = make(chan struct{})
 	return nil
+}
+
+// adherence is the site's adherence settings.
+func (s *Server) adherence() adherence.Options {
+	return adherence.Options{Window: s.opts.DoseWindow, Grace: s.opts.DoseGrace}
 }
 
 // erasureEvery is how often pending erasures are looked for and finished.
@@ -791,6 +803,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		Consents:           s.store,
 		Monitoring:         s.store,
 		ReportZone:         reportZone,
+		Medications:        s.store,
+		Adherence:          s.adherence(),
 		ConsentExempt:      exempt,
 		ResearchKey:        researchKey,
 		Codes:              s.catalog,

@@ -244,3 +244,7 @@ func TestConsentStore(t *testing.T) {
 func TestMonitoringStore(t *testing.T) {
 	storetest.RunMonitoring(t, func(t *testing.T) storetest.MonitoringStore { return open(t) })
 }
+
+func TestMedicationStore(t *testing.T) {
+	storetest.RunMedications(t, func(t *testing.T) storetest.MedicationStore { return open(t) })
+}

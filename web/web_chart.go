@@ -63,6 +63,8 @@ type chart struct {
 	// Normal is the reference band of the normal range, nil if the vital
 	// has none.
 	Normal *chartNormal
+	// Markers are insulin doses on the glucose chart (web_medication.go).
+	Markers []chartMarker
 
 	bs       []vigil.Bucket
 	from, to time.Time

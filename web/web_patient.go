@@ -56,6 +56,9 @@ type patientPage struct {
 	// Time is the month's monitoring time (web_monitoring.go), for
 	// clinicians; nil otherwise.
 	Time *timeView
+	// Medications are the patient's orders with their adherence
+	// (web_medication.go).
+	Medications []medicationView
 }
 
 type alertView struct {
@@ -167,6 +170,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 		pg.Charts = append(pg.Charts, *c)
 	}
 
+	if err := s.markInsulin(ctx, id, pg.Charts); err != nil {
+		return nil, err
+	}
 	if pg.Alerts, err = s.alertTimeline(ctx, id); err != nil {
 		return nil, err
 	}
@@ -191,6 +197,9 @@ func (s *Handler) patientPageData(ctx context.Context, p *vigil.Principal, id, r
 	}
 
 	if pg.Consents, pg.Offer, pg.Research, err = s.consentsOf(ctx, id, pg.Own); err != nil {
+		return nil, err
+	}
+	if pg.Medications, err = s.medicationsOf(ctx, id, now); err != nil {
 		return nil, err
 	}
 	if pg.Own {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-health/vigil/adherence"
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/hl7"
 	"github.com/vigil-health/vigil/oidc"
@@ -54,6 +55,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&o.AdminReadsClinical, "admin-reads-clinical", false, "let admins read patients' clinical data (readings); admins always manage demographics")
 	fs.BoolVar(&o.WebhookAllowHTTP, "webhook-allow-http", false, "allow alert webhooks to plain http URLs (they carry patient data; https only by default)")
 	fs.DurationVar(&alertRearm, "alert-rearm", d.AlertRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
+	fs.DurationVar(&o.DoseWindow, "dose-window", adherence.DefaultWindow, "a medication dose taken within this long of its scheduled time counts as on time")
+	fs.DurationVar(&o.DoseGrace, "dose-grace", adherence.DefaultGrace, "a scheduled medication dose not taken this long after its time raises a low-priority missed-dose alert")
 	fs.DurationVar(&o.SessionIdle, "session-idle", d.SessionIdle, "sign-in sessions end after this long unused")
 	fs.DurationVar(&o.BreakGlassTTL, "break-glass-ttl", d.BreakGlassTTL, "longest break-glass access to a patient outside one's teams")
 	fs.StringVar(&consentExempt, "consent-exempt-integration", "", "user ids, comma-separated, of integrations that see every patient without their sharing consent: systems of the site's own care such as its EHR interface; every other integration sees only the patients who consented to it")
