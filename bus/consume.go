@@ -179,8 +179,8 @@ func (l *Log) rewind(ctx context.Context, name string) (jetstream.Consumer, erro
 		return nil, fmt.Errorf("get consumer %s: %w", name, err)
 	}
 	info := cons.CachedInfo()
-	if cfg := info.Config; cfg.AckWait != l.opts.AckWait || cfg.MaxAckPending != l.opts.FetchSize {
-		cfg.AckWait, cfg.MaxAckPending = l.opts.AckWait, l.opts.FetchSize
+	if cfg := info.Config; cfg.AckWait != l.opts.AckWait || cfg.MaxAckPending != l.opts.FetchSize || max(cfg.Replicas, 1) != l.opts.Replicas {
+		cfg.AckWait, cfg.MaxAckPending, cfg.Replicas = l.opts.AckWait, l.opts.FetchSize, l.opts.Replicas
 		if cons, err = l.js.UpdateConsumer(ctx, l.opts.Stream, cfg); err != nil {
 			return nil, fmt.Errorf("update consumer %s: %w", name, err)
 		}

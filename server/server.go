@@ -145,10 +145,16 @@ type Options struct {
 	MLLPMaxMessageBytes int           // largest HL7 message; default hl7.DefaultMaxMessageBytes
 	MLLPIdleTimeout     time.Duration // an MLLP connection without a message for this long is closed; default hl7.DefaultIdleTimeout
 
-	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
+	NATSURL     string        // external NATS cluster, its servers' URLs comma-separated; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
 	CatalogFile string        // extra codes and units merged over the built-in catalogue
 	Version     string        // software version, reported by the FHIR CapabilityStatement
+
+	// NATSReplicas is how many servers of the NATS cluster hold each
+	// stream and durable consumer (bus.Options.Replicas): 1..5 and not
+	// more than NATSURL lists; default 1. A sender's acknowledgement
+	// waits for the replicated write.
+	NATSReplicas int
 
 	// DiskLowWatermark is the free space of the data directory's disk
 	// below which the node refuses optional work (exports), logs loudly
@@ -559,10 +565,11 @@ func (s *Server) runPartitions(ctx context.Context) {
 // cluster.
 func (s *Server) openLog(ctx context.Context) (err error) {
 	if s.log, err = bus.Open(ctx, bus.Options{
-		Dir:    filepath.Join(s.opts.DataDir, "log"),
-		URL:    s.opts.NATSURL,
-		MaxAge: s.opts.LogMaxAge,
-		Logger: s.opts.Logger,
+		Dir:      filepath.Join(s.opts.DataDir, "log"),
+		URL:      s.opts.NATSURL,
+		Replicas: s.opts.NATSReplicas,
+		MaxAge:   s.opts.LogMaxAge,
+		Logger:   s.opts.Logger,
 	}); err != nil {
 		return fmt.Errorf("open durable log: %w", err)
 	}
