@@ -142,6 +142,24 @@ func (l *clusterLoad) waitAcked(t *testing.T, n int, d time.Duration, what strin
 	}
 }
 
+func (l *clusterLoad) failedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.failed)
+}
+
+// waitFailed waits until at least n requests failed, at most d.
+func (l *clusterLoad) waitFailed(t *testing.T, n int, d time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for l.failedCount() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d requests failed within %v, want %d", what, l.failedCount(), d, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (l *clusterLoad) stop() {
 	close(l.stopped)
 	l.wg.Wait()
@@ -202,6 +220,10 @@ func waitReplicated(t *testing.T, js jetstream.JetStream, want int, d time.Durat
 		return nil
 	}
 	check := func() (string, error) {
+		// An info request waits for the leader of the stream or consumer:
+		// a fresh one may not have been elected yet.
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		var leader string
 		for _, name := range []string{bus.DefaultStream, bus.CheckpointStream} {
 			s, err := js.Stream(ctx, name)
@@ -243,11 +265,14 @@ func waitReplicated(t *testing.T, js jetstream.JetStream, want int, d time.Durat
 
 // TestNodeOnNATSCluster runs a node on a 3-server JetStream cluster with
 // replicas 3 while a device streams readings, kills the stream's leader
-// with SIGKILL in the middle, restarts it on its ports and directory, and
-// checks: the node keeps acknowledging without a restart of its own, every
-// request it did not acknowledge got an error (503), and every reading it
-// acknowledged is stored exactly once — also after the failed requests are
-// sent again, as senders do.
+// with SIGKILL in the middle, restarts it on its ports and directory, then
+// kills the two others (no quorum) and restarts them, and checks: the node
+// keeps acknowledging with one server down and again once a quorum is back,
+// without a restart of its own; every request it did not acknowledge got an
+// error (503), never a 202; and every reading it acknowledged is stored
+// exactly once — also after the failed requests are sent again, as senders
+// do (some of them may have been written before their acknowledgement was
+// lost).
 func TestNodeOnNATSCluster(t *testing.T) {
 	c := natstest.Start(t)
 	h := start(t, "", func(o *Options) {
@@ -280,8 +305,25 @@ func TestNodeOnNATSCluster(t *testing.T) {
 	c.Restart(victim)
 	restartedAt := load.ackedCount()
 	load.waitAcked(t, restartedAt+200, 60*time.Second, "after the restart")
-	load.stop()
 	waitReplicated(t, js, 3, 60*time.Second)
+
+	// Two of three killed: no quorum, nothing can be acknowledged. Every
+	// sender gets 503 (once the log's acknowledgement timeout passes) and
+	// the node reports itself unready; with one server back, the quorum
+	// is back and so are the acknowledgements.
+	others := []int{(victim + 1) % natstest.Size, (victim + 2) % natstest.Size}
+	c.Kill(others[0])
+	c.Kill(others[1])
+	failedBefore := load.failedCount()
+	load.waitFailed(t, failedBefore+4, 90*time.Second, "without quorum")
+	waitReady(t, h, http.StatusServiceUnavailable, 30*time.Second)
+	c.Restart(others[0])
+	lostAt := load.ackedCount()
+	load.waitAcked(t, lostAt+200, 90*time.Second, "with the quorum back")
+	c.Restart(others[1])
+	load.stop()
+	waitReplicated(t, js, 3, 90*time.Second)
+	waitReady(t, h, http.StatusOK, 30*time.Second)
 
 	load.mu.Lock()
 	defer load.mu.Unlock()
@@ -316,7 +358,20 @@ func TestNodeOnNATSCluster(t *testing.T) {
 			t.Errorf("stored reading %d was never sent", seq)
 		}
 	}
-	if st, _ := h.readyz(); st != http.StatusOK {
-		t.Errorf("/readyz after the restart: %d", st)
+}
+
+// waitReady waits until /readyz answers status, at most d.
+func waitReady(t *testing.T, h *harness, status int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st, body := h.readyz()
+		if st == status {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz answers %d %s after %v, want %d", st, body, d, status)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
