@@ -15,6 +15,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,15 +131,12 @@ func ServerURLs(url string) []string {
 	return urls
 }
 
-// CheckReplicas returns an EINVALID error unless replicas (0 meaning 1) is
-// a replica count the servers of url can hold: 1..MaxReplicas, and not more
-// than the servers url lists (one, the embedded server, when url is "").
-// Every server of the cluster must be listed, so that the node reaches the
-// cluster through any of them.
+// CheckReplicas returns an EINVALID error unless replicas is a replica
+// count the servers of url can hold: 1..MaxReplicas, and not more than the
+// servers url lists (one, the embedded server, when url is ""). Every server
+// of the cluster must be listed, so that the node reaches the cluster
+// through any of them.
 func CheckReplicas(url string, replicas int) error {
-	if replicas == 0 {
-		replicas = 1
-	}
 	if replicas < 1 || replicas > MaxReplicas {
 		return vigil.Errorf(vigil.EINVALID, "log replicas must be 1 to %d, not %d", MaxReplicas, replicas)
 	}
@@ -236,9 +234,10 @@ var (
 // Open starts the embedded server or connects to the external one, and
 // creates the stream or updates its configuration (the replicas among it:
 // JetStream moves an existing stream to the new count).
-// It returns EINVALID if Replicas does not suit URL (CheckReplicas).
+// It returns EINVALID if Replicas (0 meaning 1) does not suit URL
+// (CheckReplicas).
 func Open(ctx context.Context, opts Options) (*Log, error) {
-	if err := CheckReplicas(opts.URL, opts.Replicas); err != nil {
+	if err := CheckReplicas(opts.URL, cmp.Or(opts.Replicas, 1)); err != nil {
 		return nil, err
 	}
 	opts.setDefaults()
