@@ -107,3 +107,25 @@ func TestClusterReplicas(t *testing.T) {
 		t.Fatalf("LastCheckpoint = %q, %v", b, err)
 	}
 }
+
+// FuzzCheckReplicas: any URL list and count either passes or is EINVALID,
+// never a panic, and a count that passes fits the servers listed.
+func FuzzCheckReplicas(f *testing.F) {
+	f.Add("nats://a:4222,nats://b:4222,nats://c:4222", 3)
+	f.Add("", 1)
+	f.Add(" , ,", 2)
+	f.Add("nats://a,,nats://b", -1)
+	f.Fuzz(func(t *testing.T, url string, replicas int) {
+		err := CheckReplicas(url, replicas)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.EINVALID {
+				t.Fatalf("CheckReplicas(%q, %d) = %v, want EINVALID or nil", url, replicas, err)
+			}
+			return
+		}
+		n := max(len(ServerURLs(url)), 1)
+		if replicas < 1 || replicas > MaxReplicas || replicas > n {
+			t.Fatalf("CheckReplicas(%q, %d) passed with %d servers", url, replicas, n)
+		}
+	})
+}
