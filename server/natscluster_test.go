@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-health/vigil/bus/natstest"
 	"github.com/vigil-health/vigil/client"
 	"github.com/vigil-health/vigil/ingest"
+	"github.com/vigil-health/vigil/postgres/pgtest"
 )
 
 // clusterLoad sends readings of one device from several goroutines until
@@ -273,13 +274,23 @@ func waitReplicated(t *testing.T, js jetstream.JetStream, want int, d time.Durat
 // exactly once — also after the failed requests are sent again, as senders
 // do (some of them may have been written before their acknowledgement was
 // lost).
-func TestNodeOnNATSCluster(t *testing.T) {
+func TestNodeOnNATSCluster(t *testing.T) { testNodeOnNATSCluster(t) }
+
+// TestNodeOnNATSClusterOnPostgres is TestNodeOnNATSCluster on the reference
+// deployment (docs/deploy.md): the stores in PostgreSQL, the log on the
+// cluster.
+func TestNodeOnNATSClusterOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	testNodeOnNATSCluster(t, func(o *Options) { o.Store = dsn })
+}
+
+func testNodeOnNATSCluster(t *testing.T, opts ...func(*Options)) {
 	c := natstest.Start(t)
-	h := start(t, "", func(o *Options) {
+	h := start(t, "", append([]func(*Options){func(o *Options) {
 		o.NATSURL = c.URL()
 		o.NATSReplicas = 3
 		o.MQTTAddr = "off"
-	})
+	}}, opts...)...)
 	js := c.Connect()
 	leader := waitReplicated(t, js, 3, 60*time.Second)
 	victim := c.Index(leader)
