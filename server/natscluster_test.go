@@ -326,6 +326,7 @@ func testNodeOnNATSCluster(t *testing.T, opts ...func(*Options)) {
 	c.Kill(others[0])
 	c.Kill(others[1])
 	failedBefore := load.failedCount()
+	t.Logf("%d requests failed (503) around the leader's kill and restart", failedBefore)
 	load.waitFailed(t, failedBefore+4, 90*time.Second, "without quorum")
 	waitReady(t, h, http.StatusServiceUnavailable, 30*time.Second)
 	c.Restart(others[0])
