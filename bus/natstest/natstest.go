@@ -217,6 +217,7 @@ func (c *Cluster) run(s *server) {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("NATS_ROUTE_%c=nats-route://127.0.0.1:%d", 'A'+i, o.route))
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", s.name, err)
 	}
