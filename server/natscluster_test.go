@@ -387,3 +387,55 @@ func waitReady(t *testing.T, h *harness, status int, d time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRollingRestartOfNATSCluster follows docs/deploy.md's rolling upgrade
+// under load: each server in turn is stopped in lame duck mode (as
+// nats@.service stops it), started again, and waited for until every
+// replica is current, before the next. The node acknowledges throughout
+// without a restart, any request it did not acknowledge got 503, and every
+// reading is stored exactly once once the failed requests are sent again.
+func TestRollingRestartOfNATSCluster(t *testing.T) {
+	c := natstest.Start(t)
+	h := start(t, "", func(o *Options) {
+		o.NATSURL = c.URL()
+		o.NATSReplicas = 3
+		o.MQTTAddr = "off"
+	})
+	js := c.Connect()
+	waitReplicated(t, js, 3, 60*time.Second)
+	load := startLoad(h, 4, 5)
+	load.waitAcked(t, 100, 60*time.Second, "before the upgrade")
+	for i := range natstest.Size {
+		c.Stop(i)
+		load.waitAcked(t, load.ackedCount()+100, 60*time.Second, "with "+natstest.Names[i]+" stopped")
+		c.Restart(i)
+		waitReplicated(t, js, 3, 90*time.Second)
+		load.waitAcked(t, load.ackedCount()+100, 60*time.Second, "with "+natstest.Names[i]+" back")
+	}
+	load.stop()
+	load.mu.Lock()
+	defer load.mu.Unlock()
+	for _, b := range load.bad {
+		t.Errorf("a request was neither acknowledged nor refused with 503: %s", b)
+	}
+	t.Logf("%d readings acknowledged, %d requests failed with 503 during the rolling restart", len(load.acked), len(load.failed))
+	for _, f := range load.failed {
+		if st, answer, err := load.post(f.body); err != nil || st != http.StatusAccepted {
+			t.Fatalf("resend of seqs %d..: %d %s %v", f.seqs[0], st, answer, err)
+		}
+		for _, s := range f.seqs {
+			load.acked[s] = true
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.srv.WaitStored(ctx); err != nil {
+		t.Fatalf("WaitStored: %v", err)
+	}
+	counts := storedBySeq(t, h)
+	for seq := uint64(1); seq <= load.next.Load(); seq++ {
+		if n := counts[seq]; !load.acked[seq] || n != 1 {
+			t.Errorf("reading %d (acknowledged: %v) stored %d times", seq, load.acked[seq], n)
+		}
+	}
+}

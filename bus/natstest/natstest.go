@@ -139,8 +139,29 @@ func (c *Cluster) Kill(i int) {
 	s.cmd = nil
 }
 
-// Restart starts server i again on its ports and directory and waits until
-// it listens for clients.
+// Stop stops server i as its systemd unit does (deploy/systemd/nats@.service):
+// SIGUSR2, lame duck mode, which hands its leaderships and clients to the
+// other servers before it exits; it waits until it has exited, at most 2
+// minutes.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	s := c.servers[i]
+	if s.cmd == nil {
+		c.t.Fatalf("stop %s: not running", s.name)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		c.t.Fatalf("stop %s: %v", s.name, err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(2 * time.Minute):
+		c.t.Fatalf("%s did not exit within 2 minutes of lame duck mode", s.name)
+	}
+	s.cmd = nil
+}
+
+// Restart starts server i (killed or stopped) again on its ports and
+// directory and waits until it listens for clients.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	s := c.servers[i]
