@@ -15,10 +15,12 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,9 @@ const (
 	DefaultRetryMin      = 100 * time.Millisecond
 	DefaultRetryMax      = 30 * time.Second
 
+	// MaxReplicas is the most replicas JetStream gives a stream.
+	MaxReplicas = 5
+
 	// embeddedMaxPayload is the embedded server's largest message.
 	embeddedMaxPayload = 8 << 20
 	// headerSlack is reserved in each message for the subject and headers.
@@ -66,7 +71,11 @@ type Options struct {
 	// Subject is the subject prefix: the stream holds Subject+".>"; default
 	// DefaultSubject. Two streams in one account need different subjects.
 	Subject string
-	// Replicas of the stream; default 1. Use 3 in a cluster.
+	// Replicas of the streams and durable consumers: how many servers of
+	// the cluster hold each write before JetStream acknowledges it (to a
+	// quorum of them, as a PubAck); default 1. Use 3 on a 3-server cluster.
+	// It must be 1..MaxReplicas, and not above the number of servers URL
+	// names (CheckReplicas); the embedded server is one.
 	Replicas int
 	// MaxAge is how long messages are kept; default DefaultMaxAge.
 	MaxAge time.Duration
@@ -108,6 +117,43 @@ type Options struct {
 	// Logger receives operational messages, including the embedded
 	// server's warnings and errors; default slog.Default().
 	Logger *slog.Logger
+}
+
+// ServerURLs returns the server URLs of url, a comma-separated list as
+// nats.Connect takes it, without empty items.
+func ServerURLs(url string) []string {
+	var urls []string
+	for _, u := range strings.Split(url, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
+// CheckReplicas returns an EINVALID error unless replicas is a replica
+// count the servers of url can hold: 1..MaxReplicas, and not more than the
+// servers url lists (one, the embedded server, when url is ""). Every server
+// of the cluster must be listed, so that the node reaches the cluster
+// through any of them.
+func CheckReplicas(url string, replicas int) error {
+	if replicas < 1 || replicas > MaxReplicas {
+		return vigil.Errorf(vigil.EINVALID, "log replicas must be 1 to %d, not %d", MaxReplicas, replicas)
+	}
+	n := len(ServerURLs(url))
+	if url == "" {
+		if replicas > 1 {
+			return vigil.Errorf(vigil.EINVALID, "log replicas %d need an external NATS cluster: the embedded log is one server", replicas)
+		}
+		return nil
+	}
+	if n == 0 {
+		return vigil.Errorf(vigil.EINVALID, "NATS URL %q names no server", url)
+	}
+	if replicas > n {
+		return vigil.Errorf(vigil.EINVALID, "log replicas %d exceed the %d NATS server(s) listed: list every server of the cluster, comma-separated", replicas, n)
+	}
+	return nil
 }
 
 func (o *Options) setDefaults() {
@@ -186,8 +232,14 @@ var (
 )
 
 // Open starts the embedded server or connects to the external one, and
-// creates the stream or updates its configuration.
+// creates the stream or updates its configuration (the replicas among it:
+// JetStream moves an existing stream to the new count).
+// It returns EINVALID if Replicas (0 meaning 1) does not suit URL
+// (CheckReplicas).
 func Open(ctx context.Context, opts Options) (*Log, error) {
+	if err := CheckReplicas(opts.URL, cmp.Or(opts.Replicas, 1)); err != nil {
+		return nil, err
+	}
 	opts.setDefaults()
 	l := &Log{
 		opts:      opts,

@@ -28,7 +28,11 @@ import (
 // unacknowledged message, so fn sees the same deliveries again first, in
 // order, and never a later one before them. Consume resets the same way
 // when it starts, so deliveries left unacknowledged by a crash are redelivered
-// first, at once, without waiting for AckWait. Servers older than 2.14 lack
+// first, at once, without waiting for AckWait. A delivery that JetStream
+// made but that never arrived (lost with a connection, as when a server of
+// a cluster dies) shows as a gap in the stream positions delivered: Consume
+// then rewinds the same way before calling fn, so that acknowledging a
+// later delivery never covers one fn did not see. Servers older than 2.14 lack
 // the reset API; there Consume deletes the consumer and re-creates it to
 // start at the ack floor (a crash in between restarts the consumer from the
 // beginning of the stream, which idempotent consumers tolerate).
@@ -88,15 +92,21 @@ func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Cont
 	}
 
 	var cons jetstream.Consumer
+	// next is the stream position the next delivery must have; 0 when any
+	// will do (a new consumer, or the stream no longer holds the one after
+	// the ack floor).
+	var next uint64
 	for ctx.Err() == nil {
 		var err error
 		if cons == nil {
-			if cons, err = l.rewind(ctx, name); err != nil {
+			var floor uint64
+			if cons, floor, err = l.rewind(ctx, name); err != nil {
 				cons = nil
 				log.Warn("start consumer", "err", err)
 				pause()
 				continue
 			}
+			next = l.after(ctx, floor)
 		}
 		msgs, err := l.fetch(ctx, cons)
 		if err != nil {
@@ -111,17 +121,31 @@ func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Cont
 			continue
 		}
 		ds := make([]vigil.Delivery, len(msgs))
+		want, gap := next, false
 		for i, m := range msgs {
 			md, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("read delivery metadata: %w", err)
 			}
+			if want != 0 && md.Sequence.Stream != want {
+				// A delivery JetStream made never arrived (lost with a
+				// connection, as when a cluster's server dies): the
+				// acknowledgement of a later one would cover it unseen.
+				log.Warn("a delivery was lost; rewinding", "want", want, "got", md.Sequence.Stream)
+				gap = true
+				break
+			}
+			want = md.Sequence.Stream + 1
 			b, err := decodeBatch(m.Data())
 			if err != nil {
 				return &vigil.Error{Code: vigil.EINTERNAL, Message: "undecodable log message",
 					Err: fmt.Errorf("decode log message %d: %w", md.Sequence.Stream, err)}
 			}
 			ds[i] = vigil.Delivery{Seq: md.Sequence.Stream, Batch: b}
+		}
+		if gap {
+			cons = nil // rewind to the ack floor: the lost delivery comes again first
+			continue
 		}
 		if err := fn(ctx, ds); err != nil {
 			if ctx.Err() != nil {
@@ -141,6 +165,7 @@ func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Cont
 			continue
 		}
 		backoff = l.opts.RetryMin
+		next = want
 	}
 	return ctx.Err()
 }
@@ -164,46 +189,65 @@ func (l *Log) consumerConfig(name string, startSeq uint64) jetstream.ConsumerCon
 	return cfg
 }
 
+// after returns the stream position of the first message after floor, if
+// the stream holds it; 0 (any) if floor is 0, the stream no longer holds
+// it (expired), or the stream cannot be asked.
+func (l *Log) after(ctx context.Context, floor uint64) uint64 {
+	if floor == 0 {
+		return 0
+	}
+	s, err := l.js.Stream(ctx, l.opts.Stream)
+	if err != nil {
+		return 0
+	}
+	if st := s.CachedInfo().State; st.Msgs == 0 || st.FirstSeq > floor+1 {
+		return 0
+	}
+	return floor + 1
+}
+
 // rewind gets or creates the durable consumer and resets it to its ack
 // floor, so that the next delivery is the first unacknowledged message.
-func (l *Log) rewind(ctx context.Context, name string) (jetstream.Consumer, error) {
+// It returns the consumer and that ack floor (0 for a new consumer).
+func (l *Log) rewind(ctx context.Context, name string) (jetstream.Consumer, uint64, error) {
 	cons, err := l.js.Consumer(ctx, l.opts.Stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		cons, err = l.js.CreateConsumer(ctx, l.opts.Stream, l.consumerConfig(name, 0))
 		if err != nil {
-			return nil, fmt.Errorf("create consumer %s: %w", name, err)
+			return nil, 0, fmt.Errorf("create consumer %s: %w", name, err)
 		}
-		return cons, nil
+		return cons, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get consumer %s: %w", name, err)
+		return nil, 0, fmt.Errorf("get consumer %s: %w", name, err)
 	}
 	info := cons.CachedInfo()
-	if cfg := info.Config; cfg.AckWait != l.opts.AckWait || cfg.MaxAckPending != l.opts.FetchSize {
-		cfg.AckWait, cfg.MaxAckPending = l.opts.AckWait, l.opts.FetchSize
+	if cfg := info.Config; cfg.AckWait != l.opts.AckWait || cfg.MaxAckPending != l.opts.FetchSize || max(cfg.Replicas, 1) != l.opts.Replicas {
+		cfg.AckWait, cfg.MaxAckPending, cfg.Replicas = l.opts.AckWait, l.opts.FetchSize, l.opts.Replicas
 		if cons, err = l.js.UpdateConsumer(ctx, l.opts.Stream, cfg); err != nil {
-			return nil, fmt.Errorf("update consumer %s: %w", name, err)
+			return nil, 0, fmt.Errorf("update consumer %s: %w", name, err)
 		}
 		info = cons.CachedInfo()
 	}
+	floor := info.AckFloor.Stream
 	if info.NumAckPending == 0 {
-		return cons, nil // nothing delivered beyond the ack floor
+		return cons, floor, nil // nothing delivered beyond the ack floor
 	}
 	if l.canReset {
 		if _, err := l.js.ResetConsumer(ctx, l.opts.Stream, name); err != nil {
-			return nil, fmt.Errorf("reset consumer %s: %w", name, err)
+			return nil, 0, fmt.Errorf("reset consumer %s: %w", name, err)
 		}
-		return cons, nil
+		return cons, floor, nil
 	}
-	start := info.AckFloor.Stream + 1
+	start := floor + 1
 	if err := l.js.DeleteConsumer(ctx, l.opts.Stream, name); err != nil {
-		return nil, fmt.Errorf("delete consumer %s to rewind it: %w", name, err)
+		return nil, 0, fmt.Errorf("delete consumer %s to rewind it: %w", name, err)
 	}
 	cons, err = l.js.CreateConsumer(ctx, l.opts.Stream, l.consumerConfig(name, start))
 	if err != nil {
-		return nil, fmt.Errorf("re-create consumer %s at %d: %w", name, start, err)
+		return nil, 0, fmt.Errorf("re-create consumer %s at %d: %w", name, start, err)
 	}
-	return cons, nil
+	return cons, floor, nil
 }
 
 // fetch returns the next deliveries, up to FetchSize: those available now,

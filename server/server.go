@@ -150,10 +150,16 @@ type Options struct {
 	// default UTC.
 	ReportTimeZone string
 
-	NATSURL     string        // external NATS cluster; default: JetStream embedded in-process
+	NATSURL     string        // external NATS cluster, its servers' URLs comma-separated; default: JetStream embedded in-process
 	LogMaxAge   time.Duration // how long the durable log keeps batches; default 7 days
 	CatalogFile string        // extra codes and units merged over the built-in catalogue
 	Version     string        // software version, reported by the FHIR CapabilityStatement
+
+	// NATSReplicas is how many servers of the NATS cluster hold each
+	// stream and durable consumer (bus.Options.Replicas): 1..5 and not
+	// more than NATSURL lists; default 1. A sender's acknowledgement
+	// waits for the replicated write.
+	NATSReplicas int
 
 	// DiskLowWatermark is the free space of the data directory's disk
 	// below which the node refuses optional work (exports), logs loudly
@@ -575,10 +581,11 @@ func (s *Server) runPartitions(ctx context.Context) {
 // cluster.
 func (s *Server) openLog(ctx context.Context) (err error) {
 	if s.log, err = bus.Open(ctx, bus.Options{
-		Dir:    filepath.Join(s.opts.DataDir, "log"),
-		URL:    s.opts.NATSURL,
-		MaxAge: s.opts.LogMaxAge,
-		Logger: s.opts.Logger,
+		Dir:      filepath.Join(s.opts.DataDir, "log"),
+		URL:      s.opts.NATSURL,
+		Replicas: s.opts.NATSReplicas,
+		MaxAge:   s.opts.LogMaxAge,
+		Logger:   s.opts.Logger,
 	}); err != nil {
 		return fmt.Errorf("open durable log: %w", err)
 	}

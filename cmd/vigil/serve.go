@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-health/vigil/adherence"
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/bus"
 	"github.com/vigil-health/vigil/hl7"
 	"github.com/vigil-health/vigil/oidc"
 	"github.com/vigil-health/vigil/server"
@@ -66,7 +67,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&o.AuditCheckpointInterval, "audit-checkpoint-interval", d.AuditCheckpointInterval, "how often the head of the audit chain is signed and appended to <data>/"+server.AuditCheckpointFile+" (also at start and shutdown)")
 	fs.StringVar(&o.AuditCheckpointCopy, "audit-checkpoint-copy", "", "a file on other storage that also gets every signed audit checkpoint, out of reach of whoever can rewrite the data directory")
 	fs.BoolVar(&o.AuditAcceptDamage, "audit-accept-damage", false, "start although the audit log is damaged or behind its last signed checkpoint (refused otherwise): the damage is logged, audited and a damaged journal is set aside")
-	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster URL for the durable log; default: embedded in-process, no port")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS servers for the durable log, every server of the cluster, comma-separated (nats://a:4222,nats://b:4222,nats://c:4222); default: embedded in-process, no port")
+	fs.IntVar(&o.NATSReplicas, "nats-replicas", 1, "how many NATS servers hold each write of the durable log before a sender is acknowledged: 1 to 5, not more than --nats-url lists; 3 on a 3-server cluster")
 	fs.DurationVar(&o.LogMaxAge, "log-max-age", d.LogMaxAge, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.KEKFile, "kek-file", "", "key-encryption key file that wraps each patient's data key (created 0600 on first start; refused if group or others may read it); keep a copy apart from backups; default <data>/"+server.KEKFileName)
 	fs.Var(period{&o.ErasureMinRetention}, "erasure-min-retention", `refuse to erase a patient whose records (creation or last reading) are younger than this, e.g. "10y"; 0: no minimum`)
@@ -98,6 +100,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&oc.SessionTTL, "oidc-session-ttl", oidc.DefaultSessionTTL, "lifetime of sessions started at the provider; a user disabled there keeps a session at most this long")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return usageError(err)
+	}
+	if err := bus.CheckReplicas(o.NATSURL, o.NATSReplicas); err != nil {
+		return usageError(fmt.Errorf("--nats-replicas: %w", err))
 	}
 	var err error
 	o.MaxBodyBytes = maxBody
