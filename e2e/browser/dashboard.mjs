@@ -180,7 +180,7 @@ try {
   // 5. Enter an observation by hand (ACVPU), keyboard and labels only.
   await clin.getByLabel("Observation", { exact: true }).selectOption({ label: "Consciousness (ACVPU)" });
   await clin.getByLabel("Level", { exact: true }).selectOption("2");
-  await clin.getByRole("button", { name: "Record" }).click();
+  await clin.getByRole("button", { name: "Record", exact: true }).click();
   await clin.locator('#tiles .tile[data-vital="acvpu"] .value', { hasText: /^V$/ }).waitFor({ timeout: 10000 });
   log("manual observation recorded and shown live");
   await a11y(clin, "patient after an entry");
