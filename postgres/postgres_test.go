@@ -39,6 +39,17 @@ func TestConsentStore(t *testing.T) {
 	})
 }
 
+func TestMessageStore(t *testing.T) {
+	storetest.RunMessages(t, func(t *testing.T) storetest.MessageStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // TestSealedPatientSuite runs the suite's patient tests through package
 // keys' sealing store over PostgreSQL, as a node runs it.
 func TestSealedPatientSuite(t *testing.T) {

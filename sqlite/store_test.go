@@ -240,3 +240,7 @@ func TestReadsDoNotWaitForWriter(t *testing.T) {
 func TestConsentStore(t *testing.T) {
 	storetest.RunConsent(t, func(t *testing.T) storetest.ConsentStore { return open(t) })
 }
+
+func TestMessageStore(t *testing.T) {
+	storetest.RunMessages(t, func(t *testing.T) storetest.MessageStore { return open(t) })
+}
