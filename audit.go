@@ -126,6 +126,12 @@ const (
 	// AuditRetentionRun records one run of the retention sweeper: what it
 	// deleted, counted per kind, in one entry (package retention).
 	AuditRetentionRun AuditAction = "retention.run"
+	// AuditMessageList, AuditMessageRead and AuditMessageWrite record
+	// secure messages (decision 29): listing a patient's threads, reading
+	// one (which marks it read), writing a thread or a message.
+	AuditMessageList  AuditAction = "message.list"
+	AuditMessageRead  AuditAction = "message.read"
+	AuditMessageWrite AuditAction = "message.write"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
@@ -192,6 +198,9 @@ var AuditActions = map[AuditAction]string{
 	AuditConsentChange:        "grant or revoke a consent (care, sharing with an integration, research)",
 	AuditPatientExport:        "read a patient's whole record at once (Patient $everything, Download my data)",
 	AuditResearchExport:       "export de-identified data of the patients with research consent",
+	AuditMessageList:          "list a patient's message threads (API, patient page, inbox)",
+	AuditMessageRead:          "read a message thread, which marks it read for the reader",
+	AuditMessageWrite:         "start a message thread or write a message in one",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

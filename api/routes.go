@@ -5,6 +5,9 @@ import (
 	"github.com/vigil-health/vigil/gate"
 )
 
+// messageRoles are the roles of the message routes.
+var messageRoles = []vigil.Role{vigil.RoleClinician, vigil.RolePatient}
+
 // Routes is the route table of the JSON API: every /api/v1 endpoint and
 // the access rule that guards it. To add a route, add a row here with its
 // rule (gate.Authn with the roles, the audit action and what refines it:
@@ -53,6 +56,13 @@ func (s *Handler) Routes() []gate.Route {
 		// checks which).
 		{Pattern: "GET /api/v1/patients/{id}/consents", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").OnPatient(), Handle: s.listConsents},
 		{Pattern: "PUT /api/v1/patients/{id}/consents", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.u").OnPatient(), Handle: s.setConsent},
+		// Secure messages (messages.go, decision 29): the patient and the
+		// clinicians who may see them; no admin, no integration, no scoped
+		// token.
+		{Pattern: "GET /api/v1/patients/{id}/threads", Access: gate.Authn("patient or care team", vigil.AuditMessageList, messageRoles).ClinicalData(), Handle: s.listThreads},
+		{Pattern: "POST /api/v1/patients/{id}/threads", Access: gate.Authn("patient or care team", vigil.AuditMessageWrite, messageRoles).ClinicalData(), Handle: s.createThread},
+		{Pattern: "GET /api/v1/patients/{id}/threads/{thread}", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).ClinicalData(), Handle: s.getThread},
+		{Pattern: "POST /api/v1/patients/{id}/threads/{thread}/messages", Access: gate.Authn("patient or care team", vigil.AuditMessageWrite, messageRoles).ClinicalData(), Handle: s.postMessage},
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 

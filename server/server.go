@@ -257,6 +257,7 @@ type (
 		vigil.Store
 		vigil.MappingStore
 		vigil.ConsentStore
+		vigil.MessageStore
 		// Compact clears what the store keeps of deleted or overwritten
 		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
 		Compact(ctx context.Context) error
@@ -789,6 +790,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
 		AlertActions:       &alerting.Actions{Engine: s.engine},
 		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
+		Messages:           &keys.Messages{MessageStore: s.store, Identity: s.store, Keys: s.patients.Keyring()},
+		PublishEvent:       s.hub.Publish,
 	}}
 	if api.PublicURL == "" {
 		api.PublicURL = s.URL() // the listener is bound: its port is known
