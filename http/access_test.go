@@ -81,6 +81,19 @@ var matrix = []struct {
 	{"PUT /api/v1/patients/{id}/consents",
 		"401 ok 403 403 ok 403 403 403",
 		"401 ok 403 403 404 403 403 403"},
+	// Secure messages: the patient and their care team only.
+	{"GET /api/v1/patients/{id}/threads",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/threads",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/threads/{thread}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/threads/{thread}/messages",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
 	{"POST /api/v1/patients/{id}/break-glass",
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
@@ -408,6 +421,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					return team2.ID
 				}
+			case "{thread}":
+				th := &vigil.Thread{SubjectID: patient, Topic: "matrix", CreatedBy: pat.ID}
+				if err := e.store.CreateThread(ctx, th, &vigil.Message{SubjectID: patient, AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "matrix"}); err != nil {
+					t.Fatal(err)
+				}
+				return th.ID
 			case "{job}":
 				return "exp_unknown"
 			case "{file}":

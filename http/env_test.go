@@ -115,6 +115,7 @@ func newEnv(t testing.TB) *env {
 		RuleConfigs: &alerting.Configs{Store: e.store},
 		Codes:       catalog.Default(),
 		ExportDir:   filepath.Join(dir, "export"),
+		Messages:    e.store,
 	}}
 	if e.api.AttemptedNames, err = auth.NewNameRedactor([]byte("a test key of thirty-two bytes!!")); err != nil {
 		t.Fatal(err)
