@@ -1157,6 +1157,9 @@ func (s *Server) CAFile() string { return s.caFile }
 // PatientStore seals identity (keys.Store).
 func (s *Server) Store() vigil.Store { return s.patients }
 
+// Messages is the node's store of secure messages, sealed (keys.Messages).
+func (s *Server) Messages() vigil.MessageStore { return s.api.Messages }
+
 // Erasure is the node's erasure service.
 func (s *Server) Erasure() *erasure.Service { return s.erasure }
 
