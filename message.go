@@ -2,6 +2,7 @@ package vigil
 
 import (
 	"context"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -93,16 +94,8 @@ func CheckTopic(topic string) error {
 	return nil
 }
 
-func blank(s string) bool {
-	for _, r := range s {
-		switch r {
-		case ' ', '\t', '\n', '\r':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// blank reports whether s holds nothing but white space.
+func blank(s string) bool { return strings.TrimSpace(s) == "" }
 
 // ThreadFilter selects threads. SubjectID "" matches every patient (with
 // Subjects, those of Subjects only); Reader is the user whose unread count

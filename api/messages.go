@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -109,14 +110,7 @@ func (s *Handler) getThread(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	p := gate.Principal(ctx)
-	q := r.URL.Query()
-	var after int64
-	if v := q.Get("after"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
-			return vigil.Errorf(vigil.EINVALID, "after must be a message seq from 0")
-		}
-	}
-	limit, err := gate.ParseLimit(q.Get("limit"), maxThreadMessages, maxThreadMessages)
+	after, limit, err := parseThreadQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -138,6 +132,22 @@ func (s *Handler) getThread(w http.ResponseWriter, r *http.Request) error {
 	}
 	gate.WriteJSON(w, http.StatusOK, map[string]any{"thread": t, "messages": msgs})
 	return nil
+}
+
+// parseThreadQuery parses the after and limit parameters of a thread's
+// GET: after a seq from 0 (default 0), limit from 1 (at most
+// maxThreadMessages, the default).
+func parseThreadQuery(q url.Values) (after int64, limit int, err error) {
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			return 0, 0, vigil.Errorf(vigil.EINVALID, "after must be a message seq from 0")
+		}
+	}
+	limit, err = gate.ParseLimit(q.Get("limit"), maxThreadMessages, maxThreadMessages)
+	if err != nil {
+		return 0, 0, err
+	}
+	return after, limit, nil
 }
 
 // postMessage answers POST /api/v1/patients/{id}/threads/{thread}/messages
