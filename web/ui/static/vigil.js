@@ -145,6 +145,7 @@
       const rows = Array.from(body.querySelectorAll("tr.row"));
       rows.sort((a, b) =>
         (+b.dataset.rank - +a.dataset.rank) ||
+        (+(b.dataset.unread || 0) - +(a.dataset.unread || 0)) ||
         (+b.dataset.news2 - +a.dataset.news2) ||
         ((a.dataset.last || "") < (b.dataset.last || "") ? -1 : (a.dataset.last || "") > (b.dataset.last || "") ? 1 : 0) ||
         a.dataset.name.localeCompare(b.dataset.name));
@@ -189,6 +190,7 @@
         sort();
       },
       alert: coalesce(() => refresh(body), 500),
+      "message.created": coalesce(() => refresh(body), 500),
     });
   }
 
