@@ -53,6 +53,9 @@ type patientPage struct {
 	Consents []consentView
 	Offer    []grantee
 	Research bool
+	// Messages are the patient's threads (web_messages.go); nil for those
+	// who may not read them.
+	Messages *messagesView
 }
 
 type alertView struct {
@@ -93,6 +96,9 @@ func (s *Handler) patientView(w http.ResponseWriter, r *http.Request) error {
 	rng := r.URL.Query().Get("range") // "": the smallest window showing the newest data
 	pg, err := s.patientPageData(ctx, p, r.PathValue("id"), rng, r.URL.Query().Get("devices") != "", s.Time())
 	if err != nil {
+		return err
+	}
+	if pg.Messages, err = s.pageThreads(ctx, r, p, pg.Patient.ID); err != nil {
 		return err
 	}
 	nav := "worklist"
