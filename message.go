@@ -130,6 +130,8 @@ type MessageStore interface {
 	// the thread does not exist or is not of m.SubjectID's patient;
 	// EINVALID if CheckMessage refuses m.
 	AddMessage(ctx context.Context, m *Message) error
+	// Message returns one message; ENOTFOUND if none.
+	Message(ctx context.Context, id string) (*Message, error)
 	// Messages returns the messages of a thread after seq after, oldest
 	// first, at most limit of them (0: all).
 	Messages(ctx context.Context, threadID string, after int64, limit int) ([]*Message, error)

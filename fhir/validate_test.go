@@ -176,6 +176,10 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	for _, c := range sampleConsents() {
 		add("consent-"+string(c.Purpose)+".json", enc.Consent(&c))
 	}
+	add("communication-patient.json", enc.Communication(&vigil.Message{ID: "msg_1", ThreadID: "thr_1", SubjectID: "pat_1", Seq: 1, AuthorID: "usr_p",
+		AuthorRole: vigil.RolePatient, Body: "I feel dizzy since this morning.", AlertID: "alr_1", ReadingID: 3, Sent: now}, "Dizziness"))
+	add("communication-clinician.json", enc.Communication(&vigil.Message{ID: "msg_2", ThreadID: "thr_1", SubjectID: "pat_1", Seq: 2, AuthorID: "usr_1",
+		AuthorRole: vigil.RoleClinician, Body: "Please sit down and send a blood pressure reading.", Sent: now}, "Dizziness"))
 	// The de-identified shapes of a research export (package deid).
 	d, err := deid.NewDeidentifier([]byte("a research key of thirty-two b..."), 0)
 	if err != nil {

@@ -34,6 +34,10 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /fhir/r4/Consent", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").SearchPatient(), Handle: s.fhirSearchConsents},
 		{Pattern: "GET /fhir/r4/Consent/{id}", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.r").ChecksResourcePatient(s.consentSubject), Handle: s.fhirReadConsent},
 		{Pattern: "POST /fhir/r4/Consent", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.c"), Handle: s.fhirCreateConsent},
+		// Secure messages (communication.go, decision 29): the patient and
+		// the clinicians who may see them.
+		{Pattern: "GET /fhir/r4/Communication", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).WithScope("Communication.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchCommunications},
+		{Pattern: "GET /fhir/r4/Communication/{id}", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).WithScope("Communication.r").ChecksResourcePatient(s.communicationSubject), Handle: s.fhirReadCommunication},
 		{Pattern: "GET /fhir/r4/Device/{id}", Access: gate.Authn("care", vigil.AuditDeviceRead, gate.CareRoles).WithScope("Device.r").ChecksResourcePatient(s.deviceSubject), Handle: s.fhirReadDevice},
 		{Pattern: "GET /fhir/r4/Flag", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchFlags},
 		{Pattern: "GET /fhir/r4/Flag/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.fhirReadFlag},

@@ -254,6 +254,12 @@ var matrix = []struct {
 	// The research export needs system/ResearchSubject.rs by name (see
 	// TestResearchExport).
 	{"GET /fhir/r4/Group/research/$export", "401 403 403 403 403 403 403 403", ""},
+	{"GET /fhir/r4/Communication",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Communication/{id}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
 	{"GET /fhir/r4/Device/{id}",
 		"401 ok ok 404 ok 403 403 403",
 		"401 ok 404 404 404 403 403 403"},
@@ -288,6 +294,7 @@ var searchesPatient = map[string]bool{
 	"GET /fhir/r4/Flag":               true,
 	"GET /fhir/r4/AuditEvent":         true,
 	"GET /fhir/r4/Consent":            true,
+	"GET /fhir/r4/Communication":      true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -412,6 +419,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 						t.Fatal(err)
 					}
 					return c.ID
+				case strings.HasPrefix(path, "/fhir/r4/Communication/"):
+					m := &vigil.Message{SubjectID: patient, AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "matrix"}
+					if err := e.store.CreateThread(ctx, &vigil.Thread{SubjectID: patient, Topic: "matrix", CreatedBy: pat.ID}, m); err != nil {
+						t.Fatal(err)
+					}
+					return m.ID
 				case strings.HasPrefix(path, "/fhir/r4/Device/"):
 					id, _ := e.device(patient)
 					return id

@@ -65,3 +65,74 @@ func TestMessagesDashboard(t *testing.T) {
 		t.Errorf("message.list entries: %d; want 2 (the clinician's and the patient's page)", lists)
 	}
 }
+
+// TestFHIRCommunication: a patient's messages as Communications, by search
+// (newest first, narrowed by sent) and by id, for the patient and their
+// clinician; another team's clinician gets 404 for both.
+func TestFHIRCommunication(t *testing.T) {
+	e := newEnv(t)
+	p1 := e.patient("COMM-1")
+	pat := e.user("pat", vigil.RolePatient, p1)
+	clinTok := e.token(e.clinicianOf("dr-comm", p1), vigil.TokenSession)
+	otherTok := e.token(e.clinicianOf("dr-other", e.patient("COMM-2")), vigil.TokenSession)
+	patTok := e.token(pat, vigil.TokenSession)
+	st, body := e.request("POST", "/api/v1/patients/"+p1+"/threads", patTok, `{"topic":"Cough","body":"A dry cough since Monday."}`)
+	if st != http.StatusCreated {
+		t.Fatalf("thread: %d %s", st, body)
+	}
+	var created struct {
+		Thread  vigil.Thread
+		Message vigil.Message
+	}
+	if err := json.Unmarshal([]byte(body), &created); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := e.request("POST", "/api/v1/patients/"+p1+"/threads/"+created.Thread.ID+"/messages", clinTok, `{"body":"Any fever?"}`); st != http.StatusCreated {
+		t.Fatalf("reply: %d %s", st, body)
+	}
+	type bundle struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string
+				ID           string
+				Payload      []struct{ ContentString string }
+				Topic        struct{ Text string }
+			}
+		}
+	}
+	search := func(tok, q string) (int, bundle) {
+		t.Helper()
+		st, body := e.request("GET", "/fhir/r4/Communication?"+q, tok, "")
+		var b bundle
+		if st == http.StatusOK {
+			if err := json.Unmarshal([]byte(body), &b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st, b
+	}
+	st, b := search(clinTok, "patient="+p1)
+	if st != http.StatusOK || len(b.Entry) != 2 || b.Entry[0].Resource.Payload[0].ContentString != "Any fever?" || b.Entry[1].Resource.Topic.Text != "Cough" {
+		t.Errorf("search as clinician: %d %+v; want the reply then the first message", st, b)
+	}
+	if st, b := search(patTok, "subject=Patient/"+p1+"&sent=gt2000-01-01&_count=1"); st != http.StatusOK || len(b.Entry) != 1 || b.Entry[0].Resource.Payload[0].ContentString != "Any fever?" {
+		t.Errorf("search as patient, _count=1: %d %+v; want the newest only", st, b)
+	}
+	if st, b := search(patTok, "patient="+p1+"&_lastUpdated=lt2000-01-01"); st != http.StatusOK || len(b.Entry) != 0 {
+		t.Errorf("search before any message: %d %+v; want none", st, b)
+	}
+	if st, _ := search(otherTok, "patient="+p1); st != http.StatusNotFound {
+		t.Errorf("search as another team's clinician: %d; want 404", st)
+	}
+	if st, body := e.request("GET", "/fhir/r4/Communication/"+created.Message.ID, patTok, ""); st != http.StatusOK || !strings.Contains(body, "A dry cough") {
+		t.Errorf("read as patient: %d %s", st, body)
+	}
+	if st, _ := e.request("GET", "/fhir/r4/Communication/"+created.Message.ID, otherTok, ""); st != http.StatusNotFound {
+		t.Errorf("read as another team's clinician: %d; want 404", st)
+	}
+	// Reading through FHIR leaves the read state alone.
+	st, body = e.request("GET", "/api/v1/patients/"+p1+"/threads", clinTok, "")
+	if st != http.StatusOK || !strings.Contains(body, `"unread":0`) {
+		t.Errorf("clinician's threads: %d %s", st, body)
+	}
+}

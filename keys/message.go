@@ -169,6 +169,19 @@ func (s *Messages) Threads(ctx context.Context, f vigil.ThreadFilter) ([]*vigil.
 	return ts, nil
 }
 
+// Message returns one message with its body opened.
+func (s *Messages) Message(ctx context.Context, id string) (*vigil.Message, error) {
+	m, err := s.MessageStore.Message(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var dk []byte
+	if m.Body, err = s.open(ctx, &dk, m.SubjectID, "body", m.Body); err != nil {
+		return nil, fmt.Errorf("get message: %w", err)
+	}
+	return m, nil
+}
+
 // Messages returns messages with their bodies opened.
 func (s *Messages) Messages(ctx context.Context, threadID string, after int64, limit int) ([]*vigil.Message, error) {
 	ms, err := s.MessageStore.Messages(ctx, threadID, after, limit)

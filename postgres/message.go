@@ -150,6 +150,15 @@ func scanMessage(row pgx.Row) (*vigil.Message, error) {
 	return &m, nil
 }
 
+// Message returns one message; ENOTFOUND if none.
+func (s *Store) Message(ctx context.Context, id string) (*vigil.Message, error) {
+	m, err := scanMessage(s.pool.QueryRow(ctx, "SELECT "+messageColumns+" FROM messages WHERE id = $1", id))
+	if err != nil {
+		return nil, fmt.Errorf("get message: %w", notFound(err, "message"))
+	}
+	return m, nil
+}
+
 // Messages returns a thread's messages after seq after, oldest first.
 func (s *Store) Messages(ctx context.Context, threadID string, after int64, limit int) ([]*vigil.Message, error) {
 	var lim any // NULL: no limit

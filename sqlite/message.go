@@ -150,6 +150,26 @@ func scanThread(sc scanner) (*vigil.Thread, error) {
 	return &t, nil
 }
 
+func scanMessage(sc scanner) (*vigil.Message, error) {
+	var m vigil.Message
+	var role string
+	var sent sql.NullInt64
+	if err := sc.Scan(&m.ID, &m.ThreadID, &m.SubjectID, &m.Seq, &m.AuthorID, &role, &m.Body, &m.AlertID, &m.ReadingID, &sent); err != nil {
+		return nil, err
+	}
+	m.AuthorRole, m.Sent = vigil.Role(role), timeOf(sent)
+	return &m, nil
+}
+
+// Message returns one message; ENOTFOUND if none.
+func (s *Store) Message(ctx context.Context, id string) (*vigil.Message, error) {
+	m, err := scanMessage(s.r.QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE id = ?", id))
+	if err != nil {
+		return nil, fmt.Errorf("get message: %w", notFound(err, "message"))
+	}
+	return m, nil
+}
+
 // Messages returns a thread's messages after seq after, oldest first.
 func (s *Store) Messages(ctx context.Context, threadID string, after int64, limit int) ([]*vigil.Message, error) {
 	if limit <= 0 {
@@ -163,14 +183,11 @@ func (s *Store) Messages(ctx context.Context, threadID string, after int64, limi
 	defer rows.Close()
 	var out []*vigil.Message
 	for rows.Next() {
-		var m vigil.Message
-		var role string
-		var sent sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.ThreadID, &m.SubjectID, &m.Seq, &m.AuthorID, &role, &m.Body, &m.AlertID, &m.ReadingID, &sent); err != nil {
+		m, err := scanMessage(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list messages: %w", err)
 		}
-		m.AuthorRole, m.Sent = vigil.Role(role), timeOf(sent)
-		out = append(out, &m)
+		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)

@@ -127,6 +127,13 @@ func testThreadReadState(t *testing.T, open func(t *testing.T) MessageStore) {
 		t.Errorf("Messages(limit 1) = %v, %v; want the first only", ms, err)
 	}
 
+	if got, err := s.Message(ctx, reply.ID); err != nil || got.Body != reply.Body || got.Seq != 2 || got.ThreadID != th.ID || !got.Sent.Equal(reply.Sent) {
+		t.Errorf("Message(reply) = %+v, %v; want %+v", got, err, reply)
+	}
+	if _, err := s.Message(ctx, "msg_none"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("Message(unknown) = %v; want ENOTFOUND", err)
+	}
+
 	// References are kept.
 	ref := &vigil.Message{ThreadID: th.ID, SubjectID: pat, AuthorID: doc, AuthorRole: vigil.RoleClinician,
 		Body: "About this alert", AlertID: "alr_1", ReadingID: 42}
@@ -285,7 +292,7 @@ func testMessageErasure(t *testing.T, open func(t *testing.T) MessageStore) {
 	ctx := t.Context()
 	pat := newPatient(t, s, "M-6")
 	keep := newPatient(t, s, "M-7")
-	th, _ := newThread(t, s, pat, "usr_pat", vigil.RolePatient, "Topic", "Body")
+	th, first := newThread(t, s, pat, "usr_pat", vigil.RolePatient, "Topic", "Body")
 	addMessage(t, s, th, "usr_doc", vigil.RoleClinician, "Reply")
 	if err := s.MarkRead(ctx, th.ID, "usr_doc2", 1); err != nil {
 		t.Fatal(err)
@@ -299,6 +306,9 @@ func testMessageErasure(t *testing.T, open func(t *testing.T) MessageStore) {
 	}
 	if ms, err := s.Messages(ctx, th.ID, 0, 0); err != nil || len(ms) != 0 {
 		t.Errorf("Messages of an erased patient = %d, %v; want none", len(ms), err)
+	}
+	if _, err := s.Message(ctx, first.ID); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("Message of an erased patient = %v; want ENOTFOUND", err)
 	}
 	if ts, err := s.Threads(ctx, vigil.ThreadFilter{SubjectID: pat}); err != nil || len(ts) != 0 {
 		t.Errorf("Threads of an erased patient = %d, %v; want none", len(ts), err)
