@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-health/vigil"
 )
@@ -134,5 +135,77 @@ func TestFHIRCommunication(t *testing.T) {
 	st, body = e.request("GET", "/api/v1/patients/"+p1+"/threads", clinTok, "")
 	if st != http.StatusOK || !strings.Contains(body, `"unread":0`) {
 		t.Errorf("clinician's threads: %d %s", st, body)
+	}
+}
+
+// TestMessageBoundsAndReferences: a message may reference only an alert
+// or a reading of its own patient (else 400, saying no such one of this
+// patient, whether it exists or not); bodies and topics are bounded; a
+// user writing more than the hourly bound gets 429 and nothing is stored;
+// a thread asked for through another patient's path is 404.
+func TestMessageBoundsAndReferences(t *testing.T) {
+	e := newEnv(t)
+	p1, p2 := e.patient("REF-1"), e.patient("REF-2")
+	clin := e.clinicianOf("dr-ref", p1)
+	clinTok := e.token(clin, vigil.TokenSession)
+	alerts := newFakeAlerts()
+	e.api.AlertStore, e.api.AlertActions, e.api.Events = alertStore{alerts, e.alerts}, alerts, closedEvents{}
+	own := alerts.add(vigil.Alert{SubjectID: p1, Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Updated: e.now()})
+	other := alerts.add(vigil.Alert{SubjectID: p2, Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Updated: e.now()})
+	reading := func(patient string) int64 {
+		b := vigil.Batch{Readings: []vigil.Reading{{SubjectID: patient, Code: "8867-4", Value: 70, Unit: "/min",
+			Time: e.now(), Received: e.now(), Key: vigil.NewID("key"), Source: "http"}}}
+		if _, err := e.store.WriteBatches(t.Context(), []vigil.Batch{b}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Readings[0].ID
+	}
+	ownR, otherR := reading(p1), reading(p2)
+	post := func(body map[string]any) (int, string) {
+		b, _ := json.Marshal(body)
+		return e.request("POST", "/api/v1/patients/"+p1+"/threads", clinTok, string(b))
+	}
+	for _, c := range []struct {
+		name string
+		body map[string]any
+		want int
+	}{
+		{"own alert and reading", map[string]any{"topic": "Alarm", "body": "About this alert", "alert_id": own, "reading_id": ownR}, 201},
+		{"another patient's alert", map[string]any{"topic": "t", "body": "b", "alert_id": other}, 400},
+		{"an unknown alert", map[string]any{"topic": "t", "body": "b", "alert_id": "alr_none"}, 400},
+		{"another patient's reading", map[string]any{"topic": "t", "body": "b", "reading_id": otherR}, 400},
+		{"an unknown reading", map[string]any{"topic": "t", "body": "b", "reading_id": 999999}, 400},
+		{"a negative reading id", map[string]any{"topic": "t", "body": "b", "reading_id": -1}, 400},
+		{"a blank body", map[string]any{"topic": "t", "body": "  "}, 400},
+		{"an over-long body", map[string]any{"topic": "t", "body": strings.Repeat("x", vigil.MaxMessageBytes+1)}, 413},
+		{"an over-long topic", map[string]any{"topic": strings.Repeat("x", vigil.MaxTopicBytes+1), "body": "b"}, 413},
+		{"no topic", map[string]any{"body": "b"}, 400},
+		{"an unknown field", map[string]any{"topic": "t", "body": "b", "priority": "high"}, 400},
+	} {
+		if st, body := post(c.body); st != c.want {
+			t.Errorf("%s: %d %s; want %d", c.name, st, body, c.want)
+		}
+	}
+	// Another patient's thread through this patient's path.
+	th := &vigil.Thread{SubjectID: p2, Topic: "t", CreatedBy: "usr_x"}
+	if err := e.store.CreateThread(t.Context(), th, &vigil.Message{SubjectID: p2, AuthorID: "usr_x", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.request("GET", "/api/v1/patients/"+p1+"/threads/"+th.ID, clinTok, ""); st != http.StatusNotFound {
+		t.Errorf("another patient's thread through p1's path: %d; want 404", st)
+	}
+	if st, _ := e.request("POST", "/api/v1/patients/"+p1+"/threads/"+th.ID+"/messages", clinTok, `{"body":"x"}`); st != http.StatusNotFound {
+		t.Errorf("writing in another patient's thread through p1's path: %d; want 404", st)
+	}
+
+	// The hourly bound: one message is stored already.
+	e.api.MessagesPerHour = 3
+	for i, want := range []int{201, 201, 429} {
+		if st, body := post(map[string]any{"topic": "Flood", "body": "message"}); st != want {
+			t.Errorf("message %d of the hour: %d %s; want %d", i+2, st, body, want)
+		}
+	}
+	if n, err := e.store.CountMessagesBy(t.Context(), clin.ID, time.Time{}); err != nil || n != 3 {
+		t.Errorf("stored messages of the clinician: %d, %v; want 3", n, err)
 	}
 }
