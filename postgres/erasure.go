@@ -284,6 +284,7 @@ func (s *Store) ShredPatient(ctx context.Context, subjectID, by string) (*vigil.
 			{"DELETE FROM message_reads WHERE thread_id IN (SELECT id FROM threads WHERE subject_id = $1)", nil},
 			{"DELETE FROM messages WHERE subject_id = $1", nil},
 			{"DELETE FROM threads WHERE subject_id = $1", nil},
+			{"DELETE FROM appointments WHERE subject_id = $1", nil},
 			{"UPDATE devices SET subject_id = '' WHERE subject_id = $1", nil},
 			{"UPDATE tokens SET revoked = $2 WHERE revoked IS NULL AND user_id IN (SELECT id FROM users WHERE subject_id = $1)", []any{subjectID, at}},
 			{"DELETE FROM user_totp WHERE user_id IN (SELECT id FROM users WHERE subject_id = $1)", nil},

@@ -39,6 +39,17 @@ func TestConsentStore(t *testing.T) {
 	})
 }
 
+func TestAppointmentStore(t *testing.T) {
+	storetest.RunAppointments(t, func(t *testing.T) storetest.AppointmentStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestMessageStore(t *testing.T) {
 	storetest.RunMessages(t, func(t *testing.T) storetest.MessageStore {
 		s, err := postgres.Open(t.Context(), pgtest.DSN(t))

@@ -252,6 +252,7 @@ func (s *Store) ShredPatient(ctx context.Context, subjectID, by string) (*vigil.
 			"DELETE FROM message_reads WHERE thread_id IN (SELECT id FROM threads WHERE subject_id = ?1)",
 			"DELETE FROM messages WHERE subject_id = ?1",
 			"DELETE FROM threads WHERE subject_id = ?1",
+			"DELETE FROM appointments WHERE subject_id = ?1",
 			"UPDATE devices SET subject_id = '' WHERE subject_id = ?1",
 			"UPDATE tokens SET revoked = ?3 WHERE revoked IS NULL AND user_id IN (SELECT id FROM users WHERE subject_id = ?1)",
 			"DELETE FROM user_totp WHERE user_id IN (SELECT id FROM users WHERE subject_id = ?1)",

@@ -244,3 +244,7 @@ func TestConsentStore(t *testing.T) {
 func TestMessageStore(t *testing.T) {
 	storetest.RunMessages(t, func(t *testing.T) storetest.MessageStore { return open(t) })
 }
+
+func TestAppointmentStore(t *testing.T) {
+	storetest.RunAppointments(t, func(t *testing.T) storetest.AppointmentStore { return open(t) })
+}

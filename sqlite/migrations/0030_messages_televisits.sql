@@ -1,4 +1,5 @@
--- Secure messages between a patient and their care team (decision 29).
+-- Secure messages between a patient and their care team, and televisits
+-- (decision 29).
 -- threads holds one row per conversation about a patient; messages counts
 -- its messages and is the seq of the newest. Bodies and topics are sealed
 -- under the patient's data key by the node (package keys), so a row holds
@@ -44,3 +45,25 @@ CREATE TABLE message_reads (
 	seq       INTEGER NOT NULL,
 	PRIMARY KEY (thread_id, reader)
 ) STRICT, WITHOUT ROWID;
+
+-- appointments are televisits between a patient and a clinician. room is
+-- the unguessable id the video link is built from (never patient
+-- identity); reminded is when the reminder went out (NULL: not yet).
+CREATE TABLE appointments (
+	id           TEXT    PRIMARY KEY,
+	subject_id   TEXT    NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+	clinician_id TEXT    NOT NULL,
+	start_at     INTEGER NOT NULL,
+	end_at       INTEGER NOT NULL,
+	status       TEXT    NOT NULL,
+	room         TEXT    NOT NULL UNIQUE,
+	created      INTEGER NOT NULL,
+	created_by   TEXT    NOT NULL,
+	cancelled    INTEGER,
+	cancelled_by TEXT    NOT NULL,
+	reminded     INTEGER
+) STRICT;
+
+CREATE INDEX appointments_subject ON appointments (subject_id, start_at);
+CREATE INDEX appointments_clinician ON appointments (clinician_id, start_at);
+CREATE INDEX appointments_due ON appointments (status, reminded, start_at);

@@ -38,3 +38,23 @@ CREATE TABLE message_reads (
 	seq       bigint NOT NULL,
 	PRIMARY KEY (thread_id, reader)
 );
+
+-- appointments are televisits between a patient and a clinician (package
+-- sqlite's migration 0030).
+CREATE TABLE appointments (
+	id           text        PRIMARY KEY,
+	subject_id   text        NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+	clinician_id text        NOT NULL,
+	start_at     timestamptz NOT NULL,
+	end_at       timestamptz NOT NULL,
+	status       text        NOT NULL,
+	room         text        NOT NULL UNIQUE,
+	created      timestamptz NOT NULL,
+	created_by   text        NOT NULL,
+	cancelled    timestamptz,
+	cancelled_by text        NOT NULL,
+	reminded     timestamptz
+);
+CREATE INDEX appointments_subject ON appointments (subject_id, start_at);
+CREATE INDEX appointments_clinician ON appointments (clinician_id, start_at);
+CREATE INDEX appointments_due ON appointments (status, reminded, start_at);
