@@ -63,6 +63,15 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "POST /api/v1/patients/{id}/threads", Access: gate.Authn("patient or care team", vigil.AuditMessageWrite, messageRoles).ClinicalData(), Handle: s.createThread},
 		{Pattern: "GET /api/v1/patients/{id}/threads/{thread}", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).ClinicalData(), Handle: s.getThread},
 		{Pattern: "POST /api/v1/patients/{id}/threads/{thread}/messages", Access: gate.Authn("patient or care team", vigil.AuditMessageWrite, messageRoles).ClinicalData(), Handle: s.postMessage},
+		// Televisits (appointments.go, decision 29): clinicians of the
+		// patient book and cancel; the patient and their clinicians list;
+		// joining (the handler lets in the patient and the appointment's
+		// clinician) hands out the video link.
+		{Pattern: "GET /api/v1/patients/{id}/appointments", Access: gate.Authn("patient or care team", vigil.AuditAppointmentList, messageRoles).ClinicalData(), Handle: s.listPatientAppointments},
+		{Pattern: "POST /api/v1/patients/{id}/appointments", Access: gate.Authn("clinician", vigil.AuditAppointmentChange, gate.Clinicians).ClinicalData(), Handle: s.createAppointment},
+		{Pattern: "POST /api/v1/patients/{id}/appointments/{appointment}/cancel", Access: gate.Authn("clinician", vigil.AuditAppointmentChange, gate.Clinicians).ClinicalData(), Handle: s.cancelAppointment},
+		{Pattern: "GET /api/v1/patients/{id}/appointments/{appointment}/join", Access: gate.Authn("patient or care team", vigil.AuditAppointmentJoin, messageRoles).ClinicalData(), Handle: s.joinAppointment},
+		{Pattern: "GET /api/v1/appointments", Access: gate.Authn("clinician", vigil.AuditAppointmentList, gate.Clinicians), Handle: s.listMyAppointments},
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 

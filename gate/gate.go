@@ -287,6 +287,12 @@ type Deps struct {
 	Messages        vigil.MessageStore
 	PublishEvent    func(vigil.Event)
 	MessagesPerHour int
+	// Appointments keeps televisits; nil answers 501 on their routes.
+	// TelevisitURL is the video link template: "{{id}}" in it is replaced
+	// by the appointment's room (an unguessable id, never patient
+	// identity); "" answers 501 on join.
+	Appointments vigil.AppointmentStore
+	TelevisitURL string
 	// EventHeartbeat and EventRefresh override the event stream's
 	// intervals when positive (tests).
 	EventHeartbeat, EventRefresh time.Duration

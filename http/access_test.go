@@ -94,6 +94,21 @@ var matrix = []struct {
 	{"POST /api/v1/patients/{id}/threads/{thread}/messages",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
+	// Televisits: clinicians of the patient book and cancel; the patient
+	// and their clinicians list and join.
+	{"GET /api/v1/patients/{id}/appointments",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/appointments",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/appointments/{appointment}/cancel",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"GET /api/v1/patients/{id}/appointments/{appointment}/join",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /api/v1/appointments", "401 403 ok ok 403 403 403 403", ""},
 	{"POST /api/v1/patients/{id}/break-glass",
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
@@ -434,6 +449,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					return team2.ID
 				}
+			case "{appointment}":
+				a := &vigil.Appointment{SubjectID: patient, ClinicianID: clin.ID, Start: e.now().Add(time.Hour), End: e.now().Add(90 * time.Minute), Room: vigil.NewRoom(), CreatedBy: clin.ID}
+				if err := e.store.CreateAppointment(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+				return a.ID
 			case "{thread}":
 				th := &vigil.Thread{SubjectID: patient, Topic: "matrix", CreatedBy: pat.ID}
 				if err := e.store.CreateThread(ctx, th, &vigil.Message{SubjectID: patient, AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "matrix"}); err != nil {
