@@ -103,7 +103,7 @@ type AppointmentStore interface {
 	// returns it; ENOTFOUND if none, EINVALID if it is cancelled already.
 	CancelAppointment(ctx context.Context, id, by string) (*Appointment, error)
 	// DueReminders returns up to limit booked appointments not yet
-	// reminded that start before before and end after after, by start.
+	// reminded that start at or before before and end after after, by start.
 	DueReminders(ctx context.Context, after, before time.Time, limit int) ([]*Appointment, error)
 	// MarkReminded records the reminder of a booked appointment at time
 	// at, once: false if it was reminded already, cancelled or is gone.

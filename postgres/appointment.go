@@ -117,11 +117,11 @@ func (s *Store) CancelAppointment(ctx context.Context, id, by string) (*vigil.Ap
 	return a, nil
 }
 
-// DueReminders returns booked, unreminded appointments starting before
+// DueReminders returns booked, unreminded appointments starting at or before
 // before and ending after after.
 func (s *Store) DueReminders(ctx context.Context, after, before time.Time, limit int) ([]*vigil.Appointment, error) {
 	as, err := queryAll(ctx, s.pool, scanAppointment, "SELECT "+appointmentColumns+` FROM appointments
-		WHERE status = $1 AND reminded IS NULL AND start_at < $2 AND end_at > $3 ORDER BY start_at, id LIMIT $4`,
+		WHERE status = $1 AND reminded IS NULL AND start_at <= $2 AND end_at > $3 ORDER BY start_at, id LIMIT $4`,
 		vigil.AppointmentBooked, before, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due reminders: %w", err)

@@ -107,11 +107,11 @@ func (s *Store) CancelAppointment(ctx context.Context, id, by string) (*vigil.Ap
 	return a, nil
 }
 
-// DueReminders returns booked, unreminded appointments starting before
+// DueReminders returns booked, unreminded appointments starting at or before
 // before and ending after after.
 func (s *Store) DueReminders(ctx context.Context, after, before time.Time, limit int) ([]*vigil.Appointment, error) {
 	as, err := s.queryAppointments(ctx, "SELECT "+appointmentColumns+` FROM appointments
-		WHERE status = ? AND reminded IS NULL AND start_at < ? AND end_at > ? ORDER BY start_at, id LIMIT ?`,
+		WHERE status = ? AND reminded IS NULL AND start_at <= ? AND end_at > ? ORDER BY start_at, id LIMIT ?`,
 		vigil.AppointmentBooked, before.UnixMicro(), after.UnixMicro(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due reminders: %w", err)
