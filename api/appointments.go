@@ -175,7 +175,13 @@ func (s *Handler) joinAppointment(w http.ResponseWriter, r *http.Request) error 
 	}
 	p := gate.Principal(r.Context())
 	if p.Role == vigil.RoleClinician && p.UserID != a.ClinicianID {
-		return vigil.Errorf(vigil.EFORBIDDEN, "only the patient and the appointment's clinician join it")
+		// The request's own entry says the gate let it in; this one says
+		// no link was handed out.
+		const why = "only the patient and the appointment's clinician join it"
+		if err := s.Audit(r.Context(), r, p, vigil.AuditAppointmentJoin, a.SubjectID, vigil.AuditDenied, why); err != nil {
+			return err
+		}
+		return vigil.Errorf(vigil.EFORBIDDEN, why)
 	}
 	if a.Status != vigil.AppointmentBooked {
 		return vigil.Errorf(vigil.ECONFLICT, "the televisit is %s", a.Status)
