@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/alerting"
 )
 
 // TestTelevisits: a clinician of the patient books a televisit; the
@@ -121,5 +122,45 @@ func TestTelevisits(t *testing.T) {
 	e.api.TelevisitURL = ""
 	if st, _ := join(patTok); st != http.StatusNotImplemented {
 		t.Errorf("join without a template: %d; want 501", st)
+	}
+}
+
+// TestRemindersAndMessagesOnStream: appointment.reminder and
+// message.created events reach the patient and the clinicians of their
+// team, without the message's body or the televisit's link; a clinician
+// of another team gets neither (their next event is their own patient's).
+func TestRemindersAndMessagesOnStream(t *testing.T) {
+	e := newEnv(t)
+	p1, p2 := e.patient("ST-1"), e.patient("ST-2")
+	pat := e.user("pat", vigil.RolePatient, p1)
+	clin := e.clinicianOf("dr-st", p1)
+	away := e.clinicianOf("dr-st-away", p2)
+	hub := &alerting.Hub{}
+	e.api.Events = hub
+	streams := map[string]<-chan sseFrame{}
+	for name, u := range map[string]*vigil.User{"pat": pat, "clin": clin, "away": away} {
+		streams[name] = openStream(t, e.ts, "Authorization", "Bearer "+e.token(u, vigil.TokenSession))
+	}
+	for hub.Subscribers() < 3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	now := e.now()
+	a := &vigil.Appointment{ID: "apt_1", SubjectID: p1, ClinicianID: clin.ID, Start: now.Add(15 * time.Minute), End: now.Add(45 * time.Minute), Room: vigil.NewRoom(), Status: "booked"}
+	hub.Publish(vigil.Event{Type: "appointment.reminder", SubjectID: p1, Time: now, Appointment: a})
+	hub.Publish(vigil.Event{Type: "message.created", SubjectID: p1, Time: now, Message: &vigil.Message{ID: "msg_1", ThreadID: "thr_1", SubjectID: p1, Seq: 1,
+		AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "secret words", Sent: now}})
+	hub.Publish(readingEvent(p2, 70, now))
+	for _, who := range []string{"pat", "clin"} {
+		f, _ := nextEvent(t, streams[who])
+		if f.event != "appointment.reminder" || !strings.Contains(f.data, `"id":"apt_1"`) || strings.Contains(f.data, a.Room) {
+			t.Errorf("%s: first event %+v; want the reminder without its room", who, f)
+		}
+		f, _ = nextEvent(t, streams[who])
+		if f.event != "message.created" || !strings.Contains(f.data, `"thread_id":"thr_1"`) || strings.Contains(f.data, "secret") {
+			t.Errorf("%s: second event %+v; want message.created without its body", who, f)
+		}
+	}
+	if f, _ := nextEvent(t, streams["away"]); f.event != "reading" {
+		t.Errorf("another team's clinician: first event %+v; want only their own patient's reading", f)
 	}
 }
