@@ -159,6 +159,16 @@ func Capabilities(date, version string) *CapabilityStatement {
 					},
 				},
 				{
+					Type:        "Appointment",
+					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
+					SearchParam: []SearchParam{
+						{Name: "patient", Type: "reference", Documentation: "Required. The patient and their care team only."},
+						{Name: "date", Type: "date", Documentation: "The start."},
+						{Name: "status", Type: "token", Documentation: "booked or cancelled."},
+						{Name: "_count", Type: "number", Documentation: "At most 200 (the default), by start."},
+					},
+				},
+				{
 					Type:        "AuditEvent",
 					Interaction: []Interaction{{Code: "search-type"}},
 					SearchParam: []SearchParam{

@@ -161,3 +161,26 @@ func FuzzParseCommunicationSearch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAppointmentSearch: never panics; errors are EINVALID; an
+// accepted search names a patient and a count within the bound.
+func FuzzParseAppointmentSearch(f *testing.F) {
+	f.Add("patient=pat_1&date=ge2026-12-01&status=booked&_count=5")
+	f.Add("patient=Patient/pat_1&status=noshow")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		s, err := ParseAppointmentSearch(v)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.EINVALID {
+				t.Fatalf("error %v is not EINVALID", err)
+			}
+			return
+		}
+		if s.Patient == "" || s.Count < 1 || s.Count > vigil.DefaultAppointmentLimit {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}

@@ -38,6 +38,9 @@ func (s *Handler) Routes() []gate.Route {
 		// the clinicians who may see them.
 		{Pattern: "GET /fhir/r4/Communication", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).WithScope("Communication.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchCommunications},
 		{Pattern: "GET /fhir/r4/Communication/{id}", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).WithScope("Communication.r").ChecksResourcePatient(s.communicationSubject), Handle: s.fhirReadCommunication},
+		// Televisits (appointment.go, decision 29): as messages.
+		{Pattern: "GET /fhir/r4/Appointment", Access: gate.Authn("patient or care team", vigil.AuditAppointmentList, messageRoles).WithScope("Appointment.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchAppointments},
+		{Pattern: "GET /fhir/r4/Appointment/{id}", Access: gate.Authn("patient or care team", vigil.AuditAppointmentList, messageRoles).WithScope("Appointment.r").ChecksResourcePatient(s.appointmentSubject), Handle: s.fhirReadAppointment},
 		{Pattern: "GET /fhir/r4/Device/{id}", Access: gate.Authn("care", vigil.AuditDeviceRead, gate.CareRoles).WithScope("Device.r").ChecksResourcePatient(s.deviceSubject), Handle: s.fhirReadDevice},
 		{Pattern: "GET /fhir/r4/Flag", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchFlags},
 		{Pattern: "GET /fhir/r4/Flag/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.fhirReadFlag},

@@ -275,6 +275,12 @@ var matrix = []struct {
 	{"GET /fhir/r4/Communication/{id}",
 		"401 403 ok 404 ok 403 403 403",
 		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Appointment",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Appointment/{id}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
 	{"GET /fhir/r4/Device/{id}",
 		"401 ok ok 404 ok 403 403 403",
 		"401 ok 404 404 404 403 403 403"},
@@ -310,6 +316,7 @@ var searchesPatient = map[string]bool{
 	"GET /fhir/r4/AuditEvent":         true,
 	"GET /fhir/r4/Consent":            true,
 	"GET /fhir/r4/Communication":      true,
+	"GET /fhir/r4/Appointment":        true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -434,6 +441,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 						t.Fatal(err)
 					}
 					return c.ID
+				case strings.HasPrefix(path, "/fhir/r4/Appointment/"):
+					a := &vigil.Appointment{SubjectID: patient, ClinicianID: clin.ID, Start: e.now().Add(time.Hour), End: e.now().Add(90 * time.Minute), Room: vigil.NewRoom(), CreatedBy: clin.ID}
+					if err := e.store.CreateAppointment(ctx, a); err != nil {
+						t.Fatal(err)
+					}
+					return a.ID
 				case strings.HasPrefix(path, "/fhir/r4/Communication/"):
 					m := &vigil.Message{SubjectID: patient, AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "matrix"}
 					if err := e.store.CreateThread(ctx, &vigil.Thread{SubjectID: patient, Topic: "matrix", CreatedBy: pat.ID}, m); err != nil {

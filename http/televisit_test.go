@@ -109,6 +109,17 @@ func TestTelevisits(t *testing.T) {
 	if !joined[pat.ID] || !joined[clin.ID] || !refused {
 		t.Errorf("audited joins by %v, colleague's refusal audited %v; want the patient's and the clinician's, and the refusal", joined, refused)
 	}
+	// FHIR Appointment: search and read, never the room.
+	if st, body := e.request("GET", "/fhir/r4/Appointment?patient="+p1+"&date=ge"+e.now().Format("2006-01-02"), patTok, ""); st != http.StatusOK ||
+		!strings.Contains(body, `"Appointment/`+a.ID+`"`) && !strings.Contains(body, "/Appointment/"+a.ID) || strings.Contains(body, links[0][len("https://meet.example.org/vigil-"):]) {
+		t.Errorf("FHIR search: %d %s", st, body)
+	}
+	if st, body := e.request("GET", "/fhir/r4/Appointment/"+a.ID, clinTok, ""); st != http.StatusOK || !strings.Contains(body, `"status":"booked"`) {
+		t.Errorf("FHIR read: %d %s", st, body)
+	}
+	if st, _ := e.request("GET", "/fhir/r4/Appointment/"+a.ID, awayTok, ""); st != http.StatusNotFound {
+		t.Errorf("FHIR read by another team's clinician: %d; want 404", st)
+	}
 	if st, body := e.request("POST", base+"/"+a.ID+"/cancel", clinTok, ""); st != http.StatusOK || !strings.Contains(body, `"status":"cancelled"`) {
 		t.Fatalf("cancel: %d %s", st, body)
 	}
