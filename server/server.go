@@ -1077,7 +1077,7 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
 	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
 	s.aux.Go(func() {
-		rm := &reminders{store: s.store, publish: s.hub.Publish, lead: s.opts.TelevisitReminderLead, now: time.Now, logger: s.logger}
+		rm := &reminders{store: s.store, webhooks: s.alerts, publish: s.hub.Publish, lead: s.opts.TelevisitReminderLead, now: time.Now, logger: s.logger}
 		rm.run(wctx, televisitReminderEvery)
 	})
 	if s.pg != nil {

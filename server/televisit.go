@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,11 +47,15 @@ func CheckTelevisitURL(t string) (string, error) {
 // appointment.reminder event on the live stream. The clock is injectable
 // so that tests run it deterministically (tick).
 type reminders struct {
-	store   vigil.AppointmentStore
-	publish func(vigil.Event)
-	lead    time.Duration
-	now     func() time.Time
-	logger  *slog.Logger
+	store vigil.AppointmentStore
+	// webhooks, if set, get a delivery of each reminder for every webhook
+	// that names appointment.reminder among its events (the outbox of
+	// decision 20 sends it).
+	webhooks vigil.WebhookStore
+	publish  func(vigil.Event)
+	lead     time.Duration
+	now      func() time.Time
+	logger   *slog.Logger
 }
 
 // tick sends the reminders due at r.now() and returns how many it sent.
@@ -72,9 +78,53 @@ func (r *reminders) tick(ctx context.Context) (int, error) {
 		}
 		a.Reminded = now
 		r.publish(vigil.Event{Type: api.EventAppointmentReminder, SubjectID: a.SubjectID, Time: now, Appointment: a})
+		if err := r.queueWebhooks(ctx, a, now); err != nil {
+			return n, err
+		}
 		n++
 	}
 	return n, nil
+}
+
+// reminderPayload is the body of a televisit reminder's webhook: the
+// appointment by id and time, no patient id and no link (the receiver
+// reads the rest through FHIR Appointment, audited), so a delivery kept in
+// the log says nothing about a patient once the appointment is erased.
+type reminderPayload struct {
+	Type        string    `json:"type"`
+	Appointment string    `json:"appointment_id"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+}
+
+// queueWebhooks queues a's reminder to every webhook that asks for it. It
+// runs after MarkReminded (which decides the one node that reminds); a
+// crash between the two loses the webhook reminder, never doubles it.
+func (r *reminders) queueWebhooks(ctx context.Context, a *vigil.Appointment, now time.Time) error {
+	if r.webhooks == nil {
+		return nil
+	}
+	ws, err := r.webhooks.Webhooks(ctx)
+	if err != nil {
+		return fmt.Errorf("televisit reminders: %w", err)
+	}
+	var payload []byte
+	for _, w := range ws {
+		if !slices.Contains(w.Events, api.EventAppointmentReminder) {
+			continue
+		}
+		if payload == nil {
+			if payload, err = json.Marshal(reminderPayload{Type: api.EventAppointmentReminder, Appointment: a.ID, Start: a.Start, End: a.End}); err != nil {
+				return err
+			}
+		}
+		d := &vigil.WebhookDelivery{WebhookID: w.ID, EventType: api.EventAppointmentReminder, Payload: payload,
+			Status: vigil.DeliveryPending, Created: now, Updated: now}
+		if err := r.webhooks.SaveDelivery(ctx, d); err != nil {
+			return fmt.Errorf("televisit reminders: %w", err)
+		}
+	}
+	return nil
 }
 
 // run ticks every interval until ctx ends.

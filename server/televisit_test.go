@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,9 +66,21 @@ func TestTelevisitReminders(t *testing.T) {
 	}
 	book(t0.Add(-time.Hour)) // over before the ticker runs: never
 
+	alerts, err := sqlite.OpenAlerts(ctx, filepath.Join(t.TempDir(), "alerts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alerts.Close()
+	wants := &vigil.Webhook{URL: "https://ehr.example.org/hook", Secret: "0123456789abcdef", Events: []string{"appointment.reminder"}}
+	alertsOnly := &vigil.Webhook{URL: "https://pager.example.org/hook", Secret: "0123456789abcdef"}
+	for _, w := range []*vigil.Webhook{wants, alertsOnly} {
+		if err := alerts.CreateWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
 	now := t0
 	var got []vigil.Event
-	r := &reminders{store: db, publish: func(ev vigil.Event) { got = append(got, ev) }, lead: 15 * time.Minute,
+	r := &reminders{store: db, webhooks: alerts, publish: func(ev vigil.Event) { got = append(got, ev) }, lead: 15 * time.Minute,
 		now: func() time.Time { return now }, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tick := func(at time.Time, want int) {
 		t.Helper()
@@ -92,5 +105,20 @@ func TestTelevisitReminders(t *testing.T) {
 	}
 	if a, _ := db.Appointment(ctx, at10.ID); !a.Reminded.Equal(t0.Add(45 * time.Minute)) {
 		t.Errorf("Reminded = %v", a.Reminded)
+	}
+	// Webhooks: one delivery per reminder to the webhook that asked for
+	// reminders, none to the one that takes alert events; no patient id.
+	ds, err := alerts.Deliveries(ctx, vigil.DeliveryFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 {
+		t.Fatalf("%d webhook deliveries; want 2", len(ds))
+	}
+	for _, d := range ds {
+		if d.WebhookID != wants.ID || d.EventType != "appointment.reminder" || d.Status != vigil.DeliveryPending ||
+			!strings.Contains(string(d.Payload), `"appointment_id":"apt_`) || strings.Contains(string(d.Payload), p.ID) {
+			t.Errorf("delivery %+v %s", d, d.Payload)
+		}
 	}
 }
