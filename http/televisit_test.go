@@ -129,6 +129,14 @@ func TestTelevisits(t *testing.T) {
 	if st, _ := e.request("POST", base+"/"+a.ID+"/cancel", clinTok, ""); st != http.StatusBadRequest {
 		t.Errorf("cancelling twice: %d; want 400", st)
 	}
+	// Webhooks may ask for reminders by name; unknown events are refused.
+	admTok := e.token(e.user("adm", vigil.RoleAdmin, ""), vigil.TokenSession)
+	if st, body := e.request("POST", "/api/v1/webhooks", admTok, `{"url":"https://ehr.example.org/hook","events":["appointment.reminder"]}`); st != http.StatusCreated {
+		t.Errorf("webhook for reminders: %d %s", st, body)
+	}
+	if st, _ := e.request("POST", "/api/v1/webhooks", admTok, `{"url":"https://ehr.example.org/hook","events":["appointment.nonsense"]}`); st != http.StatusBadRequest {
+		t.Errorf("webhook for an unknown event: %d; want 400", st)
+	}
 	// Without a link template, joining is off.
 	e.api.TelevisitURL = ""
 	if st, _ := join(patTok); st != http.StatusNotImplemented {
