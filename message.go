@@ -25,6 +25,12 @@ const (
 	MaxMessageBytes = 4000
 	// MaxTopicBytes is the longest thread topic, in bytes of UTF-8.
 	MaxTopicBytes = 200
+	// MaxStoredMessageBytes and MaxStoredTopicBytes bound a body and a
+	// topic as a store keeps them: sealed (package keys), a text is
+	// longer than as written (nonce, tag, base64), and a store checks
+	// these bounds, the API the ones above.
+	MaxStoredMessageBytes = 6000
+	MaxStoredTopicBytes   = 400
 )
 
 // Thread is a conversation about one patient. Unread is filled by
@@ -62,7 +68,13 @@ type Message struct {
 // CheckMessage returns EINVALID unless m has a patient, an author and a
 // body that is valid UTF-8, not blank and at most MaxMessageBytes long
 // (ETOOLARGE above). It does not check the references.
-func CheckMessage(m *Message) error {
+func CheckMessage(m *Message) error { return checkMessage(m, MaxMessageBytes) }
+
+// CheckStoredMessage is CheckMessage with the bound of a stored body,
+// MaxStoredMessageBytes.
+func CheckStoredMessage(m *Message) error { return checkMessage(m, MaxStoredMessageBytes) }
+
+func checkMessage(m *Message, limit int) error {
 	switch {
 	case m.SubjectID == "":
 		return Errorf(EINVALID, "message without a patient")
@@ -72,8 +84,8 @@ func CheckMessage(m *Message) error {
 		return Errorf(EINVALID, "message body is not valid UTF-8")
 	case blank(m.Body):
 		return Errorf(EINVALID, "message body is empty")
-	case len(m.Body) > MaxMessageBytes:
-		return Errorf(ETOOLARGE, "message body is longer than %d bytes", MaxMessageBytes)
+	case len(m.Body) > limit:
+		return Errorf(ETOOLARGE, "message body is longer than %d bytes", limit)
 	case m.ReadingID < 0:
 		return Errorf(EINVALID, "reading id must be positive")
 	}
@@ -82,14 +94,20 @@ func CheckMessage(m *Message) error {
 
 // CheckTopic returns EINVALID unless topic is valid UTF-8, not blank and
 // at most MaxTopicBytes long.
-func CheckTopic(topic string) error {
+func CheckTopic(topic string) error { return checkTopic(topic, MaxTopicBytes) }
+
+// CheckStoredTopic is CheckTopic with the bound of a stored topic,
+// MaxStoredTopicBytes.
+func CheckStoredTopic(topic string) error { return checkTopic(topic, MaxStoredTopicBytes) }
+
+func checkTopic(topic string, limit int) error {
 	switch {
 	case !utf8.ValidString(topic):
 		return Errorf(EINVALID, "topic is not valid UTF-8")
 	case blank(topic):
 		return Errorf(EINVALID, "topic is empty")
-	case len(topic) > MaxTopicBytes:
-		return Errorf(ETOOLARGE, "topic is longer than %d bytes", MaxTopicBytes)
+	case len(topic) > limit:
+		return Errorf(ETOOLARGE, "topic is longer than %d bytes", limit)
 	}
 	return nil
 }
@@ -116,8 +134,8 @@ const DefaultThreadLimit = 100
 type MessageStore interface {
 	// CreateThread stores t with first as its first message, in one
 	// transaction, setting t.ID, t.Created, t.Updated and first's ID,
-	// ThreadID, Seq and Sent; the author has read it. EINVALID if
-	// CheckTopic or CheckMessage refuses them, if first's patient is not
+	// ThreadID, Seq and Sent; the author has read it. EINVALID (ETOOLARGE)
+	// if CheckStoredTopic or CheckStoredMessage refuses them, if first's patient is not
 	// t's, or if the patient does not exist.
 	CreateThread(ctx context.Context, t *Thread, first *Message) error
 	// Thread returns one thread (Unread 0); ENOTFOUND if none.
@@ -128,7 +146,7 @@ type MessageStore interface {
 	// AddMessage appends m to the thread m.ThreadID, setting m.ID, m.Seq
 	// and m.Sent; the author has read the thread up to m. ENOTFOUND if
 	// the thread does not exist or is not of m.SubjectID's patient;
-	// EINVALID if CheckMessage refuses m.
+	// EINVALID (ETOOLARGE) if CheckStoredMessage refuses m.
 	AddMessage(ctx context.Context, m *Message) error
 	// Message returns one message; ENOTFOUND if none.
 	Message(ctx context.Context, id string) (*Message, error)

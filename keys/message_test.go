@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vigil-health/vigil"
@@ -73,6 +74,18 @@ func TestMessagesSealedAtRest(t *testing.T) {
 		if hits := fileHolds(t, dir, []byte(v)); len(hits) > 0 {
 			t.Errorf("%q in plaintext in %v", v, hits)
 		}
+	}
+	// The longest body and topic, in multi-byte characters, fit sealed.
+	longTopic, longBody := strings.Repeat("é", vigil.MaxTopicBytes/2), strings.Repeat("€", vigil.MaxMessageBytes/3)
+	long := &vigil.Message{SubjectID: pats[0], AuthorID: "usr_p", AuthorRole: vigil.RolePatient, Body: longBody}
+	if err := s.CreateThread(ctx, &vigil.Thread{SubjectID: pats[0], Topic: longTopic, CreatedBy: "usr_p"}, long); err != nil {
+		t.Fatalf("the longest body and topic, sealed: %v", err)
+	}
+	if ms, err := s.messages.Messages(ctx, long.ThreadID, 0, 0); err != nil || len(ms) != 1 || ms[0].Body != longBody {
+		t.Errorf("the longest body read back: %v", err)
+	}
+	if err := s.AddMessage(ctx, &vigil.Message{ThreadID: th.ID, SubjectID: pats[0], AuthorID: "usr_p", Body: longBody + "xx"}); vigil.ErrorCode(err) != vigil.ETOOLARGE {
+		t.Errorf("a body over the bound: %v; want ETOOLARGE", err)
 	}
 	// The same ciphertext stored in another patient's thread does not open.
 	other := &vigil.Thread{SubjectID: pats[1], Topic: "t", CreatedBy: "usr_q"}

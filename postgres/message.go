@@ -19,7 +19,7 @@ var _ vigil.MessageStore = (*Store)(nil)
 
 // CreateThread stores t with its first message; see vigil.MessageStore.
 func (s *Store) CreateThread(ctx context.Context, t *vigil.Thread, first *vigil.Message) error {
-	if err := vigil.CheckTopic(t.Topic); err != nil {
+	if err := vigil.CheckStoredTopic(t.Topic); err != nil {
 		return fmt.Errorf("create thread: %w", err)
 	}
 	if t.SubjectID == "" || t.CreatedBy == "" {
@@ -28,7 +28,7 @@ func (s *Store) CreateThread(ctx context.Context, t *vigil.Thread, first *vigil.
 	if first == nil || first.SubjectID != t.SubjectID {
 		return fmt.Errorf("create thread: %w", vigil.Errorf(vigil.EINVALID, "the first message must be of the thread's patient"))
 	}
-	if err := vigil.CheckMessage(first); err != nil {
+	if err := vigil.CheckStoredMessage(first); err != nil {
 		return fmt.Errorf("create thread: %w", err)
 	}
 	id := vigil.NewID(vigil.PrefixThread)
@@ -63,7 +63,7 @@ func (s *Store) CreateThread(ctx context.Context, t *vigil.Thread, first *vigil.
 
 // AddMessage appends m to its thread; see vigil.MessageStore.
 func (s *Store) AddMessage(ctx context.Context, m *vigil.Message) error {
-	if err := vigil.CheckMessage(m); err != nil {
+	if err := vigil.CheckStoredMessage(m); err != nil {
 		return fmt.Errorf("add message: %w", err)
 	}
 	var c vigil.Message

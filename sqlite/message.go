@@ -49,7 +49,7 @@ func (s *Store) CreateThread(ctx context.Context, t *vigil.Thread, first *vigil.
 
 // checkThread checks a new thread and its first message.
 func checkThread(t *vigil.Thread, first *vigil.Message) error {
-	if err := vigil.CheckTopic(t.Topic); err != nil {
+	if err := vigil.CheckStoredTopic(t.Topic); err != nil {
 		return err
 	}
 	if t.SubjectID == "" || t.CreatedBy == "" {
@@ -58,12 +58,12 @@ func checkThread(t *vigil.Thread, first *vigil.Message) error {
 	if first == nil || first.SubjectID != t.SubjectID {
 		return vigil.Errorf(vigil.EINVALID, "the first message must be of the thread's patient")
 	}
-	return vigil.CheckMessage(first)
+	return vigil.CheckStoredMessage(first)
 }
 
 // AddMessage appends m to its thread; see vigil.MessageStore.
 func (s *Store) AddMessage(ctx context.Context, m *vigil.Message) error {
-	if err := vigil.CheckMessage(m); err != nil {
+	if err := vigil.CheckStoredMessage(m); err != nil {
 		return fmt.Errorf("add message: %w", err)
 	}
 	now := s.timestamp()

@@ -210,11 +210,11 @@ func testMessageInvalid(t *testing.T, open func(t *testing.T) MessageStore) {
 		code  string
 	}{
 		{"blank body", "t", vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: " \n\t"}, vigil.EINVALID},
-		{"long body", "t", vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: strings.Repeat("a", vigil.MaxMessageBytes+1)}, vigil.ETOOLARGE},
+		{"long body", "t", vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: strings.Repeat("a", vigil.MaxStoredMessageBytes+1)}, vigil.ETOOLARGE},
 		{"bad utf-8", "t", vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: "\xff"}, vigil.EINVALID},
 		{"no author", "t", vigil.Message{SubjectID: pat, Body: "b"}, vigil.EINVALID},
 		{"blank topic", " ", vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: "b"}, vigil.EINVALID},
-		{"long topic", strings.Repeat("t", vigil.MaxTopicBytes+1), vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: "b"}, vigil.ETOOLARGE},
+		{"long topic", strings.Repeat("t", vigil.MaxStoredTopicBytes+1), vigil.Message{SubjectID: pat, AuthorID: "usr_pat", Body: "b"}, vigil.ETOOLARGE},
 		{"unknown patient", "t", vigil.Message{SubjectID: "pat_none", AuthorID: "usr_pat", Body: "b"}, vigil.EINVALID},
 	} {
 		m := c.m
