@@ -109,6 +109,17 @@ func TestTelevisits(t *testing.T) {
 	if !joined[pat.ID] || !joined[clin.ID] || !refused {
 		t.Errorf("audited joins by %v, colleague's refusal audited %v; want the patient's and the clinician's, and the refusal", joined, refused)
 	}
+	// The patient page lists the televisit with Join for the patient and
+	// its clinician, not for an admin; the room is never on it.
+	for who, tok := range map[string]string{"patient": patTok, "clinician": clinTok} {
+		if st, page := e.request("GET", "/patients/"+p1, tok, ""); st != http.StatusOK || !strings.Contains(page, `data-appointment="`+a.ID+`"`) ||
+			!strings.Contains(page, "Join") || strings.Contains(page, links[0][len("https://meet.example.org/vigil-"):]) {
+			t.Errorf("%s's patient page: %d; want the televisit with Join, without its room", who, st)
+		}
+	}
+	if _, page := e.request("GET", "/patients/"+p1, colTok, ""); !strings.Contains(page, `data-appointment="`+a.ID+`"`) || strings.Contains(page, `class="join"`) {
+		t.Error("a colleague's patient page: want the televisit listed without Join")
+	}
 	// FHIR Appointment: search and read, never the room.
 	if st, body := e.request("GET", "/fhir/r4/Appointment?patient="+p1+"&date=ge"+e.now().Format("2006-01-02"), patTok, ""); st != http.StatusOK ||
 		!strings.Contains(body, `"Appointment/`+a.ID+`"`) && !strings.Contains(body, "/Appointment/"+a.ID) || strings.Contains(body, links[0][len("https://meet.example.org/vigil-"):]) {

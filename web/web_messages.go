@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/vigil-health/vigil"
 )
@@ -82,4 +83,24 @@ func (s *Handler) unreadInbox(ctx context.Context, p *vigil.Principal) ([]unread
 type inboxPage struct {
 	Alerts []inboxItem
 	Unread []unreadPatient
+}
+
+// pageAppointments returns the patient's televisits for the patient page,
+// from a day ago on, and audits the listing (appointment.list); nil for
+// those who may not see them (admins) or without televisits.
+func (s *Handler) pageAppointments(ctx context.Context, r *http.Request, p *vigil.Principal, id string) ([]*vigil.Appointment, error) {
+	if s.Appointments == nil || (p.Role != vigil.RoleClinician && p.Role != vigil.RolePatient) {
+		return nil, nil
+	}
+	as, err := s.Appointments.Appointments(ctx, vigil.AppointmentFilter{SubjectID: id, From: s.Time().Add(-24 * time.Hour), Status: vigil.AppointmentBooked})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Audit(ctx, r, p, vigil.AuditAppointmentList, id, vigil.AuditSuccess, ""); err != nil {
+		return nil, err
+	}
+	if as == nil {
+		as = []*vigil.Appointment{}
+	}
+	return as, nil
 }

@@ -372,6 +372,22 @@
     });
   }
 
+  // televisits: Join asks the API for the link (audited) and opens it.
+  function televisits() {
+    const sec = document.getElementById("televisits");
+    if (!sec) return;
+    sec.querySelectorAll("button.join").forEach((b) => {
+      b.addEventListener("click", async () => {
+        const err = b.parentElement.querySelector(".form-error");
+        err.textContent = "";
+        try {
+          const data = await api("GET", "/api/v1/patients/" + encodeURIComponent(sec.dataset.patient) + "/appointments/" + encodeURIComponent(b.dataset.appointment) + "/join");
+          window.open(data.url, "_blank", "noopener");
+        } catch (x) { err.textContent = x.message; }
+      });
+    });
+  }
+
   function admin() {
     const result = document.getElementById("admin-result");
     document.querySelectorAll("form.api-form").forEach((f) => {
@@ -480,7 +496,7 @@
     wire(document);
     if (page === "signin") signin();
     if (page === "worklist") worklist();
-    if (page === "patient") { patient(); observation(); consents(); messages(); }
+    if (page === "patient") { patient(); observation(); consents(); messages(); televisits(); }
     if (page === "alerts") alerts();
     if (page === "admin") admin();
     if (page === "quarantine") quarantine();
