@@ -178,11 +178,14 @@ type AlertActions interface {
 // Event is a change pushed to live views: an alert changed, or a reading
 // was stored.
 type Event struct {
-	Type      string    `json:"type"` // "alert" or "reading"
+	Type      string    `json:"type"` // "alert", "reading", "message.created" or "appointment.reminder"
 	SubjectID string    `json:"patient_id"`
 	Time      time.Time `json:"time"`
 	Alert     *Alert    `json:"alert,omitempty"`
 	Readings  []Reading `json:"-"` // rendered by the HTTP layer
+	Message   *Message  `json:"-"` // type "message.created": rendered without its body by the HTTP layer
+	// Appointment is the televisit of type "appointment.reminder".
+	Appointment *Appointment `json:"-"`
 }
 
 // Events delivers live changes to subscribers. Subscribe returns a channel

@@ -141,6 +141,18 @@ const (
 	// AuditRefillDecide a clinician's approval or refusal of one.
 	AuditRefillRequest AuditAction = "medication.refill_request"
 	AuditRefillDecide  AuditAction = "medication.refill_decide"
+	// AuditMessageList, AuditMessageRead and AuditMessageWrite record
+	// secure messages (decision 29): listing a patient's threads, reading
+	// one (which marks it read), writing a thread or a message.
+	AuditMessageList  AuditAction = "message.list"
+	AuditMessageRead  AuditAction = "message.read"
+	AuditMessageWrite AuditAction = "message.write"
+	// AuditAppointmentList, AuditAppointmentChange and AuditAppointmentJoin
+	// record televisits (decision 29): listing appointments, booking or
+	// cancelling one, and joining one (the video link handed out).
+	AuditAppointmentList   AuditAction = "appointment.list"
+	AuditAppointmentChange AuditAction = "appointment.change"
+	AuditAppointmentJoin   AuditAction = "appointment.join"
 )
 
 // AuditActions is the registry of audit actions: each one's meaning, as
@@ -215,6 +227,12 @@ var AuditActions = map[AuditAction]string{
 	AuditDoseRecord:           "confirm a dose of a medication taken",
 	AuditRefillRequest:        "a patient asks the care team for a refill of a medication",
 	AuditRefillDecide:         "a clinician approves or declines a refill request",
+	AuditMessageList:          "list a patient's message threads (API, patient page, inbox)",
+	AuditMessageRead:          "read a message thread, which marks it read for the reader",
+	AuditMessageWrite:         "start a message thread or write a message in one",
+	AuditAppointmentList:      "list televisit appointments (a patient's, or a clinician's own)",
+	AuditAppointmentChange:    "book or cancel a televisit appointment",
+	AuditAppointmentJoin:      "join a televisit: its video link handed out",
 }
 
 // Auditor appends entries to the audit log. Record is safe for concurrent

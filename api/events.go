@@ -42,6 +42,10 @@ type eventOut struct {
 	// people's units, NEWS2 band), for the page script's live updates
 	// (Handler.EventVitals).
 	Vitals any `json:"vitals,omitempty"`
+	// Message is a new message, without its body (message.created).
+	Message *messageEventOut `json:"message,omitempty"`
+	// Appointment is an upcoming televisit (appointment.reminder).
+	Appointment *appointmentEventOut `json:"appointment,omitempty"`
 }
 
 // streamEvents answers GET /api/v1/events with Server-Sent Events: "alert"
@@ -176,6 +180,22 @@ func (s *Handler) renderEvent(ctx context.Context, p *vigil.Principal, ev vigil.
 		if s.EventVitals != nil {
 			out.Vitals = s.EventVitals(ctx, ev.SubjectID, rs)
 		}
+	case EventMessageCreated:
+		// Messages only to the people of the patient's care: never an
+		// integration, nor an admin however AdminReadsClinical is set.
+		m := ev.Message
+		if m == nil || (p.Role != vigil.RoleClinician && p.Role != vigil.RolePatient) || m.SubjectID != ev.SubjectID ||
+			!vis.Sees(ev.SubjectID, now) || !consented(ev.SubjectID) {
+			return out, false
+		}
+		out.Message = &messageEventOut{ID: m.ID, ThreadID: m.ThreadID, Seq: m.Seq, AuthorID: m.AuthorID, AuthorRole: m.AuthorRole, Sent: m.Sent}
+	case EventAppointmentReminder:
+		a := ev.Appointment
+		if a == nil || (p.Role != vigil.RoleClinician && p.Role != vigil.RolePatient) || a.SubjectID != ev.SubjectID ||
+			!vis.Sees(ev.SubjectID, now) || !consented(ev.SubjectID) {
+			return out, false
+		}
+		out.Appointment = &appointmentEventOut{ID: a.ID, ClinicianID: a.ClinicianID, Start: a.Start, End: a.End}
 	default:
 		return out, false
 	}

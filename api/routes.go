@@ -5,6 +5,9 @@ import (
 	"github.com/vigil-health/vigil/gate"
 )
 
+// messageRoles are the roles of the message routes.
+var messageRoles = []vigil.Role{vigil.RoleClinician, vigil.RolePatient}
+
 // Routes is the route table of the JSON API: every /api/v1 endpoint and
 // the access rule that guards it. To add a route, add a row here with its
 // rule (gate.Authn with the roles, the audit action and what refines it:
@@ -66,6 +69,22 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "POST /api/v1/patients/{id}/refills/{refill}/decline", Access: gate.Authn("clinician", vigil.AuditRefillDecide, gate.Clinicians).ClinicalData(), Handle: s.declineRefill},
 		{Pattern: "GET /api/v1/patients/{id}/doses", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationAdministration.rs").ClinicalData(), Handle: s.listDoses},
 		{Pattern: "GET /api/v1/patients/{id}/adherence", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationAdministration.rs").ClinicalData(), Handle: s.getAdherence},
+		// Secure messages (messages.go, decision 29): the patient and the
+		// clinicians who may see them; no admin, no integration, no scoped
+		// token.
+		{Pattern: "GET /api/v1/patients/{id}/threads", Access: gate.Authn("patient or care team", vigil.AuditMessageList, messageRoles).ClinicalData(), Handle: s.listThreads},
+		{Pattern: "POST /api/v1/patients/{id}/threads", Access: gate.Authn("patient or care team", vigil.AuditMessageWrite, messageRoles).ClinicalData(), Handle: s.createThread},
+		{Pattern: "GET /api/v1/patients/{id}/threads/{thread}", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).ClinicalData(), Handle: s.getThread},
+		{Pattern: "POST /api/v1/patients/{id}/threads/{thread}/messages", Access: gate.Authn("patient or care team", vigil.AuditMessageWrite, messageRoles).ClinicalData(), Handle: s.postMessage},
+		// Televisits (appointments.go, decision 29): clinicians of the
+		// patient book and cancel; the patient and their clinicians list;
+		// joining (the handler lets in the patient and the appointment's
+		// clinician) hands out the video link.
+		{Pattern: "GET /api/v1/patients/{id}/appointments", Access: gate.Authn("patient or care team", vigil.AuditAppointmentList, messageRoles).ClinicalData(), Handle: s.listPatientAppointments},
+		{Pattern: "POST /api/v1/patients/{id}/appointments", Access: gate.Authn("clinician", vigil.AuditAppointmentChange, gate.Clinicians).ClinicalData(), Handle: s.createAppointment},
+		{Pattern: "POST /api/v1/patients/{id}/appointments/{appointment}/cancel", Access: gate.Authn("clinician", vigil.AuditAppointmentChange, gate.Clinicians).ClinicalData(), Handle: s.cancelAppointment},
+		{Pattern: "GET /api/v1/patients/{id}/appointments/{appointment}/join", Access: gate.Authn("patient or care team", vigil.AuditAppointmentJoin, messageRoles).ClinicalData(), Handle: s.joinAppointment},
+		{Pattern: "GET /api/v1/appointments", Access: gate.Authn("clinician", vigil.AuditAppointmentList, gate.Clinicians), Handle: s.listMyAppointments},
 		{Pattern: "POST /api/v1/patients/{id}/break-glass", Access: gate.Authn("clinician", vigil.AuditBreakGlassStart, gate.Clinicians), Handle: s.breakGlass},
 		{Pattern: "GET /api/v1/break-glass", Access: gate.Authn("admin", vigil.AuditBreakGlassRead, gate.AdminOnly), Handle: s.listBreakGlass},
 

@@ -14,6 +14,11 @@ import (
 // alertEventTypes are the AlertEvent types a webhook may ask for.
 var alertEventTypes = vigil.AlertEventTypes
 
+// webhookEventTypes are the events a webhook may ask for: the alert
+// events, and televisit reminders, which go only to webhooks that name
+// them (a webhook naming no event gets every alert event, as before).
+var webhookEventTypes = append(append([]string(nil), alertEventTypes...), EventAppointmentReminder)
+
 // createWebhook answers POST /api/v1/webhooks {"url","events","secret"?}:
 // the webhook with its signing secret, shown this once (generated when not
 // given). The URL must be https unless AllowHTTPWebhooks.
@@ -36,8 +41,8 @@ func (s *Handler) createWebhook(w http.ResponseWriter, r *http.Request) error {
 		return vigil.Errorf(vigil.EINVALID, "url: credentials in the URL are not allowed; verify the signature instead")
 	}
 	for _, e := range in.Events {
-		if !slices.Contains(alertEventTypes, e) {
-			return vigil.Errorf(vigil.EINVALID, "events: unknown event %q (want some of %v)", e, alertEventTypes)
+		if !slices.Contains(webhookEventTypes, e) {
+			return vigil.Errorf(vigil.EINVALID, "events: unknown event %q (want some of %v)", e, webhookEventTypes)
 		}
 	}
 	if in.Secret == "" {

@@ -159,6 +159,26 @@ func Capabilities(date, version string) *CapabilityStatement {
 					},
 				},
 				{
+					Type:        "Communication",
+					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
+					SearchParam: []SearchParam{
+						{Name: "patient", Type: "reference", Documentation: "Required (or subject). The patient and their care team only."},
+						{Name: "sent", Type: "date", Documentation: "When the message was sent."},
+						{Name: "_lastUpdated", Type: "date", Documentation: "The same as sent: a message never changes."},
+						{Name: "_count", Type: "number", Documentation: "At most 500 (the default), newest first; no paging beyond."},
+					},
+				},
+				{
+					Type:        "Appointment",
+					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
+					SearchParam: []SearchParam{
+						{Name: "patient", Type: "reference", Documentation: "Required. The patient and their care team only."},
+						{Name: "date", Type: "date", Documentation: "The start."},
+						{Name: "status", Type: "token", Documentation: "booked or cancelled."},
+						{Name: "_count", Type: "number", Documentation: "At most 200 (the default), by start."},
+					},
+				},
+				{
 					Type:        "AuditEvent",
 					Interaction: []Interaction{{Code: "search-type"}},
 					SearchParam: []SearchParam{

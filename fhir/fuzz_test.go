@@ -137,3 +137,50 @@ func FuzzParseConsentSearch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCommunicationSearch: never panics; errors are EINVALID; an
+// accepted search names a patient and counts from 1 to MaxCommunications.
+func FuzzParseCommunicationSearch(f *testing.F) {
+	f.Add("patient=pat_1&sent=ge2026-11-20&_count=10")
+	f.Add("subject=Patient/pat_1&_lastUpdated=lt2026-11-21T10:00:00Z&sent=gt2026")
+	f.Add("subject=pat_1&_count=0")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		s, err := ParseCommunicationSearch(v)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.EINVALID {
+				t.Fatalf("error %v is not EINVALID", err)
+			}
+			return
+		}
+		if s.Patient == "" || s.Count < 1 || s.Count > MaxCommunications {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}
+
+// FuzzParseAppointmentSearch: never panics; errors are EINVALID; an
+// accepted search names a patient and a count within the bound.
+func FuzzParseAppointmentSearch(f *testing.F) {
+	f.Add("patient=pat_1&date=ge2026-12-01&status=booked&_count=5")
+	f.Add("patient=Patient/pat_1&status=noshow")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		s, err := ParseAppointmentSearch(v)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.EINVALID {
+				t.Fatalf("error %v is not EINVALID", err)
+			}
+			return
+		}
+		if s.Patient == "" || s.Count < 1 || s.Count > vigil.DefaultAppointmentLimit {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}

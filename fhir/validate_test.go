@@ -181,6 +181,14 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 	for _, c := range sampleConsents() {
 		add("consent-"+string(c.Purpose)+".json", enc.Consent(&c))
 	}
+	add("communication-patient.json", enc.Communication(&vigil.Message{ID: "msg_1", ThreadID: "thr_1", SubjectID: "pat_1", Seq: 1, AuthorID: "usr_p",
+		AuthorRole: vigil.RolePatient, Body: "I feel dizzy since this morning.", AlertID: "alr_1", ReadingID: 3, Sent: now}, "Dizziness"))
+	add("appointment-booked.json", enc.Appointment(&vigil.Appointment{ID: "apt_1", SubjectID: "pat_1", ClinicianID: "usr_1", Start: now.Add(24 * time.Hour),
+		End: now.Add(24*time.Hour + 30*time.Minute), Status: vigil.AppointmentBooked, Room: "never-in-fhir-room-id", Created: now, CreatedBy: "usr_1"}))
+	add("appointment-cancelled.json", enc.Appointment(&vigil.Appointment{ID: "apt_2", SubjectID: "pat_1", ClinicianID: "usr_1", Start: now.Add(48 * time.Hour),
+		End: now.Add(49 * time.Hour), Status: vigil.AppointmentCancelled, Created: now, CreatedBy: "usr_1", Cancelled: now.Add(time.Hour), CancelledBy: "usr_1"}))
+	add("communication-clinician.json", enc.Communication(&vigil.Message{ID: "msg_2", ThreadID: "thr_1", SubjectID: "pat_1", Seq: 2, AuthorID: "usr_1",
+		AuthorRole: vigil.RoleClinician, Body: "Please sit down and send a blood pressure reading.", Sent: now}, "Dizziness"))
 	// The de-identified shapes of a research export (package deid).
 	d, err := deid.NewDeidentifier([]byte("a research key of thirty-two b..."), 0)
 	if err != nil {

@@ -34,6 +34,13 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /fhir/r4/Consent", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.rs").SearchPatient(), Handle: s.fhirSearchConsents},
 		{Pattern: "GET /fhir/r4/Consent/{id}", Access: gate.Authn("people", vigil.AuditConsentRead, gate.People).WithScope("Consent.r").ChecksResourcePatient(s.consentSubject), Handle: s.fhirReadConsent},
 		{Pattern: "POST /fhir/r4/Consent", Access: gate.Authn("patient or admin", vigil.AuditConsentChange, []vigil.Role{vigil.RoleAdmin, vigil.RolePatient}).WithScope("Consent.c"), Handle: s.fhirCreateConsent},
+		// Secure messages (communication.go, decision 29): the patient and
+		// the clinicians who may see them.
+		{Pattern: "GET /fhir/r4/Communication", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).WithScope("Communication.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchCommunications},
+		{Pattern: "GET /fhir/r4/Communication/{id}", Access: gate.Authn("patient or care team", vigil.AuditMessageRead, messageRoles).WithScope("Communication.r").ChecksResourcePatient(s.communicationSubject), Handle: s.fhirReadCommunication},
+		// Televisits (appointment.go, decision 29): as messages.
+		{Pattern: "GET /fhir/r4/Appointment", Access: gate.Authn("patient or care team", vigil.AuditAppointmentList, messageRoles).WithScope("Appointment.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchAppointments},
+		{Pattern: "GET /fhir/r4/Appointment/{id}", Access: gate.Authn("patient or care team", vigil.AuditAppointmentList, messageRoles).WithScope("Appointment.r").ChecksResourcePatient(s.appointmentSubject), Handle: s.fhirReadAppointment},
 		{Pattern: "GET /fhir/r4/Device/{id}", Access: gate.Authn("care", vigil.AuditDeviceRead, gate.CareRoles).WithScope("Device.r").ChecksResourcePatient(s.deviceSubject), Handle: s.fhirReadDevice},
 		// Medications (decision 30): the patient and their care team.
 		{Pattern: "GET /fhir/r4/MedicationRequest", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationRequest.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchMedicationRequests},

@@ -152,6 +152,9 @@ const (
 	// QuarantinePrefix is how many bytes of an over-large body are kept in
 	// the quarantine.
 	QuarantinePrefix = 64 << 10
+	// DefaultMessagesPerHour is how many secure messages one user may
+	// write in an hour.
+	DefaultMessagesPerHour = 60
 )
 
 // Deps are the dependencies and settings of Vigil's HTTP handlers, shared
@@ -293,6 +296,20 @@ type Deps struct {
 	// AllowHTTPWebhooks lets webhooks use plain http URLs (tests, a
 	// receiver on the same host); off, they must be https.
 	AllowHTTPWebhooks bool
+	// Messages keeps secure messages (decision 29; the node hands a
+	// keys.Messages, sealing them); nil answers 501 on the message routes.
+	// PublishEvent puts an event on the live event stream (the alerting
+	// hub); nil publishes nothing. MessagesPerHour bounds the messages one
+	// user may write in an hour (DefaultMessagesPerHour if 0).
+	Messages        vigil.MessageStore
+	PublishEvent    func(vigil.Event)
+	MessagesPerHour int
+	// Appointments keeps televisits; nil answers 501 on their routes.
+	// TelevisitURL is the video link template: "{{id}}" in it is replaced
+	// by the appointment's room (an unguessable id, never patient
+	// identity); "" answers 501 on join.
+	Appointments vigil.AppointmentStore
+	TelevisitURL string
 	// EventHeartbeat and EventRefresh override the event stream's
 	// intervals when positive (tests).
 	EventHeartbeat, EventRefresh time.Duration

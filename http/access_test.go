@@ -111,6 +111,34 @@ var matrix = []struct {
 	{"GET /api/v1/patients/{id}/adherence",
 		"401 404 ok 404 ok 403 403 403",
 		"401 404 404 404 404 403 403 403"},
+	// Secure messages: the patient and their care team only.
+	{"GET /api/v1/patients/{id}/threads",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/threads",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /api/v1/patients/{id}/threads/{thread}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/threads/{thread}/messages",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	// Televisits: clinicians of the patient book and cancel; the patient
+	// and their clinicians list and join.
+	{"GET /api/v1/patients/{id}/appointments",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"POST /api/v1/patients/{id}/appointments",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"POST /api/v1/patients/{id}/appointments/{appointment}/cancel",
+		"401 403 ok 404 403 403 403 403",
+		"401 403 404 404 403 403 403 403"},
+	{"GET /api/v1/patients/{id}/appointments/{appointment}/join",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /api/v1/appointments", "401 403 ok ok 403 403 403 403", ""},
 	{"POST /api/v1/patients/{id}/break-glass",
 		"401 403 ok ok 403 403 403 403",
 		"401 403 ok ok 403 403 403 403"},
@@ -284,6 +312,18 @@ var matrix = []struct {
 	// The research export needs system/ResearchSubject.rs by name (see
 	// TestResearchExport).
 	{"GET /fhir/r4/Group/research/$export", "401 403 403 403 403 403 403 403", ""},
+	{"GET /fhir/r4/Communication",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Communication/{id}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Appointment",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
+	{"GET /fhir/r4/Appointment/{id}",
+		"401 403 ok 404 ok 403 403 403",
+		"401 403 404 404 404 403 403 403"},
 	{"GET /fhir/r4/Device/{id}",
 		"401 ok ok 404 ok 403 403 403",
 		"401 ok 404 404 404 403 403 403"},
@@ -326,6 +366,8 @@ var searchesPatient = map[string]bool{
 	"GET /fhir/r4/Consent":                  true,
 	"GET /fhir/r4/MedicationRequest":        true,
 	"GET /fhir/r4/MedicationAdministration": true,
+	"GET /fhir/r4/Communication":            true,
+	"GET /fhir/r4/Appointment":              true,
 }
 
 // TestAuthorizationMatrix asserts every cell: every role × every route ×
@@ -450,6 +492,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 						t.Fatal(err)
 					}
 					return c.ID
+				case strings.HasPrefix(path, "/fhir/r4/Appointment/"):
+					a := &vigil.Appointment{SubjectID: patient, ClinicianID: clin.ID, Start: e.now().Add(time.Hour), End: e.now().Add(90 * time.Minute), Room: vigil.NewRoom(), CreatedBy: clin.ID}
+					if err := e.store.CreateAppointment(ctx, a); err != nil {
+						t.Fatal(err)
+					}
+					return a.ID
+				case strings.HasPrefix(path, "/fhir/r4/Communication/"):
+					m := &vigil.Message{SubjectID: patient, AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "matrix"}
+					if err := e.store.CreateThread(ctx, &vigil.Thread{SubjectID: patient, Topic: "matrix", CreatedBy: pat.ID}, m); err != nil {
+						t.Fatal(err)
+					}
+					return m.ID
 				case strings.HasPrefix(path, "/fhir/r4/Device/"):
 					id, _ := e.device(patient)
 					return id
@@ -466,6 +520,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 					t.Fatal(err)
 				}
 				return te.ID
+			case "{appointment}":
+				a := &vigil.Appointment{SubjectID: patient, ClinicianID: clin.ID, Start: e.now().Add(time.Hour), End: e.now().Add(90 * time.Minute), Room: vigil.NewRoom(), CreatedBy: clin.ID}
+				if err := e.store.CreateAppointment(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+				return a.ID
+			case "{thread}":
+				th := &vigil.Thread{SubjectID: patient, Topic: "matrix", CreatedBy: pat.ID}
+				if err := e.store.CreateThread(ctx, th, &vigil.Message{SubjectID: patient, AuthorID: pat.ID, AuthorRole: vigil.RolePatient, Body: "matrix"}); err != nil {
+					t.Fatal(err)
+				}
+				return th.ID
 			case "{job}":
 				return "exp_unknown"
 			case "{file}":

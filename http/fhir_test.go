@@ -842,15 +842,26 @@ func TestCapabilityStatementWorks(t *testing.T) {
 	if len(cs.Rest) != 1 {
 		t.Fatalf("CapabilityStatement has %d rest entries", len(cs.Rest))
 	}
-	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID, "Consent": research[0].ID}
+	// A message and a televisit of p1, read by its clinician.
+	msg := &vigil.Message{SubjectID: e.p1, AuthorID: e.clinUser.ID, AuthorRole: vigil.RoleClinician, Body: "How are you today?"}
+	if err := e.store.CreateThread(ctx, &vigil.Thread{SubjectID: e.p1, Topic: "Check-in", CreatedBy: e.clinUser.ID}, msg); err != nil {
+		t.Fatal(err)
+	}
+	apt := &vigil.Appointment{SubjectID: e.p1, ClinicianID: e.clinUser.ID, Start: time.Now().Add(time.Hour), End: time.Now().Add(90 * time.Minute), Room: vigil.NewRoom(), CreatedBy: e.clinUser.ID}
+	if err := e.store.CreateAppointment(ctx, apt); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID, "Consent": research[0].ID,
+		"Communication": msg.ID, "Appointment": apt.ID}
 	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin, "Consent": e.admin,
+		"Communication": e.clin, "Appointment": e.clin,
 		"MedicationRequest": e.clin, "MedicationAdministration": e.clin}
 	// A value for each declared search parameter; one missing here fails
 	// the test, so a new parameter cannot be declared without being walked.
 	values := map[string]string{
 		"patient": e.p1, "subject": "Patient/" + e.p1, "identifier": "MRN-1", "code": "8867-4", "category": "vital-signs",
 		"date": "ge2020-01-01", "_lastUpdated": "ge2020-01-01", "_count": "2", "_sort": "-date", "status": "active",
-		"scope": "research",
+		"scope": "research", "sent": "ge2020-01-01",
 	}
 	consent := `{"resourceType":"Consent","status":"inactive","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"research"}]},` +
 		`"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/` + e.p1 + `"}}`
@@ -873,6 +884,9 @@ func TestCapabilityStatementWorks(t *testing.T) {
 				e.get("/fhir/r4/"+res.Type+"?"+base, token, http.StatusOK, nil)
 				for _, sp := range res.SearchParam {
 					v, ok := values[sp.Name]
+					if res.Type == "Appointment" && sp.Name == "status" {
+						v = "booked" // Appointment's own status codes
+					}
 					if !ok {
 						t.Errorf("%s search parameter %s: no value to try it with", res.Type, sp.Name)
 						continue

@@ -50,8 +50,30 @@ func TestMonitoringStore(t *testing.T) {
 	})
 }
 
+func TestAppointmentStore(t *testing.T) {
+	storetest.RunAppointments(t, func(t *testing.T) storetest.AppointmentStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestMedicationStore(t *testing.T) {
 	storetest.RunMedications(t, func(t *testing.T) storetest.MedicationStore {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestMessageStore(t *testing.T) {
+	storetest.RunMessages(t, func(t *testing.T) storetest.MessageStore {
 		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
 		if err != nil {
 			t.Fatal(err)

@@ -74,6 +74,13 @@ type Options struct {
 	// site's own care (decision 26). Every other integration sees only the
 	// patients who consented to it.
 	ConsentExemptIntegrations []string
+	// TelevisitURL is the template of televisit video links, such as
+	// "https://meet.example.org/vigil-{{id}}" ({{id}}: the appointment's
+	// unguessable room); "" leaves joining a televisit off (501).
+	TelevisitURL string
+	// TelevisitReminderLead is how long before a televisit its reminder
+	// goes out on the event stream; default DefaultTelevisitReminderLead.
+	TelevisitReminderLead time.Duration
 	// AuditSync is when a response that reads or changes patient data may
 	// leave: AuditSyncRequest (the default, "") once its audit entry is on
 	// disk, AuditSyncInterval once it is written to the audit journal.
@@ -274,6 +281,8 @@ type (
 		vigil.ConsentStore
 		vigil.MonitoringStore
 		vigil.MedicationStore
+		vigil.MessageStore
+		vigil.AppointmentStore
 		// Compact clears what the store keeps of deleted or overwritten
 		// data (SQLite's write-ahead log, PostgreSQL's dead row versions).
 		Compact(ctx context.Context) error
@@ -348,6 +357,18 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MQTTAddr == "" {
 		o.MQTTAddr = ":8883"
+	}
+	if o.TelevisitURL != "" {
+		var err error
+		if o.TelevisitURL, err = CheckTelevisitURL(o.TelevisitURL); err != nil {
+			return o, err
+		}
+	}
+	if o.TelevisitReminderLead < 0 {
+		return o, vigil.Errorf(vigil.EINVALID, "televisit reminder lead: not negative")
+	}
+	if o.TelevisitReminderLead == 0 {
+		o.TelevisitReminderLead = DefaultTelevisitReminderLead
 	}
 	if o.Store != "" && !postgres.IsDSN(o.Store) {
 		return o, vigil.Errorf(vigil.EINVALID, "store: want a postgres:// URL, or nothing for SQLite in the data directory")
@@ -826,6 +847,10 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
 		AlertActions:       &alerting.Actions{Engine: s.engine},
 		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
+		Messages:           &keys.Messages{MessageStore: s.store, Identity: s.store, Keys: s.patients.Keyring()},
+		PublishEvent:       s.hub.Publish,
+		Appointments:       s.store,
+		TelevisitURL:       opts.TelevisitURL,
 	}}
 	if api.PublicURL == "" {
 		api.PublicURL = s.URL() // the listener is bound: its port is known
@@ -1088,6 +1113,10 @@ func (s *Server) Start() error {
 	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
 	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
 	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
+	s.aux.Go(func() {
+		rm := &reminders{store: s.store, webhooks: s.alerts, publish: s.hub.Publish, lead: s.opts.TelevisitReminderLead, now: time.Now, logger: s.logger}
+		rm.run(wctx, televisitReminderEvery)
+	})
 	if s.pg != nil {
 		s.aux.Go(func() { s.runPartitions(wctx) })
 	}
@@ -1190,6 +1219,9 @@ func (s *Server) CAFile() string { return s.caFile }
 // Store is the node's store, for tools that run beside the server; its
 // PatientStore seals identity (keys.Store).
 func (s *Server) Store() vigil.Store { return s.patients }
+
+// Messages is the node's store of secure messages, sealed (keys.Messages).
+func (s *Server) Messages() vigil.MessageStore { return s.api.Messages }
 
 // Erasure is the node's erasure service.
 func (s *Server) Erasure() *erasure.Service { return s.erasure }

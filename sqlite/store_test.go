@@ -248,3 +248,11 @@ func TestMonitoringStore(t *testing.T) {
 func TestMedicationStore(t *testing.T) {
 	storetest.RunMedications(t, func(t *testing.T) storetest.MedicationStore { return open(t) })
 }
+
+func TestMessageStore(t *testing.T) {
+	storetest.RunMessages(t, func(t *testing.T) storetest.MessageStore { return open(t) })
+}
+
+func TestAppointmentStore(t *testing.T) {
+	storetest.RunAppointments(t, func(t *testing.T) storetest.AppointmentStore { return open(t) })
+}

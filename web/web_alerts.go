@@ -92,5 +92,11 @@ func (s *Handler) alertInbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.render(w, r, http.StatusOK, "alerts", pageData{Title: "Alerts", Nav: "alerts", Body: items})
+	unread, err := s.unreadInbox(r.Context(), gate.Principal(r.Context()))
+	if err != nil {
+		// The alerts must show whatever else fails.
+		s.Logger.WarnContext(r.Context(), "alert inbox without unread messages", "err", err)
+		unread = nil
+	}
+	return s.render(w, r, http.StatusOK, "alerts", pageData{Title: "Alerts", Nav: "alerts", Body: inboxPage{Alerts: items, Unread: unread}})
 }

@@ -59,6 +59,14 @@ type patientPage struct {
 	// Medications are the patient's orders with their adherence
 	// (web_medication.go).
 	Medications []medicationView
+	// Messages are the patient's threads (web_messages.go); nil for those
+	// who may not read them.
+	Messages *messagesView
+	// Appointments are the patient's booked televisits (nil: not shown);
+	// Joins is whether the viewer may join them (the patient; a clinician
+	// joins their own).
+	Appointments []*vigil.Appointment
+	Viewer       string
 }
 
 type alertView struct {
@@ -101,6 +109,13 @@ func (s *Handler) patientView(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if pg.Messages, err = s.pageThreads(ctx, r, p, pg.Patient.ID); err != nil {
+		return err
+	}
+	if pg.Appointments, err = s.pageAppointments(ctx, r, p, pg.Patient.ID); err != nil {
+		return err
+	}
+	pg.Viewer = p.UserID
 	nav := "worklist"
 	if pg.Own {
 		nav = "me"

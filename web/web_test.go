@@ -35,13 +35,15 @@ func TestPagesParse(t *testing.T) {
 	}
 }
 
-// TestCompareRisk: open alert priority first, then NEWS2, then the stalest data.
+// TestCompareRisk: open alert priority first, then unread messages, then
+// NEWS2, then the stalest data.
 func TestCompareRisk(t *testing.T) {
 	now := time.Now()
 	f := func(v float64) *float64 { return &v }
 	row := func(name, prio string, news2 *float64, last time.Time) worklistRow {
 		return worklistRow{Patient: &vigil.Patient{Name: name}, Priority: prio, NEWS2: news2, Last: last}
 	}
+	unread := func(r worklistRow) worklistRow { r.Unread = 2; return r }
 	tests := []struct {
 		name string
 		a, b worklistRow // a is more at risk than b
@@ -49,6 +51,10 @@ func TestCompareRisk(t *testing.T) {
 		{"high alert beats high score", row("a", vigil.PriorityHigh, f(0), now), row("b", vigil.PriorityMedium, f(9), now)},
 		{"medium beats low", row("a", vigil.PriorityMedium, nil, now), row("b", vigil.PriorityLow, f(9), now)},
 		{"any alert beats none", row("a", vigil.PriorityInfo, nil, now), row("b", "", f(12), now)},
+		{"any alert beats an unread message", row("a", vigil.PriorityInfo, nil, now), unread(row("b", "", f(9), now))},
+		{"high alert beats an unread message", row("a", vigil.PriorityHigh, nil, time.Time{}), unread(row("b", "", f(12), now))},
+		{"an unread message beats nothing", unread(row("a", "", nil, time.Time{})), row("b", "", nil, time.Time{})},
+		{"an unread message beats a NEWS2 without an alert", unread(row("a", "", f(0), now)), row("b", "", f(4), now)},
 		{"higher NEWS2", row("a", "", f(5), now), row("b", "", f(3), now.Add(-time.Hour))},
 		{"a score beats none", row("a", "", f(0), now), row("b", "", nil, time.Time{})},
 		{"staler data", row("a", "", f(2), now.Add(-time.Hour)), row("b", "", f(2), now)},

@@ -148,6 +148,9 @@ type worklistRow struct {
 	Sparks    []spark
 	Alerts    []*vigil.Alert
 	Problems  []string // device problems, for people
+	// Unread counts the patient's messages the clinician has neither
+	// written nor read (decision 29).
+	Unread int
 }
 
 // derivationGaps describes what an incomplete derived reading lacked, e.g.
@@ -202,11 +205,25 @@ func (r worklistRow) NEWS2Value() float64 {
 	return *r.NEWS2
 }
 
+// HasUnread is 1 if the patient has a message the clinician has not read,
+// else 0 (for the page script's ordering).
+func (r worklistRow) HasUnread() int {
+	if r.Unread > 0 {
+		return 1
+	}
+	return 0
+}
+
 // compareRisk orders rows most at risk first: the highest unresolved alert
-// priority, then the latest NEWS2 score, then the stalest data (no data at
-// all first), then by name for a stable order.
+// priority, then unread messages (after every alert, whatever its
+// priority: a message never outranks an alarm; hazard H25), then the
+// latest NEWS2 score, then the stalest data (no data at all first), then
+// by name for a stable order.
 func compareRisk(a, b worklistRow) int {
 	if c := cmp.Compare(b.Rank(), a.Rank()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.HasUnread(), a.HasUnread()); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(b.NEWS2Value(), a.NEWS2Value()); c != 0 {
@@ -292,6 +309,15 @@ func (s *Handler) worklist(ctx context.Context, userID string, f worklistFilter,
 			alerts[a.SubjectID] = append(alerts[a.SubjectID], a)
 		}
 	}
+	// Unread messages: a failure leaves the counts out (logged) rather
+	// than the worklist, whose alerts must show whatever else fails.
+	var unread map[string]int
+	if s.Messages != nil {
+		if unread, err = s.Messages.UnreadBySubject(ctx, userID, ids); err != nil {
+			s.Logger.WarnContext(ctx, "worklist without unread message counts", "err", err)
+			unread = nil
+		}
+	}
 	// The per-patient queries are independent: run them on a few workers
 	// (the store's readers serve them concurrently).
 	built := make([]worklistRow, len(patients))
@@ -305,6 +331,7 @@ func (s *Handler) worklist(ctx context.Context, userID string, f worklistFilter,
 			defer wg.Done()
 			for i := range next {
 				built[i], keep[i], errs[i] = s.worklistRow(ctx, patients[i], alerts[patients[i].ID], f, now)
+				built[i].Unread = unread[patients[i].ID]
 			}
 		}()
 	}

@@ -55,6 +55,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.AdminPassword, "admin-password", "", "password of the admin user created on first start (prefer the environment variable); random and printed once if unset")
 	fs.BoolVar(&o.AdminReadsClinical, "admin-reads-clinical", false, "let admins read patients' clinical data (readings); admins always manage demographics")
 	fs.BoolVar(&o.WebhookAllowHTTP, "webhook-allow-http", false, "allow alert webhooks to plain http URLs (they carry patient data; https only by default)")
+	fs.StringVar(&o.TelevisitURL, "televisit-url", "", "template of televisit video links, e.g. 'https://meet.example.org/vigil-{{id}}': {{id}} becomes the appointment's unguessable room, never patient identity; empty: joining a televisit is off")
+	fs.DurationVar(&o.TelevisitReminderLead, "televisit-reminder-lead", server.DefaultTelevisitReminderLead, "how long before a televisit starts its reminder goes out on the event stream")
 	fs.DurationVar(&alertRearm, "alert-rearm", d.AlertRearm, "re-arm window of alerts: a condition that clears and returns within it re-opens the same alert (one more episode) instead of opening another; 0 turns it off")
 	fs.DurationVar(&o.DoseWindow, "dose-window", adherence.DefaultWindow, "a medication dose taken within this long of its scheduled time counts as on time")
 	fs.DurationVar(&o.DoseGrace, "dose-grace", adherence.DefaultGrace, "a scheduled medication dose not taken this long after its time raises a low-priority missed-dose alert")

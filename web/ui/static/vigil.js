@@ -145,6 +145,7 @@
       const rows = Array.from(body.querySelectorAll("tr.row"));
       rows.sort((a, b) =>
         (+b.dataset.rank - +a.dataset.rank) ||
+        (+(b.dataset.unread || 0) - +(a.dataset.unread || 0)) ||
         (+b.dataset.news2 - +a.dataset.news2) ||
         ((a.dataset.last || "") < (b.dataset.last || "") ? -1 : (a.dataset.last || "") > (b.dataset.last || "") ? 1 : 0) ||
         a.dataset.name.localeCompare(b.dataset.name));
@@ -189,6 +190,7 @@
         sort();
       },
       alert: coalesce(() => refresh(body), 500),
+      "message.created": coalesce(() => refresh(body), 500),
     });
   }
 
@@ -217,6 +219,14 @@
           mark(t);
         }
       },
+      "message.created": (ev) => {
+        const h = document.getElementById("messages-h");
+        if (ev.patient_id !== id || !h || h.querySelector(".badge")) return;
+        const b = document.createElement("a");
+        b.className = "badge unread"; b.href = location.pathname + "#messages"; b.textContent = "new message: reload";
+        b.addEventListener("click", () => location.reload());
+        h.append(" ", b);
+      },
       alert: async (ev) => {
         if (ev.patient_id !== id) return;
         const res = await fetch(location.href, { credentials: "same-origin" });
@@ -231,7 +241,7 @@
 
   function alerts() {
     const box = document.getElementById("inbox");
-    stream({ alert: coalesce(() => refresh(box), 500) });
+    stream({ alert: coalesce(() => refresh(box), 500), "message.created": coalesce(() => refresh(box), 500) });
   }
 
   // wire attaches the handlers of forms and buttons under root.
@@ -328,6 +338,78 @@
       e.preventDefault();
       const purpose = e.submitter ? e.submitter.value : "sharing";
       set(purpose, purpose === "sharing" ? f.elements.grantee.value : "", "active");
+    });
+  }
+
+  // messages: the patient page's threads. Opening one reads it through
+  // the API (audited, marks it read); replies and new threads are posted
+  // there too. A new message of this patient reloads the list.
+  function messages() {
+    const sec = document.getElementById("messages");
+    if (!sec) return;
+    const base = "/api/v1/patients/" + encodeURIComponent(sec.dataset.patient) + "/threads";
+    const open = async (li) => {
+      const list = li.querySelector("ol.messages");
+      const data = await api("GET", base + "/" + encodeURIComponent(li.dataset.thread));
+      list.textContent = "";
+      for (const m of data.messages) {
+        const item = document.createElement("li");
+        item.className = "message from-" + m.author_role;
+        const head = document.createElement("p");
+        head.className = "meta";
+        const t = document.createElement("time");
+        t.setAttribute("datetime", m.sent); t.dataset.ago = "";
+        head.append(m.author_role === "patient" ? "Patient" : "Care team", " · ", t);
+        const body = document.createElement("p");
+        body.className = "body"; body.textContent = m.body;
+        item.append(head, body);
+        list.appendChild(item);
+      }
+      list.hidden = false;
+      li.querySelector("form.reply").hidden = false;
+      const badge = li.querySelector(".badge.unread");
+      if (badge) badge.remove();
+      localTimes(li);
+    };
+    sec.querySelectorAll("li.thread").forEach((li) => {
+      li.querySelector("button.thread-open").addEventListener("click", () => open(li).catch(console.error));
+      const f = li.querySelector("form.reply");
+      f.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const err = f.querySelector(".form-error");
+        err.textContent = "";
+        try {
+          await api("POST", base + "/" + encodeURIComponent(li.dataset.thread) + "/messages", { body: f.elements.body.value });
+          f.reset();
+          await open(li);
+        } catch (x) { err.textContent = x.message; }
+      });
+    });
+    const nf = document.getElementById("thread-form");
+    nf.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const err = nf.querySelector(".form-error");
+      err.textContent = "";
+      try {
+        await api("POST", base, { topic: nf.elements.topic.value, body: nf.elements.body.value });
+        location.reload();
+      } catch (x) { err.textContent = x.message; }
+    });
+  }
+
+  // televisits: Join asks the API for the link (audited) and opens it.
+  function televisits() {
+    const sec = document.getElementById("televisits");
+    if (!sec) return;
+    sec.querySelectorAll("button.join").forEach((b) => {
+      b.addEventListener("click", async () => {
+        const err = b.parentElement.querySelector(".form-error");
+        err.textContent = "";
+        try {
+          const data = await api("GET", "/api/v1/patients/" + encodeURIComponent(sec.dataset.patient) + "/appointments/" + encodeURIComponent(b.dataset.appointment) + "/join");
+          window.open(data.url, "_blank", "noopener");
+        } catch (x) { err.textContent = x.message; }
+      });
     });
   }
 
@@ -439,7 +521,7 @@
     wire(document);
     if (page === "signin") signin();
     if (page === "worklist") worklist();
-    if (page === "patient") { patient(); observation(); consents(); monitoringTime(); }
+    if (page === "patient") { patient(); observation(); consents(); monitoringTime(); messages(); televisits(); }
     if (page === "report") { const b = document.getElementById("print-report"); if (b) b.addEventListener("click", () => window.print()); }
     if (page === "alerts") alerts();
     if (page === "admin") admin();
