@@ -205,14 +205,50 @@ type Dose struct {
 
 // DoseFromReading returns the dose of order o that reading r reports, and
 // whether it is one: r is a dose reading (CodeMedicationDose or
-// CodeInsulinBolus) of o's patient from o's device.
+// CodeInsulinBolus) of o's patient from o's device. Its ID is
+// DeviceDoseID(r.ID, o.ID): one reading counts for every order naming its
+// device, so the reading's id alone would not name one dose.
 func DoseFromReading(o *MedicationOrder, r Reading) (Dose, bool) {
 	if o.DeviceID == "" || r.DeviceID != o.DeviceID || r.SubjectID != o.SubjectID ||
 		(r.Code != CodeMedicationDose && r.Code != CodeInsulinBolus) {
 		return Dose{}, false
 	}
-	return Dose{ID: fmt.Sprintf("rdg-%d", r.ID), SubjectID: r.SubjectID, OrderID: o.ID, Time: r.Time,
+	return Dose{ID: DeviceDoseID(r.ID, o.ID), SubjectID: r.SubjectID, OrderID: o.ID, Time: r.Time,
 		Value: r.Value, Unit: r.Unit, Source: DoseDevice, By: r.DeviceID, Recorded: r.Received}, true
+}
+
+// deviceDosePrefix starts the ID of a dose a device reported.
+const deviceDosePrefix = "rdg-"
+
+// DeviceDoseID returns the ID of the dose of order orderID that reading
+// readingID reports: "rdg-{reading}.{order}". It never changes and names
+// the dose alone (ParseDeviceDoseID takes it apart).
+func DeviceDoseID(readingID int64, orderID string) string {
+	return fmt.Sprintf("%s%d.%s", deviceDosePrefix, readingID, orderID)
+}
+
+// ParseDeviceDoseID returns the reading and order of a DeviceDoseID, and
+// whether id is one: "rdg-", a positive decimal reading id without sign or
+// leading zero, ".", and a non-empty order id. It never panics.
+func ParseDeviceDoseID(id string) (readingID int64, orderID string, ok bool) {
+	rest, found := strings.CutPrefix(id, deviceDosePrefix)
+	if !found {
+		return 0, "", false
+	}
+	num, order, found := strings.Cut(rest, ".")
+	if !found || order == "" || num == "" || num[0] == '0' || len(num) > 19 {
+		return 0, "", false
+	}
+	for _, c := range []byte(num) {
+		if c < '0' || c > '9' {
+			return 0, "", false
+		}
+		if readingID > (math.MaxInt64-int64(c-'0'))/10 {
+			return 0, "", false
+		}
+		readingID = readingID*10 + int64(c-'0')
+	}
+	return readingID, order, true
 }
 
 // CheckDose returns EINVALID unless d can be recorded: an order, a time,
@@ -273,6 +309,8 @@ type MedicationStore interface {
 	// Doses returns the confirmed doses matching q, oldest first (ties by
 	// id).
 	Doses(ctx context.Context, q DoseQuery) ([]Dose, error)
+	// Dose returns one confirmed dose by its id; ENOTFOUND if none.
+	Dose(ctx context.Context, id string) (Dose, error)
 
 	// CreateRefillRequest stores r as pending for r.OrderID, setting r.ID,
 	// r.SubjectID (the order's), r.Requested and r.State. ENOTFOUND if the

@@ -141,12 +141,12 @@ func Capabilities(date, version string) *CapabilityStatement {
 				},
 				{
 					Type:        "MedicationRequest",
-					Interaction: []Interaction{{Code: "search-type"}},
+					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
 					SearchParam: []SearchParam{{Name: "patient", Type: "reference", Documentation: "Required (or subject)."}},
 				},
 				{
 					Type:        "MedicationAdministration",
-					Interaction: []Interaction{{Code: "search-type"}},
+					Interaction: []Interaction{{Code: "read"}, {Code: "search-type"}},
 					SearchParam: []SearchParam{{Name: "patient", Type: "reference", Documentation: "Required (or subject). The doses of the last 90 days."}},
 				},
 				{

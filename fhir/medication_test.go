@@ -48,7 +48,7 @@ func TestEncodeMedicationAdministration(t *testing.T) {
 		actor string
 	}{
 		{vigil.Dose{ID: "dos_1", SubjectID: "pat_1", OrderID: "mor_1", Time: at, Value: 1, Unit: "{tbl}", Source: vigil.DoseConfirmed, By: "usr_p"}, `"actor":{"reference":"Patient/pat_1"}`},
-		{vigil.Dose{ID: "rdg-7", SubjectID: "pat_1", OrderID: "mor_1", Time: at, Value: 6.5, Unit: "[iU]", Source: vigil.DoseDevice, By: "dev_pen"}, `"actor":{"reference":"Device/dev_pen"}`},
+		{vigil.Dose{ID: vigil.DeviceDoseID(7, "mor_1"), SubjectID: "pat_1", OrderID: "mor_1", Time: at, Value: 6.5, Unit: "[iU]", Source: vigil.DoseDevice, By: "dev_pen"}, `"actor":{"reference":"Device/dev_pen"}`},
 	}
 	for _, tt := range tests {
 		b, err := json.Marshal(Encoder{}.MedicationAdministration(o, &tt.dose))

@@ -158,7 +158,7 @@ func TestValidatorsAcceptEveryShape(t *testing.T) {
 		DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00", "20:00"}, TimeZone: "Europe/Berlin", Status: vigil.MedicationActive, Start: now, Created: now}
 	add("medicationrequest.json", enc.MedicationRequest(order))
 	add("medicationadministration.json", enc.MedicationAdministration(order, &vigil.Dose{ID: "dos_1", SubjectID: "pat_1", OrderID: "mor_1", Time: now, Value: 1, Unit: "{tbl}", Source: vigil.DoseConfirmed, By: "usr_1"}))
-	add("medicationadministration-device.json", enc.MedicationAdministration(order, &vigil.Dose{ID: "rdg-7", SubjectID: "pat_1", OrderID: "mor_1", Time: now, Value: 6.5, Unit: "[iU]", Source: vigil.DoseDevice, By: "dev_1"}))
+	add("medicationadministration-device.json", enc.MedicationAdministration(order, &vigil.Dose{ID: vigil.DeviceDoseID(7, "mor_1"), SubjectID: "pat_1", OrderID: "mor_1", Time: now, Value: 6.5, Unit: "[iU]", Source: vigil.DoseDevice, By: "dev_1"}))
 	score := 7.0
 	add("flag.json", enc.Flag(&vigil.Alert{ID: "alr_1", SubjectID: "pat_1", Key: "news2", Kind: "news2", Priority: vigil.PriorityHigh, State: vigil.AlertOpen, Message: "NEWS2 7", Score: &score, Opened: now, Updated: now,
 		Evidence: []string{"news2:1", "d:dev_1:1"}}))

@@ -44,7 +44,9 @@ func (s *Handler) Routes() []gate.Route {
 		{Pattern: "GET /fhir/r4/Device/{id}", Access: gate.Authn("care", vigil.AuditDeviceRead, gate.CareRoles).WithScope("Device.r").ChecksResourcePatient(s.deviceSubject), Handle: s.fhirReadDevice},
 		// Medications (decision 30): the patient and their care team.
 		{Pattern: "GET /fhir/r4/MedicationRequest", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationRequest.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchMedicationRequests},
+		{Pattern: "GET /fhir/r4/MedicationRequest/{id}", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationRequest.r").ChecksResourcePatient(s.medicationOrderSubject), Handle: s.fhirReadMedicationRequest},
 		{Pattern: "GET /fhir/r4/MedicationAdministration", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationAdministration.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchMedicationAdministrations},
+		{Pattern: "GET /fhir/r4/MedicationAdministration/{id}", Access: gate.Authn("care", vigil.AuditMedicationRead, gate.CareRoles).WithScope("MedicationAdministration.r").ChecksResourcePatient(s.medicationAdministrationSubject), Handle: s.fhirReadMedicationAdministration},
 		{Pattern: "GET /fhir/r4/Flag", Access: gate.Authn("clinical", vigil.AuditAlertList, s.ClinicalReaders()).WithScope("Flag.rs").ClinicalData().SearchPatient(), Handle: s.fhirSearchFlags},
 		{Pattern: "GET /fhir/r4/Flag/{id}", Access: gate.Authn("clinical", vigil.AuditAlertRead, s.ClinicalReaders()).WithScope("Flag.r"), Handle: s.fhirReadFlag},
 		// The audit log, read-only, as BALP AuditEvents: like the access log.

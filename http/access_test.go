@@ -330,7 +330,13 @@ var matrix = []struct {
 	{"GET /fhir/r4/MedicationRequest",
 		"401 404 ok 404 ok 403 403 403",
 		"401 404 404 404 404 403 403 403"},
+	{"GET /fhir/r4/MedicationRequest/{id}",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
 	{"GET /fhir/r4/MedicationAdministration",
+		"401 404 ok 404 ok 403 403 403",
+		"401 404 404 404 404 403 403 403"},
+	{"GET /fhir/r4/MedicationAdministration/{id}",
 		"401 404 ok 404 ok 403 403 403",
 		"401 404 404 404 404 403 403 403"},
 	{"GET /fhir/r4/Flag",
@@ -504,6 +510,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 						t.Fatal(err)
 					}
 					return m.ID
+				case strings.HasPrefix(path, "/fhir/r4/MedicationRequest/"), strings.HasPrefix(path, "/fhir/r4/MedicationAdministration/"):
+					// An order of the patient; for an administration, a dose
+					// the patient confirmed.
+					o := &vigil.MedicationOrder{SubjectID: patient, Code: "860975", System: vigil.RxNormSystem, Display: "metformin",
+						DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00"}, TimeZone: "UTC", Start: e.now().Add(-time.Hour)}
+					if err := e.store.CreateMedicationOrder(ctx, o); err != nil {
+						t.Fatal(err)
+					}
+					if strings.HasPrefix(path, "/fhir/r4/MedicationRequest/") {
+						return o.ID
+					}
+					d := &vigil.Dose{OrderID: o.ID, Time: e.now().Add(-time.Minute), Value: 1, Unit: "{tbl}", By: pat.ID}
+					if _, err := e.store.RecordDose(ctx, d); err != nil {
+						t.Fatal(err)
+					}
+					return d.ID
 				case strings.HasPrefix(path, "/fhir/r4/Device/"):
 					id, _ := e.device(patient)
 					return id

@@ -851,8 +851,18 @@ func TestCapabilityStatementWorks(t *testing.T) {
 	if err := e.store.CreateAppointment(ctx, apt); err != nil {
 		t.Fatal(err)
 	}
+	// A medication order of p1 and a dose the patient confirmed.
+	order := &vigil.MedicationOrder{SubjectID: e.p1, Code: "860975", System: vigil.RxNormSystem, Display: "metformin",
+		DoseValue: 1, DoseUnit: "{tbl}", Times: []string{"08:00"}, TimeZone: "UTC", Start: time.Now().Add(-time.Hour)}
+	if err := e.store.CreateMedicationOrder(ctx, order); err != nil {
+		t.Fatal(err)
+	}
+	dose := &vigil.Dose{OrderID: order.ID, Time: time.Now().Add(-time.Minute), Value: 1, Unit: "{tbl}"}
+	if _, err := e.store.RecordDose(ctx, dose); err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{"Observation": fhir.ObservationID(r.ID), "Patient": e.p1, "Device": dev, "Flag": alertID, "Consent": research[0].ID,
-		"Communication": msg.ID, "Appointment": apt.ID}
+		"Communication": msg.ID, "Appointment": apt.ID, "MedicationRequest": order.ID, "MedicationAdministration": dose.ID}
 	who := map[string]string{"Observation": e.clin, "Patient": e.intR, "Device": e.intR, "Flag": e.clin, "AuditEvent": e.admin, "Consent": e.admin,
 		"Communication": e.clin, "Appointment": e.clin,
 		"MedicationRequest": e.clin, "MedicationAdministration": e.clin}

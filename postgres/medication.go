@@ -133,6 +133,15 @@ func (s *Store) RecordDose(ctx context.Context, d *vigil.Dose) (bool, error) {
 	return created, nil
 }
 
+// Dose returns one confirmed dose; ENOTFOUND if none.
+func (s *Store) Dose(ctx context.Context, id string) (vigil.Dose, error) {
+	d, err := scanDose(s.pool.QueryRow(ctx, "SELECT "+doseColumns+" FROM medication_doses WHERE id = $1", id))
+	if err != nil {
+		return vigil.Dose{}, fmt.Errorf("get dose: %w", notFound(err, "dose"))
+	}
+	return d, nil
+}
+
 // Doses returns the confirmed doses matching q, oldest first.
 func (s *Store) Doses(ctx context.Context, q vigil.DoseQuery) ([]vigil.Dose, error) {
 	where := []string{"subject_id = $1"}

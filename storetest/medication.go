@@ -201,6 +201,16 @@ func testDoses(t *testing.T, open func(t *testing.T) MedicationStore) {
 	if lim, _ := s.Doses(ctx, vigil.DoseQuery{SubjectID: pat, Limit: 2}); len(lim) != 2 {
 		t.Fatalf("Doses limit 2 = %d", len(lim))
 	}
+	// One dose by id: as recorded; an unknown id is ENOTFOUND.
+	one, err := s.Dose(ctx, d.ID)
+	if err != nil || one.ID != d.ID || one.SubjectID != pat || one.OrderID != o.ID || !one.Time.Equal(at) ||
+		one.Value != 1 || one.Unit != "{tbl}" || one.Source != vigil.DoseConfirmed || one.By != "usr_pat" {
+		t.Fatalf("Dose(%s) = %+v, %v; want the recorded dose", d.ID, one, err)
+	}
+	for _, id := range []string{"dos_none", "", o.ID, "rdg-1." + o.ID} {
+		_, err := s.Dose(ctx, id)
+		wantCode(t, "Dose "+id, err, vigil.ENOTFOUND)
+	}
 
 	for name, bad := range map[string]*vigil.Dose{
 		"no order":      {Time: at, Value: 1, Unit: "{tbl}"},
@@ -273,9 +283,14 @@ func testMedicationErasure(t *testing.T, open func(t *testing.T) MedicationStore
 	o := createOrder(t, s, newOrder(pat))
 	ok := createOrder(t, s, newOrder(kept))
 	at := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
+	var erasedDose string
 	for _, id := range []string{o.ID, ok.ID} {
-		if _, err := s.RecordDose(ctx, &vigil.Dose{OrderID: id, Time: at, Value: 1, Unit: "{tbl}"}); err != nil {
+		d := &vigil.Dose{OrderID: id, Time: at, Value: 1, Unit: "{tbl}"}
+		if _, err := s.RecordDose(ctx, d); err != nil {
 			t.Fatal(err)
+		}
+		if id == o.ID {
+			erasedDose = d.ID
 		}
 		if err := s.CreateRefillRequest(ctx, &vigil.RefillRequest{OrderID: id, RequestedBy: "usr_pat"}); err != nil {
 			t.Fatal(err)
@@ -298,6 +313,8 @@ func testMedicationErasure(t *testing.T, open func(t *testing.T) MedicationStore
 	if ds, err := s.Doses(ctx, vigil.DoseQuery{SubjectID: pat}); err != nil || len(ds) != 0 {
 		t.Errorf("doses of the erased patient = %v, %v; want none", ds, err)
 	}
+	_, err = s.Dose(ctx, erasedDose)
+	wantCode(t, "Dose of the erased patient", err, vigil.ENOTFOUND)
 	if rs, err := s.RefillRequests(ctx, pat); err != nil || len(rs) != 0 {
 		t.Errorf("refill requests of the erased patient = %v, %v; want none", rs, err)
 	}
