@@ -168,6 +168,19 @@ type Options struct {
 	// waits for the replicated write.
 	NATSReplicas int
 
+	// NodeID names this node among several that share one PostgreSQL
+	// store and one NATS cluster (decision 33): it holds leases, signs its
+	// audit chain and tags what the node writes. [A-Za-z0-9_-], 1 to 64
+	// characters; default the host name (cleaned to that alphabet). Two
+	// running nodes must never share one.
+	NodeID string
+
+	// Partitions is how many partitions the log's batches are divided
+	// into by patient (bus.Options.Partitions), each evaluated by one node
+	// at a time: 1 with the embedded log; default 16 with NATSURL. Fixed
+	// for the life of a stream.
+	Partitions int
+
 	// DiskLowWatermark is the free space of the data directory's disk
 	// below which the node refuses optional work (exports), logs loudly
 	// and shows it in /metrics and /readyz, while it keeps taking
@@ -400,7 +413,62 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SessionIdle == 0 {
 		o.SessionIdle = 30 * time.Minute
 	}
+	if o.NodeID == "" {
+		host, _ := os.Hostname()
+		o.NodeID = DefaultNodeID(host)
+	}
+	if !validNodeID(o.NodeID) {
+		return o, vigil.Errorf(vigil.EINVALID, "node ID %q: want 1 to 64 of A-Z, a-z, 0-9, '_' and '-'", o.NodeID)
+	}
+	switch {
+	case o.Partitions < 0 || o.Partitions > 1024:
+		return o, vigil.Errorf(vigil.EINVALID, "partitions: want 1 to 1024")
+	case o.Partitions > 1 && o.NATSURL == "":
+		return o, vigil.Errorf(vigil.EINVALID, "partitions: the embedded log has one partition; more need --nats-url")
+	case o.Partitions == 0 && o.NATSURL != "":
+		o.Partitions = DefaultPartitions
+	case o.Partitions == 0:
+		o.Partitions = 1
+	}
 	return o, nil
+}
+
+// DefaultPartitions is the log's partition count on an external NATS
+// cluster: enough to spread the rules engine over up to 16 nodes.
+const DefaultPartitions = 16
+
+// DefaultNodeID is the node ID made from a host name: its characters
+// outside [A-Za-z0-9_-] become '-', cut to 64; "node" if nothing is left.
+func DefaultNodeID(host string) string {
+	b := []byte(host)
+	for i, c := range b {
+		if !nodeIDChar(c) {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	if len(b) == 0 {
+		return "node"
+	}
+	return string(b)
+}
+
+func validNodeID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !nodeIDChar(id[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func nodeIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
 // lockDataDir makes sure only one process at a time uses the data

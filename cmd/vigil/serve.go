@@ -70,6 +70,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.AuditCheckpointCopy, "audit-checkpoint-copy", "", "a file on other storage that also gets every signed audit checkpoint, out of reach of whoever can rewrite the data directory")
 	fs.BoolVar(&o.AuditAcceptDamage, "audit-accept-damage", false, "start although the audit log is damaged or behind its last signed checkpoint (refused otherwise): the damage is logged, audited and a damaged journal is set aside")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS servers for the durable log, every server of the cluster, comma-separated (nats://a:4222,nats://b:4222,nats://c:4222); default: embedded in-process, no port")
+	fs.StringVar(&o.NodeID, "node-id", "", "this node's name among several sharing one PostgreSQL store and NATS cluster: 1 to 64 of A-Z a-z 0-9 _ -; default the host name")
+	fs.IntVar(&o.Partitions, "partitions", 0, "how many partitions the log divides patients into, each evaluated by one node at a time: 1 with the embedded log, default 16 with --nats-url; fixed once the stream exists")
 	fs.IntVar(&o.NATSReplicas, "nats-replicas", 1, "how many NATS servers hold each write of the durable log before a sender is acknowledged: 1 to 5, not more than --nats-url lists; 3 on a 3-server cluster")
 	fs.DurationVar(&o.LogMaxAge, "log-max-age", d.LogMaxAge, "how long the durable log keeps readings after they are stored")
 	fs.StringVar(&o.KEKFile, "kek-file", "", "key-encryption key file that wraps each patient's data key (created 0600 on first start; refused if group or others may read it); keep a copy apart from backups; default <data>/"+server.KEKFileName)
