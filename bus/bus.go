@@ -47,6 +47,10 @@ const (
 
 	// MaxReplicas is the most replicas JetStream gives a stream.
 	MaxReplicas = 5
+	// MaxPartitions is the most partitions a log may have.
+	MaxPartitions = 1024
+	// DefaultSharedAckWait is the default Options.SharedAckWait.
+	DefaultSharedAckWait = 30 * time.Second
 
 	// embeddedMaxPayload is the embedded server's largest message.
 	embeddedMaxPayload = 8 << 20
@@ -113,6 +117,22 @@ type Options struct {
 	// RetryMin and RetryMax bound the exponential back-off after a Consume
 	// function fails; defaults DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+
+	// Partitions is how many partitions the log divides patients into
+	// (vigil.PartitionOf), 1..MaxPartitions; 0 means 1. With one, batches
+	// are published on Subject+".batch", as before partitions existed; with
+	// more, each batch is split by patient and partition k's part is
+	// published on Subject+".batch.p<k>". The count is recorded in the
+	// stream's metadata when the stream is created and fixed from then on:
+	// Open refuses another (EINVALID).
+	Partitions int
+	// SharedAckWait is how long JetStream waits for the acknowledgement of
+	// a ConsumeShared delivery before it delivers it again, possibly to
+	// another process; default DefaultSharedAckWait. ConsumeShared tells
+	// JetStream that work is in progress every third of it while its
+	// function runs, so only a process that died or lost its connection
+	// lets it pass.
+	SharedAckWait time.Duration
 
 	// Logger receives operational messages, including the embedded
 	// server's warnings and errors; default slog.Default().
@@ -193,6 +213,12 @@ func (o *Options) setDefaults() {
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = max(DefaultRetryMax, o.RetryMin)
 	}
+	if o.Partitions <= 0 {
+		o.Partitions = 1
+	}
+	if o.SharedAckWait <= 0 {
+		o.SharedAckWait = DefaultSharedAckWait
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -206,7 +232,8 @@ type Log struct {
 	srv     *server.Server // nil in external mode
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	subject string // the subject batches are published on
+	subject string   // Subject+".batch": the subject of the one partition, and the base of the others'
+	parts   []string // the subject each partition's parts are published on, by partition
 	maxMsg  int    // most record bytes per message
 
 	mu     sync.Mutex
@@ -220,6 +247,7 @@ type Log struct {
 	stop      context.Context // cancelled by Close; stops consumers
 	stopAll   context.CancelFunc
 	consumers map[string]bool // names with an active Consume; guarded by mu
+	shared    map[string]int  // names with active ConsumeShared loops, and how many; guarded by mu
 	consWG    sync.WaitGroup
 	canReset  bool // the server has the consumer reset API (2.14+)
 
@@ -227,18 +255,25 @@ type Log struct {
 }
 
 var (
-	_ vigil.Log      = (*Log)(nil)
-	_ vigil.Consumer = (*Log)(nil)
+	_ vigil.Log            = (*Log)(nil)
+	_ vigil.Consumer       = (*Log)(nil)
+	_ vigil.LogReader      = (*Log)(nil)
+	_ vigil.PartitionedLog = (*Log)(nil)
+	_ vigil.SharedConsumer = (*Log)(nil)
 )
 
 // Open starts the embedded server or connects to the external one, and
 // creates the stream or updates its configuration (the replicas among it:
 // JetStream moves an existing stream to the new count).
 // It returns EINVALID if Replicas (0 meaning 1) does not suit URL
-// (CheckReplicas).
+// (CheckReplicas), if Partitions is above MaxPartitions, or if the stream
+// exists with another partition count than Partitions (0 meaning 1).
 func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := CheckReplicas(opts.URL, cmp.Or(opts.Replicas, 1)); err != nil {
 		return nil, err
+	}
+	if opts.Partitions < 0 || opts.Partitions > MaxPartitions {
+		return nil, vigil.Errorf(vigil.EINVALID, "log partitions must be 1 to %d, not %d", MaxPartitions, opts.Partitions)
 	}
 	opts.setDefaults()
 	l := &Log{
@@ -250,6 +285,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		acks:      make(chan inflight, opts.MaxInFlight),
 		done:      make(chan struct{}),
 		consumers: make(map[string]bool),
+		shared:    make(map[string]int),
+	}
+	l.parts = make([]string, opts.Partitions)
+	for k := range l.parts {
+		l.parts[k] = l.partSubject(k)
 	}
 	if err := l.connect(); err != nil {
 		return nil, err
@@ -316,7 +356,7 @@ func (l *Log) setup(ctx context.Context) error {
 	if maxBytes <= 0 {
 		maxBytes = -1
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:      l.opts.Stream,
 		Subjects:  []string{l.opts.Subject + ".>"},
 		Retention: jetstream.LimitsPolicy,
@@ -326,9 +366,9 @@ func (l *Log) setup(ctx context.Context) error {
 		MaxAge:    l.opts.MaxAge,
 		MaxBytes:  maxBytes,
 		MaxMsgs:   -1,
-	})
-	if err != nil {
-		return unavailable("create or update stream "+l.opts.Stream, err)
+	}
+	if err := l.createOrUpdateStream(ctx, cfg); err != nil {
+		return err
 	}
 	payload := int(l.nc.MaxPayload())
 	if payload <= headerSlack+1 {

@@ -17,6 +17,11 @@ import (
 // durable consumers alone. Positions the stream no longer holds are
 // skipped. It returns fn's first error, ctx's error, or EUNAVAILABLE.
 func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
+	return l.read(ctx, "", from, to, fn)
+}
+
+// read is Read of the messages on subject filter ("" for all).
+func (l *Log) read(ctx context.Context, filter string, from, to uint64, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -31,10 +36,14 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Con
 	if to < from {
 		return nil
 	}
-	cons, err := l.js.OrderedConsumer(ctx, l.opts.Stream, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   from,
-	})
+	}
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	cons, err := l.js.OrderedConsumer(ctx, l.opts.Stream, cfg)
 	if err != nil {
 		return unavailable("create reader", err)
 	}
@@ -79,10 +88,30 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Con
 		if done {
 			return nil
 		}
+		if filter != "" && len(ds) > 0 && len(ds) < n {
+			// Fewer than asked: the filter's messages may end before to.
+			if m, err := l.nextMsg(ctx, filter, next); err != nil {
+				return err
+			} else if m == 0 || m > to {
+				return nil
+			}
+		}
 		if len(ds) == 0 {
 			// Nothing more within the wait: the stream ends before to.
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if filter != "" {
+				// The filter's messages may end before to while the
+				// stream goes on.
+				n, err := l.nextMsg(ctx, filter, next)
+				if err != nil {
+					return err
+				}
+				if n == 0 || n > to {
+					return nil
+				}
+				continue
 			}
 			last, err := l.LastSeq(ctx)
 			if err != nil {
