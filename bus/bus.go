@@ -234,7 +234,7 @@ type Log struct {
 	js      jetstream.JetStream
 	subject string   // Subject+".batch": the subject of the one partition, and the base of the others'
 	parts   []string // the subject each partition's parts are published on, by partition
-	maxMsg  int    // most record bytes per message
+	maxMsg  int      // most record bytes per message
 
 	mu     sync.Mutex
 	closed bool
