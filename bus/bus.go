@@ -276,6 +276,20 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, vigil.Errorf(vigil.EINVALID, "log partitions must be 1 to %d, not %d", MaxPartitions, opts.Partitions)
 	}
 	opts.setDefaults()
+	l := newLog(opts)
+	if err := l.connect(); err != nil {
+		return nil, err
+	}
+	if err := l.setup(ctx); err != nil {
+		l.shutdown()
+		return nil, err
+	}
+	l.start()
+	return l, nil
+}
+
+// newLog returns a Log of opts (with defaults set), not yet connected.
+func newLog(opts Options) *Log {
 	l := &Log{
 		opts:      opts,
 		log:       opts.Logger,
@@ -291,17 +305,14 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	for k := range l.parts {
 		l.parts[k] = l.partSubject(k)
 	}
-	if err := l.connect(); err != nil {
-		return nil, err
-	}
-	if err := l.setup(ctx); err != nil {
-		l.shutdown()
-		return nil, err
-	}
+	return l
+}
+
+// start starts the committer of a connected and set up Log.
+func (l *Log) start() {
 	l.stop, l.stopAll = context.WithCancel(context.Background())
 	go l.commit()
 	go l.awaitAcks()
-	return l, nil
 }
 
 func (l *Log) connect() error {

@@ -48,9 +48,28 @@ func (l *Log) read(ctx context.Context, filter string, from, to uint64, fn func(
 		return unavailable("create reader", err)
 	}
 	next := from
+	wait := false // fetch with a wait: the last fetch without one returned nothing
 	for {
+		if filter != "" {
+			// The filter's messages may end before to while the stream
+			// goes on: do not wait for them.
+			m, err := l.nextMsg(ctx, filter, next)
+			if err != nil {
+				return err
+			}
+			if m == 0 || m > to {
+				return nil
+			}
+		}
 		n := int(min(uint64(l.opts.FetchSize), to-next+1))
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		var batch jetstream.MessageBatch
+		if filter != "" && !wait {
+			// Fewer than n of the filter's messages may be left: take
+			// those there are, without waiting for more.
+			batch, err = cons.FetchNoWait(n)
+		} else {
+			batch, err = cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		}
 		if err != nil {
 			return unavailable("read log", err)
 		}
@@ -80,6 +99,7 @@ func (l *Log) read(ctx context.Context, filter string, from, to uint64, fn func(
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return unavailable("read log", err)
 		}
+		wait = filter != "" && len(ds) == 0 && !wait
 		if len(ds) > 0 {
 			if err := fn(ctx, ds); err != nil {
 				return err
@@ -88,30 +108,13 @@ func (l *Log) read(ctx context.Context, filter string, from, to uint64, fn func(
 		if done {
 			return nil
 		}
-		if filter != "" && len(ds) > 0 && len(ds) < n {
-			// Fewer than asked: the filter's messages may end before to.
-			if m, err := l.nextMsg(ctx, filter, next); err != nil {
-				return err
-			} else if m == 0 || m > to {
-				return nil
-			}
-		}
 		if len(ds) == 0 {
 			// Nothing more within the wait: the stream ends before to.
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			if filter != "" {
-				// The filter's messages may end before to while the
-				// stream goes on.
-				n, err := l.nextMsg(ctx, filter, next)
-				if err != nil {
-					return err
-				}
-				if n == 0 || n > to {
-					return nil
-				}
-				continue
+				continue // checked above
 			}
 			last, err := l.LastSeq(ctx)
 			if err != nil {
