@@ -575,3 +575,110 @@ func TestPartitionLostDeliveryRedelivered(t *testing.T) {
 		t.Fatal("Drained without partition 0's consumer")
 	}
 }
+
+// TestPartitionedAppend: concurrent appends of batches of several patients,
+// large enough to be split, over four partitions: each Append returns once
+// all its parts are stored, every message holds one partition's records
+// on that partition's subject and within the size limit, every reading is
+// stored once, and each patient's readings keep their order.
+func TestPartitionedAppend(t *testing.T) {
+	const (
+		n        = 4
+		maxBatch = 4 << 10
+		writers  = 8
+		appends  = 10
+	)
+	ctx := context.Background()
+	l := openLog(t, Options{Partitions: n, MaxBatchBytes: maxBatch})
+	pats := patients(10)
+	var mu sync.Mutex
+	storedBy := make(map[string]uint64)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for a := range appends {
+				var b vigil.Batch
+				for _, p := range pats {
+					for i := range 3 {
+						b.Readings = append(b.Readings, vigil.Reading{SubjectID: p, Code: "8867-4", Unit: "/min", Value: 70,
+							Time: t0, Received: t0, Key: fmt.Sprintf("w%d/%s/%03d", w, p, a*3+i), Source: "http"})
+					}
+				}
+				if w == 0 {
+					b.Quarantine = []vigil.QuarantineItem{{ID: fmt.Sprintf("qua_%d", a), Index: -1, Received: t0}}
+				}
+				if err := l.Append(ctx, &b); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				last, err := l.LastSeq(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, r := range b.Readings {
+					storedBy[r.Key] = last
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	s, err := l.js.Stream(ctx, l.opts.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := s.CachedInfo().State.Msgs
+	for seq := uint64(1); seq <= msgs; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Data) > maxBatch+1 {
+			t.Errorf("message %d is %d bytes, want at most %d", seq, len(m.Data), maxBatch+1)
+		}
+		b, err := decodeBatch(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range b.Readings {
+			if want := l.partSubject(vigil.PartitionOf(r.SubjectID, n)); m.Subject != want {
+				t.Fatalf("message %d on %s holds a reading of %s", seq, m.Subject, want)
+			}
+		}
+		if len(b.Quarantine) > 0 && m.Subject != l.partSubject(0) {
+			t.Fatalf("quarantine items on %s", m.Subject)
+		}
+	}
+
+	c := startConsumer(t, l, "check", nil)
+	seen := make(map[string]int)
+	lastKey := make(map[string]string) // writer/patient → its last key seen
+	total := writers * appends * len(pats) * 3
+	for _, d := range c.collect(t, total) {
+		for _, r := range d.Batch.Readings {
+			seen[r.Key]++
+			if d.Seq > storedBy[r.Key] {
+				t.Errorf("%s stored at %d, after its Append returned (last seq then %d)", r.Key, d.Seq, storedBy[r.Key])
+			}
+			stream := r.Key[:strings.LastIndexByte(r.Key, '/')]
+			if prev := lastKey[stream]; r.Key <= prev {
+				t.Errorf("%s after %s", r.Key, prev)
+			}
+			lastKey[stream] = r.Key
+		}
+	}
+	if len(seen) != total {
+		t.Errorf("distinct readings = %d, want %d", len(seen), total)
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", k, c)
+		}
+	}
+	t.Logf("%d appends in %d messages", writers*appends, msgs)
+}
