@@ -1,5 +1,7 @@
 // Package bus is Vigil's durable log on NATS JetStream. It implements
-// vigil.Log and vigil.Consumer.
+// vigil.Log, vigil.Consumer, vigil.LogReader, and for several nodes
+// (decision 33) vigil.PartitionedLog, vigil.SharedConsumer and, on a
+// key-value bucket, vigil.Leases.
 //
 // In embedded mode (Options.URL == "") a NATS server runs inside the process
 // with JetStream storing in Options.Dir; it listens on no port and the client
@@ -12,6 +14,25 @@
 // JetStream message, published, and every caller in the group returns once
 // JetStream has acknowledged (stored and fsynced) it. Throughput comes from
 // merging, not from relaxing fsync.
+//
+// Partitions. With Options.Partitions above one, Append divides each batch
+// by patient (vigil.PartitionOf) and publishes each partition's part on a
+// subject of its own, Subject+".batch.p<k>"; with one, batches stay on
+// Subject+".batch", as before partitions existed. The count is kept in the
+// stream's metadata and fixed for the stream's life. Consume reads every
+// partition; ConsumePartition and ReadPartition read one, under durable
+// consumers named "<name>-p<k>" that take that partition's subject only.
+//
+// Consumers. Consume and ConsumePartition are ordered: one process per
+// durable name, acknowledgement policy "all", rewound to the ack floor on
+// failure or on a lost delivery. ConsumeShared is a work queue: any number
+// of processes on any node share one durable consumer with explicit
+// acknowledgements, each delivery going to one of them. Lag, AckFloor,
+// LastSeq and Drained tell how far consumers are.
+//
+// Leases. Log.Leases returns time-limited leases (who runs which
+// partition's rules engine, which nodes are alive) kept in the JetStream
+// key-value bucket LeaseBucket(Stream), replicated like the stream.
 package bus
 
 import (
