@@ -334,7 +334,11 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 // AckFloor returns the sequence number up to which consumer name has
 // acknowledged every message (0 if it has acknowledged none or does not
 // exist). Unlike Lag, which reads counters the server updates
-// asynchronously, it never runs ahead of what the consumer has done.
+// asynchronously, it never runs ahead of what the consumer has done. It
+// reads the one durable consumer name: for a partitioned name
+// (ConsumePartition), or any consumer that takes part of the stream, use
+// Drained, since a filtered consumer's ack floor may stay below positions
+// it does not take.
 func (l *Log) AckFloor(ctx context.Context, name string) (uint64, error) {
 	cons, err := l.js.Consumer(ctx, l.opts.Stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
