@@ -150,9 +150,30 @@ func TestSharedOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWorkLog(nil)
+	start := time.Now()
 	runShared(t, l1, "store", w.fn("one"))
+	// The second starts once the first has made the consumer and it has a
+	// leader.
+	js := c.Connect()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cons, err := js.Consumer(ctx, DefaultStream, "store")
+		if err == nil && cons.CachedInfo().Cluster != nil && cons.CachedInfo().Cluster.Leader != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shared consumer not made: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("shared consumer made in %v", time.Since(start).Round(time.Millisecond))
 	runShared(t, l2, "store", w.fn("two"))
 	w.wait(t, last)
+	t.Logf("%d positions done in %v", last, time.Since(start).Round(time.Millisecond))
+	select {
+	case <-w.second:
+		t.Logf("second consumer's first call done after %v", w.secondAt.Sub(start).Round(time.Millisecond))
+	default:
+	}
 	waitDrained(t, l2, "store", last)
 	w.check(t, last)
 	w.mu.Lock()
@@ -161,7 +182,6 @@ func TestSharedOnCluster(t *testing.T) {
 	}
 	w.mu.Unlock()
 
-	js := c.Connect()
 	cons, err := js.Consumer(ctx, DefaultStream, "store")
 	if err != nil {
 		t.Fatal(err)

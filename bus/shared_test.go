@@ -22,15 +22,34 @@ type workLog struct {
 	tries map[uint64]int // position → calls that held it
 	wake  chan struct{}  // signalled after every call
 	fail  func(seq uint64, try int) bool
+	// second is closed when consumer "two" first completes a call;
+	// consumer "one" holds its first call until then (at most 30s), so
+	// that both get work whatever the timing.
+	second     chan struct{}
+	secondOnce sync.Once
+	secondAt   time.Time // when "two" first completed a call
+	firstOnce  sync.Once
 }
 
 func newWorkLog(fail func(seq uint64, try int) bool) *workLog {
-	return &workLog{done: map[uint64]int{}, by: map[string]int{}, tries: map[uint64]int{}, wake: make(chan struct{}, 1), fail: fail}
+	return &workLog{done: map[uint64]int{}, by: map[string]int{}, tries: map[uint64]int{}, wake: make(chan struct{}, 1),
+		fail: fail, second: make(chan struct{})}
 }
 
 // fn is the consumer function of the consumer who.
 func (w *workLog) fn(who string) func(context.Context, []vigil.Delivery) error {
 	return func(_ context.Context, ds []vigil.Delivery) error {
+		switch who {
+		case "one":
+			w.firstOnce.Do(func() {
+				select {
+				case <-w.second:
+				case <-time.After(30 * time.Second):
+				}
+			})
+		case "two":
+			defer w.secondOnce.Do(func() { w.secondAt = time.Now(); close(w.second) })
+		}
 		time.Sleep(time.Millisecond) // let the other consumer fetch meanwhile
 		w.mu.Lock()
 		defer func() {
@@ -179,7 +198,7 @@ func TestConsumeSharedReplacesOrderedConsumer(t *testing.T) {
 
 	l = openLog(t, Options{Dir: dir, FetchSize: 2})
 	w := newWorkLog(nil)
-	runShared(t, l, "store", w.fn("one"))
+	runShared(t, l, "store", w.fn("only"))
 	waitDrained(t, l, "store", 5)
 	w.mu.Lock()
 	got := w.done
@@ -215,7 +234,7 @@ func TestConsumeSharedAfterRestart(t *testing.T) {
 	w := newWorkLog(nil)
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- l.ConsumeShared(cctx, "store", w.fn("one")) }()
+	go func() { done <- l.ConsumeShared(cctx, "store", w.fn("only")) }()
 	w.wait(t, 4)
 	waitDrained(t, l, "store", 4)
 	cancel()
@@ -227,7 +246,7 @@ func TestConsumeSharedAfterRestart(t *testing.T) {
 	}
 	l = openLog(t, Options{Dir: dir, FetchSize: 3})
 	mustAppend(t, l, vigil.Batch{Readings: readings("late", 1)})
-	runShared(t, l, "store", w.fn("one"))
+	runShared(t, l, "store", w.fn("only"))
 	w.wait(t, 5)
 	waitDrained(t, l, "store", 5)
 	w.check(t, 5)
