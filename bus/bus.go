@@ -114,9 +114,11 @@ type Options struct {
 	// written alone.
 	MaxBatchBytes int
 	// MaxInFlight is how many log messages may await their acknowledgement
-	// at once; default DefaultMaxInFlight. One is fastest when the CPU, not
-	// fsync, is the limit (as measured on a 2-core machine): waiting longer
-	// makes larger groups and fewer messages (see BenchmarkAppend).
+	// at once; default DefaultMaxInFlight. With several partitions it counts
+	// rounds: each publishes at once one message for every partition with
+	// records waiting. One is fastest when the CPU, not fsync, is the limit
+	// (as measured on a 2-core machine): waiting longer makes larger groups
+	// and fewer messages (see BenchmarkAppend).
 	MaxInFlight int
 	// AckTimeout is how long to wait for JetStream to acknowledge a message;
 	// default DefaultAckTimeout.
