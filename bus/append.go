@@ -36,11 +36,18 @@ func (r *request) complete(err error) {
 // unless it is a single larger record.
 type chunk struct {
 	data []byte
+	part int // the partition it belongs to
 	req  *request
 }
 
-// inflight is a published message awaiting its PubAck.
+// inflight is the messages of one round of the committer, each awaiting
+// its PubAck.
 type inflight struct {
+	msgs []published
+}
+
+// published is a published message awaiting its PubAck.
+type published struct {
 	fut    jetstream.PubAckFuture
 	chunks []chunk
 	buf    *[]byte
@@ -50,7 +57,10 @@ type inflight struct {
 // item of b is in a JetStream message that the server has acknowledged
 // (stored and, in embedded mode, fsynced). Concurrent calls are merged into
 // shared messages; a batch larger than Options.MaxBatchBytes is split across
-// several, and Append waits for all of them. Append returns a *vigil.Error
+// several, and Append waits for all of them. With several partitions, b is
+// first divided by patient (see Options.Partitions) and each partition's
+// part goes into messages of that partition: Append returns nil only once
+// every part is acknowledged. Append returns a *vigil.Error
 // with code EUNAVAILABLE after Close or if the log cannot write, ETOOLARGE if
 // a single item exceeds the server's max payload, and the context's error if
 // ctx ends first (the batch may still be written). On error the caller must
@@ -64,9 +74,21 @@ func (l *Log) Append(ctx context.Context, b *vigil.Batch) error {
 	}
 	data, ends := encodeRecords(nil, b)
 	req := &request{done: make(chan struct{})}
-	chunks, err := l.split(data, ends, req)
-	if err != nil {
-		return err
+	var chunks []chunk
+	if l.opts.Partitions == 1 {
+		var err error
+		if chunks, err = l.split(data, ends, 0, req); err != nil {
+			return err
+		}
+	} else {
+		parts, datas, partEnds := partitionRecords(data, ends, b, l.opts.Partitions)
+		for i, k := range parts {
+			cs, err := l.split(datas[i], partEnds[i], k, req)
+			if err != nil {
+				return err
+			}
+			chunks = append(chunks, cs...)
+		}
 	}
 	req.remaining = len(chunks)
 
@@ -96,10 +118,11 @@ func (l *Log) checkOpen() error {
 	return nil
 }
 
-// split cuts data at record ends into chunks of at most l.maxMsg bytes.
-func (l *Log) split(data []byte, ends []int, req *request) ([]chunk, error) {
+// split cuts data, records of partition part, at record ends into chunks
+// of at most l.maxMsg bytes.
+func (l *Log) split(data []byte, ends []int, part int, req *request) ([]chunk, error) {
 	if len(data) <= l.maxMsg {
-		return []chunk{{data: data, req: req}}, nil
+		return []chunk{{data: data, part: part, req: req}}, nil
 	}
 	limit := int(l.nc.MaxPayload()) - headerSlack - 1
 	var chunks []chunk
@@ -109,12 +132,12 @@ func (l *Log) split(data []byte, ends []int, req *request) ([]chunk, error) {
 			return nil, vigil.Errorf(vigil.ETOOLARGE, "an item of %d bytes exceeds the log's limit of %d", end-prev, limit)
 		}
 		if end-start > l.maxMsg && prev > start {
-			chunks = append(chunks, chunk{data: data[start:prev], req: req})
+			chunks = append(chunks, chunk{data: data[start:prev], part: part, req: req})
 			start = prev
 		}
 		prev = end
 	}
-	return append(chunks, chunk{data: data[start:], req: req}), nil
+	return append(chunks, chunk{data: data[start:], part: part, req: req}), nil
 }
 
 // signal wakes the committer.
@@ -126,11 +149,12 @@ func (l *Log) signal() {
 }
 
 // commit is the committer goroutine. It takes a slot (so that at most
-// MaxInFlight messages await acks), then merges the queued chunks into one
-// message and publishes it. While it waits for a slot, the next group
-// accumulates in the queue: that is the group commit. Messages are published
-// in queue order on one connection, so a split batch is stored in order.
-// After Close it drains the queue, then closes l.acks.
+// MaxInFlight rounds await acks), then merges the queued chunks into one
+// message per partition and publishes them: a round. While it waits for a
+// slot, the next group accumulates in the queue: that is the group commit.
+// Messages are published in queue order on one connection, and a chunk
+// never goes before an earlier one of its partition, so a split batch is
+// stored in order. After Close it drains the queue, then closes l.acks.
 func (l *Log) commit() {
 	defer close(l.acks)
 	for {
@@ -149,52 +173,106 @@ func (l *Log) commit() {
 		l.slots <- struct{}{}
 
 		l.mu.Lock()
-		n, size := 0, 0
-		for n < len(l.queue) && (n == 0 || size+len(l.queue[n].data) <= l.maxMsg) {
-			size += len(l.queue[n].data)
-			n++
-		}
-		group := make([]chunk, n)
-		copy(group, l.queue)
-		clear(l.queue[:n])
-		l.queue = l.queue[n:]
-		if len(l.queue) == 0 {
-			l.queue = nil // let the backing array go
-		}
+		groups := l.takeRound()
 		l.mu.Unlock()
 
-		buf := l.getBuf(1 + size)
-		data := append((*buf)[:0], formatV1)
-		for _, c := range group {
-			data = append(data, c.data...)
+		var round inflight
+		for _, g := range groups {
+			buf := l.getBuf(1 + g.size)
+			data := append((*buf)[:0], formatV1)
+			for _, c := range g.chunks {
+				data = append(data, c.data...)
+			}
+			*buf = data
+			fut, err := l.js.PublishMsgAsync(&nats.Msg{Subject: l.parts[g.part], Data: data},
+				jetstream.WithExpectStream(l.opts.Stream))
+			if err != nil {
+				l.finish(g.chunks, unavailable("publish log message", err))
+				l.bufs.Put(buf)
+				continue
+			}
+			round.msgs = append(round.msgs, published{fut: fut, chunks: g.chunks, buf: buf})
 		}
-		*buf = data
-		fut, err := l.js.PublishMsgAsync(&nats.Msg{Subject: l.subject, Data: data},
-			jetstream.WithExpectStream(l.opts.Stream))
-		if err != nil {
+		if len(round.msgs) == 0 {
 			<-l.slots
-			l.finish(group, unavailable("publish log message", err))
-			l.bufs.Put(buf)
 			continue
 		}
-		l.acks <- inflight{fut: fut, chunks: group, buf: buf}
+		l.acks <- round
 	}
 }
 
+// group is the chunks of one partition merged into one message.
+type group struct {
+	part   int
+	size   int
+	full   bool // a chunk did not fit: every later chunk of part waits
+	chunks []chunk
+}
+
+// takeRound removes from the queue the chunks of the next round: for each
+// partition with queued chunks, its first ones in queue order, up to
+// l.maxMsg bytes (at least one). It returns one group per partition, in the
+// order of their first chunk. l.mu is held.
+func (l *Log) takeRound() []group {
+	var groups []group
+	var index map[int]int // partition → its group, with several partitions
+	full := 0             // partitions whose group is full
+	rest := l.queue[:0]
+	for i, c := range l.queue {
+		j := 0
+		if l.opts.Partitions > 1 {
+			if index == nil {
+				index = make(map[int]int)
+			}
+			var ok bool
+			if j, ok = index[c.part]; !ok {
+				j = len(groups)
+				index[c.part] = j
+				groups = append(groups, group{part: c.part})
+			}
+		} else if len(groups) == 0 {
+			groups = append(groups, group{part: c.part})
+		}
+		g := &groups[j]
+		if g.full || len(g.chunks) > 0 && g.size+len(c.data) > l.maxMsg {
+			if !g.full {
+				g.full, full = true, full+1
+			}
+			if full == l.opts.Partitions {
+				rest = append(rest, l.queue[i:]...)
+				break
+			}
+			rest = append(rest, c)
+			continue
+		}
+		g.size += len(c.data)
+		g.chunks = append(g.chunks, c)
+	}
+	clear(l.queue[len(rest):])
+	l.queue = rest
+	if len(l.queue) == 0 {
+		l.queue = nil // let the backing array go
+	}
+	return groups
+}
+
 // awaitAcks completes each published message's requests when its PubAck (or
-// failure) arrives, in publish order, and closes l.done at the end.
+// failure) arrives, in publish order, frees each round's slot once all its
+// messages are done, and closes l.done at the end.
 func (l *Log) awaitAcks() {
 	defer close(l.done)
-	for f := range l.acks {
-		var err error
-		select {
-		case <-f.fut.Ok():
-		case e := <-f.fut.Err():
-			err = unavailable("store log message", e)
+	for round := range l.acks {
+		for _, f := range round.msgs {
+			var err error
+			select {
+			case <-f.fut.Ok():
+			case e := <-f.fut.Err():
+				err = unavailable("store log message", e)
+			}
+			l.finish(f.chunks, err)
+			l.bufs.Put(f.buf)
 		}
 		<-l.slots
-		l.finish(f.chunks, err)
-		l.bufs.Put(f.buf)
 	}
 }
 

@@ -60,3 +60,67 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConsume measures how fast one process reads a backlog of
+// one-reading messages, as the store writer reads after a burst of MQTT
+// messages: through Consume (ordered, acknowledging each call's last
+// delivery) and through ConsumeShared (acknowledging each delivery). It
+// reports deliveries/s.
+func BenchmarkConsume(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		b.Run(fmt.Sprintf("shared=%v", shared), func(b *testing.B) {
+			l := openLog(b, Options{MaxInFlight: 8})
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Go(func() {
+					for i := w; i < b.N; i += 16 {
+						batch := vigil.Batch{Readings: readings(fmt.Sprintf("r%d", i), 1)}
+						if err := l.Append(ctx, &batch); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			last, err := l.LastSeq(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got atomic.Uint64
+			done := make(chan struct{})
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			fn := func(_ context.Context, ds []vigil.Delivery) error {
+				if got.Add(uint64(len(ds))) >= last {
+					select {
+					case <-done:
+					default:
+						close(done)
+					}
+				}
+				return nil
+			}
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				if shared {
+					l.ConsumeShared(cctx, "bench", fn)
+				} else {
+					l.Consume(cctx, "bench", fn)
+				}
+			}()
+			<-done
+			for {
+				if ok, err := l.Drained(ctx, "bench", last); err != nil || ok {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(last)/elapsed.Seconds(), "deliveries/s")
+		})
+	}
+}

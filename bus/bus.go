@@ -1,5 +1,7 @@
 // Package bus is Vigil's durable log on NATS JetStream. It implements
-// vigil.Log and vigil.Consumer.
+// vigil.Log, vigil.Consumer, vigil.LogReader, and for several nodes
+// (decision 33) vigil.PartitionedLog, vigil.SharedConsumer and, on a
+// key-value bucket, vigil.Leases.
 //
 // In embedded mode (Options.URL == "") a NATS server runs inside the process
 // with JetStream storing in Options.Dir; it listens on no port and the client
@@ -12,6 +14,25 @@
 // JetStream message, published, and every caller in the group returns once
 // JetStream has acknowledged (stored and fsynced) it. Throughput comes from
 // merging, not from relaxing fsync.
+//
+// Partitions. With Options.Partitions above one, Append divides each batch
+// by patient (vigil.PartitionOf) and publishes each partition's part on a
+// subject of its own, Subject+".batch.p<k>"; with one, batches stay on
+// Subject+".batch", as before partitions existed. The count is kept in the
+// stream's metadata and fixed for the stream's life. Consume reads every
+// partition; ConsumePartition and ReadPartition read one, under durable
+// consumers named "<name>-p<k>" that take that partition's subject only.
+//
+// Consumers. Consume and ConsumePartition are ordered: one process per
+// durable name, acknowledgement policy "all", rewound to the ack floor on
+// failure or on a lost delivery. ConsumeShared is a work queue: any number
+// of processes on any node share one durable consumer with explicit
+// acknowledgements, each delivery going to one of them. Lag, AckFloor,
+// LastSeq and Drained tell how far consumers are.
+//
+// Leases. Log.Leases returns time-limited leases (who runs which
+// partition's rules engine, which nodes are alive) kept in the JetStream
+// key-value bucket LeaseBucket(Stream), replicated like the stream.
 package bus
 
 import (
@@ -47,6 +68,10 @@ const (
 
 	// MaxReplicas is the most replicas JetStream gives a stream.
 	MaxReplicas = 5
+	// MaxPartitions is the most partitions a log may have.
+	MaxPartitions = 1024
+	// DefaultSharedAckWait is the default Options.SharedAckWait.
+	DefaultSharedAckWait = 30 * time.Second
 
 	// embeddedMaxPayload is the embedded server's largest message.
 	embeddedMaxPayload = 8 << 20
@@ -89,9 +114,11 @@ type Options struct {
 	// written alone.
 	MaxBatchBytes int
 	// MaxInFlight is how many log messages may await their acknowledgement
-	// at once; default DefaultMaxInFlight. One is fastest when the CPU, not
-	// fsync, is the limit (as measured on a 2-core machine): waiting longer
-	// makes larger groups and fewer messages (see BenchmarkAppend).
+	// at once; default DefaultMaxInFlight. With several partitions it counts
+	// rounds: each publishes at once one message for every partition with
+	// records waiting. One is fastest when the CPU, not fsync, is the limit
+	// (as measured on a 2-core machine): waiting longer makes larger groups
+	// and fewer messages (see BenchmarkAppend).
 	MaxInFlight int
 	// AckTimeout is how long to wait for JetStream to acknowledge a message;
 	// default DefaultAckTimeout.
@@ -113,6 +140,22 @@ type Options struct {
 	// RetryMin and RetryMax bound the exponential back-off after a Consume
 	// function fails; defaults DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+
+	// Partitions is how many partitions the log divides patients into
+	// (vigil.PartitionOf), 1..MaxPartitions; 0 means 1. With one, batches
+	// are published on Subject+".batch", as before partitions existed; with
+	// more, each batch is split by patient and partition k's part is
+	// published on Subject+".batch.p<k>". The count is recorded in the
+	// stream's metadata when the stream is created and fixed from then on:
+	// Open refuses another (EINVALID).
+	Partitions int
+	// SharedAckWait is how long JetStream waits for the acknowledgement of
+	// a ConsumeShared delivery before it delivers it again, possibly to
+	// another process; default DefaultSharedAckWait. ConsumeShared tells
+	// JetStream that work is in progress every third of it while its
+	// function runs, so only a process that died or lost its connection
+	// lets it pass.
+	SharedAckWait time.Duration
 
 	// Logger receives operational messages, including the embedded
 	// server's warnings and errors; default slog.Default().
@@ -193,6 +236,12 @@ func (o *Options) setDefaults() {
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = max(DefaultRetryMax, o.RetryMin)
 	}
+	if o.Partitions <= 0 {
+		o.Partitions = 1
+	}
+	if o.SharedAckWait <= 0 {
+		o.SharedAckWait = DefaultSharedAckWait
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -206,8 +255,9 @@ type Log struct {
 	srv     *server.Server // nil in external mode
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	subject string // the subject batches are published on
-	maxMsg  int    // most record bytes per message
+	subject string   // Subject+".batch": the subject of the one partition, and the base of the others'
+	parts   []string // the subject each partition's parts are published on, by partition
+	maxMsg  int      // most record bytes per message
 
 	mu     sync.Mutex
 	closed bool
@@ -220,6 +270,7 @@ type Log struct {
 	stop      context.Context // cancelled by Close; stops consumers
 	stopAll   context.CancelFunc
 	consumers map[string]bool // names with an active Consume; guarded by mu
+	shared    map[string]int  // names with active ConsumeShared loops, and how many; guarded by mu
 	consWG    sync.WaitGroup
 	canReset  bool // the server has the consumer reset API (2.14+)
 
@@ -227,20 +278,41 @@ type Log struct {
 }
 
 var (
-	_ vigil.Log      = (*Log)(nil)
-	_ vigil.Consumer = (*Log)(nil)
+	_ vigil.Log            = (*Log)(nil)
+	_ vigil.Consumer       = (*Log)(nil)
+	_ vigil.LogReader      = (*Log)(nil)
+	_ vigil.PartitionedLog = (*Log)(nil)
+	_ vigil.SharedConsumer = (*Log)(nil)
 )
 
 // Open starts the embedded server or connects to the external one, and
 // creates the stream or updates its configuration (the replicas among it:
 // JetStream moves an existing stream to the new count).
 // It returns EINVALID if Replicas (0 meaning 1) does not suit URL
-// (CheckReplicas).
+// (CheckReplicas), if Partitions is above MaxPartitions, or if the stream
+// exists with another partition count than Partitions (0 meaning 1).
 func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := CheckReplicas(opts.URL, cmp.Or(opts.Replicas, 1)); err != nil {
 		return nil, err
 	}
+	if opts.Partitions < 0 || opts.Partitions > MaxPartitions {
+		return nil, vigil.Errorf(vigil.EINVALID, "log partitions must be 1 to %d, not %d", MaxPartitions, opts.Partitions)
+	}
 	opts.setDefaults()
+	l := newLog(opts)
+	if err := l.connect(); err != nil {
+		return nil, err
+	}
+	if err := l.setup(ctx); err != nil {
+		l.shutdown()
+		return nil, err
+	}
+	l.start()
+	return l, nil
+}
+
+// newLog returns a Log of opts (with defaults set), not yet connected.
+func newLog(opts Options) *Log {
 	l := &Log{
 		opts:      opts,
 		log:       opts.Logger,
@@ -250,18 +322,20 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		acks:      make(chan inflight, opts.MaxInFlight),
 		done:      make(chan struct{}),
 		consumers: make(map[string]bool),
+		shared:    make(map[string]int),
 	}
-	if err := l.connect(); err != nil {
-		return nil, err
+	l.parts = make([]string, opts.Partitions)
+	for k := range l.parts {
+		l.parts[k] = l.partSubject(k)
 	}
-	if err := l.setup(ctx); err != nil {
-		l.shutdown()
-		return nil, err
-	}
+	return l
+}
+
+// start starts the committer of a connected and set up Log.
+func (l *Log) start() {
 	l.stop, l.stopAll = context.WithCancel(context.Background())
 	go l.commit()
 	go l.awaitAcks()
-	return l, nil
 }
 
 func (l *Log) connect() error {
@@ -316,7 +390,7 @@ func (l *Log) setup(ctx context.Context) error {
 	if maxBytes <= 0 {
 		maxBytes = -1
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:      l.opts.Stream,
 		Subjects:  []string{l.opts.Subject + ".>"},
 		Retention: jetstream.LimitsPolicy,
@@ -326,9 +400,9 @@ func (l *Log) setup(ctx context.Context) error {
 		MaxAge:    l.opts.MaxAge,
 		MaxBytes:  maxBytes,
 		MaxMsgs:   -1,
-	})
-	if err != nil {
-		return unavailable("create or update stream "+l.opts.Stream, err)
+	}
+	if err := l.createOrUpdateStream(ctx, cfg); err != nil {
+		return err
 	}
 	payload := int(l.nc.MaxPayload())
 	if payload <= headerSlack+1 {

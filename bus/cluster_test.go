@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -128,4 +129,94 @@ func FuzzCheckReplicas(f *testing.F) {
 			t.Fatalf("CheckReplicas(%q, %d) passed with %d servers", url, replicas, n)
 		}
 	})
+}
+
+// TestSharedOnCluster: on a 3-server cluster with three replicas and four
+// partitions, two shared consumers on two connections divide the work and
+// complete each position once; with the server leading the shared
+// consumer killed, appends and consumption go on and nothing is lost.
+func TestSharedOnCluster(t *testing.T) {
+	c := natstest.Start(t)
+	ctx := context.Background()
+	opts := Options{URL: c.URL(), Replicas: 3, Partitions: 4, FetchSize: 8}
+	l1 := openLog(t, opts)
+	l2 := openLog(t, opts)
+	pats := patients(6)
+	for round := range 50 {
+		mustAppend(t, l1, vigil.Batch{Readings: patientReadings(fmt.Sprint(round), pats)})
+	}
+	last, err := l1.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkLog(nil)
+	start := time.Now()
+	runShared(t, l1, "store", w.fn("one"))
+	// The second starts once the first has made the consumer and it has a
+	// leader.
+	js := c.Connect()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cons, err := js.Consumer(ctx, DefaultStream, "store")
+		if err == nil && cons.CachedInfo().Cluster != nil && cons.CachedInfo().Cluster.Leader != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shared consumer not made: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("shared consumer made in %v", time.Since(start).Round(time.Millisecond))
+	runShared(t, l2, "store", w.fn("two"))
+	w.wait(t, last)
+	t.Logf("%d positions done in %v", last, time.Since(start).Round(time.Millisecond))
+	select {
+	case <-w.second:
+		t.Logf("second consumer's first call done after %v", w.secondAt.Sub(start).Round(time.Millisecond))
+	default:
+	}
+	waitDrained(t, l2, "store", last)
+	w.check(t, last)
+	w.mu.Lock()
+	if w.by["one"] == 0 || w.by["two"] == 0 {
+		t.Errorf("work was not divided: %v", w.by)
+	}
+	w.mu.Unlock()
+
+	cons, err := js.Consumer(ctx, DefaultStream, "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := cons.CachedInfo()
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("shared consumer: %d replicas, cluster %+v", info.Config.Replicas, info.Cluster)
+	}
+	killed := c.Index(info.Cluster.Leader)
+	c.Kill(killed)
+	defer c.Restart(killed)
+	for round := 50; round < 80; round++ {
+		b := vigil.Batch{Readings: patientReadings(fmt.Sprint(round), pats)}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := l1.Append(ctx, &b)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Append with a server down: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if last, err = l1.LastSeq(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(t, last)
+	waitDrained(t, l2, "store", last)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for seq := uint64(1); seq <= last; seq++ {
+		if w.done[seq] == 0 {
+			t.Errorf("position %d never completed", seq)
+		}
+	}
 }

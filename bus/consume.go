@@ -17,6 +17,9 @@ import (
 // to Options.FetchSize deliveries at a time, in stream order. It blocks
 // until ctx ends (returning ctx's error), the Log is closed (EUNAVAILABLE),
 // or a message cannot be decoded (EINTERNAL; nothing after it is delivered).
+// With several partitions each delivery is the part of one batch published
+// to one partition (see Options.Partitions), and every partition's are
+// delivered, in stream order.
 //
 // Ordering. The consumer uses AckPolicy "all": when fn returns nil, the last
 // delivery of the call is acknowledged with a confirmed (double) ack, which
@@ -30,26 +33,35 @@ import (
 // when it starts, so deliveries left unacknowledged by a crash are redelivered
 // first, at once, without waiting for AckWait. A delivery that JetStream
 // made but that never arrived (lost with a connection, as when a server of
-// a cluster dies) shows as a gap in the stream positions delivered: Consume
-// then rewinds the same way before calling fn, so that acknowledging a
-// later delivery never covers one fn did not see. Servers older than 2.14 lack
-// the reset API; there Consume deletes the consumer and re-creates it to
-// start at the ack floor (a crash in between restarts the consumer from the
-// beginning of the stream, which idempotent consumers tolerate).
+// a cluster dies) shows as a gap in the consumer's delivery sequence, which
+// counts every delivery the consumer makes (and restarts at 1 on a reset):
+// Consume then rewinds the same way before calling fn, so that
+// acknowledging a later delivery never covers one fn did not see. So does a
+// delivery whose stream position is not above the last one seen (a
+// redelivery after AckWait). Servers older than 2.14 lack the reset API;
+// there Consume deletes the consumer and re-creates it to start at the ack
+// floor (a crash in between restarts the consumer from the beginning of the
+// stream, which idempotent consumers tolerate).
 //
 // Only one Consume per name may run at a time, across all processes;
-// within one Log a second one gets ECONFLICT. Names may not contain '.',
-// '*', '>' or white space.
+// within one Log a second one gets ECONFLICT, as does a Consume of a name
+// ConsumeShared uses. Names may not contain '.', '*', '>' or white space.
 func (l *Log) Consume(ctx context.Context, name string, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
-	if name == "" || strings.ContainsAny(name, ".*> \t\r\n") {
-		return vigil.Errorf(vigil.EINVALID, "invalid consumer name %q", name)
+	if err := checkName(name); err != nil {
+		return err
 	}
+	return l.run(ctx, name, l.wholeFilter(), fn)
+}
+
+// run is Consume of the durable consumer name taking the subjects filter
+// ("" for all); name is valid.
+func (l *Log) run(ctx context.Context, name, filter string, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
 	l.mu.Lock()
 	switch {
 	case l.closed:
 		l.mu.Unlock()
 		return vigil.Errorf(vigil.EUNAVAILABLE, "durable log is closed")
-	case l.consumers[name]:
+	case l.consumers[name] || l.shared[name] > 0:
 		l.mu.Unlock()
 		return vigil.Errorf(vigil.ECONFLICT, "consumer %q is already running", name)
 	}
@@ -68,7 +80,7 @@ func (l *Log) Consume(ctx context.Context, name string, fn func(ctx context.Cont
 	defer cancel()
 	defer context.AfterFunc(l.stop, cancel)()
 
-	err := l.consume(ctx, name, fn)
+	err := l.consume(ctx, name, filter, fn)
 	if parent.Err() != nil {
 		return parent.Err()
 	}
@@ -78,7 +90,7 @@ func (l *Log) Consume(ctx context.Context, name string, fn func(ctx context.Cont
 	return err
 }
 
-func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
+func (l *Log) consume(ctx context.Context, name, filter string, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
 	log := l.log.With("consumer", name)
 	backoff := l.opts.RetryMin
 	pause := func() {
@@ -92,21 +104,22 @@ func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Cont
 	}
 
 	var cons jetstream.Consumer
-	// next is the stream position the next delivery must have; 0 when any
-	// will do (a new consumer, or the stream no longer holds the one after
-	// the ack floor).
-	var next uint64
+	// next is the consumer's delivery sequence the next delivery must
+	// have; last the stream position of the last delivery fn completed.
+	var next, last uint64
 	for ctx.Err() == nil {
 		var err error
 		if cons == nil {
-			var floor uint64
-			if cons, floor, err = l.rewind(ctx, name); err != nil {
+			if cons, next, err = l.rewind(ctx, name, filter); err != nil {
+				if vigil.ErrorCode(err) == vigil.ECONFLICT {
+					return err
+				}
 				cons = nil
 				log.Warn("start consumer", "err", err)
 				pause()
 				continue
 			}
-			next = l.after(ctx, floor)
+			last = 0
 		}
 		msgs, err := l.fetch(ctx, cons)
 		if err != nil {
@@ -121,21 +134,22 @@ func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Cont
 			continue
 		}
 		ds := make([]vigil.Delivery, len(msgs))
-		want, gap := next, false
+		want, seen, gap := next, last, false
 		for i, m := range msgs {
 			md, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("read delivery metadata: %w", err)
 			}
-			if want != 0 && md.Sequence.Stream != want {
+			if md.Sequence.Consumer != want || md.Sequence.Stream <= seen {
 				// A delivery JetStream made never arrived (lost with a
-				// connection, as when a cluster's server dies): the
-				// acknowledgement of a later one would cover it unseen.
-				log.Warn("a delivery was lost; rewinding", "want", want, "got", md.Sequence.Stream)
+				// connection, as when a cluster's server dies), or this
+				// one comes again: the acknowledgement of a later one
+				// would cover a delivery unseen.
+				log.Warn("a delivery was lost or repeated; rewinding", "want", want, "got", md.Sequence.Consumer, "position", md.Sequence.Stream)
 				gap = true
 				break
 			}
-			want = md.Sequence.Stream + 1
+			want, seen = md.Sequence.Consumer+1, md.Sequence.Stream
 			b, err := decodeBatch(m.Data())
 			if err != nil {
 				return &vigil.Error{Code: vigil.EINTERNAL, Message: "undecodable log message",
@@ -165,14 +179,15 @@ func (l *Log) consume(ctx context.Context, name string, fn func(ctx context.Cont
 			continue
 		}
 		backoff = l.opts.RetryMin
-		next = want
+		next, last = want, seen
 	}
 	return ctx.Err()
 }
 
-// consumerConfig is the configuration of the durable consumer name;
-// startSeq > 0 starts it there instead of at the beginning.
-func (l *Log) consumerConfig(name string, startSeq uint64) jetstream.ConsumerConfig {
+// consumerConfig is the configuration of the durable consumer name of
+// Consume, taking the subjects filter ("" for all); startSeq > 0 starts it
+// there instead of at the beginning.
+func (l *Log) consumerConfig(name, filter string, startSeq uint64) jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		AckPolicy:     jetstream.AckAllPolicy,
@@ -180,6 +195,7 @@ func (l *Log) consumerConfig(name string, startSeq uint64) jetstream.ConsumerCon
 		MaxAckPending: l.opts.FetchSize,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: filter,
 		Replicas:      l.opts.Replicas,
 	}
 	if startSeq > 0 {
@@ -189,65 +205,52 @@ func (l *Log) consumerConfig(name string, startSeq uint64) jetstream.ConsumerCon
 	return cfg
 }
 
-// after returns the stream position of the first message after floor, if
-// the stream holds it; 0 (any) if floor is 0, the stream no longer holds
-// it (expired), or the stream cannot be asked.
-func (l *Log) after(ctx context.Context, floor uint64) uint64 {
-	if floor == 0 {
-		return 0
-	}
-	s, err := l.js.Stream(ctx, l.opts.Stream)
-	if err != nil {
-		return 0
-	}
-	if st := s.CachedInfo().State; st.Msgs == 0 || st.FirstSeq > floor+1 {
-		return 0
-	}
-	return floor + 1
-}
-
 // rewind gets or creates the durable consumer and resets it to its ack
 // floor, so that the next delivery is the first unacknowledged message.
-// It returns the consumer and that ack floor (0 for a new consumer).
-func (l *Log) rewind(ctx context.Context, name string) (jetstream.Consumer, uint64, error) {
+// It returns the consumer and the delivery sequence its next delivery
+// will have.
+func (l *Log) rewind(ctx context.Context, name, filter string) (jetstream.Consumer, uint64, error) {
 	cons, err := l.js.Consumer(ctx, l.opts.Stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = l.js.CreateConsumer(ctx, l.opts.Stream, l.consumerConfig(name, 0))
+		cons, err = l.js.CreateConsumer(ctx, l.opts.Stream, l.consumerConfig(name, filter, 0))
 		if err != nil {
 			return nil, 0, fmt.Errorf("create consumer %s: %w", name, err)
 		}
-		return cons, 0, nil
+		return cons, cons.CachedInfo().Delivered.Consumer + 1, nil
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("get consumer %s: %w", name, err)
 	}
 	info := cons.CachedInfo()
-	if cfg := info.Config; cfg.AckWait != l.opts.AckWait || cfg.MaxAckPending != l.opts.FetchSize || max(cfg.Replicas, 1) != l.opts.Replicas {
-		cfg.AckWait, cfg.MaxAckPending, cfg.Replicas = l.opts.AckWait, l.opts.FetchSize, l.opts.Replicas
+	if cfg := info.Config; cfg.AckPolicy != jetstream.AckAllPolicy {
+		return nil, 0, vigil.Errorf(vigil.ECONFLICT, "consumer %s is a shared consumer (ConsumeShared), not an ordered one", name)
+	}
+	if cfg := info.Config; cfg.AckWait != l.opts.AckWait || cfg.MaxAckPending != l.opts.FetchSize || max(cfg.Replicas, 1) != l.opts.Replicas || cfg.FilterSubject != filter {
+		cfg.AckWait, cfg.MaxAckPending, cfg.Replicas, cfg.FilterSubject = l.opts.AckWait, l.opts.FetchSize, l.opts.Replicas, filter
 		if cons, err = l.js.UpdateConsumer(ctx, l.opts.Stream, cfg); err != nil {
 			return nil, 0, fmt.Errorf("update consumer %s: %w", name, err)
 		}
 		info = cons.CachedInfo()
 	}
-	floor := info.AckFloor.Stream
 	if info.NumAckPending == 0 {
-		return cons, floor, nil // nothing delivered beyond the ack floor
+		return cons, info.Delivered.Consumer + 1, nil // nothing delivered beyond the ack floor
 	}
+	floor := info.AckFloor.Stream
 	if l.canReset {
 		if _, err := l.js.ResetConsumer(ctx, l.opts.Stream, name); err != nil {
 			return nil, 0, fmt.Errorf("reset consumer %s: %w", name, err)
 		}
-		return cons, floor, nil
+		return cons, 1, nil // a reset restarts the delivery sequence
 	}
 	start := floor + 1
 	if err := l.js.DeleteConsumer(ctx, l.opts.Stream, name); err != nil {
 		return nil, 0, fmt.Errorf("delete consumer %s to rewind it: %w", name, err)
 	}
-	cons, err = l.js.CreateConsumer(ctx, l.opts.Stream, l.consumerConfig(name, start))
+	cons, err = l.js.CreateConsumer(ctx, l.opts.Stream, l.consumerConfig(name, filter, start))
 	if err != nil {
 		return nil, 0, fmt.Errorf("re-create consumer %s at %d: %w", name, start, err)
 	}
-	return cons, floor, nil
+	return cons, 1, nil
 }
 
 // fetch returns the next deliveries, up to FetchSize: those available now,
@@ -296,21 +299,11 @@ func collect(ctx context.Context, fetch func() (jetstream.MessageBatch, error)) 
 // Lag returns how many messages the consumer name has not yet acknowledged:
 // those not yet delivered plus those delivered and awaiting acknowledgement.
 // For a consumer that does not exist yet, it is the number of messages in
-// the stream.
+// the stream. With several partitions, a name no consumer has stands for
+// its partitions' consumers (as in Drained): their lags are summed, a
+// partition without a consumer counting its messages.
 func (l *Log) Lag(ctx context.Context, name string) (uint64, error) {
-	cons, err := l.js.Consumer(ctx, l.opts.Stream, name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s, err := l.js.Stream(ctx, l.opts.Stream)
-		if err != nil {
-			return 0, unavailable("get stream info", err)
-		}
-		return s.CachedInfo().State.Msgs, nil
-	}
-	if err != nil {
-		return 0, unavailable("get consumer info", err)
-	}
-	info := cons.CachedInfo()
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return l.lag(ctx, name)
 }
 
 // versionAtLeast reports whether the server version v (such as "2.14.1" or
@@ -341,7 +334,11 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 // AckFloor returns the sequence number up to which consumer name has
 // acknowledged every message (0 if it has acknowledged none or does not
 // exist). Unlike Lag, which reads counters the server updates
-// asynchronously, it never runs ahead of what the consumer has done.
+// asynchronously, it never runs ahead of what the consumer has done. It
+// reads the one durable consumer name: for a partitioned name
+// (ConsumePartition), or any consumer that takes part of the stream, use
+// Drained, since a filtered consumer's ack floor may stay below positions
+// it does not take.
 func (l *Log) AckFloor(ctx context.Context, name string) (uint64, error) {
 	cons, err := l.js.Consumer(ctx, l.opts.Stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -17,6 +17,11 @@ import (
 // durable consumers alone. Positions the stream no longer holds are
 // skipped. It returns fn's first error, ctx's error, or EUNAVAILABLE.
 func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
+	return l.read(ctx, "", from, to, fn)
+}
+
+// read is Read of the messages on subject filter ("" for all).
+func (l *Log) read(ctx context.Context, filter string, from, to uint64, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -31,17 +36,40 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Con
 	if to < from {
 		return nil
 	}
-	cons, err := l.js.OrderedConsumer(ctx, l.opts.Stream, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   from,
-	})
+	}
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	cons, err := l.js.OrderedConsumer(ctx, l.opts.Stream, cfg)
 	if err != nil {
 		return unavailable("create reader", err)
 	}
 	next := from
+	wait := false // fetch with a wait: the last fetch without one returned nothing
 	for {
+		if filter != "" {
+			// The filter's messages may end before to while the stream
+			// goes on: do not wait for them.
+			m, err := l.nextMsg(ctx, filter, next)
+			if err != nil {
+				return err
+			}
+			if m == 0 || m > to {
+				return nil
+			}
+		}
 		n := int(min(uint64(l.opts.FetchSize), to-next+1))
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		var batch jetstream.MessageBatch
+		if filter != "" && !wait {
+			// Fewer than n of the filter's messages may be left: take
+			// those there are, without waiting for more.
+			batch, err = cons.FetchNoWait(n)
+		} else {
+			batch, err = cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		}
 		if err != nil {
 			return unavailable("read log", err)
 		}
@@ -71,6 +99,7 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Con
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return unavailable("read log", err)
 		}
+		wait = filter != "" && len(ds) == 0 && !wait
 		if len(ds) > 0 {
 			if err := fn(ctx, ds); err != nil {
 				return err
@@ -83,6 +112,9 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn func(ctx context.Con
 			// Nothing more within the wait: the stream ends before to.
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if filter != "" {
+				continue // checked above
 			}
 			last, err := l.LastSeq(ctx)
 			if err != nil {
