@@ -105,6 +105,11 @@ type Options struct {
 	WriteTimeout   time.Duration // a device that reads nothing for this long is dropped; DefaultWriteTimeout if 0
 	StatusInterval time.Duration // most frequent "last seen" update to Status; DefaultStatusInterval if 0
 	DeviceCacheTTL time.Duration // reuse of device records by ingest; DefaultDeviceCacheTTL if 0, negative: no cache
+
+	// Broadcaster carries session takeovers between the nodes
+	// (ListenTakeovers); nil: one node. NodeID names this node in them.
+	Broadcaster vigil.Broadcaster
+	NodeID      string
 }
 
 // ClientCertTLSConfig returns a copy of base that also accepts (but does
@@ -137,6 +142,7 @@ type Server struct {
 	status    map[string]*DeviceStatus // by device id, since start
 	limiters  map[string]*limiter      // by device id, kept across reconnects
 	closing   bool
+	announce  bool           // ListenTakeovers is on: broadcast connect notices
 	wg        sync.WaitGroup // connection goroutines
 
 	oversizeNames atomic.Int64 // CONNECTs refused for a user name over auth.MaxUsernameBytes
