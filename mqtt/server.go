@@ -331,9 +331,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Disconnect closes the connection of device id at once (MQTT 5: reason
 // 0x98 administrative action). Call it when a device is revoked; its
 // reconnection is then refused because the registry says it is revoked.
-// It reports whether the device was connected.
+// It reports whether the device was connected here. With ListenTakeovers
+// on, the other nodes are told too (DeviceTopic), and close theirs.
 func (s *Server) Disconnect(deviceID string) bool {
-	s.DeviceChanged(deviceID)
+	s.announceDevice(deviceID, true)
+	return s.disconnectLocal(deviceID)
+}
+
+func (s *Server) disconnectLocal(deviceID string) bool {
+	s.forgetDevice(deviceID)
 	s.mu.Lock()
 	c := s.conned[deviceID]
 	s.mu.Unlock()
@@ -347,7 +353,13 @@ func (s *Server) Disconnect(deviceID string) bool {
 // DeviceChanged tells the server that device id was changed in the
 // registry (reassigned, token rotated, revoked), so that the next message
 // uses the new record. Without it a change is seen within DeviceCacheTTL.
+// With ListenTakeovers on, the other nodes are told too.
 func (s *Server) DeviceChanged(deviceID string) {
+	s.announceDevice(deviceID, false)
+	s.forgetDevice(deviceID)
+}
+
+func (s *Server) forgetDevice(deviceID string) {
 	if s.devices != nil {
 		s.devices.forget(deviceID)
 	}

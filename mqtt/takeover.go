@@ -26,6 +26,17 @@ import (
 // TakeoverTopic is the broadcast topic of connect notices.
 const TakeoverTopic = "mqtt-connect"
 
+// DeviceTopic is the broadcast topic of device notices: a device changed
+// in the registry (every node forgets its cached record) or revoked (every
+// node also closes its connection, as Disconnect does locally).
+const DeviceTopic = "mqtt-device"
+
+// deviceNotice is a broadcast device notice.
+type deviceNotice struct {
+	Device  string `json:"device"`
+	Revoked bool   `json:"revoked,omitempty"`
+}
+
 // maxNoticeBytes bounds a connect notice heard; a larger one is dropped.
 const maxNoticeBytes = 2048
 
@@ -74,14 +85,16 @@ func (c *conn) supersededBy(at int64, nonce string) bool {
 // ListenTakeovers makes the server take part in session takeovers across
 // nodes through Options.Broadcaster (nothing to do without one): from now
 // on it announces each accepted CONNECT, and disconnects a device's
-// connection when a newer one is announced elsewhere. It stops when ctx
-// ends. Call it once, before Serve.
+// connection when a newer one is announced elsewhere; and it tells the
+// other nodes of DeviceChanged and Disconnect (revocation), doing what
+// they ask of it likewise. It stops when ctx ends. Call it once, before
+// Serve.
 func (s *Server) ListenTakeovers(ctx context.Context) error {
 	b := s.opts.Broadcaster
 	if b == nil {
 		return nil
 	}
-	_, err := b.Listen(ctx, TakeoverTopic, func(data []byte) {
+	stop, err := b.Listen(ctx, TakeoverTopic, func(data []byte) {
 		n, err := decodeNotice(data)
 		if err != nil {
 			s.logger.Debug("mqtt connect notice dropped", "err", err)
@@ -98,6 +111,22 @@ func (s *Server) ListenTakeovers(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("listen for mqtt takeovers: %w", err)
+	}
+	_, err = b.Listen(ctx, DeviceTopic, func(data []byte) {
+		var n deviceNotice
+		if len(data) > maxNoticeBytes || json.Unmarshal(data, &n) != nil || n.Device == "" {
+			s.logger.Debug("mqtt device notice dropped")
+			return
+		}
+		if n.Revoked {
+			s.disconnectLocal(n.Device)
+		} else {
+			s.forgetDevice(n.Device)
+		}
+	})
+	if err != nil {
+		stop()
+		return fmt.Errorf("listen for mqtt device changes: %w", err)
 	}
 	s.mu.Lock()
 	s.announce = true
@@ -123,5 +152,27 @@ func (s *Server) announceConnect(c *conn, clientID string) {
 	if err != nil {
 		s.logger.Warn("mqtt connect notice not sent: a connection of the device on another node stays open until its keep-alive ends",
 			"device", c.deviceID, "err", err)
+	}
+}
+
+// announceDevice broadcasts a device notice, if the server takes part in
+// takeovers. A failure is logged: the other nodes then see the change
+// within DeviceCacheTTL, and a revoked device's connection there is
+// refused its next message then, but stays open until its keep-alive ends.
+func (s *Server) announceDevice(deviceID string, revoked bool) {
+	s.mu.Lock()
+	on := s.announce
+	s.mu.Unlock()
+	if !on {
+		return
+	}
+	b, err := json.Marshal(deviceNotice{Device: deviceID, Revoked: revoked})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+		defer cancel()
+		err = s.opts.Broadcaster.Broadcast(ctx, DeviceTopic, b)
+	}
+	if err != nil {
+		s.logger.Warn("mqtt device notice not sent to the other nodes", "device", deviceID, "revoked", revoked, "err", err)
 	}
 }

@@ -148,6 +148,43 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 	}
 }
 
+// TestRevokeAcrossNodes: revoking a device on node A (Disconnect there)
+// closes its connection on node B at once (0x98).
+func TestRevokeAcrossNodes(t *testing.T) {
+	bc := &asyncBroadcaster{}
+	e := newEnv(t, "", func(o *Options) { o.Broadcaster, o.NodeID = bc, "node-a" })
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	if err := e.srv.ListenTakeovers(actx); err != nil {
+		t.Fatal(err)
+	}
+	srvB, addrB := secondNode(t, e, "node-b")
+	id, tok := e.device()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	onB, err := Dial(ctx, addrB, ClientOptions{Version: Version5, ClientID: "c-" + id, Username: id, Password: tok, TLSConfig: e.tlsClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onB.Close()
+	waitFor(t, "connected to B", func() bool { return srvB.Connected(id) })
+	now := time.Now()
+	if _, err := e.store.UpdateDevice(context.Background(), id, vigil.DeviceUpdate{Revoked: &now}); err != nil {
+		t.Fatal(err)
+	}
+	if e.srv.Disconnect(id) {
+		t.Fatal("Disconnect on A: the device is connected to B, not A")
+	}
+	select {
+	case <-onB.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked device's connection on node B is still open")
+	}
+	if got := refusedCode(onB.Err()); got != int(ReasonAdministrative) {
+		t.Errorf("connection on B ended with %v, want DISCONNECT 0x98", onB.Err())
+	}
+}
+
 // TestTakeoverNoticeOrder: a notice older than the local connection (a
 // race of two connections on two nodes) leaves it; a newer one ends it.
 func TestTakeoverNoticeOrder(t *testing.T) {
