@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +32,10 @@ import (
 //     locks out only themselves.
 //
 // Every refusal answers the same error, so an attacker learns nothing about
-// which limit was hit. State is kept in memory (one node); at most
-// maxTrusted known addresses are remembered. It is safe for concurrent use.
+// which limit was hit. State is kept in memory (one node), at most
+// maxTrusted known addresses; or, with Store set, in a store every node
+// shares (decision 36), where the same rules count every node's attempts
+// alike. It is safe for concurrent use.
 type Lockout struct {
 	MaxAccountFailures int           // default 5
 	MaxAddrFailures    int           // default 20
@@ -46,32 +50,44 @@ type Lockout struct {
 	// true, until: when the next attempt may come) or ends; key is
 	// "user:<name>" (an account's throttle) or "addr:<address>" (an
 	// address's lock). It must not block long: it is called with no lock
-	// held, on the request path or from Sweep.
+	// held, on the request path or from Sweep. With a Store, each start and
+	// end is told on the one node whose attempt or Sweep made it.
 	OnEvent func(ctx context.Context, key string, start bool, until time.Time)
 
+	// Store, if set, keeps the state instead of memory, shared by every
+	// node. Allow then fails closed (EUNAVAILABLE) when the store does;
+	// Done logs a store failure to Logger (the attempt is then not
+	// counted). Set it before first use.
+	Store  vigil.SignInFailureStore
+	Logger *slog.Logger // nil: slog.Default()
+
 	mu      sync.Mutex
-	state   map[string]*lockState // by "user:<name>" and "addr:<address>"
-	trusted map[trustKey]*trust
+	state   map[string]*vigil.SignInState // by "user:<name>" and "addr:<address>"
+	trusted map[string]*vigil.SignInState // by trustKey
 }
 
 // maxTrusted bounds the known (account, address) pairs kept in memory.
+// In a Store they are bounded by Sweep: only a successful sign-in makes
+// one, and it is forgotten TrustFor later.
 const maxTrusted = 100_000
 
-type lockState struct {
-	failures []time.Time // within Window, oldest first
-	until    time.Time   // address: locked until; zero when not locked
+// The state of each key is a vigil.SignInState. An account's uses
+// Failures (within Window, oldest first; before its throttle), Throttled,
+// Level (failures since the throttle started, from 0) and Last (its last
+// failure); an address's Failures (within Window) and Until (locked until;
+// zero when not locked); a known address's Until (trusted until) and
+// Failures (of the account from this address, within Window).
 
-	// Accounts only.
-	throttled bool      // failures reached MaxAccountFailures
-	level     int       // failures since the throttle started, from 0
-	last      time.Time // last failure
-}
+func userKey(username string) string { return "user:" + username }
+func addrKey(addr string) string     { return "addr:" + addr }
 
-type trustKey struct{ user, addr string }
+// trustKey names the pair (username, addr); an address has no "|".
+func trustKey(username, addr string) string { return "trust:" + addr + "|" + username }
 
-type trust struct {
-	until    time.Time
-	failures []time.Time // of the account from this address, within Window
+// lockView is the state one attempt reads and changes: nil is nothing
+// remembered, and setting a field to nil forgets it.
+type lockView struct {
+	user, addr, trust *vigil.SignInState
 }
 
 type clientAddrKey struct{}
@@ -117,9 +133,9 @@ func (l *Lockout) emit(ctx context.Context, evs []lockEvent) {
 }
 
 // delay returns how long after its last failure a throttled account waits.
-func (l *Lockout) delay(st *lockState) time.Duration {
+func (l *Lockout) delay(st *vigil.SignInState) time.Duration {
 	d, maxD := orDefault(l.Delay, time.Second), orDefault(l.MaxDelay, 15*time.Minute)
-	for range st.level {
+	for range st.Level {
 		if d >= maxD {
 			break
 		}
@@ -128,64 +144,120 @@ func (l *Lockout) delay(st *lockState) time.Duration {
 	return min(d, maxD)
 }
 
-// isTrusted reports, under l.mu, whether addr is a known address of the
-// account username.
-func (l *Lockout) isTrusted(username, addr string, now time.Time) bool {
-	if addr == "" {
-		return false
+// update runs fn on the view of (username, addr): under l.mu on memory,
+// or in a store transaction (fn may then run more than once).
+func (l *Lockout) update(ctx context.Context, username, addr string, fn func(v *lockView)) error {
+	uk := userKey(username)
+	if l.Store != nil {
+		keys := []string{uk}
+		if addr != "" {
+			keys = append(keys, addrKey(addr), trustKey(username, addr))
+		}
+		return l.Store.UpdateSignInStates(ctx, keys, func(states []vigil.SignInState) error {
+			ptr := func(i int) *vigil.SignInState {
+				if i >= len(states) || states[i].IsZero() {
+					return nil
+				}
+				st := states[i]
+				return &st
+			}
+			v := lockView{user: ptr(0), addr: ptr(1), trust: ptr(2)}
+			fn(&v)
+			for i, p := range []*vigil.SignInState{v.user, v.addr, v.trust}[:len(states)] {
+				if p == nil {
+					states[i] = vigil.SignInState{}
+				} else {
+					states[i] = *p
+				}
+			}
+			return nil
+		})
 	}
-	tr := l.trusted[trustKey{username, addr}]
-	return tr != nil && now.Before(tr.until)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == nil {
+		l.state = map[string]*vigil.SignInState{}
+		l.trusted = map[string]*vigil.SignInState{}
+	}
+	v := lockView{user: l.state[uk]}
+	ak, tk := addrKey(addr), trustKey(username, addr)
+	if addr != "" {
+		v.addr, v.trust = l.state[ak], l.trusted[tk]
+	}
+	fn(&v)
+	put := func(m map[string]*vigil.SignInState, k string, st *vigil.SignInState) {
+		if st == nil {
+			delete(m, k)
+		} else {
+			m[k] = st
+		}
+	}
+	put(l.state, uk, v.user)
+	if addr != "" {
+		put(l.state, ak, v.addr)
+		if _, known := l.trusted[tk]; known || v.trust == nil || len(l.trusted) < maxTrusted {
+			put(l.trusted, tk, v.trust)
+		}
+	}
+	return nil
 }
 
-// forget drops, under l.mu, an account's state that AccountMemory has run
-// out on, and returns the end event if it was throttled.
-func (l *Lockout) forget(key string, st *lockState, now time.Time, evs []lockEvent) []lockEvent {
+// trusted reports whether the view's address is a known address of its
+// account.
+func (v *lockView) trusted(now time.Time) bool {
+	return v.trust != nil && now.Before(v.trust.Until)
+}
+
+// forget drops an account's state that AccountMemory has run out on, and
+// returns the end event if it was throttled.
+func (l *Lockout) forget(key string, st **vigil.SignInState, now time.Time, evs []lockEvent) []lockEvent {
 	memory := orDefault(l.AccountMemory, 24*time.Hour)
-	if !st.throttled || now.Sub(st.last) < memory {
+	if !(*st).Throttled || now.Sub((*st).Last) < memory {
 		return evs
 	}
-	delete(l.state, key)
-	return append(evs, lockEvent{key, false, st.last.Add(memory)})
+	end := (*st).Last.Add(memory)
+	*st = nil
+	return append(evs, lockEvent{key, false, end})
 }
 
 // Allow refuses a sign-in while the address is locked or the account must
-// wait, with ERATELIMITED and the time to wait.
+// wait, with ERATELIMITED and the time to wait. With a Store, a store
+// failure refuses it with EUNAVAILABLE.
 func (l *Lockout) Allow(ctx context.Context, username string) error {
 	now := l.now()
 	addr := clientAddr(ctx)
 	var evs []lockEvent
 	var until time.Time
-	l.mu.Lock()
-	if addr != "" {
-		k := "addr:" + addr
-		if st := l.state[k]; st != nil && !st.until.IsZero() {
-			if now.Before(st.until) {
-				until = st.until
+	err := l.update(ctx, username, addr, func(v *lockView) {
+		evs, until = nil, time.Time{}
+		if st := v.addr; st != nil && !st.Until.IsZero() {
+			if now.Before(st.Until) {
+				until = st.Until
 			} else {
-				evs = append(evs, lockEvent{k, false, st.until})
-				st.until = time.Time{}
-				st.failures = nil
+				evs = append(evs, lockEvent{addrKey(addr), false, st.Until})
+				st.Until = time.Time{}
+				st.Failures = nil
 			}
 		}
-	}
-	k := "user:" + username
-	if st := l.state[k]; st != nil && st.throttled {
-		evs = l.forget(k, st, now, evs)
-		if l.state[k] == st && !l.isTrusted(username, addr, now) {
-			if next := st.last.Add(l.delay(st)); now.Before(next) {
-				if next.After(until) {
-					until = next
+		if v.user != nil && v.user.Throttled {
+			evs = l.forget(userKey(username), &v.user, now, evs)
+			if st := v.user; st != nil && !v.trusted(now) {
+				if next := st.Last.Add(l.delay(st)); now.Before(next) {
+					if next.After(until) {
+						until = next
+					}
+				} else if until.IsZero() {
+					// This attempt takes the slot: others that come while
+					// it is checked wait a delay from now, so that parallel
+					// attempts cannot all pass one open gate.
+					st.Last = now
 				}
-			} else if until.IsZero() {
-				// This attempt takes the slot: others that come while it
-				// is checked wait a delay from now, so that parallel
-				// attempts cannot all pass one open gate.
-				st.last = now
 			}
 		}
+	})
+	if err != nil {
+		return &vigil.Error{Code: vigil.EUNAVAILABLE, Message: "sign-in is unavailable", Err: err}
 	}
-	l.mu.Unlock()
 	l.emit(ctx, evs)
 	if !until.IsZero() {
 		return vigil.Errorf(vigil.ERATELIMITED, "too many failed sign-ins: try again in %s", max(until.Sub(now).Round(time.Second), time.Second))
@@ -195,7 +267,7 @@ func (l *Lockout) Allow(ctx context.Context, username string) error {
 
 // recent returns the times of ts within window before now, with now added.
 func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
-	kept := ts[:0]
+	var kept []time.Time
 	for _, f := range ts {
 		if now.Sub(f) < window {
 			kept = append(kept, f)
@@ -213,96 +285,132 @@ func (l *Lockout) Done(ctx context.Context, username string, ok bool) {
 	window := orDefault(l.Window, 15*time.Minute)
 	maxAccount := orDefault(l.MaxAccountFailures, 5)
 	var evs []lockEvent
-	l.mu.Lock()
-	if l.state == nil {
-		l.state = map[string]*lockState{}
-		l.trusted = map[trustKey]*trust{}
-	}
-	k := "user:" + username
-	tk := trustKey{username, addr}
-	if ok {
-		if st := l.state[k]; st != nil {
-			delete(l.state, k)
-			if st.throttled {
-				evs = append(evs, lockEvent{k, false, now})
+	err := l.update(ctx, username, addr, func(v *lockView) {
+		evs = nil
+		if ok {
+			if st := v.user; st != nil {
+				v.user = nil
+				if st.Throttled {
+					evs = append(evs, lockEvent{userKey(username), false, now})
+				}
+			}
+			if addr != "" {
+				if v.trust == nil {
+					v.trust = &vigil.SignInState{}
+				}
+				v.trust.Until, v.trust.Failures = now.Add(orDefault(l.TrustFor, 30*24*time.Hour)), nil
+			}
+			return
+		}
+
+		// The account.
+		if v.user == nil {
+			v.user = &vigil.SignInState{}
+		}
+		st := v.user
+		st.Last = now
+		if st.Throttled {
+			st.Level++
+		} else if st.Failures = recent(st.Failures, now, window); len(st.Failures) >= maxAccount {
+			st.Throttled, st.Failures = true, nil
+			evs = append(evs, lockEvent{userKey(username), true, now.Add(l.delay(st))})
+		}
+		if tr := v.trust; tr != nil {
+			if tr.Failures = recent(tr.Failures, now, window); len(tr.Failures) >= maxAccount {
+				v.trust = nil
 			}
 		}
+
+		// The address.
 		if addr != "" {
-			if tr := l.trusted[tk]; tr != nil {
-				tr.until, tr.failures = now.Add(orDefault(l.TrustFor, 30*24*time.Hour)), nil
-			} else if len(l.trusted) < maxTrusted {
-				l.trusted[tk] = &trust{until: now.Add(orDefault(l.TrustFor, 30*24*time.Hour))}
+			if v.addr == nil {
+				v.addr = &vigil.SignInState{}
+			}
+			as := v.addr
+			as.Failures = recent(as.Failures, now, window)
+			if len(as.Failures) >= orDefault(l.MaxAddrFailures, 20) && as.Until.IsZero() {
+				as.Until = now.Add(orDefault(l.LockFor, 15*time.Minute))
+				evs = append(evs, lockEvent{addrKey(addr), true, as.Until})
 			}
 		}
-		l.mu.Unlock()
+	})
+	if err != nil {
+		l.logger().ErrorContext(ctx, "sign-in outcome not recorded", "err", err)
+		return
+	}
+	l.emit(ctx, evs)
+}
+
+// sweepOne applies Sweep's rules to the state st of key, with the end
+// events it makes.
+func (l *Lockout) sweepOne(key string, st **vigil.SignInState, now time.Time, evs []lockEvent) []lockEvent {
+	window := orDefault(l.Window, 15*time.Minute)
+	s := *st
+	switch {
+	case strings.HasPrefix(key, "trust:"):
+		if !now.Before(s.Until) {
+			*st = nil
+		}
+	case s.Throttled:
+		evs = l.forget(key, st, now, evs)
+	case !s.Until.IsZero():
+		if !now.Before(s.Until) {
+			evs = append(evs, lockEvent{key, false, s.Until})
+			*st = nil
+		}
+	case len(s.Failures) == 0 || now.Sub(s.Failures[len(s.Failures)-1]) >= window:
+		*st = nil
+	}
+	return evs
+}
+
+// Sweep ends the address locks that have run out and the account throttles
+// that AccountMemory has run out on, and forgets stale failures and known
+// addresses, so that each end is reported even when nobody tries again.
+// Call it periodically (with a Store, on every node: each end is reported
+// by the node that sweeps it first).
+func (l *Lockout) Sweep(ctx context.Context) {
+	now := l.now()
+	var evs []lockEvent
+	if l.Store != nil {
+		byKey := map[string][]lockEvent{} // by key: fn may run again
+		err := l.Store.SweepSignInStates(ctx, func(key string, st *vigil.SignInState) {
+			p := st
+			byKey[key] = l.sweepOne(key, &p, now, nil)
+			if p == nil {
+				*st = vigil.SignInState{}
+			}
+		})
+		if err != nil {
+			l.logger().ErrorContext(ctx, "sweep sign-in lockouts", "err", err)
+			return
+		}
+		for _, e := range byKey {
+			evs = append(evs, e...)
+		}
 		l.emit(ctx, evs)
 		return
 	}
-
-	// The account.
-	st := l.state[k]
-	if st == nil {
-		st = &lockState{}
-		l.state[k] = st
-	}
-	st.last = now
-	if st.throttled {
-		st.level++
-	} else if st.failures = recent(st.failures, now, window); len(st.failures) >= maxAccount {
-		st.throttled, st.failures = true, nil
-		evs = append(evs, lockEvent{k, true, now.Add(l.delay(st))})
-	}
-	if tr := l.trusted[tk]; tr != nil {
-		if tr.failures = recent(tr.failures, now, window); len(tr.failures) >= maxAccount {
-			delete(l.trusted, tk)
+	l.mu.Lock()
+	for k, st := range l.state {
+		p := st
+		if evs = l.sweepOne(k, &p, now, evs); p == nil {
+			delete(l.state, k)
 		}
 	}
-
-	// The address.
-	if addr != "" {
-		ak := "addr:" + addr
-		as := l.state[ak]
-		if as == nil {
-			as = &lockState{}
-			l.state[ak] = as
-		}
-		as.failures = recent(as.failures, now, window)
-		if len(as.failures) >= orDefault(l.MaxAddrFailures, 20) && as.until.IsZero() {
-			as.until = now.Add(orDefault(l.LockFor, 15*time.Minute))
-			evs = append(evs, lockEvent{ak, true, as.until})
+	for k, tr := range l.trusted {
+		p := tr
+		if l.sweepOne(k, &p, now, nil); p == nil {
+			delete(l.trusted, k)
 		}
 	}
 	l.mu.Unlock()
 	l.emit(ctx, evs)
 }
 
-// Sweep ends the address locks that have run out and the account throttles
-// that AccountMemory has run out on, and forgets stale failures and known
-// addresses, so that each end is reported even when nobody tries again.
-// Call it periodically.
-func (l *Lockout) Sweep(ctx context.Context) {
-	now := l.now()
-	window := orDefault(l.Window, 15*time.Minute)
-	var evs []lockEvent
-	l.mu.Lock()
-	for k, st := range l.state {
-		switch {
-		case st.throttled:
-			evs = l.forget(k, st, now, evs)
-		case !st.until.IsZero():
-			if !now.Before(st.until) {
-				evs = append(evs, lockEvent{k, false, st.until})
-				delete(l.state, k)
-			}
-		case len(st.failures) == 0 || now.Sub(st.failures[len(st.failures)-1]) >= window:
-			delete(l.state, k)
-		}
+func (l *Lockout) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
 	}
-	for k, tr := range l.trusted {
-		if !now.Before(tr.until) {
-			delete(l.trusted, k)
-		}
-	}
-	l.mu.Unlock()
-	l.emit(ctx, evs)
+	return slog.Default()
 }

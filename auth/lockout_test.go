@@ -27,8 +27,15 @@ func newLockoutRig() *lockoutRig {
 			}
 			r.events = append(r.events, verb+key)
 		}}
+	if rigStore != nil {
+		r.l.Store = rigStore()
+	}
 	return r
 }
+
+// rigStore, when set (TestLockoutOnStore), gives each rig's Lockout a
+// store in place of memory.
+var rigStore func() vigil.SignInFailureStore
 
 func (r *lockoutRig) attempt(t *testing.T, addr, user string, ok bool) error {
 	t.Helper()

@@ -38,6 +38,9 @@ type conn struct {
 	maxOut    int           // largest packet the client accepts
 	refusal   string        // handshake: the RefusedMetric label of the CONNACK refusal sent
 
+	nonce      string // random id of the connection, in connect notices
+	acceptedAt int64  // when its CONNECT was accepted, Unix nanoseconds; set before register
+
 	out       chan []byte // encoded packets; nil is "flush and close"
 	done      chan struct{}
 	closeOnce sync.Once
@@ -224,6 +227,7 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 		}
 	}
 	c.sem = make(chan struct{}, s.opts.ReceiveMaximum)
+	c.nonce, c.acceptedAt = newNonce(), time.Now().UnixNano()
 	if !s.register(c) {
 		return refuse(ReasonServerShuttingDown, "server shutting down")
 	}
@@ -237,6 +241,7 @@ func (c *conn) handshake(useTLS bool) (*bufio.Reader, error) {
 	c.nc.SetDeadline(time.Time{})
 	s.audit(ctx, vigil.AuditEntry{Actor: d.ID, ActorName: d.ID, Action: vigil.AuditSignIn, Resource: "mqtt CONNECT",
 		Remote: c.remote, Outcome: vigil.AuditSuccess})
+	s.announceConnect(c, p.ClientID)
 	c.recordStatus(func(st *DeviceStatus) { st.Connected = true; st.Remote = c.remote }, true)
 	return br, nil
 }

@@ -105,6 +105,11 @@ type Options struct {
 	WriteTimeout   time.Duration // a device that reads nothing for this long is dropped; DefaultWriteTimeout if 0
 	StatusInterval time.Duration // most frequent "last seen" update to Status; DefaultStatusInterval if 0
 	DeviceCacheTTL time.Duration // reuse of device records by ingest; DefaultDeviceCacheTTL if 0, negative: no cache
+
+	// Broadcaster carries session takeovers between the nodes
+	// (ListenTakeovers); nil: one node. NodeID names this node in them.
+	Broadcaster vigil.Broadcaster
+	NodeID      string
 }
 
 // ClientCertTLSConfig returns a copy of base that also accepts (but does
@@ -137,6 +142,7 @@ type Server struct {
 	status    map[string]*DeviceStatus // by device id, since start
 	limiters  map[string]*limiter      // by device id, kept across reconnects
 	closing   bool
+	announce  bool           // ListenTakeovers is on: broadcast connect notices
 	wg        sync.WaitGroup // connection goroutines
 
 	oversizeNames atomic.Int64 // CONNECTs refused for a user name over auth.MaxUsernameBytes
@@ -325,9 +331,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Disconnect closes the connection of device id at once (MQTT 5: reason
 // 0x98 administrative action). Call it when a device is revoked; its
 // reconnection is then refused because the registry says it is revoked.
-// It reports whether the device was connected.
+// It reports whether the device was connected here. With ListenTakeovers
+// on, the other nodes are told too (DeviceTopic), and close theirs.
 func (s *Server) Disconnect(deviceID string) bool {
-	s.DeviceChanged(deviceID)
+	s.announceDevice(deviceID, true)
+	return s.disconnectLocal(deviceID)
+}
+
+func (s *Server) disconnectLocal(deviceID string) bool {
+	s.forgetDevice(deviceID)
 	s.mu.Lock()
 	c := s.conned[deviceID]
 	s.mu.Unlock()
@@ -341,7 +353,13 @@ func (s *Server) Disconnect(deviceID string) bool {
 // DeviceChanged tells the server that device id was changed in the
 // registry (reassigned, token rotated, revoked), so that the next message
 // uses the new record. Without it a change is seen within DeviceCacheTTL.
+// With ListenTakeovers on, the other nodes are told too.
 func (s *Server) DeviceChanged(deviceID string) {
+	s.announceDevice(deviceID, false)
+	s.forgetDevice(deviceID)
+}
+
+func (s *Server) forgetDevice(deviceID string) {
 	if s.devices != nil {
 		s.devices.forget(deviceID)
 	}

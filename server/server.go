@@ -666,6 +666,22 @@ func (s *Server) runPartitions(ctx context.Context) {
 	}
 }
 
+// clustered reports whether other nodes may share this node's database
+// and log: the store is PostgreSQL and the log an external NATS (decision
+// 36). Then live events, MQTT takeovers and sign-in lockouts are shared
+// with them; otherwise (the embedded default above all) they stay in this
+// process, as on one node.
+func (s *Server) clustered() bool { return s.opts.NATSURL != "" && s.pg != nil }
+
+// broadcaster returns the log as the nodes' vigil.Broadcaster when
+// clustered, else nil.
+func (s *Server) broadcaster() vigil.Broadcaster {
+	if s.clustered() {
+		return s.log
+	}
+	return nil
+}
+
 // openLog opens the durable log: embedded JetStream, or an external
 // cluster.
 func (s *Server) openLog(ctx context.Context) (err error) {
@@ -734,6 +750,9 @@ func (s *Server) buildIngest(context.Context) error {
 	s.gateway = &gatt.Gateway{Ingest: s.ingest, Peripherals: s.store}
 	s.mappings = &mapping.Service{Store: s.store, Pipeline: s.ingest, Devices: s.store, Users: s.store, Logger: s.opts.Logger}
 	s.hub = &alerting.Hub{}
+	if s.clustered() {
+		s.hub.Broadcaster, s.hub.Metrics, s.hub.Logger = s.log, alerting.NewHubMetrics(s.registry), s.opts.Logger
+	}
 	s.writer = &ingest.Writer{Consumer: s.log, Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
 }
@@ -857,6 +876,9 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		return err
 	}
 	s.lockout = &auth.Lockout{OnEvent: s.auditLockout}
+	if s.clustered() {
+		s.lockout.Store, s.lockout.Logger = s.pg, s.opts.Logger
+	}
 	opts := s.opts
 	// The research key of de-identified exports (package deid), created on
 	// first start like the user name key.
@@ -959,6 +981,8 @@ func (s *Server) buildMQTT(ctx context.Context) error {
 		Logger:         s.opts.Logger,
 		Status:         s.statuses,
 		Templates:      s.mappings,
+		Broadcaster:    s.broadcaster(),
+		NodeID:         s.opts.NodeID,
 	})
 	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        gate.OversizeUsernamesMetric,
@@ -1171,6 +1195,16 @@ func (s *Server) Start() error {
 	ln := s.listener
 	wctx, cancel := context.WithCancel(context.Background())
 	s.writerCancel = cancel
+	// Live events and MQTT takeovers between nodes (decision 36), before
+	// the writer and the engine publish and the listeners accept.
+	if err := s.hub.Start(wctx); err != nil {
+		cancel()
+		return err
+	}
+	if err := s.mqtt.ListenTakeovers(wctx); err != nil {
+		cancel()
+		return err
+	}
 	s.writerDone = make(chan error, 1)
 	go func() { s.writerDone <- s.writer.Run(wctx) }()
 	s.engineDone = make(chan error, 1)
