@@ -46,7 +46,7 @@ const (
 // vigil.AuditEntry.Node); "" for a single node's store (SQLite) and for
 // checkpoints from before nodes had chains.
 type Checkpoint struct {
-	Node string `json:"node,omitempty"`
+	Node string    `json:"node,omitempty"`
 	Seq  int64     `json:"seq"`  // 0 for an empty log
 	Hash []byte    `json:"hash"` // nil for an empty log
 	Time time.Time `json:"time"` // when it was signed (UTC)
