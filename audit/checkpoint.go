@@ -102,13 +102,14 @@ func (c Checkpoint) of() string {
 }
 
 // OfChain returns the checkpoints of cs that bind the chain of node: those
-// naming it, and, since a node adopts the chain from before nodes had
-// chains (decision 0035), those naming no node. Other nodes' checkpoints
-// are left out.
-func OfChain(cs []Checkpoint, node string) []Checkpoint {
+// naming it; and, for a node with an ID, those naming no node that claim
+// its key pub: they are of the chain from before nodes had chains, which
+// the node adopted (decision 0035). Other nodes' checkpoints are left out;
+// signatures are not checked (see Epoch).
+func OfChain(cs []Checkpoint, node string, pub ed25519.PublicKey) []Checkpoint {
 	var out []Checkpoint
 	for _, c := range cs {
-		if c.Node == node || c.Node == "" {
+		if c.Node == node || node != "" && c.Node == "" && bytes.Equal(c.Key, pub) {
 			out = append(out, c)
 		}
 	}

@@ -274,8 +274,12 @@ func TestCheckpointNode(t *testing.T) {
 	other := testSigner(2)
 	other.Node = "node-b"
 	ob := other.Sign(audit.Anchor{Seq: 9}, at, "")
-	got := audit.OfChain([]audit.Checkpoint{old, c, ob}, "node-a")
+	oldOther := testSigner(2).Sign(audit.Anchor{Seq: 7}, at, "")
+	got := audit.OfChain([]audit.Checkpoint{old, c, ob, oldOther}, "node-a", sg.Public())
 	if len(got) != 2 || got[0].Seq != 2 || got[1].Seq != 3 {
-		t.Errorf("OfChain(node-a) = %+v, want the one without node and node-a's", got)
+		t.Errorf("OfChain(node-a) = %+v, want its key's without node and node-a's", got)
+	}
+	if got := audit.OfChain([]audit.Checkpoint{old, c, ob, oldOther}, "", sg.Public()); len(got) != 2 || got[0].Seq != 2 || got[1].Seq != 7 {
+		t.Errorf("OfChain(\"\") = %+v, want every one without node", got)
 	}
 }
