@@ -2,13 +2,15 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/gate"
 )
 
 // listAudit lets admins query the audit log:
-// ?patient=&user=&from=&to=&limit=&after= (after: a seq, for paging).
+// ?patient=&user=&from=&to=&limit=&after= (after: the last entry of the
+// page before, as its seq, or NODE:SEQ for an entry of a node's chain).
 func (s *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f, err := auditFilter(q.Get("limit"), q.Get("after"))
@@ -43,11 +45,15 @@ func auditFilter(limit, after string) (vigil.AuditFilter, error) {
 	}
 	f := vigil.AuditFilter{Limit: n}
 	if after != "" {
-		seq, err := gate.ParseLimit(after, 0, 1<<62)
-		if err != nil {
-			return f, vigil.Errorf(vigil.EINVALID, "after must be an entry's seq")
+		node, seq, ok := strings.Cut(after, ":")
+		if !ok {
+			node, seq = "", after
 		}
-		f.AfterSeq = int64(seq)
+		n, err := gate.ParseLimit(seq, 0, 1<<62)
+		if err != nil || ok && node == "" {
+			return f, vigil.Errorf(vigil.EINVALID, "after must be an entry's seq, or NODE:SEQ for an entry with a node")
+		}
+		f.AfterNode, f.AfterSeq = node, int64(n)
 	}
 	return f, nil
 }

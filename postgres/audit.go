@@ -163,7 +163,7 @@ func (s *AuditStore) LastAudit(ctx context.Context) (*vigil.AuditEntry, error) {
 
 // AuditEntries returns the entries of every chain matching f, ordered by
 // (time, node, seq); f.AfterSeq and f.AfterNode name the entry to page on
-// after (none if it is no longer stored).
+// after: EINVALID if it is not stored (no longer, after retention).
 func (s *AuditStore) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]vigil.AuditEntry, error) {
 	var a args
 	var where []string
@@ -180,7 +180,15 @@ func (s *AuditStore) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]v
 		where = append(where, "time < "+a.add(f.To))
 	}
 	if f.AfterSeq > 0 {
-		where = append(where, "(time, node, seq) > (SELECT time, node, seq FROM audit WHERE node = "+a.add(f.AfterNode)+" AND seq = "+a.add(f.AfterSeq)+")")
+		var after time.Time
+		err := s.pool.QueryRow(ctx, "SELECT time FROM audit WHERE node = $1 AND seq = $2", f.AfterNode, f.AfterSeq).Scan(&after)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("list audit entries: %w", vigil.Errorf(vigil.EINVALID, "after: the log holds no entry %d of node %q", f.AfterSeq, f.AfterNode))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list audit entries: %w", err)
+		}
+		where = append(where, "(time, node, seq) > ("+a.add(after)+"::timestamptz, "+a.add(f.AfterNode)+"::text, "+a.add(f.AfterSeq)+"::bigint)")
 	}
 	es, err := queryAll(ctx, s.pool, scanAudit, "SELECT "+auditColumns+" FROM audit"+whereClause(where)+" ORDER BY time, node, seq"+limitClause(f.Limit), a...)
 	if err != nil {

@@ -107,6 +107,9 @@ func TestAuditChains(t *testing.T) {
 	if got, err := a.AuditEntries(ctx, vigil.AuditFilter{Actor: "usr_b", AfterNode: "node-b", AfterSeq: 1}); err != nil || !slices.Equal(ids(got), []string{"node-b/2", "node-b/3"}) {
 		t.Errorf("AuditEntries of usr_b after node-b/1 = %v, %v", ids(got), err)
 	}
+	if _, err := a.AuditEntries(ctx, vigil.AuditFilter{AfterNode: "node-a", AfterSeq: 9}); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("AuditEntries after an entry not stored: %v, want EINVALID", err)
+	}
 	chains, err := base.AuditChains(ctx)
 	if err != nil || !slices.Equal(chains, []string{"node-a", "node-b"}) {
 		t.Errorf("AuditChains = %v, %v", chains, err)

@@ -210,6 +210,50 @@ func TestNodesOnPostgresWriteOwnChains(t *testing.T) {
 			}
 		}
 	}
+	// Paged two at a time with after=NODE:SEQ, the patient's entries are
+	// the whole list, each once; as FHIR AuditEvents their ids differ.
+	_, m := a.do("GET", "/api/v1/audit?limit=1000&patient="+a.pid, a.admin.Token(), nil)
+	var whole, paged []string
+	for _, e := range m["entries"].([]any) {
+		whole = append(whole, fmt.Sprintf("%v:%v", e.(map[string]any)["node"], e.(map[string]any)["seq"]))
+	}
+	for after := ""; len(paged) <= len(whole); {
+		st, m := a.do("GET", "/api/v1/audit?limit=2&patient="+a.pid+after, a.admin.Token(), nil)
+		es, _ := m["entries"].([]any)
+		if st != http.StatusOK || len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			paged = append(paged, fmt.Sprintf("%v:%v", e.(map[string]any)["node"], e.(map[string]any)["seq"]))
+		}
+		after = "&after=" + paged[len(paged)-1]
+	}
+	if !slices.Equal(paged, whole) {
+		t.Errorf("audit paged by 2 = %v, want %v", paged, whole)
+	}
+	req, _ := http.NewRequest("GET", a.srv.URL()+"/fhir/r4/AuditEvent?patient="+a.pid+"&_count=1000", nil)
+	req.Header.Set("Authorization", "Bearer "+a.admin.Token())
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource struct {
+				ID string `json:"id"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&bundle)
+	resp.Body.Close()
+	fhirIDs := map[string]bool{}
+	for _, e := range bundle.Entry {
+		fhirIDs[e.Resource.ID] = true
+	}
+	if err != nil || len(bundle.Entry) < 4 || len(fhirIDs) != len(bundle.Entry) {
+		t.Errorf("FHIR AuditEvents of the patient: %d, %d distinct ids, %v; want at least 4, each id once", len(bundle.Entry), len(fhirIDs), err)
+	}
+
 	for _, h := range []*harness{a, b} {
 		if err := h.srv.Shutdown(ctx); err != nil {
 			t.Fatal(err)
