@@ -2,6 +2,8 @@ package vigil
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,4 +88,45 @@ type AuditPruner interface {
 	// so the log never looks empty); ECONFLICT if through is below the
 	// recorded start, or equal to it with another hash.
 	PruneAudit(ctx context.Context, through int64, hash []byte, limit int) (int, error)
+}
+
+// AuditCursor returns where a page of audit entries whose last entry is e
+// continues (AuditFilter.AfterNode and AfterSeq): its seq, or NODE:SEQ for
+// an entry of a node's chain. ParseAuditCursor reads it back.
+func (e AuditEntry) AuditCursor() string {
+	seq := strconv.FormatInt(e.Seq, 10)
+	if e.Node == "" {
+		return seq
+	}
+	return e.Node + ":" + seq
+}
+
+// ParseAuditCursor parses a cursor as AuditCursor writes it: a seq from 0
+// (decimal digits), or NODE:SEQ with a node ID (1 to 64 of A-Z, a-z, 0-9, '_' and '-').
+// EINVALID if s is not one.
+func ParseAuditCursor(s string) (node string, seq int64, err error) {
+	node, n, named := strings.Cut(s, ":")
+	if !named {
+		node, n = "", s
+	}
+	seq, perr := strconv.ParseInt(n, 10, 64)
+	if perr != nil || seq < 0 || n == "" || n[0] < '0' || n[0] > '9' || named && !auditNode(node) {
+		return "", 0, Errorf(EINVALID, "%q is not an audit cursor: want an entry's seq, or NODE:SEQ for an entry with a node", s)
+	}
+	return node, seq, nil
+}
+
+// auditNode reports whether s is a node ID: 1 to 64 of A-Z, a-z, 0-9, '_'
+// and '-'.
+func auditNode(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

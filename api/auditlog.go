@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/gate"
@@ -45,15 +44,9 @@ func auditFilter(limit, after string) (vigil.AuditFilter, error) {
 	}
 	f := vigil.AuditFilter{Limit: n}
 	if after != "" {
-		node, seq, ok := strings.Cut(after, ":")
-		if !ok {
-			node, seq = "", after
-		}
-		n, err := gate.ParseLimit(seq, 0, 1<<62)
-		if err != nil || ok && node == "" {
+		if f.AfterNode, f.AfterSeq, err = vigil.ParseAuditCursor(after); err != nil {
 			return f, vigil.Errorf(vigil.EINVALID, "after must be an entry's seq, or NODE:SEQ for an entry with a node")
 		}
-		f.AfterNode, f.AfterSeq = node, int64(n)
 	}
 	return f, nil
 }

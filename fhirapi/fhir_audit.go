@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/fhir"
@@ -31,14 +30,9 @@ func (s *Handler) fhirSearchAuditEvents(w http.ResponseWriter, r *http.Request) 
 	}
 	f := vigil.AuditFilter{SubjectID: gate.SearchPatientOf(r), Limit: count + 1}
 	if c := q.Get("_cursor"); c != "" {
-		node, seq, named := strings.Cut(c, ":")
-		if !named {
-			node, seq = "", c
-		}
-		if f.AfterSeq, err = strconv.ParseInt(seq, 10, 64); err != nil || f.AfterSeq < 0 || named && node == "" {
+		if f.AfterNode, f.AfterSeq, err = vigil.ParseAuditCursor(c); err != nil {
 			return vigil.Errorf(vigil.EINVALID, "_cursor: not a cursor of this search")
 		}
-		f.AfterNode = node
 	}
 	es, err := s.AuditLog.AuditEntries(r.Context(), f)
 	if err != nil {
@@ -48,12 +42,7 @@ func (s *Handler) fhirSearchAuditEvents(w http.ResponseWriter, r *http.Request) 
 	next := ""
 	if len(es) > count {
 		es = es[:count]
-		last := es[len(es)-1]
-		cursor := strconv.FormatInt(last.Seq, 10)
-		if last.Node != "" {
-			cursor = last.Node + ":" + cursor
-		}
-		v := url.Values{"patient": {f.SubjectID}, "_count": {strconv.Itoa(count)}, "_cursor": {cursor}}
+		v := url.Values{"patient": {f.SubjectID}, "_count": {strconv.Itoa(count)}, "_cursor": {es[len(es)-1].AuditCursor()}}
 		next = base + "/AuditEvent?" + v.Encode()
 	}
 	b := fhir.Searchset(fhir.Instant(s.Time()), base+"/AuditEvent?"+r.URL.RawQuery, next)
