@@ -53,6 +53,9 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 		files = append(files, s.opts.AuditCheckpointCopy)
 	}
 
+	if err := checkNodeID(files[0], signer); err != nil {
+		return err
+	}
 	var damage []string
 	s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts, signer)
 	var jd *audit.JournalDamage
@@ -111,6 +114,30 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 		defer close(s.ckpt.done)
 		s.ckpt.Run(cctx, interval)
 	}()
+	return nil
+}
+
+// checkNodeID refuses (ECONFLICT) to start a node under another node ID
+// than the one whose chain its data directory's journal and checkpoints
+// belong to: a checkpoint in the node's file (path), signed by its key,
+// names another node. Started so (a host renamed, with the node ID the
+// host name by default), it would leave its chain and start another.
+func checkNodeID(path string, signer audit.Signer) error {
+	cs, err := audit.ReadCheckpoints(path)
+	if err != nil {
+		return nil // checkCheckpoints reports it
+	}
+	for i := len(cs) - 1; i >= 0; i-- {
+		c := cs[i]
+		if c.Node != "" && c.Node != signer.Node && c.Check(signer.Public()) == nil {
+			now := "node ID " + signer.Node
+			if signer.Node == "" {
+				now = "a store of one node (SQLite)"
+			}
+			return vigil.Errorf(vigil.ECONFLICT, "this data directory's node writes the audit chain of node %s, not started with %s: start it with --node-id %s",
+				c.Node, now, c.Node)
+		}
+	}
 	return nil
 }
 

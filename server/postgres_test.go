@@ -464,3 +464,26 @@ func TestAuditChainAdoptedOnPostgres(t *testing.T) {
 		t.Errorf("the oldest entry = %+v, %v; want node-a's seq 1", e, err)
 	}
 }
+
+// TestNodeIDChangeRefused: a node restarted on its data directory under
+// another node ID (a host renamed, the ID being the host name by default)
+// is refused, naming the node ID its audit chain has, instead of leaving
+// its chain and starting another.
+func TestNodeIDChangeRefused(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	h := start(t, dir, func(o *Options) { o.Store = dsn; o.NodeID = "node-a" })
+	if err := h.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn, NodeID: "node-b"}
+	srv, err := New(context.Background(), o)
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("a node's data directory started under another node ID")
+	}
+	if vigil.ErrorCode(err) != vigil.ECONFLICT || !strings.Contains(err.Error(), "--node-id node-a") {
+		t.Errorf("New under another node ID: %v, want ECONFLICT naming --node-id node-a", err)
+	}
+	start(t, dir, func(o *Options) { o.Store = dsn; o.NodeID = "node-a" }) // and under its own, it starts
+}
