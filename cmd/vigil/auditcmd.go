@@ -32,7 +32,9 @@ Subcommands:
            report the first edited, removed, reordered, cut-off or re-hashed
            entry, or damage to the journal, with its position; on success say
            how far the log is proven complete, and print the entry count and the
-           last hash (it may also be kept elsewhere and given back as --anchor)
+           last hash (it may also be kept elsewhere and given back as --anchor);
+           with --store, every node's chain in a PostgreSQL store, each against
+           its own node's checkpoints
   list     print entries as JSON lines, oldest first: --patient, --user, --limit
 
 Run 'vigil audit <subcommand> --help' for its flags.
