@@ -8,11 +8,14 @@ import (
 // AuditEntry records one access to or change of patient data, one sign-in,
 // token use, role or team change, or break-glass. Entries form an
 // append-only hash chain: each commits to the one before it, so an edited,
-// removed or reordered entry is detected (see package audit).
+// removed or reordered entry is detected (see package audit). Several nodes
+// sharing one store each write a chain of their own, named by Node: seqs
+// and hashes link the entries of one node only.
 //
 // Entries hold identifiers, never patient data: no names, values or tokens.
 type AuditEntry struct {
-	Seq       int64       `json:"seq"`               // position in the chain, from 1; set by the audit log
+	Seq       int64       `json:"seq"`               // position in its node's chain, from 1; set by the audit log
+	Node      string      `json:"node,omitempty"`    // the node whose chain holds it (several nodes on one PostgreSQL store); "" for a single node's SQLite store
 	Time      time.Time   `json:"time"`              // when it happened (UTC)
 	Actor     string      `json:"actor"`             // user or device id; "" if unknown (failed sign-in of an unknown name)
 	ActorName string      `json:"actor_name"`        // username or device id, as presented

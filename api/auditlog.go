@@ -8,7 +8,8 @@ import (
 )
 
 // listAudit lets admins query the audit log:
-// ?patient=&user=&from=&to=&limit=&after= (after: a seq, for paging).
+// ?patient=&user=&from=&to=&limit=&after= (after: the last entry of the
+// page before, as its seq, or NODE:SEQ for an entry of a node's chain).
 func (s *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f, err := auditFilter(q.Get("limit"), q.Get("after"))
@@ -43,11 +44,9 @@ func auditFilter(limit, after string) (vigil.AuditFilter, error) {
 	}
 	f := vigil.AuditFilter{Limit: n}
 	if after != "" {
-		seq, err := gate.ParseLimit(after, 0, 1<<62)
-		if err != nil {
-			return f, vigil.Errorf(vigil.EINVALID, "after must be an entry's seq")
+		if f.AfterNode, f.AfterSeq, err = vigil.ParseAuditCursor(after); err != nil {
+			return f, vigil.Errorf(vigil.EINVALID, "after must be an entry's seq, or NODE:SEQ for an entry with a node")
 		}
-		f.AfterSeq = int64(seq)
 	}
 	return f, nil
 }

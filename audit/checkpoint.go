@@ -32,12 +32,21 @@ import (
 // pass through, a checkpoint; to hide it they would also need the private
 // key and every copy of the checkpoints.
 
-// checkpointVersion is the first field of every signed encoding.
-const checkpointVersion = "vigil.audit.checkpoint.v1"
+// checkpointVersion is the first field of the signed encoding of a
+// checkpoint that names no node (a single node's, or one from before
+// nodes had chains); checkpointNodeVersion that of one that names its
+// node. Different versions, so that the two never share an encoding.
+const (
+	checkpointVersion     = "vigil.audit.checkpoint.v1"
+	checkpointNodeVersion = "vigil.audit.checkpoint.v2"
+)
 
 // Checkpoint is a signed head of the chain: the entry at Seq had hash Hash
-// when the node signed it at Time.
+// when the node signed it at Time. Node names the chain (the node ID,
+// vigil.AuditEntry.Node); "" for a single node's store (SQLite) and for
+// checkpoints from before nodes had chains.
 type Checkpoint struct {
+	Node string    `json:"node,omitempty"`
 	Seq  int64     `json:"seq"`  // 0 for an empty log
 	Hash []byte    `json:"hash"` // nil for an empty log
 	Time time.Time `json:"time"` // when it was signed (UTC)
@@ -55,10 +64,16 @@ func (c Checkpoint) Anchor() Anchor { return Anchor{Seq: c.Seq, Hash: c.Hash} }
 
 // signed returns the encoding a checkpoint's signature covers: each field
 // with its length as 8 bytes big-endian, in this order: checkpointVersion,
-// Seq (8 bytes), Hash, Time (unix nanoseconds, 8 bytes), Accepted, Key.
+// Seq (8 bytes), Hash, Time (unix nanoseconds, 8 bytes), Accepted, Key; or,
+// for a checkpoint with a Node, checkpointNodeVersion, Node, then the same.
 func (c Checkpoint) signed() []byte {
 	var b []byte
-	b = appendBytes(b, []byte(checkpointVersion))
+	if c.Node == "" {
+		b = appendBytes(b, []byte(checkpointVersion))
+	} else {
+		b = appendBytes(b, []byte(checkpointNodeVersion))
+		b = appendBytes(b, []byte(c.Node))
+	}
 	b = appendInt(b, c.Seq)
 	b = appendBytes(b, c.Hash)
 	b = appendInt(b, c.Time.UnixNano())
@@ -70,26 +85,52 @@ func (c Checkpoint) signed() []byte {
 // signature matches. EINVALID otherwise.
 func (c Checkpoint) Check(pub ed25519.PublicKey) error {
 	if !bytes.Equal(c.Key, pub) {
-		return vigil.Errorf(vigil.EINVALID, "checkpoint of seq %d signed at %s: signed by another key (%x)", c.Seq, c.Time.Format(time.RFC3339), c.Key)
+		return vigil.Errorf(vigil.EINVALID, "checkpoint%s of seq %d signed at %s: signed by another key (%x)", c.of(), c.Seq, c.Time.Format(time.RFC3339), c.Key)
 	}
 	if !ed25519.Verify(pub, c.signed(), c.Sig) {
-		return vigil.Errorf(vigil.EINVALID, "checkpoint of seq %d signed at %s: bad signature (it was changed or forged)", c.Seq, c.Time.Format(time.RFC3339))
+		return vigil.Errorf(vigil.EINVALID, "checkpoint%s of seq %d signed at %s: bad signature (it was changed or forged)", c.of(), c.Seq, c.Time.Format(time.RFC3339))
 	}
 	return nil
 }
 
-// Signer signs checkpoints with an Ed25519 private key.
+// of names c's node for messages: " of node N", or "" for none.
+func (c Checkpoint) of() string {
+	if c.Node == "" {
+		return ""
+	}
+	return " of node " + c.Node
+}
+
+// OfChain returns the checkpoints of cs that bind the chain of node: those
+// naming it; and, for a node with an ID, those naming no node that claim
+// its key pub: they are of the chain from before nodes had chains, which
+// the node adopted (decision 0035). Other nodes' checkpoints are left out;
+// signatures are not checked (see Epoch).
+func OfChain(cs []Checkpoint, node string, pub ed25519.PublicKey) []Checkpoint {
+	var out []Checkpoint
+	for _, c := range cs {
+		if c.Node == node || node != "" && c.Node == "" && bytes.Equal(c.Key, pub) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Signer signs checkpoints with an Ed25519 private key, of the chain of
+// node Node ("" for a single node's store).
 type Signer struct {
-	Key ed25519.PrivateKey
+	Key  ed25519.PrivateKey
+	Node string
 }
 
 // Public returns the public key that checks the Signer's checkpoints.
 func (s Signer) Public() ed25519.PublicKey { return s.Key.Public().(ed25519.PublicKey) }
 
 // Sign returns the checkpoint of head at t; accepted marks a new epoch
-// (see Checkpoint.Accepted), "" for an ordinary one.
+// (see Checkpoint.Accepted), "" for an ordinary one. The checkpoint names
+// s.Node's chain.
 func (s Signer) Sign(head Anchor, t time.Time, accepted string) Checkpoint {
-	c := Checkpoint{Seq: head.Seq, Hash: head.Hash, Time: t.UTC(), Accepted: accepted, Key: s.Public()}
+	c := Checkpoint{Node: s.Node, Seq: head.Seq, Hash: head.Hash, Time: t.UTC(), Accepted: accepted, Key: s.Public()}
 	c.Sig = ed25519.Sign(s.Key, c.signed())
 	return c
 }

@@ -243,3 +243,43 @@ func TestCheckpointer(t *testing.T) {
 		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+// TestCheckpointNode: a checkpoint names its node's chain under its
+// signature: renaming, adding or removing the node breaks it, and
+// OfChain keeps a node's own checkpoints and those naming no node.
+func TestCheckpointNode(t *testing.T) {
+	sg := testSigner(1)
+	sg.Node = "node-a"
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	c := sg.Sign(audit.Anchor{Seq: 3, Hash: make([]byte, audit.HashSize)}, at, "")
+	if c.Node != "node-a" {
+		t.Fatalf("Sign: node %q, want node-a", c.Node)
+	}
+	if err := c.Check(sg.Public()); err != nil {
+		t.Fatalf("Check of a signed checkpoint of a node: %v", err)
+	}
+	for _, node := range []string{"node-b", ""} {
+		d := c
+		d.Node = node
+		if err := d.Check(sg.Public()); vigil.ErrorCode(err) != vigil.EINVALID {
+			t.Errorf("checkpoint of node-a renamed to %q: Check = %v, want EINVALID", node, err)
+		}
+	}
+	old := testSigner(1).Sign(audit.Anchor{Seq: 2, Hash: make([]byte, audit.HashSize)}, at, "")
+	d := old
+	d.Node = "node-a"
+	if err := d.Check(sg.Public()); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("checkpoint without node given one: Check = %v, want EINVALID", err)
+	}
+	other := testSigner(2)
+	other.Node = "node-b"
+	ob := other.Sign(audit.Anchor{Seq: 9}, at, "")
+	oldOther := testSigner(2).Sign(audit.Anchor{Seq: 7}, at, "")
+	got := audit.OfChain([]audit.Checkpoint{old, c, ob, oldOther}, "node-a", sg.Public())
+	if len(got) != 2 || got[0].Seq != 2 || got[1].Seq != 3 {
+		t.Errorf("OfChain(node-a) = %+v, want its key's without node and node-a's", got)
+	}
+	if got := audit.OfChain([]audit.Checkpoint{old, c, ob, oldOther}, "", sg.Public()); len(got) != 2 || got[0].Seq != 2 || got[1].Seq != 7 {
+		t.Errorf("OfChain(\"\") = %+v, want every one without node", got)
+	}
+}

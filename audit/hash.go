@@ -16,6 +16,11 @@
 //
 // The store refuses updates and deletes (see vigil.AuditStore); the chain is
 // what detects someone who edits the database file directly.
+//
+// Several nodes sharing one store each write a chain of their own
+// (vigil.AuditEntry.Node, decision 35): a Recorder, a Trail and Verify work
+// on one chain, the store's (postgres.AuditStore.Chain), and a node's
+// checkpoints name its chain (Checkpoint.Node, OfChain).
 package audit
 
 import (

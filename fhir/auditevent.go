@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -113,7 +114,9 @@ func restInteraction(pattern string) (interaction, action string, ok bool) {
 var auditOutcome = map[string]string{vigil.AuditSuccess: "0", vigil.AuditDenied: "4", vigil.AuditFailure: "8"}
 
 // AuditEvent returns e as a FHIR AuditEvent (IHE BALP): id the entry's
-// seq; type "rest" with the restful interaction as subtype for a request
+// seq, or for an entry of a node's chain (several nodes share the log) the
+// seq, a dot and the first 8 bytes of its hash in hex, unique across
+// chains; type "rest" with the restful interaction as subtype for a request
 // on a route, else the DICOM event type of the action; Vigil's action as a
 // further subtype; action C/R/U/D/E; outcome 0/4/8 with the detail as
 // outcomeDesc; the actor as the one agent (requestor; a device as
@@ -123,7 +126,7 @@ var auditOutcome = map[string]string{vigil.AuditSuccess: "0", vigil.AuditDenied:
 func (Encoder) AuditEvent(e *vigil.AuditEntry, node string) *AuditEvent {
 	ev := &AuditEvent{
 		ResourceType: "AuditEvent",
-		ID:           strconv.FormatInt(e.Seq, 10),
+		ID:           auditEventID(e),
 		Recorded:     Instant(e.Time),
 		Outcome:      auditOutcome[e.Outcome],
 		OutcomeDesc:  e.Detail,
@@ -180,4 +183,17 @@ func (Encoder) AuditEvent(e *vigil.AuditEntry, node string) *AuditEvent {
 		})
 	}
 	return ev
+}
+
+// auditEventID returns the id of e's AuditEvent (see Encoder.AuditEvent).
+func auditEventID(e *vigil.AuditEntry) string {
+	id := strconv.FormatInt(e.Seq, 10)
+	if e.Node == "" {
+		return id
+	}
+	h := e.Hash
+	if len(h) > 8 {
+		h = h[:8]
+	}
+	return id + "." + hex.EncodeToString(h)
 }

@@ -34,3 +34,20 @@ func TestAuditTypesRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditEventIDAcrossChains: an entry of a single node's log keeps its
+// seq as id; entries of two nodes' chains with the same seq get ids of
+// their own, valid FHIR ids.
+func TestAuditEventIDAcrossChains(t *testing.T) {
+	a := vigil.AuditEntry{Seq: 7, Node: "node-a", Hash: []byte("0123456789abcdef0123456789abcdef")}
+	b := vigil.AuditEntry{Seq: 7, Node: "node_b", Hash: []byte("fedcba9876543210fedcba9876543210")}
+	single := vigil.AuditEntry{Seq: 7, Hash: a.Hash}
+	idA, idB := (Encoder{}).AuditEvent(&a, "").ID, (Encoder{}).AuditEvent(&b, "").ID
+	if got := (Encoder{}).AuditEvent(&single, "").ID; got != "7" {
+		t.Errorf("id of an entry of no node = %q, want 7", got)
+	}
+	valid := regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+	if idA == idB || !valid.MatchString(idA) || !valid.MatchString(idB) {
+		t.Errorf("ids of seq 7 of two nodes = %q, %q; want two valid FHIR ids", idA, idB)
+	}
+}

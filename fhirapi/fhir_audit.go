@@ -13,7 +13,8 @@ import (
 // fhirSearchAuditEvents answers AuditEvent?patient=: the audit log's
 // entries about the patient as FHIR AuditEvents (IHE BALP, see
 // fhir.Encoder.AuditEvent), oldest first, _count a page (default 50, at
-// most 1000), with a next link whose _cursor is the last entry's seq. It
+// most 1000), with a next link whose _cursor is the last entry's seq, or
+// NODE:SEQ for an entry of a node's chain. It
 // reads the log through auditLog, so entries still in the journal are
 // included. Read-only: the audit log has no other FHIR interaction.
 func (s *Handler) fhirSearchAuditEvents(w http.ResponseWriter, r *http.Request) error {
@@ -29,7 +30,7 @@ func (s *Handler) fhirSearchAuditEvents(w http.ResponseWriter, r *http.Request) 
 	}
 	f := vigil.AuditFilter{SubjectID: gate.SearchPatientOf(r), Limit: count + 1}
 	if c := q.Get("_cursor"); c != "" {
-		if f.AfterSeq, err = strconv.ParseInt(c, 10, 64); err != nil || f.AfterSeq < 0 {
+		if f.AfterNode, f.AfterSeq, err = vigil.ParseAuditCursor(c); err != nil {
 			return vigil.Errorf(vigil.EINVALID, "_cursor: not a cursor of this search")
 		}
 	}
@@ -41,7 +42,7 @@ func (s *Handler) fhirSearchAuditEvents(w http.ResponseWriter, r *http.Request) 
 	next := ""
 	if len(es) > count {
 		es = es[:count]
-		v := url.Values{"patient": {f.SubjectID}, "_count": {strconv.Itoa(count)}, "_cursor": {strconv.FormatInt(es[len(es)-1].Seq, 10)}}
+		v := url.Values{"patient": {f.SubjectID}, "_count": {strconv.Itoa(count)}, "_cursor": {es[len(es)-1].AuditCursor()}}
 		next = base + "/AuditEvent?" + v.Encode()
 	}
 	b := fhir.Searchset(fhir.Instant(s.Time()), base+"/AuditEvent?"+r.URL.RawQuery, next)

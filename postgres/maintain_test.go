@@ -296,24 +296,31 @@ func TestPartitionDroppedElsewhere(t *testing.T) {
 }
 
 // TestAuditWriterLock: one audit store at a time holds the writer's lock
-// of a database; the next gets it once the first is closed.
+// of a node's chain in a database, refused to a second with the same node
+// ID (naming --node-id) and given to it once the first is closed; a store
+// of another node takes its own lock meanwhile.
 func TestAuditWriterLock(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
-	a, err := postgres.OpenAudit(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
+	openChain := func(node string) *postgres.AuditStore {
+		s, err := postgres.OpenAudit(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Chain(node)
 	}
-	b, err := postgres.OpenAudit(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, c := openChain("node-a"), openChain("node-a"), openChain("node-b")
 	defer b.Close()
+	defer c.Close()
 	if err := a.LockWriter(ctx); err != nil {
 		t.Fatalf("first LockWriter: %v", err)
 	}
-	if err := b.LockWriter(ctx); vigil.ErrorCode(err) != vigil.ECONFLICT {
-		t.Errorf("second LockWriter while the first holds it: %v, want ECONFLICT", err)
+	err := b.LockWriter(ctx)
+	if vigil.ErrorCode(err) != vigil.ECONFLICT || !strings.Contains(err.Error(), "--node-id") || !strings.Contains(err.Error(), "node-a") {
+		t.Errorf("second LockWriter of node-a while the first holds it: %v, want ECONFLICT naming node-a and --node-id", err)
+	}
+	if err := c.LockWriter(ctx); err != nil {
+		t.Errorf("LockWriter of node-b while node-a's is held: %v", err)
 	}
 	a.Close()
 	if err := b.LockWriter(ctx); err != nil {

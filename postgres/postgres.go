@@ -44,9 +44,11 @@ type Store struct {
 // checkpoint, webhooks and their deliveries — vigil.AlertWebhookStore.
 type AlertStore struct{ db }
 
-// AuditStore is the audit store: the audit log — vigil.AuditStore.
+// AuditStore is the audit store: the audit log — vigil.AuditStore —, one
+// hash chain per node, a value bound to one of them (Chain).
 type AuditStore struct {
 	db
+	node   string    // the chain written and scanned; "" until Chain
 	writer *pgx.Conn // holds the writer's lock (LockWriter); nil if not taken
 }
 
@@ -134,11 +136,18 @@ func open(ctx context.Context, dsn string) (db, error) {
 	return d, nil
 }
 
-// LockWriter makes s the audit log's only writer among every process
-// sharing the database: it takes an advisory lock on a connection of its
-// own and holds it until Close. A node's audit journal assumes it is the
-// chain's only writer, so a second node on the same database is refused
-// (ECONFLICT) rather than left to append entries the first refuses.
+// writerLock is the SQL of the advisory lock key of the writer of the
+// chain of node $1 (a bigint, so that two node IDs practically never share
+// one).
+const writerLock = "hashtextextended(current_schema() || '/vigil/audit-writer/' || $1, 0)"
+
+// LockWriter makes s the only writer of its node's chain among every
+// process sharing the database: it takes an advisory lock keyed by the
+// node ID on a connection of its own and holds it until Close. A node's
+// audit journal assumes it is its chain's only writer, so a second process
+// with the same node ID on the same database is refused (ECONFLICT) rather
+// than left to append entries the first refuses; nodes with other IDs
+// write chains of their own and are not affected.
 func (s *AuditStore) LockWriter(ctx context.Context) error {
 	if s.writer != nil {
 		return nil
@@ -149,26 +158,27 @@ func (s *AuditStore) LockWriter(ctx context.Context) error {
 	}
 	conn := c.Hijack() // ours until Close: the lock lives as long as the session
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+lockKey("audit-writer")+")").Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+writerLock+")", s.node).Scan(&ok); err != nil {
 		conn.Close(ctx)
 		return fmt.Errorf("lock audit writer: %w", err)
 	}
 	if !ok {
 		conn.Close(ctx)
 		return fmt.Errorf("lock audit writer: %w", vigil.Errorf(vigil.ECONFLICT,
-			"another Vigil node writes the audit log of this database: several nodes on one PostgreSQL database are not supported yet"))
+			"another Vigil node with node ID %q writes its audit chain in this database: give each node its own --node-id", s.node))
 	}
 	s.writer = conn
 	return nil
 }
 
-// Close closes the store, releasing the writer's lock first, so that a
-// node started right after this one stops finds it free (a closed
-// connection's locks are released only once its server process has gone).
+// Close closes the store (the connections its views share, see Chain),
+// releasing the writer's lock first, so that a node started right after
+// this one stops finds it free (a closed connection's locks are released
+// only once its server process has gone).
 func (s *AuditStore) Close() error {
 	if s.writer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.writer.Exec(ctx, "SELECT pg_advisory_unlock("+lockKey("audit-writer")+")")
+		s.writer.Exec(ctx, "SELECT pg_advisory_unlock("+writerLock+")", s.node)
 		s.writer.Close(ctx)
 		cancel()
 		s.writer = nil

@@ -44,7 +44,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 	if err != nil {
 		return err
 	}
-	signer := audit.Signer{Key: key}
+	signer := audit.Signer{Key: key, Node: s.auditChain()}
 	if created {
 		s.opts.Announce("Audit checkpoint public key (keep it apart from this node, to verify its audit log with vigil audit verify --public-key): %x", signer.Public())
 	}
@@ -53,8 +53,11 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 		files = append(files, s.opts.AuditCheckpointCopy)
 	}
 
+	if err := checkNodeID(files[0], signer); err != nil {
+		return err
+	}
 	var damage []string
-	s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts)
+	s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts, signer)
 	var jd *audit.JournalDamage
 	if errors.As(err, &jd) && s.opts.AuditAcceptDamage {
 		journal := filepath.Join(dir, AuditJournalDir)
@@ -63,7 +66,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 			return fmt.Errorf("set damaged audit journal aside: %w", rerr)
 		}
 		damage = append(damage, fmt.Sprintf("%v; the journal was set aside whole as %s", jd, filepath.Base(aside)))
-		s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts)
+		s.auditDB, s.auditor, err = s.openAuditLog(ctx, ropts, signer)
 	}
 	if errors.As(err, &jd) {
 		return fmt.Errorf("%w; the audit log is not complete: investigate (vigil audit verify), or start with --audit-accept-damage to set the journal aside", err)
@@ -86,7 +89,7 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 	}
 
 	s.ckpt = &checkpoints{Checkpointer: &audit.Checkpointer{Signer: signer, Head: s.auditor.Head, Files: files, Logger: s.logger,
-		Sinks: []audit.CheckpointSink{logCheckpoints{s.log}}}}
+		Sinks: []audit.CheckpointSink{logCheckpoints{log: s.log, node: signer.Node}}}}
 	accepted := ""
 	if len(damage) > 0 {
 		accepted = strings.Join(damage, "; ")
@@ -114,9 +117,34 @@ func (s *Server) openAudit(ctx context.Context, ropts audit.RecorderOptions) err
 	return nil
 }
 
-// checkCheckpoints reads the checkpoints of files (the node's file, then
-// its copies) and the last one in the durable log, and returns what is wrong, "" for nothing: a checkpoint not
-// signed by signer, or an audit log whose head is behind the last
+// checkNodeID refuses (ECONFLICT) to start a node under another node ID
+// than the one whose chain its data directory's journal and checkpoints
+// belong to: a checkpoint in the node's file (path), signed by its key,
+// names another node. Started so (a host renamed, with the node ID the
+// host name by default), it would leave its chain and start another.
+func checkNodeID(path string, signer audit.Signer) error {
+	cs, err := audit.ReadCheckpoints(path)
+	if err != nil {
+		return nil // checkCheckpoints reports it
+	}
+	for i := len(cs) - 1; i >= 0; i-- {
+		c := cs[i]
+		if c.Node != "" && c.Node != signer.Node && c.Check(signer.Public()) == nil {
+			now := "node ID " + signer.Node
+			if signer.Node == "" {
+				now = "a store of one node (SQLite)"
+			}
+			return vigil.Errorf(vigil.ECONFLICT, "this data directory's node writes the audit chain of node %s, not started with %s: start it with --node-id %s",
+				c.Node, now, c.Node)
+		}
+	}
+	return nil
+}
+
+// checkCheckpoints reads the checkpoints of the node's chain (signer.Node)
+// in files (the node's file, then its copies, which other nodes' may
+// share) and the node's last one in the durable log, and returns what is
+// wrong, "" for nothing: a checkpoint not signed by signer, or an audit log whose head is behind the last
 // checkpoint of the current epoch or does not hold its hash. A node whose
 // key exists but whose checkpoint file does not has lost it. created says
 // the key was just generated.
@@ -135,12 +163,13 @@ func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer au
 				return fmt.Sprintf("the checkpoint file %s is missing, though the signing key exists", filepath.Base(f)), nil
 			}
 		}
+		cs = audit.OfChain(cs, signer.Node, signer.Public())
 		if len(cs) > 0 {
 			tips = append(tips, cs[len(cs)-1])
 		}
 		all = append(all, cs...)
 	}
-	if b, err := s.log.LastCheckpoint(ctx); err != nil {
+	if b, err := s.log.LastNodeCheckpoint(ctx, signer.Node); err != nil {
 		return "", fmt.Errorf("read the audit checkpoint in the durable log: %w", err)
 	} else if b != nil {
 		var c audit.Checkpoint
@@ -193,11 +222,11 @@ func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer au
 			return fmt.Sprintf("the audit log ends at seq %d, behind its checkpoint of seq %d signed at %s (entries %d to %d are missing)",
 				head.Seq, c.Seq, c.Time.Format(time.RFC3339), head.Seq+1, c.Seq), nil
 		}
-		es, err := s.auditor.AuditEntries(ctx, vigil.AuditFilter{AfterSeq: c.Seq - 1, Limit: 1})
+		at, err := s.auditEntryAt(ctx, c.Seq)
 		if err != nil {
 			return "", fmt.Errorf("read audit log: %w", err)
 		}
-		if len(es) == 0 || es[0].Seq != c.Seq || !bytes.Equal(es[0].Hash, c.Hash) {
+		if at == nil || !bytes.Equal(at.Hash, c.Hash) {
 			return fmt.Sprintf("the audit log's entry at seq %d is not the one its checkpoint signed at %s names: the chain was rewritten",
 				c.Seq, c.Time.Format(time.RFC3339)), nil
 		}
@@ -205,9 +234,31 @@ func (s *Server) checkCheckpoints(ctx context.Context, files []string, signer au
 	return "", nil
 }
 
-// logCheckpoints keeps checkpoints in the durable log, in a stream of their
-// own (bus.CheckpointStream).
-type logCheckpoints struct{ log *bus.Log }
+// auditEntryAt returns the entry of the node's chain at seq; nil if there
+// is none.
+func (s *Server) auditEntryAt(ctx context.Context, seq int64) (*vigil.AuditEntry, error) {
+	var at *vigil.AuditEntry
+	err := s.auditor.ScanAudit(ctx, seq, func(e vigil.AuditEntry) error {
+		if e.Seq == seq {
+			at = &e
+		}
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return nil, err
+	}
+	return at, nil
+}
+
+// errFound ends a scan at the entry it looked for.
+var errFound = errors.New("found")
+
+// logCheckpoints keeps the checkpoints of node's chain in the durable log,
+// in a stream of their own (bus.CheckpointStream), on the node's subject.
+type logCheckpoints struct {
+	log  *bus.Log
+	node string
+}
 
 // PutCheckpoint stores c as JSON.
 func (l logCheckpoints) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
@@ -215,7 +266,7 @@ func (l logCheckpoints) PutCheckpoint(ctx context.Context, c audit.Checkpoint) e
 	if err != nil {
 		return err
 	}
-	return l.log.PutCheckpoint(ctx, b)
+	return l.log.PutNodeCheckpoint(ctx, l.node, b)
 }
 
 // checkpoints is the node's Checkpointer and its periodic run.
@@ -260,7 +311,7 @@ func (s *Server) auditCut(ctx context.Context, before time.Time) (retention.Audi
 	if err != nil {
 		return retention.AuditCut{}, false, err
 	}
-	binding, _, err := audit.Epoch(cs, s.ckpt.Signer.Public())
+	binding, _, err := audit.Epoch(audit.OfChain(cs, s.ckpt.Signer.Node, s.ckpt.Signer.Public()), s.ckpt.Signer.Public())
 	if err != nil {
 		return retention.AuditCut{}, false, err
 	}

@@ -3,19 +3,24 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/backup"
 	"github.com/vigil-health/vigil/client"
+	"github.com/vigil-health/vigil/postgres"
 	"github.com/vigil-health/vigil/postgres/pgtest"
 )
 
@@ -145,23 +150,142 @@ func TestNodeOnPostgres(t *testing.T) {
 	}
 }
 
-// TestSecondNodeOnPostgresRefused: a second node on the same database
-// would append to the same audit chain as the first, whose journal assumes
-// it is the only writer; it is refused until several nodes are supported.
+// TestSecondNodeOnPostgresRefused: a second node with the same node ID on
+// the same database would append to the same audit chain as the first,
+// whose journal assumes it is the only writer: it is refused, naming
+// --node-id.
 func TestSecondNodeOnPostgresRefused(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	first := start(t, "", func(o *Options) { o.Store = dsn })
+	first := start(t, "", func(o *Options) { o.Store = dsn; o.NodeID = "node-a" })
 	// The second node shares the first's key-encryption key, as nodes of
 	// one database must; it is refused for being a second writer.
-	o := Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn,
+	o := Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn, NodeID: "node-a",
 		KEKFile: filepath.Join(first.dir, KEKFileName)}
 	srv, err := New(context.Background(), o)
 	if err == nil {
 		srv.Shutdown(context.Background())
-		t.Fatal("a second node on the same PostgreSQL database started")
+		t.Fatal("a second node with the same node ID on the same PostgreSQL database started")
 	}
-	if vigil.ErrorCode(err) != vigil.ECONFLICT {
-		t.Errorf("second node: %v, want ECONFLICT", err)
+	if vigil.ErrorCode(err) != vigil.ECONFLICT || !strings.Contains(err.Error(), "--node-id") {
+		t.Errorf("second node: %v, want ECONFLICT naming --node-id", err)
+	}
+}
+
+// TestNodesOnPostgresWriteOwnChains: two nodes with different node IDs on
+// one database both run and audit the API calls made to them, each in its
+// own chain; the audit API of either shows both nodes' entries, and every
+// chain in the store verifies against its node's signed checkpoints.
+func TestNodesOnPostgresWriteOwnChains(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a := start(t, "", func(o *Options) { o.Store = dsn; o.NodeID = "node-a" })
+	b := start(t, "", func(o *Options) {
+		o.Store = dsn
+		o.NodeID = "node-b"
+		o.KEKFile = filepath.Join(a.dir, KEKFileName)
+	})
+	for _, h := range []*harness{a, b, a, b} {
+		if st, m := h.do("GET", "/api/v1/patients/"+a.pid, h.admin.Token(), nil); st != http.StatusOK {
+			t.Fatalf("GET patient on a node: %d %v", st, m)
+		}
+	}
+	ctx := context.Background()
+	// Another node's entries are seen once it has copied them from its
+	// journal (within a second); a node's own at once.
+	nodes := map[string]int{}
+	for _, h := range []*harness{a, b} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			st, m := h.do("GET", "/api/v1/audit?limit=1000&patient="+a.pid, h.admin.Token(), nil)
+			if st != http.StatusOK {
+				t.Fatalf("GET audit: %d %v", st, m)
+			}
+			clear(nodes)
+			for _, e := range m["entries"].([]any) {
+				nodes[e.(map[string]any)["node"].(string)]++
+			}
+			if nodes["node-a"] >= 2 && nodes["node-b"] >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("audit API of a node: entries about the patient per node %v, want both nodes' reads", nodes)
+			}
+		}
+	}
+	// Paged two at a time with after=NODE:SEQ, the patient's entries are
+	// the whole list, each once; as FHIR AuditEvents their ids differ.
+	_, m := a.do("GET", "/api/v1/audit?limit=1000&patient="+a.pid, a.admin.Token(), nil)
+	var whole, paged []string
+	for _, e := range m["entries"].([]any) {
+		whole = append(whole, fmt.Sprintf("%v:%v", e.(map[string]any)["node"], e.(map[string]any)["seq"]))
+	}
+	for after := ""; len(paged) <= len(whole); {
+		st, m := a.do("GET", "/api/v1/audit?limit=2&patient="+a.pid+after, a.admin.Token(), nil)
+		es, _ := m["entries"].([]any)
+		if st != http.StatusOK || len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			paged = append(paged, fmt.Sprintf("%v:%v", e.(map[string]any)["node"], e.(map[string]any)["seq"]))
+		}
+		after = "&after=" + paged[len(paged)-1]
+	}
+	if !slices.Equal(paged, whole) {
+		t.Errorf("audit paged by 2 = %v, want %v", paged, whole)
+	}
+	req, _ := http.NewRequest("GET", a.srv.URL()+"/fhir/r4/AuditEvent?patient="+a.pid+"&_count=1000", nil)
+	req.Header.Set("Authorization", "Bearer "+a.admin.Token())
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource struct {
+				ID string `json:"id"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&bundle)
+	resp.Body.Close()
+	fhirIDs := map[string]bool{}
+	for _, e := range bundle.Entry {
+		fhirIDs[e.Resource.ID] = true
+	}
+	if err != nil || len(bundle.Entry) < 4 || len(fhirIDs) != len(bundle.Entry) {
+		t.Errorf("FHIR AuditEvents of the patient: %d, %d distinct ids, %v; want at least 4, each id once", len(bundle.Entry), len(fhirIDs), err)
+	}
+
+	for _, h := range []*harness{a, b} {
+		if err := h.srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := postgres.OpenAudit(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	chains, err := store.AuditChains(ctx)
+	if err != nil || !slices.Equal(chains, []string{"node-a", "node-b"}) {
+		t.Fatalf("audit chains = %v, %v; want node-a and node-b", chains, err)
+	}
+	for node, h := range map[string]*harness{"node-a": a, "node-b": b} {
+		key, _, err := audit.LoadOrCreateKey(filepath.Join(h.dir, AuditKeyFile), filepath.Join(h.dir, AuditPublicKeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := audit.ReadCheckpoints(filepath.Join(h.dir, AuditCheckpointFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := key.Public().(ed25519.PublicKey)
+		binding, _, err := audit.Epoch(audit.OfChain(cs, node, pub), pub)
+		if err != nil || len(binding) == 0 || binding[len(binding)-1].Node != node {
+			t.Fatalf("checkpoints of %s: %d, %v; want some naming it", node, len(binding), err)
+		}
+		rep, err := audit.Verifier{Checkpoints: binding}.Verify(ctx, store.Chain(node))
+		if err != nil || !rep.OK() || rep.Proven == nil || rep.Proven.Seq != rep.LastSeq || rep.LastSeq < 2 {
+			t.Errorf("verify the chain of %s = %+v, %v; want intact and proven to its end", node, rep, err)
+		}
 	}
 }
 
@@ -262,4 +386,104 @@ func TestRetentionOnNodeOnPostgres(t *testing.T) {
 func TestGatewayDevicesOnPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	testGatewayDevicesEndToEnd(t, func(o *Options) { o.Store = dsn })
+}
+
+// TestAuditChainAdoptedOnPostgres: the audit chain of a node from before
+// chains were kept per node (its entries and checkpoints name no node) is
+// adopted at the node's next start as its own, and continues; a new node
+// on the database does not take it, and writes a chain of its own.
+func TestAuditChainAdoptedOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	h := start(t, dir, func(o *Options) { o.Store = dsn; o.NodeID = "node-a" })
+	if st, m := h.do("GET", "/api/v1/patients/"+h.pid, h.admin.Token(), nil); st != http.StatusOK {
+		t.Fatalf("GET patient: %d %v", st, m)
+	}
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Make it as a node from before left it: entries and checkpoints of no
+	// node (the trigger set aside for it, as the table's owner can).
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{"ALTER TABLE audit DISABLE TRIGGER audit_no_change", "UPDATE audit SET node = ''",
+		"ALTER TABLE audit ENABLE TRIGGER audit_no_change"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _, err := audit.LoadOrCreateKey(filepath.Join(dir, AuditKeyFile), filepath.Join(dir, AuditPublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := audit.ReadCheckpoints(filepath.Join(dir, AuditCheckpointFile))
+	if err != nil || len(cs) == 0 {
+		t.Fatalf("checkpoints: %d, %v", len(cs), err)
+	}
+	os.Remove(filepath.Join(dir, AuditCheckpointFile))
+	for _, c := range cs {
+		if err := audit.AppendCheckpoint(filepath.Join(dir, AuditCheckpointFile), audit.Signer{Key: key}.Sign(c.Anchor(), c.Time, c.Accepted)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := cs[len(cs)-1].Seq
+
+	b := start(t, "", func(o *Options) { o.Store = dsn; o.NodeID = "node-b"; o.KEKFile = filepath.Join(dir, KEKFileName) })
+	a := start(t, dir, func(o *Options) { o.Store = dsn; o.NodeID = "node-a" })
+	for _, h := range []*harness{a, b} {
+		if err := h.srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := postgres.OpenAudit(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if chains, err := store.AuditChains(ctx); err != nil || !slices.Equal(chains, []string{"node-a", "node-b"}) {
+		t.Fatalf("audit chains = %v, %v; want node-a (adopted) and node-b", chains, err)
+	}
+	cs, err = audit.ReadCheckpoints(filepath.Join(dir, AuditCheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	binding, _, err := audit.Epoch(audit.OfChain(cs, "node-a", pub), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verifier{Checkpoints: binding}.Verify(ctx, store.Chain("node-a"))
+	if err != nil || !rep.OK() || rep.LastSeq <= last || rep.Proven == nil || rep.Proven.Seq != rep.LastSeq {
+		t.Errorf("verify the adopted chain = %+v, %v; want intact past seq %d and proven to its end", rep, err, last)
+	}
+	if e, err := store.Chain("node-b").AuditEntries(ctx, vigil.AuditFilter{Limit: 1}); err != nil || len(e) == 0 || e[0].Node != "node-a" || e[0].Seq != 1 {
+		t.Errorf("the oldest entry = %+v, %v; want node-a's seq 1", e, err)
+	}
+}
+
+// TestNodeIDChangeRefused: a node restarted on its data directory under
+// another node ID (a host renamed, the ID being the host name by default)
+// is refused, naming the node ID its audit chain has, instead of leaving
+// its chain and starting another.
+func TestNodeIDChangeRefused(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	h := start(t, dir, func(o *Options) { o.Store = dsn; o.NodeID = "node-a" })
+	if err := h.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: dsn, NodeID: "node-b"}
+	srv, err := New(context.Background(), o)
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("a node's data directory started under another node ID")
+	}
+	if vigil.ErrorCode(err) != vigil.ECONFLICT || !strings.Contains(err.Error(), "--node-id node-a") {
+		t.Errorf("New under another node ID: %v, want ECONFLICT naming --node-id node-a", err)
+	}
+	start(t, dir, func(o *Options) { o.Store = dsn; o.NodeID = "node-a" }) // and under its own, it starts
 }

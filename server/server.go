@@ -1559,8 +1559,13 @@ func recordInto(ctx context.Context, dir string, db vigil.AuditStore, main vigil
 }
 
 // openAuditLog opens the node's audit log: OpenAuditLog, or with
-// PostgreSQL the audit store there and the journal in the data directory.
-func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions) (auditStore, *audit.Recorder, error) {
+// PostgreSQL the node's chain in the audit store there (several nodes share
+// the table, each writing a chain of its own, its node ID's; decision 0035)
+// and the journal in the data directory. A second process with the same
+// node ID on the database is refused (postgres.AuditStore.LockWriter).
+// The chain of the single node from before chains is adopted by the node
+// whose data directory holds its checkpoints (adoptAuditChain).
+func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions, signer audit.Signer) (auditStore, *audit.Recorder, error) {
 	if s.opts.Store == "" {
 		db, r, err := OpenAuditLog(ctx, s.opts.DataDir, s.earlier, opts)
 		if err != nil {
@@ -1568,11 +1573,16 @@ func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions) (
 		}
 		return db, r, nil
 	}
-	db, err := postgres.OpenAudit(ctx, s.opts.Store)
+	all, err := postgres.OpenAudit(ctx, s.opts.Store)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open audit store: %w", err)
 	}
+	db := all.Chain(s.auditChain())
 	if err := db.LockWriter(ctx); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := s.adoptAuditChain(ctx, db, signer); err != nil {
 		db.Close()
 		return nil, nil, err
 	}
@@ -1582,6 +1592,45 @@ func (s *Server) openAuditLog(ctx context.Context, opts audit.RecorderOptions) (
 		return nil, nil, err
 	}
 	return db, r, nil
+}
+
+// auditChain returns the name of the node's audit chain: its node ID with
+// PostgreSQL, which several nodes share; "" with SQLite, one node's alone.
+func (s *Server) auditChain() string {
+	if s.opts.Store == "" {
+		return ""
+	}
+	return s.opts.NodeID
+}
+
+// adoptAuditChain makes the chain a single node wrote before chains were
+// kept per node (node "") this node's, if this node wrote it: the last
+// checkpoint in its own checkpoint file that names no node and is signed
+// by its key must name an entry (or the start after retention) of that
+// chain. A node with no such checkpoint (a new one, or one already
+// upgraded) adopts nothing.
+func (s *Server) adoptAuditChain(ctx context.Context, db *postgres.AuditStore, signer audit.Signer) error {
+	cs, err := audit.ReadCheckpoints(filepath.Join(s.opts.DataDir, AuditCheckpointFile))
+	if err != nil {
+		return nil // checkCheckpoints reports a damaged file
+	}
+	var last *audit.Checkpoint
+	for i := range cs {
+		if c := cs[i]; c.Node == "" && c.Seq > 0 && c.Check(signer.Public()) == nil && (last == nil || c.Seq > last.Seq) {
+			last = &cs[i]
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	n, err := db.AdoptAuditChain(ctx, last.Seq, last.Hash)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.logger.Info("audit chain from before adopted as this node's", "node", s.opts.NodeID, "entries", n)
+	}
+	return nil
 }
 
 // Values of Options.AuditSync.

@@ -128,6 +128,10 @@ func (s *AuditStore) AuditEntries(ctx context.Context, f vigil.AuditFilter) ([]v
 		where = append(where, "time < ?")
 		args = append(args, f.To.UnixMicro())
 	}
+	if f.AfterNode != "" {
+		// One chain, of no node: no entry of a node to page on after.
+		return nil, fmt.Errorf("list audit entries: %w", vigil.Errorf(vigil.EINVALID, "after: the log holds no entry of node %q", f.AfterNode))
+	}
 	if f.AfterSeq > 0 {
 		where = append(where, "seq > ?")
 		args = append(args, f.AfterSeq)

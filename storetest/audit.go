@@ -202,6 +202,15 @@ func testAudit(t *testing.T, open func(t *testing.T) vigil.AuditStore) {
 			if got := seqs(es); !slices.Equal(got, tt.want) {
 				t.Errorf("AuditEntries(%s) = seqs %v, want %v", tt.name, got, tt.want)
 			}
+			for _, e := range es {
+				if e.Node != "" {
+					t.Errorf("AuditEntries(%s): entry %d of node %q, want the store's one chain, of no node", tt.name, e.Seq, e.Node)
+				}
+			}
+		}
+		// Paging after an entry of a node the log does not hold.
+		if es, err := s.AuditEntries(t.Context(), vigil.AuditFilter{AfterNode: "node-x", AfterSeq: 3}); vigil.ErrorCode(err) != vigil.EINVALID {
+			t.Errorf("AuditEntries after an entry of another node = %v, %v; want EINVALID", seqs(es), err)
 		}
 	})
 
