@@ -23,8 +23,9 @@ import (
 // its share, and gives up the surplus when it holds more (a node joined),
 // so that the nodes converge to the share. Each held partition runs Run in
 // a goroutine of its own, under hold's contract: Run's context is
-// cancelled the moment the lease's Renew fails or the partition is given
-// up, and the lease is released only once Run has returned.
+// cancelled the moment the lease's Renew fails (cause ErrLeaseLost) or the
+// partition is given up (cause ErrGivenUp), and the lease is released only
+// once Run has returned.
 type Assigner struct {
 	Leases     vigil.Leases
 	Node       string // this node's ID
@@ -72,7 +73,7 @@ func (a *Assigner) Loop(ctx context.Context) error {
 		a.held = map[int]*holding{}
 		a.mu.Unlock()
 		for _, h := range hs {
-			h.cancel()
+			h.cancel(nil)
 		}
 		for _, h := range hs {
 			<-h.done
@@ -139,7 +140,7 @@ func (a *Assigner) step(ctx context.Context, log *slog.Logger, stopping map[int]
 			delete(a.held, p)
 			a.mu.Unlock()
 			log.Info("giving up partition", "partition", p, "share", share)
-			h.cancel()
+			h.cancel(ErrGivenUp)
 			stopping[p] = h
 		}
 		return nil
@@ -159,6 +160,7 @@ func (a *Assigner) step(ctx context.Context, log *slog.Logger, stopping map[int]
 		if owners[key] != "" || stopping[p] != nil || a.holds(p) {
 			continue
 		}
+		asked := time.Now()
 		ok, err := a.Leases.Acquire(cctx, key, a.Node)
 		if err != nil {
 			errs = append(errs, err)
@@ -168,7 +170,7 @@ func (a *Assigner) step(ctx context.Context, log *slog.Logger, stopping map[int]
 			continue
 		}
 		log.Info("took partition", "partition", p, "share", share)
-		h := hold(ctx, a.Leases, key, a.Node, log, func(ctx context.Context) error { return a.Run(ctx, p) }, nil)
+		h := hold(ctx, a.Leases, key, a.Node, asked, log, func(ctx context.Context) error { return a.Run(ctx, p) })
 		a.mu.Lock()
 		a.held[p] = h
 		a.mu.Unlock()

@@ -12,6 +12,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -32,6 +33,16 @@ func NodeKey(node string) string   { return NodePrefix + node }
 func PartitionKey(part int) string { return fmt.Sprintf("%s%d", PartitionPrefix, part) }
 func JobKey(name string) string    { return JobPrefix + name }
 
+// The causes (context.Cause) of the cancellation of leased work's context,
+// besides the end of the context it was started with. Work that stops
+// because its lease was lost must not write anything more that another
+// holder may have superseded (such as a final checkpoint); work given up
+// still holds the lease until it returns.
+var (
+	ErrLeaseLost = errors.New("lease lost")
+	ErrGivenUp   = errors.New("lease given up to another node")
+)
+
 func logger(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.DiscardHandler)
@@ -46,18 +57,20 @@ func every(ls vigil.Leases) time.Duration {
 
 // holding is one lease being held and its work run.
 type holding struct {
-	cancel context.CancelFunc // stops the work (and then releases)
-	done   chan struct{}      // closed once the work returned and the lease was released
+	cancel context.CancelCauseFunc // stops the work (and then releases)
+	done   chan struct{}           // closed once the work returned and the lease was released
 }
 
 // hold runs work under key, which holder has just acquired, until ctx ends
 // or the lease is lost: it renews the lease every TTL/3, cancels the work's
 // context the moment a Renew fails or none succeeded for 2/3 of the TTL,
 // calls work again (after a pause) when it fails while the lease is held,
-// and releases the lease once the work has returned. lost, if not nil, is
-// called when the lease was lost rather than given up.
-func hold(ctx context.Context, ls vigil.Leases, key, holder string, log *slog.Logger, work func(ctx context.Context) error, lost func()) *holding {
-	wctx, cancel := context.WithCancel(ctx)
+// and releases the lease once the work has returned.
+// The work's context is cancelled with the cause ErrLeaseLost when the
+// lease was lost.
+// since is when the Acquire that gave the lease was asked.
+func hold(ctx context.Context, ls vigil.Leases, key, holder string, since time.Time, log *slog.Logger, work func(ctx context.Context) error) *holding {
+	wctx, cancel := context.WithCancelCause(ctx)
 	h := &holding{cancel: cancel, done: make(chan struct{})}
 	workDone := make(chan struct{})
 	go func() {
@@ -77,11 +90,11 @@ func hold(ctx context.Context, ls vigil.Leases, key, holder string, log *slog.Lo
 	}()
 	go func() {
 		defer close(h.done)
-		defer cancel()
+		defer cancel(nil)
 		ttl := ls.TTL()
 		t := time.NewTicker(every(ls))
 		defer t.Stop()
-		lastOK := time.Now()
+		lastOK := since
 	renew:
 		for {
 			select {
@@ -96,12 +109,11 @@ func hold(ctx context.Context, ls vigil.Leases, key, holder string, log *slog.Lo
 			left := lastOK.Add(2 * ttl / 3).Sub(time.Now())
 			if left <= 0 {
 				log.Warn("lease not renewed in time; stopping its work", "lease", key)
-				if lost != nil {
-					lost()
-				}
+				cancel(ErrLeaseLost)
 				break
 			}
 			rctx, rcancel := context.WithTimeout(wctx, left)
+			asked := time.Now()
 			err := ls.Renew(rctx, key, holder)
 			rcancel()
 			if wctx.Err() != nil {
@@ -109,14 +121,14 @@ func hold(ctx context.Context, ls vigil.Leases, key, holder string, log *slog.Lo
 			}
 			if err != nil {
 				log.Warn("lease lost; stopping its work", "lease", key, "err", err)
-				if lost != nil {
-					lost()
-				}
+				cancel(ErrLeaseLost)
 				break
 			}
-			lastOK = time.Now()
+			// The lease runs from the Renew's arrival, so from before it
+			// returned: counting from the asking errs on the safe side.
+			lastOK = asked
 		}
-		cancel()
+		cancel(nil)
 		<-workDone
 		// Released with a context of its own: ctx may have ended (a
 		// shutdown), and a lease given up is taken over at once, where
@@ -154,13 +166,14 @@ func (s *Singleton) Loop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, every(s.Leases))
+		asked := time.Now()
 		ok, err := s.Leases.Acquire(cctx, key, s.Node)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("acquire job lease", "lease", key, "err", err)
 		}
 		if ok {
-			h := hold(ctx, s.Leases, key, s.Node, log, s.Run, nil)
+			h := hold(ctx, s.Leases, key, s.Node, asked, log, s.Run)
 			<-h.done
 		}
 		select {

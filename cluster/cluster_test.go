@@ -305,8 +305,8 @@ func TestAssignerStopsRunWhenLeaseLost(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run's context not cancelled after the lease was lost")
 	}
-	if first.Err() == nil {
-		t.Error("Run's context not cancelled")
+	if first.Err() == nil || context.Cause(first) != cluster.ErrLeaseLost {
+		t.Errorf("Run's context: %v, cause %v; want cancelled, cause ErrLeaseLost", first.Err(), context.Cause(first))
 	}
 	// b holds it: a does not run it again until b's lease expires.
 	select {
