@@ -21,6 +21,7 @@ type fakeLeases struct {
 	mu   sync.Mutex
 	m    map[string]lease
 	down map[string]bool
+	hang map[string]bool // a holder's calls block until their ctx ends
 }
 
 type lease struct {
@@ -31,7 +32,7 @@ type lease struct {
 var _ vigil.Leases = (*fakeLeases)(nil)
 
 func newFakeLeases(ttl time.Duration) *fakeLeases {
-	return &fakeLeases{ttl: ttl, m: map[string]lease{}, down: map[string]bool{}}
+	return &fakeLeases{ttl: ttl, m: map[string]lease{}, down: map[string]bool{}, hang: map[string]bool{}}
 }
 
 func (f *fakeLeases) TTL() time.Duration { return f.ttl }
@@ -61,8 +62,19 @@ func (f *fakeLeases) Acquire(ctx context.Context, key, holder string) (bool, err
 	return true, nil
 }
 
+func (f *fakeLeases) setHang(holder string, hang bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hang[holder] = hang
+}
+
 func (f *fakeLeases) Renew(ctx context.Context, key, holder string) error {
 	f.mu.Lock()
+	if f.hang[holder] {
+		f.mu.Unlock()
+		<-ctx.Done()
+		return vigil.Errorf(vigil.EUNAVAILABLE, "renew: %v", ctx.Err())
+	}
 	defer f.mu.Unlock()
 	if f.down[holder] {
 		return vigil.Errorf(vigil.EUNAVAILABLE, "leases unreachable")
@@ -320,6 +332,14 @@ func TestAssignerStopsRunWhenLeaseLost(t *testing.T) {
 }
 
 func TestAssignerStopsRunWhenLeasesUnreachable(t *testing.T) {
+	for _, hang := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hang=%v", hang), func(t *testing.T) { testUnreachable(t, hang) })
+	}
+}
+
+// testUnreachable: Run stops before the lease can expire when the leases
+// answer with errors, or not at all (hang).
+func testUnreachable(t *testing.T, hang bool) {
 	ls := newFakeLeases(150 * time.Millisecond)
 	stopped := make(chan struct{})
 	started := make(chan struct{}, 1)
@@ -332,7 +352,11 @@ func TestAssignerStopsRunWhenLeasesUnreachable(t *testing.T) {
 		}
 	})
 	<-started
-	ls.setDown("a", true)
+	if hang {
+		ls.setHang("a", true)
+	} else {
+		ls.setDown("a", true)
+	}
 	cut := time.Now()
 	select {
 	case <-stopped:
