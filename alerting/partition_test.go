@@ -326,3 +326,49 @@ func TestPartitionTicksOwnPatients(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionActionsUseItsState: with the log in partitions, a manual
+// resolve is checked against the rules state of the alert's partition
+// (Actions.For), loaded from its checkpoint when its engine runs on
+// another node: an alert whose condition is present cannot be resolved.
+func TestPartitionActionsUseItsState(t *testing.T) {
+	const parts = 4
+	r, k := partitioned(t, parts)
+	r.runUntil(t, r.engine(k))
+	var open *vigil.Alert
+	for _, a := range mustAlerts(t, r.store) {
+		if a.SubjectID == "pat_0" && a.State == vigil.AlertOpen {
+			open = a
+			break
+		}
+	}
+	if open == nil {
+		t.Fatal("no open alert of pat_0")
+	}
+	// The front engine (partition 0's whole-log engine, never run here)
+	// knows nothing of pat_0's conditions; For gives k's engine, loaded
+	// from the store.
+	front := &alerting.Engine{Store: r.store, Now: func() time.Time { return t0.Add(4 * time.Hour) }}
+	acts := &alerting.Actions{Engine: front, For: func(subjectID string) *alerting.Engine {
+		if vigil.PartitionOf(subjectID, parts) != k {
+			t.Errorf("For(%s): not partition %d's patient", subjectID, k)
+		}
+		return r.engine(k)
+	}}
+	_, err := acts.Resolve(t.Context(), open.ID, "usr_nurse", "")
+	if vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("Resolve of an alert whose condition is present = %v; want ECONFLICT", err)
+	}
+	if a, err := acts.Acknowledge(t.Context(), open.ID, "usr_nurse", ""); err != nil || a.State != vigil.AlertAcknowledged {
+		t.Errorf("Acknowledge = %v, %v", a, err)
+	}
+}
+
+func mustAlerts(t *testing.T, s vigil.AlertStore) []*vigil.Alert {
+	t.Helper()
+	as, err := s.Alerts(t.Context(), vigil.AlertFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}

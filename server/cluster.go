@@ -92,6 +92,28 @@ func (s *Server) runPartition(ctx context.Context, part int) error {
 	return err
 }
 
+// engineFor returns, with several partitions, the engine whose rules
+// state and lock people's actions on an alert of subjectID use: its
+// partition's engine running here or, when another node holds the
+// partition, an engine of it that loads the partition's checkpoint from
+// the store (the state as of the position last saved) for this action.
+// Nil with one partition: the node's engine.
+func (s *Server) engineFor(subjectID string) *alerting.Engine {
+	pl := s.partitioned()
+	if pl == nil {
+		return nil
+	}
+	part := vigil.PartitionOf(subjectID, pl.Partitions())
+	s.enginMu.Lock()
+	e := s.engines[part]
+	s.enginMu.Unlock()
+	if e == nil {
+		e = s.newEngine()
+		e.Partitioned, e.Partition = pl, part
+	}
+	return e
+}
+
 // forget drops an erased patient's rules state from every engine here.
 func (s *Server) forget(id string) {
 	s.engine.Forget(id)

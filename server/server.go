@@ -930,7 +930,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		RuleConfigs:        s.configs,
 		Webhooks:           s.webhooks,
 		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
-		AlertActions:       &alerting.Actions{Engine: s.engine},
+		AlertActions:       &alerting.Actions{Engine: s.engine, For: s.engineFor},
 		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
 		Messages:           &keys.Messages{MessageStore: s.store, Identity: s.store, Keys: s.patients.Keyring()},
 		PublishEvent:       s.hub.Publish,
