@@ -235,7 +235,7 @@ func TestShare(t *testing.T) {
 }
 
 func TestAssignerConvergesAndMoves(t *testing.T) {
-	const parts, ttl = 16, 150 * time.Millisecond
+	const parts, ttl = 16, 300 * time.Millisecond
 	ls := newFakeLeases(ttl)
 	r := newRuns(t)
 	var ns []*node
@@ -266,10 +266,12 @@ func TestAssignerConvergesAndMoves(t *testing.T) {
 		c, all := r.counts(parts)
 		return all && c["node-c"] == parts
 	})
-	if d := time.Since(cut); d > 2*ttl+ttl/2 {
-		// The last renewal was at most TTL/3 before the cut; the lease
-		// expires a TTL after it and node-c looks every TTL/3.
-		t.Errorf("partitions moved after %s; want within about 2 TTL (%s)", d, 2*ttl)
+	// The last renewal was at most TTL/3 before the cut; the leases expire
+	// a TTL after it and node-c looks every TTL/3.
+	if d := time.Since(cut); d > 2*ttl {
+		t.Errorf("partitions moved after %s; want within 2 TTL (%s)", d, 2*ttl)
+	} else {
+		t.Logf("node-b's partitions moved within %s (TTL %s)", d, ttl)
 	}
 	if r.over.Load() != 0 {
 		t.Errorf("%d times a partition ran on two nodes", r.over.Load())
