@@ -14,7 +14,10 @@ import (
 	"github.com/vigil-health/vigil/cluster"
 )
 
-// fakeLeases is an in-memory vigil.Leases on the real clock. down makes
+// fakeLeases is an in-memory vigil.Leases on the real clock. The tests'
+// TTLs (300 ms) leave the margin between a holder's deadline (2/3 TTL) and
+// the lease's expiry (100 ms) wide enough for a loaded machine's scheduler
+// under -race; vigil serve's is 15 s. down makes
 // every call of a holder fail with EUNAVAILABLE (a node cut off).
 type fakeLeases struct {
 	ttl  time.Duration
@@ -280,7 +283,7 @@ func TestAssignerConvergesAndMoves(t *testing.T) {
 
 func TestAssignerJoin(t *testing.T) {
 	const parts = 4
-	ls := newFakeLeases(90 * time.Millisecond)
+	ls := newFakeLeases(300 * time.Millisecond)
 	r := newRuns(t)
 	start(t, ls, "a", parts, r.fn)
 	waitFor(t, 5*time.Second, "a runs all 4", func() bool { c, all := r.counts(parts); return all && c["a"] == parts })
@@ -292,7 +295,7 @@ func TestAssignerJoin(t *testing.T) {
 }
 
 func TestAssignerStopsRunWhenLeaseLost(t *testing.T) {
-	ls := newFakeLeases(150 * time.Millisecond)
+	ls := newFakeLeases(300 * time.Millisecond)
 	ctxs := make(chan context.Context, 4)
 	stopped := make(chan time.Time, 4)
 	n := start(t, ls, "a", 1, func(string) func(context.Context, int) error {
@@ -342,7 +345,7 @@ func TestAssignerStopsRunWhenLeasesUnreachable(t *testing.T) {
 // testUnreachable: Run stops before the lease can expire when the leases
 // answer with errors, or not at all (hang).
 func testUnreachable(t *testing.T, hang bool) {
-	ls := newFakeLeases(150 * time.Millisecond)
+	ls := newFakeLeases(300 * time.Millisecond)
 	stopped := make(chan struct{})
 	started := make(chan struct{}, 1)
 	start(t, ls, "a", 1, func(string) func(context.Context, int) error {
@@ -386,7 +389,7 @@ func TestAssignerRetriesFailedRun(t *testing.T) {
 }
 
 func TestSingleton(t *testing.T) {
-	ls := newFakeLeases(90 * time.Millisecond)
+	ls := newFakeLeases(300 * time.Millisecond)
 	var running, over, total atomic.Int32
 	var mu sync.Mutex
 	var by []string
