@@ -27,6 +27,7 @@ type partLog struct {
 	seq   uint64
 	floor map[string]uint64 // by "<name>-p<part>"
 	noAck bool
+	reads int // ReadPartition calls
 }
 
 var _ vigil.PartitionedLog = (*partLog)(nil)
@@ -108,6 +109,9 @@ func (l *partLog) ConsumePartition(ctx context.Context, name string, part int, f
 }
 
 func (l *partLog) ReadPartition(ctx context.Context, part int, from, to uint64, fn func(context.Context, []vigil.Delivery) error) error {
+	l.mu.Lock()
+	l.reads++
+	l.mu.Unlock()
 	if from == 0 {
 		from = 1
 	}
@@ -371,4 +375,24 @@ func mustAlerts(t *testing.T, s vigil.AlertStore) []*vigil.Alert {
 		t.Fatal(err)
 	}
 	return as
+}
+
+// TestPartitionHandoverCheckpoint: a partition given up with its final
+// checkpoint (the lease still held) is taken over without a replay.
+func TestPartitionHandoverCheckpoint(t *testing.T) {
+	const parts = 4
+	r, k := partitioned(t, parts)
+	a := r.engine(k)
+	r.runUntil(t, a)
+	if err := a.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	reads := r.log.reads
+	b := r.engine(k)
+	if err := b.Tick(t.Context()); err != nil { // loads k's checkpoint
+		t.Fatal(err)
+	}
+	if r.log.reads != reads {
+		t.Errorf("the engine taking over a partition checkpointed on hand-over replayed the log (%d reads)", r.log.reads-reads)
+	}
 }
