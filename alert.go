@@ -170,6 +170,10 @@ type AlertWrite struct {
 	// engines that processed the same deliveries (a partition that moved
 	// between nodes) never both save their alerts (decision 34).
 	Partition int
+	// Owner, when not empty, fences the write to the engine that claimed
+	// Partition last (PartitionCheckpointer.ClaimPartition): if another
+	// has claimed it since, the whole write fails with ECONFLICT.
+	Owner string
 }
 
 // PartitionCheckpointer is an AlertStore that keeps one rules-engine
@@ -179,6 +183,11 @@ type PartitionCheckpointer interface {
 	// part and the patient states saved with AlertWrite.Partition part (0
 	// and none at first start).
 	PartitionCheckpoint(ctx context.Context, part int) (pos uint64, states map[string][]byte, err error)
+	// ClaimPartition makes owner the engine of partition part: from then
+	// on, writes whose AlertWrite.Owner is another's fail. An engine taking
+	// a partition over claims it before it loads the checkpoint, so that
+	// nothing the previous engine might still write lands after that.
+	ClaimPartition(ctx context.Context, part int, owner string) error
 }
 
 // AlertActions are what people do with alerts. Each returns the alert as

@@ -111,8 +111,18 @@ type Engine struct {
 	// partition 0's checkpoint, as with one node.
 	Partitioned vigil.PartitionedLog
 	Partition   int
+	// Owner, with Partitioned, names this engine instance uniquely (the
+	// node and when it took the partition): the engine claims the
+	// partition under it before it first loads the checkpoint
+	// (vigil.PartitionCheckpointer.ClaimPartition) and fences every write
+	// with it, so that once another engine has claimed the partition,
+	// nothing this one still writes is saved (ECONFLICT). It claims once:
+	// an engine fenced out stays so. Empty: no claim, no fence (an engine
+	// that only serves people's actions).
+	Owner string
 
 	mu       sync.Mutex
+	claimed  bool
 	loaded   bool
 	pos      uint64 // the log position whose alerts are saved; the states reflect it too
 	patients map[string]*patient
@@ -208,6 +218,16 @@ func (e *Engine) load(ctx context.Context) error {
 	if e.loaded {
 		return nil
 	}
+	if e.Partitioned != nil && e.Owner != "" && !e.claimed {
+		pc, ok := e.Store.(vigil.PartitionCheckpointer)
+		if !ok {
+			return vigil.Errorf(vigil.EINTERNAL, "the alert store %T keeps no checkpoint per partition", e.Store)
+		}
+		if err := pc.ClaimPartition(ctx, e.Partition, e.Owner); err != nil {
+			return fmt.Errorf("load alerting checkpoint: %w", err)
+		}
+		e.claimed = true
+	}
 	pos, states, err := e.checkpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("load alerting checkpoint: %w", err)
@@ -299,6 +319,15 @@ func (e *Engine) part() int {
 	return e.Partition
 }
 
+// owner is the Owner that fences the engine's writes: none without
+// Partitioned.
+func (e *Engine) owner() string {
+	if e.Partitioned == nil {
+		return ""
+	}
+	return e.Owner
+}
+
 // mine reports whether the patient subjectID is in the engine's partition:
 // always with no partitions.
 func (e *Engine) mine(subjectID string) bool {
@@ -381,7 +410,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 		e.unload()
 		return err
 	}
-	w.Position, w.Partition = last, e.part()
+	w.Position, w.Partition, w.Owner = last, e.part(), e.owner()
 	if time.Since(e.lastCkpt) >= e.checkpointEvery() {
 		if w.States, err = e.states(); err != nil {
 			e.unload()
@@ -500,7 +529,7 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := e.Store.SaveAlerts(ctx, vigil.AlertWrite{States: states, Partition: e.part()}); err != nil {
+	if err := e.Store.SaveAlerts(ctx, vigil.AlertWrite{States: states, Partition: e.part(), Owner: e.owner()}); err != nil {
 		return fmt.Errorf("save alerting checkpoint: %w", err)
 	}
 	e.checkpointed()
@@ -646,7 +675,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.Partition = e.part()
+	w.Partition, w.Owner = e.part(), e.owner()
 	if len(changes) > 0 || len(derived) > 0 {
 		// No replay of the log repeats a tick's changes: checkpoint now.
 		if w.States, err = e.states(); err != nil {

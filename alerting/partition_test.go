@@ -242,12 +242,16 @@ func TestPartitionMovesExactlyOnce(t *testing.T) {
 
 	r, _ := partitioned(t, parts)
 	r.log.noAck = true
-	r.runUntil(t, r.engine(k)) // node A, then its crash
+	a := r.engine(k)
+	a.Owner = "node-a/1"
+	r.runUntil(t, a) // node A, then its crash
 	if got := r.history(t); got != want {
 		t.Fatalf("node A's alerts differ from the reference:\n got:\n%s\nwant:\n%s", got, want)
 	}
 	r.log.noAck = false
-	r.runUntil(t, r.engine(k)) // node B, delivered everything again
+	b := r.engine(k)
+	b.Owner = "node-b/1"
+	r.runUntil(t, b) // node B, delivered everything again
 	if got := r.history(t); got != want {
 		t.Errorf("after partition %d moved, the alerts differ from an uninterrupted run:\n got:\n%s\nwant:\n%s", k, got, want)
 	}
@@ -394,5 +398,65 @@ func TestPartitionHandoverCheckpoint(t *testing.T) {
 	}
 	if r.log.reads != reads {
 		t.Errorf("the engine taking over a partition checkpointed on hand-over replayed the log (%d reads)", r.log.reads-reads)
+	}
+}
+
+// TestPartitionClaimFencesFormerEngine: once another engine has claimed a
+// partition, nothing the former one still writes is saved — neither a
+// tick's changes and checkpoint nor a final checkpoint, which carry no log
+// position — and the new engine raises the tick's alerts once.
+func TestPartitionClaimFencesFormerEngine(t *testing.T) {
+	const parts = 4
+	r, k := partitioned(t, parts)
+	a := r.engine(k)
+	a.Owner = "node-a/1"
+	r.runUntil(t, a)
+	before := r.history(t)
+	b := r.engine(k)
+	b.Owner = "node-b/1"
+	if err := b.Checkpoint(t.Context()); err != nil { // not loaded: nothing
+		t.Fatal(err)
+	}
+	// B takes over (claims, loads) with a clock at which nothing ticks.
+	b.Now = func() time.Time { return t0.Add(3 * time.Hour) }
+	if err := b.Tick(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A, stalled past its lease, wakes: its tick (device silence an hour
+	// after the last readings) and its final checkpoint are refused.
+	if err := a.Checkpoint(t.Context()); vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("the former engine's checkpoint = %v; want ECONFLICT", err)
+	}
+	if err := a.Tick(t.Context()); vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("the former engine's tick = %v; want ECONFLICT", err)
+	}
+	if got := r.history(t); got != before {
+		t.Errorf("the former engine changed the alerts after the claim:\n got:\n%s\nwant:\n%s", got, before)
+	}
+	// B's own tick raises the silence once.
+	b.Now = func() time.Time { return t0.Add(4 * time.Hour) }
+	if err := b.Tick(t.Context()); err != nil {
+		t.Fatalf("the new engine's tick: %v", err)
+	}
+	n := 0
+	for _, al := range mustAlerts(t, r.store) {
+		if strings.HasPrefix(al.Key, "silence:") {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("the new engine's tick raised no silence alert")
+	}
+	if err := b.Tick(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m := 0
+	for _, al := range mustAlerts(t, r.store) {
+		if strings.HasPrefix(al.Key, "silence:") {
+			m++
+		}
+	}
+	if m != n {
+		t.Errorf("silence alerts %d after a second tick; want %d", m, n)
 	}
 }

@@ -120,6 +120,18 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	}
 	seqs := make([]int64, len(w.Events))
 	err := s.write(ctx, func(tx pgx.Tx) error {
+		if w.Owner != "" {
+			// Fenced to the partition's last claimant (AlertWrite.Owner);
+			// the row lock orders this against ClaimPartition.
+			var owner string
+			err := tx.QueryRow(ctx, "SELECT owner FROM engine_position WHERE part = $1 FOR UPDATE", w.Partition).Scan(&owner)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if owner != w.Owner {
+				return vigil.Errorf(vigil.ECONFLICT, "partition %d was taken over by another rules engine", w.Partition)
+			}
+		}
 		for i, a := range w.Alerts {
 			ev := a.Evidence
 			if ev == nil {
@@ -241,6 +253,19 @@ func queueDeliveries(ctx context.Context, tx pgx.Tx, w vigil.AlertWrite, ids []s
 // patient's saved state, of partition 0.
 func (s *AlertStore) EngineCheckpoint(ctx context.Context) (uint64, map[string][]byte, error) {
 	return s.PartitionCheckpoint(ctx, 0)
+}
+
+// ClaimPartition makes owner the engine of partition part.
+func (s *AlertStore) ClaimPartition(ctx context.Context, part int, owner string) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO engine_position (part, position, owner) VALUES ($1, 0, $2)
+			ON CONFLICT (part) DO UPDATE SET owner = excluded.owner`, part, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("claim engine partition %d: %w", part, err)
+	}
+	return nil
 }
 
 // PartitionCheckpoint returns the engine's processed log position and the

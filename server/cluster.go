@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vigil-health/vigil"
@@ -70,6 +71,9 @@ func (s *Server) runEngine(ctx context.Context) error {
 func (s *Server) runPartition(ctx context.Context, part int) error {
 	e := s.newEngine()
 	e.Partitioned, e.Partition = s.partitioned(), part
+	// Unique per holding: a claim by a later engine, here or on another
+	// node, fences out everything this one might still write.
+	e.Owner = fmt.Sprintf("%s/%d", s.opts.NodeID, time.Now().UnixNano())
 	s.enginMu.Lock()
 	if s.engines == nil {
 		s.engines = map[int]*alerting.Engine{}

@@ -137,6 +137,18 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	}
 	seqs := make([]int64, len(w.Events))
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if w.Owner != "" {
+			// Fenced to the partition's last claimant (AlertWrite.Owner);
+			// SQLite's one writer orders this against ClaimPartition.
+			var owner string
+			err := tx.QueryRowContext(ctx, "SELECT owner FROM engine_position WHERE part = ?", w.Partition).Scan(&owner)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if owner != w.Owner {
+				return vigil.Errorf(vigil.ECONFLICT, "partition %d was taken over by another rules engine", w.Partition)
+			}
+		}
 		if len(w.Alerts) > 0 {
 			stmt, err := tx.PrepareContext(ctx, "INSERT INTO alerts ("+alertColumns+") VALUES ("+placeholders(25)+
 				") ON CONFLICT (id) DO UPDATE SET subject_id = excluded.subject_id, key = excluded.key, kind = excluded.kind, "+
@@ -241,6 +253,19 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 // patient's saved state, of partition 0.
 func (s *AlertStore) EngineCheckpoint(ctx context.Context) (uint64, map[string][]byte, error) {
 	return s.PartitionCheckpoint(ctx, 0)
+}
+
+// ClaimPartition makes owner the engine of partition part.
+func (s *AlertStore) ClaimPartition(ctx context.Context, part int, owner string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO engine_position (part, position, owner) VALUES (?, 0, ?) "+
+			"ON CONFLICT (part) DO UPDATE SET owner = excluded.owner", part, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("claim engine partition %d: %w", part, err)
+	}
+	return nil
 }
 
 // PartitionCheckpoint returns the engine's processed log position and the

@@ -342,6 +342,45 @@ func testAlerts(t *testing.T, open func(t *testing.T) vigil.AlertWebhookStore) {
 			t.Fatalf("SaveAlerts without position: %v", err)
 		}
 		check("state without position", 3, 5, map[string][]byte{subjectB: []byte("b6"), "": []byte("k3")})
+
+		// Claims: a write fenced with an owner is saved only while that
+		// owner is the partition's last claimant; a claim keeps the
+		// position and states.
+		if err := pc.ClaimPartition(ctx, 3, "node-a/1"); err != nil {
+			t.Fatalf("ClaimPartition: %v", err)
+		}
+		check("claimed", 3, 5, map[string][]byte{subjectB: []byte("b6"), "": []byte("k3")})
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectB: []byte("a7")}, Position: 7, Partition: 3, Owner: "node-a/1"}); err != nil {
+			t.Fatalf("SaveAlerts of the claimant: %v", err)
+		}
+		if err := pc.ClaimPartition(ctx, 3, "node-b/1"); err != nil {
+			t.Fatalf("ClaimPartition by another: %v", err)
+		}
+		a := newAlert(subjectB, "spo2", vigil.PriorityHigh, at(0))
+		a.ID = vigil.NewID(vigil.PrefixAlert)
+		for _, w := range []vigil.AlertWrite{
+			{Alerts: []*vigil.Alert{a}, Events: []vigil.AlertEvent{{AlertID: a.ID, Time: at(0), Type: "opened"}}, Position: 8, Partition: 3, Owner: "node-a/1"},
+			{States: map[string][]byte{subjectB: []byte("a9")}, Partition: 3, Owner: "node-a/1"}, // a tick's checkpoint: no position
+		} {
+			err := s.SaveAlerts(ctx, w)
+			wantCode(t, "SaveAlerts of a former claimant", err, vigil.ECONFLICT)
+		}
+		if _, err := s.Alert(ctx, a.ID); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			t.Errorf("a former claimant's alert stored: %v", err)
+		}
+		check("after the former claimant's writes", 3, 7, map[string][]byte{subjectB: []byte("a7"), "": []byte("k3")})
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectB: []byte("b8")}, Position: 8, Partition: 3, Owner: "node-b/1"}); err != nil {
+			t.Fatalf("SaveAlerts of the new claimant: %v", err)
+		}
+		check("the new claimant's", 3, 8, map[string][]byte{subjectB: []byte("b8"), "": []byte("k3")})
+		// A partition never written: claimed at position 0; an owner's
+		// write to a partition it never claimed is refused.
+		if err := pc.ClaimPartition(ctx, 6, "node-a/2"); err != nil {
+			t.Fatalf("ClaimPartition of a new partition: %v", err)
+		}
+		check("claimed new", 6, 0, nil)
+		err := s.SaveAlerts(ctx, vigil.AlertWrite{Position: 1, Partition: 7, Owner: "node-a/2"})
+		wantCode(t, "SaveAlerts to an unclaimed partition", err, vigil.ECONFLICT)
 	})
 
 	t.Run("Webhooks", func(t *testing.T) {

@@ -12,3 +12,6 @@ CREATE INDEX engine_state_subject ON engine_state (subject_id);
 ALTER TABLE engine_position ADD COLUMN part integer NOT NULL DEFAULT 0 CHECK (part >= 0);
 ALTER TABLE engine_position DROP COLUMN id;
 ALTER TABLE engine_position ADD PRIMARY KEY (part);
+-- owner is the engine instance that last claimed the partition
+-- (vigil.PartitionCheckpointer.ClaimPartition); '' before any claim.
+ALTER TABLE engine_position ADD COLUMN owner text NOT NULL DEFAULT '';

@@ -15,9 +15,12 @@ ALTER TABLE engine_state_new RENAME TO engine_state;
 -- Erasure deletes a patient's state whatever its partition.
 CREATE INDEX engine_state_subject ON engine_state (subject_id);
 
+-- owner is the engine instance that last claimed the partition
+-- (vigil.PartitionCheckpointer.ClaimPartition); '' before any claim.
 CREATE TABLE engine_position_new (
 	part     INTEGER PRIMARY KEY CHECK (part >= 0),
-	position INTEGER NOT NULL
+	position INTEGER NOT NULL,
+	owner    TEXT    NOT NULL DEFAULT ''
 ) STRICT;
 INSERT INTO engine_position_new (part, position) SELECT 0, position FROM engine_position;
 DROP TABLE engine_position;
