@@ -14,10 +14,10 @@ import (
 	"github.com/vigil-health/vigil/cluster"
 )
 
-// fakeLeases is an in-memory vigil.Leases on the real clock. The tests'
-// TTLs (300 ms) leave the margin between a holder's deadline (2/3 TTL) and
-// the lease's expiry (100 ms) wide enough for a loaded machine's scheduler
-// under -race; vigil serve's is 15 s. down makes
+// fakeLeases is an in-memory vigil.Leases on the real clock. The tests
+// that check that work never runs twice use 1 s leases, whose margin
+// between a holder's deadline (2/3 TTL) and the lease's expiry (333 ms)
+// a loaded machine's scheduler keeps under -race; vigil serve's is 15 s. down makes
 // every call of a holder fail with EUNAVAILABLE (a node cut off).
 type fakeLeases struct {
 	ttl  time.Duration
@@ -238,7 +238,7 @@ func TestShare(t *testing.T) {
 }
 
 func TestAssignerConvergesAndMoves(t *testing.T) {
-	const parts, ttl = 16, 300 * time.Millisecond
+	const parts, ttl = 16, time.Second
 	ls := newFakeLeases(ttl)
 	r := newRuns(t)
 	var ns []*node
@@ -389,7 +389,7 @@ func TestAssignerRetriesFailedRun(t *testing.T) {
 }
 
 func TestSingleton(t *testing.T) {
-	ls := newFakeLeases(300 * time.Millisecond)
+	ls := newFakeLeases(time.Second)
 	var running, over, total atomic.Int32
 	var mu sync.Mutex
 	var by []string
@@ -422,9 +422,10 @@ func TestSingleton(t *testing.T) {
 	if total.Load() != 1 {
 		t.Errorf("job started %d times while its holder lived; want 1", total.Load())
 	}
+	started := total.Load()
 	stops[first]()
 	<-dones[first]
-	waitFor(t, 5*time.Second, "the job moves to another node", func() bool { return total.Load() == 2 && running.Load() == 1 })
+	waitFor(t, 5*time.Second, "the job moves to another node", func() bool { return total.Load() > started && running.Load() == 1 })
 	if over.Load() != 0 {
 		t.Errorf("the job ran on two nodes at once %d times", over.Load())
 	}
