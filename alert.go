@@ -163,6 +163,31 @@ type AlertWrite struct {
 	Events   []AlertEvent      // for alerts in Alerts; AlertID matches
 	States   map[string][]byte // subject id → engine state; nil: unchanged
 	Position uint64            // log position processed; 0: unchanged
+	// Partition is the log partition (PartitionedLog) whose engine States
+	// and Position these are; 0 with one partition. A Position is saved
+	// only if it is above the partition's saved one: otherwise the whole
+	// write fails with ECONFLICT and nothing of it is saved, so that two
+	// engines that processed the same deliveries (a partition that moved
+	// between nodes) never both save their alerts (decision 34).
+	Partition int
+	// Owner, when not empty, fences the write to the engine that claimed
+	// Partition last (PartitionCheckpointer.ClaimPartition): if another
+	// has claimed it since, the whole write fails with ECONFLICT.
+	Owner string
+}
+
+// PartitionCheckpointer is an AlertStore that keeps one rules-engine
+// checkpoint per log partition; EngineCheckpoint is partition 0's.
+type PartitionCheckpointer interface {
+	// PartitionCheckpoint returns the engine position saved for partition
+	// part and the patient states saved with AlertWrite.Partition part (0
+	// and none at first start).
+	PartitionCheckpoint(ctx context.Context, part int) (pos uint64, states map[string][]byte, err error)
+	// ClaimPartition makes owner the engine of partition part: from then
+	// on, writes whose AlertWrite.Owner is another's fail. An engine taking
+	// a partition over claims it before it loads the checkpoint, so that
+	// nothing the previous engine might still write lands after that.
+	ClaimPartition(ctx context.Context, part int, owner string) error
 }
 
 // AlertActions are what people do with alerts. Each returns the alert as

@@ -19,6 +19,12 @@ const MaxSnooze = 24 * time.Hour
 // an event naming the user and publishes it.
 type Actions struct {
 	Engine *Engine
+	// For, when set, returns the engine whose rules state and lock an
+	// action on an alert of the patient subjectID uses, in place of Engine
+	// (nil: Engine): with the log in partitions, the engine of the
+	// patient's partition (decision 34), so that Resolve sees whether the
+	// condition is present in the rules state of that partition.
+	For func(subjectID string) *Engine
 }
 
 var _ vigil.AlertActions = (*Actions)(nil)
@@ -27,7 +33,7 @@ var _ vigil.AlertActions = (*Actions)(nil)
 // the note. The acknowledgement covers the alert's present priority: a rise
 // above it re-raises the alert. EINVALID if the alert is not open.
 func (x *Actions) Acknowledge(ctx context.Context, id, userID, note string) (*vigil.Alert, error) {
-	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
+	a, err := x.act(ctx, id, func(e *Engine, a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
 		if a.State != vigil.AlertOpen {
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "only an open alert can be acknowledged; this one is %s", a.State)
 		}
@@ -48,7 +54,7 @@ func (x *Actions) Acknowledge(ctx context.Context, id, userID, note string) (*vi
 // acknowledged), which re-raises it. EINVALID for a resolved alert or a
 // bad time.
 func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time, note string) (*vigil.Alert, error) {
-	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
+	a, err := x.act(ctx, id, func(e *Engine, a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
 		switch {
 		case a.State == vigil.AlertResolved:
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "a resolved alert cannot be snoozed")
@@ -79,11 +85,11 @@ func (x *Actions) Snooze(ctx context.Context, id, userID string, until time.Time
 // (acknowledge or snooze it instead; it resolves by itself when the
 // condition clears). EINVALID if already resolved. Decision 8.
 func (x *Actions) Resolve(ctx context.Context, id, userID, note string) (*vigil.Alert, error) {
-	a, err := x.act(ctx, id, func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
+	a, err := x.act(ctx, id, func(e *Engine, a *vigil.Alert, now time.Time) (vigil.AlertEvent, error) {
 		if a.State == vigil.AlertResolved {
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.EINVALID, "the alert is already resolved")
 		}
-		if c, ok := x.Engine.present(a); ok {
+		if c, ok := e.present(a); ok {
 			return vigil.AlertEvent{}, vigil.Errorf(vigil.ECONFLICT,
 				"the condition is still present (%s): acknowledge or snooze the alert; it resolves by itself when the condition clears", c.Message)
 		}
@@ -97,8 +103,17 @@ func (x *Actions) Resolve(ctx context.Context, id, userID, note string) (*vigil.
 }
 
 // act loads an alert, applies fn at now and saves the alert with fn's event.
-func (x *Actions) act(ctx context.Context, id string, fn func(a *vigil.Alert, now time.Time) (vigil.AlertEvent, error)) (*vigil.Alert, error) {
+func (x *Actions) act(ctx context.Context, id string, fn func(e *Engine, a *vigil.Alert, now time.Time) (vigil.AlertEvent, error)) (*vigil.Alert, error) {
 	e := x.Engine
+	if x.For != nil {
+		a, err := e.Store.Alert(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if pe := x.For(a.SubjectID); pe != nil {
+			e = pe
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.load(ctx); err != nil {
@@ -109,7 +124,7 @@ func (x *Actions) act(ctx context.Context, id string, fn func(a *vigil.Alert, no
 		return nil, err
 	}
 	now := e.now().Truncate(time.Microsecond)
-	ev, err := fn(a, now)
+	ev, err := fn(e, a, now)
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,8 @@ func (w *DoseWatch) due(now time.Time) bool {
 // changes returns the missed-dose conditions that change at now: a missed
 // dose with no alert yet (active) and one with a live alert that was taken
 // late (cleared).
-func (w *DoseWatch) changes(ctx context.Context, alerts vigil.AlertStore, now time.Time) ([]change, error) {
+// Only the orders of patients for whom mine reports true are looked at.
+func (w *DoseWatch) changes(ctx context.Context, alerts vigil.AlertStore, now time.Time, mine func(subjectID string) bool) ([]change, error) {
 	from := now.Add(-w.lookback())
 	orders, err := w.Orders.CurrentMedicationOrders(ctx, from)
 	if err != nil {
@@ -79,6 +80,9 @@ func (w *DoseWatch) changes(ctx context.Context, alerts vigil.AlertStore, now ti
 	}
 	var out []change
 	for _, o := range orders {
+		if !mine(o.SubjectID) {
+			continue
+		}
 		sch, err := adherence.ScheduleOf(o)
 		if err != nil {
 			return nil, fmt.Errorf("missed doses of order %s: %w", o.ID, err)

@@ -96,10 +96,33 @@ type Engine struct {
 	// so that it raises no alert and saves no state for them. It must be
 	// fast: it is called for every reading.
 	Erased func(subjectID string) bool
-	// Doses raises missed-dose alerts on ticks; nil: none.
+	// Doses raises missed-dose alerts on ticks; nil: none. Each Engine
+	// needs a DoseWatch of its own.
 	Doses *DoseWatch
+	// Partitioned, when set, makes the engine that of one partition of the
+	// log (decision 34): it consumes Partition only (ConsumePartition under
+	// EngineName), replays with ReadPartition, keeps its checkpoint under
+	// Partition (Store must be a vigil.PartitionCheckpointer), and its
+	// ticks and timers touch only the partition's patients and alerts
+	// (vigil.PartitionOf). Consumer and Replay are then unused. Only one
+	// engine of a partition may run at a time (a lease: package cluster);
+	// should two overlap, the store's position fence keeps the deliveries
+	// they both processed from being saved twice. Nil: the whole log,
+	// partition 0's checkpoint, as with one node.
+	Partitioned vigil.PartitionedLog
+	Partition   int
+	// Owner, with Partitioned, names this engine instance uniquely (the
+	// node and when it took the partition): the engine claims the
+	// partition under it before it first loads the checkpoint
+	// (vigil.PartitionCheckpointer.ClaimPartition) and fences every write
+	// with it, so that once another engine has claimed the partition,
+	// nothing this one still writes is saved (ECONFLICT). It claims once:
+	// an engine fenced out stays so. Empty: no claim, no fence (an engine
+	// that only serves people's actions).
+	Owner string
 
 	mu       sync.Mutex
+	claimed  bool
 	loaded   bool
 	pos      uint64 // the log position whose alerts are saved; the states reflect it too
 	patients map[string]*patient
@@ -170,7 +193,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
-	err = e.Consumer.Consume(ctx, EngineName, e.handle)
+	if e.Partitioned != nil {
+		err = e.Partitioned.ConsumePartition(ctx, EngineName, e.Partition, e.handle)
+	} else {
+		err = e.Consumer.Consume(ctx, EngineName, e.handle)
+	}
 	cancel()
 	wg.Wait()
 	if err != nil && ctx.Err() == nil {
@@ -191,7 +218,17 @@ func (e *Engine) load(ctx context.Context) error {
 	if e.loaded {
 		return nil
 	}
-	pos, states, err := e.Store.EngineCheckpoint(ctx)
+	if e.Partitioned != nil && e.Owner != "" && !e.claimed {
+		pc, ok := e.Store.(vigil.PartitionCheckpointer)
+		if !ok {
+			return vigil.Errorf(vigil.EINTERNAL, "the alert store %T keeps no checkpoint per partition", e.Store)
+		}
+		if err := pc.ClaimPartition(ctx, e.Partition, e.Owner); err != nil {
+			return fmt.Errorf("load alerting checkpoint: %w", err)
+		}
+		e.claimed = true
+	}
+	pos, states, err := e.checkpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("load alerting checkpoint: %w", err)
 	}
@@ -220,12 +257,13 @@ func (e *Engine) load(ctx context.Context) error {
 	e.dirty, e.lastCkpt = map[string]bool{}, time.Now()
 	if statePos < pos {
 		// The alerts of (statePos, pos] are saved; rebuild the states.
-		if e.Replay == nil {
+		read := e.replay()
+		if read == nil {
 			return fmt.Errorf("load alerting checkpoint: states at %d behind alerts at %d and no log to replay", statePos, pos)
 		}
 		start := time.Now()
 		configs := map[string]rules.Config{}
-		err := e.Replay.Read(ctx, statePos+1, pos, func(ctx context.Context, ds []vigil.Delivery) error {
+		err := read(ctx, statePos+1, pos, func(ctx context.Context, ds []vigil.Delivery) error {
 			for _, d := range ds {
 				for i := range d.Batch.Readings {
 					e.feed(&d.Batch.Readings[i], configs, nil, nil)
@@ -239,10 +277,61 @@ func (e *Engine) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("replay the log from the alerting checkpoint: %w", err)
 		}
-		e.logger().Info("alerting states rebuilt from the log", "from", statePos+1, "to", pos, "took", time.Since(start))
+		e.logger().Info("alerting states rebuilt from the log", "partition", e.part(), "from", statePos+1, "to", pos, "took", time.Since(start))
 	}
 	e.loaded = true
 	return nil
+}
+
+// checkpoint reads the saved position and states of the engine's
+// partition.
+func (e *Engine) checkpoint(ctx context.Context) (uint64, map[string][]byte, error) {
+	if e.Partitioned == nil {
+		return e.Store.EngineCheckpoint(ctx)
+	}
+	pc, ok := e.Store.(vigil.PartitionCheckpointer)
+	if !ok {
+		return 0, nil, vigil.Errorf(vigil.EINTERNAL, "the alert store %T keeps no checkpoint per partition", e.Store)
+	}
+	return pc.PartitionCheckpoint(ctx, e.Partition)
+}
+
+// replay returns how to read the log back: Replay, or the partition's
+// deliveries; nil if neither is set.
+func (e *Engine) replay() func(ctx context.Context, from, to uint64, fn func(context.Context, []vigil.Delivery) error) error {
+	if e.Partitioned != nil {
+		return func(ctx context.Context, from, to uint64, fn func(context.Context, []vigil.Delivery) error) error {
+			return e.Partitioned.ReadPartition(ctx, e.Partition, from, to, fn)
+		}
+	}
+	if e.Replay == nil {
+		return nil
+	}
+	return e.Replay.Read
+}
+
+// part is the partition whose checkpoint the engine keeps: 0 without
+// Partitioned.
+func (e *Engine) part() int {
+	if e.Partitioned == nil {
+		return 0
+	}
+	return e.Partition
+}
+
+// owner is the Owner that fences the engine's writes: none without
+// Partitioned.
+func (e *Engine) owner() string {
+	if e.Partitioned == nil {
+		return ""
+	}
+	return e.Owner
+}
+
+// mine reports whether the patient subjectID is in the engine's partition:
+// always with no partitions.
+func (e *Engine) mine(subjectID string) bool {
+	return e.Partitioned == nil || vigil.PartitionOf(subjectID, e.Partitioned.Partitions()) == e.Partition
 }
 
 // unload forgets the in-memory state after a failed write, so that the
@@ -321,7 +410,7 @@ func (e *Engine) handle(ctx context.Context, ds []vigil.Delivery) error {
 		e.unload()
 		return err
 	}
-	w.Position = last
+	w.Position, w.Partition, w.Owner = last, e.part(), e.owner()
 	if time.Since(e.lastCkpt) >= e.checkpointEvery() {
 		if w.States, err = e.states(); err != nil {
 			e.unload()
@@ -440,7 +529,7 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := e.Store.SaveAlerts(ctx, vigil.AlertWrite{States: states}); err != nil {
+	if err := e.Store.SaveAlerts(ctx, vigil.AlertWrite{States: states, Partition: e.part(), Owner: e.owner()}); err != nil {
 		return fmt.Errorf("save alerting checkpoint: %w", err)
 	}
 	e.checkpointed()
@@ -556,7 +645,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 		}
 	}
 	if e.Doses != nil && e.Doses.due(now) {
-		dc, err := e.Doses.changes(ctx, e.Store, now)
+		dc, err := e.Doses.changes(ctx, e.Store, now, e.mine)
 		if err != nil {
 			// The next look tries again; other conditions go on.
 			e.logger().Warn("missed-dose watch", "err", err)
@@ -586,6 +675,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.Partition, w.Owner = e.part(), e.owner()
 	if len(changes) > 0 || len(derived) > 0 {
 		// No replay of the log repeats a tick's changes: checkpoint now.
 		if w.States, err = e.states(); err != nil {

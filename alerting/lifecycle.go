@@ -362,6 +362,9 @@ func (e *Engine) timers(ctx context.Context, now time.Time, skip []*vigil.Alert)
 	}
 	maxTier := e.Timers.maxEscalation()
 	for _, a := range as {
+		if !e.mine(a.SubjectID) {
+			continue // another partition's engine times it
+		}
 		if c, ok := changed[a.ID]; ok {
 			if c.State == vigil.AlertResolved {
 				continue

@@ -120,6 +120,18 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	}
 	seqs := make([]int64, len(w.Events))
 	err := s.write(ctx, func(tx pgx.Tx) error {
+		if w.Owner != "" {
+			// Fenced to the partition's last claimant (AlertWrite.Owner);
+			// the row lock orders this against ClaimPartition.
+			var owner string
+			err := tx.QueryRow(ctx, "SELECT owner FROM engine_position WHERE part = $1 FOR UPDATE", w.Partition).Scan(&owner)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if owner != w.Owner {
+				return vigil.Errorf(vigil.ECONFLICT, "partition %d was taken over by another rules engine", w.Partition)
+			}
+		}
 		for i, a := range w.Alerts {
 			ev := a.Evidence
 			if ev == nil {
@@ -158,9 +170,9 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 					states[i] = []byte{}
 				}
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO engine_state (subject_id, state)
-				SELECT * FROM unnest($1::text[], $2::bytea[])
-				ON CONFLICT (subject_id) DO UPDATE SET state = excluded.state`, subjects, states); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO engine_state (part, subject_id, state)
+				SELECT $3, * FROM unnest($1::text[], $2::bytea[])
+				ON CONFLICT (part, subject_id) DO UPDATE SET state = excluded.state`, subjects, states, w.Partition); err != nil {
 				return err
 			}
 		}
@@ -170,9 +182,15 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 			}
 		}
 		if w.Position > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO engine_position (id, position) VALUES (1, $1)
-				ON CONFLICT (id) DO UPDATE SET position = excluded.position`, int64(w.Position)); err != nil {
+			// Fenced: only a position above the saved one (AlertWrite).
+			tag, err := tx.Exec(ctx, `INSERT INTO engine_position (part, position) VALUES ($1, $2)
+				ON CONFLICT (part) DO UPDATE SET position = excluded.position
+				WHERE excluded.position > engine_position.position`, w.Partition, int64(w.Position))
+			if err != nil {
 				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return vigil.Errorf(vigil.ECONFLICT, "engine position of partition %d is already at or beyond %d", w.Partition, w.Position)
 			}
 		}
 		return nil
@@ -232,14 +250,33 @@ func queueDeliveries(ctx context.Context, tx pgx.Tx, w vigil.AlertWrite, ids []s
 }
 
 // EngineCheckpoint returns the engine's processed log position and every
-// patient's saved state.
+// patient's saved state, of partition 0.
 func (s *AlertStore) EngineCheckpoint(ctx context.Context) (uint64, map[string][]byte, error) {
+	return s.PartitionCheckpoint(ctx, 0)
+}
+
+// ClaimPartition makes owner the engine of partition part.
+func (s *AlertStore) ClaimPartition(ctx context.Context, part int, owner string) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO engine_position (part, position, owner) VALUES ($1, 0, $2)
+			ON CONFLICT (part) DO UPDATE SET owner = excluded.owner`, part, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("claim engine partition %d: %w", part, err)
+	}
+	return nil
+}
+
+// PartitionCheckpoint returns the engine's processed log position and the
+// patients' saved states of partition part.
+func (s *AlertStore) PartitionCheckpoint(ctx context.Context, part int) (uint64, map[string][]byte, error) {
 	var pos int64
-	err := s.pool.QueryRow(ctx, "SELECT position FROM engine_position WHERE id = 1").Scan(&pos)
+	err := s.pool.QueryRow(ctx, "SELECT position FROM engine_position WHERE part = $1", part).Scan(&pos)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil, fmt.Errorf("get engine checkpoint: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, "SELECT subject_id, state FROM engine_state")
+	rows, err := s.pool.Query(ctx, "SELECT subject_id, state FROM engine_state WHERE part = $1", part)
 	if err != nil {
 		return 0, nil, fmt.Errorf("get engine checkpoint: %w", err)
 	}

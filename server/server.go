@@ -268,7 +268,13 @@ type Server struct {
 	disk      *diskGuard    // the data directory's free space
 	logHealth *appendHealth // the log's appends, for readiness
 	webhooks  *alerting.Webhooks
-	engine    *alerting.Engine
+	// engine is the rules engine with one partition; with several
+	// (Options.Partitions > 1) it is not run and serves the Actions only,
+	// the partitions this node holds running in engines (cluster.go).
+	engine  *alerting.Engine
+	leases  vigil.Leases // with several partitions: the cluster's leases; nil with one
+	enginMu sync.Mutex
+	engines map[int]*alerting.Engine // with several partitions: those running here
 	// streamsDone ends live event streams when the server shuts down, so
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
@@ -774,11 +780,22 @@ func (s *Server) buildAlerting(ctx context.Context) error {
 	for _, e := range es {
 		s.erased.add(e.SubjectID)
 	}
-	s.engine = &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
+	s.engine = s.newEngine()
+	s.streamsDone = make(chan struct{})
+	if s.partitioned() != nil {
+		if s.leases, err = s.openLeases(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newEngine returns a rules engine of the whole log, with the node's
+// settings; each has a DoseWatch of its own.
+func (s *Server) newEngine() *alerting.Engine {
+	return &alerting.Engine{Consumer: s.log, Store: s.alerts, Log: s.log, Replay: s.log, Logger: s.opts.Logger, Hub: s.hub,
 		Config: s.configs.For, Webhooks: s.webhooks, Timers: alerting.Timers{Rearm: s.opts.AlertRearm}, Erased: s.erased.has,
 		Doses: &alerting.DoseWatch{Orders: s.store, Readings: s.store, Options: s.adherence()}}
-	s.streamsDone = make(chan struct{})
-	return nil
 }
 
 // adherence is the site's adherence settings.
@@ -802,7 +819,7 @@ func (s *Server) buildErasure(context.Context) error {
 		Drained:      s.drained,
 		OnErase: func(id string) {
 			s.erased.add(id)
-			s.engine.Forget(id)
+			s.forget(id)
 		},
 	}
 	s.retention = &retention.Sweeper{Store: s.store, Alerts: s.alerts, Holds: s.store, Auditor: s.auditor, Policy: s.opts.Retention, Logger: s.opts.Logger,
@@ -935,7 +952,7 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		RuleConfigs:        s.configs,
 		Webhooks:           s.webhooks,
 		AllowHTTPWebhooks:  opts.WebhookAllowHTTP,
-		AlertActions:       &alerting.Actions{Engine: s.engine},
+		AlertActions:       &alerting.Actions{Engine: s.engine, For: s.engineFor},
 		Events:             &closingEvents{Events: s.hub, done: s.streamsDone},
 		Messages:           &keys.Messages{MessageStore: s.store, Identity: s.store, Keys: s.patients.Keyring()},
 		PublishEvent:       s.hub.Publish,
@@ -1208,19 +1225,22 @@ func (s *Server) Start() error {
 	s.writerDone = make(chan error, 1)
 	go func() { s.writerDone <- s.writer.Run(wctx) }()
 	s.engineDone = make(chan error, 1)
-	go func() { s.engineDone <- s.engine.Run(wctx) }()
+	go func() { s.engineDone <- s.runEngine(wctx) }()
+	// Per node: the rule configurations' cache, the MQTT registry's
+	// saves, this node's disk. The rest runs on one node at a time when
+	// there are several (single, cluster.go; decision 34).
 	s.aux.Go(func() { s.configs.Run(wctx) })
-	s.aux.Go(func() { s.webhooks.Run(wctx) })
 	s.aux.Go(func() { s.statuses.run(wctx) })
 	s.aux.Go(func() { s.disk.run(wctx, diskCheckEvery) })
-	s.aux.Go(func() { s.erasure.Run(wctx, erasureEvery) })
-	s.aux.Go(func() { s.retention.Run(wctx, s.opts.RetentionInterval) })
-	s.aux.Go(func() {
+	s.single(wctx, "webhooks", func(ctx context.Context) { s.webhooks.Run(ctx) })
+	s.single(wctx, "erasure", func(ctx context.Context) { s.erasure.Run(ctx, erasureEvery) })
+	s.single(wctx, "retention", func(ctx context.Context) { s.retention.Run(ctx, s.opts.RetentionInterval) })
+	s.single(wctx, "televisit-reminders", func(ctx context.Context) {
 		rm := &reminders{store: s.store, webhooks: s.alerts, publish: s.hub.Publish, lead: s.opts.TelevisitReminderLead, now: time.Now, logger: s.logger}
-		rm.run(wctx, televisitReminderEvery)
+		rm.run(ctx, televisitReminderEvery)
 	})
 	if s.pg != nil {
-		s.aux.Go(func() { s.runPartitions(wctx) })
+		s.single(wctx, "store-partitions", s.runPartitions)
 	}
 	s.sweepDone = make(chan struct{})
 	go s.sweep(wctx)
@@ -1369,8 +1389,7 @@ func (s *Server) drained(ctx context.Context) error {
 	}
 	for _, name := range []string{ingest.WriterName, alerting.EngineName} {
 		for {
-			floor, err := s.log.AckFloor(ctx, name)
-			if err == nil && floor >= target {
+			if s.consumed(ctx, name, target) {
 				break
 			}
 			select {
@@ -1416,8 +1435,7 @@ func (s *Server) waitConsumed(ctx context.Context, name string) error {
 		return err
 	}
 	for {
-		floor, err := s.log.AckFloor(ctx, name)
-		if err == nil && floor >= target {
+		if s.consumed(ctx, name, target) {
 			return nil
 		}
 		select {

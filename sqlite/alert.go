@@ -137,6 +137,18 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 	}
 	seqs := make([]int64, len(w.Events))
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if w.Owner != "" {
+			// Fenced to the partition's last claimant (AlertWrite.Owner);
+			// SQLite's one writer orders this against ClaimPartition.
+			var owner string
+			err := tx.QueryRowContext(ctx, "SELECT owner FROM engine_position WHERE part = ?", w.Partition).Scan(&owner)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if owner != w.Owner {
+				return vigil.Errorf(vigil.ECONFLICT, "partition %d was taken over by another rules engine", w.Partition)
+			}
+		}
 		if len(w.Alerts) > 0 {
 			stmt, err := tx.PrepareContext(ctx, "INSERT INTO alerts ("+alertColumns+") VALUES ("+placeholders(25)+
 				") ON CONFLICT (id) DO UPDATE SET subject_id = excluded.subject_id, key = excluded.key, kind = excluded.kind, "+
@@ -189,8 +201,8 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 			}
 		}
 		if len(w.States) > 0 {
-			stmt, err := tx.PrepareContext(ctx, "INSERT INTO engine_state (subject_id, state) VALUES (?, ?) "+
-				"ON CONFLICT (subject_id) DO UPDATE SET state = excluded.state")
+			stmt, err := tx.PrepareContext(ctx, "INSERT INTO engine_state (part, subject_id, state) VALUES (?, ?, ?) "+
+				"ON CONFLICT (part, subject_id) DO UPDATE SET state = excluded.state")
 			if err != nil {
 				return err
 			}
@@ -199,7 +211,7 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 				if st == nil {
 					st = []byte{}
 				}
-				if _, err := stmt.ExecContext(ctx, id, st); err != nil {
+				if _, err := stmt.ExecContext(ctx, w.Partition, id, st); err != nil {
 					return err
 				}
 			}
@@ -210,9 +222,17 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 			}
 		}
 		if w.Position > 0 {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO engine_position (id, position) VALUES (1, ?) "+
-				"ON CONFLICT (id) DO UPDATE SET position = excluded.position", int64(w.Position)); err != nil {
+			// Fenced: only a position above the saved one (AlertWrite).
+			res, err := tx.ExecContext(ctx, "INSERT INTO engine_position (part, position) VALUES (?, ?) "+
+				"ON CONFLICT (part) DO UPDATE SET position = excluded.position WHERE excluded.position > engine_position.position",
+				w.Partition, int64(w.Position))
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return vigil.Errorf(vigil.ECONFLICT, "engine position of partition %d is already at or beyond %d", w.Partition, w.Position)
 			}
 		}
 		return nil
@@ -230,14 +250,33 @@ func (s *AlertStore) SaveAlerts(ctx context.Context, w vigil.AlertWrite) error {
 }
 
 // EngineCheckpoint returns the engine's processed log position and every
-// patient's saved state.
+// patient's saved state, of partition 0.
 func (s *AlertStore) EngineCheckpoint(ctx context.Context) (uint64, map[string][]byte, error) {
+	return s.PartitionCheckpoint(ctx, 0)
+}
+
+// ClaimPartition makes owner the engine of partition part.
+func (s *AlertStore) ClaimPartition(ctx context.Context, part int, owner string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO engine_position (part, position, owner) VALUES (?, 0, ?) "+
+			"ON CONFLICT (part) DO UPDATE SET owner = excluded.owner", part, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("claim engine partition %d: %w", part, err)
+	}
+	return nil
+}
+
+// PartitionCheckpoint returns the engine's processed log position and the
+// patients' saved states of partition part.
+func (s *AlertStore) PartitionCheckpoint(ctx context.Context, part int) (uint64, map[string][]byte, error) {
 	var pos int64
-	err := s.r.QueryRowContext(ctx, "SELECT position FROM engine_position WHERE id = 1").Scan(&pos)
+	err := s.r.QueryRowContext(ctx, "SELECT position FROM engine_position WHERE part = ?", part).Scan(&pos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, fmt.Errorf("get engine checkpoint: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT subject_id, state FROM engine_state")
+	rows, err := s.r.QueryContext(ctx, "SELECT subject_id, state FROM engine_state WHERE part = ?", part)
 	if err != nil {
 		return 0, nil, fmt.Errorf("get engine checkpoint: %w", err)
 	}

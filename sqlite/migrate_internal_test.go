@@ -62,3 +62,55 @@ func TestMigrateAlertRearm(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateEnginePartitions: the rules engine's checkpoint of a store
+// written before migration 33 (one partition) reads back as partition 0's,
+// and a position at or below it is fenced.
+func TestMigrateEnginePartitions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "alerts.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version < 33 {
+			if err := apply(ctx, db, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO engine_state (subject_id, state) VALUES ('pat_a', x'0102'), ('', x'0000000000000007')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO engine_position (id, position) VALUES (1, 9)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := OpenAlerts(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenAlerts (migration 33): %v", err)
+	}
+	defer s.Close()
+	pos, states, err := s.PartitionCheckpoint(ctx, 0)
+	if err != nil || pos != 9 || len(states) != 2 || string(states["pat_a"]) != "\x01\x02" {
+		t.Errorf("partition 0 after migration = %d, %q, %v; want 9 and the two states", pos, states, err)
+	}
+	if pos, states, _ := s.PartitionCheckpoint(ctx, 1); pos != 0 || len(states) != 0 {
+		t.Errorf("partition 1 after migration = %d, %q; want nothing", pos, states)
+	}
+	err = s.SaveAlerts(ctx, vigil.AlertWrite{Position: 9})
+	if vigil.ErrorCode(err) != vigil.ECONFLICT {
+		t.Errorf("SaveAlerts at the migrated position = %v; want ECONFLICT", err)
+	}
+	if err := s.SaveAlerts(ctx, vigil.AlertWrite{Position: 10}); err != nil {
+		t.Errorf("SaveAlerts after the migrated position: %v", err)
+	}
+}

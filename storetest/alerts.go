@@ -283,6 +283,106 @@ func testAlerts(t *testing.T, open func(t *testing.T) vigil.AlertWebhookStore) {
 		}
 	})
 
+	t.Run("CheckpointPartitions", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t)
+		pc, ok := s.(vigil.PartitionCheckpointer)
+		if !ok {
+			t.Fatalf("%T keeps no checkpoint per partition (vigil.PartitionCheckpointer)", s)
+		}
+		// Each partition has its own position and states; a patient's
+		// state (and the engine's "" key) under one is not another's.
+		p0 := map[string][]byte{subjectA: []byte("a0"), "": []byte("k0")}
+		p3 := map[string][]byte{subjectB: []byte("b3"), "": []byte("k3")}
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: p0, Position: 10}); err != nil {
+			t.Fatalf("SaveAlerts partition 0: %v", err)
+		}
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: p3, Position: 4, Partition: 3}); err != nil {
+			t.Fatalf("SaveAlerts partition 3: %v", err)
+		}
+		check := func(what string, part int, wantPos uint64, want map[string][]byte) {
+			t.Helper()
+			pos, states, err := pc.PartitionCheckpoint(ctx, part)
+			if err != nil || pos != wantPos || len(states) != len(want) || (len(want) > 0 && !reflect.DeepEqual(states, want)) {
+				t.Errorf("%s: PartitionCheckpoint(%d) = %d, %q, %v; want %d, %q", what, part, pos, states, err, wantPos, want)
+			}
+		}
+		check("saved", 0, 10, p0)
+		check("saved", 3, 4, p3)
+		check("never saved", 5, 0, nil)
+		if pos, states, err := s.EngineCheckpoint(ctx); err != nil || pos != 10 || !reflect.DeepEqual(states, p0) {
+			t.Errorf("EngineCheckpoint = %d, %q, %v; want partition 0's", pos, states, err)
+		}
+
+		// The fence: a write whose position is not above its partition's
+		// saved one (another engine saved those deliveries) fails with
+		// ECONFLICT, and nothing of it is saved.
+		for _, pos := range []uint64{4, 3} {
+			a := newAlert(subjectB, "news2", vigil.PriorityHigh, at(0))
+			a.ID = vigil.NewID(vigil.PrefixAlert)
+			err := s.SaveAlerts(ctx, vigil.AlertWrite{
+				Alerts: []*vigil.Alert{a}, Events: []vigil.AlertEvent{{AlertID: a.ID, Time: at(0), Type: "opened"}},
+				States: map[string][]byte{subjectB: []byte("late")}, Position: pos, Partition: 3,
+			})
+			wantCode(t, fmt.Sprintf("SaveAlerts at position %d of partition 3 at 4", pos), err, vigil.ECONFLICT)
+			if _, err := s.Alert(ctx, a.ID); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+				t.Errorf("fenced write's alert stored: %v", err)
+			}
+		}
+		check("after fenced writes", 3, 4, p3)
+		// Partition 0 is ahead, but fences only itself.
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectB: []byte("b5")}, Position: 5, Partition: 3}); err != nil {
+			t.Fatalf("SaveAlerts partition 3 ahead: %v", err)
+		}
+		check("moved on", 3, 5, map[string][]byte{subjectB: []byte("b5"), "": []byte("k3")})
+		check("untouched", 0, 10, p0)
+		// Writes without a position (people's actions, ticks) are not
+		// fenced.
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectB: []byte("b6")}, Partition: 3}); err != nil {
+			t.Fatalf("SaveAlerts without position: %v", err)
+		}
+		check("state without position", 3, 5, map[string][]byte{subjectB: []byte("b6"), "": []byte("k3")})
+
+		// Claims: a write fenced with an owner is saved only while that
+		// owner is the partition's last claimant; a claim keeps the
+		// position and states.
+		if err := pc.ClaimPartition(ctx, 3, "node-a/1"); err != nil {
+			t.Fatalf("ClaimPartition: %v", err)
+		}
+		check("claimed", 3, 5, map[string][]byte{subjectB: []byte("b6"), "": []byte("k3")})
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectB: []byte("a7")}, Position: 7, Partition: 3, Owner: "node-a/1"}); err != nil {
+			t.Fatalf("SaveAlerts of the claimant: %v", err)
+		}
+		if err := pc.ClaimPartition(ctx, 3, "node-b/1"); err != nil {
+			t.Fatalf("ClaimPartition by another: %v", err)
+		}
+		a := newAlert(subjectB, "spo2", vigil.PriorityHigh, at(0))
+		a.ID = vigil.NewID(vigil.PrefixAlert)
+		for _, w := range []vigil.AlertWrite{
+			{Alerts: []*vigil.Alert{a}, Events: []vigil.AlertEvent{{AlertID: a.ID, Time: at(0), Type: "opened"}}, Position: 8, Partition: 3, Owner: "node-a/1"},
+			{States: map[string][]byte{subjectB: []byte("a9")}, Partition: 3, Owner: "node-a/1"}, // a tick's checkpoint: no position
+		} {
+			err := s.SaveAlerts(ctx, w)
+			wantCode(t, "SaveAlerts of a former claimant", err, vigil.ECONFLICT)
+		}
+		if _, err := s.Alert(ctx, a.ID); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			t.Errorf("a former claimant's alert stored: %v", err)
+		}
+		check("after the former claimant's writes", 3, 7, map[string][]byte{subjectB: []byte("a7"), "": []byte("k3")})
+		if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectB: []byte("b8")}, Position: 8, Partition: 3, Owner: "node-b/1"}); err != nil {
+			t.Fatalf("SaveAlerts of the new claimant: %v", err)
+		}
+		check("the new claimant's", 3, 8, map[string][]byte{subjectB: []byte("b8"), "": []byte("k3")})
+		// A partition never written: claimed at position 0; an owner's
+		// write to a partition it never claimed is refused.
+		if err := pc.ClaimPartition(ctx, 6, "node-a/2"); err != nil {
+			t.Fatalf("ClaimPartition of a new partition: %v", err)
+		}
+		check("claimed new", 6, 0, nil)
+		err := s.SaveAlerts(ctx, vigil.AlertWrite{Position: 1, Partition: 7, Owner: "node-a/2"})
+		wantCode(t, "SaveAlerts to an unclaimed partition", err, vigil.ECONFLICT)
+	})
+
 	t.Run("Webhooks", func(t *testing.T) {
 		ctx := t.Context()
 		s := open(t)

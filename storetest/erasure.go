@@ -487,6 +487,11 @@ func testAlertEraser(t *testing.T, open func(t *testing.T) vigil.AlertWebhookSto
 	for _, a := range []*vigil.Alert{oldB, newB, openB} {
 		save(a)
 	}
+	// A state of the patient under another log partition (written before
+	// the partitions were changed) goes too.
+	if err := s.SaveAlerts(ctx, vigil.AlertWrite{States: map[string][]byte{subjectA: []byte("p2")}, Partition: 2}); err != nil {
+		t.Fatal(err)
+	}
 
 	total := 0
 	for {
@@ -514,6 +519,11 @@ func testAlertEraser(t *testing.T, open func(t *testing.T) vigil.AlertWebhookSto
 	}
 	if _, ok := states[subjectB]; !ok {
 		t.Error("the engine's state of another patient was deleted")
+	}
+	if pc, ok := s.(vigil.PartitionCheckpointer); ok {
+		if _, states, err := pc.PartitionCheckpoint(ctx, 2); err != nil || len(states) != 0 {
+			t.Errorf("partition 2's states after the erasure = %q, %v; want none", states, err)
+		}
 	}
 
 	heldOld := resolved("pat_held", "old", at(0))
