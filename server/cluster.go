@@ -42,9 +42,27 @@ func (s *Server) partitioned() vigil.PartitionedLog {
 
 // openLeases opens the cluster's leases, a NATS KV bucket of the log.
 func (s *Server) openLeases(ctx context.Context) (vigil.Leases, error) {
-	// TODO(merge): return s.log.Leases(ctx, leaseTTL) once package bus
-	// has it (*bus.Leases implements vigil.Leases).
-	return nil, vigil.Errorf(vigil.EUNAVAILABLE, "several log partitions need the log's leases, which this build lacks")
+	return s.log.Leases(ctx, leaseTTL)
+}
+
+// storeConsumer is how the store writer reads the log: with several
+// partitions (an external NATS, where other nodes may share the work) as
+// one work queue shared by every node (vigil.SharedConsumer, decision 33);
+// with one, in order under its own durable consumer, as on a single node.
+func (s *Server) storeConsumer() vigil.Consumer {
+	if s.partitioned() == nil {
+		return s.log
+	}
+	return sharedConsumer{s.log}
+}
+
+// sharedConsumer reads a SharedConsumer through the Consumer interface the
+// store writer takes; the writer is idempotent (readings are keyed) and
+// needs no order.
+type sharedConsumer struct{ vigil.SharedConsumer }
+
+func (c sharedConsumer) Consume(ctx context.Context, name string, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
+	return c.ConsumeShared(ctx, name, fn)
 }
 
 // runEngine runs the rules engine until ctx ends: the one engine of the

@@ -692,11 +692,12 @@ func (s *Server) broadcaster() vigil.Broadcaster {
 // cluster.
 func (s *Server) openLog(ctx context.Context) (err error) {
 	if s.log, err = bus.Open(ctx, bus.Options{
-		Dir:      filepath.Join(s.opts.DataDir, "log"),
-		URL:      s.opts.NATSURL,
-		Replicas: s.opts.NATSReplicas,
-		MaxAge:   s.opts.LogMaxAge,
-		Logger:   s.opts.Logger,
+		Dir:        filepath.Join(s.opts.DataDir, "log"),
+		URL:        s.opts.NATSURL,
+		Replicas:   s.opts.NATSReplicas,
+		Partitions: s.opts.Partitions,
+		MaxAge:     s.opts.LogMaxAge,
+		Logger:     s.opts.Logger,
 	}); err != nil {
 		return fmt.Errorf("open durable log: %w", err)
 	}
@@ -759,7 +760,7 @@ func (s *Server) buildIngest(context.Context) error {
 	if s.clustered() {
 		s.hub.Broadcaster, s.hub.Metrics, s.hub.Logger = s.log, alerting.NewHubMetrics(s.registry), s.opts.Logger
 	}
-	s.writer = &ingest.Writer{Consumer: s.log, Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
+	s.writer = &ingest.Writer{Consumer: s.storeConsumer(), Store: s.patients, Logger: s.opts.Logger, Metrics: metrics, Notify: s.hub.NotifyReadings}
 	return nil
 }
 
