@@ -8,8 +8,8 @@ import (
 )
 
 // TestWriterPragmas: the writer keeps statement journals in memory
-// (temp_store MEMORY); a reader keeps SQLite's default temporary
-// storage.
+// (temp_store MEMORY) and checkpoints the write-ahead log at 8,192 pages;
+// a reader keeps SQLite's defaults.
 func TestWriterPragmas(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "p.db")
@@ -17,9 +17,10 @@ func TestWriterPragmas(t *testing.T) {
 		name     string
 		readOnly bool
 		temp     int
+		ckpt     int
 	}{
-		{"writer", false, 2},
-		{"reader", true, 0},
+		{"writer", false, 2, 8192},
+		{"reader", true, 0, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, err := sql.Open("sqlite", dsn(path, tc.readOnly))
@@ -33,6 +34,13 @@ func TestWriterPragmas(t *testing.T) {
 			}
 			if temp != tc.temp {
 				t.Errorf("temp_store = %d, want %d", temp, tc.temp)
+			}
+			var ckpt int
+			if err := db.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil {
+				t.Fatal(err)
+			}
+			if ckpt != tc.ckpt {
+				t.Errorf("wal_autocheckpoint = %d, want %d", ckpt, tc.ckpt)
 			}
 		})
 	}
