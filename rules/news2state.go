@@ -234,9 +234,14 @@ func (st *stateData) pendNEWS2(sc *Score, at, recv time.Time) {
 	}
 	if st.NEWS2Pending == nil {
 		st.NEWS2Since, st.NEWS2Recv = at, recv
+		p := *sc
+		st.NEWS2Pending = &p
+		return
 	}
-	p := *sc
-	st.NEWS2Pending = &p
+	// The pending score is owned by this state alone (settleNEWS2 copies
+	// it out by value): overwrite it rather than allocate one per
+	// evaluation (5 % of the bytes the node allocated under vigil bench).
+	*st.NEWS2Pending = *sc
 }
 
 // settleNEWS2 moves the pending score to the outbox (TakeNEWS2) once its

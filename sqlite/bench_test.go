@@ -73,6 +73,33 @@ func BenchmarkWriteBatches(b *testing.B) {
 	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "readings/s")
 }
 
+// BenchmarkWriteBatchesDevices writes as the store writer does under vigil
+// bench: each transaction 64 log messages, one per device and patient, of
+// 50 heart rates each, keyed as ingest keys sequence-numbered readings, so
+// that every B-tree is appended to at 64 places.
+func BenchmarkWriteBatchesDevices(b *testing.B) {
+	const devices, size = 64, 50
+	s := open(b)
+	seq := 0
+	for b.Loop() {
+		bs := make([]vigil.Batch, devices)
+		for d := range bs {
+			rs := make([]vigil.Reading, size)
+			for j := range rs {
+				rs[j] = benchReading(fmt.Sprintf("pat_%02d", d), "8867-4", seq+j)
+				rs[j].DeviceID = fmt.Sprintf("dev_%02d", d)
+				rs[j].Key = fmt.Sprintf("d:dev_%02d:%d:%032x", d, seq+j+1, uint64(seq+j)*0x9e3779b97f4a7c15)
+			}
+			bs[d].Readings = rs
+		}
+		seq += size
+		if _, err := s.WriteBatches(b.Context(), bs); err != nil {
+			b.Fatalf("WriteBatches: %v", err)
+		}
+	}
+	b.ReportMetric(float64(seq*devices)/b.Elapsed().Seconds(), "readings/s")
+}
+
 // BenchmarkBuckets summarises one day of a 1 Hz series (86,400 readings)
 // in 500 buckets: stand-alone heart rates, and the systolic components of
 // blood pressure panels. Other subjects' readings share the tables.
