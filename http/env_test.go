@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-health/vigil/alerting"
 	"github.com/vigil-health/vigil/gate"
+	"github.com/vigil-health/vigil/exportdir"
 	"github.com/vigil-health/vigil/gatt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,7 +115,8 @@ func newEnv(t testing.TB) *env {
 		AlertStore:   e.alerts,
 		RuleConfigs:  &alerting.Configs{Store: e.store},
 		Codes:        catalog.Default(),
-		ExportDir:    filepath.Join(dir, "export"),
+		Exports:      exportdir.New(filepath.Join(dir, "export")),
+		NodeID:       "node-a",
 		Messages:     e.store,
 		Appointments: e.store,
 		TelevisitURL: "https://meet.example.org/vigil-{{id}}",

@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/erasure"
+	"github.com/vigil-health/vigil/exportdir"
 	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
 	"github.com/vigil-health/vigil/hl7"
@@ -188,7 +189,8 @@ type Options struct {
 	// default DefaultDiskLowWatermark, "0" turns it off.
 	DiskLowWatermark string
 	// ExportMaxBytes is the most bytes the files of FHIR bulk exports may
-	// take in <data>/fhir-export, all callers together (default 4 GiB);
+	// take in <data>/fhir-export (in the database with PostgreSQL), all
+	// callers together (default 4 GiB);
 	// ExportsPerCaller the most exports one caller may keep, running or
 	// finished, until it deletes them or they expire (default 5).
 	ExportMaxBytes   int64
@@ -240,6 +242,7 @@ type Server struct {
 	auditDB   auditStore        // the audit log (AuditDB)
 	earlier   vigil.AuditReader // the audit log SQLite kept in MainDB before AuditDB; nil with PostgreSQL
 	pg        *postgres.Store   // the main store when it is PostgreSQL: its partitions are maintained
+	exports   vigil.ExportFiles // FHIR bulk export jobs and files (exportFiles)
 	log       *bus.Log
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
@@ -775,7 +778,7 @@ const erasureEvery = time.Minute
 func (s *Server) buildErasure(context.Context) error {
 	s.erasure = &erasure.Service{
 		Store: s.patients, Alerts: s.alerts, Keys: s.patients.Keyring(),
-		Exports:      erasure.ExportDir(filepath.Join(s.opts.DataDir, "fhir-export")),
+		Exports:      s.exportFiles(),
 		Auditor:      s.auditor,
 		Logger:       s.opts.Logger,
 		MinRetention: s.opts.ErasureMinRetention,
@@ -800,6 +803,23 @@ func (s *Server) buildErasure(context.Context) error {
 		Help: "Erasures of patients whose health data this node finished deleting.",
 	}, func() float64 { return float64(s.erasure.Completed()) }))
 	return nil
+}
+
+// ExportDirName is the directory in the data directory that holds FHIR bulk
+// export jobs and their files when the stores are SQLite (package exportdir).
+const ExportDirName = "fhir-export"
+
+// exportFiles is where FHIR bulk exports keep their jobs and files: the
+// PostgreSQL store, where every node reads them, or <data>/fhir-export.
+func (s *Server) exportFiles() vigil.ExportFiles {
+	if s.exports == nil {
+		if s.pg != nil {
+			s.exports = s.pg.ExportFiles()
+		} else {
+			s.exports = exportdir.New(filepath.Join(s.opts.DataDir, ExportDirName))
+		}
+	}
+	return s.exports
 }
 
 // registerMetrics registers the process's metrics and those of the parts
@@ -905,7 +925,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		ResearchKey:        researchKey,
 		Codes:              s.catalog,
 		Version:            opts.Version,
-		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
+		Exports:            s.exportFiles(),
+		NodeID:             opts.NodeID,
 		PublicURL:          opts.PublicURL,
 		AttemptedNames:     s.names,
 		AlertStore:         s.alerts,
