@@ -140,4 +140,3 @@ func TestSettle(t *testing.T) {
 		t.Errorf("pending erasures after Settle = %v, %v; want none", p, err)
 	}
 }
-

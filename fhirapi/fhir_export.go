@@ -745,7 +745,6 @@ func (s *Handler) exportsPerCaller() int {
 	return DefaultExportsPerCaller
 }
 
-
 // Close cancels the exports this node runs and waits for them to stop
 // (each is then recorded as cancelled). It is safe to call on a server
 // whose Handler was never built.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/alerting"
-	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/exportdir"
+	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
 
 	"github.com/prometheus/client_golang/prometheus"

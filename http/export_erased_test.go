@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // TestExportOfErasedPatient: the erasure of a patient deletes the bulk
