@@ -552,36 +552,58 @@ func (s *Server) sealIdentity(ctx context.Context) error {
 	if kekFile == "" {
 		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
 	}
+	sealed, err := SealIdentity(ctx, s.store, kekFile, s.logger)
+	if err != nil {
+		return err
+	}
+	s.patients = sealed
+	return nil
+}
+
+// SealableStore is a main store whose identities SealIdentity seals.
+type SealableStore interface {
+	vigil.Store
+	// Compact clears what the store keeps of overwritten data.
+	Compact(ctx context.Context) error
+}
+
+// SealIdentity returns store with identity sealed under the KEK file
+// kekFile, as a node opens it (vigil serve, and the commands that work on
+// a node's store): the file is created only for a store that holds no
+// wrapped key yet (with keys wrapped by a lost file, a new one would read
+// no identity), and identities an earlier version kept in plaintext are
+// sealed, the store compacted after. logger may be nil.
+func SealIdentity(ctx context.Context, store SealableStore, kekFile string, logger *slog.Logger) (*keys.Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if _, err := os.Stat(kekFile); errors.Is(err, os.ErrNotExist) {
-		// A new KEK file is made only for a store that has no wrapped key
-		// yet: with keys wrapped by a lost file, a new one would start a
-		// node that can read no identity.
-		ks, err := s.store.StaleKeys(ctx, "", 1)
+		ks, err := store.StaleKeys(ctx, "", 1)
 		if err != nil {
-			return fmt.Errorf("open key-encryption key: %w", err)
+			return nil, fmt.Errorf("open key-encryption key: %w", err)
 		}
 		if len(ks) > 0 {
-			return fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
+			return nil, fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
 		}
 	}
 	kek, err := keys.OpenFile(kekFile, true)
 	if err != nil {
-		return fmt.Errorf("open key-encryption key: %w", err)
+		return nil, fmt.Errorf("open key-encryption key: %w", err)
 	}
-	s.patients = keys.NewStore(s.store, keys.NewKeyring(kek, s.store))
-	n, err := s.patients.SealPlaintext(ctx)
+	sealed := keys.NewStore(store, keys.NewKeyring(kek, store))
+	n, err := sealed.SealPlaintext(ctx)
 	if err != nil {
-		return fmt.Errorf("seal patient identities: %w", err)
+		return nil, fmt.Errorf("seal patient identities: %w", err)
 	}
 	if n > 0 {
 		// The plaintext is overwritten in the file (secure_delete); clear
 		// the write-ahead log's copies too.
-		if err := s.store.Compact(ctx); err != nil {
-			s.logger.Warn("sealed patient identities, but the store may still hold their plaintext until it is compacted", "err", err)
+		if err := store.Compact(ctx); err != nil {
+			logger.Warn("sealed patient identities, but the store may still hold their plaintext until it is compacted", "err", err)
 		}
-		s.logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
+		logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
 	}
-	return nil
+	return sealed, nil
 }
 
 // checkStoreKind refuses to start on a data directory whose node kept its
