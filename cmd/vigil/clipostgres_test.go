@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/keys"
 	"github.com/vigil-health/vigil/postgres"
 	"github.com/vigil-health/vigil/postgres/pgtest"
 	"github.com/vigil-health/vigil/server"
@@ -220,8 +221,17 @@ func TestPatientsOnPostgres(t *testing.T) {
 		}
 		return ""
 	}
-	if code := run(ctx, []string{"patients", "erase", "--id", f.patient, "--data", t.TempDir()}, getenv, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "restore the KEK file") {
-		t.Errorf("erase with another data directory's (missing) KEK file: exit %d, %q; want refused", code, errOut.String())
+	if code := run(ctx, []string{"patients", "erase", "--id", f.patient, "--data", t.TempDir()}, getenv, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "the KEK file of the nodes") {
+		t.Errorf("erase with a data directory without the KEK file: exit %d, %q; want refused", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	other := filepath.Join(t.TempDir(), "other-kek")
+	if _, err := keys.OpenFile(other, true); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(ctx, []string{"patients", "erase", "--id", f.patient, "--data", f.dir, "--kek-file", other}, getenv, &out, &errOut); code != 1 {
+		t.Errorf("erase under another KEK file than the node's: exit %d, %q; want refused", code, errOut.String())
 	}
 	if code, out, errOut := patients("erase", "--id", f.patient); code != 0 || !strings.Contains(out, "erased patient") {
 		t.Fatalf("erase: exit %d: %s%s", code, out, errOut)
@@ -241,6 +251,7 @@ func TestPatientsOnPostgres(t *testing.T) {
 		"patient.legal_hold vigil patients hold success",
 		"patient.erase vigil patients erase failure",
 		"patient.legal_hold vigil patients release success",
+		"patient.erase vigil patients erase failure", // under another KEK file
 		"patient.erase vigil patients erase success",
 	}
 	got := f.auditLog(t)

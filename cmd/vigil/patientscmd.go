@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
 	"path/filepath"
 
@@ -85,6 +86,13 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 	// server does at start, under the same KEK file.
 	if kekFile == "" {
 		kekFile = filepath.Join(dataDir, server.KEKFileName)
+	}
+	if store != "" {
+		// The nodes made the KEK file; a command on their database never
+		// makes another.
+		if _, err := os.Stat(kekFile); err != nil {
+			return fmt.Errorf("%s: the KEK file of the nodes: %w (point --data at a node's data directory, or --kek-file at a copy of its KEK file)", name, err)
+		}
 	}
 	sealed, err := server.SealIdentity(ctx, s, kekFile, nil)
 	if err != nil {
