@@ -24,12 +24,12 @@ const storeFlagUsage = "the nodes' PostgreSQL database (postgres://…), as give
 // with what it needs beside it. Close it once done.
 type cliStore struct {
 	main    server.SealableStore
-	sqlite  *sqlite.Store      // main, when it is SQLite
-	pg      *postgres.Store    // main, when it is PostgreSQL
-	rec     *audit.Recorder    // the audit log; nil unless opened with audited
-	closers []func()           // run last first by Close
-	exports vigil.ExportFiles  // FHIR bulk export jobs and files
-	dsn     string             // the PostgreSQL database; "" with SQLite
+	sqlite  *sqlite.Store     // main, when it is SQLite
+	pg      *postgres.Store   // main, when it is PostgreSQL
+	rec     *audit.Recorder   // the audit log; nil unless opened with audited
+	closers []func()          // run last first by Close
+	exports vigil.ExportFiles // FHIR bulk export jobs and files
+	dsn     string            // the PostgreSQL database; "" with SQLite
 	dataDir string
 }
 
