@@ -91,7 +91,7 @@ type ExportFiles interface {
 	UpdateExport(ctx context.Context, j *ExportJob) error
 	// CreateExportFile creates the file name (such as
 	// "Observation.ndjson") of job jobID for writing; ENOTFOUND if the job
-	// does not exist, ECONFLICT if the file does, EINVALID for a name
+	// does not exist or is no longer running, ECONFLICT if the file does, EINVALID for a name
 	// other than letters, digits, '.', '_' and '-'. What is written counts
 	// in ExportBytes as it is stored; a write after the job was removed
 	// fails (ENOTFOUND). Close stores what is buffered.

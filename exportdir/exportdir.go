@@ -198,6 +198,11 @@ func (d *Dir) CreateExportFile(ctx context.Context, jobID, name string) (io.Writ
 	if !validName(name) || strings.HasPrefix(name, jobFile) {
 		return nil, vigil.Errorf(vigil.EINVALID, "export file name %q: letters, digits, '.', '_' and '-' only", name)
 	}
+	if j, err := readJob(dir, jobID); err != nil {
+		return nil, err
+	} else if j.State != vigil.ExportRunning {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "export %s is no longer running", jobID)
+	}
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	switch {
 	case errors.Is(err, fs.ErrExist):

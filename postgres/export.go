@@ -138,7 +138,8 @@ func (s *ExportFiles) CreateExportFile(ctx context.Context, jobID, name string) 
 	if !validExportName(name) {
 		return nil, vigil.Errorf(vigil.EINVALID, "export file name %q: letters, digits, '.', '_' and '-' only", name)
 	}
-	_, err := s.pool.Exec(ctx, "INSERT INTO export_files (job_id, name, size, modified) VALUES ($1, $2, 0, $3)", jobID, name, s.timestamp())
+	tag, err := s.pool.Exec(ctx, `INSERT INTO export_files (job_id, name, size, modified)
+		SELECT id, $2, 0, $3 FROM export_jobs WHERE id = $1 AND state = $4`, jobID, name, s.timestamp(), vigil.ExportRunning)
 	switch {
 	case isCode(err, sqlUnique):
 		return nil, vigil.Errorf(vigil.ECONFLICT, "export file %s exists", name)
@@ -146,6 +147,8 @@ func (s *ExportFiles) CreateExportFile(ctx context.Context, jobID, name string) 
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "export %s not found", jobID)
 	case err != nil:
 		return nil, fmt.Errorf("create export file: %w", err)
+	case tag.RowsAffected() == 0:
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "export %s not found or no longer running", jobID)
 	}
 	return &chunkWriter{s: s, ctx: ctx, job: jobID, name: name, buf: make([]byte, 0, ExportChunkBytes)}, nil
 }

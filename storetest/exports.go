@@ -74,6 +74,9 @@ func testExportJobs(t *testing.T, s vigil.ExportFiles) {
 		!got.Finished.Equal(j.Finished) || !strings.Contains(strings.ReplaceAll(string(got.Deid), " ", ""), `"patients":3`) {
 		t.Errorf("Export after its outcome = %+v, %v", got, err)
 	}
+	if _, err := s.CreateExportFile(ctx, "exp_b", "Device.ndjson"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("CreateExportFile of a finished job: %v, want ENOTFOUND", err)
+	}
 	j.State = vigil.ExportRunning
 	if err := s.UpdateExport(ctx, j); vigil.ErrorCode(err) != vigil.ENOTFOUND {
 		t.Errorf("UpdateExport of a finished job: %v, want ENOTFOUND", err)
@@ -268,9 +271,13 @@ func testEraseExports(t *testing.T, s vigil.ExportFiles, chunk int) {
 			t.Errorf("OpenExportFile of %s after the erasure: %v, want ENOTFOUND", id, err)
 		}
 	}
-	// The running job's node learns it was erased at its next update.
+	// The running job's node learns it was erased at its next update or
+	// file.
 	if err := s.UpdateExport(ctx, newExportJob("exp_3")); vigil.ErrorCode(err) != vigil.ENOTFOUND {
 		t.Errorf("UpdateExport of an erased job: %v, want ENOTFOUND", err)
+	}
+	if _, err := s.CreateExportFile(ctx, "exp_3", "Device.ndjson"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("CreateExportFile of an erased job: %v, want ENOTFOUND", err)
 	}
 	if names, err := s.ExportFileNames(ctx, "exp_2"); err != nil || len(names) != 1 {
 		t.Errorf("files of an export of another patient: %v, %v; want kept", names, err)
