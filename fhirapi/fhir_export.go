@@ -373,8 +373,10 @@ func (s *Handler) sweep(ctx context.Context, now time.Time) ([]*vigil.ExportJob,
 		var dead bool
 		switch j.State {
 		case vigil.ExportRunning:
+			// This node's own jobs are alive while it runs them; another
+			// node's while it writes their progress.
 			_, mine := e.running[j.ID]
-			dead = (j.Node == s.NodeID && !mine) || now.Sub(j.Updated) > exportStale
+			dead = !mine && (j.Node == s.NodeID || now.Sub(j.Updated) > exportStale)
 		case vigil.ExportComplete, vigil.ExportFailed, vigil.ExportErased:
 			dead = now.Sub(j.Finished) > exportTTL
 		default:
