@@ -563,14 +563,31 @@ func (s *Handler) fhirExportStatus(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	if j.State == vigil.ExportRunning && j.Node == s.NodeID {
+		// Read again once this node's running jobs are known: a job that
+		// finished in between is no longer among them.
+		s.exports.mu.Lock()
+		_, running := s.exports.running[j.ID]
+		s.exports.mu.Unlock()
+		if !running {
+			if j, err = s.exportJobOf(r); err != nil {
+				return err
+			}
+		}
+	}
 	switch j.State {
 	case vigil.ExportRunning:
 		written := j.Written
 		s.exports.mu.Lock()
-		if mine, ok := s.exports.running[j.ID]; ok {
-			written = mine.written.Load()
-		}
+		mine, ok := s.exports.running[j.ID]
 		s.exports.mu.Unlock()
+		if ok {
+			written = mine.written.Load()
+		} else if j.Node == s.NodeID || s.Time().Sub(j.Updated) > exportStale {
+			// Its node stopped (this one, restarted, or another that
+			// no longer writes its progress): it will not finish.
+			return vigil.Errorf(vigil.ENOTFOUND, "export %s not found: the node that ran it stopped; start a new export", j.ID)
+		}
 		w.Header().Set("X-Progress", strconv.FormatInt(written, 10)+" resources written")
 		w.Header().Set("Retry-After", "2")
 		w.WriteHeader(http.StatusAccepted)
