@@ -85,3 +85,43 @@ func TestReaderNames(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpenExportFile: the job and file names of a download come from the
+// request's path; whatever they are, only the job's own files open, never
+// a path outside the export directory (a file beside it here).
+func FuzzOpenExportFile(f *testing.F) {
+	for _, seed := range [][2]string{{"exp_1", "Patient.ndjson"}, {"..", "secret.ndjson"}, {"exp_1", "../../secret.ndjson"},
+		{"exp_1/..", "../secret.ndjson"}, {".", "job.json"}, {"exp_1", "job.json"}, {"", ""}, {"exp_1", "/etc/passwd"}} {
+		f.Add(seed[0], seed[1])
+	}
+	base := f.TempDir()
+	if err := os.WriteFile(filepath.Join(base, "secret.ndjson"), []byte("secret"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	d := exportdir.New(filepath.Join(base, "fhir-export"))
+	if err := d.CreateExport(f.Context(), &vigil.ExportJob{ID: "exp_1", State: vigil.ExportRunning}); err != nil {
+		f.Fatal(err)
+	}
+	w, err := d.CreateExportFile(f.Context(), "exp_1", "Patient.ndjson")
+	if err != nil {
+		f.Fatal(err)
+	}
+	w.Write([]byte("{}\n"))
+	w.Close()
+	f.Fuzz(func(t *testing.T, job, name string) {
+		r, err := d.OpenExportFile(t.Context(), job, name)
+		if err != nil {
+			if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+				t.Fatalf("OpenExportFile(%q, %q): %v, want ENOTFOUND", job, name, err)
+			}
+			return
+		}
+		defer r.Close()
+		if job != "exp_1" || name != "Patient.ndjson" {
+			t.Fatalf("OpenExportFile(%q, %q) opened a file", job, name)
+		}
+		if _, err := d.Export(t.Context(), job); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
