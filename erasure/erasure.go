@@ -10,13 +10,10 @@
 package erasure
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -268,52 +265,4 @@ func (s *Service) finish(ctx context.Context, e *vigil.Erasure) error {
 		}
 	}
 	return nil
-}
-
-// ExportDir is the directory of FHIR bulk export jobs, one subdirectory
-// each: EraseExports deletes every job directory with a file that names
-// the patient's id (exports name patients by id only).
-type ExportDir string
-
-// EraseExports deletes the export jobs in d that name subjectID.
-func (d ExportDir) EraseExports(ctx context.Context, subjectID string) (int, error) {
-	if d == "" {
-		return 0, nil
-	}
-	jobs, err := os.ReadDir(string(d))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	} else if err != nil {
-		return 0, fmt.Errorf("erase exports: %w", err)
-	}
-	needle := []byte(subjectID)
-	n := 0
-	for _, j := range jobs {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		dir := filepath.Join(string(d), j.Name())
-		hit := false
-		err := filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
-			if err != nil || de.IsDir() || hit {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			hit = bytes.Contains(b, needle)
-			return nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("erase exports: %w", err)
-		}
-		if hit {
-			if err := os.RemoveAll(dir); err != nil {
-				return n, fmt.Errorf("erase exports: %w", err)
-			}
-			n++
-		}
-	}
-	return n, nil
 }

@@ -1,7 +1,6 @@
 package erasure_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,33 +138,5 @@ func TestSettle(t *testing.T) {
 	}
 	if p, err := e.db.Erasures(ctx, true); err != nil || len(p) != 0 {
 		t.Errorf("pending erasures after Settle = %v, %v; want none", p, err)
-	}
-}
-
-func TestExportDir(t *testing.T) {
-	dir := t.TempDir()
-	for job, body := range map[string]string{
-		"job1": `{"resourceType":"Patient","id":"pat_gone"}`,
-		"job2": `{"resourceType":"Patient","id":"pat_other"}`,
-	} {
-		if err := os.MkdirAll(filepath.Join(dir, job), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, job, "Patient.ndjson"), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, err := erasure.ExportDir(dir).EraseExports(t.Context(), "pat_gone")
-	if err != nil || n != 1 {
-		t.Fatalf("EraseExports = %d, %v; want 1", n, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "job1")); !os.IsNotExist(err) {
-		t.Errorf("the export naming the patient is still there: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "job2", "Patient.ndjson")); err != nil {
-		t.Errorf("another export was deleted: %v", err)
-	}
-	if n, err := erasure.ExportDir(filepath.Join(dir, "missing")).EraseExports(t.Context(), "pat_gone"); err != nil || n != 0 {
-		t.Errorf("EraseExports of a missing directory = %d, %v", n, err)
 	}
 }

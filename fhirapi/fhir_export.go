@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,14 +23,18 @@ import (
 
 // FHIR Bulk Data export (http://hl7.org/fhir/uv/bulkdata/export.html).
 //
-// A kick-off request starts a job that writes one NDJSON file per resource
-// type into ExportDir/<job>/, streaming: it pages through the store (keyset
-// pages of vigil.MaxReadingLimit readings) and encodes each resource
-// straight into a buffered file, so memory does not grow with the export.
-// Jobs live in memory. After a restart their ids are unknown (status and
-// downloads answer 404, and the client starts a new export); the first
-// kick-off after a restart removes the files they left in ExportDir.
-// Finished jobs and their files are removed after exportTTL.
+// A kick-off request starts a job on the node that receives it, which
+// writes one NDJSON file per resource type into Exports (vigil.ExportFiles:
+// a local directory, or the PostgreSQL store every node shares),
+// streaming: it pages through the store (keyset pages of
+// vigil.MaxReadingLimit readings) and encodes each resource straight into
+// a buffered file, so memory does not grow with the export. The job itself
+// is kept in Exports too, so any node sharing them answers its status and
+// serves its files; its node writes its progress every exportHeartbeat. A
+// job whose node stopped (its record not updated for exportStale, or, on
+// its own node, unknown after a restart) is removed at the next kick-off,
+// and its status answers 404 from then on. Finished jobs and their files
+// are removed after exportTTL.
 
 var (
 	// exporters may export every patient: system clients and admins (who
@@ -54,49 +56,36 @@ const (
 	// exportSpaceCheck is how many bytes an export writes between two
 	// checks of the free disk space.
 	exportSpaceCheck = 16 << 20
+	// exportHeartbeat is how often a running job's node writes its
+	// progress; exportStale how long without one makes a running job
+	// dead (its node stopped).
+	exportHeartbeat = 5 * time.Second
+	exportStale     = 2 * time.Minute
 )
 
 // exportTypes are the resource types an export can hold, in file order.
 var exportTypes = []string{"Patient", "Device", "Observation"}
 
-// exports holds the server's export jobs.
+// exports holds the export jobs this node runs.
 type exports struct {
 	mu      sync.Mutex
-	jobs    map[string]*exportJob
-	cleaned bool // ExportDir cleared of files from before a restart
+	running map[string]*exportJob
 	wg      sync.WaitGroup
-	used    atomic.Int64 // bytes of the jobs' files in ExportDir
 }
 
-func newExports() *exports { return &exports{jobs: map[string]*exportJob{}} }
+func newExports() *exports { return &exports{running: map[string]*exportJob{}} }
 
-// exportJob is one bulk export. Fields above mu are set before it starts.
-// It belongs to the token (or browser session) that started it, tokenID:
-// only that token sees its status and files (a user's other tokens do not,
-// whatever their scopes); owner is that token's user, for the per-caller
-// limit.
+// exportJob is one bulk export this node runs: rec as stored (its fields
+// other than the progress are set before it starts), and what only its
+// node has.
 type exportJob struct {
-	id, owner, tokenID, request, dir string
-	types                            []string
-	since                            time.Time
-	research                         bool           // de-identified (research_export.go)
-	deid                             *deid.Manifest // what a research export did, once it finished
-	transaction                      time.Time
-	cancel                           context.CancelFunc
-	done                             chan struct{}
-	written                          atomic.Int64
-	bytes                            atomic.Int64 // of its files, counted in exports.used
+	rec     vigil.ExportJob
+	cancel  context.CancelFunc
+	done    chan struct{}
+	written atomic.Int64
 
-	mu       sync.Mutex
-	files    []exportFile // set when finished
-	err      error
-	finished time.Time
-}
-
-type exportFile struct {
-	Type  string `json:"type"`
-	URL   string `json:"url"`
-	Count int64  `json:"count"`
+	mu   sync.Mutex
+	deid *deid.Manifest // what a research export did, once it finished
 }
 
 // patientSource lists the patients an export covers, in pages.
@@ -178,7 +167,7 @@ func (s *Handler) idsSource(ids []string) patientSource {
 // _type or _since.
 func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patientSource, research bool) error {
 	p := gate.Principal(r.Context())
-	if s.ExportDir == "" {
+	if s.Exports == nil {
 		return vigil.Errorf(vigil.ENOTIMPL, "bulk export is not enabled on this server")
 	}
 	if p.Role == vigil.RoleAdmin && !s.AdminReadsClinical {
@@ -198,12 +187,15 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 	default:
 		return vigil.Errorf(vigil.EINVALID, "_outputFormat: only application/fhir+ndjson")
 	}
-	job := &exportJob{owner: p.UserID, tokenID: p.TokenID, request: s.fhirBase(r) + strings.TrimPrefix(r.URL.RequestURI(), fhirPrefix), transaction: s.Time(), done: make(chan struct{})}
+	now := s.Time()
+	job := &exportJob{rec: vigil.ExportJob{Node: s.NodeID, Owner: p.UserID, TokenID: p.TokenID, Request: s.fhirBase(r) + strings.TrimPrefix(r.URL.RequestURI(), fhirPrefix),
+		Transaction: now, Updated: now, State: vigil.ExportRunning}, done: make(chan struct{})}
+	rec := &job.rec
 	if research {
 		if q.Has("_type") || q.Has("_since") {
 			return vigil.Errorf(vigil.EINVALID, "a research export takes no _type or _since: it holds de-identified Patients and Observations")
 		}
-		job.research, job.types = true, []string{"Patient", "Observation"}
+		rec.Research, rec.Types = true, []string{"Patient", "Observation"}
 	}
 	if research {
 		// types set above
@@ -212,7 +204,7 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 		if err != nil {
 			return vigil.Errorf(vigil.EINVALID, "_since: %s", vigil.ErrorMessage(err))
 		}
-		job.since = t
+		rec.Since = t
 	}
 	if research {
 		// types set above
@@ -225,26 +217,28 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 			if gate.Scoped(p) && !authScopesBeyondPatient(p, t) {
 				return vigil.Errorf(vigil.EFORBIDDEN, "this token's scopes do not allow reading %s", t)
 			}
-			if !slices.Contains(job.types, t) {
-				job.types = append(job.types, t)
+			if !slices.Contains(rec.Types, t) {
+				rec.Types = append(rec.Types, t)
 			}
 		}
 	} else {
 		for _, t := range exportTypes {
 			if !gate.Scoped(p) || authScopesBeyondPatient(p, t) {
-				job.types = append(job.types, t)
+				rec.Types = append(rec.Types, t)
 			}
 		}
 	}
 
+	ctx := r.Context()
 	e := s.exports
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.sweep(s.ExportDir, s.Time()); err != nil {
+	jobs, err := s.sweep(ctx, now)
+	if err != nil {
 		return err
 	}
 	running := 0
-	for _, j := range e.jobs {
+	for _, j := range e.running {
 		select {
 		case <-j.done:
 		default:
@@ -256,8 +250,8 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 		return vigil.Errorf(vigil.ERATELIMITED, "%d exports are running: try again later", running)
 	}
 	kept := 0
-	for _, j := range e.jobs {
-		if j.owner == p.UserID {
+	for _, j := range jobs {
+		if j.Owner == p.UserID {
 			kept++
 		}
 	}
@@ -265,7 +259,11 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 		return vigil.Errorf(vigil.ERATELIMITED, "you keep %d exports, the most one caller may keep (%d): delete one you have downloaded (DELETE its status URL) or wait until it expires (%s after it finished)",
 			kept, max, exportTTL)
 	}
-	if used, max := e.used.Load(), s.exportMaxBytes(); used >= max {
+	used, err := s.Exports.ExportBytes(ctx)
+	if err != nil {
+		return err
+	}
+	if max := s.exportMaxBytes(); used >= max {
 		w.Header().Set("Retry-After", "3600")
 		return vigil.Errorf(vigil.ERATELIMITED, "the files of finished exports take %d bytes, the server's budget for exports (%d): wait until exports are deleted or expire",
 			used, max)
@@ -276,96 +274,146 @@ func (s *Handler) startExport(w http.ResponseWriter, r *http.Request, src patien
 			return err
 		}
 	}
-	job.id = vigil.NewID("exp")
-	job.dir = filepath.Join(s.ExportDir, job.id)
-	if err := os.MkdirAll(job.dir, 0o700); err != nil {
-		return fmt.Errorf("create export directory: %w", err)
+	rec.ID = vigil.NewID(vigil.PrefixExport)
+	if err := s.Exports.CreateExport(ctx, rec); err != nil {
+		return fmt.Errorf("create export: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	job.cancel = cancel
-	e.jobs[job.id] = job
+	e.running[rec.ID] = job
 	e.wg.Add(1)
-	base := s.fhirBase(r)
 	go func() {
 		defer e.wg.Done()
 		defer close(job.done)
 		defer cancel()
-		files, err := s.runExport(ctx, job, src, base)
-		job.mu.Lock()
-		job.files, job.err, job.finished = files, err, s.Time()
-		job.mu.Unlock()
-		if err != nil {
-			s.Logger.Warn("fhir export failed", "job", job.id, "err", err)
-			e.remove(job)
-		}
+		s.run(rctx, job, src)
+		e.mu.Lock()
+		delete(e.running, job.rec.ID)
+		e.mu.Unlock()
 	}()
-	w.Header().Set("Content-Location", base+"/$export-status/"+job.id)
+	w.Header().Set("Content-Location", s.fhirBase(r)+"/$export-status/"+rec.ID)
 	gate.WriteFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "export started: poll the Content-Location"))
 	return nil
 }
 
-// sweep removes, under e.mu, finished jobs older than exportTTL and, the
-// first time, whatever a previous run of the server left in dir.
-func (e *exports) sweep(dir string, now time.Time) error {
-	if !e.cleaned {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create export directory: %w", err)
-		}
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("read export directory: %w", err)
-		}
-		for _, ent := range ents {
-			if _, ok := e.jobs[ent.Name()]; !ok {
-				os.RemoveAll(filepath.Join(dir, ent.Name()))
+// run runs job until it finishes, writing its progress every
+// exportHeartbeat (and stopping it if its record is gone: DELETE through
+// another node, or an erasure), then its outcome.
+func (s *Handler) run(ctx context.Context, job *exportJob, src patientSource) {
+	beat := make(chan struct{})
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(exportHeartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-beat:
+				return
+			case <-t.C:
+				rec := job.rec
+				rec.Written, rec.Updated = job.written.Load(), s.Time()
+				if err := s.Exports.UpdateExport(ctx, &rec); vigil.ErrorCode(err) == vigil.ENOTFOUND {
+					job.cancel()
+				} else if err != nil && ctx.Err() == nil {
+					s.Logger.Warn("fhir export: progress not saved", "job", rec.ID, "err", err)
+				}
 			}
 		}
-		e.cleaned = true
+	}()
+	outs, err := s.runExport(ctx, job, src)
+	close(beat)
+	<-beatDone
+	rec := job.rec
+	rec.Written, rec.Updated, rec.Finished = job.written.Load(), s.Time(), s.Time()
+	if err == nil {
+		rec.State, rec.Outputs = vigil.ExportComplete, outs
+		job.mu.Lock()
+		if job.deid != nil {
+			if rec.Deid, err = json.Marshal(job.deid); err != nil {
+				err = fmt.Errorf("encode de-identification manifest: %w", err)
+			}
+		}
+		job.mu.Unlock()
 	}
-	for id, j := range e.jobs {
-		j.mu.Lock()
-		old := !j.finished.IsZero() && now.Sub(j.finished) > exportTTL
-		j.mu.Unlock()
-		if old {
-			e.remove(j)
-			delete(e.jobs, id)
+	if err != nil {
+		s.Logger.Warn("fhir export failed", "job", rec.ID, "err", err)
+		rec.State, rec.Outputs = vigil.ExportFailed, nil
+		switch c := vigil.ErrorCode(err); {
+		case errors.Is(err, context.Canceled):
+			rec.ErrorCode, rec.Error = vigil.ENOTFOUND, "export "+rec.ID+" was cancelled"
+		case c == vigil.ERATELIMITED || c == vigil.EUNAVAILABLE:
+			// Stopped by the export budget or a low disk: the caller may
+			// know why, and try again later.
+			rec.ErrorCode, rec.Error = c, "export failed: "+vigil.ErrorMessage(err)
+		default:
+			rec.ErrorCode, rec.Error = vigil.EINTERNAL, fmt.Sprintf("export failed: %v", err)
 		}
 	}
-	return nil
+	// A failed job's files are deleted with the update (UpdateExport).
+	if uerr := s.Exports.UpdateExport(context.WithoutCancel(ctx), &rec); uerr != nil && vigil.ErrorCode(uerr) != vigil.ENOTFOUND {
+		s.Logger.Warn("fhir export: outcome not saved", "job", rec.ID, "err", uerr)
+		if rec.State == vigil.ExportFailed {
+			s.Exports.RemoveExport(context.WithoutCancel(ctx), rec.ID)
+		}
+	}
 }
 
-// remove deletes the files of job j and takes them off the budget.
-func (e *exports) remove(j *exportJob) error {
-	err := os.RemoveAll(j.dir)
-	if err == nil {
-		e.used.Add(-j.bytes.Swap(0))
+// sweep removes, under e.mu, finished jobs older than exportTTL, running
+// jobs whose node stopped, and what is no job (left by an older version),
+// and returns the jobs left.
+func (s *Handler) sweep(ctx context.Context, now time.Time) ([]*vigil.ExportJob, error) {
+	e := s.exports
+	jobs, err := s.Exports.Exports(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	kept := jobs[:0]
+	for _, j := range jobs {
+		var dead bool
+		switch j.State {
+		case vigil.ExportRunning:
+			// This node's own jobs are alive while it runs them; another
+			// node's while it writes their progress.
+			_, mine := e.running[j.ID]
+			dead = !mine && (j.Node == s.NodeID || now.Sub(j.Updated) > exportStale)
+		case vigil.ExportComplete, vigil.ExportFailed, vigil.ExportErased:
+			dead = now.Sub(j.Finished) > exportTTL
+		default:
+			dead = true
+		}
+		if !dead {
+			kept = append(kept, j)
+			continue
+		}
+		if err := s.Exports.RemoveExport(ctx, j.ID); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
 }
 
 // runExport writes the job's files and returns the manifest's outputs.
-func (s *Handler) runExport(ctx context.Context, job *exportJob, src patientSource, base string) ([]exportFile, error) {
-	if job.research {
-		return s.runResearchExport(ctx, job, src, base)
+func (s *Handler) runExport(ctx context.Context, job *exportJob, src patientSource) ([]vigil.ExportOutput, error) {
+	if job.rec.Research {
+		return s.runResearchExport(ctx, job, src)
 	}
-	var files []exportFile
-	for _, typ := range job.types {
+	var outs []vigil.ExportOutput
+	for _, typ := range job.rec.Types {
 		n, err := s.exportType(ctx, job, typ, src)
 		if err != nil {
 			return nil, fmt.Errorf("export %s: %w", typ, err)
 		}
 		if n > 0 {
-			files = append(files, exportFile{Type: typ, URL: base + "/$export-file/" + job.id + "/" + typ + ".ndjson", Count: n})
-		} else {
-			os.Remove(filepath.Join(job.dir, typ+".ndjson"))
+			outs = append(outs, vigil.ExportOutput{Type: typ, Count: n})
 		}
 	}
-	return files, nil
+	return outs, nil
 }
 
 // exportType streams every resource of typ into its NDJSON file.
 func (s *Handler) exportType(ctx context.Context, job *exportJob, typ string, src patientSource) (n int64, err error) {
-	f, err := os.OpenFile(filepath.Join(job.dir, typ+".ndjson"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := s.createExportFile(ctx, job, typ+".ndjson")
 	if err != nil {
 		return 0, err
 	}
@@ -374,8 +422,7 @@ func (s *Handler) exportType(ctx context.Context, job *exportJob, typ string, sr
 			err = cerr
 		}
 	}()
-	bw := bufio.NewWriterSize(&budgetWriter{w: f, s: s, job: job}, exportBufferBytes)
-	enc := json.NewEncoder(bw) // one resource per line
+	enc := json.NewEncoder(f) // one resource per line
 	fenc := s.encoder()
 	emit := func(v any) error {
 		if err := enc.Encode(v); err != nil {
@@ -400,7 +447,7 @@ func (s *Handler) exportType(ctx context.Context, job *exportJob, typ string, sr
 			}
 			switch typ {
 			case "Patient":
-				if job.since.IsZero() || !p.Created.Before(job.since) {
+				if job.rec.Since.IsZero() || !p.Created.Before(job.rec.Since) {
 					err = emit(fenc.Patient(p))
 				}
 			case "Device":
@@ -414,7 +461,7 @@ func (s *Handler) exportType(ctx context.Context, job *exportJob, typ string, sr
 		}
 		after = ps[len(ps)-1].ID
 	}
-	return n, bw.Flush()
+	return n, nil
 }
 
 func (s *Handler) exportDevices(ctx context.Context, job *exportJob, subject string, emit func(any) error) error {
@@ -424,7 +471,7 @@ func (s *Handler) exportDevices(ctx context.Context, job *exportJob, subject str
 	}
 	enc := s.encoder()
 	for _, d := range ds {
-		if job.since.IsZero() || !d.Created.Before(job.since) {
+		if job.rec.Since.IsZero() || !d.Created.Before(job.rec.Since) {
 			if err := emit(enc.Device(d)); err != nil {
 				return err
 			}
@@ -434,7 +481,7 @@ func (s *Handler) exportDevices(ctx context.Context, job *exportJob, subject str
 }
 
 // exportObservations streams one patient's readings received since
-// job.since, a keyset page at a time. The next page is read from the store
+// job.rec.Since, a keyset page at a time. The next page is read from the store
 // while the current one is encoded, so the two overlap on separate cores;
 // at most two pages are in memory.
 func (s *Handler) exportObservations(ctx context.Context, job *exportJob, subject string, emit func(any) error) error {
@@ -451,7 +498,7 @@ func (s *Handler) exportObservations(ctx context.Context, job *exportJob, subjec
 		return ch
 	}
 	enc := s.encoder()
-	q := vigil.ReadingQuery{SubjectID: subject, ReceivedFrom: job.since, Limit: vigil.MaxReadingLimit}
+	q := vigil.ReadingQuery{SubjectID: subject, ReceivedFrom: job.rec.Since, Limit: vigil.MaxReadingLimit}
 	next := fetch(q)
 	for {
 		res := <-next
@@ -481,82 +528,113 @@ func (s *Handler) exportObservations(ctx context.Context, job *exportJob, subjec
 }
 
 // exportJobOf returns the job of the request's {job}, if the caller's
-// token (or session) started it; ENOTFOUND otherwise (also after a restart,
-// and for the same user's other tokens and sessions).
-func (s *Handler) exportJobOf(r *http.Request) (*exportJob, error) {
+// token (or session) started it; ENOTFOUND otherwise (also once it was
+// removed, and for the same user's other tokens and sessions).
+func (s *Handler) exportJobOf(r *http.Request) (*vigil.ExportJob, error) {
 	p := gate.Principal(r.Context())
-	s.exports.mu.Lock()
-	j, ok := s.exports.jobs[r.PathValue("job")]
-	s.exports.mu.Unlock()
-	if !ok || p.TokenID == "" || j.tokenID != p.TokenID || j.owner != p.UserID {
-		return nil, vigil.Errorf(vigil.ENOTFOUND, "export %s not found (exports do not survive a restart of the server)", r.PathValue("job"))
+	notFound := vigil.Errorf(vigil.ENOTFOUND, "export %s not found (exports do not survive a restart of the node that ran them)", r.PathValue("job"))
+	if s.Exports == nil {
+		return nil, notFound
+	}
+	j, err := s.Exports.Export(r.Context(), r.PathValue("job"))
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return nil, notFound
+	} else if err != nil {
+		return nil, err
+	}
+	if p.TokenID == "" || j.TokenID != p.TokenID || j.Owner != p.UserID {
+		return nil, notFound
 	}
 	return j, nil
 }
 
+// exportFileRef is a file of the status manifest.
+type exportFileRef struct {
+	Type  string `json:"type"`
+	URL   string `json:"url"`
+	Count int64  `json:"count"`
+}
+
 // fhirExportStatus answers the status of an export: 202 with X-Progress
 // while it runs, the manifest when it is complete, an OperationOutcome
-// (500) if it failed.
+// (500) if it failed, 404 if its files were erased. Any node answers it.
 func (s *Handler) fhirExportStatus(w http.ResponseWriter, r *http.Request) error {
 	j, err := s.exportJobOf(r)
 	if err != nil {
 		return err
 	}
-	select {
-	case <-j.done:
-	default:
-		w.Header().Set("X-Progress", strconv.FormatInt(j.written.Load(), 10)+" resources written")
+	if j.State == vigil.ExportRunning && j.Node == s.NodeID {
+		// Read again once this node's running jobs are known: a job that
+		// finished in between is no longer among them.
+		s.exports.mu.Lock()
+		_, running := s.exports.running[j.ID]
+		s.exports.mu.Unlock()
+		if !running {
+			if j, err = s.exportJobOf(r); err != nil {
+				return err
+			}
+		}
+	}
+	switch j.State {
+	case vigil.ExportRunning:
+		written := j.Written
+		s.exports.mu.Lock()
+		mine, ok := s.exports.running[j.ID]
+		s.exports.mu.Unlock()
+		if ok {
+			written = mine.written.Load()
+		} else if j.Node == s.NodeID || s.Time().Sub(j.Updated) > exportStale {
+			// Its node stopped (this one, restarted, or another that
+			// no longer writes its progress): it will not finish.
+			return vigil.Errorf(vigil.ENOTFOUND, "export %s not found: the node that ran it stopped; start a new export", j.ID)
+		}
+		w.Header().Set("X-Progress", strconv.FormatInt(written, 10)+" resources written")
 		w.Header().Set("Retry-After", "2")
 		w.WriteHeader(http.StatusAccepted)
 		return nil
-	}
-	j.mu.Lock()
-	files, jerr := j.files, j.err
-	j.mu.Unlock()
-	if jerr != nil {
-		if errors.Is(jerr, context.Canceled) {
-			return vigil.Errorf(vigil.ENOTFOUND, "export %s was cancelled", j.id)
+	case vigil.ExportFailed:
+		if j.ErrorCode == vigil.EINTERNAL || j.ErrorCode == "" {
+			return vigil.Errorf(vigil.EINTERNAL, "%s", j.Error)
 		}
-		if c := vigil.ErrorCode(jerr); c == vigil.ERATELIMITED || c == vigil.EUNAVAILABLE {
-			// Stopped by the export budget or a low disk: the caller may
-			// know why, and try again later.
-			return &vigil.Error{Code: c, Message: "export failed: " + vigil.ErrorMessage(jerr), Err: jerr}
-		}
-		return vigil.Errorf(vigil.EINTERNAL, "export failed: %v", jerr)
+		return &vigil.Error{Code: j.ErrorCode, Message: j.Error}
+	case vigil.ExportErased:
+		return vigil.Errorf(vigil.ENOTFOUND, "export %s is gone: it named a patient who was erased since", j.ID)
 	}
-	if files == nil {
-		files = []exportFile{}
+	base := s.fhirBase(r)
+	files := []exportFileRef{}
+	for _, o := range j.Outputs {
+		files = append(files, exportFileRef{Type: o.Type, URL: base + "/$export-file/" + j.ID + "/" + o.Type + ".ndjson", Count: o.Count})
 	}
 	var ext map[string]any
-	if j.research {
-		j.mu.Lock()
-		ext = map[string]any{"deidentification": j.deid}
-		j.mu.Unlock()
+	if j.Research {
+		ext = map[string]any{"deidentification": j.Deid}
 	}
 	gate.WriteJSON(w, http.StatusOK, struct {
-		TransactionTime     string         `json:"transactionTime"`
-		Request             string         `json:"request"`
-		RequiresAccessToken bool           `json:"requiresAccessToken"`
-		Output              []exportFile   `json:"output"`
-		Error               []exportFile   `json:"error"`
-		Extension           map[string]any `json:"extension,omitempty"` // a research export: what de-identification did
-	}{fhir.Instant(j.transaction), j.request, true, files, []exportFile{}, ext})
+		TransactionTime     string          `json:"transactionTime"`
+		Request             string          `json:"request"`
+		RequiresAccessToken bool            `json:"requiresAccessToken"`
+		Output              []exportFileRef `json:"output"`
+		Error               []exportFileRef `json:"error"`
+		Extension           map[string]any  `json:"extension,omitempty"` // a research export: what de-identification did
+	}{fhir.Instant(j.Transaction), j.Request, true, files, []exportFileRef{}, ext})
 	return nil
 }
 
 // fhirExportCancel cancels an export (or deletes a finished one) and its
-// files: 202.
+// files: 202. A job another node runs stops there at its next write.
 func (s *Handler) fhirExportCancel(w http.ResponseWriter, r *http.Request) error {
 	j, err := s.exportJobOf(r)
 	if err != nil {
 		return err
 	}
-	j.cancel()
-	<-j.done
 	s.exports.mu.Lock()
-	delete(s.exports.jobs, j.id)
+	mine := s.exports.running[j.ID]
 	s.exports.mu.Unlock()
-	if err := s.exports.remove(j); err != nil {
+	if mine != nil {
+		mine.cancel()
+		<-mine.done
+	}
+	if err := s.Exports.RemoveExport(r.Context(), j.ID); err != nil {
 		return fmt.Errorf("remove export files: %w", err)
 	}
 	gate.WriteFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "export deleted"))
@@ -566,72 +644,109 @@ func (s *Handler) fhirExportCancel(w http.ResponseWriter, r *http.Request) error
 // fhirExportFile streams one NDJSON file of a finished export to the token
 // that started it, if the token's scopes allow reading the file's resource
 // type, checked on every download (ENOTFOUND otherwise, as for a file that
-// is not there).
+// is not there). Any node serves it.
 func (s *Handler) fhirExportFile(w http.ResponseWriter, r *http.Request) error {
 	j, err := s.exportJobOf(r)
 	if err != nil {
 		return err
 	}
 	name := r.PathValue("file")
-	if typ, ok := strings.CutSuffix(name, ".ndjson"); !ok || (!j.research && gate.Scoped(gate.Principal(r.Context())) && !authScopesBeyondPatient(gate.Principal(r.Context()), typ)) {
+	if typ, ok := strings.CutSuffix(name, ".ndjson"); !ok || (!j.Research && gate.Scoped(gate.Principal(r.Context())) && !authScopesBeyondPatient(gate.Principal(r.Context()), typ)) {
 		return vigil.Errorf(vigil.ENOTFOUND, "export file %s not found", name)
 	}
-	j.mu.Lock()
-	var found bool
-	for _, f := range j.files {
-		found = found || f.Type+".ndjson" == name
+	if j.State == vigil.ExportErased {
+		return vigil.Errorf(vigil.ENOTFOUND, "export file %s is gone: the export named an erased patient", name)
 	}
-	j.mu.Unlock()
-	if !found {
+	found := false
+	for _, o := range j.Outputs {
+		found = found || o.Type+".ndjson" == name
+	}
+	if j.State != vigil.ExportComplete || !found {
 		return vigil.Errorf(vigil.ENOTFOUND, "export file %s not found", name)
 	}
-	f, err := os.Open(filepath.Join(j.dir, name))
-	if errors.Is(err, os.ErrNotExist) {
+	f, err := s.Exports.OpenExportFile(r.Context(), j.ID, name)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
 		// Deleted by the erasure of a patient it named (package erasure).
 		return vigil.Errorf(vigil.ENOTFOUND, "export file %s is gone: the export named an erased patient", name)
 	} else if err != nil {
 		return fmt.Errorf("open export file: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat export file: %w", err)
-	}
 	w.Header().Set("Content-Type", "application/fhir+ndjson")
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	http.ServeContent(w, r, "", f.ModTime(), f)
 	return nil
+}
+
+// createExportFile creates a file of job, written buffered through the
+// exports' byte budget; Close writes what is buffered and closes it.
+func (s *Handler) createExportFile(ctx context.Context, job *exportJob, name string) (io.WriteCloser, error) {
+	f, err := s.Exports.CreateExportFile(ctx, job.rec.ID, name)
+	if err != nil {
+		return nil, err
+	}
+	used, err := s.Exports.ExportBytes(ctx)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return budgetFile{Writer: bufio.NewWriterSize(&budgetWriter{ctx: ctx, w: f, s: s, base: used}, exportBufferBytes), f: f}, nil
+}
+
+// budgetFile is an export file written, buffered, through the exports'
+// byte budget; Close writes what is buffered and closes the file.
+type budgetFile struct {
+	*bufio.Writer
+	f io.Closer
+}
+
+func (b budgetFile) Close() error {
+	err := b.Flush()
+	if cerr := b.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // budgetWriter counts what an export writes against the exports' byte
 // budget and checks the free disk space every exportSpaceCheck bytes; a
-// write that would pass either fails, and so does the export.
+// write that would pass either fails, and so does the export. The bytes
+// of every export's files (every node's, with a shared store) are read
+// from the store when the file is created and at every space check; in
+// between, this writer adds what it wrote. Exports running at the same
+// time may together pass the budget by what they write between two
+// checks (exportSpaceCheck each).
 type budgetWriter struct {
+	ctx     context.Context
 	w       io.Writer
 	s       *Handler
-	job     *exportJob
+	base    int64 // bytes of every export's files at the last check
+	since   int64 // bytes written since the last check
 	unCheck int64 // bytes written since the last space check
 }
 
 func (b *budgetWriter) Write(p []byte) (int, error) {
-	e, n := b.s.exports, int64(len(p))
-	if max := b.s.exportMaxBytes(); e.used.Add(n) > max {
-		e.used.Add(-n)
+	n := int64(len(p))
+	if max := b.s.exportMaxBytes(); b.base+b.since+n > max {
 		return 0, vigil.Errorf(vigil.ERATELIMITED, "the export would pass the server's budget for export files (%d bytes)", max)
 	}
-	b.job.bytes.Add(n)
-	if b.unCheck += n; b.unCheck >= exportSpaceCheck && b.s.Space != nil {
+	if b.unCheck += n; b.unCheck >= exportSpaceCheck {
 		b.unCheck = 0
-		if err := b.s.Space.CheckOptional(0); err != nil {
-			e.used.Add(-n)
-			b.job.bytes.Add(-n)
+		if b.s.Space != nil {
+			if err := b.s.Space.CheckOptional(0); err != nil {
+				return 0, err
+			}
+		}
+		used, err := b.s.Exports.ExportBytes(b.ctx)
+		if err != nil {
 			return 0, err
+		}
+		b.base, b.since = used, 0
+		if max := b.s.exportMaxBytes(); b.base+n > max {
+			return 0, vigil.Errorf(vigil.ERATELIMITED, "the export would pass the server's budget for export files (%d bytes)", max)
 		}
 	}
 	m, err := b.w.Write(p)
-	if d := n - int64(m); d > 0 {
-		e.used.Add(-d)
-		b.job.bytes.Add(-d)
-	}
+	b.since += int64(m)
 	return m, err
 }
 
@@ -649,20 +764,31 @@ func (s *Handler) exportsPerCaller() int {
 	return DefaultExportsPerCaller
 }
 
-// Close cancels running exports and waits for them to stop. It is safe to
-// call on a server whose Handler was never built.
+// Close cancels the exports this node runs and waits for them to stop
+// (each is then recorded as cancelled). It is safe to call on a server
+// whose Handler was never built.
 func (s *Handler) Close() {
 	if s.exports == nil {
 		return
 	}
 	s.exports.mu.Lock()
-	for _, j := range s.exports.jobs {
+	for _, j := range s.exports.running {
 		j.cancel()
 	}
 	s.exports.mu.Unlock()
 	s.exports.wg.Wait()
 }
 
-// ExportBytes is how many bytes the files of the exports kept in ExportDir
-// take now, all exports together (what ExportMaxBytes bounds).
-func (s *Handler) ExportBytes() int64 { return s.exports.used.Load() }
+// ExportBytes is how many bytes the files of the exports kept in Exports
+// take now, all exports together (what ExportMaxBytes bounds); -1 if they
+// cannot be read.
+func (s *Handler) ExportBytes() int64 {
+	if s.Exports == nil {
+		return 0
+	}
+	n, err := s.Exports.ExportBytes(context.Background())
+	if err != nil {
+		return -1
+	}
+	return n
+}

@@ -1,12 +1,9 @@
 package fhirapi
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/auth"
@@ -54,7 +51,7 @@ func namesScope(scopes []string, resource string) bool {
 // runResearchExport writes the de-identified files of a research export
 // (deid.Export.Run) through the exports' byte budget, and keeps its
 // manifest in the job.
-func (s *Handler) runResearchExport(ctx context.Context, job *exportJob, src patientSource, base string) ([]exportFile, error) {
+func (s *Handler) runResearchExport(ctx context.Context, job *exportJob, src patientSource) ([]vigil.ExportOutput, error) {
 	var ids []string
 	after := ""
 	for {
@@ -74,16 +71,12 @@ func (s *Handler) runResearchExport(ctx context.Context, job *exportJob, src pat
 	if err != nil {
 		return nil, err
 	}
-	ex, err := deid.NewExport(deid.Options{Deidentifier: d, Encoder: s.encoder(), AsOf: job.transaction})
+	ex, err := deid.NewExport(deid.Options{Deidentifier: d, Encoder: s.encoder(), AsOf: job.rec.Transaction})
 	if err != nil {
 		return nil, err
 	}
 	m, err := ex.Run(ctx, s.Store, ids, func(name string) (io.WriteCloser, error) {
-		f, err := os.OpenFile(filepath.Join(job.dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		return budgetFile{Writer: bufio.NewWriterSize(&budgetWriter{w: f, s: s, job: job}, exportBufferBytes), f: f}, nil
+		return s.createExportFile(ctx, job, name)
 	})
 	if err != nil {
 		return nil, err
@@ -92,29 +85,14 @@ func (s *Handler) runResearchExport(ctx context.Context, job *exportJob, src pat
 	job.deid = m
 	job.mu.Unlock()
 	job.written.Add(int64(m.Patients + m.Observations))
-	var files []exportFile
+	var outs []vigil.ExportOutput
 	for _, f := range []struct {
 		typ string
 		n   int
 	}{{"Patient", m.Patients}, {"Observation", m.Observations}} {
 		if f.n > 0 {
-			files = append(files, exportFile{Type: f.typ, URL: base + "/$export-file/" + job.id + "/" + f.typ + ".ndjson", Count: int64(f.n)})
+			outs = append(outs, vigil.ExportOutput{Type: f.typ, Count: int64(f.n)})
 		}
 	}
-	return files, nil
-}
-
-// budgetFile is a file written, buffered, through the exports' byte
-// budget; Close writes what is buffered and closes the file.
-type budgetFile struct {
-	*bufio.Writer
-	f *os.File
-}
-
-func (b budgetFile) Close() error {
-	err := b.Flush()
-	if cerr := b.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return outs, nil
 }

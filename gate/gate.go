@@ -256,10 +256,14 @@ type Deps struct {
 	// built from it and never from a request's Host header, which the
 	// client chooses. "" gives links that are paths on this site.
 	PublicURL string
-	// ExportDir is where FHIR bulk export jobs write their NDJSON files;
-	// "" refuses bulk export (501). Its contents belong to the server.
-	ExportDir string
-	// ExportMaxBytes is the most bytes the files in ExportDir may take,
+	// Exports keeps FHIR bulk export jobs and their NDJSON files: a local
+	// directory (package exportdir), or the PostgreSQL store every node
+	// shares, so that any node answers an export's status and serves its
+	// files. nil refuses bulk export (501). NodeID names this node in the
+	// jobs it runs (server.Options.NodeID).
+	Exports vigil.ExportFiles
+	NodeID  string
+	// ExportMaxBytes is the most bytes the files in Exports may take,
 	// all exports together (DefaultExportMaxBytes of package fhirapi if 0):
 	// a kick-off when they take it all answers 429, and an export that
 	// would pass it fails. ExportsPerCaller is the most exports one caller

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/alerting"
+	"github.com/vigil-health/vigil/exportdir"
 	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
 
@@ -114,7 +115,8 @@ func newEnv(t testing.TB) *env {
 		AlertStore:   e.alerts,
 		RuleConfigs:  &alerting.Configs{Store: e.store},
 		Codes:        catalog.Default(),
-		ExportDir:    filepath.Join(dir, "export"),
+		Exports:      exportdir.New(filepath.Join(dir, "export")),
+		NodeID:       "node-a",
 		Messages:     e.store,
 		Appointments: e.store,
 		TelevisitURL: "https://meet.example.org/vigil-{{id}}",

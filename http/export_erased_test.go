@@ -6,12 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vigil-health/vigil/erasure"
 )
 
 // TestExportOfErasedPatient: the erasure of a patient deletes the bulk
-// exports that name them (erasure.ExportDir on the server's ExportDir);
+// exports that name them (vigil.ExportFiles.EraseExports on the server's
+// Exports);
 // a download of such an export then answers 404 saying why, not 500.
 func TestExportOfErasedPatient(t *testing.T) {
 	e := newFHIREnv(t)
@@ -40,7 +39,7 @@ func TestExportOfErasedPatient(t *testing.T) {
 	if st, body := e.request(http.MethodGet, file, e.intR, ""); st != http.StatusOK || !strings.Contains(body, e.p1) {
 		t.Fatalf("download before the erasure: %d %s", st, body)
 	}
-	n, err := erasure.ExportDir(e.api.ExportDir).EraseExports(t.Context(), e.p1)
+	n, err := e.api.Exports.EraseExports(t.Context(), e.p1)
 	if err != nil || n != 1 {
 		t.Fatalf("EraseExports = %d, %v; want the one export", n, err)
 	}

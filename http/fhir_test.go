@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
+	"github.com/vigil-health/vigil/exportdir"
 	"github.com/vigil-health/vigil/fhir"
 	"github.com/vigil-health/vigil/ingest"
 )
@@ -660,7 +661,7 @@ func TestFHIRGroupExport(t *testing.T) {
 	e.seed(e.p1, "8867-4", 3, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
 	e.seed(e.p2, "8867-4", 3, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
 	// files an export left before a restart are removed at the next kick-off
-	stale := filepath.Join(e.api.ExportDir, "exp_before_restart")
+	stale := filepath.Join(e.api.Exports.(*exportdir.Dir).Root(), "exp_before_restart")
 	if err := os.MkdirAll(stale, 0o700); err != nil {
 		t.Fatal(err)
 	}

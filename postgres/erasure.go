@@ -422,7 +422,7 @@ func scanErasure(sc pgx.Row) (*vigil.Erasure, error) {
 func (s *Store) Compact(ctx context.Context) error {
 	return s.vacuum(ctx, "patients", "site_keys", "users", "consents", "consent_changes", "time_entries",
 		"medication_orders", "medication_doses", "refill_requests",
-		"readings", "reading_keys", "latest", "reading_rollup", "quarantine")
+		"readings", "reading_keys", "latest", "reading_rollup", "quarantine", "export_files", "export_chunks")
 }
 
 // Compact is Store.Compact for the alerts store's tables.

@@ -387,8 +387,26 @@ func TestErasureLeavesNoRow(t *testing.T) {
 	if _, err := s.WriteBatches(ctx, []vigil.Batch{{Readings: rs}}); err != nil {
 		t.Fatal(err)
 	}
+	// A bulk export whose file names the patient (erasure.Service erases
+	// exports with the store's ExportFiles).
+	exports := s.ExportFiles()
+	job := &vigil.ExportJob{ID: "exp_1", State: vigil.ExportRunning, Types: []string{"Patient"}}
+	if err := exports.CreateExport(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	w, err := exports.CreateExportFile(ctx, job.ID, "Patient.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, `{"resourceType":"Patient","id":%q}`+"\n", pid)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.ShredPatient(ctx, pid, "usr_admin"); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := exports.EraseExports(ctx, pid); err != nil || n != 1 {
+		t.Fatalf("EraseExports = %d, %v; want the one export", n, err)
 	}
 	for {
 		n, err := s.DeleteSubjectData(ctx, pid, 7)
@@ -433,6 +451,18 @@ func TestErasureLeavesNoRow(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%s: %d rows of the erased patient, want none", table, n)
 		}
+	}
+	// No export file holds the patient's id, and the job records none.
+	var chunks int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM export_chunks WHERE position(convert_to($1, 'UTF8') IN data) > 0", pid).Scan(&chunks); err != nil || chunks != 0 {
+		t.Errorf("export chunks naming the erased patient: %d, %v; want none", chunks, err)
+	}
+	var jobs int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM export_jobs WHERE position($1 IN job::text) > 0", pid).Scan(&jobs); err != nil || jobs != 0 {
+		t.Errorf("export jobs naming the erased patient: %d, %v; want none", jobs, err)
+	}
+	if j, err := exports.Export(ctx, job.ID); err != nil || j.State != vigil.ExportErased {
+		t.Errorf("the export after the erasure: %+v, %v; want it marked erased", j, err)
 	}
 	if d, err := s.Device(ctx, dev.ID); err != nil || d.SubjectID != "" {
 		t.Errorf("the erased patient's device: %+v, %v; want it unassigned", d, err)

@@ -214,3 +214,14 @@ func TestRekeyAsSQLite(t *testing.T) {
 		t.Fatalf("bad test: nothing re-keyed:\n%s", strings.Join(want, "\n"))
 	}
 }
+
+func TestExportFiles(t *testing.T) {
+	storetest.RunExportFiles(t, postgres.ExportChunkBytes, func(t *testing.T) vigil.ExportFiles {
+		s, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.ExportFiles()
+	})
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-health/vigil/catalog"
 	"github.com/vigil-health/vigil/deid"
 	"github.com/vigil-health/vigil/erasure"
+	"github.com/vigil-health/vigil/exportdir"
 	"github.com/vigil-health/vigil/gate"
 	"github.com/vigil-health/vigil/gatt"
 	"github.com/vigil-health/vigil/hl7"
@@ -188,7 +189,8 @@ type Options struct {
 	// default DefaultDiskLowWatermark, "0" turns it off.
 	DiskLowWatermark string
 	// ExportMaxBytes is the most bytes the files of FHIR bulk exports may
-	// take in <data>/fhir-export, all callers together (default 4 GiB);
+	// take in <data>/fhir-export (in the database with PostgreSQL), all
+	// callers together (default 4 GiB);
 	// ExportsPerCaller the most exports one caller may keep, running or
 	// finished, until it deletes them or they expire (default 5).
 	ExportMaxBytes   int64
@@ -240,6 +242,7 @@ type Server struct {
 	auditDB   auditStore        // the audit log (AuditDB)
 	earlier   vigil.AuditReader // the audit log SQLite kept in MainDB before AuditDB; nil with PostgreSQL
 	pg        *postgres.Store   // the main store when it is PostgreSQL: its partitions are maintained
+	exports   vigil.ExportFiles // FHIR bulk export jobs and files (exportFiles)
 	log       *bus.Log
 	catalog   *catalog.Catalog
 	registry  *prometheus.Registry
@@ -555,36 +558,58 @@ func (s *Server) sealIdentity(ctx context.Context) error {
 	if kekFile == "" {
 		kekFile = filepath.Join(s.opts.DataDir, KEKFileName)
 	}
+	sealed, err := SealIdentity(ctx, s.store, kekFile, s.logger)
+	if err != nil {
+		return err
+	}
+	s.patients = sealed
+	return nil
+}
+
+// SealableStore is a main store whose identities SealIdentity seals.
+type SealableStore interface {
+	vigil.Store
+	// Compact clears what the store keeps of overwritten data.
+	Compact(ctx context.Context) error
+}
+
+// SealIdentity returns store with identity sealed under the KEK file
+// kekFile, as a node opens it (vigil serve, and the commands that work on
+// a node's store): the file is created only for a store that holds no
+// wrapped key yet (with keys wrapped by a lost file, a new one would read
+// no identity), and identities an earlier version kept in plaintext are
+// sealed, the store compacted after. logger may be nil.
+func SealIdentity(ctx context.Context, store SealableStore, kekFile string, logger *slog.Logger) (*keys.Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if _, err := os.Stat(kekFile); errors.Is(err, os.ErrNotExist) {
-		// A new KEK file is made only for a store that has no wrapped key
-		// yet: with keys wrapped by a lost file, a new one would start a
-		// node that can read no identity.
-		ks, err := s.store.StaleKeys(ctx, "", 1)
+		ks, err := store.StaleKeys(ctx, "", 1)
 		if err != nil {
-			return fmt.Errorf("open key-encryption key: %w", err)
+			return nil, fmt.Errorf("open key-encryption key: %w", err)
 		}
 		if len(ks) > 0 {
-			return fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
+			return nil, fmt.Errorf("open key-encryption key: %s does not exist, but the store holds keys wrapped by %s: restore the KEK file (it is kept apart from backups) or point --kek-file at it", kekFile, ks[0].Key.KEK)
 		}
 	}
 	kek, err := keys.OpenFile(kekFile, true)
 	if err != nil {
-		return fmt.Errorf("open key-encryption key: %w", err)
+		return nil, fmt.Errorf("open key-encryption key: %w", err)
 	}
-	s.patients = keys.NewStore(s.store, keys.NewKeyring(kek, s.store))
-	n, err := s.patients.SealPlaintext(ctx)
+	sealed := keys.NewStore(store, keys.NewKeyring(kek, store))
+	n, err := sealed.SealPlaintext(ctx)
 	if err != nil {
-		return fmt.Errorf("seal patient identities: %w", err)
+		return nil, fmt.Errorf("seal patient identities: %w", err)
 	}
 	if n > 0 {
 		// The plaintext is overwritten in the file (secure_delete); clear
 		// the write-ahead log's copies too.
-		if err := s.store.Compact(ctx); err != nil {
-			s.logger.Warn("sealed patient identities, but the store may still hold their plaintext until it is compacted", "err", err)
+		if err := store.Compact(ctx); err != nil {
+			logger.Warn("sealed patient identities, but the store may still hold their plaintext until it is compacted", "err", err)
 		}
-		s.logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
+		logger.Info("sealed the identities of patients stored in plaintext", "patients", n)
 	}
-	return nil
+	return sealed, nil
 }
 
 // checkStoreKind refuses to start on a data directory whose node kept its
@@ -812,7 +837,7 @@ const erasureEvery = time.Minute
 func (s *Server) buildErasure(context.Context) error {
 	s.erasure = &erasure.Service{
 		Store: s.patients, Alerts: s.alerts, Keys: s.patients.Keyring(),
-		Exports:      erasure.ExportDir(filepath.Join(s.opts.DataDir, "fhir-export")),
+		Exports:      s.exportFiles(),
 		Auditor:      s.auditor,
 		Logger:       s.opts.Logger,
 		MinRetention: s.opts.ErasureMinRetention,
@@ -837,6 +862,23 @@ func (s *Server) buildErasure(context.Context) error {
 		Help: "Erasures of patients whose health data this node finished deleting.",
 	}, func() float64 { return float64(s.erasure.Completed()) }))
 	return nil
+}
+
+// ExportDirName is the directory in the data directory that holds FHIR bulk
+// export jobs and their files when the stores are SQLite (package exportdir).
+const ExportDirName = "fhir-export"
+
+// exportFiles is where FHIR bulk exports keep their jobs and files: the
+// PostgreSQL store, where every node reads them, or <data>/fhir-export.
+func (s *Server) exportFiles() vigil.ExportFiles {
+	if s.exports == nil {
+		if s.pg != nil {
+			s.exports = s.pg.ExportFiles()
+		} else {
+			s.exports = exportdir.New(filepath.Join(s.opts.DataDir, ExportDirName))
+		}
+	}
+	return s.exports
 }
 
 // registerMetrics registers the process's metrics and those of the parts
@@ -945,7 +987,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		ResearchKey:        researchKey,
 		Codes:              s.catalog,
 		Version:            opts.Version,
-		ExportDir:          filepath.Join(opts.DataDir, "fhir-export"),
+		Exports:            s.exportFiles(),
+		NodeID:             opts.NodeID,
 		PublicURL:          opts.PublicURL,
 		AttemptedNames:     s.names,
 		AlertStore:         s.alerts,

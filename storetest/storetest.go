@@ -16,7 +16,8 @@
 //	}
 //
 // and likewise RunAlerts with sqlite.OpenAlerts and RunAudit with
-// sqlite.OpenAudit.
+// sqlite.OpenAudit. RunExportFiles holds the FHIR bulk export stores
+// (exportdir.Dir, postgres.ExportFiles) to vigil.ExportFiles.
 //
 // Where the root contract is silent the suite fixes the behaviour, so that
 // implementations agree: see the subtests.

@@ -15,16 +15,18 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
-	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/auth"
-	"github.com/vigil-health/vigil/server"
 	"github.com/vigil-health/vigil/sqlite"
 )
 
 const adminUsage = `Usage: vigil admin <subcommand> [flags]
 
-Recover access by working on the data directory directly. The server must be
-stopped: the command refuses to run while a server has the database open.
+Recover access by working on the store directly. With the SQLite databases of
+a data directory (--data) the server must be stopped: the command refuses to
+run while a server has the database open. With the nodes' PostgreSQL database
+(--store postgres://…, or VIGIL_STORE) listing works while nodes run; a change
+is audited in the database's audit log, whose writer lock a running node holds,
+so changes are refused until the nodes are stopped.
 
 Subcommands:
   users            list users (username, role, disabled)
@@ -53,7 +55,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	type subcommand struct {
 		summary string
-		run     func(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error
+		run     func(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error
 		user    bool              // takes --username
 		action  vigil.AuditAction // the audit action of a change; "" for a read
 	}
@@ -79,7 +81,8 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	fs := newFlagSet("admin "+name, sub.summary, stderr)
 	f := &adminFlags{}
-	fs.StringVar(&f.dataDir, "data", "./vigil-data", "data directory of the stopped server")
+	fs.StringVar(&f.dataDir, "data", "./vigil-data", "data directory of the stopped server (with --store: of a node, whose audit journal is recovered first, if it has one)")
+	fs.StringVar(&f.store, "store", "", storeFlagUsage)
 	if sub.user {
 		fs.StringVar(&f.username, "username", "", "the user to act on")
 	}
@@ -97,32 +100,16 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("%w: %s needs --username", errUsage, name)
 	}
 
-	s, err := openStopped(ctx, f.dataDir)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	// Held while the command runs, so that a server cannot start on the
-	// directory meanwhile (and a running one that the check above missed
-	// is refused here).
-	lock, err := server.LockDataDir(f.dataDir)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer lock.Unlock()
 	// Changes are audited like the API's: the audit log is opened (and what
 	// a crashed server left in its journal recovered) before the change,
 	// so that a change is not made when it could not be audited.
-	var rec *audit.Recorder
-	if sub.action != "" {
-		var as *sqlite.AuditStore
-		if as, rec, err = server.OpenAuditLog(ctx, f.dataDir, s.EarlierAudit(), audit.RecorderOptions{}); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		defer as.Close()
-		defer rec.Close(context.WithoutCancel(ctx))
+	cs, err := openCLIStore(ctx, f.dataDir, f.store, sub.action != "")
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	runErr := sub.run(ctx, s, f, stdout)
+	defer cs.Close()
+	rec := cs.rec
+	runErr := sub.run(ctx, cs.main, f, stdout)
 	if rec != nil {
 		if err := rec.Record(ctx, adminAuditEntry(name, sub.action, f, runErr)); err != nil {
 			if runErr == nil {
@@ -168,6 +155,7 @@ func adminAuditEntry(name string, action vigil.AuditAction, f *adminFlags, err e
 // adminFlags are the flags of the admin subcommands.
 type adminFlags struct {
 	dataDir   string
+	store     string // PostgreSQL DSN; "" for SQLite in dataDir
 	username  string
 	role      string
 	patientID string
@@ -196,7 +184,7 @@ func openStopped(ctx context.Context, dir string) (*sqlite.Store, error) {
 	return s, err
 }
 
-func adminUsers(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error {
+func adminUsers(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error {
 	us, err := s.Users(ctx)
 	if err != nil {
 		return err
@@ -209,7 +197,7 @@ func adminUsers(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.W
 	return w.Flush()
 }
 
-func adminCreateUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error {
+func adminCreateUser(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error {
 	role := vigil.Role(f.role)
 	switch role {
 	case vigil.RoleAdmin, vigil.RoleClinician, vigil.RolePatient, vigil.RoleIntegration:
@@ -254,7 +242,7 @@ func adminCreateUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout
 	return nil
 }
 
-func adminResetPassword(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error {
+func adminResetPassword(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error {
 	u, err := userByName(ctx, s, f.username)
 	if err != nil {
 		return err
@@ -272,7 +260,7 @@ func adminResetPassword(ctx context.Context, s *sqlite.Store, f *adminFlags, std
 	return nil
 }
 
-func adminDisableUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error {
+func adminDisableUser(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error {
 	u, err := userByName(ctx, s, f.username)
 	if err != nil {
 		return err
@@ -285,7 +273,7 @@ func adminDisableUser(ctx context.Context, s *sqlite.Store, f *adminFlags, stdou
 	return nil
 }
 
-func adminRevokeTokens(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error {
+func adminRevokeTokens(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error {
 	u, err := userByName(ctx, s, f.username)
 	if err != nil {
 		return err
@@ -311,7 +299,7 @@ func adminRevokeTokens(ctx context.Context, s *sqlite.Store, f *adminFlags, stdo
 
 // userByName returns the user called username, with a plain error if there
 // is none.
-func userByName(ctx context.Context, s *sqlite.Store, username string) (*vigil.User, error) {
+func userByName(ctx context.Context, s vigil.Store, username string) (*vigil.User, error) {
 	u, err := s.UserByUsername(ctx, username)
 	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
 		return nil, fmt.Errorf("no user %q ('vigil admin users' lists them)", username)

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/vigil-health/vigil/sqlite"
+	"github.com/vigil-health/vigil"
 )
 
 // adminResetTOTP removes a user's second factor, for a user who lost both
 // their authenticator and their recovery codes.
-func adminResetTOTP(ctx context.Context, s *sqlite.Store, f *adminFlags, stdout io.Writer) error {
+func adminResetTOTP(ctx context.Context, s vigil.Store, f *adminFlags, stdout io.Writer) error {
 	u, err := userByName(ctx, s, f.username)
 	if err != nil {
 		return err

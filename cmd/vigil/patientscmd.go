@@ -4,22 +4,22 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
 	"path/filepath"
 
 	"github.com/vigil-health/vigil"
-	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/erasure"
-	"github.com/vigil-health/vigil/keys"
 	"github.com/vigil-health/vigil/server"
-	"github.com/vigil-health/vigil/sqlite"
 )
 
 const patientsUsage = `Usage: vigil patients <subcommand> [flags]
 
-Erase patients and keep them from erasure, working on the data directory
-directly. The server must be stopped (a running server offers the same
-through its API: DELETE /api/v1/patients/{id} and the legal hold routes).
+Erase patients and keep them from erasure, working on the store directly: the
+SQLite databases of a data directory (--data), whose server must be stopped, or
+the nodes' PostgreSQL database (--store postgres://…, or VIGIL_STORE), whose
+audit log must be free (no node running). A running server offers the same
+through its API: DELETE /api/v1/patients/{id} and the legal hold routes.
 
 Subcommands:
   erase     erase a patient: destroy their data key and identity, delete their
@@ -53,9 +53,10 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%w: unknown subcommand %q", errUsage, name)
 	}
 	fs := newFlagSet("patients "+name, summary, stderr)
-	var dataDir, id, reason, kekFile string
+	var dataDir, store, id, reason, kekFile string
 	var o server.Options
-	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory of the stopped server")
+	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory of the stopped server (with --store: of a node, whose audit journal is recovered first, if it has one)")
+	fs.StringVar(&store, "store", "", storeFlagUsage)
 	fs.StringVar(&id, "id", "", "the patient's id (pat_...)")
 	fs.StringVar(&kekFile, "kek-file", "", "the KEK file, as given to vigil serve; default <data>/"+server.KEKFileName)
 	if name == "hold" {
@@ -74,35 +75,28 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%w: hold needs --reason", errUsage)
 	}
 
-	s, err := openStopped(ctx, dataDir)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	lock, err := server.LockDataDir(dataDir)
+	cs, err := openCLIStore(ctx, dataDir, store, true)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	defer lock.Unlock()
-	as, rec, err := server.OpenAuditLog(ctx, dataDir, s.EarlierAudit(), audit.RecorderOptions{})
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer as.Close()
-	defer rec.Close(context.WithoutCancel(ctx))
+	defer cs.Close()
+	rec, s := cs.rec, cs.main
 
 	// Identities stored before they were sealed are sealed first, as a
-	// server does at start.
+	// server does at start, under the same KEK file.
 	if kekFile == "" {
 		kekFile = filepath.Join(dataDir, server.KEKFileName)
 	}
-	kek, err := keys.OpenFile(kekFile, true)
-	if err != nil {
-		return err
+	if store != "" {
+		// The nodes made the KEK file; a command on their database never
+		// makes another.
+		if _, err := os.Stat(kekFile); err != nil {
+			return fmt.Errorf("%s: the KEK file of the nodes: %w (point --data at a node's data directory, or --kek-file at a copy of its KEK file)", name, err)
+		}
 	}
-	sealed := keys.NewStore(s, keys.NewKeyring(kek, s))
-	if _, err := sealed.SealPlaintext(ctx); err != nil {
-		return fmt.Errorf("seal patient identities: %w", err)
+	sealed, err := server.SealIdentity(ctx, s, kekFile, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 
 	operator := "unknown"
@@ -115,12 +109,12 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 	switch name {
 	case "erase":
 		entry.Action = vigil.AuditPatientErase
-		al, err := sqlite.OpenAlerts(ctx, filepath.Join(dataDir, server.AlertsDB))
+		al, err := cs.alerts(ctx)
 		if err != nil {
 			return err
 		}
 		defer al.Close()
-		svc := &erasure.Service{Store: sealed, Alerts: al, Keys: sealed.Keyring(), Exports: erasure.ExportDir(filepath.Join(dataDir, "fhir-export")),
+		svc := &erasure.Service{Store: sealed, Alerts: al, Keys: sealed.Keyring(), Exports: cs.exports,
 			Auditor: rec, MinRetention: o.ErasureMinRetention}
 		if _, runErr = svc.Erase(ctx, id, by); runErr == nil {
 			fmt.Fprintf(stdout, "erased patient %s: data key and identity destroyed, health data deleted; the server completes the erasure at its next start\n", id)

@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often expired data is looked for and deleted, in batches")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "file of extra codes and units merged over the built-in catalogue")
 	fs.StringVar(&o.DiskLowWatermark, "disk-low-watermark", d.DiskLowWatermark, `free space of the data directory's disk (a size such as "1GiB", or a percentage such as "5%") below which exports are refused, loudly logged and shown in /metrics and /readyz; readings are still taken; "0" turns it off`)
-	fs.StringVar(&exportMax, "export-max-bytes", fmt.Sprintf("%dGiB", d.ExportMaxBytes>>30), "most space the files of FHIR bulk exports may take in <data>/fhir-export, all callers together")
+	fs.StringVar(&exportMax, "export-max-bytes", fmt.Sprintf("%dGiB", d.ExportMaxBytes>>30), "most space the files of FHIR bulk exports may take in <data>/fhir-export (in the database with --store postgres://), all callers together")
 	fs.IntVar(&o.ExportsPerCaller, "exports-per-caller", d.ExportsPerCaller, "most FHIR bulk exports one caller may keep (running or finished) until it deletes them or they expire (24 h)")
 	fs.Int64Var(&o.BackfillBytes, "backfill-bytes", d.BackfillBytes, "bodies of POST /api/v1/readings larger than this (in bytes) are backfills, refused while the disk is below --disk-low-watermark")
 	fs.Int64Var(&maxBody, "max-body", d.MaxBodyBytes, "largest request body in bytes")
