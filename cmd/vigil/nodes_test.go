@@ -360,9 +360,11 @@ func clusterTest(t *testing.T, nodes int) {
 	defer db.Close(context.Background())
 	var stored map[string]map[uint64]int
 	for deadline := time.Now().Add(60 * time.Second); ; {
-		lag := 0.0
+		lag, lags := 0.0, ""
 		for _, n := range ns {
-			lag += n.metric(t, "vigil_store_writer_lag_messages") + n.metric(t, server.RulesEngineLagMetric)
+			w, e := n.metric(t, "vigil_store_writer_lag_messages"), n.metric(t, server.RulesEngineLagMetric)
+			lag += w + e
+			lags += fmt.Sprintf(" %s: store writer %g, rules engine %g;", n.id, w, e)
 		}
 		stored = storedReadings(t, db)
 		missing := acks.missing(stored)
@@ -370,7 +372,10 @@ func clusterTest(t *testing.T, nodes int) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not drained 60 s after the load: lag %g messages, %d acknowledged readings not stored", lag, missing)
+			for _, n := range ns {
+				t.Logf("%s's output:\n%s", n.id, n.proc.output())
+			}
+			t.Fatalf("not drained 60 s after the load: %d acknowledged readings not stored; lag in messages:%s\n%s", missing, lags, consumerStates(t, cluster))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -816,8 +821,23 @@ func (l *ackLog) logRates(t *testing.T, killed, restarted time.Time) {
 		fmt.Fprintf(&b, "\n  second %2d: %6d acknowledged/s (HTTPS %d, MQTT %d)%s", s, n, m["https"]+m["alert"], m["mqtt"], mark)
 	}
 	secs := len(l.perSecond)
+	// The whole seconds before the kill, and those after the restart but
+	// the last (cut short by the end of the load).
+	steady := func(from, to int) string {
+		n := 0
+		for s := from; s < to; s++ {
+			m := l.perSecond[s]
+			n += m["https"] + m["mqtt"] + m["alert"]
+		}
+		if to <= from {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f/s", float64(n)/float64(to-from))
+	}
+	before, after := steady(0, min(ks, secs)), steady(rs+1, secs-1)
 	l.mu.Unlock()
-	t.Logf("acknowledged readings per second of the run (%d in %d s, %.0f/s on average):%s", total, secs, float64(total)/float64(max(secs, 1)), b.String())
+	t.Logf("acknowledged readings per second of the run (%d in %d s, %.0f/s on average; %s before the kill, %s after the restart):%s",
+		total, secs, float64(total)/float64(max(secs, 1)), before, after, b.String())
 	t.Logf("failed requests: %s", l.failures())
 }
 
@@ -879,6 +899,37 @@ func storedAlerts(t *testing.T, db *pgx.Conn) []storedAlert {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// consumerStates describes the durable consumers of the log's stream.
+func consumerStates(t *testing.T, c *natstest.Cluster) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.Connect().Stream(ctx, "VIGIL")
+	if err != nil {
+		return fmt.Sprintf("the log's stream: %v", err)
+	}
+	var b strings.Builder
+	if info, err := s.Info(ctx); err == nil {
+		fmt.Fprintf(&b, "stream: %d messages, first %d, last %d, leader %s\n", info.State.Msgs, info.State.FirstSeq, info.State.LastSeq, info.Cluster.Leader)
+	}
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		cons, err := s.Consumer(ctx, name)
+		if err != nil {
+			fmt.Fprintf(&b, "consumer %s: %v\n", name, err)
+			continue
+		}
+		ci := cons.CachedInfo()
+		leader := ""
+		if ci.Cluster != nil {
+			leader = ci.Cluster.Leader
+		}
+		fmt.Fprintf(&b, "consumer %s: pending %d, ack pending %d, waiting %d, delivered %d, ack floor %d, redelivered %d, leader %s\n",
+			name, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumRedelivered, leader)
+	}
+	return b.String()
 }
 
 // streamLeader returns the index of the NATS server leading the log's
@@ -1009,19 +1060,22 @@ func (w *sseWatch) check(t *testing.T, nodes int, killed, restarted, loadEnd tim
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var before, during, after int
+	var before, during, after, afterLoad int
 	for _, at := range w.readings {
+		if at.After(loadEnd) {
+			afterLoad++
+		}
 		switch {
 		case at.Before(killed):
 			before++
 		case at.Before(restarted):
 			during++
-		case at.Before(loadEnd):
+		default:
 			after++
 		}
 	}
-	t.Logf("browser session: %d reading events before the kill, %d while the node was down, %d after the restart; %d streams opened; alert events %v",
-		before, during, after, w.opened, w.alerts)
+	t.Logf("browser session: %d reading events before the kill, %d while the node was down, %d after the restart (%d of them after the load); %d streams opened; alert events %v",
+		before, during, after, afterLoad, w.opened, w.alerts)
 	if before == 0 || after == 0 {
 		t.Errorf("browser session: %d reading events before the kill and %d after the restart, want some of each", before, after)
 	}
