@@ -188,12 +188,16 @@ func clusterTest(t *testing.T, nodes int) {
 	// failed sent again as it was (to the next node) up to 3 times, as a
 	// device keeps what was not acknowledged; MQTT devices each on a
 	// connection to one node, moving to the next node when it is lost.
+	nodeClients := func() []*client.Client {
+		cs := make([]*client.Client, nodes)
+		for i, n := range ns {
+			cs[i] = n.client(t)
+		}
+		return cs
+	}
 	for w, d := range httpDevs {
+		cs := nodeClients()
 		wg.Go(func() {
-			cs := make([]*client.Client, nodes)
-			for i, n := range ns {
-				cs[i] = n.client(t)
-			}
 			next := uint64(1)
 			for i := 0; ; i++ {
 				rs := heartRates(next, clusterBatch)
@@ -278,11 +282,9 @@ func clusterTest(t *testing.T, nodes int) {
 	// from the sixth reading on, across the failure.
 	seriesStart := time.Now().UTC().Add(-time.Duration(clusterAlertSeries+2) * time.Minute).Truncate(time.Second)
 	alertsSent := make(chan bool, 1)
+	alertClients := nodeClients()
 	wg.Go(func() {
-		cs := make([]*client.Client, nodes)
-		for i, n := range ns {
-			cs[i] = n.client(t)
-		}
+		cs := alertClients
 		deadline := time.Now().Add(60 * time.Second)
 		for i := range clusterAlertSeries {
 			for p, d := range alertDevs {
