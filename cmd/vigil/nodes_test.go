@@ -91,21 +91,22 @@ func clusterTest(t *testing.T, nodes int) {
 			mqtt: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
 		}
 		env := nodeEnv(cfg, map[string]string{
-			"VIGIL_NODE_ID":        ns[i].id,
-			"VIGIL_DATA":           ns[i].dir,
-			"VIGIL_STORE":          dsn,
-			"VIGIL_NATS_URL":       cluster.URL(),
-			"VIGIL_KEK_FILE":       filepath.Join(kekDir, "kek"),
-			"VIGIL_HTTP":           ns[i].http,
-			"VIGIL_MQTT":           ns[i].mqtt,
-			"VIGIL_MLLP":           "off",
-			"VIGIL_PUBLIC_URL":     "",
-			"VIGIL_TLS_CERT":       "", // each node issues its own
-			"VIGIL_TLS_KEY":        "",
-			"VIGIL_ADMIN_PASSWORD": testPassword,
+			"VIGIL_NODE_ID":    ns[i].id,
+			"VIGIL_DATA":       ns[i].dir,
+			"VIGIL_STORE":      dsn,
+			"VIGIL_NATS_URL":   cluster.URL(),
+			"VIGIL_KEK_FILE":   filepath.Join(kekDir, "kek"),
+			"VIGIL_HTTP":       ns[i].http,
+			"VIGIL_MQTT":       ns[i].mqtt,
+			"VIGIL_MLLP":       "off",
+			"VIGIL_PUBLIC_URL": "",
+			"VIGIL_TLS_CERT":   "", // each node issues its own
+			"VIGIL_TLS_KEY":    "",
 		})
 		ns[i].env = env
 	}
+	// The first node's first start creates the admin.
+	ns[0].env = append(ns[0].env, "VIGIL_ADMIN_PASSWORD="+testPassword)
 	// The first node creates the database's contents and the files every
 	// node must share; the operator copies them to the others (docs/deploy.md).
 	ns[0].start(t, bin)
