@@ -375,10 +375,11 @@ func clusterTest(t *testing.T, nodes int) {
 			break
 		}
 		if time.Now().After(deadline) {
+			states := consumerStates(t, cluster)
 			for _, n := range ns {
-				t.Logf("%s's output:\n%s", n.id, n.proc.output())
+				t.Logf("%s's output, and its goroutines in the log's consumers:\n%s", n.id, n.dump())
 			}
-			t.Fatalf("not drained 60 s after the load: %d acknowledged readings not stored; lag in messages:%s\n%s", missing, lags, consumerStates(t, cluster))
+			t.Fatalf("not drained 60 s after the load: %d acknowledged readings not stored; lag in messages:%s\n%s", missing, lags, states)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -578,6 +579,35 @@ func (n *clusterNode) stop(t *testing.T) {
 		<-done
 		t.Errorf("%s did not stop within 45 s of SIGTERM:\n%s", n.id, n.proc.output())
 	}
+}
+
+// dump stops the node with SIGQUIT, which makes the Go runtime print every
+// goroutine's stack, and returns its output with only the goroutines in
+// the packages that consume the log (bus, ingest, alerting).
+func (n *clusterNode) dump() string {
+	n.proc.cmd.Process.Signal(syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() { n.proc.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		n.proc.cmd.Process.Kill()
+		<-done
+	}
+	time.Sleep(100 * time.Millisecond) // the rest of stderr
+	var b strings.Builder
+	for _, block := range strings.Split(n.proc.output(), "\n\n") {
+		if !strings.HasPrefix(block, "goroutine ") {
+			if !strings.Contains(block, "goroutine ") {
+				b.WriteString(block + "\n\n")
+			}
+			continue
+		}
+		if strings.Contains(block, "vigil/alerting") || strings.Contains(block, "vigil/bus") || strings.Contains(block, "vigil/ingest") {
+			b.WriteString(block + "\n\n")
+		}
+	}
+	return b.String()
 }
 
 // loadCA reads the CA the node issued its certificate with.
