@@ -192,7 +192,9 @@ func TestAdminOnPostgres(t *testing.T) {
 	// signed, and is refused; under a node ID of its own it runs.
 	var out2, errOut2 bytes.Buffer
 	otherDir := t.TempDir()
-	getenv := func(k string) string { return map[string]string{"VIGIL_STORE": f.dsn, "VIGIL_NEW_PASSWORD": adminTestPassword}[k] }
+	getenv := func(k string) string {
+		return map[string]string{"VIGIL_STORE": f.dsn, "VIGIL_NEW_PASSWORD": adminTestPassword}[k]
+	}
 	if code := run(ctx, []string{"admin", "disable-user", "--username", "dave", "--data", otherDir}, getenv, &out2, &errOut2); code != 1 || !strings.Contains(errOut2.String(), "another data directory's key") {
 		t.Errorf("disable-user from another data directory, same node ID: exit %d, %q; want refused", code, errOut2.String())
 	}

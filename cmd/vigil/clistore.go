@@ -24,18 +24,18 @@ const storeFlagUsage = "the nodes' PostgreSQL database (postgres://…), as give
 // cliStore is the store a vigil admin or vigil patients command works on,
 // with what it needs beside it. Close it once done.
 type cliStore struct {
-	main    server.SealableStore
-	sqlite  *sqlite.Store     // main, when it is SQLite
-	pg      *postgres.Store   // main, when it is PostgreSQL
-	rec     vigil.Auditor     // the audit log; nil unless opened with audited
-	nodeID  string            // the command's audit chain on PostgreSQL
+	main   server.SealableStore
+	sqlite *sqlite.Store   // main, when it is SQLite
+	pg     *postgres.Store // main, when it is PostgreSQL
+	rec    vigil.Auditor   // the audit log; nil unless opened with audited
+	nodeID string          // the command's audit chain on PostgreSQL
 	// announce prints what the operator must keep (a new key's public
 	// half); nil prints nothing.
 	announce func(format string, args ...any)
-	closers []func()          // run last first by Close
-	exports vigil.ExportFiles // FHIR bulk export jobs and files
-	dsn     string            // the PostgreSQL database; "" with SQLite
-	dataDir string
+	closers  []func()          // run last first by Close
+	exports  vigil.ExportFiles // FHIR bulk export jobs and files
+	dsn      string            // the PostgreSQL database; "" with SQLite
+	dataDir  string
 }
 
 // openCLIStore opens the main store of a command: with dsn "" the SQLite
