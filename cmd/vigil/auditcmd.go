@@ -306,7 +306,10 @@ func openAuditStore(ctx context.Context, dir string) (*sqlite.AuditStore, error)
 // chain continues in its journal there) and of the files extra (other
 // nodes' checkpoint files or copies), checked with the node's public key
 // (pubKeys: this node's as HEX, others' as NODE=HEX, comma-separated; this
-// node's defaults to dir's public key file). Each line of the report names
+// node's defaults to dir's public key file). The chains of vigil admin and
+// vigil patients run with dir are checked against their checkpoints there
+// (CLIAuditCheckpointFile), with dir's CLIAuditPublicKeyFile unless
+// pubKeys names them (decision 0039). Each line of the report names
 // its node; a broken chain is errChainBroken naming every broken node.
 func auditVerifyNodes(ctx context.Context, dsn, dir, nodeID, pubKeys, extra string, stdout, stderr io.Writer) error {
 	if nodeID == "" {
