@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +27,8 @@ import (
 // the export routes over a second, separately opened store of the same
 // database, as a second node would have — answers its status with the
 // manifest and serves its files with the same token; a DELETE there
-// removes it for the first node too. (Two whole nodes on one database are
-// refused until the audit log has a chain per node.)
+// removes it for the first node too. TestExportOnTwoNodes does the same
+// with two whole nodes.
 func TestExportReadFromAnotherStore(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	h := start(t, "", func(o *Options) { o.Store = dsn; o.MQTTAddr = "off"; o.NodeID = "node-a" })
@@ -137,4 +138,119 @@ func TestExportReadFromAnotherStore(t *testing.T) {
 		t.Errorf("export bytes after the DELETE: %d, %v; want 0", n, err)
 	}
 	var _ vigil.ExportFiles = st.ExportFiles()
+}
+
+// TestExportOnTwoNodes: two whole nodes with their own node IDs on one
+// PostgreSQL database (each with its embedded log, which an export does not
+// use): a FHIR bulk export kicked off on node A is polled and downloaded
+// through node B with A's token, byte for byte what A serves; a DELETE on
+// B removes the job and its files from the database, so that A and B both
+// answer 404 and no byte of it is left.
+func TestExportOnTwoNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a := start(t, "", func(o *Options) { o.Store = dsn; o.MQTTAddr = "off"; o.NodeID = "node-a" })
+	b := start(t, "", func(o *Options) {
+		o.Store = dsn
+		o.MQTTAddr = "off"
+		o.NodeID = "node-b"
+		o.KEKFile = filepath.Join(a.dir, KEKFileName)
+	})
+	token := a.admin.Token()
+	call := func(h *harness, method, path string) (int, http.Header, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, h.srv.URL()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Prefer", "respond-async")
+		resp, err := h.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, body
+	}
+	pathOf := func(u string) string {
+		t.Helper()
+		p, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Path
+	}
+
+	code, hdr, body := call(a, http.MethodGet, "/fhir/r4/Patient/$export?_type=Patient,Device")
+	if code != http.StatusAccepted {
+		t.Fatalf("kick-off on node A: %d %s", code, body)
+	}
+	status := pathOf(hdr.Get("Content-Location"))
+
+	var manifest struct {
+		Output []struct {
+			Type, URL string
+			Count     int
+		} `json:"output"`
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, _, body := call(b, http.MethodGet, status)
+		if code == http.StatusOK {
+			if err := json.Unmarshal(body, &manifest); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if code != http.StatusAccepted || time.Now().After(deadline) {
+			t.Fatalf("status on node B: %d %s", code, body)
+		}
+	}
+	if len(manifest.Output) != 2 {
+		t.Fatalf("manifest on node B: %+v, want the Patient and Device files", manifest)
+	}
+	var files []string
+	for _, o := range manifest.Output {
+		if !strings.HasPrefix(o.URL, b.srv.URL()) || o.Count < 1 {
+			t.Errorf("manifest entry on node B: %+v, want node B's URL and a count", o)
+		}
+		file := pathOf(o.URL)
+		files = append(files, file)
+		codeB, _, fromB := call(b, http.MethodGet, file)
+		codeA, _, fromA := call(a, http.MethodGet, file)
+		if codeB != http.StatusOK || codeA != http.StatusOK || string(fromA) != string(fromB) || len(fromB) == 0 {
+			t.Errorf("download of %s: node B %d (%d bytes), node A %d (%d bytes); want the same bytes", o.Type, codeB, len(fromB), codeA, len(fromA))
+		}
+		if o.Type == "Patient" && !strings.Contains(string(fromB), a.pid) {
+			t.Errorf("the Patient file through node B does not name the patient: %q", fromB)
+		}
+	}
+	st, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if n, err := st.ExportFiles().ExportBytes(ctx); err != nil || n == 0 {
+		t.Fatalf("export bytes before the DELETE: %d, %v; want the files'", n, err)
+	}
+
+	if code, _, body := call(b, http.MethodDelete, status); code != http.StatusAccepted {
+		t.Fatalf("DELETE on node B: %d %s", code, body)
+	}
+	for _, h := range []*harness{a, b} {
+		if code, _, body := call(h, http.MethodGet, status); code != http.StatusNotFound {
+			t.Errorf("status on %s after the DELETE: %d %s, want 404", h.srv.URL(), code, body)
+		}
+		for _, f := range files {
+			if code, _, _ := call(h, http.MethodGet, f); code != http.StatusNotFound {
+				t.Errorf("download of %s on %s after the DELETE: %d, want 404", f, h.srv.URL(), code)
+			}
+		}
+	}
+	if n, err := st.ExportFiles().ExportBytes(ctx); err != nil || n != 0 {
+		t.Errorf("export bytes after the DELETE: %d, %v; want 0", n, err)
+	}
+	if jobs, err := st.ExportFiles().Exports(ctx); err != nil || len(jobs) != 0 {
+		t.Errorf("export jobs after the DELETE: %+v, %v; want none", jobs, err)
+	}
 }

@@ -343,6 +343,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		s.loadCatalog,
 		s.openStores,
 		s.openLog,
+		s.claimStore,
 		s.bootstrapAdmin,
 		s.startAudit,
 		func(context.Context) error { return s.watchDisk() },

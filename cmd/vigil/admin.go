@@ -24,9 +24,10 @@ const adminUsage = `Usage: vigil admin <subcommand> [flags]
 Recover access by working on the store directly. With the SQLite databases of
 a data directory (--data) the server must be stopped: the command refuses to
 run while a server has the database open. With the nodes' PostgreSQL database
-(--store postgres://…, or VIGIL_STORE) listing works while nodes run; a change
-is audited in the database's audit log, whose writer lock a running node holds,
-so changes are refused until the nodes are stopped.
+(--store postgres://…, or VIGIL_STORE) it works while nodes run: a change is
+audited in the command's own audit chain in the database (--node-id, default
+cli-<host name>), checkpointed with a key in --data, which vigil audit verify
+--store --data reads.
 
 Subcommands:
   users            list users (username, role, disabled)
@@ -81,8 +82,9 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	fs := newFlagSet("admin "+name, sub.summary, stderr)
 	f := &adminFlags{}
-	fs.StringVar(&f.dataDir, "data", "./vigil-data", "data directory of the stopped server (with --store: of a node, whose audit journal is recovered first, if it has one)")
+	fs.StringVar(&f.dataDir, "data", "./vigil-data", "data directory of the stopped server (with --store: where the command's audit checkpoint key and checkpoints are kept, "+CLIAuditKeyFile+" and "+CLIAuditCheckpointFile+", created if need be)")
 	fs.StringVar(&f.store, "store", "", storeFlagUsage)
+	fs.StringVar(&f.nodeID, "node-id", "", nodeIDFlagUsage)
 	if sub.user {
 		fs.StringVar(&f.username, "username", "", "the user to act on")
 	}
@@ -103,7 +105,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Changes are audited like the API's: the audit log is opened (and what
 	// a crashed server left in its journal recovered) before the change,
 	// so that a change is not made when it could not be audited.
-	cs, err := openCLIStore(ctx, f.dataDir, f.store, sub.action != "")
+	cs, err := openCLIStore(ctx, f.dataDir, f.store, f.nodeID, sub.action != "", announceTo(stderr))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -156,6 +158,7 @@ func adminAuditEntry(name string, action vigil.AuditAction, f *adminFlags, err e
 type adminFlags struct {
 	dataDir   string
 	store     string // PostgreSQL DSN; "" for SQLite in dataDir
+	nodeID    string // with store: the command's audit chain
 	username  string
 	role      string
 	patientID string

@@ -34,7 +34,8 @@ Subcommands:
            how far the log is proven complete, and print the entry count and the
            last hash (it may also be kept elsewhere and given back as --anchor);
            with --store, every node's chain in a PostgreSQL store, each against
-           its own node's checkpoints
+           its own node's checkpoints (vigil admin's and vigil patients' chains
+           against theirs in --data)
   list     print entries as JSON lines, oldest first: --patient, --user, --limit
 
 Run 'vigil audit <subcommand> --help' for its flags.
@@ -73,7 +74,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory")
 	fs.StringVar(&anchor, "anchor", "", "SEQ:HASH printed by an earlier verify: the chain must still hold that entry with that hash")
 	fs.StringVar(&pubKey, "public-key", "", "the node's checkpoint public key (hex), as printed at its first start and kept apart; default: the data directory's "+server.AuditPublicKeyFile+", which whoever can write the directory can replace. With --store, also other nodes' keys as NODE=HEX, comma-separated")
-	fs.StringVar(&extra, "checkpoints", "", "more checkpoint files, comma-separated (the node's --audit-checkpoint-copy, other nodes' checkpoint files); the data directory's "+server.AuditCheckpointFile+" is always read")
+	fs.StringVar(&extra, "checkpoints", "", "more checkpoint files, comma-separated (the node's --audit-checkpoint-copy, other nodes' checkpoint files); the data directory's "+server.AuditCheckpointFile+" is always read, and with --store its "+CLIAuditCheckpointFile+" (vigil admin's and vigil patients' chains, checked with its "+CLIAuditPublicKeyFile+" unless --public-key names the chain)")
 	fs.StringVar(&store, "store", "", "the server's --store: empty for SQLite in the data directory, or its PostgreSQL connection URL (prefer the environment variable); with PostgreSQL every node's chain in it is verified")
 	fs.StringVar(&nodeID, "node-id", "", "with --store: the node ID of the data directory's node, whose chain continues in its journal (default: the host name, as vigil serve)")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -305,7 +306,10 @@ func openAuditStore(ctx context.Context, dir string) (*sqlite.AuditStore, error)
 // chain continues in its journal there) and of the files extra (other
 // nodes' checkpoint files or copies), checked with the node's public key
 // (pubKeys: this node's as HEX, others' as NODE=HEX, comma-separated; this
-// node's defaults to dir's public key file). Each line of the report names
+// node's defaults to dir's public key file). The chains of vigil admin and
+// vigil patients run with dir are checked against their checkpoints there
+// (CLIAuditCheckpointFile), with dir's CLIAuditPublicKeyFile unless
+// pubKeys names them (decision 0039). Each line of the report names
 // its node; a broken chain is errChainBroken naming every broken node.
 func auditVerifyNodes(ctx context.Context, dsn, dir, nodeID, pubKeys, extra string, stdout, stderr io.Writer) error {
 	if nodeID == "" {
@@ -360,6 +364,34 @@ func auditVerifyNodes(ctx context.Context, dsn, dir, nodeID, pubKeys, extra stri
 			return err
 		}
 		all = append(all, cs...)
+	}
+	// The chains of vigil admin and vigil patients run with this data
+	// directory: their checkpoints, under the commands' key, whose public
+	// half in the directory stands for each chain they name unless
+	// --public-key names that chain's.
+	cliCs, err := audit.ReadCheckpoints(filepath.Join(dir, CLIAuditCheckpointFile))
+	if vigil.ErrorCode(err) == vigil.EINVALID {
+		fmt.Fprintf(stdout, "checkpoints damaged: %s\n", vigil.ErrorMessage(err))
+		return fmt.Errorf("%w: checkpoint file damaged", errChainBroken)
+	}
+	if err != nil {
+		return err
+	}
+	if len(cliCs) > 0 {
+		b, err := os.ReadFile(filepath.Join(dir, CLIAuditPublicKeyFile))
+		if err != nil {
+			return fmt.Errorf("the commands' checkpoints need their public key: %w (give --public-key NODE=HEX)", err)
+		}
+		cliPub, err := audit.ParsePublicKey(string(b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", CLIAuditPublicKeyFile, err)
+		}
+		for _, c := range cliCs {
+			if c.Node != "" && c.Node != nodeID && keys[c.Node] == nil && c.Check(cliPub) == nil {
+				keys[c.Node] = cliPub
+			}
+		}
+		all = append(all, cliCs...)
 	}
 	slices.SortStableFunc(all, func(a, b audit.Checkpoint) int { return a.Time.Compare(b.Time) })
 

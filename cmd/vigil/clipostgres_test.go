@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/keys"
@@ -65,25 +70,31 @@ func (f *pgFixture) run(t *testing.T, env map[string]string, args ...string) (in
 	return code, out.String(), errOut.String()
 }
 
-// auditLog returns the database's audit entries as "action resource
-// outcome", after checking the chain.
-func (f *pgFixture) auditLog(t *testing.T) []string {
+// chainLog returns the entries of node's audit chain in the database as
+// "action resource outcome", after checking the chain and the proof of its
+// completeness: the commands sign a checkpoint of their chain's head in
+// their data directory after each entry.
+func (f *pgFixture) chainLog(t *testing.T, node string) []string {
 	t.Helper()
 	a, err := postgres.OpenAudit(t.Context(), f.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if r, err := audit.Verify(t.Context(), a); err != nil || r.Problem != nil {
-		t.Fatalf("audit chain: %+v, %v", r, err)
-	}
-	es, err := a.AuditEntries(t.Context(), vigil.AuditFilter{})
-	if err != nil {
-		t.Fatal(err)
+	chain := a.Chain(node)
+	if r, err := audit.Verify(t.Context(), chain); err != nil || r.Problem != nil {
+		t.Fatalf("audit chain %s: %+v, %v", node, r, err)
 	}
 	var got []string
-	for _, e := range es {
+	err = chain.ScanAudit(t.Context(), 1, func(e vigil.AuditEntry) error {
+		if e.Node != node {
+			t.Errorf("entry %d of the chain %s names node %q", e.Seq, node, e.Node)
+		}
 		got = append(got, fmt.Sprintf("%s %s %s", e.Action, e.Resource, e.Outcome))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return got
 }
@@ -91,8 +102,10 @@ func (f *pgFixture) auditLog(t *testing.T) []string {
 // TestAdminOnPostgres: vigil admin works on the nodes' PostgreSQL database
 // (--store, or VIGIL_STORE): it creates users (a patient's account naming a
 // sealed patient), lists them, disables one and resets a second factor,
-// each change audited in the database's chain. While a node holds the
-// audit log, listing works and changes are refused (not made unaudited).
+// each change audited in the command's own chain in the database. While a
+// node runs on the database (writing its own chain), changes still work and
+// are audited; vigil audit verify --store proves the command's chain
+// complete with the checkpoints the command signed in its data directory.
 func TestAdminOnPostgres(t *testing.T) {
 	f := newPGFixture(t)
 	ctx := t.Context()
@@ -145,24 +158,65 @@ func TestAdminOnPostgres(t *testing.T) {
 		t.Errorf("users after disable-user: exit %d:\n%s", code, out)
 	}
 
-	// A running node holds the audit log's writer lock.
-	node, err := postgres.OpenAudit(ctx, f.dsn)
+	// A node runs on the database, writing its own audit chain: changes
+	// are made all the same, audited in the command's chain.
+	nodeDir := t.TempDir()
+	node, err := server.New(ctx, server.Options{DataDir: nodeDir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Store: f.dsn,
+		NodeID: "node-a", KEKFile: filepath.Join(f.dir, server.KEKFileName), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := node.LockWriter(ctx); err != nil {
-		t.Fatal(err)
+	defer node.Shutdown(context.Background())
+	if code, out, errOut := f.run(t, envPassword, "admin", "create-user", "--username", "dave", "--role", "clinician"); code != 0 || !strings.Contains(out, "created user dave") {
+		t.Errorf("create-user while a node runs: exit %d: %s%s", code, out, errOut)
 	}
-	if code, _, errOut := f.run(t, envPassword, "admin", "create-user", "--username", "dave", "--role", "clinician"); code != 1 || !strings.Contains(errOut, "running Vigil node writes the audit log") {
-		t.Errorf("create-user while a node runs: exit %d, %q; want refused naming the audit log", code, errOut)
-	}
-	if code, out, _ := f.run(t, nil, "admin", "users"); code != 0 || !strings.Contains(out, "carol") {
+	if code, out, _ := f.run(t, nil, "admin", "users"); code != 0 || !strings.Contains(out, "dave") {
 		t.Errorf("users while a node runs: exit %d: %s", code, out)
 	}
-	node.Close()
+	// A second command on the same chain at the same moment is refused.
+	cli := cliChainOf(t)
+	all, err := postgres.OpenAudit(ctx, f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := all.Chain(cli)
+	if err := other.LockWriter(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := f.run(t, envPassword, "admin", "create-user", "--username", "erin", "--role", "clinician"); code != 1 || !strings.Contains(errOut, "another process writes the audit chain") {
+		t.Errorf("create-user while its chain is locked: exit %d, %q; want refused naming the chain", code, errOut)
+	}
+	other.Close()
+	// The chain is this data directory's key's: another directory's
+	// command under the same node ID would continue a chain its key never
+	// signed, and is refused; under a node ID of its own it runs.
+	var out2, errOut2 bytes.Buffer
+	otherDir := t.TempDir()
+	getenv := func(k string) string {
+		return map[string]string{"VIGIL_STORE": f.dsn, "VIGIL_NEW_PASSWORD": adminTestPassword}[k]
+	}
+	if code := run(ctx, []string{"admin", "disable-user", "--username", "dave", "--data", otherDir}, getenv, &out2, &errOut2); code != 1 || !strings.Contains(errOut2.String(), "another data directory's key") {
+		t.Errorf("disable-user from another data directory, same node ID: exit %d, %q; want refused", code, errOut2.String())
+	}
+	out2.Reset()
+	errOut2.Reset()
+	if code := run(ctx, []string{"admin", "disable-user", "--username", "dave", "--data", otherDir, "--node-id", "cli-other"}, getenv, &out2, &errOut2); code != 0 {
+		t.Errorf("disable-user from another data directory with its own --node-id: exit %d, %s%s", code, out2.String(), errOut2.String())
+	}
+	out2.Reset()
+	errOut2.Reset()
+	if code := run(ctx, []string{"admin", "users", "--node-id", "no spaces"}, getenv, &out2, &errOut2); code != 2 {
+		t.Errorf("--node-id with a space: exit %d, %q; want a usage error", code, errOut2.String())
+	}
+	if err := node.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	f.with(t, func(s *postgres.Store) {
-		if _, err := s.UserByUsername(ctx, "dave"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
-			t.Errorf("dave, refused, was created: %v", err)
+		if u, err := s.UserByUsername(ctx, "dave"); err != nil || !u.Disabled {
+			t.Errorf("dave, created while a node ran: %+v, %v; want created, then disabled", u, err)
+		}
+		if _, err := s.UserByUsername(ctx, "erin"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			t.Errorf("erin, refused, was created: %v", err)
 		}
 	})
 
@@ -172,10 +226,55 @@ func TestAdminOnPostgres(t *testing.T) {
 		"user.change vigil admin create-user failure",
 		"user.change vigil admin reset-totp success",
 		"user.change vigil admin disable-user success",
+		"user.change vigil admin create-user success", // while the node ran
 	}
-	if got := f.auditLog(t); !slices.Equal(got, want) {
-		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if got := f.chainLog(t, cli); !slices.Equal(got, want) {
+		t.Errorf("the command's audit chain %s:\n%s\nwant\n%s", cli, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if got := f.chainLog(t, "cli-other"); !slices.Equal(got, []string{"user.change vigil admin disable-user success"}) {
+		t.Errorf("the audit chain cli-other: %q", got)
+	}
+
+	// vigil audit verify --store checks every chain: the node's against
+	// its checkpoints, the commands' against theirs in --data.
+	nodePub, err := os.ReadFile(filepath.Join(nodeDir, server.AuditPublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = f.run(t, nil, "audit", "verify", "--store", f.dsn, "--node-id", "node-a",
+		"--checkpoints", filepath.Join(nodeDir, server.AuditCheckpointFile), "--public-key", "node-a="+strings.TrimSpace(string(nodePub)))
+	for _, want := range []string{"node " + cli + ": complete up to seq 6: proven", "node node-a: audit chain intact", "node cli-other: audit chain intact: 1 entries"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("audit verify --store: exit %d, want %q in:\n%s%s", code, want, out, errOut)
+		}
+	}
+	// An entry of the command's chain changed: verify fails naming it.
+	conn, err := pgx.Connect(ctx, f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{"ALTER TABLE audit DISABLE TRIGGER audit_no_change", "UPDATE audit SET detail = 'username mallory' WHERE node = '" + cli + "' AND seq = 6",
+		"ALTER TABLE audit ENABLE TRIGGER audit_no_change"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ = f.run(t, nil, "audit", "verify", "--store", f.dsn, "--node-id", "node-a")
+	if code != 1 || !strings.Contains(out, "node "+cli+": audit chain broken") {
+		t.Errorf("audit verify --store after an entry of %s changed: exit %d:\n%s; want it broken, naming the chain", cli, code, out)
+	}
+}
+
+// cliChainOf returns the default node ID of vigil admin's and vigil
+// patients' audit chain on this host.
+func cliChainOf(t *testing.T) string {
+	t.Helper()
+	id, err := cliNodeID("")
+	if err != nil || !strings.HasPrefix(id, "cli-") {
+		t.Fatalf("default node ID of the commands: %q, %v", id, err)
+	}
+	return id
 }
 
 // TestPatientsOnPostgres: vigil patients holds, releases and erases a
@@ -254,7 +353,7 @@ func TestPatientsOnPostgres(t *testing.T) {
 		"patient.erase vigil patients erase failure", // under another KEK file
 		"patient.erase vigil patients erase success",
 	}
-	got := f.auditLog(t)
+	got := f.chainLog(t, cliChainOf(t))
 	// The erasure service records its own entries beside the command's.
 	got = slices.DeleteFunc(got, func(s string) bool { return !strings.Contains(s, "vigil patients") })
 	if !slices.Equal(got, want) {

@@ -17,9 +17,10 @@ const patientsUsage = `Usage: vigil patients <subcommand> [flags]
 
 Erase patients and keep them from erasure, working on the store directly: the
 SQLite databases of a data directory (--data), whose server must be stopped, or
-the nodes' PostgreSQL database (--store postgres://…, or VIGIL_STORE), whose
-audit log must be free (no node running). A running server offers the same
-through its API: DELETE /api/v1/patients/{id} and the legal hold routes.
+the nodes' PostgreSQL database (--store postgres://…, or VIGIL_STORE), also
+while nodes run, audited in the command's own audit chain there (--node-id,
+default cli-<host name>). A running server offers the same through its API:
+DELETE /api/v1/patients/{id} and the legal hold routes.
 
 Subcommands:
   erase     erase a patient: destroy their data key and identity, delete their
@@ -53,10 +54,11 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%w: unknown subcommand %q", errUsage, name)
 	}
 	fs := newFlagSet("patients "+name, summary, stderr)
-	var dataDir, store, id, reason, kekFile string
+	var dataDir, store, nodeID, id, reason, kekFile string
 	var o server.Options
-	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory of the stopped server (with --store: of a node, whose audit journal is recovered first, if it has one)")
+	fs.StringVar(&dataDir, "data", "./vigil-data", "data directory of the stopped server (with --store: a node's, for its KEK file, where the command's audit checkpoint key and checkpoints are kept too, "+CLIAuditKeyFile+" and "+CLIAuditCheckpointFile+")")
 	fs.StringVar(&store, "store", "", storeFlagUsage)
+	fs.StringVar(&nodeID, "node-id", "", nodeIDFlagUsage)
 	fs.StringVar(&id, "id", "", "the patient's id (pat_...)")
 	fs.StringVar(&kekFile, "kek-file", "", "the KEK file, as given to vigil serve; default <data>/"+server.KEKFileName)
 	if name == "hold" {
@@ -75,15 +77,6 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%w: hold needs --reason", errUsage)
 	}
 
-	cs, err := openCLIStore(ctx, dataDir, store, true)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer cs.Close()
-	rec, s := cs.rec, cs.main
-
-	// Identities stored before they were sealed are sealed first, as a
-	// server does at start, under the same KEK file.
 	if kekFile == "" {
 		kekFile = filepath.Join(dataDir, server.KEKFileName)
 	}
@@ -94,6 +87,15 @@ func patientsCmd(ctx context.Context, args []string, getenv func(string) string,
 			return fmt.Errorf("%s: the KEK file of the nodes: %w (point --data at a node's data directory, or --kek-file at a copy of its KEK file)", name, err)
 		}
 	}
+	cs, err := openCLIStore(ctx, dataDir, store, nodeID, true, announceTo(stderr))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer cs.Close()
+	rec, s := cs.rec, cs.main
+
+	// Identities stored before they were sealed are sealed first, as a
+	// server does at start, under the same KEK file.
 	sealed, err := server.SealIdentity(ctx, s, kekFile, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
