@@ -40,7 +40,7 @@ func TestSharedStateOnCluster(t *testing.T) {
 	}
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	other, err := bus.Open(ctx, bus.Options{URL: c.URL(), Logger: quiet})
+	other, err := bus.Open(ctx, bus.Options{URL: c.URL(), Partitions: DefaultPartitions, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

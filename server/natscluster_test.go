@@ -239,7 +239,13 @@ func waitReplicated(t *testing.T, js jetstream.JetStream, want int, d time.Durat
 				leader = info.Cluster.Leader
 			}
 		}
-		for _, name := range []string{ingest.WriterName, alerting.EngineName} {
+		// The store writer's shared consumer, and the rules engine's one
+		// consumer per log partition (16 with an external log).
+		names := []string{ingest.WriterName}
+		for k := range DefaultPartitions {
+			names = append(names, fmt.Sprintf("%s-p%d", alerting.EngineName, k))
+		}
+		for _, name := range names {
 			c, err := js.Consumer(ctx, bus.DefaultStream, name)
 			if err != nil {
 				return "", fmt.Errorf("consumer %s: %w", name, err)
