@@ -103,7 +103,7 @@ func (s *Server) runPartition(ctx context.Context, part int) error {
 		delete(s.engines, part)
 		s.enginMu.Unlock()
 	}()
-	err := e.Run(ctx)
+	err := s.partRuns.run(ctx, part, e.Run)
 	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), cluster.ErrLeaseLost) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTTL/3)
 		defer cancel()

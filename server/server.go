@@ -282,6 +282,12 @@ type Server struct {
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
 	engineDone  chan error
+	// writerRun and engineRun supervise the writer and the engine (one
+	// partition: the engine; several: the partitions' assigner), and
+	// partRuns the engines of the partitions held here; all report to
+	// /readyz.
+	writerRun, engineRun supervised
+	partRuns             partitionHealth
 	aux         sync.WaitGroup // rule configuration reloads, webhook deliveries
 	caFile      string
 	ca          *pki.CA
@@ -965,7 +971,8 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		Auditor:            s.auditor,
 		FailureAuditor:     s.failures,
 		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
+		Ready:              map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk,
+			"writer": &s.writerRun, "engine": engineHealth{&s.engineRun, &s.partRuns}},
 		Space:              s.disk,
 		ExportMaxBytes:     opts.ExportMaxBytes,
 		ExportsPerCaller:   opts.ExportsPerCaller,
@@ -1266,10 +1273,14 @@ func (s *Server) Start() error {
 		cancel()
 		return err
 	}
+	// The writer and the engine run as long as the node: one that stops
+	// with an error is logged, started again, and unready meanwhile.
+	s.writerRun.name, s.writerRun.logger = "store writer", s.logger
+	s.engineRun.name, s.engineRun.logger = "rules engine", s.logger
 	s.writerDone = make(chan error, 1)
-	go func() { s.writerDone <- s.writer.Run(wctx) }()
+	go func() { s.writerDone <- s.writerRun.run(wctx, s.writer.Run) }()
 	s.engineDone = make(chan error, 1)
-	go func() { s.engineDone <- s.runEngine(wctx) }()
+	go func() { s.engineDone <- s.engineRun.run(wctx, s.runEngine) }()
 	// Per node: the rule configurations' cache, the MQTT registry's
 	// saves, this node's disk. The rest runs on one node at a time when
 	// there are several (single, cluster.go; decision 34).
