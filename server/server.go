@@ -288,9 +288,9 @@ type Server struct {
 	// /readyz.
 	writerRun, engineRun supervised
 	partRuns             partitionHealth
-	aux         sync.WaitGroup // rule configuration reloads, webhook deliveries
-	caFile      string
-	ca          *pki.CA
+	aux                  sync.WaitGroup // rule configuration reloads, webhook deliveries
+	caFile               string
+	ca                   *pki.CA
 
 	writerCancel context.CancelFunc
 	writerDone   chan error
@@ -968,10 +968,10 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		Gateway:  s.gateway,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
-		Auditor:            s.auditor,
-		FailureAuditor:     s.failures,
-		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk,
+		Auditor:        s.auditor,
+		FailureAuditor: s.failures,
+		BreakGlassTTL:  opts.BreakGlassTTL,
+		Ready: map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk,
 			"writer": &s.writerRun, "engine": engineHealth{&s.engineRun, &s.partRuns}},
 		Space:              s.disk,
 		ExportMaxBytes:     opts.ExportMaxBytes,
