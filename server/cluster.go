@@ -73,7 +73,6 @@ func (s *Server) runEngine(ctx context.Context) error {
 		return s.engine.Run(ctx)
 	}
 	a := &cluster.Assigner{Leases: s.leases, Node: s.opts.NodeID, Partitions: pl.Partitions(), Run: s.runPartition, Logger: s.logger}
-	s.aux.Go(func() { s.refreshErased(ctx) })
 	if err := a.Loop(ctx); err != nil {
 		return err
 	}

@@ -1281,6 +1281,10 @@ func (s *Server) Start() error {
 	go func() { s.writerDone <- s.writerRun.run(wctx, s.writer.Run) }()
 	s.engineDone = make(chan error, 1)
 	go func() { s.engineDone <- s.engineRun.run(wctx, s.runEngine) }()
+	if s.partitioned() != nil {
+		// Once per node, whatever happens to the engine's runs.
+		s.aux.Go(func() { s.refreshErased(wctx) })
+	}
 	// Per node: the rule configurations' cache, the MQTT registry's
 	// saves, this node's disk. The rest runs on one node at a time when
 	// there are several (single, cluster.go; decision 34).
