@@ -169,3 +169,45 @@ func TestSupervisedBackOff(t *testing.T) {
 		t.Errorf("run returned %v", err)
 	}
 }
+
+// A partition's engine that failed makes the engine unready, naming the
+// partition, until a run of it lasts runSettle; a partition whose run
+// ended with its context (given up, lease lost) is forgotten.
+func TestPartitionHealth(t *testing.T) {
+	ctx := context.Background()
+	var h partitionHealth
+	engine := engineHealth{run: &supervised{name: "rules engine"}, parts: &h}
+	boom := vigil.Errorf(vigil.EUNAVAILABLE, "durable log unavailable")
+	if err := h.run(ctx, 3, func(context.Context) error { return boom }); err != boom {
+		t.Fatalf("run returned %v", err)
+	}
+	err := engine.Ping(ctx)
+	if err == nil || !strings.Contains(vigil.ErrorMessage(err), "rules engine of partition 3 not running") || !strings.Contains(vigil.ErrorMessage(err), "durable log unavailable") {
+		t.Errorf("ping after partition 3 failed: %v", err)
+	}
+	// Its next run: unready until it has run runSettle.
+	rctx, cancel := context.WithCancel(ctx)
+	running := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- h.run(rctx, 3, func(ctx context.Context) error { close(running); <-ctx.Done(); return ctx.Err() })
+	}()
+	<-running
+	if err := engine.Ping(ctx); err == nil || !strings.Contains(vigil.ErrorMessage(err), "partition 3 restarted") {
+		t.Errorf("ping just after partition 3 restarted: %v", err)
+	}
+	time.Sleep(runSettle + 50*time.Millisecond)
+	if err := engine.Ping(ctx); err != nil {
+		t.Errorf("ping once partition 3 has run %v: %v", runSettle, err)
+	}
+	// Failed again, then given up: forgotten.
+	cancel()
+	<-done
+	h.run(ctx, 5, func(context.Context) error { return boom })
+	gctx, giveUp := context.WithCancel(ctx)
+	giveUp()
+	h.run(gctx, 5, func(ctx context.Context) error { return ctx.Err() })
+	if err := engine.Ping(ctx); err != nil {
+		t.Errorf("ping after the failed partition was given up: %v", err)
+	}
+}
