@@ -480,22 +480,14 @@ type clusterNode struct {
 	ca         *x509.CertPool
 }
 
-// start runs the node and waits until it listens. A node that exits at
-// start is started again 2 s later, at most 5 times, as vigil.service's
-// Restart=on-failure does: a node started while the NATS cluster elects a
-// new leader for the log's stream may find it unavailable and exit.
+// start runs the node and waits until it listens. A node started while
+// the NATS cluster elects a new leader for the log's stream waits for it
+// (the log's setup is tried again for up to a minute) rather than exit:
+// a start that exits fails the test.
 func (n *clusterNode) start(t *testing.T, bin string) {
 	t.Helper()
-	for try := 1; ; try++ {
-		err := n.run(t, bin)
-		if err == nil {
-			return
-		}
-		if try == 5 {
-			t.Fatalf("%s: %d starts failed; the last: %v", n.id, try, err)
-		}
-		t.Logf("%s: start %d failed, starting again in 2 s as systemd does: %v", n.id, try, err)
-		time.Sleep(2 * time.Second)
+	if err := n.run(t, bin); err != nil {
+		t.Fatalf("%s: %v", n.id, err)
 	}
 }
 
