@@ -196,11 +196,10 @@ func storedBySeq(t *testing.T, h *harness) map[uint64]int {
 	}
 }
 
-// waitReplicated waits until every stream and durable consumer of node h
+// waitReplicated waits until every stream and durable consumer of the node
 // has want replicas, all current, at most d; it returns the stream's
-// leader. With several log partitions the rules engine's consumers are one
-// per partition (decision 34), each checked.
-func waitReplicated(t *testing.T, h *harness, js jetstream.JetStream, want int, d time.Duration) string {
+// leader.
+func waitReplicated(t *testing.T, js jetstream.JetStream, want int, d time.Duration) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -240,14 +239,7 @@ func waitReplicated(t *testing.T, h *harness, js jetstream.JetStream, want int, 
 				leader = info.Cluster.Leader
 			}
 		}
-		names := []string{ingest.WriterName, alerting.EngineName}
-		if pl := h.srv.partitioned(); pl != nil {
-			names = names[:1]
-			for k := range pl.Partitions() {
-				names = append(names, fmt.Sprintf("%s-p%d", alerting.EngineName, k))
-			}
-		}
-		for _, name := range names {
+		for _, name := range []string{ingest.WriterName, alerting.EngineName} {
 			c, err := js.Consumer(ctx, bus.DefaultStream, name)
 			if err != nil {
 				return "", fmt.Errorf("consumer %s: %w", name, err)
@@ -300,7 +292,7 @@ func testNodeOnNATSCluster(t *testing.T, opts ...func(*Options)) {
 		o.MQTTAddr = "off"
 	}}, opts...)...)
 	js := c.Connect()
-	leader := waitReplicated(t, h, js, 3, 60*time.Second)
+	leader := waitReplicated(t, js, 3, 60*time.Second)
 	victim := c.Index(leader)
 	if victim < 0 {
 		t.Fatalf("stream leader %q is none of the cluster's servers", leader)
@@ -324,7 +316,7 @@ func testNodeOnNATSCluster(t *testing.T, opts ...func(*Options)) {
 	c.Restart(victim)
 	restartedAt := load.ackedCount()
 	load.waitAcked(t, restartedAt+200, 60*time.Second, "after the restart")
-	waitReplicated(t, h, js, 3, 60*time.Second)
+	waitReplicated(t, js, 3, 60*time.Second)
 
 	// Two of three killed: no quorum, nothing can be acknowledged. Every
 	// sender gets 503 (once the log's acknowledgement timeout passes) and
@@ -342,7 +334,7 @@ func testNodeOnNATSCluster(t *testing.T, opts ...func(*Options)) {
 	load.waitAcked(t, lostAt+200, 90*time.Second, "with the quorum back")
 	c.Restart(others[1])
 	load.stop()
-	waitReplicated(t, h, js, 3, 90*time.Second)
+	waitReplicated(t, js, 3, 90*time.Second)
 	waitReady(t, h, http.StatusOK, 30*time.Second)
 
 	load.mu.Lock()
@@ -410,14 +402,14 @@ func TestRollingRestartOfNATSCluster(t *testing.T) {
 		o.MQTTAddr = "off"
 	})
 	js := c.Connect()
-	waitReplicated(t, h, js, 3, 60*time.Second)
+	waitReplicated(t, js, 3, 60*time.Second)
 	load := startLoad(h, 4, 5)
 	load.waitAcked(t, 100, 60*time.Second, "before the upgrade")
 	for i := range natstest.Size {
 		c.Stop(i)
 		load.waitAcked(t, load.ackedCount()+100, 60*time.Second, "with "+natstest.Names[i]+" stopped")
 		c.Restart(i)
-		waitReplicated(t, h, js, 3, 90*time.Second)
+		waitReplicated(t, js, 3, 90*time.Second)
 		load.waitAcked(t, load.ackedCount()+100, 60*time.Second, "with "+natstest.Names[i]+" back")
 	}
 	load.stop()
