@@ -339,7 +339,8 @@ func (l *Log) setupRetrying(ctx context.Context) error {
 // retrySetup calls setup, which sets up what (a stream, a bucket) on the
 // server; on an external NATS it calls it again, with back-off, while the
 // failure is not a refusal (EINVALID), SetupTimeout has not passed since
-// the first failure, and ctx has not ended, logging each failure.
+// the first failure, ctx has not ended and the log is not closed, logging
+// each failure.
 func (l *Log) retrySetup(ctx context.Context, what string, setup func() error) error {
 	err := setup()
 	if err == nil || l.opts.URL == "" || l.opts.SetupTimeout < 0 {
@@ -348,7 +349,7 @@ func (l *Log) retrySetup(ctx context.Context, what string, setup func() error) e
 	deadline := time.Now().Add(l.opts.SetupTimeout)
 	pause := setupRetryMin
 	for try := 2; ; try++ {
-		if vigil.ErrorCode(err) == vigil.EINVALID || ctx.Err() != nil {
+		if vigil.ErrorCode(err) == vigil.EINVALID || ctx.Err() != nil || l.checkOpen() != nil {
 			return err
 		}
 		left := time.Until(deadline)
