@@ -156,6 +156,14 @@ type Options struct {
 	// function runs, so only a process that died or lost its connection
 	// lets it pass.
 	SharedAckWait time.Duration
+	// SetupTimeout bounds how long Open, on an external NATS, keeps
+	// trying to set the stream up while JetStream does not answer (a
+	// server of the cluster just died and the stream's leader is being
+	// elected, or the cluster is still starting): it tries again with
+	// back-off, logging each failure, for at most this long from its
+	// first failure; default DefaultSetupTimeout; negative: one try. A
+	// refusal (EINVALID: the partition count) is not tried again.
+	SetupTimeout time.Duration
 
 	// Logger receives operational messages, including the embedded
 	// server's warnings and errors; default slog.Default().
@@ -242,6 +250,9 @@ func (o *Options) setDefaults() {
 	if o.SharedAckWait <= 0 {
 		o.SharedAckWait = DefaultSharedAckWait
 	}
+	if o.SetupTimeout == 0 {
+		o.SetupTimeout = DefaultSetupTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -287,7 +298,9 @@ var (
 
 // Open starts the embedded server or connects to the external one, and
 // creates the stream or updates its configuration (the replicas among it:
-// JetStream moves an existing stream to the new count).
+// JetStream moves an existing stream to the new count). On an external
+// NATS a stream that cannot be set up yet is tried again for up to
+// Options.SetupTimeout.
 // It returns EINVALID if Replicas (0 meaning 1) does not suit URL
 // (CheckReplicas), if Partitions is above MaxPartitions, or if the stream
 // exists with another partition count than Partitions (0 meaning 1).
@@ -303,12 +316,59 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := l.connect(); err != nil {
 		return nil, err
 	}
-	if err := l.setup(ctx); err != nil {
+	if err := l.setupRetrying(ctx); err != nil {
 		l.shutdown()
 		return nil, err
 	}
 	l.start()
 	return l, nil
+}
+
+// Back-off of Open's tries to set the stream up on an external NATS.
+const (
+	DefaultSetupTimeout = 60 * time.Second
+	setupRetryMin       = 250 * time.Millisecond
+	setupRetryMax       = 5 * time.Second
+)
+
+// setupRetrying sets the stream up; see retrySetup.
+func (l *Log) setupRetrying(ctx context.Context) error {
+	return l.retrySetup(ctx, "durable log", func() error { return l.setup(ctx) })
+}
+
+// retrySetup calls setup, which sets up what (a stream, a bucket) on the
+// server; on an external NATS it calls it again, with back-off, while the
+// failure is not a refusal (EINVALID), SetupTimeout has not passed since
+// the first failure, ctx has not ended and the log is not closed, logging
+// each failure.
+func (l *Log) retrySetup(ctx context.Context, what string, setup func() error) error {
+	err := setup()
+	if err == nil || l.opts.URL == "" || l.opts.SetupTimeout < 0 {
+		return err
+	}
+	deadline := time.Now().Add(l.opts.SetupTimeout)
+	pause := setupRetryMin
+	for try := 2; ; try++ {
+		if vigil.ErrorCode(err) == vigil.EINVALID || ctx.Err() != nil || l.checkOpen() != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("set the %s up: gave up after %s: %w", what, l.opts.SetupTimeout, err)
+		}
+		l.log.Warn(what+" not set up yet (NATS JetStream not answering); trying again",
+			"stream", l.opts.Stream, "err", err, "after", pause, "gives_up_in", left.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(pause, left)):
+		}
+		pause = min(2*pause, setupRetryMax)
+		if err = setup(); err == nil {
+			l.log.Info(what+" set up", "stream", l.opts.Stream, "tries", try)
+			return nil
+		}
+	}
 }
 
 // newLog returns a Log of opts (with defaults set), not yet connected.

@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,18 +74,26 @@ func (l *Log) LastCheckpoint(ctx context.Context) ([]byte, error) {
 }
 
 // LastNodeCheckpoint returns the last checkpoint PutNodeCheckpoint stored
-// for node; nil if there is none.
+// for node; nil if there is none. A node reads it at start: on an external
+// NATS it is tried again like the log's setup (Options.SetupTimeout) while
+// the checkpoint stream does not answer.
 func (l *Log) LastNodeCheckpoint(ctx context.Context, node string) ([]byte, error) {
-	st, err := l.checkpoints(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m, err := st.GetLastMsgForSubject(ctx, nodeCheckpointSubject(node))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read audit checkpoint: %w", err)
-	}
-	return m.Data, nil
+	var data []byte
+	err := l.retrySetup(ctx, "audit checkpoint stream", func() error {
+		st, err := l.checkpoints(ctx)
+		if err != nil {
+			return err
+		}
+		m, err := st.GetLastMsgForSubject(ctx, nodeCheckpointSubject(node))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			data = nil
+			return nil
+		}
+		if err != nil {
+			return unavailable("read audit checkpoint", err)
+		}
+		data = m.Data
+		return nil
+	})
+	return data, err
 }

@@ -41,7 +41,8 @@ func LeaseBucket(stream string) string {
 // second), creating their bucket (LeaseBucket, Options.Replicas replicas,
 // one value per key) or setting its TTL to ttl. Every holder of one log
 // must use the same ttl. EINVALID for a shorter ttl, EUNAVAILABLE if the
-// bucket cannot be made.
+// bucket cannot be made (on an external NATS, after trying again for up to
+// Options.SetupTimeout).
 func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 	if ttl < time.Second {
 		return nil, vigil.Errorf(vigil.EINVALID, "lease TTL must be at least 1s, not %v", ttl)
@@ -49,16 +50,26 @@ func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LeaseBucket(l.opts.Stream),
-		Description: "Vigil leases: key → holder; an entry not renewed for the TTL expires",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.opts.Replicas,
+	// Tried again like the stream's setup: a node starting while the
+	// cluster elects the bucket's leader waits for it.
+	var kv jetstream.KeyValue
+	err := l.retrySetup(ctx, "lease bucket", func() error {
+		var err error
+		kv, err = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaseBucket(l.opts.Stream),
+			Description: "Vigil leases: key → holder; an entry not renewed for the TTL expires",
+			History:     1,
+			TTL:         ttl,
+			Storage:     jetstream.FileStorage,
+			Replicas:    l.opts.Replicas,
+		})
+		if err != nil {
+			return unavailable("create lease bucket", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, unavailable("create lease bucket", err)
+		return nil, err
 	}
 	return &Leases{kv: kv, ttl: ttl}, nil
 }

@@ -73,7 +73,6 @@ func (s *Server) runEngine(ctx context.Context) error {
 		return s.engine.Run(ctx)
 	}
 	a := &cluster.Assigner{Leases: s.leases, Node: s.opts.NodeID, Partitions: pl.Partitions(), Run: s.runPartition, Logger: s.logger}
-	s.aux.Go(func() { s.refreshErased(ctx) })
 	if err := a.Loop(ctx); err != nil {
 		return err
 	}
@@ -103,7 +102,7 @@ func (s *Server) runPartition(ctx context.Context, part int) error {
 		delete(s.engines, part)
 		s.enginMu.Unlock()
 	}()
-	err := e.Run(ctx)
+	err := s.partRuns.run(ctx, part, e.Run)
 	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), cluster.ErrLeaseLost) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTTL/3)
 		defer cancel()

@@ -282,9 +282,15 @@ type Server struct {
 	// that the graceful shutdown does not wait for them.
 	streamsDone chan struct{}
 	engineDone  chan error
-	aux         sync.WaitGroup // rule configuration reloads, webhook deliveries
-	caFile      string
-	ca          *pki.CA
+	// writerRun and engineRun supervise the writer and the engine (one
+	// partition: the engine; several: the partitions' assigner), and
+	// partRuns the engines of the partitions held here; all report to
+	// /readyz.
+	writerRun, engineRun supervised
+	partRuns             partitionHealth
+	aux                  sync.WaitGroup // rule configuration reloads, webhook deliveries
+	caFile               string
+	ca                   *pki.CA
 
 	writerCancel context.CancelFunc
 	writerDone   chan error
@@ -963,10 +969,11 @@ func (s *Server) buildAPI(ctx context.Context) (err error) {
 		Gateway:  s.gateway,
 		Auth: &auth.Authenticator{Users: s.store, Devices: s.store, Guard: s.lockout, SessionIdle: opts.SessionIdle,
 			SecondFactor: s.store, AdminTOTPOptional: opts.AdminTOTPOptional},
-		Auditor:            s.auditor,
-		FailureAuditor:     s.failures,
-		BreakGlassTTL:      opts.BreakGlassTTL,
-		Ready:              map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk},
+		Auditor:        s.auditor,
+		FailureAuditor: s.failures,
+		BreakGlassTTL:  opts.BreakGlassTTL,
+		Ready: map[string]gate.Pinger{"store": s.store, "log": s.logHealth, "audit": s.auditor, "disk": s.disk,
+			"writer": &s.writerRun, "engine": engineHealth{&s.engineRun, &s.partRuns}},
 		Space:              s.disk,
 		ExportMaxBytes:     opts.ExportMaxBytes,
 		ExportsPerCaller:   opts.ExportsPerCaller,
@@ -1267,10 +1274,18 @@ func (s *Server) Start() error {
 		cancel()
 		return err
 	}
+	// The writer and the engine run as long as the node: one that stops
+	// with an error is logged, started again, and unready meanwhile.
+	s.writerRun.name, s.writerRun.logger = "store writer", s.logger
+	s.engineRun.name, s.engineRun.logger = "rules engine", s.logger
 	s.writerDone = make(chan error, 1)
-	go func() { s.writerDone <- s.writer.Run(wctx) }()
+	go func() { s.writerDone <- s.writerRun.run(wctx, s.writer.Run) }()
 	s.engineDone = make(chan error, 1)
-	go func() { s.engineDone <- s.runEngine(wctx) }()
+	go func() { s.engineDone <- s.engineRun.run(wctx, s.runEngine) }()
+	if s.partitioned() != nil {
+		// Once per node, whatever happens to the engine's runs.
+		s.aux.Go(func() { s.refreshErased(wctx) })
+	}
 	// Per node: the rule configurations' cache, the MQTT registry's
 	// saves, this node's disk. The rest runs on one node at a time when
 	// there are several (single, cluster.go; decision 34).

@@ -37,6 +37,13 @@ type harness struct {
 // and registers one patient with one device.
 func start(t *testing.T, dir string, opts ...func(*Options)) *harness {
 	t.Helper()
+	return startWith(t, dir, nil, opts...)
+}
+
+// startWith is start with before, if not nil, called between New and
+// Start.
+func startWith(t *testing.T, dir string, before func(*Server), opts ...func(*Options)) *harness {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -51,6 +58,9 @@ func start(t *testing.T, dir string, opts ...func(*Options)) *harness {
 	srv, err := New(ctx, o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if before != nil {
+		before(srv)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
