@@ -349,7 +349,8 @@ func (l *Log) retrySetup(ctx context.Context, what string, setup func() error) e
 	deadline := time.Now().Add(l.opts.SetupTimeout)
 	pause := setupRetryMin
 	for try := 2; ; try++ {
-		if vigil.ErrorCode(err) == vigil.EINVALID || ctx.Err() != nil || l.checkOpen() != nil {
+		var claimed *StoreClaimed
+		if vigil.ErrorCode(err) == vigil.EINVALID || errors.As(err, &claimed) || ctx.Err() != nil || l.checkOpen() != nil {
 			return err
 		}
 		left := time.Until(deadline)

@@ -63,6 +63,13 @@ func (l *Log) ClaimStore(ctx context.Context, identity string) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
+	// Retried like the stream's setup: a node started during a NATS
+	// leader election waits for it rather than exiting (a refusal is not
+	// retried).
+	return l.retrySetup(ctx, "store claim", func() error { return l.claimStore(ctx, identity) })
+}
+
+func (l *Log) claimStore(ctx context.Context, identity string) error {
 	bucket := ClaimBucket(l.opts.Stream)
 	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
