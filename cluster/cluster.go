@@ -106,7 +106,7 @@ func hold(ctx context.Context, ls vigil.Leases, key, holder string, since time.T
 			}
 			// A Renew that takes longer than what is left of 2/3 of the
 			// TTL must not let the work run on past the lease.
-			left := lastOK.Add(2 * ttl / 3).Sub(time.Now())
+			left := time.Until(lastOK.Add(2 * ttl / 3))
 			if left <= 0 {
 				log.Warn("lease not renewed in time; stopping its work", "lease", key)
 				cancel(ErrLeaseLost)
