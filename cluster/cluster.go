@@ -151,9 +151,21 @@ type Singleton struct {
 	Name   string // the job, a dot-free word
 	// Run does the job until ctx ends, which happens when the lease is
 	// lost; an error is logged and Run called again while the lease is
-	// held.
+	// held. A Run that returns nil before ctx ends has nothing (more) to do
+	// (a job switched off on this site): it is not called again, and the
+	// lease is kept until ctx ends, so that no other node runs it either.
 	Run    func(ctx context.Context) error
 	Logger *slog.Logger // nil: discard
+}
+
+// run calls Run; when it returns nil with ctx still live, it waits for ctx
+// (see Run).
+func (s *Singleton) run(ctx context.Context) error {
+	if err := s.Run(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // Loop tries to acquire the job's lease every TTL/3 and runs the job while
@@ -173,7 +185,7 @@ func (s *Singleton) Loop(ctx context.Context) {
 			log.Warn("acquire job lease", "lease", key, "err", err)
 		}
 		if ok {
-			h := hold(ctx, s.Leases, key, s.Node, asked, log, s.Run)
+			h := hold(ctx, s.Leases, key, s.Node, asked, log, s.run)
 			<-h.done
 		}
 		select {

@@ -433,3 +433,26 @@ func TestSingleton(t *testing.T) {
 		t.Errorf("JobKey = %q", k)
 	}
 }
+
+// TestSingletonDoneIsNotRerun: a job that returns nil at once (switched off
+// on this site) is done, not failed: it is called once, and its node keeps
+// the lease, so no other node calls it either.
+func TestSingletonDoneIsNotRerun(t *testing.T) {
+	ls := newFakeLeases(300 * time.Millisecond)
+	var calls atomic.Int32
+	for _, id := range []string{"a", "b"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &cluster.Singleton{Leases: ls, Node: id, Name: "retention", Run: func(ctx context.Context) error {
+			calls.Add(1)
+			return nil
+		}}
+		done := make(chan struct{})
+		go func() { defer close(done); s.Loop(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	waitFor(t, 5*time.Second, "the job runs", func() bool { return calls.Load() >= 1 })
+	time.Sleep(5 * ls.ttl)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("a job that returned nil was called %d times; want once", n)
+	}
+}
