@@ -75,12 +75,19 @@ func (l *Log) run(ctx context.Context, name, filter string, fn func(ctx context.
 		l.consWG.Done()
 	}()
 
+	return l.untilStopped(ctx, func(ctx context.Context) error { return l.consume(ctx, name, filter, fn) })
+}
+
+// untilStopped runs a consumer loop with a context that also ends when the
+// Log is closed, and reports why it ended: ctx's error when ctx ended,
+// EUNAVAILABLE when the Log was closed, else the loop's own error.
+func (l *Log) untilStopped(ctx context.Context, loop func(ctx context.Context) error) error {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.stop, cancel)()
 
-	err := l.consume(ctx, name, filter, fn)
+	err := loop(ctx)
 	if parent.Err() != nil {
 		return parent.Err()
 	}

@@ -77,19 +77,7 @@ func (l *Log) ConsumeShared(ctx context.Context, name string, fn func(ctx contex
 		l.consWG.Done()
 	}()
 
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(l.stop, cancel)()
-
-	err := l.consumeShared(ctx, name, fn)
-	if parent.Err() != nil {
-		return parent.Err()
-	}
-	if l.stop.Err() != nil {
-		return vigil.Errorf(vigil.EUNAVAILABLE, "durable log is closed")
-	}
-	return err
+	return l.untilStopped(ctx, func(ctx context.Context) error { return l.consumeShared(ctx, name, fn) })
 }
 
 func (l *Log) consumeShared(ctx context.Context, name string, fn func(ctx context.Context, ds []vigil.Delivery) error) error {
