@@ -26,8 +26,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil"
-	sqlite "modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
@@ -161,7 +160,7 @@ func open(ctx context.Context, path string) (db, error) {
 	}
 
 	s := db{now: time.Now}
-	s.w, err = sql.Open("sqlite", dsn(abs, false))
+	s.w, err = openDB(dsn(abs, false))
 	if err != nil {
 		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
@@ -175,7 +174,7 @@ func open(ctx context.Context, path string) (db, error) {
 		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 
-	s.r, err = sql.Open("sqlite", dsn(abs, true))
+	s.r, err = openDB(dsn(abs, true))
 	if err != nil {
 		s.w.Close()
 		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
@@ -341,14 +340,14 @@ func notFound(err error, what string) error {
 // foreign key to EINVALID, with messages naming the field. Other errors are
 // returned as they are.
 func constraint(err error) error {
-	var e *sqlite.Error
+	var e sqlite3.Error
 	if !errors.As(err, &e) {
 		return err
 	}
-	switch e.Code() {
-	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+	switch e.ExtendedCode {
+	case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
 		return &vigil.Error{Code: vigil.ECONFLICT, Message: uniqueField(e.Error()) + " is already taken", Err: err}
-	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+	case sqlite3.ErrConstraintForeignKey:
 		return &vigil.Error{Code: vigil.EINVALID, Message: "a referenced record does not exist", Err: err}
 	}
 	return err
