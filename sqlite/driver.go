@@ -21,7 +21,7 @@ type connector struct {
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }
-func (c *connector) Driver() driver.Driver                      { return c.driver }
+func (c *connector) Driver() driver.Driver                        { return c.driver }
 
 // openDB returns a database handle for the data source name dsn: a file:
 // URI whose parameters are SQLite's, the driver's (_busy_timeout,

@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/vigil-health/vigil"
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/vigil-health/vigil"
 )
 
 // CheckNotInUse returns an error with code EUNAVAILABLE if the database file

@@ -58,7 +58,7 @@ func SchemaOf(ctx context.Context, path string) (int, error) {
 	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
-	db, err := openDB(dsn(abs, true)+"&mode=ro")
+	db, err := openDB(dsn(abs, true) + "&mode=ro")
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}

@@ -1,6 +1,7 @@
 // Package sqlite implements Vigil's stores on embedded SQLite database files
-// (pure Go, modernc.org/sqlite): vigil.Store, vigil.AlertStore with
-// vigil.WebhookStore, and vigil.AuditStore, each on a database of its own.
+// (the SQLite C library through cgo, github.com/mattn/go-sqlite3; decision
+// 40): vigil.Store, vigil.AlertStore with vigil.WebhookStore, and
+// vigil.AuditStore, each on a database of its own.
 //
 // The database runs in WAL mode with synchronous=FULL: once a write method
 // returns nil its data survive a crash or power loss, so the log consumer may
@@ -25,8 +26,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-health/vigil"
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/vigil-health/vigil"
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
