@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,7 +15,7 @@ import (
 func TestMigrateAlertRearm(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "alerts.db")
-	db, err := sql.Open("sqlite", dsn(path, false))
+	db, err := openDB(dsn(path, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +68,7 @@ func TestMigrateAlertRearm(t *testing.T) {
 func TestMigrateEnginePartitions(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "alerts.db")
-	db, err := sql.Open("sqlite", dsn(path, false))
+	db, err := openDB(dsn(path, false))
 	if err != nil {
 		t.Fatal(err)
 	}
