@@ -326,16 +326,24 @@ func (s *Store) DeleteSubjectData(ctx context.Context, subjectID string, limit i
 	return n, nil
 }
 
+// readingsToDelete is the query of the ids of up to ?3 readings of subject
+// ?1 that meet cond (which may use ?2), if not empty. It reads code by code,
+// each code's index range (see subjectCodes): the roll-ups and latest
+// copies go with the last batch, whatever order the batches took.
+func readingsToDelete(cond string) string {
+	where := "subject_id = ?1 AND code IN (SELECT code FROM c WHERE code IS NOT NULL)"
+	if cond != "" {
+		where += " AND " + cond
+	}
+	return subjectCodes + "SELECT id FROM readings WHERE " + where + " LIMIT ?3"
+}
+
 // deleteReadings deletes up to limit readings of subject (measured before
 // before, if cond is set) with their components, and the roll-ups and
 // latest copies of that time range, and returns how many readings.
 func deleteReadings(ctx context.Context, tx *sql.Tx, subject, cond string, before any, limit int) (int, error) {
-	where := "subject_id = ?1"
-	if cond != "" {
-		where += " AND " + cond
-	}
 	var ids []int64
-	rows, err := tx.QueryContext(ctx, "SELECT id FROM readings WHERE "+where+" ORDER BY t LIMIT ?3", subject, before, limit)
+	rows, err := tx.QueryContext(ctx, readingsToDelete(cond), subject, before, limit)
 	if err != nil {
 		return 0, fmt.Errorf("select readings: %w", err)
 	}
@@ -463,6 +471,9 @@ func (s *db) Compact(ctx context.Context) error {
 	return nil
 }
 
+// expiredCond is the condition of readings measured before ?2.
+const expiredCond = "t < ?2"
+
 // DeleteReadingsBefore deletes up to limit readings measured before t.
 func (s *Store) DeleteReadingsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
 	if limit <= 0 {
@@ -488,7 +499,7 @@ func (s *Store) DeleteReadingsBefore(ctx context.Context, t time.Time, limit int
 			if slices.Contains(held, sub) {
 				continue // kept until the hold is cleared
 			}
-			k, err := deleteReadings(ctx, tx, sub, "t < ?2", t.UnixMicro(), limit-n)
+			k, err := deleteReadings(ctx, tx, sub, expiredCond, t.UnixMicro(), limit-n)
 			if err != nil {
 				return err
 			}

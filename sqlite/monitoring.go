@@ -135,13 +135,26 @@ func scanTimeEntry(sc scanner) (*vigil.TimeEntry, error) {
 // notMeasured are the quality flags of readings no device measured.
 const notMeasured = int64(vigil.QualityManual | vigil.QualityDerived)
 
+const (
+	// measuredSlotsQuery lists the slots (?2 µs long) of subject ?1's
+	// readings in [?3, ?4) that have none of the flags ?5.
+	measuredSlotsQuery = subjectCodes + `SELECT DISTINCT t / ?2 FROM readings
+		WHERE subject_id = ?1 AND code IN (SELECT code FROM c WHERE code IS NOT NULL) AND t >= ?3 AND t < ?4 AND quality & ?5 = 0
+		ORDER BY 1`
+	// firstMeasuredQuery is the time of subject ?1's oldest reading without
+	// the flags ?2 (NULL if none): the oldest of each code's oldest, each
+	// found by walking that code's index range from its start.
+	firstMeasuredQuery = subjectCodes + `SELECT min((SELECT t FROM readings
+		WHERE subject_id = ?1 AND code = c.code AND quality & ?2 = 0 ORDER BY t LIMIT 1))
+		FROM c WHERE code IS NOT NULL`
+)
+
 // MeasuredSlots returns the slots with measured readings; see
-// vigil.MonitoringStore. It reads the (subject_id, t) index range.
+// vigil.MonitoringStore. It reads the (subject_id, code, t) index range of
+// each of the subject's codes.
 func (s *Store) MeasuredSlots(ctx context.Context, subjectID string, from, to time.Time) ([]time.Time, error) {
 	slot := vigil.MeasuredSlot.Microseconds()
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT t / ?1 FROM readings
-		WHERE subject_id = ?2 AND t >= ?3 AND t < ?4 AND quality & ?5 = 0 ORDER BY 1`,
-		slot, subjectID, from.UnixMicro(), to.UnixMicro(), notMeasured)
+	rows, err := s.r.QueryContext(ctx, measuredSlotsQuery, subjectID, slot, from.UnixMicro(), to.UnixMicro(), notMeasured)
 	if err != nil {
 		return nil, fmt.Errorf("measured slots: %w", err)
 	}
@@ -163,8 +176,10 @@ func (s *Store) MeasuredSlots(ctx context.Context, subjectID string, from, to ti
 // FirstMeasured returns the time of the subject's oldest measured reading.
 func (s *Store) FirstMeasured(ctx context.Context, subjectID string) (time.Time, error) {
 	var t sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT t FROM readings WHERE subject_id = ? AND quality & ? = 0
-		ORDER BY t LIMIT 1`, subjectID, notMeasured).Scan(&t)
+	err := s.r.QueryRowContext(ctx, firstMeasuredQuery, subjectID, notMeasured).Scan(&t)
+	if err == nil && !t.Valid {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, fmt.Errorf("first measured reading: %w", vigil.Errorf(vigil.ENOTFOUND, "no measured reading"))
 	}

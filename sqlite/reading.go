@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -508,10 +510,26 @@ func (w *batchWriter) quarantine(ctx context.Context, q *vigil.QuarantineItem) e
 	return nil
 }
 
+// subjectCodes is a loose index scan of readings_subject_code_t listing
+// the codes a subject (?1) has readings of, one index step a code: the
+// common table expression c, whose last row is NULL. A subject's readings
+// are indexed by code and time only (migration 0036), so queries over all
+// of a subject's codes go code by code.
+const subjectCodes = `WITH RECURSIVE c(code) AS (
+		SELECT min(code) FROM readings WHERE subject_id = ?1
+		UNION ALL
+		SELECT (SELECT min(code) FROM readings WHERE subject_id = ?1 AND code > c.code) FROM c WHERE c.code IS NOT NULL
+	) `
+
 // Readings returns one page of a subject's readings in time order (ties
 // broken by ID), oldest first unless q.Desc. A Limit of 0 or more than
 // vigil.MaxReadingLimit means vigil.MaxReadingLimit. Next is set only when
 // more readings follow. EINVALID without a subject.
+//
+// Readings are indexed by (subject, code, time, id), so one code is one
+// index range. Several codes, or all of them, are read code by code (each
+// range at most one page long) in one read transaction, so that the page
+// is of one snapshot, and merged.
 func (s *Store) Readings(ctx context.Context, q vigil.ReadingQuery) (vigil.ReadingPage, error) {
 	if q.SubjectID == "" {
 		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", vigil.Errorf(vigil.EINVALID, "subject required"))
@@ -520,15 +538,100 @@ func (s *Store) Readings(ctx context.Context, q vigil.ReadingQuery) (vigil.Readi
 	if limit <= 0 || limit > vigil.MaxReadingLimit {
 		limit = vigil.MaxReadingLimit
 	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", err)
+	}
+	defer tx.Rollback()
+	codes := q.Codes
+	if len(codes) == 0 {
+		if codes, err = strings1(ctx, tx, subjectCodes+"SELECT code FROM c WHERE code IS NOT NULL", q.SubjectID); err != nil {
+			return vigil.ReadingPage{}, fmt.Errorf("query readings: list codes: %w", err)
+		}
+	} else if len(codes) > 1 {
+		codes = slices.Clone(codes)
+		slices.Sort(codes)
+		codes = slices.Compact(codes)
+	}
+	rs, err := mergeCodes(ctx, tx, q, codes, limit+1)
+	if err != nil {
+		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", err)
+	}
+	page := vigil.ReadingPage{Readings: rs}
+	if len(rs) > limit { // one more tells that another page follows
+		page.Readings = rs[:limit:limit]
+		last := page.Readings[limit-1]
+		page.Next = &vigil.Cursor{Time: last.Time, ID: last.ID}
+	}
+	return page, nil
+}
 
-	where := []string{"subject_id = ?"}
-	args := []any{q.SubjectID}
-	if len(q.Codes) > 0 {
-		where = append(where, "code IN ("+placeholders(len(q.Codes))+")")
-		for _, c := range q.Codes {
-			args = append(args, c)
+// mergeCodes returns the first n of the readings q asks for of any of
+// codes, in q's order: one query a code, read in step, each only as far as
+// the merge takes from it.
+func mergeCodes(ctx context.Context, tx *sql.Tx, q vigil.ReadingQuery, codes []string, n int) ([]vigil.Reading, error) {
+	type head struct {
+		rows *sql.Rows
+		r    vigil.Reading
+	}
+	var heads []*head
+	defer func() {
+		for _, h := range heads {
+			h.rows.Close()
+		}
+	}()
+	// next advances h, dropping it from heads at its end.
+	next := func(i int) error {
+		h := heads[i]
+		if h.rows.Next() {
+			h.r = vigil.Reading{}
+			return scanReading(h.rows, &h.r)
+		}
+		if err := h.rows.Err(); err != nil {
+			return err
+		}
+		h.rows.Close()
+		heads = slices.Delete(heads, i, i+1)
+		return nil
+	}
+	for _, code := range codes {
+		rows, err := readingsOfCode(ctx, tx, q, code, n)
+		if err != nil {
+			return nil, err
+		}
+		heads = append(heads, &head{rows: rows})
+		if err := next(len(heads) - 1); err != nil {
+			return nil, err
 		}
 	}
+	before := func(a, b *vigil.Reading) bool {
+		c := a.Time.Compare(b.Time)
+		if c == 0 {
+			c = cmp.Compare(a.ID, b.ID)
+		}
+		return c < 0 != q.Desc
+	}
+	var rs []vigil.Reading
+	for len(rs) < n && len(heads) > 0 {
+		first := 0
+		for i := 1; i < len(heads); i++ {
+			if before(&heads[i].r, &heads[first].r) {
+				first = i
+			}
+		}
+		rs = append(rs, heads[first].r)
+		if err := next(first); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+// readingsOfCode queries up to n of the readings q asks for that are of
+// code, in q's order.
+func readingsOfCode(ctx context.Context, tx *sql.Tx, q vigil.ReadingQuery, code string, n int) (*sql.Rows, error) {
+	where := []string{"subject_id = ?", "code = ?"}
+	args := []any{q.SubjectID, code}
 	if !q.From.IsZero() {
 		where = append(where, "t >= ?")
 		args = append(args, q.From.UnixMicro())
@@ -557,23 +660,8 @@ func (s *Store) Readings(ctx context.Context, q vigil.ReadingQuery) (vigil.Readi
 		}
 		args = append(args, q.After.Time.UnixMicro(), q.After.ID)
 	}
-	args = append(args, limit+1) // one more tells whether another page follows
-
-	rows, err := s.r.QueryContext(ctx, "SELECT "+readingColumns+" FROM readings"+whereClause(where)+order+" LIMIT ?", args...)
-	if err != nil {
-		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", err)
-	}
-	rs, err := scanReadings(rows)
-	if err != nil {
-		return vigil.ReadingPage{}, fmt.Errorf("query readings: %w", err)
-	}
-	page := vigil.ReadingPage{Readings: rs}
-	if len(rs) > limit {
-		page.Readings = rs[:limit]
-		last := page.Readings[limit-1]
-		page.Next = &vigil.Cursor{Time: last.Time, ID: last.ID}
-	}
-	return page, nil
+	args = append(args, n)
+	return tx.QueryContext(ctx, "SELECT "+readingColumns+" FROM readings"+whereClause(where)+order+" LIMIT ?", args...)
 }
 
 // Reading returns one stored reading by its ID; ENOTFOUND if none.

@@ -513,8 +513,10 @@ func testReadings(t *testing.T, open func(t *testing.T) vigil.Store) {
 		s := open(t)
 		g := &gen{}
 		var rs []vigil.Reading
+		// Tied in time across codes too: a page over all codes merges
+		// the codes' index ranges by (time, id).
 		for i := range 4 {
-			rs = append(rs, g.reading(subjectA, heartRate, float64(70+i), at(5*time.Second)))
+			rs = append(rs, g.reading(subjectA, []string{heartRate, spo2}[i%2], float64(70+i), at(5*time.Second)))
 		}
 		rs = append(rs, g.reading(subjectA, heartRate, 60, at(4*time.Second)), g.reading(subjectA, heartRate, 80, at(6*time.Second)))
 		write(t, s, rs...)
