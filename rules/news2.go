@@ -395,10 +395,16 @@ func (s *Score) Reading(subject string) vigil.Reading {
 }
 
 // signature identifies the score's content: two scores with the same
-// signature give the same derived reading. It is computed at every
-// evaluation, so it avoids fmt.
+// signature give the same derived reading.
 func (s *Score) signature() string {
-	b := make([]byte, 0, 256)
+	var buf [256]byte
+	return string(s.appendSignature(buf[:0]))
+}
+
+// appendSignature appends the score's signature to b. It runs at every
+// evaluation, so it avoids fmt, and pendNEWS2 compares it from a buffer on
+// the stack without allocating.
+func (s *Score) appendSignature(b []byte) []byte {
 	b = strconv.AppendInt(b, s.Time.UnixMicro(), 10)
 	b = append(b, '|')
 	b = strconv.AppendInt(b, int64(s.Total), 10)
@@ -423,7 +429,7 @@ func (s *Score) signature() string {
 			b = append(b, "|-"...)
 		}
 	}
-	return string(b)
+	return b
 }
 
 // summary describes the score for clinicians, e.g. "NEWS2 7 (high risk,

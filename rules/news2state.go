@@ -114,9 +114,10 @@ func (st *stateData) score(cfg *Config, at time.Time) Score {
 	// Air or oxygen first: SpO2 scale 2 depends on it. Without a fresh
 	// value SpO2 is scored as on air, the lower of the two, so that an
 	// incomplete score stays a lower bound.
-	oxCodes := make([]string, len(n.Oxygen.Codes))
-	for i, o := range n.Oxygen.Codes {
-		oxCodes[i] = o.Code
+	var oxBuf [4]string // no allocation for up to four oxygen codes
+	oxCodes := oxBuf[:0]
+	for _, o := range n.Oxygen.Codes {
+		oxCodes = append(oxCodes, o.Code)
 	}
 	onOxygen := false
 	if code, _, s, ok := st.newest(oxCodes, at); ok && !stale(AirOrOxygen, s, n.Oxygen.Fresh.D()) {
@@ -227,8 +228,9 @@ func (st *stateData) evalNEWS2(cfg *Config, at, recv time.Time, out []Condition)
 // the reading and wall-clock times of the evaluation; the first evaluation
 // that differs from the stored score starts the settle window.
 func (st *stateData) pendNEWS2(sc *Score, at, recv time.Time) {
-	sig := sc.signature()
-	if sig == st.NEWS2Stored || st.NEWS2Stored == "" && sc.Time.IsZero() {
+	var buf [256]byte
+	sig := sc.appendSignature(buf[:0])
+	if string(sig) == st.NEWS2Stored || st.NEWS2Stored == "" && sc.Time.IsZero() {
 		st.NEWS2Pending, st.NEWS2Since, st.NEWS2Recv = nil, time.Time{}, time.Time{}
 		return
 	}
