@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -611,6 +612,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+		yielded := false
 		for {
 			if b == nil {
 				bw.Flush()
@@ -623,6 +625,19 @@ func (c *conn) writeLoop() {
 			case b = <-c.out:
 				continue
 			default:
+			}
+			if !yielded {
+				// The publishes one log commit made durable are
+				// acknowledged by as many goroutines, woken together:
+				// let them queue their PUBACKs so that one write system
+				// call carries them all, instead of one each.
+				yielded = true
+				runtime.Gosched()
+				select {
+				case b = <-c.out:
+					continue
+				default:
+				}
 			}
 			break
 		}
