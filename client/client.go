@@ -242,9 +242,12 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, nil, fmt.Errorf("encode request: %w", err)
+		b, ok := in.(rawJSON)
+		if !ok {
+			var err error
+			if b, err = json.Marshal(in); err != nil {
+				return 0, nil, fmt.Errorf("encode request: %w", err)
+			}
 		}
 		body = bytes.NewReader(b) // lets net/http replay it on a stale keep-alive connection
 	}

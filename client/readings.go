@@ -95,14 +95,12 @@ func (c *Client) PostReadings(ctx context.Context, deviceToken string, rs []Read
 	if deviceToken == "" {
 		return nil, errors.New("post readings: no device token")
 	}
-	in := struct {
-		Readings []wireReading `json:"readings"`
-	}{make([]wireReading, len(rs))}
-	for i := range rs {
-		in.Readings[i] = rs[i].wire()
+	in, err := appendReadingsBody(make([]byte, 0, 128*len(rs)+16), rs)
+	if err != nil {
+		return nil, fmt.Errorf("post readings: encode request: %w", err)
 	}
 	var res IngestResult
-	status, body, err := c.send(ctx, http.MethodPost, "/readings", nil, deviceToken, in, &res)
+	status, body, err := c.send(ctx, http.MethodPost, "/readings", nil, deviceToken, rawJSON(in), &res)
 	if err != nil {
 		return nil, fmt.Errorf("post readings: %w", err)
 	}
