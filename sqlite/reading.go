@@ -173,6 +173,13 @@ type batchWriter struct {
 
 	newest map[latestKey]latestRow
 	rolls  map[rollKey]*rollAcc
+
+	// maxID is the largest readings.id, read when a chunk first needs it
+	// (maxRead) and kept as readings are inserted: the writer is the
+	// transaction's only one, and SQLite gives a new row the largest
+	// rowid plus one.
+	maxID   int64
+	maxRead bool
 }
 
 // rollupWidth is the bucket width of reading_rollup, in microseconds.
@@ -245,9 +252,9 @@ func (w *batchWriter) close() {
 // database/sql, the driver and statement setup as in SQLite's B-trees.
 const insertChunk = 64
 
-// insertReadings is insertReading for n readings, returning the id and
-// key of each row inserted (a reading whose key is stored already, or
-// repeated earlier in the same statement, returns none).
+// insertReadings is insertReading for n readings. A reading whose key is
+// stored already, or repeated earlier in the same statement, is not
+// inserted.
 func insertReadings(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO readings (subject_id, device_id, code, value, unit, t, received, key, quality, source, components, derivation, performer) VALUES `)
@@ -257,7 +264,7 @@ func insertReadings(n int) string {
 		}
 		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
-	b.WriteString(" ON CONFLICT (key) DO NOTHING RETURNING id, key")
+	b.WriteString(" ON CONFLICT (key) DO NOTHING")
 	return b.String()
 }
 
@@ -326,24 +333,46 @@ func (w *batchWriter) readings(ctx context.Context, rs []*vigil.Reading, stored 
 		args = append(args, r.SubjectID, r.DeviceID, r.Code, rr.value, r.Unit, rr.t, rr.received,
 			r.Key, int64(r.Quality), r.Source, rr.comps, rr.deriv, r.Performer)
 	}
-	res, err := w.insChunk.QueryContext(ctx, args...)
+	if !w.maxRead {
+		if err := w.tx.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM readings").Scan(&w.maxID); err != nil {
+			return fmt.Errorf("insert readings: %w", err)
+		}
+		w.maxRead = true
+	}
+	res, err := w.insChunk.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("insert readings: %w", err)
 	}
-	ids := make(map[string]int64, len(rs))
-	for res.Next() {
-		var id int64
-		var key string
-		if err := res.Scan(&id, &key); err != nil {
-			res.Close()
-			return fmt.Errorf("insert readings: %w", err)
-		}
-		ids[key] = id
-	}
-	if err := res.Close(); err != nil {
+	n, err := res.RowsAffected()
+	if err != nil {
 		return fmt.Errorf("insert readings: %w", err)
 	}
-	if err := res.Err(); err != nil {
+	last, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("insert readings: %w", err)
+	}
+	before := w.maxID
+	if n > 0 {
+		w.maxID = last
+	}
+	if n == int64(len(rs)) && last == before+n {
+		// All inserted, in the statement's order, each with the largest
+		// id so far plus one: the ids are before+1 … last. (SQLite
+		// chooses another way only once a rowid reaches 2⁶³−1, and then
+		// last would not be before+n but by a chance of one in 2⁶³.)
+		for i, r := range rs {
+			id := before + 1 + int64(i)
+			if err := w.inserted(ctx, r, rows[i], id, r.Key); err != nil {
+				return err
+			}
+			stored(r, id, r.Key)
+		}
+		return nil
+	}
+	// Some were not inserted: the rows this statement inserted are those
+	// above before.
+	ids, err := w.insertedSince(ctx, before)
+	if err != nil {
 		return fmt.Errorf("insert readings: %w", err)
 	}
 	for i, r := range rs {
@@ -366,6 +395,26 @@ func (w *batchWriter) readings(ctx context.Context, rs []*vigil.Reading, stored 
 		}
 	}
 	return nil
+}
+
+// insertedSince returns the id of each reading with an id above id, by
+// key.
+func (w *batchWriter) insertedSince(ctx context.Context, id int64) (map[string]int64, error) {
+	rows, err := w.tx.QueryContext(ctx, "SELECT id, key FROM readings WHERE id > ? ORDER BY id", id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make(map[string]int64)
+	for rows.Next() {
+		var id int64
+		var key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return nil, err
+		}
+		ids[key] = id
+	}
+	return ids, rows.Err()
 }
 
 // reading stores r and returns its new id and the key it was stored under;
@@ -392,6 +441,7 @@ func (w *batchWriter) reading(ctx context.Context, r *vigil.Reading) (int64, str
 			if id, err = res.LastInsertId(); err != nil {
 				return 0, "", fmt.Errorf("insert reading %q: %w", key, err)
 			}
+			w.maxID = max(w.maxID, id)
 			break
 		}
 		same, err := w.sameReading(ctx, key, r, rr.value, rr.comps)
