@@ -31,7 +31,7 @@ type stateData struct {
 	Now     time.Time               `json:"now,omitzero"`     // the newest reading time applied
 	Seen    map[string]*mark        `json:"seen,omitempty"`   // per reading code: the newest time and the keys at it
 	ValT    map[string]time.Time    `json:"valt,omitempty"`   // per value code used by a rule: the newest time evaluated
-	Series  map[string][]sample     `json:"series,omitempty"` // per value code: valid values within the rules' windows, oldest first
+	Series  seriesMap               `json:"series,omitempty"` // per value code: valid values within the rules' windows, oldest first
 	Runs    map[string]*run         `json:"runs,omitempty"`   // threshold and glucose-level timers, by condition key
 	Devices map[string]*deviceState `json:"devices,omitempty"`
 	Conds   map[string]*Condition   `json:"conds,omitempty"` // the active conditions, by key
@@ -83,7 +83,22 @@ const maxGaps = 9
 // MarshalJSON encodes the state.
 func (s *PatientState) MarshalJSON() ([]byte, error) {
 	s.st.Format = stateFormat
-	return json.Marshal(&s.st)
+	st := s.st // a shallow copy: the maps are shared, not copied
+	series := st.Series
+	st.Series = nil
+	b, err := json.Marshal(&st)
+	if err != nil || len(series) == 0 {
+		return b, err
+	}
+	// The series go last, appended by their own encoder to the object
+	// encoding/json closed: '{' … '}' → '{' … ',"series":{…}}'.
+	out := make([]byte, 0, len(b)+len(`,"series":`)+series.sizeHint())
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"series":`...)
+	if out, err = series.appendJSON(out); err != nil {
+		return nil, fmt.Errorf("encode patient state: %w", err)
+	}
+	return append(out, '}'), nil
 }
 
 // UnmarshalJSON decodes a state encoded by MarshalJSON.
@@ -421,7 +436,7 @@ func cloneCondition(c *Condition) Condition {
 // before the newest (the newest always stays).
 func (st *stateData) addSample(code string, v sample, keep time.Duration) {
 	if st.Series == nil {
-		st.Series = map[string][]sample{}
+		st.Series = seriesMap{}
 	}
 	ss := st.Series[code]
 	i := sort.Search(len(ss), func(i int) bool { return ss[i].T.After(v.T) })
