@@ -9,11 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/mattn/go-sqlite3"
-
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/sqlite"
+	_ "modernc.org/sqlite"
 )
 
 // chainLen is how many entries the tamper tests record.
@@ -55,7 +54,7 @@ func recordChain(t *testing.T) (string, map[int64][]byte) {
 // access to it would: with the append-only triggers dropped first.
 func tamper(t *testing.T, path string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", path)
+	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +82,7 @@ func rehash(t *testing.T, path string, from int64) {
 		t.Fatal(err)
 	}
 	s.Close()
-	db, err := sql.Open("sqlite3", path)
+	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +103,7 @@ func rehash(t *testing.T, path string, from int64) {
 // unless its triggers are dropped.
 func TestAppendOnlySchema(t *testing.T) {
 	path, _ := recordChain(t)
-	db, err := sql.Open("sqlite3", path)
+	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
-
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/sqlite"
@@ -55,7 +53,7 @@ func auditedNode(t *testing.T, n int, change func(dir string)) string {
 // triggers dropped, as someone with write access to the file could.
 func sqlTamper(t *testing.T, dir string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", filepath.Join(dir, AuditDB))
+	db, err := sql.Open("sqlite", filepath.Join(dir, AuditDB))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +75,7 @@ func rehashAll(t *testing.T, dir string) {
 	var es []vigil.AuditEntry
 	s.ScanAudit(t.Context(), 1, func(e vigil.AuditEntry) error { es = append(es, e); return nil })
 	s.Close()
-	db, err := sql.Open("sqlite3", filepath.Join(dir, AuditDB))
+	db, err := sql.Open("sqlite", filepath.Join(dir, AuditDB))
 	if err != nil {
 		t.Fatal(err)
 	}

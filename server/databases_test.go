@@ -48,7 +48,7 @@ func TestEachDatabaseItsRecords(t *testing.T) {
 		{AlertsDB, "alerts"},
 		{AuditDB, "audit"},
 	} {
-		db, err := sql.Open("sqlite3", filepath.Join(h.dir, tc.file))
+		db, err := sql.Open("sqlite", filepath.Join(h.dir, tc.file))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
+	_ "modernc.org/sqlite"
 )
 
 // tmpfs mounts a small tmpfs on a new directory for the test, or skips
@@ -78,7 +78,7 @@ func (h *harness) readyz() (int, string) {
 // integrityCheck runs PRAGMA integrity_check on the database at path.
 func integrityCheck(t *testing.T, path string) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestDiskFullRecovery(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 	stored := map[string]bool{}
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(data, "vigil.db")+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "vigil.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}

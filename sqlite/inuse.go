@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,9 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
-
 	"github.com/vigil-health/vigil"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // CheckNotInUse returns an error with code EUNAVAILABLE if the database file
@@ -39,9 +40,9 @@ func CheckNotInUse(ctx context.Context, path string, wait time.Duration) error {
 	// lock before its first read, which fails while any other is open.
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(wait.Milliseconds()))
-	q.Set("_locking_mode", "EXCLUSIVE")
+	q.Add("_pragma", "locking_mode(EXCLUSIVE)")
 	q.Set("_query_only", "on")
-	db, err := openDB((&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String())
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String())
 	if err != nil {
 		return fmt.Errorf("check database %s in use: %w", abs, err)
 	}
@@ -61,12 +62,12 @@ func CheckNotInUse(ctx context.Context, path string, wait time.Duration) error {
 // any extended form): the database was locked by another connection for
 // longer than the busy timeout.
 func IsBusy(err error) bool {
-	var e sqlite3.Error
+	var e *sqlite.Error
 	if !errors.As(err, &e) {
 		return false
 	}
-	switch e.Code {
-	case sqlite3.ErrBusy, sqlite3.ErrLocked:
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return true
 	}
 	return false

@@ -30,7 +30,7 @@ func Snapshot(ctx context.Context, src, dst string) (schema int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("snapshot %s: %w", src, err)
 	}
-	db, err := openDB(dsn(abs, false))
+	db, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		return 0, fmt.Errorf("snapshot %s: %w", src, err)
 	}
@@ -58,7 +58,7 @@ func SchemaOf(ctx context.Context, path string) (int, error) {
 	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
-	db, err := openDB(dsn(abs, true) + "&mode=ro")
+	db, err := sql.Open("sqlite", dsn(abs, true)+"&mode=ro")
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}

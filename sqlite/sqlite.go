@@ -1,7 +1,6 @@
 // Package sqlite implements Vigil's stores on embedded SQLite database files
-// (the SQLite C library through cgo, github.com/mattn/go-sqlite3; decision
-// 40): vigil.Store, vigil.AlertStore with vigil.WebhookStore, and
-// vigil.AuditStore, each on a database of its own.
+// (pure Go, modernc.org/sqlite): vigil.Store, vigil.AlertStore with
+// vigil.WebhookStore, and vigil.AuditStore, each on a database of its own.
 //
 // The database runs in WAL mode with synchronous=FULL: once a write method
 // returns nil its data survive a crash or power loss, so the log consumer may
@@ -26,9 +25,9 @@ import (
 	"sync"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
-
 	"github.com/vigil-health/vigil"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
@@ -162,7 +161,7 @@ func open(ctx context.Context, path string) (db, error) {
 	}
 
 	s := db{now: time.Now}
-	s.w, err = openDB(dsn(abs, false))
+	s.w, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
@@ -176,7 +175,7 @@ func open(ctx context.Context, path string) (db, error) {
 		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 
-	s.r, err = openDB(dsn(abs, true))
+	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		s.w.Close()
 		return db{}, fmt.Errorf("open sqlite store %s: %w", abs, err)
@@ -342,14 +341,14 @@ func notFound(err error, what string) error {
 // foreign key to EINVALID, with messages naming the field. Other errors are
 // returned as they are.
 func constraint(err error) error {
-	var e sqlite3.Error
+	var e *sqlite.Error
 	if !errors.As(err, &e) {
 		return err
 	}
-	switch e.ExtendedCode {
-	case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 		return &vigil.Error{Code: vigil.ECONFLICT, Message: uniqueField(e.Error()) + " is already taken", Err: err}
-	case sqlite3.ErrConstraintForeignKey:
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return &vigil.Error{Code: vigil.EINVALID, Message: "a referenced record does not exist", Err: err}
 	}
 	return err

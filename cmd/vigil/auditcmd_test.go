@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
-
 	"github.com/vigil-health/vigil"
 	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/server"
@@ -75,7 +73,7 @@ func runAudit(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // triggers dropped, as someone with write access to the file could.
 func tamperDB(t *testing.T, dir string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", filepath.Join(dir, "vigil.db"))
+	db, err := sql.Open("sqlite", filepath.Join(dir, "vigil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +307,7 @@ func TestAuditVerifyCheckpoints(t *testing.T) {
 			var es []vigil.AuditEntry
 			s.ScanAudit(t.Context(), 1, func(e vigil.AuditEntry) error { es = append(es, e); return nil })
 			s.Close()
-			db, err := sql.Open("sqlite3", filepath.Join(dir, "vigil.db"))
+			db, err := sql.Open("sqlite", filepath.Join(dir, "vigil.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
