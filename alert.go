@@ -156,18 +156,12 @@ type AlertStore interface {
 	EngineCheckpoint(ctx context.Context) (pos uint64, states map[string][]byte, err error)
 }
 
-// StatePartSep separates a subject id from the name of a part of its
-// engine state in an AlertWrite.States key: "<subject id>#<part>". A store
-// deletes a subject's parts with its state (DeleteSubjectAlerts). Subject
-// ids are Vigil's (NewID: a prefix, "_" and base 32), never holding it.
-const StatePartSep = "#"
-
 // AlertWrite is one transaction of the rules engine or of a person acting
 // on alerts.
 type AlertWrite struct {
 	Alerts   []*Alert          // created (ID set by the writer) or updated
 	Events   []AlertEvent      // for alerts in Alerts; AlertID matches
-	States   map[string][]byte // subject id (or a part of its state, see StatePartSep) → engine state; nil: unchanged
+	States   map[string][]byte // subject id → engine state; nil: unchanged
 	Position uint64            // log position processed; 0: unchanged
 	// Partition is the log partition (PartitionedLog) whose engine States
 	// and Position these are; 0 with one partition. A Position is saved

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,19 +128,12 @@ type Engine struct {
 	patients map[string]*patient
 	dirty    map[string]bool // patients changed since the last checkpoint
 	lastCkpt time.Time       // wall-clock time of the last checkpoint
+	zw       *flate.Writer   // reused by compress
 }
 
-// patient is what the engine keeps per patient, saved as its engine state
-// (see encode).
+// patient is what the engine keeps per patient, saved as its engine state.
 type patient struct {
 	Rules rules.PatientState `json:"rules"`
-
-	// What of the series is saved (see encode): a snapshot, and the
-	// number of deltas since it; their sizes decide when the next
-	// snapshot is due.
-	snapshot              bool
-	deltas                int
-	snapBytes, deltaBytes int
 }
 
 // change is a condition change of one patient.
@@ -252,11 +244,11 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	ps := make(map[string]*patient, len(states))
 	for id, b := range states {
-		if strings.Contains(id, partSep) || e.erased(id) {
-			continue // a part of a state, read with its head
+		if e.erased(id) {
+			continue
 		}
-		p, err := decode(id, b, states)
-		if err != nil {
+		p := &patient{}
+		if err := decompress(b, p); err != nil {
 			return fmt.Errorf("load alerting state of %s: %w", id, err)
 		}
 		ps[id] = p
@@ -361,7 +353,6 @@ func (e *Engine) patient(id string) *patient {
 	p := e.patients[id]
 	if p == nil {
 		p = &patient{}
-		p.Rules.TrackSeries()
 		e.patients[id] = p
 	}
 	return p
@@ -539,141 +530,73 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 		return err
 	}
 	if err := e.Store.SaveAlerts(ctx, vigil.AlertWrite{States: states, Partition: e.part(), Owner: e.owner()}); err != nil {
-		e.unload() // what encode counted as saved was not: load again
 		return fmt.Errorf("save alerting checkpoint: %w", err)
 	}
 	e.checkpointed()
 	return nil
 }
 
-// A patient's state is saved in parts (rules.PatientState's MarshalHead,
-// SeriesSnapshot and SeriesDelta), each under an engine_state key of its
-// own, so that a checkpoint writes what changed rather than every value of
-// every window again (two hours of heart rates at 1 Hz are about a
-// megabyte, rewritten every few seconds before):
-//
-//   - the subject id: the head, a version byte (stateVersion) then JSON
-//     {"rules": head, "snapshot": bool, "deltas": n};
-//   - subject id + partSep + "s": the series snapshot, JSON;
-//   - subject id + partSep + "d" + k, k < n: the deltas since the snapshot,
-//     JSON, added again in order of k on load.
-//
-// A delta is written per checkpoint; a new snapshot replaces them once they
-// add up to more than it (at least minSnapshot bytes) or number maxDeltas,
-// so each value is written about twice. Delta keys at or past n are left
-// over from before the last snapshot: they are ignored, and overwritten as
-// new deltas take their numbers. A state saved whole by an earlier version
-// (stateVersionWhole) still loads; its next checkpoint saves it in parts.
-const (
-	stateVersionWhole = 1 // DEFLATE-compressed JSON {"rules": state}
-	stateVersion      = 2 // the head of a state saved in parts
-	partSep           = vigil.StatePartSep
-	maxDeltas         = 64
-	minSnapshot       = 64 << 10
-)
-
-// head is the saved form of a patient's head.
-type head struct {
-	Rules    json.RawMessage `json:"rules"`
-	Snapshot bool            `json:"snapshot,omitempty"`
-	Deltas   int             `json:"deltas,omitempty"`
-}
-
-func snapshotKey(id string) string     { return id + partSep + "s" }
-func deltaKey(id string, k int) string { return id + partSep + "d" + strconv.Itoa(k) }
-
-// encode returns the saved form of the patients ids (see above) and
-// counts in each what it saves: if the save fails, the engine must load
-// again (unload). e.mu is held.
+// encode returns the saved form of the patients ids: their JSON,
+// compressed with DEFLATE (states are written every batch, and a
+// patient's recent samples compress several times over). e.mu is held.
 func (e *Engine) encode(ids map[string]bool) (map[string][]byte, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	out := make(map[string][]byte, 2*len(ids))
+	out := make(map[string][]byte, len(ids))
 	for id := range ids {
-		p := e.patients[id]
-		if p == nil {
-			continue
-		}
-		if err := p.encode(id, out); err != nil {
+		b, err := e.compress(e.patients[id])
+		if err != nil {
 			return nil, fmt.Errorf("encode alerting state of %s: %w", id, err)
 		}
+		out[id] = b
 	}
 	return out, nil
 }
 
-// encode adds p's parts to save to out.
-func (p *patient) encode(id string, out map[string][]byte) error {
-	delta, err := p.Rules.SeriesDelta()
+// compress encodes p: a version byte, then DEFLATE-compressed JSON. The
+// rules state is written as its MarshalJSON gives it (json.Marshal would
+// scan it again to compact it). e.mu is held.
+func (e *Engine) compress(p *patient) ([]byte, error) {
+	rs, err := p.Rules.MarshalJSON()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !p.snapshot || p.deltas >= maxDeltas || p.deltaBytes+len(delta) > max(p.snapBytes, minSnapshot) {
-		snap, err := p.Rules.SeriesSnapshot() // holds the delta's values too
-		if err != nil {
-			return err
+	var buf bytes.Buffer
+	// Room for the whole result up front: stored (uncompressed) DEFLATE
+	// blocks add 5 bytes per 65,535, and growing the buffer from empty
+	// copied and zeroed it over and over (7 % of the bytes the node
+	// allocated under vigil bench).
+	buf.Grow(1 + len(rs) + 16 + 5*(len(rs)/65535+2))
+	buf.WriteByte(stateVersion)
+	if e.zw == nil {
+		if e.zw, err = flate.NewWriter(&buf, flate.NoCompression); err != nil {
+			return nil, err
 		}
-		out[snapshotKey(id)] = snap
-		p.snapshot, p.deltas, p.snapBytes, p.deltaBytes = true, 0, len(snap), 0
-	} else if delta != nil {
-		out[deltaKey(id, p.deltas)] = delta
-		p.deltas++
-		p.deltaBytes += len(delta)
+	} else {
+		e.zw.Reset(&buf)
 	}
-	rs, err := p.Rules.MarshalHead()
-	if err != nil {
-		return err
+	zw := e.zw
+	zw.Write([]byte(`{"rules":`))
+	zw.Write(rs)
+	zw.Write([]byte(`}`))
+	if err := zw.Close(); err != nil {
+		return nil, err
 	}
-	h, err := json.Marshal(head{Rules: rs, Snapshot: p.snapshot, Deltas: p.deltas})
-	if err != nil {
-		return err
-	}
-	out[id] = append([]byte{stateVersion}, h...)
-	return nil
+	return buf.Bytes(), nil
 }
 
-// decode returns the patient whose head b is saved under id, with the
-// parts of its state from states.
-func decode(id string, b []byte, states map[string][]byte) (*patient, error) {
-	p := &patient{}
-	switch {
-	case len(b) > 0 && b[0] == stateVersionWhole:
-		zr := flate.NewReader(bytes.NewReader(b[1:]))
-		defer zr.Close()
-		if err := json.NewDecoder(zr).Decode(p); err != nil {
-			return nil, err
-		}
-	case len(b) > 0 && b[0] == stateVersion:
-		var h head
-		if err := json.Unmarshal(b[1:], &h); err != nil {
-			return nil, err
-		}
-		var snap []byte
-		if h.Snapshot {
-			var ok bool
-			if snap, ok = states[snapshotKey(id)]; !ok {
-				return nil, fmt.Errorf("series snapshot missing")
-			}
-			p.snapBytes = len(snap)
-		}
-		deltas := make([][]byte, h.Deltas)
-		for k := range deltas {
-			d, ok := states[deltaKey(id, k)]
-			if !ok {
-				return nil, fmt.Errorf("series delta %d of %d missing", k, h.Deltas)
-			}
-			deltas[k] = d
-			p.deltaBytes += len(d)
-		}
-		if err := p.Rules.UnmarshalParts(h.Rules, snap, deltas); err != nil {
-			return nil, err
-		}
-		p.snapshot, p.deltas = h.Snapshot, h.Deltas
-	default:
-		return nil, fmt.Errorf("unknown alerting state format")
+// stateVersion is the first byte of a saved state.
+const stateVersion = 1
+
+// decompress decodes a state written by compress.
+func decompress(b []byte, p *patient) error {
+	if len(b) == 0 || b[0] != stateVersion {
+		return fmt.Errorf("unknown alerting state format")
 	}
-	p.Rules.TrackSeries()
-	return p, nil
+	zr := flate.NewReader(bytes.NewReader(b[1:]))
+	defer zr.Close()
+	return json.NewDecoder(zr).Decode(p)
 }
 
 // ruleSet names the configuration cfg for alerts.

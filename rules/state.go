@@ -45,11 +45,6 @@ type stateData struct {
 	NEWS2Since   time.Time `json:"news2_since,omitzero"`    // reading time at which the pending change began
 	NEWS2Recv    time.Time `json:"news2_recv,omitzero"`     // wall-clock time at which it was received
 	NEWS2Out     []Score   `json:"news2_out,omitempty"`     // settled scores not yet taken
-
-	// Samples added to Series since the last SeriesDelta or
-	// SeriesSnapshot, while TrackSeries is on (see checkpoint.go).
-	added    []seriesEntry
-	tracking bool
 }
 
 type mark struct {
@@ -446,9 +441,6 @@ func (st *stateData) addSample(code string, v sample, keep time.Duration) {
 	ss := st.Series[code]
 	i := sort.Search(len(ss), func(i int) bool { return ss[i].T.After(v.T) })
 	ss = slices.Insert(ss, i, v)
-	if st.tracking {
-		st.added = append(st.added, seriesEntry{C: code, S: v, K: keep})
-	}
 	cut := ss[len(ss)-1].T.Add(-keep)
 	j := 0
 	for j < len(ss)-1 && ss[j].T.Before(cut) {

@@ -540,7 +540,7 @@ func (s *Store) DeleteQuarantineBefore(ctx context.Context, t time.Time, limit i
 // with their events and webhook deliveries, and the engine's saved state
 // of the patient.
 func (s *AlertStore) DeleteSubjectAlerts(ctx context.Context, subjectID string, limit int) (int, error) {
-	n, err := s.deleteAlerts(ctx, "subject_id = ?1", []any{subjectID}, limit, "DELETE FROM engine_state WHERE subject_id = ?1 OR substr(subject_id, 1, length(?1) + 1) = ?1 || '"+vigil.StatePartSep+"'")
+	n, err := s.deleteAlerts(ctx, "subject_id = ?1", []any{subjectID}, limit, "DELETE FROM engine_state WHERE subject_id = ?1")
 	if err != nil {
 		return 0, fmt.Errorf("delete alerts of %s: %w", subjectID, err)
 	}
