@@ -1,12 +1,9 @@
 package rules
 
 import (
-	"encoding/json"
-	"math"
 	"slices"
-	"strconv"
-	"time"
-	"unicode/utf8"
+
+	"github.com/vigil-health/vigil/jsonvalue"
 )
 
 // seriesMap is a patient's values by code (stateData.Series). It encodes
@@ -50,7 +47,7 @@ func (m seriesMap) appendJSON(b []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, c)
+		b = jsonvalue.AppendString(b, c)
 		b = append(b, ':')
 		ss := m[c]
 		if ss == nil {
@@ -74,57 +71,22 @@ func (m seriesMap) appendJSON(b []byte) ([]byte, error) {
 
 // appendSample appends s as encoding/json encodes a sample.
 func appendSample(b []byte, s *sample) ([]byte, error) {
-	if y := s.T.Year(); y < 0 || y >= 10000 {
-		_, err := s.T.MarshalJSON()
+	b = append(b, `{"t":`...)
+	b, err := jsonvalue.AppendTime(b, s.T)
+	if err != nil {
 		return nil, err
 	}
-	if math.IsInf(s.V, 0) || math.IsNaN(s.V) {
-		return nil, &json.UnsupportedValueError{Str: strconv.FormatFloat(s.V, 'g', -1, 64)}
+	b = append(b, `,"v":`...)
+	if b, err = jsonvalue.AppendFloat(b, s.V); err != nil {
+		return nil, err
 	}
-	b = append(b, `{"t":"`...)
-	b = s.T.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","v":`...)
-	b = appendJSONFloat(b, s.V)
 	if s.K != "" {
 		b = append(b, `,"k":`...)
-		b = appendJSONString(b, s.K)
+		b = jsonvalue.AppendString(b, s.K)
 	}
 	if s.D != "" {
 		b = append(b, `,"d":`...)
-		b = appendJSONString(b, s.D)
+		b = jsonvalue.AppendString(b, s.D)
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s as encoding/json writes a string: printable
-// ASCII but quotes, backslashes and HTML's <, > and & as it is, anything
-// else through encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendJSONFloat appends a finite f as encoding/json writes a float64.
-func appendJSONFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 as e-9, as encoding/json writes it
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
